@@ -1,0 +1,112 @@
+# Antenna - plain Makefile. `make` builds build/antennad and build/antenna; `make test` runs
+# everything (unit tests, sanitizer build, format check, integration on a real Slurm cluster).
+# Quiet unless V=1. SANITIZER=address,undefined builds into build-san/.
+
+CC      ?= cc
+SANITIZER ?=
+V ?= 0
+
+ifeq ($(SANITIZER),)
+BUILD   ?= build
+SANFLAGS :=
+OPT     ?= -O2 -g
+else
+BUILD   ?= build-san
+SANFLAGS := -fsanitize=$(SANITIZER) -fno-omit-frame-pointer -fno-sanitize-recover=all
+OPT     ?= -O1 -g
+endif
+
+WARN    := -Wall -Wextra -Wshadow -Wstrict-prototypes -Werror
+HARDEN  := -D_FORTIFY_SOURCE=2 -fstack-protector-strong -fPIE
+CPPFLAGS += -D_GNU_SOURCE -Ipolicies -Ischeduler -Iclient
+CFLAGS  += -std=c11 $(WARN) $(HARDEN) $(OPT) $(SANFLAGS) -MMD -MP
+LDFLAGS += -pie -Wl,-z,relro -Wl,-z,now $(SANFLAGS)
+
+LIBS_SCHED  := -luv -lhttp_parser -lssl -lcrypto -ljansson -lsqlite3 -lslurm -lpthread
+LIBS_CLIENT := -lcurl -ljansson
+LIBS_TEST   := -lcmocka
+
+ifeq ($(V),0)
+Q := @
+say = @printf '  %-6s %s\n' $(1) $(2);
+else
+Q :=
+say :=
+endif
+
+POL_SRC   := $(wildcard policies/*.c)
+SCHED_SRC := $(filter-out scheduler/main.c,$(wildcard scheduler/*.c))
+CLI_SRC   := $(filter-out client/main.c,$(wildcard client/*.c))
+TEST_SRC  := $(wildcard tests/unit/test_*.c)
+
+POL_OBJ   := $(POL_SRC:%.c=$(BUILD)/%.o)
+SCHED_OBJ := $(SCHED_SRC:%.c=$(BUILD)/%.o)
+CLI_OBJ   := $(CLI_SRC:%.c=$(BUILD)/%.o)
+TEST_BIN  := $(TEST_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+ITEST_SRC := $(wildcard tests/integration/test_*.c)
+ITEST_BIN := $(ITEST_SRC:tests/integration/%.c=$(BUILD)/itests/%)
+
+.PHONY: all deps test unit unit-san integration format format-check demo demo-stop clean bench
+
+all: $(BUILD)/antennad $(BUILD)/antenna
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(call say,CC,$<)$(CC) $(CPPFLAGS) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/libpolicies.a: $(POL_OBJ)
+	$(call say,AR,$@)$(AR) rcs $@ $^
+$(BUILD)/libscheduler.a: $(SCHED_OBJ)
+	$(call say,AR,$@)$(AR) rcs $@ $^
+$(BUILD)/libclient.a: $(CLI_OBJ)
+	$(call say,AR,$@)$(AR) rcs $@ $^
+
+$(BUILD)/antennad: $(BUILD)/scheduler/main.o $(BUILD)/libscheduler.a $(BUILD)/libpolicies.a
+	$(call say,LD,$@)$(CC) $(LDFLAGS) -o $@ $^ $(LIBS_SCHED)
+
+$(BUILD)/antenna: $(BUILD)/client/main.o $(BUILD)/libclient.a $(BUILD)/libpolicies.a
+	$(call say,LD,$@)$(CC) $(LDFLAGS) -o $@ $^ $(LIBS_CLIENT)
+
+$(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(BUILD)/libscheduler.a $(BUILD)/libclient.a $(BUILD)/libpolicies.a
+	@mkdir -p $(dir $@)
+	$(call say,LD,$@)$(CC) $(LDFLAGS) -o $@ $^ $(LIBS_SCHED) $(LIBS_CLIENT) $(LIBS_TEST)
+
+$(BUILD)/itests/%: $(BUILD)/tests/integration/%.o $(BUILD)/libscheduler.a $(BUILD)/libclient.a $(BUILD)/libpolicies.a
+	@mkdir -p $(dir $@)
+	$(call say,LD,$@)$(CC) $(LDFLAGS) -o $@ $^ $(LIBS_SCHED) $(LIBS_CLIENT) $(LIBS_TEST)
+
+# Installs missing Debian packages (idempotent; quick when all are there).
+deps:
+	$(Q)deploy/install-deps.sh
+
+unit: all $(TEST_BIN)
+	$(Q)tests/run-unit.sh $(BUILD)
+
+unit-san:
+	$(Q)$(MAKE) --no-print-directory SANITIZER=address,undefined unit
+
+integration: all $(ITEST_BIN)
+	$(Q)tests/integration/run.sh $(BUILD)
+
+format:
+	$(Q)clang-format -i $(wildcard */*.[ch] tests/unit/*.[ch] tests/integration/*.[ch])
+
+format-check:
+	$(Q)clang-format --dry-run --Werror $(wildcard */*.[ch] tests/unit/*.[ch] tests/integration/*.[ch]) && echo "  format ok"
+
+test: deps
+	$(Q)$(MAKE) --no-print-directory format-check
+	$(Q)$(MAKE) --no-print-directory unit
+	$(Q)$(MAKE) --no-print-directory unit-san
+	$(Q)$(MAKE) --no-print-directory integration
+
+demo: deps all
+	$(Q)deploy/demo.sh start
+
+demo-stop:
+	$(Q)deploy/demo.sh stop
+
+clean:
+	$(Q)rm -rf build build-san
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

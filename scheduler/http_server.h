@@ -1,0 +1,67 @@
+/* http_server.h - HTTPS/1.1 server on libuv: TLS (OpenSSL, 1.2 minimum), keep-alive, limits.
+ *
+ * Parses with http_parser; never parses HTTP by hand. Runs on the event-loop thread only; never
+ * blocks it. Requests on one connection are answered in order, one at a time (a pipelined request
+ * waits for the previous response). Protocol errors get a JSON error response and close:
+ * 400 malformed request, 413 body over the limit, 431 headers over the limit, 408 idle timeout
+ * (close only).
+ */
+#ifndef ANTENNA_HTTP_SERVER_H
+#define ANTENNA_HTTP_SERVER_H
+
+#include <stddef.h>
+#include <uv.h>
+
+typedef struct http_server http_server;
+typedef struct http_request http_request;
+
+/* Called on the loop thread for each complete request. The handler must answer it exactly once
+ * with http_request_respond, now or later (after uv_queue_work, say). */
+typedef void (*http_handler_fn)(http_request *req, void *arg);
+
+typedef struct http_server_options {
+    const char *host;          /* e.g. "127.0.0.1" or "0.0.0.0" */
+    int port;                  /* 0 = any free port (see http_server_port) */
+    const char *cert_file;     /* PEM certificate chain */
+    const char *key_file;      /* PEM private key */
+    size_t max_header_bytes;   /* request line + headers; 0 = 16 KiB */
+    size_t max_body_bytes;     /* 0 = 1 MiB */
+    unsigned idle_timeout_ms;  /* keep-alive idle close; 0 = 30 s */
+    unsigned max_connections;  /* 0 = 1024 */
+} http_server_options;
+
+/* Creates a server on `loop`, loads the certificate and key, binds and listens. Returns 0 and
+ * sets *out, or a negative errno with a message in err (bad certificate, port in use, ...). */
+int http_server_new(uv_loop_t *loop, const http_server_options *opt, http_handler_fn handler,
+                    void *arg, http_server **out, char *err, size_t errlen);
+
+/* The port the server listens on (useful with port 0). */
+int http_server_port(const http_server *srv);
+
+/* Stops listening and closes every connection; requests in flight may still be answered (their
+ * responses are dropped). The memory is released once every handle is closed; `done` (may be
+ * NULL) is then called with `arg`. Accepts NULL. */
+void http_server_close(http_server *srv, void (*done)(void *arg), void *arg);
+
+/* Request accessors: valid until http_request_respond. Strings are owned by the request. */
+const char *http_request_method(const http_request *req); /* "GET", "POST", ... */
+const char *http_request_path(const http_request *req);   /* decoded path, no query */
+const char *http_request_query(const http_request *req);  /* raw query after '?', or "" */
+/* Header value by case-insensitive name, or NULL. */
+const char *http_request_header(const http_request *req, const char *name);
+/* Body bytes (NUL-terminated for convenience), and their length in *len. */
+const char *http_request_body(const http_request *req, size_t *len);
+/* The peer's address as text, e.g. "127.0.0.1:53412". */
+const char *http_request_peer(const http_request *req);
+
+/* Answers `req` with `status`, a Content-Type and a body (copied). Adds Content-Length, Date and
+ * Connection headers. Call exactly once per request, on the loop thread; `req` is invalid after.
+ * If the client went away meanwhile, the response is dropped and the connection closed. */
+void http_request_respond(http_request *req, int status, const char *content_type,
+                          const char *body, size_t len);
+
+/* Convenience: answers with {"error": {"code": code, "message": message}}. */
+void http_request_respond_error(http_request *req, int status, const char *code,
+                                const char *message);
+
+#endif
