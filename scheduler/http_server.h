@@ -54,6 +54,10 @@ const char *http_request_body(const http_request *req, size_t *len);
 /* The peer's address as text, e.g. "127.0.0.1:53412". */
 const char *http_request_peer(const http_request *req);
 
+/* Adds a response header to the answer of `req` (name and value are copied; CR/LF refused).
+ * Call before http_request_respond. Returns 0, -EINVAL or -ENOMEM. */
+int http_request_header_add(http_request *req, const char *name, const char *value);
+
 /* Answers `req` with `status`, a Content-Type and a body (copied). Adds Content-Length, Date and
  * Connection headers. Call exactly once per request, on the loop thread; `req` is invalid after.
  * If the client went away meanwhile, the response is dropped and the connection closed. */

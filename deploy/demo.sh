@@ -1,0 +1,104 @@
+#!/usr/bin/env bash
+# demo.sh start|stop - the newcomer's demo: a private Slurm cluster, antennad, a demo partner, user
+# and token, and a sample training job followed to its end. Leaves the cluster and antennad running
+# and writes demo.env at the repository root. Never touches /etc/slurm or a system antennad.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+. "$root/deploy/common.sh"
+dir="$root/.demo"
+bin="$root/build"
+ctld_port=${DEMO_CTLD_PORT:-16817}
+slurmd_port=${DEMO_SLURMD_PORT:-16818}
+api_port=${DEMO_API_PORT:-8443}
+unix_user=antenna-demo
+
+step() { printf '\n==> %s\n' "$*"; }
+
+stop() {
+    antennad_stop "$dir"
+    "$root/deploy/slurm-cluster.sh" stop "$dir/slurm" || true
+    rm -f "$root/demo.env"
+    echo "demo stopped (state kept in $dir; remove it for a fresh start)"
+}
+
+start() {
+    mkdir -p "$dir"
+    step "dev Slurm cluster (1 node, 8 emulated h100 GPUs, 32 CPUs) in $dir/slurm"
+    if slurm_conf=$("$root/deploy/slurm-cluster.sh" status "$dir/slurm" 2>/dev/null); then
+        echo "already running"
+    else
+        slurm_conf=$("$root/deploy/slurm-cluster.sh" start "$dir/slurm" --ctld-port "$ctld_port" \
+            --slurmd-port "$slurmd_port" --gpus 8 --gpu-type h100 --cpus 32)
+    fi
+    slurm_conf=${slurm_conf#SLURM_CONF=}
+    export SLURM_CONF=$slurm_conf
+    echo "SLURM_CONF=$SLURM_CONF"
+
+    step "development TLS certificate"
+    "$root/deploy/make-cert.sh" "$dir/tls"
+
+    step "unprivileged Unix account '$unix_user' for the demo user's jobs"
+    "$root/deploy/ensure-unix-user.sh" "$unix_user"
+
+    step "antennad on https://127.0.0.1:$api_port"
+    antennad_stop "$dir"
+    antennad_write_config "$dir" "$api_port" "$SLURM_CONF"
+    if [ ! -s "$dir/admin.token" ]; then
+        "$bin/antennad" bootstrap --config "$dir/antennad.json" > "$dir/admin.token"
+    fi
+    antennad_start "$bin/antennad" "$dir"
+    echo "antennad running (pid $(cat "$dir/antennad.pid"), log $dir/antennad.log)"
+
+    export ANTENNA_URL="https://127.0.0.1:$api_port" ANTENNA_CA="$dir/tls/ca.pem"
+    export ANTENNA_TOKEN; ANTENNA_TOKEN=$(cat "$dir/admin.token")
+    local admin_token=$ANTENNA_TOKEN
+
+    step "demo partner 'ulb', user 'demo' (Unix account $unix_user) and its token"
+    "$bin/antenna" partner list | grep -qw ulb ||
+        "$bin/antenna" partner add ulb --description "Université libre de Bruxelles"
+    "$bin/antenna" user list | grep -qw demo ||
+        "$bin/antenna" user add demo --partner ulb --unix-user "$unix_user"
+    if [ ! -s "$dir/demo.token" ]; then
+        "$bin/antenna" token create --user demo --label demo > "$dir/demo.token"
+    fi
+    ANTENNA_TOKEN=$(cat "$dir/demo.token")
+
+    cat > "$root/demo.env" <<ENV
+export ANTENNA_URL=$ANTENNA_URL
+export ANTENNA_CA=$ANTENNA_CA
+export ANTENNA_TOKEN=$ANTENNA_TOKEN
+export ANTENNA_ADMIN_TOKEN=$admin_token
+export SLURM_CONF=$SLURM_CONF
+export PATH=$bin:\$PATH
+ENV
+    echo "wrote $root/demo.env"
+
+    step "antenna submit --wait deploy/examples/train.sh (as user demo)"
+    set +e
+    out=$("$bin/antenna" submit --wait "$root/deploy/examples/train.sh" | tee /dev/stderr)
+    rc=$?
+    set -e
+    id=$(printf '%s\n' "$out" | sed -n 's/^Submitted job \([0-9]*\).*/\1/p' | head -1)
+    step "antenna show $id"
+    "$bin/antenna" show "$id"
+    step "antenna logs $id"
+    "$bin/antenna" logs "$id"
+    slurm_id=$("$bin/antenna" show "$id" --json | sed -n 's/.*"slurm_job_id": *\([0-9]*\).*/\1/p')
+    step "the same job seen by Slurm (scontrol show job $slurm_id)"
+    scontrol show job "$slurm_id" | grep -E 'JobId|UserId|JobState|TRES|Comment' || true
+    if [ "$rc" -ne 0 ]; then echo "the demo job did not complete (exit $rc)" >&2; exit "$rc"; fi
+    cat <<MSG
+
+Demo done. The cluster and antennad keep running. Go on with the CLI:
+    . ./demo.env
+    antenna submit deploy/examples/train.sh
+    antenna jobs
+Stop everything with: make demo-stop
+MSG
+}
+
+case "${1:-start}" in
+start) start ;;
+stop) stop ;;
+*) echo "usage: $0 start|stop" >&2; exit 2 ;;
+esac

@@ -1,0 +1,328 @@
+#!/usr/bin/env bash
+# slurm-cluster.sh - a private one-node Slurm cluster (munged, slurmctld, slurmd) living entirely in
+# one folder, for development, the demo and the integration tests. Never touches /etc/slurm, the
+# system munged or any process it did not start from that folder.
+#
+#   slurm-cluster.sh start DIR --ctld-port P --slurmd-port P [--gpus 8] [--gpu-type h100]
+#                              [--cpus 32] [--mem-mb 65536]
+#       (Re)starts the cluster in DIR; waits until the node is idle; prints exactly one line
+#       "SLURM_CONF=DIR/etc/slurm.conf" on stdout. Job state from an earlier run is discarded.
+#   slurm-cluster.sh stop DIR     stops this cluster's daemons and jobs; idempotent.
+#   slurm-cluster.sh status DIR   prints the daemons' pids and the node state; exit 0 iff all run.
+#
+# Diagnostics go to stderr. Must run as root (slurmd runs jobs as other accounts).
+set -euo pipefail
+
+START_TIMEOUT=60
+STOP_TIMEOUT=20
+
+say() { echo "slurm-cluster: $*" >&2; }
+die() {
+    say "$*"
+    exit 1
+}
+
+usage() {
+    sed -n '4,12p' "$0" | sed 's/^# \{0,1\}//' >&2
+    exit 2
+}
+
+abspath() {
+    case "$1" in
+    /*) printf '%s\n' "$1" ;;
+    *) printf '%s/%s\n' "$PWD" "$1" ;;
+    esac
+}
+
+# pid_alive PIDFILE NAME: prints the pid recorded in PIDFILE if that process runs and is NAME.
+pid_alive() {
+    local pidfile=$1 name=$2 pid comm state
+    [ -r "$pidfile" ] || return 1
+    pid=$(tr -dc '0-9' <"$pidfile")
+    [ -n "$pid" ] || return 1
+    comm=$(cat "/proc/$pid/comm" 2>/dev/null) || return 1
+    [ "$comm" = "$name" ] || return 1
+    # A zombie is as good as gone (it waits for init to reap it).
+    state=$(awk '{ print $3 }' "/proc/$pid/stat" 2>/dev/null) || return 1
+    [ "$state" != Z ] || return 1
+    printf '%s\n' "$pid"
+}
+
+# cluster_pids: the live (non-zombie) pids of this cluster: its daemons (from their pid files),
+# every process started with this cluster's marker in its environment (slurmstepd inherits it from
+# slurmd), every job process (Slurm sets SLURM_CLUSTER_NAME in a job's environment), and all their
+# descendants. Never this script, its children or its ancestors.
+cluster_pids() {
+    local seeds=() p f
+    for f in "$RUN/slurmd.pid:slurmd" "$RUN/slurmctld.pid:slurmctld" "$MUNGE/munged.pid:munged"; do
+        if p=$(pid_alive "${f%%:*}" "${f##*:}"); then seeds+=("$p"); fi
+    done
+    while read -r f; do
+        p=${f#/proc/}
+        seeds+=("${p%/environ}")
+    done < <(grep -lzxF -e "ANTENNA_SLURM_CLUSTER=$CLUSTER" -e "SLURM_CLUSTER_NAME=$CLUSTER" \
+        /proc/[0-9]*/environ 2>/dev/null || true)
+    [ ${#seeds[@]} -gt 0 ] || return 0
+    ps -e -o pid=,ppid=,stat= | awk -v seeds="${seeds[*]}" -v self="$$" '
+        BEGIN { n = split(seeds, s, " "); for (i = 1; i <= n; i++) want[s[i]] = 1 }
+        { parent[$1] = $2; zombie[$1] = ($3 ~ /^Z/) }
+        END {
+            # Exclude this script, its ancestors and its descendants.
+            for (p = self; p in parent && p != 0; p = parent[p]) mine[p] = 1
+            do {
+                grew = 0
+                for (p in parent) if (!(p in want) && (parent[p] in want)) { want[p] = 1; grew = 1 }
+            } while (grew)
+            do {
+                grew = 0
+                for (p in parent) if (!(p in kid) && (parent[p] == self || parent[p] in kid)) { kid[p] = 1; grew = 1 }
+            } while (grew)
+            for (p in want) if ((p in parent) && !zombie[p] && !(p in mine) && !(p in kid)) print p
+        }'
+}
+
+cmd_stop() {
+    local pids deadline
+    pids=$(cluster_pids | tr '\n' ' ')
+    if [ -z "${pids// /}" ]; then
+        rm -f "$RUN"/*.pid "$MUNGE/munged.pid" 2>/dev/null || true
+        say "stopped (nothing was running in $DIR)"
+        return 0
+    fi
+    # The daemons get SIGTERM; slurmstepd (which ignores SIGTERM) and the jobs' processes SIGKILL,
+    # as their jobs are discarded anyway.
+    local daemons="" p f
+    for f in "$RUN/slurmd.pid:slurmd" "$RUN/slurmctld.pid:slurmctld" "$MUNGE/munged.pid:munged"; do
+        if p=$(pid_alive "${f%%:*}" "${f##*:}"); then daemons+=" $p"; fi
+    done
+    for p in $pids; do
+        case " $daemons " in
+        *" $p "*) ;;
+        *) kill -KILL "$p" 2>/dev/null || true ;;
+        esac
+    done
+    # shellcheck disable=SC2086
+    [ -z "${daemons// /}" ] || kill -TERM $daemons 2>/dev/null || true
+    deadline=$((SECONDS + STOP_TIMEOUT))
+    while :; do
+        pids=$(cluster_pids | tr '\n' ' ')
+        [ -n "${pids// /}" ] || break
+        if [ $SECONDS -ge $deadline ]; then
+            say "still running after ${STOP_TIMEOUT}s, sending SIGKILL to: $pids"
+            # shellcheck disable=SC2086
+            kill -KILL $pids 2>/dev/null || true
+            sleep 0.5
+            pids=$(cluster_pids | tr '\n' ' ')
+            [ -z "${pids// /}" ] || die "could not stop: $pids"
+            break
+        fi
+        sleep 0.2
+    done
+    rm -f "$RUN"/*.pid "$MUNGE/munged.pid" 2>/dev/null || true
+    say "stopped $DIR"
+}
+
+show_logs() {
+    local f
+    for f in "$MUNGE/munged.log" "$LOG/slurmctld.log" "$LOG/slurmd.log"; do
+        [ -f "$f" ] || continue
+        echo "---- tail $f" >&2
+        tail -n 25 "$f" >&2
+    done
+}
+
+fail_start() {
+    say "start failed: $*"
+    show_logs
+    cmd_stop || true
+    exit 1
+}
+
+write_config() {
+    local node=$1 gres_line="" gres_conf=""
+    if [ "$GPUS" -gt 0 ]; then
+        # One placeholder per GPU: a character device like /dev/null (so slurmd accepts it and
+        # exports CUDA_VISIBLE_DEVICES), or a plain file where mknod is not allowed.
+        rm -rf "$DIR/gpu"
+        mkdir -p "$DIR/gpu"
+        for ((i = 0; i < GPUS; i++)); do
+            mknod -m 0666 "$DIR/gpu/gpu$i" c 1 3 2>/dev/null || : >"$DIR/gpu/gpu$i"
+        done
+        local type_spec="" gres_type=""
+        if [ -n "$GPU_TYPE" ]; then
+            type_spec=":$GPU_TYPE"
+            gres_type=" Type=$GPU_TYPE"
+        fi
+        gres_line=" Gres=gpu$type_spec:$GPUS"
+        gres_conf="NodeName=$node Name=gpu$gres_type File=$DIR/gpu/gpu[0-$((GPUS - 1))]"
+    fi
+    cat >"$CONF.tmp" <<CONF
+# Generated by deploy/slurm-cluster.sh for $DIR - rewritten at every start.
+ClusterName=$CLUSTER
+SlurmctldHost=$node(127.0.0.1)
+SlurmctldPort=$CTLD_PORT
+SlurmdPort=$SLURMD_PORT
+SlurmUser=root
+SlurmdUser=root
+AuthType=auth/munge
+CredType=cred/munge
+AuthInfo=socket=$MUNGE/munged.sock
+StateSaveLocation=$DIR/state
+SlurmdSpoolDir=$DIR/spool/slurmd
+SlurmctldPidFile=$RUN/slurmctld.pid
+SlurmdPidFile=$RUN/slurmd.pid
+SlurmctldLogFile=$LOG/slurmctld.log
+SlurmdLogFile=$LOG/slurmd.log
+SlurmctldDebug=info
+SlurmdDebug=info
+ProctrackType=proctrack/linuxproc
+TaskPlugin=task/none
+SelectType=select/cons_tres
+SelectTypeParameters=CR_Core_Memory
+JobAcctGatherType=jobacct_gather/none
+AccountingStorageType=accounting_storage/none
+JobCompType=jobcomp/none
+MpiDefault=none
+SwitchType=switch/none
+GresTypes=gpu
+MailProg=/bin/true
+ReturnToService=2
+MinJobAge=3600
+KillWait=5
+InactiveLimit=0
+SlurmdParameters=config_overrides
+SchedulerType=sched/backfill
+SchedulerParameters=batch_sched_delay=0,sched_interval=2,bf_interval=2,sched_min_interval=0
+NodeName=$node NodeAddr=127.0.0.1 CPUs=$CPUS RealMemory=$MEM_MB$gres_line State=UNKNOWN
+PartitionName=gpu Nodes=$node Default=YES MaxTime=INFINITE State=UP
+CONF
+    mv "$CONF.tmp" "$CONF"
+    printf '%s\n' "$gres_conf" >"$DIR/etc/gres.conf"
+}
+
+start_munged() {
+    local key=$MUNGE/munge.key
+    install -d -m 0755 -o munge -g munge "$MUNGE"
+    if [ ! -s "$key" ]; then
+        if [ -r /etc/munge/munge.key ]; then
+            cp /etc/munge/munge.key "$key"
+        elif command -v mungekey >/dev/null; then
+            mungekey --create --keyfile="$key" >&2
+        else
+            dd if=/dev/urandom of="$key" bs=1 count=1024 status=none
+        fi
+    fi
+    chown munge:munge "$key"
+    chmod 0400 "$key"
+    rm -f "$MUNGE/munged.sock" "$MUNGE/munged.sock.lock" "$MUNGE/munged.pid"
+    runuser -u munge -- munged --socket="$MUNGE/munged.sock" --key-file="$key" \
+        --pid-file="$MUNGE/munged.pid" --log-file="$MUNGE/munged.log" \
+        --seed-file="$MUNGE/munged.seed" >&2 2>&1 || fail_start "munged did not start"
+}
+
+node_state() {
+    SLURM_CONF=$CONF sinfo -h -N -n "$1" -o '%T' 2>/dev/null | head -n 1
+}
+
+cmd_start() {
+    [ "$(id -u)" -eq 0 ] || die "start must run as root (slurmd runs jobs as other accounts)"
+    [ -n "$CTLD_PORT" ] && [ -n "$SLURMD_PORT" ] || usage
+    [ "$CTLD_PORT" != "$SLURMD_PORT" ] || die "--ctld-port and --slurmd-port must differ"
+    local v
+    for v in "$CTLD_PORT" "$SLURMD_PORT" "$GPUS" "$CPUS" "$MEM_MB"; do
+        [[ "$v" =~ ^[0-9]+$ ]] || die "'$v' is not a non-negative integer"
+    done
+    [ "$CPUS" -ge 1 ] && [ "$MEM_MB" -ge 1 ] || die "--cpus and --mem-mb must be at least 1"
+    [[ -z "$GPU_TYPE" || "$GPU_TYPE" =~ ^[A-Za-z0-9_.-]+$ ]] || die "bad --gpu-type '$GPU_TYPE'"
+    local node
+    node=$(hostname -s)
+
+    # A start on a running cluster restarts it, from a clean state.
+    if [ -d "$DIR" ]; then cmd_stop; fi
+    mkdir -p "$DIR"
+    # munged (running as munge) and job accounts must be able to reach files below DIR.
+    chmod a+rx "$DIR"
+    rm -rf "$DIR/state" "$DIR/spool" "$DIR/run"
+    local f
+    for f in "$LOG"/*.log "$MUNGE"/munged.log; do
+        if [ -f "$f" ]; then mv -f "$f" "$f.old"; fi
+    done
+    mkdir -p "$DIR/etc" "$DIR/state" "$DIR/spool/slurmd" "$RUN" "$LOG"
+    chmod 0755 "$DIR/etc" "$DIR/log" "$RUN"
+    write_config "$node"
+
+    start_munged
+    # The marker in the daemons' environment (inherited by slurmstepd) lets stop find them.
+    ANTENNA_SLURM_CLUSTER=$CLUSTER SLURM_CONF=$CONF slurmctld -f "$CONF" >&2 2>&1 ||
+        fail_start "slurmctld did not start"
+    ANTENNA_SLURM_CLUSTER=$CLUSTER SLURM_CONF=$CONF slurmd -f "$CONF" >&2 2>&1 ||
+        fail_start "slurmd did not start"
+
+    local deadline=$((SECONDS + START_TIMEOUT)) state=""
+    while :; do
+        state=$(node_state "$node")
+        case "$state" in
+        idle) break ;;
+        esac
+        pid_alive "$RUN/slurmctld.pid" slurmctld >/dev/null || {
+            sleep 0.5 # the pid file may not be written yet
+            pid_alive "$RUN/slurmctld.pid" slurmctld >/dev/null || fail_start "slurmctld exited"
+        }
+        [ $SECONDS -lt $deadline ] ||
+            fail_start "node $node is '${state:-unknown}', not idle, after ${START_TIMEOUT}s"
+        sleep 0.3
+    done
+    say "cluster $CLUSTER up in $DIR (node $node idle, ctld port $CTLD_PORT, slurmd port $SLURMD_PORT)"
+    echo "SLURM_CONF=$CONF"
+}
+
+cmd_status() {
+    local rc=0 p f
+    for f in "$MUNGE/munged.pid:munged" "$RUN/slurmctld.pid:slurmctld" "$RUN/slurmd.pid:slurmd"; do
+        if p=$(pid_alive "${f%%:*}" "${f##*:}"); then
+            echo "${f##*:} running (pid $p)"
+        else
+            echo "${f##*:} not running"
+            rc=1
+        fi
+    done
+    if [ $rc -eq 0 ]; then
+        echo "node $(hostname -s): $(node_state "$(hostname -s)")"
+        echo "SLURM_CONF=$CONF"
+    fi
+    return $rc
+}
+
+[ $# -ge 2 ] || usage
+action=$1
+DIR=$(abspath "$2")
+shift 2
+DIR=${DIR%/}
+CTLD_PORT="" SLURMD_PORT="" GPUS=8 GPU_TYPE=h100 CPUS=32 MEM_MB=65536
+while [ $# -gt 0 ]; do
+    [ $# -ge 2 ] || usage
+    case "$1" in
+    --ctld-port) CTLD_PORT=$2 ;;
+    --slurmd-port) SLURMD_PORT=$2 ;;
+    --gpus) GPUS=$2 ;;
+    --gpu-type) GPU_TYPE=$2 ;;
+    --cpus) CPUS=$2 ;;
+    --mem-mb) MEM_MB=$2 ;;
+    *) usage ;;
+    esac
+    shift 2
+done
+
+CONF=$DIR/etc/slurm.conf
+RUN=$DIR/run
+LOG=$DIR/log
+MUNGE=$DIR/munge
+# A cluster name unique to DIR: it marks the jobs' processes so that stop finds them.
+CLUSTER=antenna$(printf '%s' "$DIR" | cksum | cut -d' ' -f1)
+
+case "$action" in
+start) cmd_start ;;
+stop) cmd_stop ;;
+status) cmd_status ;;
+*) usage ;;
+esac

@@ -1,0 +1,39 @@
+/* api.h - the /v1 HTTP+JSON API of antennad: routing, authentication, validation, answers.
+ *
+ * Runs its handlers on the libuv thread pool (they read and write the store); never calls SQLite
+ * or does file I/O on the loop thread, and never talks to Slurm: reads are served from antennad's
+ * own state, and changes for Slurm go through the broker.
+ */
+#ifndef ANTENNA_API_H
+#define ANTENNA_API_H
+
+#include <uv.h>
+
+#include "broker.h"
+#include "http_server.h"
+#include "job_request.h"
+#include "store.h"
+
+typedef struct api api;
+
+typedef struct api_options {
+    jobreq_limits limits;  /* gpu_types is borrowed and must outlive the api */
+    const char *spool_dir; /* where job output lives (see broker_job_output_path); copied */
+    size_t max_output_bytes; /* per GET .../output answer; 0 = 4 MiB */
+} api_options;
+
+/* Creates the API over `st` (borrowed) and `br` (borrowed; may be NULL: jobs then stay queued,
+ * which unit tests use). Returns 0 and sets *out, or -ENOMEM. */
+int api_new(uv_loop_t *loop, store *st, broker *br, const api_options *opt, api **out);
+
+/* Frees the API. Requests still in flight must have been answered (close the HTTP server first
+ * and let the loop drain). Accepts NULL. */
+void api_free(api *a);
+
+/* The http_handler_fn to give http_server_new, with the api as its arg. Loop thread only. */
+void api_handle(http_request *req, void *api);
+
+/* The number of requests whose work is still in flight. */
+unsigned api_pending(const api *a);
+
+#endif

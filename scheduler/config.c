@@ -1,0 +1,192 @@
+/* config.c - reads antennad's JSON config file with jansson. Never keeps the file open. */
+#include "config.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <jansson.h>
+
+void config_defaults(config *c)
+{
+    memset(c, 0, sizeof *c);
+    snprintf(c->listen_host, sizeof c->listen_host, "127.0.0.1");
+    c->listen_port = 8443;
+    snprintf(c->database, sizeof c->database, "/var/lib/antenna/antenna.db");
+    snprintf(c->spool_dir, sizeof c->spool_dir, "/var/lib/antenna/spool");
+    snprintf(c->partition, sizeof c->partition, "gpu");
+    c->poll_interval_ms = 1000;
+    snprintf(c->log_level, sizeof c->log_level, "info");
+    c->max_gpus = 8;
+    c->max_cpus = 32;
+    c->max_time_minutes = 7 * 24 * 60;
+    c->max_mem_mb = 256 * 1024;
+    c->max_script_bytes = 256 * 1024;
+    c->max_body_bytes = 1024 * 1024;
+    c->max_header_bytes = 16 * 1024;
+    c->idle_timeout_ms = 30000;
+}
+
+/* Copies a path, resolving a relative one against `base_dir`. */
+static int set_path(char *dst, size_t len, const char *base_dir, const char *v)
+{
+    int n;
+    if (v[0] == '/' || base_dir[0] == '\0')
+        n = snprintf(dst, len, "%s", v);
+    else
+        n = snprintf(dst, len, "%s/%s", base_dir, v);
+    return (n < 0 || (size_t)n >= len) ? -ENAMETOOLONG : 0;
+}
+
+enum kind { K_STR, K_PATH, K_INT, K_UINT, K_SIZE, K_I64 };
+
+struct key {
+    const char *name;
+    enum kind kind;
+    size_t off;
+    size_t len; /* string buffer size */
+    long long min, max;
+};
+
+#define STR(f, k) {#f, k, offsetof(config, f), sizeof(((config *)0)->f), 0, 0}
+#define NUM(f, k, lo, hi) {#f, k, offsetof(config, f), 0, lo, hi}
+
+static const struct key keys[] = {
+    STR(listen_host, K_STR),
+    NUM(listen_port, K_INT, 0, 65535),
+    STR(tls_cert, K_PATH),
+    STR(tls_key, K_PATH),
+    STR(database, K_PATH),
+    STR(spool_dir, K_PATH),
+    STR(slurm_conf, K_PATH),
+    STR(partition, K_STR),
+    NUM(poll_interval_ms, K_UINT, 50, 600000),
+    STR(log_level, K_STR),
+    STR(log_file, K_PATH),
+    NUM(max_gpus, K_INT, 0, 1024),
+    NUM(max_cpus, K_INT, 1, 100000),
+    NUM(max_time_minutes, K_INT, 1, 525600),
+    NUM(max_mem_mb, K_I64, 0, 1LL << 40),
+    NUM(max_script_bytes, K_SIZE, 64, 64LL << 20),
+    NUM(max_body_bytes, K_SIZE, 1024, 256LL << 20),
+    NUM(max_header_bytes, K_SIZE, 1024, 1LL << 20),
+    NUM(idle_timeout_ms, K_UINT, 100, 3600000),
+};
+
+static int load_gpu_types(config *c, json_t *v, char *err, size_t errlen)
+{
+    size_t i;
+    json_t *t;
+    if (!json_is_array(v) || json_array_size(v) > CONFIG_MAX_GPU_TYPES) {
+        snprintf(err, errlen, "gpu_types must be an array of at most %d strings",
+                 CONFIG_MAX_GPU_TYPES);
+        return -EINVAL;
+    }
+    json_array_foreach(v, i, t)
+    {
+        if (!json_is_string(t) || json_string_length(t) == 0 ||
+            json_string_length(t) >= sizeof c->gpu_types[0]) {
+            snprintf(err, errlen, "gpu_types[%zu] must be a non-empty string under 32 chars", i);
+            return -EINVAL;
+        }
+        snprintf(c->gpu_types[i], sizeof c->gpu_types[i], "%s", json_string_value(t));
+        c->gpu_type_list[i] = c->gpu_types[i];
+    }
+    c->gpu_type_list[json_array_size(v)] = NULL;
+    return 0;
+}
+
+static int load_key(config *c, const struct key *k, json_t *v, const char *base, char *err,
+                    size_t errlen)
+{
+    char *field = (char *)c + k->off;
+    if (k->kind == K_STR || k->kind == K_PATH) {
+        if (!json_is_string(v)) {
+            snprintf(err, errlen, "%s must be a string", k->name);
+            return -EINVAL;
+        }
+        const char *s = json_string_value(v);
+        int rc = k->kind == K_PATH && s[0] != '\0' ? set_path(field, k->len, base, s)
+                                                   : (snprintf(field, k->len, "%s", s) >=
+                                                              (int)k->len
+                                                          ? -ENAMETOOLONG
+                                                          : 0);
+        if (rc < 0) snprintf(err, errlen, "%s is too long (max %zu chars)", k->name, k->len - 1);
+        return rc < 0 ? -EINVAL : 0;
+    }
+    if (!json_is_integer(v) || json_integer_value(v) < k->min || json_integer_value(v) > k->max) {
+        snprintf(err, errlen, "%s must be an integer between %lld and %lld", k->name, k->min,
+                 k->max);
+        return -EINVAL;
+    }
+    long long n = json_integer_value(v);
+    switch (k->kind) {
+    case K_INT:
+        *(int *)field = (int)n;
+        break;
+    case K_UINT:
+        *(unsigned *)field = (unsigned)n;
+        break;
+    case K_SIZE:
+        *(size_t *)field = (size_t)n;
+        break;
+    default:
+        *(int64_t *)field = (int64_t)n;
+        break;
+    }
+    return 0;
+}
+
+int config_load(const char *path, config *c, char *err, size_t errlen)
+{
+    json_error_t jerr;
+    char base[PATH_MAX];
+    const char *key;
+    json_t *v;
+    int rc = 0;
+
+    json_t *root = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
+    if (root == NULL) {
+        snprintf(err, errlen, "%s:%d:%d: %s", path, jerr.line, jerr.column, jerr.text);
+        return errno == ENOENT ? -ENOENT : -EINVAL;
+    }
+    if (!json_is_object(root)) {
+        snprintf(err, errlen, "%s: the config must be a JSON object", path);
+        rc = -EINVAL;
+        goto out;
+    }
+    snprintf(base, sizeof base, "%s", path);
+    char *slash = strrchr(base, '/');
+    if (slash == NULL)
+        base[0] = '\0';
+    else if (slash == base)
+        base[1] = '\0';
+    else
+        *slash = '\0';
+
+    json_object_foreach(root, key, v)
+    {
+        char msg[256] = "";
+        if (strcmp(key, "gpu_types") == 0) {
+            rc = load_gpu_types(c, v, msg, sizeof msg);
+        } else {
+            const struct key *k = NULL;
+            for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
+                if (strcmp(keys[i].name, key) == 0) k = &keys[i];
+            if (k == NULL) {
+                snprintf(msg, sizeof msg, "unknown key \"%s\"; see deploy/antennad.example.json",
+                         key);
+                rc = -EINVAL;
+            } else {
+                rc = load_key(c, k, v, base, msg, sizeof msg);
+            }
+        }
+        if (rc < 0) {
+            snprintf(err, errlen, "%s: %s", path, msg);
+            goto out;
+        }
+    }
+out:
+    json_decref(root);
+    return rc;
+}

@@ -1,0 +1,50 @@
+/* config.h - antennad's configuration: a JSON file read once at start.
+ *
+ * Never reads the file more than once per call and never keeps a reference to it. Unknown keys
+ * and wrong types are errors, so a typo never silently falls back to a default.
+ */
+#ifndef ANTENNA_CONFIG_H
+#define ANTENNA_CONFIG_H
+
+#include <limits.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define CONFIG_MAX_GPU_TYPES 8
+
+typedef struct config {
+    char listen_host[64];
+    int listen_port;
+    char tls_cert[PATH_MAX];
+    char tls_key[PATH_MAX];
+    char database[PATH_MAX];
+    char spool_dir[PATH_MAX];  /* job work dirs and output files: spool_dir/jobs/<id>/ */
+    char slurm_conf[PATH_MAX]; /* "" = SLURM_CONF from the environment */
+    char partition[64];
+    unsigned poll_interval_ms;
+    char log_level[16];
+    char log_file[PATH_MAX]; /* "" = stderr */
+    /* limits on one job */
+    int max_gpus;
+    int max_cpus;
+    int max_time_minutes;
+    int64_t max_mem_mb;
+    size_t max_script_bytes;
+    char gpu_types[CONFIG_MAX_GPU_TYPES][32];
+    const char *gpu_type_list[CONFIG_MAX_GPU_TYPES + 1]; /* NULL-terminated view of gpu_types */
+    /* HTTP */
+    size_t max_body_bytes;
+    size_t max_header_bytes;
+    unsigned idle_timeout_ms;
+} config;
+
+/* Fills `c` with the defaults (listen 127.0.0.1:8443, partition "gpu", poll 1000 ms, 8 GPUs,
+ * 32 CPUs, 7 days, 256 GiB, 256 KiB scripts, 1 MiB bodies, 16 KiB headers, gpu types any). */
+void config_defaults(config *c);
+
+/* Reads the JSON file at `path` over the defaults. Relative paths inside it are resolved against
+ * the file's directory. Returns 0, or -EINVAL/-ENOENT with a message in err naming the key and
+ * what it must be. */
+int config_load(const char *path, config *c, char *err, size_t errlen);
+
+#endif

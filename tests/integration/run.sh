@@ -1,0 +1,225 @@
+#!/usr/bin/env bash
+# run.sh [BUILD_DIR] - integration tests on a real Slurm cluster: starts its own cluster and antennad
+# on free ports in a temporary folder, drives them with the `antenna` CLI and curl, and stops
+# everything at the end (nothing is left running, whatever happens).
+set -uo pipefail
+root=$(cd "$(dirname "$0")/../.." && pwd)
+build=$(cd "${1:-$root/build}" && pwd)
+. "$root/deploy/common.sh"
+
+work=$(mktemp -d /tmp/antenna-it.XXXXXX)
+chmod 755 "$work"
+passed=0 failed=0
+cleanup() {
+    antennad_stop "$work"
+    "$root/deploy/slurm-cluster.sh" stop "$work/slurm" > /dev/null 2>&1
+    if [ "$failed" -eq 0 ]; then rm -rf "$work"; else echo "kept $work for inspection"; fi
+}
+trap cleanup EXIT
+
+ok() { passed=$((passed + 1)); echo "  ok   $*"; }
+ko() { failed=$((failed + 1)); echo "  FAIL $*"; }
+# check NAME CMD...: passes when CMD exits 0.
+check() { local name=$1; shift; if "$@"; then ok "$name"; else ko "$name"; fi; }
+
+antenna() { "$build/antenna" "$@"; }
+as() { local tok=$1; shift; ANTENNA_TOKEN=$tok "$build/antenna" "$@"; }
+# api TOKEN METHOD PATH [curl args...]: prints "STATUS BODY".
+api() {
+    local tok=$1 method=$2 path=$3; shift 3
+    local auth=()
+    [ -n "$tok" ] && auth=(-H "Authorization: Bearer $tok")
+    curl -sS --cacert "$work/tls/ca.pem" -o "$work/body" -w '%{http_code}' -X "$method" \
+        "${auth[@]}" "$@" "$ANTENNA_URL$path"
+    printf ' %s' "$(cat "$work/body")"
+}
+# expect_api NAME STATUS CODE TOKEN METHOD PATH [curl args]: checks status and error code.
+expect_api() {
+    local name=$1 status=$2 code=$3; shift 3
+    local out; out=$(api "$@")
+    if [[ "$out" == "$status "* ]] && [[ "$out" == *"\"$code\""* ]]; then ok "$name"; else
+        ko "$name (wanted $status $code, got: ${out:0:300})"; fi
+}
+job_field() { as "$1" show "$2" --json | jq_field "$3"; }
+jq_field() { sed -n "s/.*\"$1\": *\"\{0,1\}\([^\",}]*\)\"\{0,1\}.*/\1/p" | head -1; }
+# wait_state TOKEN ID STATE [SECONDS]
+wait_state() {
+    local s
+    for _ in $(seq 1 $((${4:-60} * 5))); do
+        s=$(job_field "$1" "$2" state)
+        [ "$s" = "$3" ] && return 0
+        sleep 0.2
+    done
+    echo "    job $2 is '$s', wanted '$3'" >&2
+    return 1
+}
+
+echo "== setup in $work"
+ctld=$(free_port); slurmd=$(free_port); port=$(free_port)
+while [ "$slurmd" = "$ctld" ]; do slurmd=$(free_port); done
+slurm_conf=$("$root/deploy/slurm-cluster.sh" start "$work/slurm" --ctld-port "$ctld" \
+    --slurmd-port "$slurmd" --gpus 8 --gpu-type h100 --cpus 32) || { echo "cluster failed"; exit 1; }
+export SLURM_CONF=${slurm_conf#SLURM_CONF=}
+"$root/deploy/make-cert.sh" "$work/tls" > /dev/null
+"$root/deploy/ensure-unix-user.sh" antenna-it > /dev/null
+"$root/deploy/ensure-unix-user.sh" antenna-it2 > /dev/null
+antennad_write_config "$work" "$port" "$SLURM_CONF"
+admin=$("$build/antennad" bootstrap --config "$work/antennad.json" 2> /dev/null)
+antennad_start "$build/antennad" "$work" || exit 1
+export ANTENNA_URL="https://127.0.0.1:$port" ANTENNA_CA="$work/tls/ca.pem" ANTENNA_TOKEN=$admin
+echo "   cluster ctld:$ctld slurmd:$slurmd, antennad :$port"
+
+echo "== slurm adapter on the real cluster"
+if ANTENNA_TEST_UNIX_USER=antenna-it "$build/itests/test_slurm_adapter" > "$work/adapter.log" 2>&1; then
+    ok "slurm adapter tests ($(grep -c '^\[       OK \]' "$work/adapter.log") passed)"
+else
+    ko "slurm adapter tests"; grep -E 'FAILED|ERROR|Failure' "$work/adapter.log" | head -20
+fi
+
+echo "== admin: partners, users, tokens"
+check "partner add ulb" antenna partner add ulb --description "ULB"
+check "partner add vub" antenna partner add vub
+check "user add alice" antenna user add alice --partner ulb --unix-user antenna-it
+check "user add bob" antenna user add bob --partner vub --unix-user antenna-it2
+alice=$(antenna token create --user alice --label it)
+bob=$(antenna token create --user bob --label it)
+check "token for alice printed alone" test "${#alice}" -eq 68
+check "duplicate partner refused (exit 1)" bash -c '! "$0" partner add ulb 2>/dev/null' "$build/antenna"
+expect_api "user mapped to root refused" 400 invalid_value "$admin" POST /v1/users \
+    -H 'Content-Type: application/json' -d '{"name":"eve","partner":"ulb","unix_user":"root"}'
+expect_api "user of unknown partner refused" 400 invalid_value "$admin" POST /v1/users \
+    -H 'Content-Type: application/json' -d '{"name":"eve","partner":"nope","unix_user":"antenna-it"}'
+expect_api "non-admin cannot add partners" 403 forbidden "$alice" POST /v1/partners \
+    -H 'Content-Type: application/json' -d '{"name":"x"}'
+
+echo "== a training job from submit to completed"
+cat > "$work/train.sh" <<'SH'
+#!/bin/bash
+#SBATCH --job-name=it-train
+#SBATCH --gres=gpu:h100:2
+#SBATCH --cpus-per-task=2
+#SBATCH --time=00:05:00
+echo "uid=$(id -u) user=$(id -un)"
+echo "gpus_on_node=${SLURM_GPUS_ON_NODE:-none} cuda=${CUDA_VISIBLE_DEVICES:-none}"
+echo "cpus=${SLURM_CPUS_PER_TASK:-none}"
+echo "training done"
+SH
+as "$alice" submit --wait "$work/train.sh" > "$work/submit.out" 2>&1
+rc=$?
+check "submit --wait exits 0 for a completed job" test "$rc" -eq 0
+id=$(sed -n 's/^Submitted job \([0-9]*\).*/\1/p' "$work/submit.out")
+check "submit printed the job id" test -n "$id"
+check "submit --wait printed running and completed" grep -q "completed" "$work/submit.out"
+check "state completed" test "$(job_field "$alice" "$id" state)" = completed
+check "exit code 0" test "$(job_field "$alice" "$id" exit_code)" = 0
+check "job name from #SBATCH" test "$(job_field "$alice" "$id" name)" = it-train
+check "2 GPUs of type h100 asked" test "$(job_field "$alice" "$id" gpus)" = 2
+sid=$(job_field "$alice" "$id" slurm_job_id)
+check "slurm job id recorded" test -n "$sid"
+as "$alice" logs "$id" > "$work/logs.out"
+uid=$(id -u antenna-it)
+check "job ran as the mapped account (uid $uid), not root" grep -q "^uid=$uid user=antenna-it" "$work/logs.out"
+check "job saw 2 GPUs" grep -q "gpus_on_node=2" "$work/logs.out"
+check "job saw 2 CPUs" grep -q "cpus=2" "$work/logs.out"
+check "slurm ran it under uid $uid" bash -c "scontrol show job $sid | grep -q 'UserId=antenna-it($uid)'"
+check "jobs lists it" bash -c "ANTENNA_TOKEN=$alice '$build/antenna' jobs | grep -q it-train"
+check "bob does not see alice's job in jobs" bash -c "! ANTENNA_TOKEN=$bob '$build/antenna' jobs --json | grep -q it-train"
+expect_api "bob gets 404 for alice's job" 404 not_found "$bob" GET "/v1/jobs/$id"
+expect_api "bob cannot cancel alice's job" 404 not_found "$bob" DELETE "/v1/jobs/$id"
+expect_api "bob cannot read alice's output" 404 not_found "$bob" GET "/v1/jobs/$id/output"
+expect_api "cancel of a finished job is a conflict" 409 conflict "$alice" DELETE "/v1/jobs/$id"
+
+echo "== a failing job"
+printf '#!/bin/bash\necho failing\nexit 3\n' > "$work/fail.sh"
+as "$alice" submit --wait --time 1 "$work/fail.sh" > "$work/fail.out" 2>&1
+check "submit --wait exits with the job's exit code (3)" test $? -eq 3
+fid=$(sed -n 's/^Submitted job \([0-9]*\).*/\1/p' "$work/fail.out")
+check "state failed" test "$(job_field "$alice" "$fid" state)" = failed
+check "exit code 3 recorded" test "$(job_field "$alice" "$fid" exit_code)" = 3
+
+echo "== cancel a running job"
+printf '#!/bin/bash\necho started\nsleep 300\n' > "$work/long.sh"
+cid=$(as "$alice" submit "$work/long.sh" | sed -n 's/^Submitted job \([0-9]*\).*/\1/p')
+check "long job reaches running" wait_state "$alice" "$cid" running 60
+check "cancel accepted" as "$alice" cancel "$cid"
+check "cancelled job ends cancelled" wait_state "$alice" "$cid" cancelled 60
+csid=$(job_field "$alice" "$cid" slurm_job_id)
+check "slurm says CANCELLED" bash -c "scontrol show job $csid | grep -q 'JobState=CANCELLED'"
+
+echo "== restart antennad mid-job (SIGTERM, then SIGKILL) and find the job again"
+printf '#!/bin/bash\necho begin\nsleep 12\necho end\n' > "$work/mid.sh"
+mid=$(as "$alice" submit --job-name mid "$work/mid.sh" | sed -n 's/^Submitted job \([0-9]*\).*/\1/p')
+check "mid job running" wait_state "$alice" "$mid" running 60
+msid=$(job_field "$alice" "$mid" slurm_job_id)
+antennad_stop "$work" TERM
+antennad_start "$build/antennad" "$work"
+check "after SIGTERM restart the job is still running with the same Slurm id" \
+    test "$(job_field "$alice" "$mid" state)/$(job_field "$alice" "$mid" slurm_job_id)" = "running/$msid"
+antennad_stop "$work" KILL
+antennad_start "$build/antennad" "$work"
+check "after SIGKILL restart the job completes" wait_state "$alice" "$mid" completed 60
+check "same Slurm job id after restarts" test "$(job_field "$alice" "$mid" slurm_job_id)" = "$msid"
+tag_count=$(squeue -h -t all -o '%k' | grep -c ":$mid\$")
+check "Slurm holds exactly one job for it" test "$tag_count" -eq 1
+
+echo "== crash between submit and record: the job is found by its tag, not submitted twice"
+printf '#!/bin/bash\nsleep 8\necho once\n' > "$work/once.sh"
+oid=$(as "$alice" submit --job-name once "$work/once.sh" | sed -n 's/^Submitted job \([0-9]*\).*/\1/p')
+check "once job running" wait_state "$alice" "$oid" running 60
+osid=$(job_field "$alice" "$oid" slurm_job_id)
+antennad_stop "$work" KILL
+sqlite3 "$work/antenna.db" "UPDATE jobs SET state='dispatching', slurm_job_id=0 WHERE id=$oid"
+antennad_start "$build/antennad" "$work"
+check "recovered job keeps its Slurm id" wait_state "$alice" "$oid" completed 60
+check "recovered job has the original Slurm id" test "$(job_field "$alice" "$oid" slurm_job_id)" = "$osid"
+check "Slurm holds exactly one job for it" test "$(squeue -h -t all -o '%k' | grep -c ":$oid\$")" -eq 1
+
+echo "== a queued job survives a restart before dispatch"
+antennad_stop "$work" KILL
+sqlite3 "$work/antenna.db" "INSERT INTO jobs (user_id, name, gpus, gpu_type, cpus_per_task, mem_mb, time_minutes, state, reason, script, submitted_at) SELECT id, 'offline', 0, '', 1, 0, 1, 'queued', '', '#!/bin/bash
+echo offline', strftime('%s','now') FROM users WHERE name='alice'" 2>"$work/sql.err" || cat "$work/sql.err"
+antennad_start "$build/antennad" "$work"
+qid=$(sqlite3 "$work/antenna.db" "SELECT id FROM jobs WHERE name='offline'")
+check "job queued while antennad was down is dispatched and completes" wait_state "$alice" "$qid" completed 60
+
+echo "== bad input gets a clear 4xx and the daemon keeps serving"
+J=(-H 'Content-Type: application/json')
+expect_api "malformed JSON" 400 invalid_json "$alice" POST /v1/jobs "${J[@]}" -d '{"script": '
+expect_api "non-object JSON" 400 invalid_json "$alice" POST /v1/jobs "${J[@]}" -d '[1,2]'
+expect_api "unknown field" 400 unknown_field "$alice" POST /v1/jobs "${J[@]}" -d '{"script":"#!/bin/sh\n","gpu":1}'
+expect_api "wrongly typed field" 400 invalid_type "$alice" POST /v1/jobs "${J[@]}" -d '{"script":"#!/bin/sh\n","gpus":"two"}'
+expect_api "missing script" 400 missing_field "$alice" POST /v1/jobs "${J[@]}" -d '{"gpus":1}'
+expect_api "GPUs out of range" 400 invalid_gpus "$alice" POST /v1/jobs "${J[@]}" -d '{"script":"#!/bin/sh\n","gpus":99}'
+expect_api "CPUs out of range" 400 invalid_cpus "$alice" POST /v1/jobs "${J[@]}" -d '{"script":"#!/bin/sh\n","cpus_per_task":0}'
+expect_api "time out of range" 400 invalid_time "$alice" POST /v1/jobs "${J[@]}" -d '{"script":"#!/bin/sh\n","time_minutes":999999}'
+expect_api "unknown GPU type" 400 invalid_gpu_type "$alice" POST /v1/jobs "${J[@]}" -d '{"script":"#!/bin/sh\n","gpus":1,"gpu_type":"a100"}'
+head -c 2000000 /dev/zero | tr '\0' 'a' > "$work/big"
+expect_api "oversized body" 413 body_too_large "$alice" POST /v1/jobs "${J[@]}" --data-binary @"$work/big"
+expect_api "oversized headers" 431 headers_too_large "$alice" GET /v1/jobs -H "X-Big: $(head -c 20000 /dev/zero | tr '\0' 'b')"
+expect_api "missing token" 401 unauthorized "" GET /v1/jobs
+expect_api "wrong token" 401 unauthorized "ant_0000000000000000000000000000000000000000000000000000000000000000" GET /v1/jobs
+expect_api "unknown job id" 404 not_found "$alice" GET /v1/jobs/999999
+expect_api "non-numeric job id" 404 not_found "$alice" GET /v1/jobs/abc
+check "daemon still healthy after bad input" curl -fsS --cacert "$ANTENNA_CA" "$ANTENNA_URL/healthz" -o /dev/null
+check "the earlier jobs are all still there" test "$(as "$alice" jobs --json | grep -o '"id"' | wc -l)" -ge 6
+
+echo "== CLI errors"
+as "$alice" show 999999 > /dev/null 2>&1; check "show unknown id exits 1" test $? -eq 1
+ANTENNA_URL=https://127.0.0.1:1 "$build/antenna" jobs > /dev/null 2>&1; check "unreachable server exits 3" test $? -eq 3
+"$build/antenna" submit > /dev/null 2>&1; check "submit without script exits 2" test $? -eq 2
+env -u ANTENNA_TOKEN HOME="$work" XDG_CONFIG_HOME="$work/nocfg" "$build/antenna" jobs 2> "$work/err.out"
+check "missing token names ANTENNA_TOKEN" grep -q ANTENNA_TOKEN "$work/err.out"
+
+echo "== token revocation"
+tid=$(antenna token list --json | grep -o '"id": *[0-9]*' | tail -1 | grep -o '[0-9]*$')
+check "revoke bob's token" antenna token revoke "$tid"
+expect_api "revoked token refused" 401 unauthorized "$bob" GET /v1/jobs
+
+echo "== stop: nothing left running"
+antennad_stop "$work"
+"$root/deploy/slurm-cluster.sh" stop "$work/slurm" > /dev/null 2>&1
+check "no antennad left" bash -c "! pgrep -f '$work/antennad.json' > /dev/null"
+check "no Slurm daemon of this cluster left" bash -c "! pgrep -f '$work/slurm' > /dev/null"
+
+echo "integration: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
