@@ -1,4 +1,5 @@
-/* store.c - antennad's durable state in SQLite; never builds SQL from user data, never runs on the loop thread. */
+/* store.c - antennad's durable state in SQLite. Never builds SQL from user data, never runs on the
+ * event-loop thread, never logs token hashes or scripts. */
 #include "store.h"
 
 #include "log.h"
@@ -121,7 +122,8 @@ enum stmt_id {
     ST_JOB_EXISTS,
     ST_JOB_TRANSITION,
     ST_JOB_SET_DISPATCHED,
-    ST_JOB_UPDATE,
+    ST_JOB_UPDATE_READ,
+    ST_JOB_UPDATE_WRITE,
     ST_JOB_CANCEL_QUEUED,
     ST_JOB_CANCEL_FLAG,
     ST_COUNT
@@ -131,7 +133,8 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_BEGIN] = "BEGIN IMMEDIATE",
     [ST_COMMIT] = "COMMIT",
     [ST_ROLLBACK] = "ROLLBACK",
-    [ST_PARTNER_INSERT] = "INSERT INTO partners (name, description, created_at) VALUES (?1, ?2, ?3)",
+    [ST_PARTNER_INSERT] =
+        "INSERT INTO partners (name, description, created_at) VALUES (?1, ?2, ?3)",
     [ST_PARTNER_GET] = "SELECT id, name, description, created_at FROM partners WHERE name = ?1",
     [ST_PARTNER_LIST] = "SELECT id, name, description, created_at FROM partners ORDER BY name",
     [ST_PARTNER_ID] = "SELECT id FROM partners WHERE name = ?1",
@@ -143,9 +146,9 @@ static const char *const stmt_sql[ST_COUNT] = {
                        "WHERE u.id = ?1",
     [ST_USER_LIST] = "SELECT " USER_COLS " FROM users u JOIN partners p ON p.id = u.partner_id "
                      "ORDER BY u.name",
-    [ST_USER_LIST_PARTNER] = "SELECT " USER_COLS
-                             " FROM users u JOIN partners p ON p.id = u.partner_id "
-                             "WHERE p.name = ?1 ORDER BY u.name",
+    [ST_USER_LIST_PARTNER] =
+        "SELECT " USER_COLS " FROM users u JOIN partners p ON p.id = u.partner_id "
+        "WHERE p.name = ?1 ORDER BY u.name",
     [ST_TOKEN_INSERT] = "INSERT INTO tokens (user_id, hash, label, created_at) "
                         "VALUES (?1, ?2, ?3, ?4)",
     [ST_TOKEN_LOOKUP] = "SELECT " USER_COLS " FROM tokens t JOIN users u ON u.id = t.user_id "
@@ -165,32 +168,28 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_JOB_LIST] = "SELECT " JOB_COLS " FROM jobs ORDER BY id DESC LIMIT ?1",
     [ST_JOB_LIST_USER] = "SELECT " JOB_COLS " FROM jobs WHERE user_id = ?1 ORDER BY id DESC "
                          "LIMIT ?2",
-    [ST_JOB_LIST_ACTIVE] = "SELECT " JOB_COLS " FROM jobs WHERE state NOT IN " TERMINAL_SQL
-                           " ORDER BY id",
+    [ST_JOB_LIST_ACTIVE] =
+        "SELECT " JOB_COLS " FROM jobs WHERE state NOT IN " TERMINAL_SQL " ORDER BY id",
     [ST_JOB_EXISTS] = "SELECT state FROM jobs WHERE id = ?1",
     [ST_JOB_TRANSITION] = "UPDATE jobs SET state = ?3, reason = ?4, "
                           "ended_at = CASE WHEN ?5 AND ended_at = 0 THEN ?6 ELSE ended_at END "
                           "WHERE id = ?1 AND state = ?2",
     [ST_JOB_SET_DISPATCHED] = "UPDATE jobs SET state = 'dispatched', slurm_job_id = ?2, "
                               "dispatched_at = ?3 WHERE id = ?1 AND state = 'dispatching'",
-    [ST_JOB_UPDATE] = "SELECT state, reason, slurm_job_id, exit_code, started_at, ended_at "
-                      "FROM jobs WHERE id = ?1",
+    [ST_JOB_UPDATE_READ] = "SELECT state, reason, slurm_job_id, exit_code, started_at, ended_at "
+                           "FROM jobs WHERE id = ?1",
+    [ST_JOB_UPDATE_WRITE] = "UPDATE jobs SET state = ?2, reason = ?3, slurm_job_id = ?4, "
+                            "exit_code = ?5, started_at = ?6, ended_at = ?7 WHERE id = ?1",
     [ST_JOB_CANCEL_QUEUED] = "UPDATE jobs SET state = 'cancelled', cancel_requested = 1, "
                              "reason = 'cancelled before dispatch', ended_at = ?2 "
                              "WHERE id = ?1 AND state = 'queued'",
     [ST_JOB_CANCEL_FLAG] = "UPDATE jobs SET cancel_requested = 1 WHERE id = ?1",
 };
 
-/* The one statement that writes a Slurm update; kept apart from the table above for reading. */
-static const char job_update_write_sql[] =
-    "UPDATE jobs SET state = ?2, reason = ?3, slurm_job_id = ?4, exit_code = ?5, started_at = ?6, "
-    "ended_at = ?7 WHERE id = ?1";
-
 struct store {
     sqlite3 *db;
     pthread_mutex_t lock;
     sqlite3_stmt *stmts[ST_COUNT];
-    sqlite3_stmt *job_update_write;
     char instance_id[40];
 };
 
@@ -223,7 +222,7 @@ static int db_error(store *s, int rc, const char *what)
     }
 }
 
-/* Returns the cached statement `id`, reset and unbound, preparing it on first use; NULL on error. */
+/* Returns cached statement `id` (prepared on first use; stmt_done resets it), or NULL. */
 static sqlite3_stmt *stmt_get(store *s, enum stmt_id id)
 {
     if (!s->stmts[id]) {
@@ -453,40 +452,46 @@ static int pragma(sqlite3 *db, const char *sql, char *out, size_t outlen)
     return rc == SQLITE_DONE ? SQLITE_OK : rc;
 }
 
-/* Brings the schema to STORE_SCHEMA_VERSION, one transaction per step. */
+/* Brings the schema to STORE_SCHEMA_VERSION, one transaction per step. The version is read inside
+ * each step's write transaction, so two processes opening a new database never both migrate it. */
 static int store_migrate(sqlite3 *db, const char *path, char *err, size_t errlen)
 {
-    char buf[32] = "";
-    int rc = pragma(db, "PRAGMA user_version", buf, sizeof buf);
-    if (rc != SQLITE_OK) {
-        set_err(err, errlen, "cannot read the schema version of %s: %s", path, sqlite3_errmsg(db));
-        return -EIO;
-    }
-    int version = atoi(buf);
-    if (version > STORE_SCHEMA_VERSION) {
-        set_err(err, errlen,
-                "database %s has schema version %d, newer than this antennad knows (%d): "
-                "upgrade antennad",
-                path, version, STORE_SCHEMA_VERSION);
-        return -EPROTO;
-    }
-    for (; version < STORE_SCHEMA_VERSION; version++) {
-        char set_version[64];
+    for (;;) {
+        char buf[32] = "", set_version[64], *msg = NULL;
+        int rc = sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, &msg);
+        if (rc == SQLITE_OK) rc = pragma(db, "PRAGMA user_version", buf, sizeof buf);
+        if (rc != SQLITE_OK) {
+            set_err(err, errlen, "cannot read the schema version of %s: %s", path,
+                    msg ? msg : sqlite3_errmsg(db));
+            goto fail_step;
+        }
+        int version = atoi(buf);
+        if (version == STORE_SCHEMA_VERSION)
+            return sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) == SQLITE_OK ? 0 : -EIO;
+        if (version > STORE_SCHEMA_VERSION || version < 0) {
+            set_err(err, errlen,
+                    "database %s has schema version %d, newer than this antennad knows (%d): "
+                    "upgrade antennad",
+                    path, version, STORE_SCHEMA_VERSION);
+            sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+            return -EPROTO;
+        }
         snprintf(set_version, sizeof set_version, "PRAGMA user_version = %d", version + 1);
-        char *msg = NULL;
-        rc = sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, &msg);
-        if (rc == SQLITE_OK) rc = sqlite3_exec(db, migrations[version], NULL, NULL, &msg);
+        rc = sqlite3_exec(db, migrations[version], NULL, NULL, &msg);
         if (rc == SQLITE_OK) rc = sqlite3_exec(db, set_version, NULL, NULL, &msg);
         if (rc == SQLITE_OK) rc = sqlite3_exec(db, "COMMIT", NULL, NULL, &msg);
         if (rc != SQLITE_OK) {
             set_err(err, errlen, "cannot migrate %s to schema version %d: %s", path, version + 1,
                     msg ? msg : sqlite3_errmsg(db));
-            sqlite3_free(msg);
-            if (!sqlite3_get_autocommit(db)) sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
-            return -EIO;
+            goto fail_step;
         }
+        continue;
+
+    fail_step:
+        sqlite3_free(msg);
+        if (!sqlite3_get_autocommit(db)) sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+        return -EIO;
     }
-    return 0;
 }
 
 /* Creates the database file 0600 when it does not exist yet (SQLite gives its -wal and -shm
@@ -534,15 +539,14 @@ int store_new(const char *path, store **out, char *err, size_t errlen)
         goto fail_mutex;
     }
 
-    int rc = sqlite3_open_v2(path, &s->db,
-                             SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-                             NULL);
+    int rc = sqlite3_open_v2(
+        path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
     if (rc != SQLITE_OK) {
         int sys = s->db ? sqlite3_system_errno(s->db) : 0;
         set_err(err, errlen, "cannot open database %s: %s", path,
                 s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc));
         ret = sys > 0 ? -sys : -EIO;
-        goto fail_open;
+        goto fail_setup;
     }
     sqlite3_extended_result_codes(s->db, 1);
     sqlite3_busy_timeout(s->db, STORE_BUSY_TIMEOUT_MS);
@@ -582,8 +586,7 @@ int store_new(const char *path, store **out, char *err, size_t errlen)
     return 0;
 
 fail_setup:
-    sqlite3_close_v2(s->db);
-fail_open:
+    sqlite3_close_v2(s->db); /* also after a failed open: it may return a handle */
     pthread_mutex_destroy(&s->lock);
 fail_mutex:
     free(s);
@@ -595,7 +598,6 @@ void store_free(store *s)
     if (!s) return;
     for (int i = 0; i < ST_COUNT; i++)
         sqlite3_finalize(s->stmts[i]);
-    sqlite3_finalize(s->job_update_write);
     sqlite3_close_v2(s->db);
     pthread_mutex_destroy(&s->lock);
     free(s);
@@ -1036,7 +1038,7 @@ int store_job_update(store *s, const store_job *j)
     int ret = tx_begin(s);
     if (ret < 0) goto out;
 
-    sqlite3_stmt *st = stmt_get(s, ST_JOB_UPDATE);
+    sqlite3_stmt *st = stmt_get(s, ST_JOB_UPDATE_READ);
     if (!st) {
         ret = -EIO;
         goto out;
@@ -1067,21 +1069,16 @@ int store_job_update(store *s, const store_job *j)
     int64_t ended = j->ended_at > 0 ? j->ended_at : cur_ended;
     if (ended == 0 && store_state_terminal(state)) ended = now();
 
-    if (strcmp(state, cur_state) == 0 && strcmp(j->reason, cur_reason) == 0 &&
-        slurm == cur_slurm && has_exit == cur_has_exit && (!has_exit || exit_code == cur_exit) &&
+    if (strcmp(state, cur_state) == 0 && strcmp(j->reason, cur_reason) == 0 && slurm == cur_slurm &&
+        has_exit == cur_has_exit && (!has_exit || exit_code == cur_exit) &&
         started == cur_started && ended == cur_ended)
         goto out; /* nothing changed: write nothing */
 
-    if (!s->job_update_write) {
-        rc = sqlite3_prepare_v3(s->db, job_update_write_sql, -1, SQLITE_PREPARE_PERSISTENT,
-                                &s->job_update_write, NULL);
-        if (rc != SQLITE_OK) {
-            ret = db_error(s, rc, "prepare");
-            s->job_update_write = NULL;
-            goto out;
-        }
+    st = stmt_get(s, ST_JOB_UPDATE_WRITE);
+    if (!st) {
+        ret = -EIO;
+        goto out;
     }
-    st = s->job_update_write;
     sqlite3_bind_int64(st, 1, j->id);
     bind_text(st, 2, state);
     bind_text(st, 3, j->reason);

@@ -1,5 +1,5 @@
-/* test_store.c - unit tests for store.c; each test uses its own temporary database and never touches
- * another file. */
+/* test_store.c - unit tests for store.c; each test uses its own temporary database and never
+ * touches another file. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -10,6 +10,7 @@
 #include "store.h"
 
 #include <ctype.h>
+#include <dirent.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -72,12 +73,16 @@ static int teardown(void **state)
     fixture *f = *state;
     if (!f) return 0;
     store_free(f->s);
-    const char *suffixes[] = {"", "-wal", "-shm", "-journal"};
-    for (size_t i = 0; i < sizeof suffixes / sizeof suffixes[0]; i++) {
-        char p[160];
-        snprintf(p, sizeof p, "%s%s", f->path, suffixes[i]);
+    /* Removes every file a test made in its directory, even after a failed assertion. */
+    DIR *d = opendir(f->dir);
+    struct dirent *e;
+    while (d && (e = readdir(d)) != NULL) {
+        char p[400];
+        if (e->d_name[0] == '.') continue;
+        snprintf(p, sizeof p, "%s/%s", f->dir, e->d_name);
         unlink(p);
     }
+    if (d) closedir(d);
     int ret = rmdir(f->dir);
     free(f);
     return ret;
@@ -518,8 +523,8 @@ static void job_update_records_running_then_completed_with_exit_code(void **stat
     assert_false(j.has_exit_code);
     assert_int_equal(j.slurm_job_id, 4242);
 
-    store_job u = {.id = id, .state = "completed", .ended_at = 2000, .has_exit_code = true,
-                   .exit_code = 3};
+    store_job u = {
+        .id = id, .state = "completed", .ended_at = 2000, .has_exit_code = true, .exit_code = 3};
     assert_int_equal(store_job_update(f->s, &u), 0);
     assert_int_equal(store_job_get(f->s, id, &j), 0);
     assert_string_equal(j.state, "completed");
@@ -537,8 +542,13 @@ static void job_update_never_changes_terminal_job(void **state)
     store_job u = {.id = id, .state = "completed", .ended_at = 2000, .has_exit_code = true};
     assert_int_equal(store_job_update(f->s, &u), 0);
 
-    store_job late = {.id = id, .state = "running", .reason = "again", .started_at = 3000,
-                      .ended_at = 4000, .has_exit_code = true, .exit_code = 9,
+    store_job late = {.id = id,
+                      .state = "running",
+                      .reason = "again",
+                      .started_at = 3000,
+                      .ended_at = 4000,
+                      .has_exit_code = true,
+                      .exit_code = 9,
                       .slurm_job_id = 99};
     assert_int_equal(store_job_update(f->s, &late), 0);
     store_job j;
@@ -568,6 +578,19 @@ static void job_update_pending_reason_then_cleared(void **state)
     assert_int_equal(store_job_get(f->s, id, &j), 0);
     assert_string_equal(j.state, "running");
     assert_string_equal(j.reason, "");
+}
+
+static void job_update_to_terminal_without_end_time_sets_ended_at(void **state)
+{
+    fixture *f = *state;
+    int64_t id = insert_running_job(f);
+    int64_t before = time(NULL);
+    store_job u = {.id = id, .state = "failed", .has_exit_code = true, .exit_code = 1};
+    assert_int_equal(store_job_update(f->s, &u), 0);
+    store_job j;
+    assert_int_equal(store_job_get(f->s, id, &j), 0);
+    assert_string_equal(j.state, "failed");
+    assert_true(j.ended_at >= before && j.ended_at <= time(NULL));
 }
 
 static void job_update_unknown_is_enoent(void **state)
@@ -645,10 +668,10 @@ static void job_list_active_excludes_terminal_oldest_first(void **state)
 static void state_terminal_knows_every_state(void **state)
 {
     (void)state;
-    const char *terminal[] = {"completed", "failed",   "cancelled",     "timeout", "node_fail",
-                              "preempted", "boot_fail", "deadline", "out_of_memory", "lost"};
-    const char *active[] = {"queued", "dispatching", "dispatched", "pending",
-                            "running", "suspended", "",           "COMPLETED"};
+    const char *terminal[] = {"completed", "failed",    "cancelled", "timeout",       "node_fail",
+                              "preempted", "boot_fail", "deadline",  "out_of_memory", "lost"};
+    const char *active[] = {"queued",  "dispatching", "dispatched", "pending",
+                            "running", "suspended",   "",           "COMPLETED"};
     for (size_t i = 0; i < sizeof terminal / sizeof terminal[0]; i++)
         assert_true(store_state_terminal(terminal[i]));
     for (size_t i = 0; i < sizeof active / sizeof active[0]; i++)
@@ -698,15 +721,9 @@ static void two_databases_get_different_instance_ids(void **state)
     assert_int_equal(store_new(other, &s2, err, sizeof err), 0);
     assert_string_not_equal(store_instance_id(s2), store_instance_id(f->s));
     store_free(s2);
-    const char *suffixes[] = {"", "-wal", "-shm"};
-    for (size_t i = 0; i < 3; i++) {
-        char p[200];
-        snprintf(p, sizeof p, "%s%s", other, suffixes[i]);
-        unlink(p);
-    }
 }
 
-#define THREADS 4
+#define THREADS         4
 #define JOBS_PER_THREAD 200
 
 typedef struct inserter {
@@ -792,7 +809,24 @@ static void store_new_on_non_database_file_fails(void **state)
     assert_true(store_new(path, &s, err, sizeof err) < 0);
     assert_null(s);
     assert_non_null(strstr(err, path));
-    unlink(path);
+}
+
+/* PRAGMA user_version is the big-endian 32-bit integer at offset 60 of an SQLite file. */
+static void store_new_refuses_newer_schema_version(void **state)
+{
+    fixture *f = *state;
+    store_free(f->s); /* the last close checkpoints the WAL into the main file */
+    f->s = NULL;
+    FILE *fp = fopen(f->path, "r+b");
+    assert_non_null(fp);
+    const unsigned char version[4] = {0, 0, 0x03, 0xe7}; /* 999 */
+    assert_int_equal(fseek(fp, 60, SEEK_SET), 0);
+    assert_int_equal(fwrite(version, 1, sizeof version, fp), sizeof version);
+    assert_int_equal(fclose(fp), 0);
+    char err[256] = "";
+    assert_int_equal(store_new(f->path, &f->s, err, sizeof err), -EPROTO);
+    assert_null(f->s);
+    assert_non_null(strstr(err, "schema version 999"));
 }
 
 static void store_free_accepts_null(void **state)
@@ -801,7 +835,7 @@ static void store_free_accepts_null(void **state)
     store_free(NULL);
 }
 
-#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+#define T(fn)  cmocka_unit_test_setup_teardown(fn, setup, teardown)
 #define TU(fn) cmocka_unit_test_setup_teardown(fn, setup_user, teardown)
 
 int main(void)
@@ -836,6 +870,7 @@ int main(void)
         TU(job_update_records_running_then_completed_with_exit_code),
         TU(job_update_never_changes_terminal_job),
         TU(job_update_pending_reason_then_cleared),
+        TU(job_update_to_terminal_without_end_time_sets_ended_at),
         TU(job_update_unknown_is_enoent),
         TU(job_cancel_queued_is_cancelled_at_once),
         TU(job_cancel_running_sets_cancel_requested),
@@ -848,6 +883,7 @@ int main(void)
         TU(concurrent_inserts_all_land_with_unique_ids),
         T(store_new_in_missing_directory_fails_with_message),
         T(store_new_on_non_database_file_fails),
+        T(store_new_refuses_newer_schema_version),
         cmocka_unit_test(store_free_accepts_null),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

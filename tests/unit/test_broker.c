@@ -1,0 +1,471 @@
+/* test_broker.c - unit tests of the broker's durable steps, against a fake Slurm.
+ *
+ * The broker is not the Slurm adapter, so its unit tests may use a fake one: this file defines
+ * the slurm_adapter_* functions itself (the linker then never pulls the real adapter in). Each
+ * test starts its own world: a temporary store, a loop, a broker, and an empty fake cluster.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <pwd.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "broker.h"
+#include "log.h"
+#include "slurm_adapter.h"
+#include "store.h"
+
+/* --- the fake Slurm ---------------------------------------------------------------------------- */
+
+#define FAKE_MAX 64
+static struct fake {
+    pthread_mutex_t mu;
+    slurm_adapter_job jobs[FAKE_MAX];
+    size_t n;
+    uint32_t next_id;
+    int submit_rc;  /* what the next submits return (0 = accept) */
+    int poll_rc;
+    unsigned submits, polls, cancels;
+    uid_t last_uid;
+    char last_tag[128];
+    bool changed; /* the table changed since the last poll */
+} fake = {.mu = PTHREAD_MUTEX_INITIALIZER};
+
+int slurm_adapter_new(const char *conf, slurm_adapter **out, char *err, size_t len)
+{
+    (void)conf, (void)err, (void)len;
+    *out = (slurm_adapter *)&fake;
+    return 0;
+}
+
+void slurm_adapter_free(slurm_adapter *a)
+{
+    (void)a;
+}
+
+int slurm_adapter_submit(slurm_adapter *a, const slurm_adapter_submit_req *req, uint32_t *job_id,
+                         char *err, size_t errlen)
+{
+    (void)a;
+    pthread_mutex_lock(&fake.mu);
+    fake.submits++;
+    int rc = fake.submit_rc;
+    if (rc == 0) {
+        slurm_adapter_job *j = &fake.jobs[fake.n++];
+        memset(j, 0, sizeof *j);
+        j->job_id = fake.next_id++;
+        snprintf(j->tag, sizeof j->tag, "%s", req->tag);
+        snprintf(j->state, sizeof j->state, "pending");
+        snprintf(j->reason, sizeof j->reason, "Priority");
+        j->submit_time = time(NULL);
+        *job_id = j->job_id;
+        fake.last_uid = req->uid;
+        snprintf(fake.last_tag, sizeof fake.last_tag, "%s", req->tag);
+        fake.changed = true;
+    } else {
+        snprintf(err, errlen, "fake Slurm says no (%d)", rc);
+    }
+    pthread_mutex_unlock(&fake.mu);
+    return rc;
+}
+
+int slurm_adapter_poll(slurm_adapter *a, const char *prefix, slurm_adapter_job **jobs, size_t *n,
+                       bool *changed, char *err, size_t errlen)
+{
+    (void)a;
+    pthread_mutex_lock(&fake.mu);
+    fake.polls++;
+    int rc = fake.poll_rc;
+    *jobs = NULL;
+    *n = 0;
+    *changed = false;
+    if (rc < 0) {
+        snprintf(err, errlen, "fake Slurm unreachable");
+    } else if (fake.changed) {
+        *jobs = calloc(fake.n ? fake.n : 1, sizeof **jobs);
+        for (size_t i = 0; i < fake.n; i++)
+            if (strncmp(fake.jobs[i].tag, prefix, strlen(prefix)) == 0)
+                (*jobs)[(*n)++] = fake.jobs[i];
+        *changed = true;
+        fake.changed = false;
+    }
+    pthread_mutex_unlock(&fake.mu);
+    return rc;
+}
+
+void slurm_adapter_poll_reset(slurm_adapter *a)
+{
+    (void)a;
+    pthread_mutex_lock(&fake.mu);
+    fake.changed = true;
+    pthread_mutex_unlock(&fake.mu);
+}
+
+int slurm_adapter_cancel(slurm_adapter *a, uint32_t job_id, char *err, size_t errlen)
+{
+    (void)a, (void)err, (void)errlen;
+    pthread_mutex_lock(&fake.mu);
+    fake.cancels++;
+    for (size_t i = 0; i < fake.n; i++)
+        if (fake.jobs[i].job_id == job_id) {
+            snprintf(fake.jobs[i].state, sizeof fake.jobs[i].state, "cancelled");
+            fake.jobs[i].end_time = time(NULL);
+            fake.jobs[i].has_exit_code = true;
+            fake.jobs[i].exit_code = 137;
+            fake.changed = true;
+        }
+    pthread_mutex_unlock(&fake.mu);
+    return 0;
+}
+
+/* Sets the state of the fake job tagged for our job `id`. */
+static void fake_set(int64_t id, const char *state, int exit_code)
+{
+    char suffix[32];
+    snprintf(suffix, sizeof suffix, ":%lld", (long long)id);
+    pthread_mutex_lock(&fake.mu);
+    for (size_t i = 0; i < fake.n; i++) {
+        size_t tl = strlen(fake.jobs[i].tag), sl = strlen(suffix);
+        if (tl < sl || strcmp(fake.jobs[i].tag + tl - sl, suffix) != 0) continue;
+        snprintf(fake.jobs[i].state, sizeof fake.jobs[i].state, "%s", state);
+        fake.jobs[i].reason[0] = '\0';
+        if (strcmp(state, "running") == 0) fake.jobs[i].start_time = time(NULL) - 5;
+        if (store_state_terminal(state)) {
+            if (fake.jobs[i].start_time == 0) fake.jobs[i].start_time = time(NULL) - 5;
+            fake.jobs[i].end_time = time(NULL);
+            fake.jobs[i].has_exit_code = true;
+            fake.jobs[i].exit_code = exit_code;
+        }
+        fake.changed = true;
+    }
+    pthread_mutex_unlock(&fake.mu);
+}
+
+/* --- the world ----------------------------------------------------------------------------------- */
+
+struct world {
+    char dir[64];
+    store *st;
+    uv_loop_t loop;
+    broker *br;
+    slurm_adapter *sa;
+    int64_t user_id, root_user_id;
+};
+
+static int world_setup(void **state)
+{
+    struct world *w = calloc(1, sizeof *w);
+    char db[128], err[256];
+    store_user u;
+    snprintf(w->dir, sizeof w->dir, "/tmp/antenna-test-broker.XXXXXX");
+    if (mkdtemp(w->dir) == NULL) return -1;
+    snprintf(db, sizeof db, "%s/antenna.db", w->dir);
+    if (store_new(db, &w->st, err, sizeof err) < 0) return -1;
+    if (store_partner_insert(w->st, "ulb", "", NULL) < 0) return -1;
+    if (store_user_insert(w->st, "alice", "ulb", "nobody", "user", &w->user_id) < 0) return -1;
+    if (store_user_insert(w->st, "rooty", "ulb", "root", "user", &w->root_user_id) < 0) return -1;
+    (void)u;
+    pthread_mutex_lock(&fake.mu);
+    fake.n = 0;
+    fake.next_id = 100;
+    fake.submit_rc = fake.poll_rc = 0;
+    fake.submits = fake.polls = fake.cancels = 0;
+    fake.changed = true;
+    pthread_mutex_unlock(&fake.mu);
+    slurm_adapter_new(NULL, &w->sa, err, sizeof err);
+    if (uv_loop_init(&w->loop) < 0) return -1;
+    *state = w;
+    return 0;
+}
+
+static int world_teardown(void **state)
+{
+    struct world *w = *state;
+    char cmd[128];
+    broker_close(w->br, NULL, NULL);
+    uv_run(&w->loop, UV_RUN_DEFAULT);
+    uv_loop_close(&w->loop);
+    store_free(w->st);
+    snprintf(cmd, sizeof cmd, "rm -rf %s", w->dir);
+    int rc = system(cmd);
+    free(w);
+    return rc == 0 ? 0 : -1;
+}
+
+static void start_broker(struct world *w)
+{
+    char spool[128];
+    snprintf(spool, sizeof spool, "%s/spool", w->dir);
+    broker_options o = {.partition = "gpu", .spool_dir = spool, .poll_interval_ms = 10};
+    assert_int_equal(broker_new(&w->loop, w->st, w->sa, &o, &w->br), 0);
+    assert_int_equal(broker_start(w->br), 0);
+}
+
+static int64_t queue_job(struct world *w, int64_t user_id)
+{
+    store_job j;
+    memset(&j, 0, sizeof j);
+    j.user_id = user_id;
+    snprintf(j.name, sizeof j.name, "t");
+    j.gpus = 1;
+    j.cpus_per_task = 1;
+    j.time_minutes = 5;
+    assert_int_equal(store_job_insert(w->st, &j, "#!/bin/bash\ntrue\n"), 0);
+    return j.id;
+}
+
+/* Runs the loop until job `id` is in `state` (true) or 5 s pass (false). */
+static bool run_until_state(struct world *w, int64_t id, const char *state)
+{
+    store_job j;
+    for (int i = 0; i < 500; i++) {
+        uv_run(&w->loop, UV_RUN_NOWAIT);
+        usleep(10000);
+        if (store_job_get(w->st, id, &j) == 0 && strcmp(j.state, state) == 0) return true;
+    }
+    store_job_get(w->st, id, &j);
+    print_error("job %lld is %s (%s), wanted %s\n", (long long)id, j.state, j.reason, state);
+    return false;
+}
+
+/* Runs the loop for `ms` milliseconds. */
+static void run_for(struct world *w, int ms)
+{
+    for (int i = 0; i < ms / 10; i++) {
+        uv_run(&w->loop, UV_RUN_NOWAIT);
+        usleep(10000);
+    }
+}
+
+/* --- tests ---------------------------------------------------------------------------------------- */
+
+static void test_queued_job_is_dispatched_once_with_its_tag_and_account(void **state)
+{
+    struct world *w = *state;
+    int64_t id = queue_job(w, w->user_id);
+    start_broker(w);
+    assert_true(run_until_state(w, id, "pending"));
+    run_for(w, 100);
+    store_job j;
+    assert_int_equal(store_job_get(w->st, id, &j), 0);
+    assert_int_equal(j.slurm_job_id, 100);
+    assert_true(j.dispatched_at > 0);
+    assert_int_equal(fake.submits, 1);
+    assert_int_equal(fake.last_uid, getpwnam("nobody")->pw_uid);
+    char want[64];
+    snprintf(want, sizeof want, "antenna:%s:%lld", store_instance_id(w->st), (long long)id);
+    assert_string_equal(fake.last_tag, want);
+}
+
+static void test_slurm_states_flow_into_the_store(void **state)
+{
+    struct world *w = *state;
+    int64_t id = queue_job(w, w->user_id);
+    start_broker(w);
+    assert_true(run_until_state(w, id, "pending"));
+    fake_set(id, "running", 0);
+    assert_true(run_until_state(w, id, "running"));
+    fake_set(id, "completed", 0);
+    assert_true(run_until_state(w, id, "completed"));
+    store_job j;
+    store_job_get(w->st, id, &j);
+    assert_true(j.has_exit_code);
+    assert_int_equal(j.exit_code, 0);
+    assert_true(j.started_at > 0);
+    assert_true(j.ended_at >= j.started_at);
+}
+
+static void test_failed_job_keeps_its_exit_code(void **state)
+{
+    struct world *w = *state;
+    int64_t id = queue_job(w, w->user_id);
+    start_broker(w);
+    assert_true(run_until_state(w, id, "pending"));
+    fake_set(id, "failed", 3);
+    assert_true(run_until_state(w, id, "failed"));
+    store_job j;
+    store_job_get(w->st, id, &j);
+    assert_int_equal(j.exit_code, 3);
+}
+
+static void test_unreachable_slurm_requeues_then_dispatches(void **state)
+{
+    struct world *w = *state;
+    fake.submit_rc = -EAGAIN;
+    int64_t id = queue_job(w, w->user_id);
+    start_broker(w);
+    run_for(w, 200);
+    store_job j;
+    store_job_get(w->st, id, &j);
+    assert_string_equal(j.state, "queued");
+    assert_non_null(strstr(j.reason, "waiting for Slurm"));
+    assert_true(fake.submits > 1); /* retried at each tick */
+    pthread_mutex_lock(&fake.mu);
+    fake.submit_rc = 0;
+    pthread_mutex_unlock(&fake.mu);
+    assert_true(run_until_state(w, id, "pending"));
+}
+
+static void test_unreachable_slurm_shows_in_health(void **state)
+{
+    struct world *w = *state;
+    fake.poll_rc = -EAGAIN;
+    start_broker(w);
+    run_for(w, 100);
+    assert_false(broker_slurm_ok(w->br));
+    pthread_mutex_lock(&fake.mu);
+    fake.poll_rc = 0;
+    pthread_mutex_unlock(&fake.mu);
+    run_for(w, 100);
+    assert_true(broker_slurm_ok(w->br));
+}
+
+static void test_refused_job_fails_with_slurms_reason(void **state)
+{
+    struct world *w = *state;
+    fake.submit_rc = -EINVAL;
+    int64_t id = queue_job(w, w->user_id);
+    start_broker(w);
+    assert_true(run_until_state(w, id, "failed"));
+    store_job j;
+    store_job_get(w->st, id, &j);
+    assert_non_null(strstr(j.reason, "fake Slurm says no"));
+}
+
+static void test_job_mapped_to_root_is_never_submitted(void **state)
+{
+    struct world *w = *state;
+    int64_t id = queue_job(w, w->root_user_id);
+    start_broker(w);
+    assert_true(run_until_state(w, id, "failed"));
+    store_job j;
+    store_job_get(w->st, id, &j);
+    assert_non_null(strstr(j.reason, "root"));
+    assert_int_equal(fake.submits, 0);
+}
+
+static void test_dispatching_job_found_by_tag_is_adopted_not_resubmitted(void **state)
+{
+    struct world *w = *state;
+    int64_t id = queue_job(w, w->user_id);
+    /* A crash after the submit but before it was recorded: Slurm has the job, we do not. */
+    assert_int_equal(store_job_transition(w->st, id, "queued", "dispatching", NULL), 0);
+    char tag[128];
+    snprintf(tag, sizeof tag, "antenna:%s:%lld", store_instance_id(w->st), (long long)id);
+    uint32_t sid;
+    char err[64];
+    slurm_adapter_submit_req req = {.tag = tag, .uid = 1};
+    assert_int_equal(slurm_adapter_submit(w->sa, &req, &sid, err, sizeof err), 0);
+    fake.submits = 0;
+    start_broker(w);
+    assert_true(run_until_state(w, id, "pending"));
+    run_for(w, 100);
+    store_job j;
+    store_job_get(w->st, id, &j);
+    assert_int_equal(j.slurm_job_id, sid);
+    assert_int_equal(fake.submits, 0);
+}
+
+static void test_dispatching_job_not_in_slurm_is_submitted_once(void **state)
+{
+    struct world *w = *state;
+    int64_t id = queue_job(w, w->user_id);
+    assert_int_equal(store_job_transition(w->st, id, "queued", "dispatching", NULL), 0);
+    start_broker(w);
+    assert_true(run_until_state(w, id, "pending"));
+    run_for(w, 100);
+    assert_int_equal(fake.submits, 1);
+}
+
+static void test_recovery_waits_for_slurm(void **state)
+{
+    struct world *w = *state;
+    int64_t id = queue_job(w, w->user_id);
+    assert_int_equal(store_job_transition(w->st, id, "queued", "dispatching", NULL), 0);
+    fake.poll_rc = -EAGAIN;
+    start_broker(w);
+    run_for(w, 200);
+    store_job j;
+    store_job_get(w->st, id, &j);
+    assert_string_equal(j.state, "dispatching");
+    assert_int_equal(fake.submits, 0);
+    pthread_mutex_lock(&fake.mu);
+    fake.poll_rc = 0;
+    pthread_mutex_unlock(&fake.mu);
+    assert_true(run_until_state(w, id, "pending"));
+    assert_int_equal(fake.submits, 1);
+}
+
+static void test_job_forgotten_by_slurm_becomes_lost(void **state)
+{
+    struct world *w = *state;
+    int64_t id = queue_job(w, w->user_id);
+    start_broker(w);
+    assert_true(run_until_state(w, id, "pending"));
+    pthread_mutex_lock(&fake.mu);
+    fake.n = 0; /* purged (MinJobAge) */
+    fake.changed = true;
+    pthread_mutex_unlock(&fake.mu);
+    assert_true(run_until_state(w, id, "lost"));
+}
+
+static void test_cancel_request_is_sent_to_slurm_once(void **state)
+{
+    struct world *w = *state;
+    int64_t id = queue_job(w, w->user_id);
+    start_broker(w);
+    assert_true(run_until_state(w, id, "pending"));
+    bool now = true;
+    assert_int_equal(store_job_cancel_request(w->st, id, &now), 0);
+    assert_false(now);
+    broker_kick(w->br);
+    assert_true(run_until_state(w, id, "cancelled"));
+    run_for(w, 100);
+    assert_int_equal(fake.cancels, 1);
+}
+
+static void test_broker_keeps_polling_a_quiet_table(void **state)
+{
+    struct world *w = *state;
+    int64_t id = queue_job(w, w->user_id);
+    start_broker(w);
+    assert_true(run_until_state(w, id, "pending"));
+    unsigned polls_before = fake.polls;
+    run_for(w, 200);
+    assert_true(fake.polls > polls_before); /* it keeps polling... */
+    store_job j;
+    store_job_get(w->st, id, &j);
+    assert_string_equal(j.state, "pending"); /* ...and nothing changes */
+}
+
+#define T(f) cmocka_unit_test_setup_teardown(f, world_setup, world_teardown)
+
+int main(void)
+{
+    log_level_set(getenv("ANTENNA_TEST_LOG") ? getenv("ANTENNA_TEST_LOG") : "error");
+    const struct CMUnitTest tests[] = {
+        T(test_queued_job_is_dispatched_once_with_its_tag_and_account),
+        T(test_slurm_states_flow_into_the_store),
+        T(test_failed_job_keeps_its_exit_code),
+        T(test_unreachable_slurm_requeues_then_dispatches),
+        T(test_unreachable_slurm_shows_in_health),
+        T(test_refused_job_fails_with_slurms_reason),
+        T(test_job_mapped_to_root_is_never_submitted),
+        T(test_dispatching_job_found_by_tag_is_adopted_not_resubmitted),
+        T(test_dispatching_job_not_in_slurm_is_submitted_once),
+        T(test_recovery_waits_for_slurm),
+        T(test_job_forgotten_by_slurm_becomes_lost),
+        T(test_cancel_request_is_sent_to_slurm_once),
+        T(test_broker_keeps_polling_a_quiet_table),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

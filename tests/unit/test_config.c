@@ -1,0 +1,169 @@
+/* test_config.c - unit tests of antennad's JSON config loader. Each test writes its own file. */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "config.h"
+
+static char dir[64];
+static char path[128];
+
+static int setup(void **state)
+{
+    (void)state;
+    snprintf(dir, sizeof dir, "/tmp/antenna-test-config.XXXXXX");
+    if (mkdtemp(dir) == NULL) return -1;
+    snprintf(path, sizeof path, "%s/antennad.json", dir);
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    unlink(path);
+    rmdir(dir);
+    return 0;
+}
+
+static int load(const char *json, config *c, char *err, size_t len)
+{
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(json, f);
+    fclose(f);
+    config_defaults(c);
+    return config_load(path, c, err, len);
+}
+
+static void test_defaults_are_sane(void **state)
+{
+    (void)state;
+    config c;
+    config_defaults(&c);
+    assert_string_equal(c.listen_host, "127.0.0.1");
+    assert_int_equal(c.listen_port, 8443);
+    assert_string_equal(c.partition, "gpu");
+    assert_int_equal(c.max_gpus, 8);
+    assert_null(c.gpu_type_list[0]);
+}
+
+static void test_values_override_defaults(void **state)
+{
+    (void)state;
+    config c;
+    char err[256] = "";
+    assert_int_equal(load("{\"listen_port\": 9000, \"partition\": \"batch\", \"max_gpus\": 4, "
+                          "\"poll_interval_ms\": 250, \"max_mem_mb\": 1024}",
+                          &c, err, sizeof err),
+                     0);
+    assert_int_equal(c.listen_port, 9000);
+    assert_string_equal(c.partition, "batch");
+    assert_int_equal(c.max_gpus, 4);
+    assert_int_equal(c.poll_interval_ms, 250);
+    assert_int_equal(c.max_mem_mb, 1024);
+}
+
+static void test_relative_paths_resolve_against_the_file(void **state)
+{
+    (void)state;
+    config c;
+    char err[256] = "", want[256];
+    assert_int_equal(load("{\"database\": \"db/antenna.db\", \"tls_cert\": \"/abs/c.pem\"}", &c,
+                          err, sizeof err),
+                     0);
+    snprintf(want, sizeof want, "%s/db/antenna.db", dir);
+    assert_string_equal(c.database, want);
+    assert_string_equal(c.tls_cert, "/abs/c.pem");
+}
+
+static void test_gpu_types_list(void **state)
+{
+    (void)state;
+    config c;
+    char err[256] = "";
+    assert_int_equal(load("{\"gpu_types\": [\"h100\", \"a100\"]}", &c, err, sizeof err), 0);
+    assert_string_equal(c.gpu_type_list[0], "h100");
+    assert_string_equal(c.gpu_type_list[1], "a100");
+    assert_null(c.gpu_type_list[2]);
+}
+
+static void test_unknown_key_is_an_error_naming_it(void **state)
+{
+    (void)state;
+    config c;
+    char err[256] = "";
+    assert_int_equal(load("{\"listen_prot\": 1}", &c, err, sizeof err), -EINVAL);
+    assert_non_null(strstr(err, "listen_prot"));
+}
+
+static void test_wrong_type_is_an_error_naming_the_key(void **state)
+{
+    (void)state;
+    config c;
+    char err[256] = "";
+    assert_int_equal(load("{\"listen_port\": \"8443\"}", &c, err, sizeof err), -EINVAL);
+    assert_non_null(strstr(err, "listen_port must be an integer"));
+}
+
+static void test_out_of_range_is_an_error(void **state)
+{
+    (void)state;
+    config c;
+    char err[256] = "";
+    assert_int_equal(load("{\"listen_port\": 70000}", &c, err, sizeof err), -EINVAL);
+    assert_int_equal(load("{\"poll_interval_ms\": 1}", &c, err, sizeof err), -EINVAL);
+}
+
+static void test_malformed_json_reports_line(void **state)
+{
+    (void)state;
+    config c;
+    char err[256] = "";
+    assert_int_equal(load("{\n\"listen_port\": 1,\n}", &c, err, sizeof err), -EINVAL);
+    assert_non_null(strstr(err, ":3:"));
+}
+
+static void test_non_object_is_an_error(void **state)
+{
+    (void)state;
+    config c;
+    char err[256] = "";
+    assert_int_equal(load("[1]", &c, err, sizeof err), -EINVAL);
+}
+
+static void test_missing_file_is_enoent(void **state)
+{
+    (void)state;
+    config c;
+    char err[256] = "";
+    config_defaults(&c);
+    assert_int_equal(config_load("/nonexistent/antennad.json", &c, err, sizeof err), -ENOENT);
+    assert_true(strlen(err) > 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_defaults_are_sane),
+        cmocka_unit_test_setup_teardown(test_values_override_defaults, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_relative_paths_resolve_against_the_file, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_gpu_types_list, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_unknown_key_is_an_error_naming_it, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_wrong_type_is_an_error_naming_the_key, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_out_of_range_is_an_error, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_malformed_json_reports_line, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_non_object_is_an_error, setup, teardown),
+        cmocka_unit_test(test_missing_file_is_enoent),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
