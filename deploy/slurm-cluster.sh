@@ -48,75 +48,107 @@ pid_alive() {
     printf '%s\n' "$pid"
 }
 
-# cluster_pids: the live (non-zombie) pids of this cluster: its daemons (from their pid files),
-# every process started with this cluster's marker in its environment (slurmstepd inherits it from
-# slurmd), every job process (Slurm sets SLURM_CLUSTER_NAME in a job's environment), and all their
-# descendants. Never this script, its children or its ancestors.
-cluster_pids() {
-    local seeds=() p f
+# daemon_pids: the pids of this cluster's live daemons, from their pid files.
+daemon_pids() {
+    local p f
     for f in "$RUN/slurmd.pid:slurmd" "$RUN/slurmctld.pid:slurmctld" "$MUNGE/munged.pid:munged"; do
-        if p=$(pid_alive "${f%%:*}" "${f##*:}"); then seeds+=("$p"); fi
+        if p=$(pid_alive "${f%%:*}" "${f##*:}"); then echo "$p"; fi
     done
-    while read -r f; do
+}
+
+# job_seed_pids: this cluster's slurmstepd processes (found by an open file below DIR, e.g. the
+# slurmd log: they overwrite their environment with their title) and the processes of its jobs
+# (Slurm puts SLURM_CLUSTER_NAME in a job's environment).
+job_seed_pids() {
+    local p f link
+    for f in /proc/[0-9]*/comm; do
+        [ "$(cat "$f" 2>/dev/null)" = slurmstepd ] || continue
         p=${f#/proc/}
-        seeds+=("${p%/environ}")
-    done < <(grep -lzxF -e "ANTENNA_SLURM_CLUSTER=$CLUSTER" -e "SLURM_CLUSTER_NAME=$CLUSTER" \
-        /proc/[0-9]*/environ 2>/dev/null || true)
-    [ ${#seeds[@]} -gt 0 ] || return 0
-    ps -e -o pid=,ppid=,stat= | awk -v seeds="${seeds[*]}" -v self="$$" '
+        p=${p%/comm}
+        for link in /proc/"$p"/fd/*; do
+            case "$(readlink "$link" 2>/dev/null)" in
+            "$DIR"/*)
+                echo "$p"
+                break
+                ;;
+            esac
+        done
+    done
+    grep -lzxF "SLURM_CLUSTER_NAME=$CLUSTER" /proc/[0-9]*/environ 2>/dev/null |
+        sed 's|^/proc/||; s|/environ$||' || true
+}
+
+# with_descendants PID...: those pids and all their descendants, live (not zombies), never this
+# script, its ancestors or its children.
+with_descendants() {
+    [ $# -gt 0 ] || return 0
+    ps -e -o pid=,ppid=,stat= | awk -v seeds="$*" -v self="$$" '
         BEGIN { n = split(seeds, s, " "); for (i = 1; i <= n; i++) want[s[i]] = 1 }
         { parent[$1] = $2; zombie[$1] = ($3 ~ /^Z/) }
         END {
-            # Exclude this script, its ancestors and its descendants.
-            for (p = self; p in parent && p != 0; p = parent[p]) mine[p] = 1
+            for (p = self; (p in parent) && p != 0; p = parent[p]) mine[p] = 1
             do {
                 grew = 0
-                for (p in parent) if (!(p in want) && (parent[p] in want)) { want[p] = 1; grew = 1 }
+                for (p in parent)
+                    if (!(p in kid) && (parent[p] == self || (parent[p] in kid))) { kid[p] = 1; grew = 1 }
             } while (grew)
             do {
                 grew = 0
-                for (p in parent) if (!(p in kid) && (parent[p] == self || parent[p] in kid)) { kid[p] = 1; grew = 1 }
+                for (p in parent)
+                    if (!(p in want) && (parent[p] in want)) { want[p] = 1; grew = 1 }
             } while (grew)
-            for (p in want) if ((p in parent) && !zombie[p] && !(p in mine) && !(p in kid)) print p
+            for (p in want)
+                if ((p in parent) && !zombie[p] && !(p in mine) && !(p in kid)) print p
         }'
 }
 
+# same_procs PID:COMM...: the pids that still run the same program (a daemon removes its pid file
+# before it has finished exiting).
+same_procs() {
+    local pc
+    for pc in "$@"; do
+        [ "$(cat "/proc/${pc%%:*}/comm" 2>/dev/null)" != "${pc#*:}" ] || echo "${pc%%:*}"
+    done
+}
+
+# cluster_pids [PID:COMM...]: every live process of this cluster: daemons, slurmscriptd,
+# slurmstepd, jobs, plus those of the given processes that still run.
+cluster_pids() {
+    # shellcheck disable=SC2046
+    with_descendants $(daemon_pids) $(job_seed_pids) $(same_procs "$@")
+}
+
 cmd_stop() {
-    local pids deadline
-    pids=$(cluster_pids | tr '\n' ' ')
-    if [ -z "${pids// /}" ]; then
+    local pids daemons jobs deadline known=() p
+    daemons=$(daemon_pids | tr '\n' ' ')
+    for p in $daemons; do known+=("$p:$(cat "/proc/$p/comm" 2>/dev/null)"); done
+    # shellcheck disable=SC2046
+    jobs=$(with_descendants $(job_seed_pids) | tr '\n' ' ')
+    if [ -z "${daemons// /}${jobs// /}" ]; then
         rm -f "$RUN"/*.pid "$MUNGE/munged.pid" 2>/dev/null || true
         say "stopped (nothing was running in $DIR)"
         return 0
     fi
-    # The daemons get SIGTERM; slurmstepd (which ignores SIGTERM) and the jobs' processes SIGKILL,
-    # as their jobs are discarded anyway.
-    local daemons="" p f
-    for f in "$RUN/slurmd.pid:slurmd" "$RUN/slurmctld.pid:slurmctld" "$MUNGE/munged.pid:munged"; do
-        if p=$(pid_alive "${f%%:*}" "${f##*:}"); then daemons+=" $p"; fi
-    done
-    for p in $pids; do
-        case " $daemons " in
-        *" $p "*) ;;
-        *) kill -KILL "$p" 2>/dev/null || true ;;
-        esac
-    done
+    # Jobs are discarded: slurmstepd (which ignores SIGTERM) and job processes get SIGKILL. The
+    # daemons get SIGTERM; slurmctld stops its own slurmscriptd.
+    # shellcheck disable=SC2086
+    [ -z "${jobs// /}" ] || kill -KILL $jobs 2>/dev/null || true
     # shellcheck disable=SC2086
     [ -z "${daemons// /}" ] || kill -TERM $daemons 2>/dev/null || true
     deadline=$((SECONDS + STOP_TIMEOUT))
     while :; do
-        pids=$(cluster_pids | tr '\n' ' ')
+        pids=$(cluster_pids "${known[@]}" | tr '\n' ' ')
         [ -n "${pids// /}" ] || break
         if [ $SECONDS -ge $deadline ]; then
             say "still running after ${STOP_TIMEOUT}s, sending SIGKILL to: $pids"
             # shellcheck disable=SC2086
             kill -KILL $pids 2>/dev/null || true
             sleep 0.5
-            pids=$(cluster_pids | tr '\n' ' ')
+            pids=$(cluster_pids "${known[@]}" | tr '\n' ' ')
             [ -z "${pids// /}" ] || die "could not stop: $pids"
             break
         fi
-        sleep 0.2
+        sleep 0.1
     done
     rm -f "$RUN"/*.pid "$MUNGE/munged.pid" 2>/dev/null || true
     say "stopped $DIR"
@@ -179,6 +211,8 @@ ProctrackType=proctrack/linuxproc
 TaskPlugin=task/none
 SelectType=select/cons_tres
 SelectTypeParameters=CR_Core_Memory
+# A job that asks for no memory gets its share per CPU, not the whole node.
+DefMemPerCPU=$((MEM_MB / CPUS > 0 ? MEM_MB / CPUS : 1))
 JobAcctGatherType=jobacct_gather/none
 AccountingStorageType=accounting_storage/none
 JobCompType=jobcomp/none
@@ -226,13 +260,13 @@ node_state() {
 
 cmd_start() {
     [ "$(id -u)" -eq 0 ] || die "start must run as root (slurmd runs jobs as other accounts)"
-    [ -n "$CTLD_PORT" ] && [ -n "$SLURMD_PORT" ] || usage
+    if [ -z "$CTLD_PORT" ] || [ -z "$SLURMD_PORT" ]; then usage; fi
     [ "$CTLD_PORT" != "$SLURMD_PORT" ] || die "--ctld-port and --slurmd-port must differ"
     local v
     for v in "$CTLD_PORT" "$SLURMD_PORT" "$GPUS" "$CPUS" "$MEM_MB"; do
         [[ "$v" =~ ^[0-9]+$ ]] || die "'$v' is not a non-negative integer"
     done
-    [ "$CPUS" -ge 1 ] && [ "$MEM_MB" -ge 1 ] || die "--cpus and --mem-mb must be at least 1"
+    if [ "$CPUS" -lt 1 ] || [ "$MEM_MB" -lt 1 ]; then die "--cpus and --mem-mb must be at least 1"; fi
     [[ -z "$GPU_TYPE" || "$GPU_TYPE" =~ ^[A-Za-z0-9_.-]+$ ]] || die "bad --gpu-type '$GPU_TYPE'"
     local node
     node=$(hostname -s)
@@ -251,26 +285,40 @@ cmd_start() {
     chmod 0755 "$DIR/etc" "$DIR/log" "$RUN"
     write_config "$node"
 
-    start_munged
-    # The marker in the daemons' environment (inherited by slurmstepd) lets stop find them.
-    ANTENNA_SLURM_CLUSTER=$CLUSTER SLURM_CONF=$CONF slurmctld -f "$CONF" >&2 2>&1 ||
-        fail_start "slurmctld did not start"
-    ANTENNA_SLURM_CLUSTER=$CLUSTER SLURM_CONF=$CONF slurmd -f "$CONF" >&2 2>&1 ||
-        fail_start "slurmd did not start"
+    local port
+    for port in "$CTLD_PORT" "$SLURMD_PORT"; do
+        if ss -Hltn "sport = :$port" 2>/dev/null | grep -q .; then
+            die "port $port is already in use on this machine; choose another one"
+        fi
+    done
 
-    local deadline=$((SECONDS + START_TIMEOUT)) state=""
+    start_munged
+    SLURM_CONF=$CONF slurmctld -f "$CONF" >&2 2>&1 || fail_start "slurmctld did not start"
+    SLURM_CONF=$CONF slurmd -f "$CONF" >&2 2>&1 || fail_start "slurmd did not start"
+
+    local deadline=$((SECONDS + START_TIMEOUT)) grace=$((SECONDS + 5)) state="" name f
     while :; do
-        state=$(node_state "$node")
-        case "$state" in
-        idle) break ;;
-        esac
-        pid_alive "$RUN/slurmctld.pid" slurmctld >/dev/null || {
-            sleep 0.5 # the pid file may not be written yet
-            pid_alive "$RUN/slurmctld.pid" slurmctld >/dev/null || fail_start "slurmctld exited"
-        }
+        # Every daemon must stay up (each writes its pid file once it has daemonised).
+        for f in "$MUNGE/munged.pid:munged" "$RUN/slurmctld.pid:slurmctld" "$RUN/slurmd.pid:slurmd"; do
+            if ! pid_alive "${f%%:*}" "${f##*:}" >/dev/null; then
+                if [ -e "${f%%:*}" ] || [ $SECONDS -ge $grace ]; then
+                    fail_start "${f##*:} is not running"
+                fi
+            fi
+        done
+        # The controller that answers must be ours, not another cluster on the same port.
+        name=$(SLURM_CONF=$CONF scontrol show config 2>/dev/null |
+            awk '$1 == "ClusterName" { print $3 }') || true
+        if [ -n "$name" ] && [ "$name" != "$CLUSTER" ]; then
+            fail_start "port $CTLD_PORT answers as cluster '$name', not '$CLUSTER'"
+        fi
+        if [ "$name" = "$CLUSTER" ]; then
+            state=$(node_state "$node")
+            [ "$state" != idle ] || break
+        fi
         [ $SECONDS -lt $deadline ] ||
             fail_start "node $node is '${state:-unknown}', not idle, after ${START_TIMEOUT}s"
-        sleep 0.3
+        sleep 0.2
     done
     say "cluster $CLUSTER up in $DIR (node $node idle, ctld port $CTLD_PORT, slurmd port $SLURMD_PORT)"
     echo "SLURM_CONF=$CONF"
@@ -317,7 +365,7 @@ CONF=$DIR/etc/slurm.conf
 RUN=$DIR/run
 LOG=$DIR/log
 MUNGE=$DIR/munge
-# A cluster name unique to DIR: it marks the jobs' processes so that stop finds them.
+# A cluster name unique to DIR: Slurm puts it in its jobs' environment, so that stop finds them.
 CLUSTER=antenna$(printf '%s' "$DIR" | cksum | cut -d' ' -f1)
 
 case "$action" in

@@ -320,8 +320,9 @@ static int fail(jobreq_error *err, const char *field, const char *code, const ch
 }
 
 /* Checks lo <= v <= hi for a 64-bit field; on failure fills err with a range message. */
-static int check_range(jobreq_error *err, const char *field, const char *code, int64_t v, int64_t lo,
-                       int64_t hi, int64_t unlimited, const char *more, const char *less)
+static int check_range(jobreq_error *err, const char *field, const char *code, int64_t v,
+                       int64_t lo, int64_t hi, int64_t unlimited, const char *more,
+                       const char *less)
 {
     if (v >= lo && v <= hi) return 0;
     const char *hint = v > hi ? less : more;
@@ -336,9 +337,10 @@ static int check_script(const jobreq *r, const jobreq_limits *lim, jobreq_error 
 {
     const char *s = r->script;
     if (s == NULL || s[0] == '\0')
-        return fail(err, "script", "invalid_script",
-                    "script is empty; send the batch script text, starting with an interpreter line "
-                    "such as #!/bin/bash");
+        return fail(
+            err, "script", "invalid_script",
+            "script is empty; send the batch script text, starting with an interpreter line "
+            "such as #!/bin/bash");
     if (s[0] != '#' || s[1] != '!')
         return fail(err, "script", "invalid_script",
                     "script must start with \"#!\" and an interpreter (e.g. #!/bin/bash) on its "

@@ -94,7 +94,7 @@ static void fail_dispatch(broker *b, const store_job *j, const char *why)
  * unreachable (the job is back in the queue), else 0. */
 static int dispatch_one(broker *b, const store_job *j)
 {
-    char why[STORE_REASON_MAX], dir[PATH_MAX], out[PATH_MAX + 32], tag[128], err[256] = "";
+    char why[STORE_REASON_MAX], dir[PATH_MAX], out[PATH_MAX + 32], tag[128], err[192] = "";
     char *script = NULL;
     uid_t uid;
     gid_t gid;

@@ -42,10 +42,10 @@ static const struct {
 };
 
 static const char *const time_bad[] = {
-    "",          "0",          "0:0",      "00:00:00", "0-0",      "0-0:0:0", "UNLIMITED",
-    "INFINITE",  "infinite",   "-1",       "abc",      "1:",       ":1",      "1::1",
-    "1:2:3:4",   "1-2:3:4:5",  "1-",       "-1-2",     "1-2-3",    " 1",      "1 ",
-    "+5",        "1.5",        "1h",       "1000000001", "99999999999", "2000000-0", "1-:30",
+    "",         "0",         "0:0", "00:00:00",   "0-0",         "0-0:0:0",   "UNLIMITED",
+    "INFINITE", "infinite",  "-1",  "abc",        "1:",          ":1",        "1::1",
+    "1:2:3:4",  "1-2:3:4:5", "1-",  "-1-2",       "1-2-3",       " 1",        "1 ",
+    "+5",       "1.5",       "1h",  "1000000001", "99999999999", "2000000-0", "1-:30",
 };
 
 static void time_parse_accepts_every_slurm_format(void **state)
@@ -55,8 +55,7 @@ static void time_parse_accepts_every_slurm_format(void **state)
         int m = -1;
         int rc = jobreq_time_parse(time_ok[i].in, &m);
         if (rc != 0 || m != time_ok[i].minutes)
-            fail_msg("\"%s\": rc %d minutes %d, want %d", time_ok[i].in, rc, m,
-                     time_ok[i].minutes);
+            fail_msg("\"%s\": rc %d minutes %d, want %d", time_ok[i].in, rc, m, time_ok[i].minutes);
     }
 }
 
@@ -80,9 +79,8 @@ static void time_format_matches_slurm(void **state)
         int minutes;
         const char *out;
     } cases[] = {
-        {1, "00:01:00"},      {60, "01:00:00"},         {1439, "23:59:00"},
-        {1440, "1-00:00:00"}, {3630, "2-12:30:00"},     {0, "00:00:00"},
-        {-5, "INVALID"},      {144000, "100-00:00:00"},
+        {1, "00:01:00"},      {60, "01:00:00"}, {1439, "23:59:00"}, {1440, "1-00:00:00"},
+        {3630, "2-12:30:00"}, {0, "00:00:00"},  {-5, "INVALID"},    {144000, "100-00:00:00"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char buf[32];
@@ -117,16 +115,31 @@ static const struct {
     const char *in;
     int64_t mb;
 } mem_ok[] = {
-    {"0", 0},         {"1", 1},         {"100", 100},       {"100M", 100},  {"100m", 100},
-    {"1G", 1024},     {"2g", 2048},     {"1T", 1048576},    {"3t", 3145728}, {"1K", 1},
-    {"1024K", 1},     {"1025k", 2},     {"0K", 0},          {"16GB", 16384}, {"512MB", 512},
-    {"4gb", 4096},    {"2048KB", 2},    {"9007199254740991", 9007199254740991LL},
+    {"0", 0},      {"1", 1},        {"100", 100},
+    {"100M", 100}, {"100m", 100},   {"1G", 1024},
+    {"2g", 2048},  {"1T", 1048576}, {"3t", 3145728},
+    {"1K", 1},     {"1024K", 1},    {"1025k", 2},
+    {"0K", 0},     {"16GB", 16384}, {"512MB", 512},
+    {"4gb", 4096}, {"2048KB", 2},   {"9007199254740991", 9007199254740991LL},
 };
 
 static const char *const mem_bad[] = {
-    "",   "G",    "-1",   "1X",    "1GG",      "1 G",  " 1",
-    "1.5G", "1GBx", "1B", "+1",    "1G ",      "0x10", "9223372036854775807T",
-    "99999999999999999999", "8796093022208T",
+    "",
+    "G",
+    "-1",
+    "1X",
+    "1GG",
+    "1 G",
+    " 1",
+    "1.5G",
+    "1GBx",
+    "1B",
+    "+1",
+    "1G ",
+    "0x10",
+    "9223372036854775807T",
+    "99999999999999999999",
+    "8796093022208T",
 };
 
 static void mem_parse_accepts_sizes_with_suffixes(void **state)
@@ -193,10 +206,7 @@ static const char *const gres_bad[] = {
 };
 
 static const struct gpu_case gpus_ok[] = {
-    {"2", 2, ""},
-    {"0", 0, ""},
-    {"h100:2", 2, "h100"},
-    {"a100_80:8", 8, "a100_80"},
+    {"2", 2, ""},        {"0", 0, ""}, {"h100:2", 2, "h100"}, {"a100_80:8", 8, "a100_80"},
     {"gpu:1", 1, "gpu"},
 };
 
@@ -279,7 +289,7 @@ static void ident_valid_follows_the_identifier_rule(void **state)
         {"A.b_c-9", 1},
         {"1st", 1},
         {"_svc", 1},
-        {"012345678901234567890123456789012345678901234567890123456789012", 1}, /* 63 */
+        {"012345678901234567890123456789012345678901234567890123456789012", 1},  /* 63 */
         {"0123456789012345678901234567890123456789012345678901234567890123", 0}, /* 64 */
         {"", 0},
         {"-alice", 0},
@@ -439,8 +449,8 @@ static void validate_refuses_control_characters_in_name(void **state)
 {
     (void)state;
     jobreq_limits lim = site_limits();
-    static const char *const bad[] = {"a\tb", "line\n", "bell\a", "del\x7f", "c1\xc2\x85",
-                                      "bad\xff", "cut\xe2\x82", "overlong\xc0\xaf"};
+    static const char *const bad[] = {"a\tb",       "line\n",  "bell\a",      "del\x7f",
+                                      "c1\xc2\x85", "bad\xff", "cut\xe2\x82", "overlong\xc0\xaf"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         jobreq r = valid_request();
         snprintf(r.name, sizeof r.name, "%s", bad[i]);
@@ -452,7 +462,8 @@ static void validate_accepts_printable_utf8_names(void **state)
 {
     (void)state;
     jobreq_limits lim = site_limits();
-    static const char *const good[] = {"", "train run #3", "Université", "模型训练", "emoji \xf0\x9f\x9a\x80"};
+    static const char *const good[] = {"", "train run #3", "Université", "模型训练",
+                                       "emoji \xf0\x9f\x9a\x80"};
     for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
         jobreq r = valid_request();
         snprintf(r.name, sizeof r.name, "%s", good[i]);
@@ -498,6 +509,8 @@ static void validate_refuses_gpu_type_with_bad_characters(void **state)
     jobreq r = valid_request();
     r.gpus = 1;
     snprintf(r.gpu_type, sizeof r.gpu_type, "h100;rm");
+    expect_refusal(&r, &lim, "gpu_type", "invalid_gpu_type");
+    snprintf(r.gpu_type, sizeof r.gpu_type, "-h100");
     expect_refusal(&r, &lim, "gpu_type", "invalid_gpu_type");
 }
 

@@ -1,0 +1,210 @@
+/* job_view.c - text views of the API's job objects for the CLI.
+ * Must never talk to the network or trust the JSON's shape: every field is type-checked. */
+#include "job_view.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "job_request.h"
+#include "table.h"
+
+static const char *const terminal_states[] = {
+    "completed", "failed",    "cancelled", "timeout",       "node_fail",
+    "preempted", "boot_fail", "deadline",  "out_of_memory", "lost",
+};
+
+int job_view_state_terminal(const char *state)
+{
+    if (state == NULL) return 0;
+    for (size_t i = 0; i < sizeof terminal_states / sizeof terminal_states[0]; i++)
+        if (strcmp(state, terminal_states[i]) == 0) return 1;
+    return 0;
+}
+
+/* Copies a server string for display: control characters become spaces, cut to fit. */
+static const char *clean(const char *s, char *buf, size_t len)
+{
+    size_t k = 0;
+    if (s == NULL) s = "";
+    for (; *s && k + 1 < len; s++)
+        buf[k++] = ((unsigned char)*s < 0x20 || *s == 0x7f) ? ' ' : *s;
+    buf[k] = '\0';
+    return buf;
+}
+
+static const char *get_str(const json_t *job, const char *key)
+{
+    return json_string_value(json_object_get(job, key));
+}
+
+/* Returns true and sets *v when job[key] is an integer. */
+static bool get_int(const json_t *job, const char *key, long long *v)
+{
+    json_t *j = json_object_get(job, key);
+    if (!json_is_integer(j)) return false;
+    *v = (long long)json_integer_value(j);
+    return true;
+}
+
+/* Appends ", " (unless first) and a formatted item to buf[len] at *used, cutting at the end. */
+static void append(char *buf, size_t len, size_t *used, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static void append(char *buf, size_t len, size_t *used, const char *fmt, ...)
+{
+    if (*used + 1 >= len) return;
+    if (*used > 0) {
+        int w = snprintf(buf + *used, len - *used, ", ");
+        if (w > 0) *used = *used + (size_t)w < len ? *used + (size_t)w : len - 1;
+    }
+    va_list ap;
+    va_start(ap, fmt);
+    int w = vsnprintf(buf + *used, len - *used, fmt, ap);
+    va_end(ap);
+    if (w > 0) *used = *used + (size_t)w < len ? *used + (size_t)w : len - 1;
+}
+
+char *job_view_state_line(const json_t *job, char *buf, size_t len)
+{
+    char state[64], reason[160], extra[256] = "";
+    long long id = 0, n;
+    const char *st = get_str(job, "state");
+    clean(st ? st : "unknown", state, sizeof state);
+    clean(get_str(job, "reason"), reason, sizeof reason);
+    bool terminal = job_view_state_terminal(st);
+    size_t used = 0;
+    if (st && strcmp(st, "dispatched") == 0 && get_int(job, "slurm_job_id", &n))
+        append(extra, sizeof extra, &used, "slurm %lld", n);
+    if (terminal && get_int(job, "exit_code", &n))
+        append(extra, sizeof extra, &used, "exit %lld", n);
+    if (reason[0] != '\0') append(extra, sizeof extra, &used, "%s", reason);
+    if (!terminal && json_is_true(json_object_get(job, "cancel_requested")))
+        append(extra, sizeof extra, &used, "cancel requested");
+    get_int(job, "id", &id);
+    if (extra[0] != '\0')
+        snprintf(buf, len, "job %lld: %s (%s)", id, state, extra);
+    else
+        snprintf(buf, len, "job %lld: %s", id, state);
+    return buf;
+}
+
+int job_view_exit_status(const json_t *job)
+{
+    const char *st = get_str(job, "state");
+    if (st != NULL && strcmp(st, "completed") == 0) return 0;
+    long long code;
+    if (get_int(job, "exit_code", &code) && code != 0) {
+        if (code < 0) return 1;
+        return code > 255 ? 255 : (int)code;
+    }
+    return 1;
+}
+
+int job_view_print_table(FILE *out, const json_t *jobs)
+{
+    static const char *const headers[] = {"ID",         "NAME",      "STATE",    "GPUS",
+                                          "TIME_LIMIT", "SUBMITTED", "SLURM_ID", "REASON"};
+    if (!json_is_array(jobs) || json_array_size(jobs) == 0) return 0;
+    table *t = table_new(8, headers);
+    if (t == NULL) return -ENOMEM;
+    int rc = 0;
+    size_t i;
+    json_t *job;
+    json_array_foreach(jobs, i, job)
+    {
+        char id[24] = "", gpus[64] = "", limit[32] = "", submitted[64], slurm[24] = "";
+        long long n;
+        if (get_int(job, "id", &n)) snprintf(id, sizeof id, "%lld", n);
+        if (get_int(job, "gpus", &n)) {
+            const char *type = get_str(job, "gpu_type");
+            if (type != NULL && type[0] != '\0' && n > 0)
+                snprintf(gpus, sizeof gpus, "%.32s:%lld", type, n);
+            else
+                snprintf(gpus, sizeof gpus, "%lld", n);
+        }
+        if (get_int(job, "time_minutes", &n) && n >= 0 && n <= INT_MAX)
+            jobreq_time_format((int)n, limit, sizeof limit);
+        table_time_local(get_str(job, "submitted_at"), false, submitted, sizeof submitted);
+        if (get_int(job, "slurm_job_id", &n)) snprintf(slurm, sizeof slurm, "%lld", n);
+        const char *row[] = {
+            id,    get_str(job, "name"),  get_str(job, "state"), gpus, limit, submitted,
+            slurm, get_str(job, "reason")};
+        if ((rc = table_add_row(t, row)) != 0) goto fail_rows;
+    }
+    rc = table_print(t, out);
+    if (rc == 0) rc = (int)table_rows(t);
+
+fail_rows:
+    table_free(t);
+    return rc;
+}
+
+static const char *const detail_order[] = {
+    "id",           "name",          "state",        "reason",    "user",
+    "partner",      "unix_user",     "gpus",         "gpu_type",  "cpus_per_task",
+    "mem_mb",       "time_minutes",  "slurm_job_id", "exit_code", "cancel_requested",
+    "submitted_at", "dispatched_at", "started_at",   "ended_at",
+};
+
+#define DETAIL_KEY_WIDTH 18
+
+static void print_value(FILE *out, const char *key, json_t *v)
+{
+    char buf[512];
+    size_t klen = strlen(key);
+    fprintf(out, "%s:%*s", key,
+            klen + 1 < DETAIL_KEY_WIDTH ? (int)(DETAIL_KEY_WIDTH - klen - 1) : 1, "");
+    if (v == NULL || json_is_null(v)) {
+        fputs("-\n", out);
+    } else if (json_is_string(v)) {
+        const char *s = json_string_value(v);
+        size_t n = strlen(key);
+        if (n > 3 && strcmp(key + n - 3, "_at") == 0) {
+            char t[64];
+            fprintf(out, "%s\n", clean(table_time_local(s, true, t, sizeof t), buf, sizeof buf));
+        } else {
+            fprintf(out, "%s\n", s[0] ? clean(s, buf, sizeof buf) : "-");
+        }
+    } else if (json_is_integer(v)) {
+        long long n = (long long)json_integer_value(v);
+        if (strcmp(key, "time_minutes") == 0 && n >= 0 && n <= INT_MAX) {
+            char t[32];
+            fprintf(out, "%lld (%s)\n", n, jobreq_time_format((int)n, t, sizeof t));
+        } else if (strcmp(key, "mem_mb") == 0 && n == 0) {
+            fputs("0 (Slurm's default)\n", out);
+        } else {
+            fprintf(out, "%lld\n", n);
+        }
+    } else if (json_is_boolean(v)) {
+        fputs(json_is_true(v) ? "true\n" : "false\n", out);
+    } else {
+        char *s = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+        fprintf(out, "%s\n", s ? clean(s, buf, sizeof buf) : "?");
+        free(s);
+    }
+}
+
+int job_view_print_detail(FILE *out, const json_t *job)
+{
+    for (size_t i = 0; i < sizeof detail_order / sizeof detail_order[0]; i++) {
+        json_t *v = json_object_get(job, detail_order[i]);
+        if (v != NULL) print_value(out, detail_order[i], v);
+    }
+    const char *key;
+    json_t *v;
+    json_object_foreach((json_t *)job, key, v)
+    {
+        bool known = false;
+        for (size_t i = 0; i < sizeof detail_order / sizeof detail_order[0] && !known; i++)
+            known = strcmp(key, detail_order[i]) == 0;
+        if (!known) {
+            char k[64];
+            print_value(out, clean(key, k, sizeof k), v);
+        }
+    }
+    return ferror(out) ? -EIO : 0;
+}

@@ -1,0 +1,1380 @@
+/* main.c - `antenna`, the command-line client of antennad: parses commands, calls the HTTP API and
+ * prints the answers. Must never crash on a server answer, whatever it holds, nor print a token
+ * except the one `token create` was asked for.
+ *
+ * Exit status: 0 ok; 1 the server refused (or answered nonsense); 2 usage or local input error;
+ * 3 cannot reach the server (network, TLS). `submit --wait` ends with the job's status.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <jansson.h>
+
+#include "api_client.h"
+#include "cli_config.h"
+#include "job_request.h"
+#include "job_view.h"
+#include "sbatch_script.h"
+#include "table.h"
+
+#ifndef ANTENNA_VERSION
+#define ANTENNA_VERSION "0.1.0"
+#endif
+
+enum { EXIT_REFUSED = 1, EXIT_USAGE = 2, EXIT_UNREACHABLE = 3 };
+
+#define SCRIPT_MAX_BYTES ((size_t)16 * 1024 * 1024)
+/* How long --wait and logs --follow keep retrying while the server cannot be reached. */
+#define RETRY_SECONDS 60
+
+enum opt_id {
+    OPT_HELP,
+    OPT_URL,
+    OPT_TOKEN,
+    OPT_CA,
+    OPT_JSON,
+    OPT_WAIT,
+    OPT_LIMIT,
+    OPT_FOLLOW,
+    OPT_DESCRIPTION,
+    OPT_PARTNER,
+    OPT_UNIX_USER,
+    OPT_ROLE,
+    OPT_USER,
+    OPT_LABEL,
+    OPT_JOB, /* an sbatch job option, applied through sbatch_opt_set */
+    OPT_COUNT
+};
+
+typedef struct optdef {
+    const char *lng; /* "--json"; NULL ends a list */
+    char shrt;       /* 'J' or 0 */
+    bool has_arg;
+    enum opt_id id;
+} optdef;
+
+static const optdef global_opts[] = {
+    {"--help", 'h', false, OPT_HELP}, {"--url", 0, true, OPT_URL}, {"--token", 0, true, OPT_TOKEN},
+    {"--ca", 0, true, OPT_CA},        {NULL, 0, false, OPT_COUNT},
+};
+
+typedef struct args {
+    const char *value[OPT_COUNT];
+    bool given[OPT_COUNT];
+    const char *pos[4];
+    int npos;
+    sbatch_opts job;
+} args;
+
+typedef struct cli {
+    const char *url, *token, *ca; /* global flags */
+    cli_config cfg;
+    api_client *api;
+} cli;
+
+typedef struct command {
+    const char *group; /* "partner", "user", "token" or NULL */
+    const char *name;
+    const char *usage; /* after "Usage: " */
+    const char *help;  /* the rest of --help */
+    const optdef *opts;
+    int min_pos, max_pos;
+    int (*run)(cli *c, args *a);
+} command;
+
+/* ---- output helpers ---- */
+
+static void print_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void print_error(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("antenna: error: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+}
+
+static void print_warning(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void print_warning(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("antenna: warning: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+}
+
+static int print_json(const json_t *j)
+{
+    if (json_dumpf(j, stdout, JSON_INDENT(2)) != 0) return EXIT_REFUSED;
+    fputc('\n', stdout);
+    return 0;
+}
+
+static const char *command_title(const command *cmd, char *buf, size_t len)
+{
+    if (cmd->group)
+        snprintf(buf, len, "antenna %s %s", cmd->group, cmd->name);
+    else
+        snprintf(buf, len, "antenna %s", cmd->name);
+    return buf;
+}
+
+static int usage_error(const command *cmd, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static int usage_error(const command *cmd, const char *fmt, ...)
+{
+    char title[64];
+    command_title(cmd, title, sizeof title);
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "%s: ", title);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "\nUsage: %s\nTry '%s --help' for more information.\n", cmd->usage, title);
+    return EXIT_USAGE;
+}
+
+static const char global_help[] =
+    "Global options (anywhere on the line):\n"
+    "  --url URL       server, e.g. https://antenna.example.org:8443\n"
+    "                  (or env ANTENNA_URL, or \"url = ...\" in the config file)\n"
+    "  --token TOKEN   API token (or env ANTENNA_TOKEN, or \"token = ...\" in the config file)\n"
+    "  --ca FILE       CA certificate of the server (or env ANTENNA_CA, or \"ca = ...\")\n"
+    "  -h, --help      show this help\n";
+
+static void print_command_help(const command *cmd)
+{
+    printf("Usage: %s\n\n%s\n%s", cmd->usage, cmd->help, global_help);
+}
+
+/* ---- argument parsing ---- */
+
+static const optdef *find_opt(const optdef *list, const char *name)
+{
+    for (const optdef *d = list; d->lng != NULL; d++) {
+        if (name[1] == '-' && strcmp(d->lng, name) == 0) return d;
+        if (name[1] != '-' && d->shrt != 0 && name[1] == d->shrt && name[2] == '\0') return d;
+    }
+    return NULL;
+}
+
+static bool wants_help(int argc, char **argv)
+{
+    for (int i = 0; i < argc; i++) {
+        if (strcmp(argv[i], "--") == 0) return false;
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) return true;
+    }
+    return false;
+}
+
+/* Parses argv[0..argc) for `cmd`: options anywhere, "--" ends them. Returns 0 or EXIT_USAGE
+ * (message printed). */
+static int parse_args(const command *cmd, int argc, char **argv, args *a, cli *c)
+{
+    bool opts_done = false;
+    sbatch_opts_init(&a->job);
+    for (int i = 0; i < argc; i++) {
+        const char *arg = argv[i];
+        if (!opts_done && strcmp(arg, "--") == 0) {
+            opts_done = true;
+            continue;
+        }
+        if (opts_done || arg[0] != '-' || arg[1] == '\0') {
+            if (a->npos >= cmd->max_pos) return usage_error(cmd, "unexpected argument '%s'", arg);
+            a->pos[a->npos++] = arg;
+            continue;
+        }
+        char name[64];
+        const char *value = NULL;
+        if (arg[1] == '-') {
+            const char *eq = strchr(arg, '=');
+            size_t n = eq ? (size_t)(eq - arg) : strlen(arg);
+            if (n >= sizeof name) return usage_error(cmd, "unknown option '%s'", arg);
+            memcpy(name, arg, n);
+            name[n] = '\0';
+            if (eq) value = eq + 1;
+        } else {
+            snprintf(name, sizeof name, "-%c", arg[1]);
+            if (arg[2] != '\0') value = arg + 2;
+        }
+        const optdef *d = cmd->opts ? find_opt(cmd->opts, name) : NULL;
+        if (d == NULL) d = find_opt(global_opts, name);
+        if (d == NULL) return usage_error(cmd, "unknown option '%s'", arg);
+        if (!d->has_arg && value != NULL) {
+            if (arg[1] == '-') return usage_error(cmd, "option %s takes no value", name);
+            return usage_error(cmd, "unknown option '%s'", arg);
+        }
+        if (d->has_arg && value == NULL) {
+            if (i + 1 >= argc) return usage_error(cmd, "option %s needs a value", name);
+            value = argv[++i];
+        }
+        if (d->id == OPT_JOB) {
+            char err[512];
+            if (sbatch_opt_set(&a->job, name, value, err, sizeof err) != 0)
+                return usage_error(cmd, "%s", err);
+            continue;
+        }
+        a->given[d->id] = true;
+        a->value[d->id] = value;
+        if (d->id == OPT_URL) c->url = value;
+        if (d->id == OPT_TOKEN) c->token = value;
+        if (d->id == OPT_CA) c->ca = value;
+    }
+    if (a->npos < cmd->min_pos) {
+        const char *what = strrchr(cmd->usage, ' ');
+        return usage_error(cmd, "missing %s", what ? what + 1 : "argument");
+    }
+    return 0;
+}
+
+/* Parses a positive decimal id (job or token). Returns 0 or -EINVAL. */
+static int parse_id(const char *s, long long *out)
+{
+    if (s == NULL || s[0] < '0' || s[0] > '9') return -EINVAL;
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno != 0 || *end != '\0' || v <= 0) return -EINVAL;
+    *out = v;
+    return 0;
+}
+
+/* ---- talking to the server ---- */
+
+static int cli_connect(cli *c)
+{
+    if (c->api != NULL) return 0;
+    char err[1024];
+    int rc = cli_config_resolve(&c->cfg, c->url, c->token, c->ca, err, sizeof err);
+    if (rc != 0) {
+        print_error("%s", err);
+        return EXIT_USAGE;
+    }
+    if (c->cfg.token_file_exposed)
+        print_warning("%s holds an API token but other users may read it; run: chmod 600 %s",
+                      c->cfg.path, c->cfg.path);
+    rc = api_client_new(c->cfg.url.value, c->cfg.token.value, c->cfg.ca.value, &c->api, err,
+                        sizeof err);
+    if (rc != 0) {
+        print_error("%s", err);
+        return EXIT_UNREACHABLE;
+    }
+    return 0;
+}
+
+/* Explains a refused request on stderr; returns EXIT_REFUSED. */
+static int report_refusal(cli *c, const api_client_response *r)
+{
+    char code[64], msg[1024];
+    api_client_response_error(r, code, sizeof code, msg, sizeof msg);
+    print_error("%s (%s)", msg, code);
+    if (r->status == 401)
+        fprintf(stderr, "antenna: hint: check the API token (taken from %s)\n",
+                c->cfg.token.source ? c->cfg.token.source : "nowhere");
+    else if (r->status == 403)
+        fprintf(stderr, "antenna: hint: this needs a token of a user with the admin role\n");
+    return EXIT_REFUSED;
+}
+
+/* Sends one request. Returns 0 with a 2xx answer in *r (and, when `json` is non-NULL, its JSON
+ * object in *json, a new reference), or prints why not and returns the exit status. */
+static int call(cli *c, const char *method, const char *path, const json_t *body, FILE *sink,
+                api_client_response *r, json_t **json)
+{
+    int rc = cli_connect(c);
+    if (rc != 0) return rc;
+    char *text = NULL;
+    if (body != NULL && (text = json_dumps(body, JSON_COMPACT)) == NULL) {
+        print_error("out of memory");
+        return EXIT_REFUSED;
+    }
+    char err[1024];
+    int failure = 0;
+    rc = api_client_request(c->api, method, path, text, sink, r, &failure, err, sizeof err);
+    free(text);
+    if (rc == -EPIPE) return 0; /* our reader left (antenna logs ID | head): stop quietly */
+    if (rc != 0) {
+        print_error("%s", err);
+        return failure != 0 ? EXIT_UNREACHABLE : EXIT_REFUSED;
+    }
+    if (r->status < 200 || r->status > 299) return report_refusal(c, r);
+    if (json != NULL) {
+        *json = api_client_response_json(r);
+        if (*json == NULL) {
+            print_error("the server answered HTTP %ld but not with a JSON object; is the URL "
+                        "(%s, from %s) the one of antennad?",
+                        r->status, c->cfg.url.value, c->cfg.url.source);
+            return EXIT_REFUSED;
+        }
+    }
+    return 0;
+}
+
+static void sleep_seconds(double s)
+{
+    struct timespec ts = {(time_t)s, (long)((s - (double)(time_t)s) * 1e9)};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+    }
+}
+
+/* Bookkeeping for requests made while following a job: transport failures are retried for
+ * RETRY_SECONDS, with one warning. */
+typedef struct retry {
+    time_t first_failure;
+} retry;
+
+/* Handles a failed api_client_request (rc, failure, err). Returns 0 when the caller should sleep
+ * and try again, else the exit status (message printed; 0 with *stop set when the output reader
+ * left). */
+static int retry_failed(retry *rt, int rc, int failure, const char *err, bool *stop)
+{
+    *stop = false;
+    if (failure == 0) {
+        if (rc == -EPIPE) {
+            *stop = true; /* the reader went away: nothing more to do */
+            return 0;
+        }
+        print_error("%s", err);
+        return EXIT_REFUSED;
+    }
+    time_t now = time(NULL);
+    if (rt->first_failure == 0) {
+        rt->first_failure = now;
+        print_warning("%s; retrying for %d s", err, RETRY_SECONDS);
+    } else if (now - rt->first_failure >= RETRY_SECONDS) {
+        print_error("%s", err);
+        return EXIT_UNREACHABLE;
+    }
+    sleep_seconds(2.0);
+    return 0;
+}
+
+static void retry_succeeded(retry *rt)
+{
+    if (rt->first_failure != 0) fprintf(stderr, "antenna: reconnected\n");
+    rt->first_failure = 0;
+}
+
+/* A GET (no sink) used while following a job, retried through transport failures. Returns 0 with
+ * a 2xx answer in *r, or prints why not and returns the exit status. */
+static int poll_get(cli *c, const char *path, api_client_response *r)
+{
+    retry rt = {0};
+    for (;;) {
+        char err[1024];
+        int failure = 0;
+        bool stop;
+        int rc = api_client_request(c->api, "GET", path, NULL, NULL, r, &failure, err, sizeof err);
+        if (rc == 0) {
+            retry_succeeded(&rt);
+            if (r->status < 200 || r->status > 299) return report_refusal(c, r);
+            return 0;
+        }
+        if ((rc = retry_failed(&rt, rc, failure, err, &stop)) != 0) return rc;
+        if (stop) return EXIT_REFUSED;
+    }
+}
+
+/* ---- submit ---- */
+
+static void warn_directive(void *ctx, const char *msg)
+{
+    (void)ctx;
+    print_warning("%s", msg);
+}
+
+/* Reads a whole file (at most SCRIPT_MAX_BYTES). Returns 0 with a heap buffer (NUL-terminated) in
+ * *out, or prints why not and returns EXIT_USAGE. */
+static int read_script(const char *path, char **out, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (f == NULL) {
+        print_error("cannot read %s: %s", path, strerror(errno));
+        return EXIT_USAGE;
+    }
+    size_t cap = 8192, n = 0;
+    char *buf = malloc(cap);
+    int rc = EXIT_USAGE;
+    if (buf == NULL) goto fail_alloc;
+    for (;;) {
+        if (n + 1 >= cap) {
+            if (cap > SCRIPT_MAX_BYTES) {
+                print_error("%s is larger than %zu MiB; keep data out of the batch script", path,
+                            SCRIPT_MAX_BYTES >> 20);
+                goto fail_read;
+            }
+            char *b = realloc(buf, cap * 2);
+            if (b == NULL) goto fail_alloc;
+            buf = b;
+            cap *= 2;
+        }
+        size_t got = fread(buf + n, 1, cap - n - 1, f);
+        n += got;
+        if (got == 0) break;
+    }
+    if (ferror(f)) {
+        print_error("cannot read %s: %s", path, strerror(errno));
+        goto fail_read;
+    }
+    if (n > SCRIPT_MAX_BYTES) {
+        print_error("%s is larger than %zu MiB; keep data out of the batch script", path,
+                    SCRIPT_MAX_BYTES >> 20);
+        goto fail_read;
+    }
+    buf[n] = '\0';
+    fclose(f);
+    *out = buf;
+    *len = n;
+    return 0;
+
+fail_alloc:
+    print_error("out of memory reading %s", path);
+fail_read:
+    free(buf);
+    fclose(f);
+    return rc;
+}
+
+/* sbatch names a job after its script file: use the file's base name when it is a valid name. */
+static void default_name(const char *path, jobreq *r)
+{
+    const char *base = strrchr(path, '/');
+    base = base ? base + 1 : path;
+    size_t n = strlen(base);
+    if (n == 0 || n >= sizeof r->name) return;
+    jobreq probe;
+    jobreq_init(&probe);
+    probe.script = "#!";
+    memcpy(probe.name, base, n + 1);
+    if (jobreq_validate(&probe, NULL, NULL) == 0) memcpy(r->name, base, n + 1);
+}
+
+static json_t *request_json(const jobreq *r, unsigned set)
+{
+    json_t *o = json_object();
+    if (o == NULL) return NULL;
+    int bad = json_object_set_new(o, "script", json_string(r->script));
+    if (r->name[0] != '\0') bad |= json_object_set_new(o, "name", json_string(r->name));
+    if (set & SBATCH_SET_GPUS) {
+        bad |= json_object_set_new(o, "gpus", json_integer(r->gpus));
+        if (r->gpu_type[0] != '\0')
+            bad |= json_object_set_new(o, "gpu_type", json_string(r->gpu_type));
+    }
+    if (set & SBATCH_SET_CPUS)
+        bad |= json_object_set_new(o, "cpus_per_task", json_integer(r->cpus_per_task));
+    if (set & SBATCH_SET_MEM) bad |= json_object_set_new(o, "mem_mb", json_integer(r->mem_mb));
+    if (set & SBATCH_SET_TIME)
+        bad |= json_object_set_new(o, "time_minutes", json_integer(r->time_minutes));
+    if (bad) {
+        json_decref(o);
+        return NULL;
+    }
+    return o;
+}
+
+/* Follows a job until it ends, printing each state change to `progress`. Returns the exit status
+ * (the job's, or 1 / 3 when the server refuses or cannot be reached); *final gets the last job
+ * object (new reference) when the job ended. */
+static int wait_job(cli *c, long long id, json_t *job, FILE *progress, json_t **final)
+{
+    char last[512] = "", line[512], path[64];
+    json_t *cur = json_incref(job);
+    double delay = 1.0;
+    snprintf(path, sizeof path, "/v1/jobs/%lld", id);
+    api_client_response r;
+    api_client_response_init(&r);
+    int rc;
+    for (;;) {
+        job_view_state_line(cur, line, sizeof line);
+        if (strcmp(line, last) != 0) {
+            fprintf(progress, "%s\n", line);
+            fflush(progress);
+            memcpy(last, line, sizeof last);
+        }
+        if (job_view_state_terminal(json_string_value(json_object_get(cur, "state")))) break;
+        sleep_seconds(delay);
+        delay = delay * 1.1 > 2.0 ? 2.0 : delay * 1.1;
+        if ((rc = poll_get(c, path, &r)) != 0) goto fail_poll;
+        json_t *next = api_client_response_json(&r);
+        if (next == NULL) {
+            print_error("the server answered HTTP %ld but not with a JSON object", r.status);
+            rc = EXIT_REFUSED;
+            goto fail_poll;
+        }
+        json_decref(cur);
+        cur = next;
+    }
+    api_client_response_close(&r);
+    *final = cur;
+    return job_view_exit_status(cur);
+
+fail_poll:
+    api_client_response_close(&r);
+    json_decref(cur);
+    return rc;
+}
+
+static int run_submit(cli *c, args *a)
+{
+    const char *path = a->pos[0];
+    char *text = NULL;
+    size_t len = 0;
+    char err[1024];
+    int rc = read_script(path, &text, &len);
+    if (rc != 0) return rc;
+    rc = EXIT_USAGE;
+    if (sbatch_script_check_text(text, len, path, err, sizeof err) != 0) {
+        print_error("%s", err);
+        goto fail_script;
+    }
+    sbatch_opts opts;
+    sbatch_opts_init(&opts);
+    int prc = sbatch_script_parse(text, len, path, &opts, warn_directive, NULL, err, sizeof err);
+    if (prc != 0) {
+        print_error("%s", err);
+        goto fail_script;
+    }
+    sbatch_opts_override(&opts, &a->job);
+    jobreq req;
+    jobreq_init(&req);
+    req.script = text;
+    sbatch_opts_to_request(&opts, &req);
+    if (!(opts.set & SBATCH_SET_NAME)) default_name(path, &req);
+    jobreq_error jerr;
+    if (jobreq_validate(&req, NULL, &jerr) != 0) {
+        print_error("%s: %s", path, jerr.message);
+        goto fail_script;
+    }
+    json_t *body = request_json(&req, opts.set);
+    if (body == NULL) {
+        print_error("out of memory");
+        rc = EXIT_REFUSED;
+        goto fail_script;
+    }
+    api_client_response r;
+    api_client_response_init(&r);
+    json_t *job = NULL;
+    rc = call(c, "POST", "/v1/jobs", body, NULL, &r, &job);
+    json_decref(body);
+    if (rc != 0) goto fail_call;
+    long long id = 0;
+    json_t *jid = json_object_get(job, "id");
+    if (json_is_integer(jid)) id = (long long)json_integer_value(jid);
+    if (id <= 0) {
+        print_error("the server accepted the job but its answer holds no job id");
+        rc = EXIT_REFUSED;
+        json_decref(job);
+        goto fail_call;
+    }
+    bool as_json = a->given[OPT_JSON];
+    if (!a->given[OPT_WAIT]) {
+        rc = as_json ? print_json(job) : (printf("Submitted job %lld\n", id), 0);
+    } else {
+        if (!as_json) printf("Submitted job %lld\n", id);
+        fflush(stdout);
+        json_t *final = NULL;
+        rc = wait_job(c, id, job, as_json ? stderr : stdout, &final);
+        if (final != NULL) {
+            if (as_json) print_json(final);
+            json_decref(final);
+        }
+    }
+    json_decref(job);
+fail_call:
+    api_client_response_close(&r);
+fail_script:
+    free(text);
+    return rc;
+}
+
+/* ---- jobs, show, cancel, logs ---- */
+
+static const command cmd_jobs, cmd_show, cmd_cancel, cmd_logs, cmd_token_revoke;
+
+static int run_jobs(cli *c, args *a)
+{
+    char path[64] = "/v1/jobs";
+    if (a->given[OPT_LIMIT]) {
+        long long n;
+        if (parse_id(a->value[OPT_LIMIT], &n) != 0 || n > 1000)
+            return usage_error(&cmd_jobs,
+                               "--limit must be a whole number from 1 to 1000 (got '%s')",
+                               a->value[OPT_LIMIT]);
+        snprintf(path, sizeof path, "/v1/jobs?limit=%lld", n);
+    }
+    api_client_response r;
+    api_client_response_init(&r);
+    json_t *j = NULL;
+    int rc = call(c, "GET", path, NULL, NULL, &r, &j);
+    if (rc != 0) goto done;
+    if (a->given[OPT_JSON]) {
+        rc = print_json(j);
+        goto done;
+    }
+    json_t *jobs = json_object_get(j, "jobs");
+    if (!json_is_array(jobs)) {
+        print_error("the server's answer has no \"jobs\" list");
+        rc = EXIT_REFUSED;
+        goto done;
+    }
+    if (json_array_size(jobs) == 0) {
+        printf("No jobs yet. Submit one with: antenna submit SCRIPT\n");
+        goto done;
+    }
+    if (job_view_print_table(stdout, jobs) < 0) rc = EXIT_REFUSED;
+done:
+    json_decref(j);
+    api_client_response_close(&r);
+    return rc;
+}
+
+static int job_id_arg(const command *cmd, const args *a, long long *id)
+{
+    if (parse_id(a->pos[0], id) != 0)
+        return usage_error(cmd, "ID must be a positive whole number (got '%s')", a->pos[0]);
+    return 0;
+}
+
+static int run_show(cli *c, args *a)
+{
+    long long id;
+    int rc = job_id_arg(&cmd_show, a, &id);
+    if (rc != 0) return rc;
+    char path[64];
+    snprintf(path, sizeof path, "/v1/jobs/%lld", id);
+    api_client_response r;
+    api_client_response_init(&r);
+    json_t *j = NULL;
+    rc = call(c, "GET", path, NULL, NULL, &r, &j);
+    if (rc == 0) rc = a->given[OPT_JSON] ? print_json(j) : (job_view_print_detail(stdout, j), 0);
+    json_decref(j);
+    api_client_response_close(&r);
+    return rc;
+}
+
+static int run_cancel(cli *c, args *a)
+{
+    long long id;
+    int rc = job_id_arg(&cmd_cancel, a, &id);
+    if (rc != 0) return rc;
+    char path[64];
+    snprintf(path, sizeof path, "/v1/jobs/%lld", id);
+    api_client_response r;
+    api_client_response_init(&r);
+    json_t *j = NULL;
+    rc = call(c, "DELETE", path, NULL, NULL, &r, &j);
+    if (rc == 0) {
+        if (a->given[OPT_JSON]) {
+            rc = print_json(j);
+        } else {
+            const char *state = json_string_value(json_object_get(j, "state"));
+            json_t *sid = json_object_get(j, "slurm_job_id");
+            if (state != NULL && strcmp(state, "cancelled") == 0) {
+                printf("Job %lld cancelled.\n", id);
+            } else if (json_is_true(json_object_get(j, "cancel_requested"))) {
+                if (json_is_integer(sid))
+                    printf("Cancellation of job %lld requested: Slurm job %lld; it shows as "
+                           "cancelled once Slurm confirms.\n",
+                           id, (long long)json_integer_value(sid));
+                else
+                    printf("Cancellation of job %lld requested; it shows as cancelled once Slurm "
+                           "confirms.\n",
+                           id);
+            } else {
+                char line[512];
+                printf("%s\n", job_view_state_line(j, line, sizeof line));
+            }
+        }
+    }
+    json_decref(j);
+    api_client_response_close(&r);
+    return rc;
+}
+
+/* Asks for the job's state when the output answer did not carry it. Returns 0 with state[len]
+ * filled, or the exit status. */
+static int fetch_state(cli *c, long long id, char *state, size_t len)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/v1/jobs/%lld", id);
+    api_client_response r;
+    api_client_response_init(&r);
+    int rc = poll_get(c, path, &r);
+    if (rc == 0) {
+        json_t *j = api_client_response_json(&r);
+        const char *s = json_string_value(json_object_get(j, "state"));
+        snprintf(state, len, "%s", s ? s : "");
+        json_decref(j);
+    }
+    api_client_response_close(&r);
+    return rc;
+}
+
+static int run_logs(cli *c, args *a)
+{
+    long long id;
+    int rc = job_id_arg(&cmd_logs, a, &id);
+    if (rc != 0) return rc;
+    bool follow = a->given[OPT_FOLLOW];
+    api_client_response r;
+    api_client_response_init(&r);
+    char path[96];
+    snprintf(path, sizeof path, "/v1/jobs/%lld/output", id);
+    rc = call(c, "GET", path, NULL, stdout, &r, NULL);
+    fflush(stdout);
+    if (rc != 0) goto done;
+    uint64_t offset = r.streamed;
+    double delay = 1.0;
+    bool extra_pass = false;
+    retry rt = {0};
+    /* The server sends at most a few MiB per answer: read on while answers bring bytes. Once an
+     * answer brings none, the output is caught up; with --follow, wait for more unless that answer
+     * said the job had ended (the server reads the state before the output, so nothing can follow
+     * a terminal state). */
+    for (;;) {
+        if (ferror(stdout)) break;
+        if (r.streamed == 0) {
+            if (!follow) break;
+            char state[32];
+            snprintf(state, sizeof state, "%s", r.job_state);
+            bool from_header = state[0] != '\0';
+            if (!from_header && (rc = fetch_state(c, id, state, sizeof state)) != 0) goto done;
+            if (job_view_state_terminal(state)) {
+                if (from_header || extra_pass) break;
+                extra_pass = true; /* that state was read after the output: read once more */
+            } else {
+                sleep_seconds(delay);
+                delay = delay * 1.2 > 2.0 ? 2.0 : delay * 1.2;
+            }
+        } else {
+            delay = 1.0;
+        }
+        char err[1024];
+        int failure = 0;
+        for (;;) {
+            snprintf(path, sizeof path, "/v1/jobs/%lld/output?offset=%" PRIu64, id, offset);
+            int arc = api_client_request(c->api, "GET", path, NULL, stdout, &r, &failure, err,
+                                         sizeof err);
+            offset += r.streamed; /* counts what reached stdout even when the transfer broke */
+            fflush(stdout);
+            if (arc == 0) break;
+            bool stop;
+            if ((rc = retry_failed(&rt, arc, failure, err, &stop)) != 0 || stop) goto done;
+        }
+        retry_succeeded(&rt);
+        if (r.status < 200 || r.status > 299) {
+            rc = report_refusal(c, &r);
+            goto done;
+        }
+    }
+done:
+    api_client_response_close(&r);
+    return rc;
+}
+
+/* ---- admin ---- */
+
+/* Prints a list answer's array `key` as a table of `fields`, or `empty` when it is empty. */
+static int print_list(const json_t *j, const char *key, size_t ncols, const char *const *headers,
+                      const char *const *fields, const char *empty)
+{
+    json_t *list = json_object_get(j, key);
+    if (!json_is_array(list)) {
+        print_error("the server's answer has no \"%s\" list", key);
+        return EXIT_REFUSED;
+    }
+    if (json_array_size(list) == 0) {
+        printf("%s\n", empty);
+        return 0;
+    }
+    table *t = table_new(ncols, headers);
+    if (t == NULL) return EXIT_REFUSED;
+    int rc = 0;
+    size_t i;
+    json_t *item;
+    json_array_foreach(list, i, item)
+    {
+        char cells[8][80];
+        const char *row[8];
+        for (size_t k = 0; k < ncols && k < 8; k++) {
+            json_t *v = json_object_get(item, fields[k]);
+            size_t fl = strlen(fields[k]);
+            if (json_is_string(v) && fl > 3 && strcmp(fields[k] + fl - 3, "_at") == 0)
+                table_time_local(json_string_value(v), false, cells[k], sizeof cells[k]);
+            else if (json_is_string(v))
+                snprintf(cells[k], sizeof cells[k], "%s", json_string_value(v));
+            else if (json_is_integer(v))
+                snprintf(cells[k], sizeof cells[k], "%lld", (long long)json_integer_value(v));
+            else
+                cells[k][0] = '\0';
+            row[k] = cells[k];
+        }
+        if (table_add_row(t, row) != 0) {
+            rc = EXIT_REFUSED;
+            goto done;
+        }
+    }
+    if (table_print(t, stdout) != 0) rc = EXIT_REFUSED;
+done:
+    table_free(t);
+    return rc;
+}
+
+/* GETs a list and prints it (or its JSON). */
+static int run_list(cli *c, args *a, const char *path, const char *key, size_t ncols,
+                    const char *const *headers, const char *const *fields, const char *empty)
+{
+    api_client_response r;
+    api_client_response_init(&r);
+    json_t *j = NULL;
+    int rc = call(c, "GET", path, NULL, NULL, &r, &j);
+    if (rc == 0)
+        rc = a->given[OPT_JSON] ? print_json(j) : print_list(j, key, ncols, headers, fields, empty);
+    json_decref(j);
+    api_client_response_close(&r);
+    return rc;
+}
+
+/* POSTs `body` (reference stolen) and returns the answer's JSON in *out. */
+static int post(cli *c, const char *path, json_t *body, json_t **out)
+{
+    if (body == NULL) {
+        print_error("out of memory");
+        return EXIT_REFUSED;
+    }
+    api_client_response r;
+    api_client_response_init(&r);
+    int rc = call(c, "POST", path, body, NULL, &r, out);
+    json_decref(body);
+    api_client_response_close(&r);
+    return rc;
+}
+
+static const command cmd_partner_add, cmd_user_add;
+
+static int check_ident(const command *cmd, const char *what, const char *s)
+{
+    if (jobreq_ident_valid(s)) return 0;
+    return usage_error(cmd,
+                       "invalid %s '%s': use 1 to 63 letters, digits, '.', '_' or '-', not "
+                       "starting with '.' or '-'",
+                       what, s);
+}
+
+static int run_partner_add(cli *c, args *a)
+{
+    int rc = check_ident(&cmd_partner_add, "partner name", a->pos[0]);
+    if (rc != 0) return rc;
+    json_t *j = NULL;
+    json_t *body = json_pack("{s:s}", "name", a->pos[0]);
+    if (body && a->given[OPT_DESCRIPTION] &&
+        json_object_set_new(body, "description", json_string(a->value[OPT_DESCRIPTION])) != 0) {
+        json_decref(body);
+        print_error("the description must be UTF-8 text");
+        return EXIT_USAGE;
+    }
+    rc = post(c, "/v1/partners", body, &j);
+    if (rc == 0) {
+        if (a->given[OPT_JSON])
+            rc = print_json(j);
+        else
+            printf("Partner %s added.\n", a->pos[0]);
+    }
+    json_decref(j);
+    return rc;
+}
+
+static int run_partner_list(cli *c, args *a)
+{
+    static const char *const headers[] = {"NAME", "DESCRIPTION", "CREATED"};
+    static const char *const fields[] = {"name", "description", "created_at"};
+    return run_list(c, a, "/v1/partners", "partners", 3, headers, fields,
+                    "No partners yet. Add one with: antenna partner add NAME");
+}
+
+static int run_user_add(cli *c, args *a)
+{
+    const command *cmd = &cmd_user_add;
+    if (!a->given[OPT_PARTNER]) return usage_error(cmd, "--partner is required");
+    if (!a->given[OPT_UNIX_USER]) return usage_error(cmd, "--unix-user is required");
+    const char *role = a->given[OPT_ROLE] ? a->value[OPT_ROLE] : "user";
+    if (strcmp(role, "user") != 0 && strcmp(role, "admin") != 0)
+        return usage_error(cmd, "--role must be user or admin (got '%s')", role);
+    int rc;
+    if ((rc = check_ident(cmd, "user name", a->pos[0])) != 0 ||
+        (rc = check_ident(cmd, "partner name", a->value[OPT_PARTNER])) != 0 ||
+        (rc = check_ident(cmd, "Unix user", a->value[OPT_UNIX_USER])) != 0)
+        return rc;
+    json_t *j = NULL;
+    rc = post(c, "/v1/users",
+              json_pack("{s:s, s:s, s:s, s:s}", "name", a->pos[0], "partner", a->value[OPT_PARTNER],
+                        "unix_user", a->value[OPT_UNIX_USER], "role", role),
+              &j);
+    if (rc == 0) {
+        if (a->given[OPT_JSON])
+            rc = print_json(j);
+        else
+            printf("User %s added (partner %s, Unix account %s, role %s).\n", a->pos[0],
+                   a->value[OPT_PARTNER], a->value[OPT_UNIX_USER], role);
+    }
+    json_decref(j);
+    return rc;
+}
+
+static int run_user_list(cli *c, args *a)
+{
+    static const char *const headers[] = {"NAME", "PARTNER", "UNIX_USER", "ROLE", "CREATED"};
+    static const char *const fields[] = {"name", "partner", "unix_user", "role", "created_at"};
+    return run_list(c, a, "/v1/users", "users", 5, headers, fields,
+                    "No users yet. Add one with: antenna user add NAME --partner P --unix-user U");
+}
+
+static const command cmd_token_create;
+
+static int run_token_create(cli *c, args *a)
+{
+    if (!a->given[OPT_USER]) return usage_error(&cmd_token_create, "--user is required");
+    json_t *body = json_pack("{s:s}", "user", a->value[OPT_USER]);
+    if (body && a->given[OPT_LABEL] &&
+        json_object_set_new(body, "label", json_string(a->value[OPT_LABEL])) != 0) {
+        json_decref(body);
+        print_error("the label must be UTF-8 text");
+        return EXIT_USAGE;
+    }
+    json_t *j = NULL;
+    int rc = post(c, "/v1/tokens", body, &j);
+    if (rc == 0) {
+        const char *token = json_string_value(json_object_get(j, "token"));
+        if (a->given[OPT_JSON]) {
+            rc = print_json(j);
+        } else if (token == NULL || token[0] == '\0' ||
+                   token[strspn(token, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+                                       "0123456789_-.~+/=")] != '\0') {
+            print_error("the server's answer holds no usable token");
+            rc = EXIT_REFUSED;
+        } else {
+            printf("%s\n", token);
+            fflush(stdout);
+            json_t *tid = json_object_get(j, "id");
+            fprintf(stderr,
+                    "antenna: token %lld created for %s; it is shown only this once, keep it "
+                    "safe\n",
+                    json_is_integer(tid) ? (long long)json_integer_value(tid) : 0LL,
+                    a->value[OPT_USER]);
+        }
+    }
+    json_decref(j);
+    return rc;
+}
+
+static int run_token_list(cli *c, args *a)
+{
+    static const char *const headers[] = {"ID", "USER", "LABEL", "CREATED", "REVOKED"};
+    static const char *const fields[] = {"id", "user", "label", "created_at", "revoked_at"};
+    return run_list(c, a, "/v1/tokens", "tokens", 5, headers, fields,
+                    "No tokens yet. Create one with: antenna token create --user NAME");
+}
+
+static int run_token_revoke(cli *c, args *a)
+{
+    long long id;
+    int rc = job_id_arg(&cmd_token_revoke, a, &id);
+    if (rc != 0) return rc;
+    char path[64];
+    snprintf(path, sizeof path, "/v1/tokens/%lld", id);
+    api_client_response r;
+    api_client_response_init(&r);
+    json_t *j = NULL;
+    rc = call(c, "DELETE", path, NULL, NULL, &r, &j);
+    if (rc == 0) {
+        if (a->given[OPT_JSON])
+            rc = print_json(j);
+        else
+            printf("Token %lld revoked.\n", id);
+    }
+    json_decref(j);
+    api_client_response_close(&r);
+    return rc;
+}
+
+/* ---- command table ---- */
+
+static const optdef submit_opts[] = {
+    {"--job-name", 'J', true, OPT_JOB},
+    {"--time", 't', true, OPT_JOB},
+    {"--cpus-per-task", 'c', true, OPT_JOB},
+    {"--gpus", 'G', true, OPT_JOB},
+    {"--gres", 0, true, OPT_JOB},
+    {"--mem", 0, true, OPT_JOB},
+    {"--wait", 'W', false, OPT_WAIT},
+    {"--json", 0, false, OPT_JSON},
+    {NULL, 0, false, OPT_COUNT},
+};
+static const optdef json_opts[] = {{"--json", 0, false, OPT_JSON}, {NULL, 0, false, OPT_COUNT}};
+static const optdef jobs_opts[] = {
+    {"--json", 0, false, OPT_JSON}, {"--limit", 'n', true, OPT_LIMIT}, {NULL, 0, false, OPT_COUNT}};
+static const optdef logs_opts[] = {{"--follow", 'f', false, OPT_FOLLOW},
+                                   {NULL, 0, false, OPT_COUNT}};
+static const optdef partner_add_opts[] = {{"--description", 0, true, OPT_DESCRIPTION},
+                                          {"--json", 0, false, OPT_JSON},
+                                          {NULL, 0, false, OPT_COUNT}};
+static const optdef user_add_opts[] = {
+    {"--partner", 0, true, OPT_PARTNER}, {"--unix-user", 0, true, OPT_UNIX_USER},
+    {"--role", 0, true, OPT_ROLE},       {"--json", 0, false, OPT_JSON},
+    {NULL, 0, false, OPT_COUNT},
+};
+static const optdef token_create_opts[] = {
+    {"--user", 0, true, OPT_USER},
+    {"--label", 0, true, OPT_LABEL},
+    {"--json", 0, false, OPT_JSON},
+    {NULL, 0, false, OPT_COUNT},
+};
+
+static const command cmd_submit = {
+    NULL,
+    "submit",
+    "antenna submit [OPTIONS] SCRIPT",
+    "Submits a batch script, like sbatch. The script's #SBATCH lines are read as sbatch reads\n"
+    "them (only in the comment block at the top); options Antenna does not handle are warned\n"
+    "about and ignored. Options given here override the script's.\n"
+    "\n"
+    "Job options:\n"
+    "  -J, --job-name NAME       job name (default: the script's file name)\n"
+    "  -t, --time TIME           wall-time limit: M, M:S, H:M:S, D-H, D-H:M or D-H:M:S\n"
+    "  -c, --cpus-per-task N     CPUs (default 1)\n"
+    "  -G, --gpus [TYPE:]N       GPUs, e.g. 2 or h100:2\n"
+    "      --gres gpu[:TYPE][:N] GPUs as a GRES, e.g. gpu:h100:2\n"
+    "      --mem SIZE            memory per node, e.g. 8G (suffix K, M, G or T; default M)\n"
+    "\n"
+    "Other options:\n"
+    "  -W, --wait                follow the job until it ends; exit with 0 if it completed,\n"
+    "                            else with its exit code (or 1)\n"
+    "      --json                print the server's job JSON instead of \"Submitted job ID\"\n"
+    "                            (with --wait: the final job; progress goes to stderr)\n",
+    submit_opts,
+    1,
+    1,
+    run_submit,
+};
+static const command cmd_jobs = {
+    NULL,
+    "jobs",
+    "antenna jobs [--limit N] [--json]",
+    "Lists your jobs, newest first (admins see everyone's).\n"
+    "\n"
+    "  -n, --limit N   show at most N jobs (1-1000, default 100)\n"
+    "      --json      print the server's JSON\n",
+    jobs_opts,
+    0,
+    0,
+    run_jobs,
+};
+static const command cmd_show = {
+    NULL,
+    "show",
+    "antenna show [--json] ID",
+    "Shows one job as \"key: value\" lines (times in local time).\n"
+    "\n"
+    "  --json   print the server's job JSON\n",
+    json_opts,
+    1,
+    1,
+    run_show,
+};
+static const command cmd_cancel = {
+    NULL,
+    "cancel",
+    "antenna cancel [--json] ID",
+    "Cancels a job: a queued job at once, a job in Slurm once Slurm confirms.\n"
+    "\n"
+    "  --json   print the server's job JSON\n",
+    json_opts,
+    1,
+    1,
+    run_cancel,
+};
+static const command cmd_logs = {
+    NULL,
+    "logs",
+    "antenna logs [--follow] ID",
+    "Prints the job's output (stdout and stderr) so far.\n"
+    "\n"
+    "  -f, --follow   keep printing new output until the job ends\n",
+    logs_opts,
+    1,
+    1,
+    run_logs,
+};
+static const command cmd_partner_add = {
+    "partner",
+    "add",
+    "antenna partner add [--description TEXT] NAME",
+    "Adds a partner organisation (admin only).\n"
+    "\n"
+    "  --description TEXT   free text, e.g. the organisation's full name\n"
+    "  --json               print the server's JSON\n",
+    partner_add_opts,
+    1,
+    1,
+    run_partner_add,
+};
+static const command cmd_partner_list = {
+    "partner",
+    "list",
+    "antenna partner list [--json]",
+    "Lists the partner organisations (admin only).\n"
+    "\n"
+    "  --json   print the server's JSON\n",
+    json_opts,
+    0,
+    0,
+    run_partner_list,
+};
+static const command cmd_user_add = {
+    "user",
+    "add",
+    "antenna user add --partner P --unix-user U [--role user|admin] NAME",
+    "Adds a user of a partner, mapped to an unprivileged Unix account on the cluster (admin\n"
+    "only).\n"
+    "\n"
+    "  --partner P      the user's partner (required)\n"
+    "  --unix-user U    the Unix account jobs run as (required; never root)\n"
+    "  --role ROLE      user (default) or admin\n"
+    "  --json           print the server's JSON\n",
+    user_add_opts,
+    1,
+    1,
+    run_user_add,
+};
+static const command cmd_user_list = {
+    "user",
+    "list",
+    "antenna user list [--json]",
+    "Lists the users (admin only).\n"
+    "\n"
+    "  --json   print the server's JSON\n",
+    json_opts,
+    0,
+    0,
+    run_user_list,
+};
+static const command cmd_token_create = {
+    "token",
+    "create",
+    "antenna token create --user U [--label L] [--json]",
+    "Creates an API token for a user (admin only) and prints it alone on stdout, e.g.\n"
+    "  export ANTENNA_TOKEN=$(antenna token create --user alice --label laptop)\n"
+    "The token is shown only this once.\n"
+    "\n"
+    "  --user U    the user the token authenticates (required)\n"
+    "  --label L   a note, e.g. where the token is used\n"
+    "  --json      print the server's JSON\n",
+    token_create_opts,
+    0,
+    0,
+    run_token_create,
+};
+static const command cmd_token_list = {
+    "token",
+    "list",
+    "antenna token list [--json]",
+    "Lists the API tokens (never their text) (admin only).\n"
+    "\n"
+    "  --json   print the server's JSON\n",
+    json_opts,
+    0,
+    0,
+    run_token_list,
+};
+static const command cmd_token_revoke = {
+    "token",
+    "revoke",
+    "antenna token revoke [--json] ID",
+    "Revokes an API token: requests with it are refused from now on (admin only).\n"
+    "\n"
+    "  --json   print the server's JSON\n",
+    json_opts,
+    1,
+    1,
+    run_token_revoke,
+};
+
+static const command *const commands[] = {
+    &cmd_submit,    &cmd_jobs,         &cmd_show,         &cmd_cancel,
+    &cmd_logs,      &cmd_partner_add,  &cmd_partner_list, &cmd_user_add,
+    &cmd_user_list, &cmd_token_create, &cmd_token_list,   &cmd_token_revoke,
+};
+
+static const char main_usage[] = "Usage: antenna [--url URL] [--token TOKEN] [--ca FILE] COMMAND "
+                                 "[ARGS...]\n";
+
+static void print_main_help(void)
+{
+    printf("%s", main_usage);
+    printf("\nAntenna runs your batch jobs on a Slurm cluster through the antennad broker.\n"
+           "\nJobs:\n"
+           "  submit [OPTIONS] SCRIPT   submit a batch script (reads its #SBATCH lines)\n"
+           "  jobs [--limit N]          list your jobs\n"
+           "  show ID                   show one job\n"
+           "  cancel ID                 cancel a job\n"
+           "  logs [--follow] ID        print a job's output\n"
+           "\nAdministration (admin role):\n"
+           "  partner add NAME [--description TEXT]\n"
+           "  partner list\n"
+           "  user add NAME --partner P --unix-user U [--role user|admin]\n"
+           "  user list\n"
+           "  token create --user U [--label L]\n"
+           "  token list\n"
+           "  token revoke ID\n"
+           "\nMost commands take --json to print the server's JSON; 'antenna COMMAND --help'\n"
+           "describes one.\n\n");
+    printf("%s", global_help);
+    printf(
+        "  -V, --version   print the version\n"
+        "\nSettings come from the flags, else the environment, else the config file\n"
+        "$XDG_CONFIG_HOME/antenna/config (default ~/.config/antenna/config) with lines\n"
+        "\"url = ...\", \"token = ...\", \"ca = ...\" and # comments (ANTENNA_CONFIG names "
+        "another\n"
+        "file).\n"
+        "\nExit status: 0 ok, 1 the server refused the request, 2 usage or local input error,\n"
+        "3 cannot reach the server (network or TLS); submit --wait ends with the job's status.\n");
+}
+
+static int main_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int main_usage_error(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "antenna: ");
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "\n%sTry 'antenna --help' for more information.\n", main_usage);
+    return EXIT_USAGE;
+}
+
+static bool is_group(const char *w)
+{
+    return strcmp(w, "partner") == 0 || strcmp(w, "user") == 0 || strcmp(w, "token") == 0;
+}
+
+static void print_group_help(const char *group, FILE *out)
+{
+    fprintf(out, "Usage:\n");
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (commands[i]->group && strcmp(commands[i]->group, group) == 0)
+            fprintf(out, "  %s\n", commands[i]->usage);
+    fprintf(out, "Try 'antenna %s SUBCOMMAND --help' for more information.\n", group);
+}
+
+int main(int argc, char **argv)
+{
+    cli c = {0};
+    cli_config_init(&c.cfg);
+    int i = 1;
+    /* Global options before the command. */
+    while (i < argc && argv[i][0] == '-' && strcmp(argv[i], "--") != 0) {
+        const char *a = argv[i];
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            print_main_help();
+            return 0;
+        }
+        if (strcmp(a, "--version") == 0 || strcmp(a, "-V") == 0) {
+            printf("antenna %s\n", ANTENNA_VERSION);
+            return 0;
+        }
+        const char **slot = NULL;
+        const char *names[] = {"--url", "--token", "--ca"};
+        const char **slots[] = {&c.url, &c.token, &c.ca};
+        const char *value = NULL;
+        for (size_t k = 0; k < 3 && slot == NULL; k++) {
+            size_t n = strlen(names[k]);
+            if (strcmp(a, names[k]) == 0) {
+                if (i + 1 >= argc) return main_usage_error("option %s needs a value", names[k]);
+                slot = slots[k];
+                value = argv[++i];
+            } else if (strncmp(a, names[k], n) == 0 && a[n] == '=') {
+                slot = slots[k];
+                value = a + n + 1;
+            }
+        }
+        if (slot == NULL) return main_usage_error("unknown option '%s'", a);
+        *slot = value;
+        i++;
+    }
+    if (i < argc && strcmp(argv[i], "--") == 0) i++;
+    if (i >= argc) return main_usage_error("no command given");
+    const char *word = argv[i++];
+    if (strcmp(word, "help") == 0) {
+        if (i >= argc) {
+            print_main_help();
+            return 0;
+        }
+        word = argv[i++];
+        if (is_group(word) && i >= argc) {
+            print_group_help(word, stdout);
+            return 0;
+        }
+        for (size_t k = 0; k < sizeof commands / sizeof commands[0]; k++) {
+            const command *cmd = commands[k];
+            bool match = cmd->group ? (strcmp(cmd->group, word) == 0 && i < argc &&
+                                       strcmp(cmd->name, argv[i]) == 0)
+                                    : strcmp(cmd->name, word) == 0;
+            if (match) {
+                print_command_help(cmd);
+                return 0;
+            }
+        }
+        return main_usage_error("no help for '%s'", word);
+    }
+    if (strcmp(word, "version") == 0) {
+        printf("antenna %s\n", ANTENNA_VERSION);
+        return 0;
+    }
+    const command *cmd = NULL;
+    if (is_group(word)) {
+        if (i >= argc || argv[i][0] == '-') {
+            bool help = i < argc && (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0);
+            if (!help) fprintf(stderr, "antenna %s: missing subcommand\n", word);
+            print_group_help(word, help ? stdout : stderr);
+            return help ? 0 : EXIT_USAGE;
+        }
+        const char *sub = argv[i++];
+        for (size_t k = 0; k < sizeof commands / sizeof commands[0] && !cmd; k++)
+            if (commands[k]->group && strcmp(commands[k]->group, word) == 0 &&
+                strcmp(commands[k]->name, sub) == 0)
+                cmd = commands[k];
+        if (cmd == NULL) {
+            fprintf(stderr, "antenna %s: unknown subcommand '%s'\n", word, sub);
+            print_group_help(word, stderr);
+            return EXIT_USAGE;
+        }
+    } else {
+        for (size_t k = 0; k < sizeof commands / sizeof commands[0] && !cmd; k++)
+            if (commands[k]->group == NULL && strcmp(commands[k]->name, word) == 0)
+                cmd = commands[k];
+        if (cmd == NULL) return main_usage_error("unknown command '%s'", word);
+    }
+    if (wants_help(argc - i, argv + i)) {
+        print_command_help(cmd);
+        return 0;
+    }
+    args a;
+    memset(&a, 0, sizeof a);
+    int rc = parse_args(cmd, argc - i, argv + i, &a, &c);
+    if (rc == 0) rc = cmd->run(&c, &a);
+    api_client_free(c.api);
+    cli_config_close(&c.cfg);
+    if (fflush(stdout) != 0 && rc == 0) rc = EXIT_REFUSED;
+    return rc;
+}

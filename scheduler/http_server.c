@@ -1,0 +1,1236 @@
+/* http_server.c - HTTPS/1.1 server on libuv + OpenSSL (memory BIOs) + http_parser.
+ *
+ * Never blocks the loop, never parses HTTP by hand, and never frees a connection outside its
+ * libuv close callback. A request handed to the handler outlives its connection: if the
+ * connection goes away first the request is orphaned (conn = NULL) and freed by respond.
+ *
+ * Life of a connection: OPEN (TLS handshake, requests) -> DRAINING (final response and TLS
+ * close_notify queued, write side shut down, input discarded until EOF or a short linger) ->
+ * CLOSING (uv_close on the socket and the timer; freed when both close callbacks ran).
+ * One timer per connection: idle_timeout_ms bounds the TLS handshake, the arrival of a whole
+ * request and keep-alive idleness; it only closes (no 408 answer). It is off while the handler
+ * holds a request. The process should ignore SIGPIPE; http_server_new does so if SIGPIPE is
+ * still at SIG_DFL.
+ */
+#include "http_server.h"
+
+#include "log.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <http_parser.h>
+#include <jansson.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#define DEFAULT_MAX_HEADER_BYTES (16u * 1024u)
+#define DEFAULT_MAX_BODY_BYTES   (1024u * 1024u)
+#define DEFAULT_IDLE_MS          30000u
+#define DEFAULT_MAX_CONNECTIONS  1024u
+#define LINGER_MAX_MS            5000u  /* how long a closing connection waits for the peer's EOF */
+#define IN_BACKLOG_MAX           65536u /* buffered input above which reading pauses */
+#define SSL_READ_CHUNK           16384u
+#define PEER_MAX                 64
+
+enum conn_state { CONN_OPEN, CONN_DRAINING, CONN_CLOSING };
+
+/* Why the parser paused: we pause at message begin and headers complete to learn exactly where
+ * the request line and headers start and end (for the header limit), and at message complete
+ * to hold pipelined requests until the current one is answered. */
+enum pause_reason { PAUSE_NONE, PAUSE_BEGIN, PAUSE_HEADERS, PAUSE_MESSAGE };
+
+typedef struct http_conn http_conn;
+
+typedef struct http_header {
+    char *name;
+    size_t name_len;
+    char *value;
+    size_t value_len;
+} http_header;
+
+struct http_request {
+    http_conn *conn; /* NULL once the connection is gone (the request is orphaned) */
+    const char *method;
+    char *url;
+    size_t url_len;
+    char *path;
+    char *query;
+    http_header *headers;
+    size_t nheaders, cap_headers;
+    bool field_continues; /* the last header name was cut at the end of an input buffer */
+    char *body;
+    size_t body_len, body_cap;
+    bool keep_alive;
+    bool head;
+    char *extra; /* response headers from http_request_header_add: "Name: value\r\n"... */
+    size_t extra_len;
+    char peer[PEER_MAX];
+};
+
+struct http_conn {
+    uv_tcp_t tcp;
+    uv_timer_t timer;
+    uv_shutdown_t shutdown_req;
+    int open_handles; /* tcp + timer until their close callbacks ran */
+    http_server *srv;
+    http_conn *prev, *next;
+    enum conn_state state;
+    bool counted; /* counts against max_connections */
+    bool reading;
+    bool in_pump;
+    SSL *ssl;
+    BIO *rbio, *wbio; /* owned by ssl */
+    http_parser parser;
+    enum pause_reason pause;
+    int cb_error;          /* HTTP status (413) or -ENOMEM set by a parser callback */
+    const char *exec_end;  /* end of the buffer being parsed (see on_header_field) */
+    bool in_headers;       /* between message begin and headers complete */
+    size_t header_bytes;   /* request line + headers so far */
+    http_request *cur;     /* request being parsed */
+    http_request *waiting; /* request handed to the handler, not yet answered */
+    char *in;              /* decrypted bytes not yet parsed: in[in_off..in_len) */
+    size_t in_off, in_len, in_cap;
+    char peer[PEER_MAX];
+};
+
+struct http_server {
+    uv_loop_t *loop;
+    uv_tcp_t listener;
+    SSL_CTX *ctx;
+    http_handler_fn handler;
+    void *arg;
+    size_t max_header_bytes;
+    size_t max_body_bytes;
+    unsigned idle_ms;
+    unsigned max_connections;
+    unsigned nconns;   /* counted connections */
+    unsigned nhandles; /* listener + every connection not yet freed */
+    int port;
+    bool closing;
+    bool limit_logged; /* the connection limit was hit; logged once until a connection gets in */
+    void (*done)(void *arg);
+    void *done_arg;
+    http_conn *conns;
+    char readbuf[65536]; /* uv_read target; its bytes are copied into a BIO at once */
+};
+
+static void conn_pump(http_conn *c);
+static void conn_abort(http_conn *c);
+
+/* ---- small helpers ---------------------------------------------------------------------- */
+
+static int str_append(char **s, size_t *len, const char *at, size_t n)
+{
+    char *p = realloc(*s, *len + n + 1);
+    if (!p) return -ENOMEM;
+    memcpy(p + *len, at, n);
+    *len += n;
+    p[*len] = '\0';
+    *s = p;
+    return 0;
+}
+
+static void request_free(http_request *req)
+{
+    if (!req) return;
+    for (size_t i = 0; i < req->nheaders; i++) {
+        free(req->headers[i].name);
+        free(req->headers[i].value);
+    }
+    free(req->headers);
+    free(req->url);
+    free(req->path);
+    free(req->query);
+    free(req->body);
+    free(req->extra);
+    free(req);
+}
+
+static void format_date(char *out, size_t len)
+{
+    static const char *const days[] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
+    static const char *const months[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                         "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+    time_t now = time(NULL);
+    struct tm tm;
+    gmtime_r(&now, &tm);
+    snprintf(out, len, "%s, %02d %s %04d %02d:%02d:%02d GMT", days[tm.tm_wday % 7], tm.tm_mday,
+             months[tm.tm_mon % 12], tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
+}
+
+static const char *reason_phrase(int status)
+{
+    const char *r = http_status_str((enum http_status)status);
+    return (!r || r[0] == '<') ? "Unknown" : r;
+}
+
+/* {"error":{"code":code,"message":message}} as a malloc'd string, or NULL. */
+static char *error_json(const char *code, const char *message)
+{
+    json_t *o = json_pack("{s:{s:s,s:s}}", "error", "code", code ? code : "internal", "message",
+                          message ? message : "");
+    if (!o) return NULL;
+    char *s = json_dumps(o, JSON_COMPACT);
+    json_decref(o);
+    return s;
+}
+
+static int hexval(char ch)
+{
+    if (ch >= '0' && ch <= '9') return ch - '0';
+    if (ch >= 'a' && ch <= 'f') return ch - 'a' + 10;
+    if (ch >= 'A' && ch <= 'F') return ch - 'A' + 10;
+    return -1;
+}
+
+/* Percent-decodes s[0..n) into a new string. Returns NULL on a malformed escape or an escaped
+ * NUL (*bad set), or on ENOMEM (*bad clear). */
+static char *percent_decode(const char *s, size_t n, bool *bad)
+{
+    *bad = false;
+    char *out = malloc(n + 1);
+    if (!out) return NULL;
+    size_t o = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] != '%') {
+            out[o++] = s[i];
+            continue;
+        }
+        int hi = i + 2 < n ? hexval(s[i + 1]) : -1;
+        int lo = i + 2 < n ? hexval(s[i + 2]) : -1;
+        if (hi < 0 || lo < 0 || (hi == 0 && lo == 0)) {
+            free(out);
+            *bad = true;
+            return NULL;
+        }
+        out[o++] = (char)(hi * 16 + lo);
+        i += 2;
+    }
+    out[o] = '\0';
+    return out;
+}
+
+/* ---- writing ---------------------------------------------------------------------------- */
+
+typedef struct conn_write {
+    uv_write_t req;
+    http_conn *conn;
+    char data[];
+} conn_write;
+
+static void on_write(uv_write_t *req, int status)
+{
+    conn_write *w = (conn_write *)req;
+    http_conn *c = w->conn;
+    free(w);
+    if (c->state == CONN_CLOSING) return;
+    if (status < 0) {
+        LOG(LOG_DEBUG, "http: %s: write failed: %s", c->peer, uv_strerror(status));
+        conn_abort(c);
+        return;
+    }
+    /* Progress on the way out counts as activity. */
+    if (c->state == CONN_OPEN && !c->waiting) uv_timer_again(&c->timer);
+}
+
+/* Sends whatever TLS put in the write BIO. Returns 0 or a negative errno. */
+static int conn_flush_tls(http_conn *c)
+{
+    size_t pending = BIO_ctrl_pending(c->wbio);
+    if (pending == 0 || c->state == CONN_CLOSING) return 0;
+    conn_write *w = malloc(sizeof *w + pending);
+    if (!w) return -ENOMEM;
+    int n = BIO_read(c->wbio, w->data, (int)pending);
+    if (n <= 0) {
+        free(w);
+        return -EIO;
+    }
+    w->conn = c;
+    uv_buf_t buf = uv_buf_init(w->data, (unsigned)n);
+    int r = uv_write(&w->req, (uv_stream_t *)&c->tcp, &buf, 1, on_write);
+    if (r < 0) {
+        free(w);
+        return r;
+    }
+    return 0;
+}
+
+/* Encrypts `len` bytes into the write BIO (not flushed). Returns 0 or -EIO. */
+static int conn_encrypt(http_conn *c, const char *data, size_t len)
+{
+    while (len > 0) {
+        int chunk = len > (size_t)INT_MAX ? INT_MAX : (int)len;
+        ERR_clear_error();
+        int n = SSL_write(c->ssl, data, chunk);
+        if (n <= 0) {
+            ERR_clear_error();
+            return -EIO;
+        }
+        data += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+/* Queues one full response; `extra` is "Name: value\r\n" lines (or NULL). Returns 0 or a
+ * negative errno (the caller aborts). */
+static int conn_send_response(http_conn *c, int status, const char *content_type, const char *body,
+                              size_t len, bool keep_alive, bool head, const char *extra)
+{
+    char date[64];
+    char hdr[512];
+    char length[48] = "";
+    format_date(date, sizeof date);
+    if (status == 204 || status == 304) {
+        len = 0; /* these never carry a body (RFC 9110), nor a Content-Length here */
+    } else {
+        snprintf(length, sizeof length, "Content-Length: %zu\r\n", len);
+    }
+    if (!content_type || !content_type[0] || strpbrk(content_type, "\r\n") ||
+        strlen(content_type) > 200)
+        content_type = "application/octet-stream";
+    int n = snprintf(hdr, sizeof hdr,
+                     "HTTP/1.1 %d %s\r\n"
+                     "Server: antennad\r\n"
+                     "Date: %s\r\n"
+                     "Content-Type: %s\r\n"
+                     "%s"
+                     "Connection: %s\r\n",
+                     status, reason_phrase(status), date, content_type, length,
+                     keep_alive ? "keep-alive" : "close");
+    if (n < 0 || (size_t)n >= sizeof hdr) return -EINVAL;
+    size_t extra_len = extra ? strlen(extra) : 0;
+    char *head_buf = malloc((size_t)n + extra_len + 2);
+    if (!head_buf) return -ENOMEM;
+    memcpy(head_buf, hdr, (size_t)n);
+    if (extra_len) memcpy(head_buf + n, extra, extra_len);
+    memcpy(head_buf + (size_t)n + extra_len, "\r\n", 2);
+    int r = conn_encrypt(c, head_buf, (size_t)n + extra_len + 2);
+    free(head_buf);
+    if (r == 0 && !head && len > 0) r = conn_encrypt(c, body, len);
+    if (r == 0) r = conn_flush_tls(c);
+    return r;
+}
+
+/* ---- closing ---------------------------------------------------------------------------- */
+
+static void server_maybe_done(http_server *srv)
+{
+    if (!srv->closing || srv->nhandles > 0) return;
+    void (*done)(void *) = srv->done;
+    void *arg = srv->done_arg;
+    SSL_CTX_free(srv->ctx);
+    free(srv);
+    if (done) done(arg);
+}
+
+static void conn_free(http_conn *c)
+{
+    http_server *srv = c->srv;
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        srv->conns = c->next;
+    if (c->next) c->next->prev = c->prev;
+    SSL_free(c->ssl);
+    request_free(c->cur);
+    free(c->in);
+    free(c);
+    srv->nhandles--;
+    server_maybe_done(srv);
+}
+
+static void on_conn_close(uv_handle_t *h)
+{
+    http_conn *c = h->data;
+    if (--c->open_handles == 0) conn_free(c);
+}
+
+/* Closes at once: stops all I/O, orphans a waiting request; memory goes in the close callback. */
+static void conn_abort(http_conn *c)
+{
+    if (c->state == CONN_CLOSING) return;
+    c->state = CONN_CLOSING;
+    if (c->waiting) {
+        c->waiting->conn = NULL;
+        c->waiting = NULL;
+    }
+    if (c->counted) {
+        c->counted = false;
+        c->srv->nconns--;
+    }
+    uv_timer_stop(&c->timer);
+    uv_close((uv_handle_t *)&c->timer, on_conn_close);
+    uv_close((uv_handle_t *)&c->tcp, on_conn_close);
+}
+
+static void on_shutdown(uv_shutdown_t *req, int status)
+{
+    http_conn *c = req->data;
+    if (c->state == CONN_CLOSING) return;
+    /* Write side is done; keep reading until the peer's EOF (or the linger timer), so
+     * unread input does not turn our close into a reset that eats the response. */
+    if (status < 0) conn_abort(c);
+}
+
+static void conn_start_reading(http_conn *c);
+
+static void on_linger_timeout(uv_timer_t *t)
+{
+    conn_abort(t->data);
+}
+
+/* Closes gracefully: flushes what is queued, sends close_notify (if `tls_notify`), shuts the
+ * write side and waits a little for the peer to close. */
+static void conn_finish(http_conn *c, bool tls_notify)
+{
+    if (c->state != CONN_OPEN) return;
+    c->state = CONN_DRAINING;
+    if (c->counted) {
+        c->counted = false;
+        c->srv->nconns--;
+    }
+    if (tls_notify) {
+        ERR_clear_error();
+        (void)SSL_shutdown(c->ssl);
+        ERR_clear_error();
+    }
+    int r = conn_flush_tls(c);
+    if (r == 0) {
+        c->shutdown_req.data = c;
+        r = uv_shutdown(&c->shutdown_req, (uv_stream_t *)&c->tcp, on_shutdown);
+    }
+    if (r < 0) {
+        conn_abort(c);
+        return;
+    }
+    unsigned linger = c->srv->idle_ms < LINGER_MAX_MS ? c->srv->idle_ms : LINGER_MAX_MS;
+    uv_timer_stop(&c->timer);
+    uv_timer_start(&c->timer, on_linger_timeout, linger, 0);
+    conn_start_reading(c);
+}
+
+/* Answers a protocol error with a JSON body and closes. */
+static void conn_fail(http_conn *c, int status, const char *code, const char *message)
+{
+    LOG(LOG_DEBUG, "http: %s: %d %s: %s", c->peer, status, code, message);
+    request_free(c->cur);
+    c->cur = NULL;
+    char *body = error_json(code, message);
+    int r = body ? conn_send_response(c, status, "application/json", body, strlen(body), false,
+                                      false, NULL)
+                 : -ENOMEM;
+    free(body);
+    if (r < 0)
+        conn_abort(c);
+    else
+        conn_finish(c, true);
+}
+
+/* ---- parser callbacks ------------------------------------------------------------------- */
+
+static int on_message_begin(http_parser *p)
+{
+    http_conn *c = p->data;
+    request_free(c->cur);
+    c->cur = calloc(1, sizeof *c->cur);
+    if (!c->cur) {
+        c->cb_error = -ENOMEM;
+        return -1;
+    }
+    memcpy(c->cur->peer, c->peer, sizeof c->peer);
+    c->pause = PAUSE_BEGIN;
+    http_parser_pause(p, 1);
+    return 0;
+}
+
+static int on_url(http_parser *p, const char *at, size_t len)
+{
+    http_conn *c = p->data;
+    if (str_append(&c->cur->url, &c->cur->url_len, at, len) < 0) {
+        c->cb_error = -ENOMEM;
+        return -1;
+    }
+    return 0;
+}
+
+static int on_header_field(http_parser *p, const char *at, size_t len)
+{
+    http_conn *c = p->data;
+    http_request *req = c->cur;
+    /* A name split across two input buffers arrives in two calls; two calls within one buffer
+     * are two headers (the first had an empty value, which gets no value callback). */
+    if (!req->field_continues || req->nheaders == 0) {
+        if (req->nheaders == req->cap_headers) {
+            size_t cap = req->cap_headers ? req->cap_headers * 2 : 16;
+            http_header *h = realloc(req->headers, cap * sizeof *h);
+            if (!h) goto fail_nomem;
+            req->headers = h;
+            req->cap_headers = cap;
+        }
+        http_header *h = &req->headers[req->nheaders];
+        memset(h, 0, sizeof *h);
+        h->value = calloc(1, 1);
+        if (!h->value) goto fail_nomem;
+        req->nheaders++;
+    }
+    http_header *h = &req->headers[req->nheaders - 1];
+    if (str_append(&h->name, &h->name_len, at, len) < 0) goto fail_nomem;
+    req->field_continues = (at + len == c->exec_end);
+    return 0;
+
+fail_nomem:
+    c->cb_error = -ENOMEM;
+    return -1;
+}
+
+static int on_header_value(http_parser *p, const char *at, size_t len)
+{
+    http_conn *c = p->data;
+    http_request *req = c->cur;
+    req->field_continues = false;
+    if (req->nheaders == 0) return 0;
+    http_header *h = &req->headers[req->nheaders - 1];
+    if (str_append(&h->value, &h->value_len, at, len) < 0) {
+        c->cb_error = -ENOMEM;
+        return -1;
+    }
+    return 0;
+}
+
+static int on_headers_complete(http_parser *p)
+{
+    http_conn *c = p->data;
+    http_request *req = c->cur;
+    req->field_continues = false;
+    req->method = http_method_str((enum http_method)p->method);
+    req->head = p->method == HTTP_HEAD;
+    req->keep_alive = http_should_keep_alive(p) && !p->upgrade;
+    for (size_t i = 0; i < req->nheaders; i++) {
+        http_header *h = &req->headers[i];
+        while (h->value_len > 0 &&
+               (h->value[h->value_len - 1] == ' ' || h->value[h->value_len - 1] == '\t'))
+            h->value[--h->value_len] = '\0';
+    }
+    c->pause = PAUSE_HEADERS;
+    http_parser_pause(p, 1);
+    return 0;
+}
+
+static int on_body(http_parser *p, const char *at, size_t len)
+{
+    http_conn *c = p->data;
+    http_request *req = c->cur;
+    if (len > c->srv->max_body_bytes - req->body_len) {
+        c->cb_error = 413;
+        return -1;
+    }
+    if (req->body_len + len + 1 > req->body_cap) {
+        /* Grows with the bytes that came, not with what Content-Length promises. */
+        size_t cap = req->body_cap ? req->body_cap : 4096;
+        while (cap < req->body_len + len + 1)
+            cap *= 2;
+        if (cap > c->srv->max_body_bytes + 1) cap = c->srv->max_body_bytes + 1;
+        char *b = realloc(req->body, cap);
+        if (!b) {
+            c->cb_error = -ENOMEM;
+            return -1;
+        }
+        req->body = b;
+        req->body_cap = cap;
+    }
+    memcpy(req->body + req->body_len, at, len);
+    req->body_len += len;
+    req->body[req->body_len] = '\0';
+    return 0;
+}
+
+static int on_message_complete(http_parser *p)
+{
+    http_conn *c = p->data;
+    c->pause = PAUSE_MESSAGE;
+    http_parser_pause(p, 1);
+    return 0;
+}
+
+static const http_parser_settings parser_settings = {
+    .on_message_begin = on_message_begin,
+    .on_url = on_url,
+    .on_header_field = on_header_field,
+    .on_header_value = on_header_value,
+    .on_headers_complete = on_headers_complete,
+    .on_body = on_body,
+    .on_message_complete = on_message_complete,
+};
+
+/* ---- request dispatch ------------------------------------------------------------------- */
+
+/* Fills path and query from the URL. Returns 0, -EINVAL (bad URL) or -ENOMEM. */
+static int request_split_url(http_request *req)
+{
+    struct http_parser_url u;
+    http_parser_url_init(&u);
+    if (!req->url || http_parser_parse_url(req->url, req->url_len, 0, &u) != 0) return -EINVAL;
+    bool bad = false;
+    if (u.field_set & (1 << UF_PATH))
+        req->path =
+            percent_decode(req->url + u.field_data[UF_PATH].off, u.field_data[UF_PATH].len, &bad);
+    else
+        req->path = strdup("/");
+    if (!req->path) return bad ? -EINVAL : -ENOMEM;
+    if (u.field_set & (1 << UF_QUERY))
+        req->query = strndup(req->url + u.field_data[UF_QUERY].off, u.field_data[UF_QUERY].len);
+    else
+        req->query = strdup("");
+    return req->query ? 0 : -ENOMEM;
+}
+
+/* Hands the complete request to the handler. The parser stays paused until it is answered. */
+static void conn_dispatch(http_conn *c)
+{
+    http_request *req = c->cur;
+    c->cur = NULL;
+    if (c->parser.method == HTTP_CONNECT) {
+        request_free(req);
+        conn_fail(c, 400, "bad_request", "CONNECT is not supported by this server");
+        return;
+    }
+    int r = request_split_url(req);
+    if (r < 0) {
+        request_free(req);
+        if (r == -ENOMEM)
+            conn_abort(c);
+        else
+            conn_fail(c, 400, "bad_request",
+                      "the request target is not a valid path (check its percent-escapes)");
+        return;
+    }
+    if (!req->body) {
+        req->body = calloc(1, 1);
+        if (!req->body) {
+            request_free(req);
+            conn_abort(c);
+            return;
+        }
+    }
+    req->conn = c;
+    c->waiting = req;
+    uv_timer_stop(&c->timer);
+    c->srv->handler(req, c->srv->arg);
+}
+
+/* Checks the limits once the headers are in; answers 100 Continue if the client asks. Returns
+ * 0 to go on, -1 if the connection failed. */
+static int conn_headers_done(http_conn *c)
+{
+    http_server *srv = c->srv;
+    http_parser *p = &c->parser;
+    c->in_headers = false;
+    if (c->header_bytes > srv->max_header_bytes) {
+        conn_fail(c, 431, "headers_too_large",
+                  "the request line and headers are too large; send fewer or shorter headers");
+        return -1;
+    }
+    bool chunked = p->flags & F_CHUNKED;
+    if (!chunked && p->content_length != ULLONG_MAX && p->content_length > srv->max_body_bytes) {
+        char msg[160];
+        snprintf(msg, sizeof msg, "the request body is larger than the %zu-byte limit",
+                 srv->max_body_bytes);
+        conn_fail(c, 413, "body_too_large", msg);
+        return -1;
+    }
+    const char *expect = http_request_header(c->cur, "Expect");
+    bool has_body = chunked || (p->content_length != ULLONG_MAX && p->content_length > 0);
+    if (expect && strcasecmp(expect, "100-continue") == 0 && has_body && p->http_major == 1 &&
+        p->http_minor >= 1) {
+        static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+        if (conn_encrypt(c, cont, sizeof cont - 1) < 0 || conn_flush_tls(c) < 0) {
+            conn_abort(c);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* Parses buffered input once. Returns 0 to go on, -1 if the connection failed. */
+static int conn_parse(http_conn *c)
+{
+    http_server *srv = c->srv;
+    c->pause = PAUSE_NONE;
+    c->cb_error = 0;
+    c->exec_end = c->in + c->in_len;
+    size_t n =
+        http_parser_execute(&c->parser, &parser_settings, c->in + c->in_off, c->in_len - c->in_off);
+    c->in_off += n;
+    if (c->in_off == c->in_len) c->in_off = c->in_len = 0;
+    enum http_errno e = HTTP_PARSER_ERRNO(&c->parser);
+
+    if (e == HPE_PAUSED) {
+        switch (c->pause) {
+        case PAUSE_BEGIN:
+            c->in_headers = true;
+            c->header_bytes = 1; /* the method's first byte */
+            http_parser_pause(&c->parser, 0);
+            return 0;
+        case PAUSE_HEADERS:
+            c->header_bytes += n + 1; /* + the final LF, consumed on resume */
+            http_parser_pause(&c->parser, 0);
+            return conn_headers_done(c);
+        case PAUSE_MESSAGE:
+            conn_dispatch(c); /* stays paused until http_request_respond */
+            return c->state == CONN_OPEN ? 0 : -1;
+        default:
+            conn_abort(c);
+            return -1;
+        }
+    }
+    if (e != HPE_OK) {
+        if (c->cb_error == -ENOMEM) {
+            conn_abort(c);
+        } else if (c->cb_error == 413) {
+            char msg[160];
+            snprintf(msg, sizeof msg, "the request body is larger than the %zu-byte limit",
+                     srv->max_body_bytes);
+            conn_fail(c, 413, "body_too_large", msg);
+        } else if (e == HPE_HEADER_OVERFLOW) {
+            conn_fail(c, 431, "headers_too_large",
+                      "the request line and headers are too large; send fewer or shorter headers");
+        } else {
+            char msg[160];
+            snprintf(msg, sizeof msg, "malformed HTTP request: %s", http_errno_description(e));
+            conn_fail(c, 400, "bad_request", msg);
+        }
+        return -1;
+    }
+    if (c->in_headers) {
+        c->header_bytes += n;
+        if (c->header_bytes > srv->max_header_bytes) {
+            conn_fail(c, 431, "headers_too_large",
+                      "the request line and headers are too large; send fewer or shorter headers");
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* ---- reading ---------------------------------------------------------------------------- */
+
+/* Decrypts what the read BIO holds into c->in. Returns 1 if bytes came, 0 if TLS needs more
+ * input, -1 if the connection is over and the caller must abort it (peer closed, ENOMEM), or
+ * -2 if TLS failed (bad handshake, plain HTTP, corrupt record) and the connection is already
+ * closing (any alert is sent first, never an HTTP answer). */
+static int conn_decrypt(http_conn *c)
+{
+    if (c->in_cap - c->in_len < SSL_READ_CHUNK) {
+        if (c->in_off > 0) {
+            memmove(c->in, c->in + c->in_off, c->in_len - c->in_off);
+            c->in_len -= c->in_off;
+            c->in_off = 0;
+        }
+        if (c->in_cap - c->in_len < SSL_READ_CHUNK) {
+            size_t cap = c->in_len + SSL_READ_CHUNK;
+            char *p = realloc(c->in, cap);
+            if (!p) return -1;
+            c->in = p;
+            c->in_cap = cap;
+        }
+    }
+    bool was_init = SSL_is_init_finished(c->ssl);
+    ERR_clear_error();
+    int n = SSL_read(c->ssl, c->in + c->in_len, (int)(c->in_cap - c->in_len));
+    if (n > 0) {
+        c->in_len += (size_t)n;
+        return 1;
+    }
+    int err = SSL_get_error(c->ssl, n);
+    if (err == SSL_ERROR_WANT_READ) {
+        /* Handshake messages or session tickets may be waiting to go out. */
+        if (conn_flush_tls(c) < 0) return -1;
+        return 0;
+    }
+    if (err == SSL_ERROR_ZERO_RETURN) {
+        ERR_clear_error();
+        return -1;
+    }
+    char why[160] = "";
+    ERR_error_string_n(ERR_peek_last_error(), why, sizeof why);
+    ERR_clear_error();
+    LOG(LOG_DEBUG, "http: %s: TLS %s failed: %s", c->peer, was_init ? "read" : "handshake", why);
+    /* Send the alert, if any, and close without a response. */
+    if (c->state == CONN_OPEN) {
+        conn_finish(c, false);
+        return -2;
+    }
+    return -1;
+}
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    (void)suggested;
+    http_conn *c = h->data;
+    buf->base = c->srv->readbuf;
+    buf->len = sizeof c->srv->readbuf;
+}
+
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+    http_conn *c = s->data;
+    if (c->state == CONN_CLOSING) return;
+    if (nread < 0) {
+        if (nread != UV_EOF)
+            LOG(LOG_DEBUG, "http: %s: read failed: %s", c->peer, uv_strerror((int)nread));
+        conn_abort(c);
+        return;
+    }
+    if (nread == 0 || c->state == CONN_DRAINING) return;
+    if (BIO_write(c->rbio, buf->base, (int)nread) != (int)nread) {
+        conn_abort(c);
+        return;
+    }
+    conn_pump(c);
+}
+
+static void conn_start_reading(http_conn *c)
+{
+    if (c->reading || c->state == CONN_CLOSING) return;
+    if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) == 0) c->reading = true;
+}
+
+/* Reads while there is room: a request waiting for its answer may let pipelined input pile
+ * up to IN_BACKLOG_MAX, then reading pauses until the answer. */
+static void conn_update_reading(http_conn *c)
+{
+    if (c->state != CONN_OPEN) return;
+    size_t backlog = (c->in_len - c->in_off) + BIO_ctrl_pending(c->rbio);
+    if (c->waiting && backlog >= IN_BACKLOG_MAX) {
+        if (c->reading) {
+            uv_read_stop((uv_stream_t *)&c->tcp);
+            c->reading = false;
+        }
+    } else {
+        conn_start_reading(c);
+    }
+}
+
+/* Decrypts and parses until TLS needs more input or a request waits for its answer. A handler
+ * that answers at once re-enters through http_request_respond, which only sets state: this
+ * loop then carries on with the next pipelined request. */
+static void conn_pump(http_conn *c)
+{
+    if (c->in_pump) return;
+    c->in_pump = true;
+    while (c->state == CONN_OPEN && !c->waiting) {
+        if (c->in_off < c->in_len) {
+            if (conn_parse(c) < 0) break;
+            continue;
+        }
+        int r = conn_decrypt(c);
+        if (r == 0) break;
+        if (r < 0) {
+            if (r == -1) conn_abort(c);
+            break;
+        }
+    }
+    c->in_pump = false;
+    if (c->state == CONN_OPEN && conn_flush_tls(c) < 0) conn_abort(c);
+    conn_update_reading(c);
+}
+
+/* ---- timers and accepting --------------------------------------------------------------- */
+
+/* Idle (or a request, or the handshake, that did not arrive in time): close only, no 408 answer
+ * (a client may be reusing the connection at this very moment). */
+static void on_idle_timeout(uv_timer_t *t)
+{
+    http_conn *c = t->data;
+    if (c->state != CONN_OPEN || c->waiting) return;
+    conn_abort(c);
+}
+
+static void conn_set_peer(http_conn *c)
+{
+    struct sockaddr_storage ss;
+    int len = sizeof ss;
+    char ip[INET6_ADDRSTRLEN] = "?";
+    snprintf(c->peer, sizeof c->peer, "?");
+    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) != 0) return;
+    if (ss.ss_family == AF_INET) {
+        const struct sockaddr_in *a = (const struct sockaddr_in *)&ss;
+        uv_ip4_name(a, ip, sizeof ip);
+        snprintf(c->peer, sizeof c->peer, "%s:%u", ip, (unsigned)ntohs(a->sin_port));
+    } else if (ss.ss_family == AF_INET6) {
+        const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)&ss;
+        uv_ip6_name(a, ip, sizeof ip);
+        snprintf(c->peer, sizeof c->peer, "[%s]:%u", ip, (unsigned)ntohs(a->sin6_port));
+    }
+}
+
+static void on_connection(uv_stream_t *listener, int status)
+{
+    http_server *srv = listener->data;
+    if (status < 0) {
+        LOG(LOG_WARN, "http: accept failed: %s", uv_strerror(status));
+        return;
+    }
+    http_conn *c = calloc(1, sizeof *c);
+    if (!c) {
+        LOG(LOG_WARN, "http: out of memory accepting a connection");
+        return;
+    }
+    c->srv = srv;
+    uv_tcp_init(srv->loop, &c->tcp);
+    uv_timer_init(srv->loop, &c->timer);
+    c->tcp.data = c;
+    c->timer.data = c;
+    c->open_handles = 2;
+    c->next = srv->conns;
+    if (srv->conns) srv->conns->prev = c;
+    srv->conns = c;
+    srv->nhandles++;
+
+    if (uv_accept(listener, (uv_stream_t *)&c->tcp) != 0) {
+        conn_abort(c);
+        return;
+    }
+    conn_set_peer(c);
+    if (srv->nconns >= srv->max_connections) {
+        if (!srv->limit_logged)
+            LOG(LOG_WARN, "http: %u connections open (the limit); refusing new ones", srv->nconns);
+        srv->limit_logged = true;
+        conn_abort(c);
+        return;
+    }
+    srv->limit_logged = false;
+    c->counted = true;
+    srv->nconns++;
+    uv_tcp_nodelay(&c->tcp, 1);
+
+    c->ssl = SSL_new(srv->ctx);
+    c->rbio = BIO_new(BIO_s_mem());
+    c->wbio = BIO_new(BIO_s_mem());
+    if (!c->ssl || !c->rbio || !c->wbio) {
+        BIO_free(c->rbio);
+        BIO_free(c->wbio);
+        c->rbio = c->wbio = NULL;
+        conn_abort(c);
+        return;
+    }
+    BIO_set_mem_eof_return(c->rbio, -1);
+    SSL_set_bio(c->ssl, c->rbio, c->wbio);
+    SSL_set_accept_state(c->ssl);
+    http_parser_init(&c->parser, HTTP_REQUEST);
+    c->parser.data = c;
+
+    uv_timer_start(&c->timer, on_idle_timeout, srv->idle_ms, srv->idle_ms);
+    conn_start_reading(c);
+    if (!c->reading) conn_abort(c);
+}
+
+static void on_listener_close(uv_handle_t *h)
+{
+    http_server *srv = h->data;
+    srv->nhandles--;
+    server_maybe_done(srv);
+}
+
+/* ---- public ----------------------------------------------------------------------------- */
+
+static int listen_socket(const char *host, int port, char *err, size_t errlen)
+{
+    struct sockaddr_storage ss;
+    memset(&ss, 0, sizeof ss);
+    socklen_t sslen;
+    if (strcmp(host, "localhost") == 0) host = "127.0.0.1";
+    if (strchr(host, ':')) {
+        if (uv_ip6_addr(host, port, (struct sockaddr_in6 *)&ss) != 0) goto fail_host;
+        sslen = sizeof(struct sockaddr_in6);
+    } else {
+        if (uv_ip4_addr(host, port, (struct sockaddr_in *)&ss) != 0) goto fail_host;
+        sslen = sizeof(struct sockaddr_in);
+    }
+    int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        int e = errno;
+        snprintf(err, errlen, "cannot create a socket: %s", strerror(e));
+        return -e;
+    }
+    int one = 1;
+    (void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (bind(fd, (struct sockaddr *)&ss, sslen) != 0 || listen(fd, 511) != 0) {
+        int e = errno;
+        snprintf(err, errlen, "cannot listen on %s port %d: %s%s", host, port, strerror(e),
+                 e == EADDRINUSE ? " (another process uses it; pick another port)" : "");
+        close(fd);
+        return -e;
+    }
+    return fd;
+
+fail_host:
+    snprintf(err, errlen, "listen host '%s' is not a numeric IPv4 or IPv6 address", host);
+    return -EINVAL;
+}
+
+static int ssl_error(char *err, size_t errlen, const char *what, const char *file)
+{
+    char why[200] = "unknown error";
+    unsigned long e = ERR_peek_last_error();
+    if (e) ERR_error_string_n(e, why, sizeof why);
+    ERR_clear_error();
+    snprintf(err, errlen, "%s %s: %s", what, file ? file : "", why);
+    return -EINVAL;
+}
+
+int http_server_new(uv_loop_t *loop, const http_server_options *opt, http_handler_fn handler,
+                    void *arg, http_server **out, char *err, size_t errlen)
+{
+    char dummy[1];
+    if (!err || errlen == 0) {
+        err = dummy;
+        errlen = sizeof dummy;
+    }
+    err[0] = '\0';
+    if (out) *out = NULL;
+    if (!loop || !opt || !handler || !out || !opt->host || opt->port < 0 || opt->port > 65535 ||
+        !opt->cert_file || !opt->key_file) {
+        snprintf(err, errlen,
+                 "http server: missing or invalid options (host, port 0-65535, "
+                 "cert_file, key_file and a handler are required)");
+        return -EINVAL;
+    }
+
+    struct sigaction sa;
+    if (sigaction(SIGPIPE, NULL, &sa) == 0 && sa.sa_handler == SIG_DFL) signal(SIGPIPE, SIG_IGN);
+
+    http_server *srv = calloc(1, sizeof *srv);
+    if (!srv) {
+        snprintf(err, errlen, "out of memory");
+        return -ENOMEM;
+    }
+    srv->loop = loop;
+    srv->handler = handler;
+    srv->arg = arg;
+    srv->max_header_bytes =
+        opt->max_header_bytes ? opt->max_header_bytes : DEFAULT_MAX_HEADER_BYTES;
+    srv->max_body_bytes = opt->max_body_bytes ? opt->max_body_bytes : DEFAULT_MAX_BODY_BYTES;
+    srv->idle_ms = opt->idle_timeout_ms ? opt->idle_timeout_ms : DEFAULT_IDLE_MS;
+    srv->max_connections = opt->max_connections ? opt->max_connections : DEFAULT_MAX_CONNECTIONS;
+    if (srv->max_body_bytes >= SIZE_MAX / 2) srv->max_body_bytes = SIZE_MAX / 2;
+
+    int r = -EINVAL;
+    ERR_clear_error();
+    srv->ctx = SSL_CTX_new(TLS_server_method());
+    if (!srv->ctx) {
+        r = ssl_error(err, errlen, "cannot create the TLS context", NULL);
+        goto fail_ctx;
+    }
+    SSL_CTX_set_min_proto_version(srv->ctx, TLS1_2_VERSION);
+    SSL_CTX_set_options(srv->ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION |
+                                      SSL_OP_CIPHER_SERVER_PREFERENCE);
+    SSL_CTX_set_mode(srv->ctx, SSL_MODE_RELEASE_BUFFERS);
+    if (SSL_CTX_set_cipher_list(srv->ctx, "ECDHE+AESGCM:ECDHE+CHACHA20:!aNULL:!eNULL") != 1) {
+        r = ssl_error(err, errlen, "cannot set the TLS 1.2 ciphers", NULL);
+        goto fail_tls;
+    }
+    if (SSL_CTX_use_certificate_chain_file(srv->ctx, opt->cert_file) != 1) {
+        r = ssl_error(err, errlen, "cannot load the TLS certificate chain (PEM) from",
+                      opt->cert_file);
+        goto fail_tls;
+    }
+    if (SSL_CTX_use_PrivateKey_file(srv->ctx, opt->key_file, SSL_FILETYPE_PEM) != 1) {
+        if (ERR_GET_REASON(ERR_peek_last_error()) == X509_R_KEY_VALUES_MISMATCH)
+            r = ssl_error(err, errlen, "the TLS private key does not match the certificate in",
+                          opt->cert_file);
+        else
+            r = ssl_error(err, errlen, "cannot load the TLS private key (PEM) from", opt->key_file);
+        goto fail_tls;
+    }
+    if (SSL_CTX_check_private_key(srv->ctx) != 1) {
+        r = ssl_error(err, errlen, "the TLS private key does not match the certificate in",
+                      opt->cert_file);
+        goto fail_tls;
+    }
+
+    int fd = listen_socket(opt->host, opt->port, err, errlen);
+    if (fd < 0) {
+        r = fd;
+        goto fail_tls;
+    }
+    /* From here the listener is a libuv handle: it must be closed through the loop. */
+    uv_tcp_init(loop, &srv->listener);
+    srv->listener.data = srv;
+    srv->nhandles = 1;
+    r = uv_tcp_open(&srv->listener, fd);
+    if (r < 0) close(fd); /* not the handle's yet */
+    if (r == 0) r = uv_listen((uv_stream_t *)&srv->listener, 511, on_connection);
+    if (r < 0) {
+        snprintf(err, errlen, "cannot listen on %s port %d: %s", opt->host, opt->port,
+                 uv_strerror(r));
+        goto fail_listen;
+    }
+    struct sockaddr_storage ss;
+    int sslen = sizeof ss;
+    if (uv_tcp_getsockname(&srv->listener, (struct sockaddr *)&ss, &sslen) == 0)
+        srv->port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+                                                   : ((struct sockaddr_in *)&ss)->sin_port);
+    *out = srv;
+    return 0;
+
+fail_listen:
+    /* The memory goes with the handle, on the loop's next turn (no user callback fires). */
+    srv->closing = true;
+    uv_close((uv_handle_t *)&srv->listener, on_listener_close);
+    return r;
+fail_tls:
+    SSL_CTX_free(srv->ctx);
+fail_ctx:
+    free(srv);
+    return r;
+}
+
+int http_server_port(const http_server *srv)
+{
+    return srv ? srv->port : -EINVAL;
+}
+
+void http_server_close(http_server *srv, void (*done)(void *arg), void *arg)
+{
+    if (!srv || srv->closing) return;
+    srv->closing = true;
+    srv->done = done;
+    srv->done_arg = arg;
+    uv_close((uv_handle_t *)&srv->listener, on_listener_close);
+    for (http_conn *c = srv->conns; c; c = c->next)
+        conn_abort(c);
+}
+
+const char *http_request_method(const http_request *req)
+{
+    return req->method;
+}
+
+const char *http_request_path(const http_request *req)
+{
+    return req->path;
+}
+
+const char *http_request_query(const http_request *req)
+{
+    return req->query;
+}
+
+const char *http_request_header(const http_request *req, const char *name)
+{
+    if (!req || !name) return NULL;
+    for (size_t i = 0; i < req->nheaders; i++)
+        if (req->headers[i].name && strcasecmp(req->headers[i].name, name) == 0)
+            return req->headers[i].value;
+    return NULL;
+}
+
+const char *http_request_body(const http_request *req, size_t *len)
+{
+    if (len) *len = req->body_len;
+    return req->body;
+}
+
+const char *http_request_peer(const http_request *req)
+{
+    return req->peer;
+}
+
+/* Header names the server writes itself (framing and fixed fields): refused here. */
+static bool header_is_reserved(const char *name)
+{
+    static const char *const reserved[] = {
+        "Content-Length", "Transfer-Encoding", "Connection", "Content-Type", "Date",
+        "Server",         "Keep-Alive",        "Upgrade",    "Trailer"};
+    for (size_t i = 0; i < sizeof reserved / sizeof reserved[0]; i++)
+        if (strcasecmp(name, reserved[i]) == 0) return true;
+    return false;
+}
+
+int http_request_header_add(http_request *req, const char *name, const char *value)
+{
+    if (!req || !name || !value || !name[0] || header_is_reserved(name)) return -EINVAL;
+    /* A name is an RFC 9110 token; a value has no control characters but tab. */
+    for (const char *p = name; *p; p++)
+        if (!strchr("!#$%&'*+-.^_`|~", *p) && !(*p >= '0' && *p <= '9') &&
+            !(*p >= 'a' && *p <= 'z') && !(*p >= 'A' && *p <= 'Z'))
+            return -EINVAL;
+    for (const unsigned char *p = (const unsigned char *)value; *p; p++)
+        if ((*p < 0x20 && *p != '\t') || *p == 0x7f) return -EINVAL;
+    size_t nlen = strlen(name), vlen = strlen(value);
+    if (nlen + vlen > 8192) return -EINVAL;
+    char *e = realloc(req->extra, req->extra_len + nlen + vlen + 5);
+    if (!e) return -ENOMEM;
+    char *p = e + req->extra_len;
+    memcpy(p, name, nlen);
+    memcpy(p + nlen, ": ", 2);
+    memcpy(p + nlen + 2, value, vlen);
+    memcpy(p + nlen + 2 + vlen, "\r\n", 3); /* with the NUL */
+    req->extra = e;
+    req->extra_len += nlen + vlen + 4;
+    return 0;
+}
+
+void http_request_respond(http_request *req, int status, const char *content_type, const char *body,
+                          size_t len)
+{
+    if (!req) return;
+    http_conn *c = req->conn;
+    if (!c) {
+        request_free(req); /* the client went away: drop the answer */
+        return;
+    }
+    bool keep_alive = req->keep_alive && !c->srv->closing;
+    c->waiting = NULL;
+    if (c->state != CONN_OPEN) {
+        request_free(req);
+        return;
+    }
+    if (status < 200 || status > 599) status = 500;
+    if (!body) len = 0;
+    /* `body` may point into the request (an echo): send before freeing it. */
+    int r =
+        conn_send_response(c, status, content_type, body, len, keep_alive, req->head, req->extra);
+    request_free(req);
+    if (r < 0) {
+        conn_abort(c);
+        return;
+    }
+    if (!keep_alive) {
+        conn_finish(c, true);
+        return;
+    }
+    uv_timer_start(&c->timer, on_idle_timeout, c->srv->idle_ms, c->srv->idle_ms);
+    http_parser_pause(&c->parser, 0);
+    conn_pump(c); /* the next pipelined request, if any (a no-op inside the running pump) */
+}
+
+void http_request_respond_error(http_request *req, int status, const char *code,
+                                const char *message)
+{
+    if (!req) return;
+    char *body = error_json(code, message);
+    if (body) {
+        http_request_respond(req, status, "application/json", body, strlen(body));
+        free(body);
+    } else {
+        static const char fallback[] = "{\"error\":{\"code\":\"internal\",\"message\":\"out of "
+                                       "memory\"}}";
+        http_request_respond(req, status, "application/json", fallback, sizeof fallback - 1);
+    }
+}

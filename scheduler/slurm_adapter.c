@@ -1,0 +1,478 @@
+/* slurm_adapter.c - antennad's only door to Slurm, through libslurm RPCs. Never spawns a Slurm
+ * command, never logs, never submits a job as root. */
+#include "slurm_adapter.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <slurm/slurm.h>
+#include <slurm/slurm_errno.h>
+
+#define DEFAULT_SLURM_CONF "/etc/slurm/slurm.conf"
+#define JOB_PATH "/usr/local/bin:/usr/bin:/bin"
+
+struct slurm_adapter {
+    time_t last_update; /* update time of the last successful poll; 0 = none */
+};
+
+/* libslurm keeps process-wide state: one adapter at a time. */
+static atomic_bool adapter_exists;
+
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
+{
+    va_list ap;
+    if (err == NULL || errlen == 0) return;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+}
+
+/* Copies src (NULL = "") into dst of size n, truncating. */
+static void copy_str(char *dst, size_t n, const char *src)
+{
+    snprintf(dst, n, "%s", src ? src : "");
+}
+
+/* True for errors that say Slurm could not be reached or is busy: worth retrying later. */
+static bool slurm_errno_transient(int e)
+{
+    if (e > 0 && e < 1000) return true; /* a system errno: ECONNREFUSED, ETIMEDOUT, EINTR... */
+    switch (e) {
+    case SLURM_COMMUNICATIONS_CONNECTION_ERROR:
+    case SLURM_COMMUNICATIONS_SEND_ERROR:
+    case SLURM_COMMUNICATIONS_RECEIVE_ERROR:
+    case SLURM_COMMUNICATIONS_SHUTDOWN_ERROR:
+    case SLURM_COMMUNICATIONS_MISSING_SOCKET_ERROR:
+    case SLURM_PROTOCOL_AUTHENTICATION_ERROR:
+    case SLURMCTLD_COMMUNICATIONS_CONNECTION_ERROR:
+    case SLURMCTLD_COMMUNICATIONS_SEND_ERROR:
+    case SLURMCTLD_COMMUNICATIONS_RECEIVE_ERROR:
+    case SLURMCTLD_COMMUNICATIONS_SHUTDOWN_ERROR:
+    case SLURM_PROTOCOL_SOCKET_IMPL_ZERO_RECV_LENGTH:
+    case SLURM_PROTOCOL_SOCKET_IMPL_NEGATIVE_RECV_LENGTH:
+    case SLURM_PROTOCOL_SOCKET_IMPL_NOT_ALL_DATA_SENT:
+    case ESLURM_PROTOCOL_INCOMPLETE_PACKET:
+    case SLURM_PROTOCOL_SOCKET_IMPL_TIMEOUT:
+    case SLURM_PROTOCOL_SOCKET_ZERO_BYTES_SENT:
+    case ESLURM_AUTH_NET_ERROR:       /* munged unreachable */
+    case ESLURM_AUTH_UNABLE_TO_SIGN:  /* munged refused to sign */
+    case ESLURM_IN_STANDBY_MODE:      /* backup controller not in charge yet */
+    case ESLURM_ERROR_ON_DESC_TO_RECORD_COPY: /* "Unable to create job record, try again" */
+    case ESLURM_NODES_BUSY:
+    case ESLURM_PORTS_BUSY:
+    case ESLURM_SUBMISSIONS_DISABLED:
+    case ESLURM_IN_STANDBY_USE_BACKUP:
+        return true;
+    default:
+        return false;
+    }
+}
+
+/* Slurm's name for a wait reason (the names squeue shows), "" for none. */
+static const char *reason_name(unsigned r)
+{
+    switch (r) {
+    case WAIT_NO_REASON: return "";
+    case WAIT_PRIORITY: return "Priority";
+    case WAIT_DEPENDENCY: return "Dependency";
+    case WAIT_RESOURCES: return "Resources";
+    case WAIT_PART_NODE_LIMIT: return "PartitionNodeLimit";
+    case WAIT_PART_TIME_LIMIT: return "PartitionTimeLimit";
+    case WAIT_PART_DOWN: return "PartitionDown";
+    case WAIT_PART_INACTIVE: return "PartitionInactive";
+    case WAIT_HELD: return "JobHeldAdmin";
+    case WAIT_HELD_USER: return "JobHeldUser";
+    case WAIT_TIME: return "BeginTime";
+    case WAIT_LICENSES: return "Licenses";
+    case WAIT_ASSOC_JOB_LIMIT: return "AssociationJobLimit";
+    case WAIT_ASSOC_RESOURCE_LIMIT: return "AssociationResourceLimit";
+    case WAIT_ASSOC_TIME_LIMIT: return "AssociationTimeLimit";
+    case WAIT_RESERVATION: return "Reservation";
+    case WAIT_NODE_NOT_AVAIL: return "ReqNodeNotAvail";
+    case WAIT_FRONT_END: return "FrontEndDown";
+    case FAIL_DEFER: return "SchedDefer";
+    case FAIL_DOWN_PARTITION: return "PartitionDown";
+    case FAIL_DOWN_NODE: return "NodeDown";
+    case FAIL_BAD_CONSTRAINTS: return "BadConstraints";
+    case FAIL_SYSTEM: return "SystemFailure";
+    case FAIL_LAUNCH: return "JobLaunchFailure";
+    case FAIL_EXIT_CODE: return "NonZeroExitCode";
+    case FAIL_TIMEOUT: return "TimeLimit";
+    case FAIL_INACTIVE_LIMIT: return "InactiveLimit";
+    case FAIL_ACCOUNT: return "InvalidAccount";
+    case FAIL_QOS: return "InvalidQOS";
+    case WAIT_QOS_THRES: return "QOSUsageThreshold";
+    case WAIT_QOS_JOB_LIMIT: return "QOSJobLimit";
+    case WAIT_QOS_RESOURCE_LIMIT: return "QOSResourceLimit";
+    case WAIT_QOS_TIME_LIMIT: return "QOSTimeLimit";
+    case WAIT_CLEANING: return "Cleaning";
+    case WAIT_PROLOG: return "Prolog";
+    case WAIT_QOS: return "QOSNotAllowed";
+    case WAIT_ACCOUNT: return "AccountNotAllowed";
+    case WAIT_DEP_INVALID: return "DependencyNeverSatisfied";
+    case WAIT_MAX_REQUEUE: return "launch_failed_requeued_held";
+    case WAIT_ARRAY_TASK_LIMIT: return "JobArrayTaskLimit";
+    case WAIT_BURST_BUFFER_RESOURCE: return "BurstBufferResources";
+    case WAIT_BURST_BUFFER_STAGING: return "BurstBufferStageIn";
+    case FAIL_BURST_BUFFER_OP: return "BurstBufferOperation";
+    case WAIT_POWER_NOT_AVAIL: return "PowerNotAvail";
+    case WAIT_POWER_RESERVED: return "PowerReserved";
+    default:
+        /* The many per-limit QOS/association reasons (QOSMaxGRESPerUser, ...). */
+        if (r >= WAIT_QOS_GRP_CPU && r <= WAIT_QOS_MIN_CPU) return "QOSLimit";
+        if (r >= WAIT_ASSOC_GRP_CPU && r <= WAIT_ASSOC_MAX_SUB_JOB) return "AssociationLimit";
+        return "Other";
+    }
+}
+
+/* The broker's name for a job state. */
+static const char *state_name(uint32_t job_state)
+{
+    switch (job_state & JOB_STATE_BASE) {
+    case JOB_PENDING: return "pending";
+    case JOB_RUNNING: return "running";
+    case JOB_SUSPENDED: return "suspended";
+    case JOB_COMPLETE: return "completed";
+    case JOB_CANCELLED: return "cancelled";
+    case JOB_FAILED: return "failed";
+    case JOB_TIMEOUT: return "timeout";
+    case JOB_NODE_FAIL: return "node_fail";
+    case JOB_PREEMPTED: return "preempted";
+    case JOB_BOOT_FAIL: return "boot_fail";
+    case JOB_DEADLINE: return "deadline";
+    case JOB_OOM: return "out_of_memory";
+    default: return "failed";
+    }
+}
+
+static bool state_finished(uint32_t job_state)
+{
+    uint32_t base = job_state & JOB_STATE_BASE;
+    return base >= JOB_COMPLETE && base < JOB_END;
+}
+
+int slurm_adapter_new(const char *conf_path, slurm_adapter **out, char *err, size_t errlen)
+{
+    slurm_adapter *a;
+    const char *path = conf_path;
+    bool expected = false;
+
+    if (out == NULL) {
+        set_err(err, errlen, "slurm_adapter_new: no place for the result");
+        return -EINVAL;
+    }
+    *out = NULL;
+    if (path == NULL || path[0] == '\0') path = getenv("SLURM_CONF");
+    if (path == NULL || path[0] == '\0') path = DEFAULT_SLURM_CONF;
+    /* libslurm exits the process on a missing configuration: check first. */
+    if (access(path, R_OK) != 0) {
+        int e = errno;
+        set_err(err, errlen,
+                "cannot read the Slurm configuration %s: %s (set slurm_conf or SLURM_CONF to the "
+                "cluster's slurm.conf)",
+                path, strerror(e));
+        return e == ENOENT ? -ENOENT : -EACCES;
+    }
+    if (!atomic_compare_exchange_strong(&adapter_exists, &expected, true)) {
+        set_err(err, errlen, "a Slurm adapter already exists in this process; free it first");
+        return -EBUSY;
+    }
+    a = calloc(1, sizeof *a);
+    if (a == NULL) {
+        set_err(err, errlen, "out of memory");
+        goto fail_alloc;
+    }
+    slurm_init(path);
+    *out = a;
+    return 0;
+
+fail_alloc:
+    atomic_store(&adapter_exists, false);
+    return -ENOMEM;
+}
+
+void slurm_adapter_free(slurm_adapter *a)
+{
+    if (a == NULL) return;
+    slurm_fini();
+    free(a);
+    atomic_store(&adapter_exists, false);
+}
+
+/* Maps the Slurm error of the last failed call to a negative errno and writes `what: message`. */
+static int slurm_fail(const char *what, char *err, size_t errlen)
+{
+    int e = slurm_get_errno();
+    const char *msg = slurm_strerror(e);
+    if (slurm_errno_transient(e)) {
+        set_err(err, errlen, "%s: Slurm is unreachable or busy: %s", what, msg ? msg : "?");
+        return -EAGAIN;
+    }
+    set_err(err, errlen, "%s: %s", what, msg ? msg : "unknown Slurm error");
+    return -EINVAL;
+}
+
+static bool is_abs(const char *p)
+{
+    return p != NULL && p[0] == '/';
+}
+
+/* A GPU type goes into a TRES string: letters, digits, '_', '-', '.' only. */
+static bool valid_gpu_type(const char *t)
+{
+    if (strlen(t) > 64) return false;
+    for (const char *p = t; *p; p++) {
+        char c = *p;
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '_' || c == '-' || c == '.'))
+            return false;
+    }
+    return true;
+}
+
+static int check_request(const slurm_adapter_submit_req *req, char *err, size_t errlen)
+{
+    if (req->uid == 0 || req->gid == 0) {
+        set_err(err, errlen,
+                "refusing to run a job as root (uid %u, gid %u): map the user to an unprivileged "
+                "account",
+                (unsigned)req->uid, (unsigned)req->gid);
+        return -EPERM;
+    }
+    if (req->script == NULL || strncmp(req->script, "#!", 2) != 0) {
+        set_err(err, errlen, "the batch script must start with \"#!\" (e.g. #!/bin/bash)");
+        return -EINVAL;
+    }
+    if (!is_abs(req->work_dir) || !is_abs(req->stdout_path)) {
+        set_err(err, errlen, "work_dir and stdout_path must be absolute paths");
+        return -EINVAL;
+    }
+    if (req->gpus < 0 || req->cpus_per_task < 0 || req->cpus_per_task > 65000 ||
+        req->mem_mb < 0 || req->mem_mb > ((int64_t)1 << 40) || req->time_minutes < 0) {
+        set_err(err, errlen,
+                "gpus, cpus_per_task (at most 65000), mem_mb and time_minutes must not be negative");
+        return -EINVAL;
+    }
+    if (req->gpu_type != NULL && !valid_gpu_type(req->gpu_type)) {
+        set_err(err, errlen, "GPU type '%s' may hold only letters, digits, '_', '-' and '.'",
+                req->gpu_type);
+        return -EINVAL;
+    }
+    return 0;
+}
+
+/* The minimal environment of a batch job (Slurm refuses a batch job without one): PATH, HOME,
+ * USER, LOGNAME, SLURM_CPUS_PER_TASK (as sbatch sets it), ANTENNA_JOB_TAG. Slurm adds its own
+ * SLURM_* variables (SLURM_JOB_ID, CUDA_VISIBLE_DEVICES, ...). */
+struct job_env {
+    char path[64], home[4096 + 8], user[256 + 8], logname[256 + 12], tag[512], cpus[48];
+    char *vars[7];
+    uint32_t n;
+};
+
+static int job_env_build(struct job_env *env, const slurm_adapter_submit_req *req, char *err,
+                         size_t errlen)
+{
+    struct passwd pw, *res = NULL;
+    long bufsize = sysconf(_SC_GETPW_R_SIZE_MAX);
+    char *buf;
+    int rc;
+
+    if (bufsize < 16384) bufsize = 16384;
+    buf = malloc((size_t)bufsize);
+    if (buf == NULL) {
+        set_err(err, errlen, "out of memory");
+        return -ENOMEM;
+    }
+    rc = getpwuid_r(req->uid, &pw, buf, (size_t)bufsize, &res);
+    if (rc != 0 || res == NULL) {
+        set_err(err, errlen,
+                "no Unix account has uid %u on this machine: create it (deploy/ensure-unix-user.sh)",
+                (unsigned)req->uid);
+        free(buf);
+        return -EINVAL;
+    }
+    env->n = 0;
+    snprintf(env->path, sizeof env->path, "PATH=%s", JOB_PATH);
+    env->vars[env->n++] = env->path;
+    snprintf(env->home, sizeof env->home, "HOME=%s", pw.pw_dir ? pw.pw_dir : "/");
+    env->vars[env->n++] = env->home;
+    snprintf(env->user, sizeof env->user, "USER=%s", pw.pw_name);
+    env->vars[env->n++] = env->user;
+    snprintf(env->logname, sizeof env->logname, "LOGNAME=%s", pw.pw_name);
+    env->vars[env->n++] = env->logname;
+    if (req->cpus_per_task > 0) {
+        /* As sbatch exports it: srun in the job and the job itself read it. */
+        snprintf(env->cpus, sizeof env->cpus, "SLURM_CPUS_PER_TASK=%d", req->cpus_per_task);
+        env->vars[env->n++] = env->cpus;
+    }
+    if (req->tag != NULL) {
+        snprintf(env->tag, sizeof env->tag, "ANTENNA_JOB_TAG=%s", req->tag);
+        env->vars[env->n++] = env->tag;
+    }
+    env->vars[env->n] = NULL;
+    free(buf);
+    return 0;
+}
+
+int slurm_adapter_submit(slurm_adapter *a, const slurm_adapter_submit_req *req, uint32_t *job_id,
+                         char *err, size_t errlen)
+{
+    job_desc_msg_t desc;
+    submit_response_msg_t *resp = NULL;
+    struct job_env env;
+    char tres[128] = "";
+    int rc;
+
+    if (a == NULL || req == NULL || job_id == NULL) {
+        set_err(err, errlen, "slurm_adapter_submit: missing argument");
+        return -EINVAL;
+    }
+    *job_id = 0;
+    if ((rc = check_request(req, err, errlen)) < 0) return rc;
+    if ((rc = job_env_build(&env, req, err, errlen)) < 0) return rc;
+
+    slurm_init_job_desc_msg(&desc);
+    desc.name = (char *)(req->name && req->name[0] ? req->name : "antenna-job");
+    desc.script = (char *)req->script;
+    desc.partition = (char *)(req->partition && req->partition[0] ? req->partition : NULL);
+    desc.work_dir = (char *)req->work_dir;
+    desc.std_out = (char *)req->stdout_path;
+    desc.std_err = (char *)req->stdout_path;
+    desc.comment = (char *)req->tag;
+    desc.user_id = (uint32_t)req->uid;
+    desc.group_id = (uint32_t)req->gid;
+    desc.environment = env.vars;
+    desc.env_size = env.n;
+    desc.min_nodes = 1;
+    desc.max_nodes = 1;
+    desc.num_tasks = 1;
+    desc.requeue = 0; /* the broker decides what happens after a node failure */
+    if (req->cpus_per_task > 0) desc.cpus_per_task = (uint16_t)req->cpus_per_task;
+    if (req->mem_mb > 0) desc.pn_min_memory = (uint64_t)req->mem_mb;
+    if (req->time_minutes > 0) desc.time_limit = (uint32_t)req->time_minutes;
+    if (req->gpus > 0) {
+        if (req->gpu_type != NULL && req->gpu_type[0] != '\0')
+            snprintf(tres, sizeof tres, "gres:gpu:%s:%d", req->gpu_type, req->gpus);
+        else
+            snprintf(tres, sizeof tres, "gres:gpu:%d", req->gpus);
+        desc.tres_per_node = tres;
+    }
+
+    if (slurm_submit_batch_job(&desc, &resp) != SLURM_SUCCESS) {
+        rc = slurm_fail("Slurm refused the job", err, errlen);
+        slurm_free_submit_response_response_msg(resp);
+        return rc;
+    }
+    if (resp == NULL || resp->job_id == 0) {
+        set_err(err, errlen, "Slurm accepted the job but returned no job id");
+        slurm_free_submit_response_response_msg(resp);
+        return -EIO;
+    }
+    *job_id = resp->job_id;
+    slurm_free_submit_response_response_msg(resp);
+    return 0;
+}
+
+static void job_convert(const slurm_job_info_t *src, slurm_adapter_job *dst)
+{
+    bool finished = state_finished(src->job_state);
+    /* A job cancelled while pending gets start = end times but never had nodes. */
+    bool ran = src->nodes != NULL && src->nodes[0] != '\0' &&
+               (src->job_state & JOB_STATE_BASE) != JOB_PENDING;
+
+    memset(dst, 0, sizeof *dst);
+    dst->job_id = src->job_id;
+    copy_str(dst->tag, sizeof dst->tag, src->comment);
+    copy_str(dst->state, sizeof dst->state, state_name(src->job_state));
+    if ((src->job_state & JOB_STATE_BASE) == JOB_PENDING)
+        copy_str(dst->reason, sizeof dst->reason, reason_name(src->state_reason));
+    dst->submit_time = src->submit_time > 0 ? (int64_t)src->submit_time : 0;
+    dst->start_time = ran && src->start_time > 0 ? (int64_t)src->start_time : 0;
+    dst->end_time = finished && src->end_time > 0 ? (int64_t)src->end_time : 0;
+    if (finished && ran) {
+        int status = (int)src->exit_code;
+        dst->has_exit_code = true;
+        if (WIFSIGNALED(status))
+            dst->exit_code = 128 + WTERMSIG(status);
+        else
+            dst->exit_code = WEXITSTATUS(status);
+    }
+}
+
+int slurm_adapter_poll(slurm_adapter *a, const char *tag_prefix, slurm_adapter_job **jobs,
+                       size_t *n, bool *changed, char *err, size_t errlen)
+{
+    job_info_msg_t *msg = NULL;
+    slurm_adapter_job *out;
+    size_t plen, count = 0;
+
+    if (jobs != NULL) *jobs = NULL;
+    if (n != NULL) *n = 0;
+    if (changed != NULL) *changed = false;
+    if (a == NULL || tag_prefix == NULL || jobs == NULL || n == NULL || changed == NULL) {
+        set_err(err, errlen, "slurm_adapter_poll: missing argument");
+        return -EINVAL;
+    }
+    if (slurm_load_jobs(a->last_update, &msg, SHOW_ALL) != SLURM_SUCCESS) {
+        if (slurm_get_errno() == SLURM_NO_CHANGE_IN_DATA) return 0;
+        int rc = slurm_fail("cannot load Slurm's job table", err, errlen);
+        return rc == -EINVAL ? -EIO : rc;
+    }
+    plen = strlen(tag_prefix);
+    /* Always a valid array, even when no job matches. */
+    out = calloc(msg->record_count ? msg->record_count : 1, sizeof *out);
+    if (out == NULL) {
+        set_err(err, errlen, "out of memory for %" PRIu32 " jobs", msg->record_count);
+        slurm_free_job_info_msg(msg);
+        return -ENOMEM;
+    }
+    for (uint32_t i = 0; i < msg->record_count; i++) {
+        const slurm_job_info_t *j = &msg->job_array[i];
+        if (j->comment == NULL || strncmp(j->comment, tag_prefix, plen) != 0) continue;
+        job_convert(j, &out[count++]);
+    }
+    a->last_update = msg->last_update;
+    slurm_free_job_info_msg(msg);
+    *jobs = out;
+    *n = count;
+    *changed = true;
+    return 0;
+}
+
+void slurm_adapter_poll_reset(slurm_adapter *a)
+{
+    if (a != NULL) a->last_update = 0;
+}
+
+int slurm_adapter_cancel(slurm_adapter *a, uint32_t job_id, char *err, size_t errlen)
+{
+    if (a == NULL || job_id == 0) {
+        set_err(err, errlen, "slurm_adapter_cancel: no job id");
+        return -EINVAL;
+    }
+    if (slurm_kill_job(job_id, SIGKILL, 0) == SLURM_SUCCESS) return 0;
+    int e = slurm_get_errno();
+    if (e == ESLURM_ALREADY_DONE) {
+        set_err(err, errlen, "Slurm job %" PRIu32 " has already finished", job_id);
+        return -EALREADY;
+    }
+    if (e == ESLURM_INVALID_JOB_ID) {
+        set_err(err, errlen, "Slurm no longer knows job %" PRIu32, job_id);
+        return -ENOENT;
+    }
+    return slurm_fail("cannot cancel the Slurm job", err, errlen);
+}

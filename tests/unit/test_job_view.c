@@ -1,0 +1,203 @@
+/* test_job_view.c - unit tests for client/job_view: --wait state lines, exit statuses, the jobs
+ * table and the show details, including hostile JSON. Prints only into memory streams. */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <cmocka.h>
+
+#include <jansson.h>
+
+#include "job_view.h"
+
+static json_t *parse(const char *text)
+{
+    json_error_t e;
+    json_t *j = json_loads(text, 0, &e);
+    if (j == NULL) fail_msg("bad test JSON: %s", e.text);
+    return j;
+}
+
+static int setup_utc(void **state)
+{
+    (void)state;
+    setenv("TZ", "UTC0", 1);
+    tzset();
+    return 0;
+}
+
+static void terminal_states_are_exactly_the_documented_ones(void **state)
+{
+    (void)state;
+    static const char *const terminal[] = {"completed",     "failed",    "cancelled", "timeout",
+                                           "node_fail",     "preempted", "boot_fail", "deadline",
+                                           "out_of_memory", "lost"};
+    static const char *const live[] = {"queued",  "dispatching", "dispatched", "pending",
+                                       "running", "suspended",   "",           "COMPLETED"};
+    for (size_t i = 0; i < sizeof terminal / sizeof terminal[0]; i++)
+        if (!job_view_state_terminal(terminal[i])) fail_msg("%s should be terminal", terminal[i]);
+    for (size_t i = 0; i < sizeof live / sizeof live[0]; i++)
+        if (job_view_state_terminal(live[i])) fail_msg("%s should not be terminal", live[i]);
+    assert_int_equal(job_view_state_terminal(NULL), 0);
+}
+
+static void state_lines_match_the_wait_format(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *json;
+        const char *line;
+    } cases[] = {
+        {"{\"id\":7,\"state\":\"queued\",\"slurm_job_id\":null,\"exit_code\":null,\"reason\":\"\"}",
+         "job 7: queued"},
+        {"{\"id\":7,\"state\":\"dispatched\",\"slurm_job_id\":42,\"exit_code\":null}",
+         "job 7: dispatched (slurm 42)"},
+        {"{\"id\":7,\"state\":\"pending\",\"slurm_job_id\":42,\"reason\":\"Resources\"}",
+         "job 7: pending (Resources)"},
+        {"{\"id\":7,\"state\":\"running\",\"slurm_job_id\":42,\"reason\":\"\"}", "job 7: running"},
+        {"{\"id\":7,\"state\":\"running\",\"cancel_requested\":true}",
+         "job 7: running (cancel requested)"},
+        {"{\"id\":7,\"state\":\"completed\",\"exit_code\":0}", "job 7: completed (exit 0)"},
+        {"{\"id\":7,\"state\":\"failed\",\"exit_code\":3,\"reason\":\"NonZeroExitCode\"}",
+         "job 7: failed (exit 3, NonZeroExitCode)"},
+        {"{\"id\":7,\"state\":\"cancelled\",\"exit_code\":null,\"cancel_requested\":true}",
+         "job 7: cancelled"},
+        {"{\"id\":7,\"state\":\"running\",\"reason\":\"line\\nbreak\"}",
+         "job 7: running (line break)"},
+        {"{}", "job 0: unknown"},
+        {"{\"id\":\"7\",\"state\":5,\"exit_code\":\"x\",\"slurm_job_id\":\"y\"}", "job 0: unknown"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        json_t *j = parse(cases[i].json);
+        char buf[256];
+        assert_string_equal(job_view_state_line(j, buf, sizeof buf), cases[i].line);
+        json_decref(j);
+    }
+}
+
+static void exit_status_follows_the_wait_rules(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *json;
+        int status;
+    } cases[] = {
+        {"{\"state\":\"completed\",\"exit_code\":0}", 0},
+        {"{\"state\":\"completed\",\"exit_code\":null}", 0},
+        {"{\"state\":\"failed\",\"exit_code\":3}", 3},
+        {"{\"state\":\"failed\",\"exit_code\":300}", 255},
+        {"{\"state\":\"failed\",\"exit_code\":-9}", 1},
+        {"{\"state\":\"timeout\",\"exit_code\":0}", 1},
+        {"{\"state\":\"cancelled\",\"exit_code\":null}", 1},
+        {"{\"state\":\"lost\"}", 1},
+        {"{\"state\":\"failed\",\"exit_code\":\"2\"}", 1},
+        {"{}", 1},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        json_t *j = parse(cases[i].json);
+        if (job_view_exit_status(j) != cases[i].status)
+            fail_msg("%s: got %d, want %d", cases[i].json, job_view_exit_status(j),
+                     cases[i].status);
+        json_decref(j);
+    }
+}
+
+static char *capture_table(const json_t *jobs, int *rc)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    assert_non_null(f);
+    *rc = job_view_print_table(f, jobs);
+    fclose(f);
+    return buf;
+}
+
+static void table_shows_every_column_like_squeue(void **state)
+{
+    (void)state;
+    json_t *jobs = parse(
+        "[{\"id\":12,\"name\":\"train\",\"state\":\"running\",\"gpus\":2,\"gpu_type\":\"h100\","
+        "\"time_minutes\":1500,\"submitted_at\":\"2026-11-25T21:44:36Z\",\"slurm_job_id\":42,"
+        "\"reason\":\"\"},"
+        "{\"id\":7,\"name\":\"prep\",\"state\":\"pending\",\"gpus\":0,\"gpu_type\":\"\","
+        "\"time_minutes\":60,\"submitted_at\":\"2026-11-25T08:05:00Z\",\"slurm_job_id\":null,"
+        "\"reason\":\"Priority\"}]");
+    int rc;
+    char *out = capture_table(jobs, &rc);
+    assert_int_equal(rc, 2);
+    assert_string_equal(
+        out, "ID  NAME   STATE    GPUS    TIME_LIMIT  SUBMITTED         SLURM_ID  REASON\n"
+             "12  train  running  h100:2  1-01:00:00  2026-11-25 21:44  42        -\n"
+             "7   prep   pending  0       01:00:00    2026-11-25 08:05  -         Priority\n");
+    free(out);
+    json_decref(jobs);
+}
+
+static void table_survives_missing_and_mistyped_fields(void **state)
+{
+    (void)state;
+    json_t *jobs = parse("[{\"id\":\"x\",\"name\":5,\"state\":null}, 3, \"str\"]");
+    int rc;
+    char *out = capture_table(jobs, &rc);
+    assert_int_equal(rc, 3);
+    assert_non_null(strstr(out, "ID  NAME"));
+    free(out);
+    json_decref(jobs);
+}
+
+static void table_prints_nothing_for_an_empty_list(void **state)
+{
+    (void)state;
+    json_t *jobs = json_array();
+    int rc;
+    char *out = capture_table(jobs, &rc);
+    assert_int_equal(rc, 0);
+    assert_string_equal(out, "");
+    free(out);
+    json_decref(jobs);
+}
+
+static void detail_prints_known_fields_in_order_then_the_rest(void **state)
+{
+    (void)state;
+    json_t *job = parse("{\"extra\":\"later\",\"state\":\"running\",\"id\":7,\"name\":\"train\","
+                        "\"time_minutes\":90,\"mem_mb\":0,\"exit_code\":null,"
+                        "\"cancel_requested\":false,\"submitted_at\":\"2026-11-25T21:44:36Z\"}");
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    assert_int_equal(job_view_print_detail(f, job), 0);
+    fclose(f);
+    assert_string_equal(buf, "id:               7\n"
+                             "name:             train\n"
+                             "state:            running\n"
+                             "mem_mb:           0 (Slurm's default)\n"
+                             "time_minutes:     90 (01:30:00)\n"
+                             "exit_code:        -\n"
+                             "cancel_requested: false\n"
+                             "submitted_at:     2026-11-25 21:44:36\n"
+                             "extra:            later\n");
+    free(buf);
+    json_decref(job);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(terminal_states_are_exactly_the_documented_ones),
+        cmocka_unit_test(state_lines_match_the_wait_format),
+        cmocka_unit_test(exit_status_follows_the_wait_rules),
+        cmocka_unit_test_setup(table_shows_every_column_like_squeue, setup_utc),
+        cmocka_unit_test(table_survives_missing_and_mistyped_fields),
+        cmocka_unit_test(table_prints_nothing_for_an_empty_list),
+        cmocka_unit_test_setup(detail_prints_known_fields_in_order_then_the_rest, setup_utc),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
