@@ -46,6 +46,7 @@ TEST_BIN  := $(TEST_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 ITEST_SRC := $(wildcard tests/integration/test_*.c)
 ITEST_BIN := $(ITEST_SRC:tests/integration/%.c=$(BUILD)/itests/%)
 
+.SECONDARY:
 .PHONY: all deps test unit unit-san integration format format-check demo demo-stop clean bench
 
 all: $(BUILD)/antennad $(BUILD)/antenna

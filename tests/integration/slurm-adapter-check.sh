@@ -13,6 +13,7 @@ mkdir -p "$build"
 build=$(cd "$build" && pwd)
 cluster=$(mktemp -d /tmp/antenna-sa-cluster.XXXXXX)
 
+# shellcheck disable=SC2317 # called by the EXIT trap
 cleanup() {
     "$root/deploy/slurm-cluster.sh" stop "$cluster" >/dev/null 2>&1
     rm -rf "$cluster"
@@ -37,6 +38,7 @@ free_port() {
 flags=(-std=c11 -D_GNU_SOURCE -Wall -Wextra -Wshadow -Wstrict-prototypes -Werror
     -D_FORTIFY_SOURCE=2 -fstack-protector-strong -g -Ipolicies -Ischeduler -Iclient)
 if [ "${SANITIZE:-0}" = 1 ]; then
+    # shellcheck disable=SC2054 # the comma belongs to the option
     flags+=(-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all -O1)
 else
     flags+=(-O2)
