@@ -42,6 +42,7 @@ antennad_start() {
     port=$(sed -n 's/.*"listen_port": *\([0-9]*\).*/\1/p' "$dir/antennad.json")
     setsid "$bin" serve --config "$dir/antennad.json" >> "$dir/antennad.log" 2>&1 < /dev/null &
     echo $! > "$dir/antennad.pid"
+    disown $! 2>/dev/null || true
     for _ in $(seq 1 100); do
         if curl -fsS --cacert "$dir/tls/ca.pem" "https://127.0.0.1:$port/healthz" > /dev/null 2>&1; then
             return 0

@@ -5,7 +5,9 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 . "$root/deploy/common.sh"
-dir="$root/.demo"
+# State lives outside the clone: the munge account and the demo job account must be able to reach it,
+# which a clone under /root (mode 0700) would not allow.
+dir=${ANTENNA_DEMO_DIR:-/var/lib/antenna-demo}
 bin="$root/build"
 ctld_port=${DEMO_CTLD_PORT:-16817}
 slurmd_port=${DEMO_SLURMD_PORT:-16818}

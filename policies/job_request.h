@@ -8,7 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define JOBREQ_NAME_MAX 128
+#define JOBREQ_NAME_MAX     128
 #define JOBREQ_GPU_TYPE_MAX 32
 
 /* A job request. `script` is borrowed: the struct never owns or frees it. */
@@ -24,11 +24,11 @@ typedef struct jobreq {
 
 /* The site's limits, from antennad's config. */
 typedef struct jobreq_limits {
-    int max_gpus;            /* GPUs per job */
-    int max_cpus;            /* CPUs per task */
-    int max_time_minutes;    /* wall time */
-    int64_t max_mem_mb;      /* memory per node */
-    size_t max_script_bytes; /* script size */
+    int max_gpus;                 /* GPUs per job */
+    int max_cpus;                 /* CPUs per task */
+    int max_time_minutes;         /* wall time */
+    int64_t max_mem_mb;           /* memory per node */
+    size_t max_script_bytes;      /* script size */
     const char *const *gpu_types; /* NULL-terminated list of known types, or NULL = any */
 } jobreq_limits;
 
@@ -67,8 +67,8 @@ int jobreq_gres_parse(const char *s, int *count, char *type, size_t len);
 /* Parses sbatch --gpus: "N" or "TYPE:N". Same outputs and errors as jobreq_gres_parse. */
 int jobreq_gpus_parse(const char *s, int *count, char *type, size_t len);
 
-/* Returns 1 when `s` is a valid identifier (partner, user, Unix account): 1..63 chars of [A-Za-z0-9._-], not
- * starting with '-' or '.'; else 0. */
+/* Returns 1 when `s` is a valid identifier (partner, user, Unix account): 1..63 chars of
+ * [A-Za-z0-9._-], not starting with '-' or '.'; else 0. */
 int jobreq_ident_valid(const char *s);
 
 #endif

@@ -52,10 +52,10 @@ struct api_call {
     api *a;
     http_request *req;
     const struct route *route;
-    int64_t id;              /* the "*" segment */
+    int64_t id; /* the "*" segment */
     char token_hash[AUTH_HASH_HEX_LEN + 1];
-    bool token_ok;           /* a well-formed bearer token was given */
-    store_user user;         /* who asks (after authentication) */
+    bool token_ok;   /* a well-formed bearer token was given */
+    store_user user; /* who asks (after authentication) */
     /* the answer */
     int status;
     char *body;
@@ -117,12 +117,12 @@ static json_t *job_json(const store_job *j)
     return json_pack("{s:I,s:s,s:s,s:s,s:s,s:s,s:s,s:i,s:s,s:i,s:I,s:i,s:o,s:o,s:b,s:o,s:o,s:o,"
                      "s:o}",
                      "id", (json_int_t)j->id, "name", j->name, "user", j->user, "partner",
-                     j->partner, "unix_user", j->unix_user, "state", j->state, "reason",
-                     j->reason, "gpus", j->gpus, "gpu_type", j->gpu_type, "cpus_per_task",
-                     j->cpus_per_task, "mem_mb", (json_int_t)j->mem_mb, "time_minutes",
-                     j->time_minutes, "slurm_job_id",
-                     j->slurm_job_id > 0 ? json_integer(j->slurm_job_id) : json_null(),
-                     "exit_code", j->has_exit_code ? json_integer(j->exit_code) : json_null(),
+                     j->partner, "unix_user", j->unix_user, "state", j->state, "reason", j->reason,
+                     "gpus", j->gpus, "gpu_type", j->gpu_type, "cpus_per_task", j->cpus_per_task,
+                     "mem_mb", (json_int_t)j->mem_mb, "time_minutes", j->time_minutes,
+                     "slurm_job_id",
+                     j->slurm_job_id > 0 ? json_integer(j->slurm_job_id) : json_null(), "exit_code",
+                     j->has_exit_code ? json_integer(j->exit_code) : json_null(),
                      "cancel_requested", j->cancel_requested, "submitted_at",
                      json_time(j->submitted_at), "dispatched_at", json_time(j->dispatched_at),
                      "started_at", json_time(j->started_at), "ended_at", json_time(j->ended_at));
@@ -133,7 +133,8 @@ static bool is_admin(const api_call *c)
     return strcmp(c->user.role, "admin") == 0;
 }
 
-/* --- body parsing ------------------------------------------------------------------------------ */
+/* --- body parsing ------------------------------------------------------------------------------
+ */
 
 enum ftype { F_STR, F_INT };
 
@@ -165,8 +166,8 @@ static json_t *parse_body(api_call *c, const struct field *fields, size_t nfield
     }
     json_t *o = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
     if (o == NULL) {
-        set_error(c, 400, "invalid_json", "the body is not valid JSON: %s (at byte %d)",
-                  jerr.text, jerr.position);
+        set_error(c, 400, "invalid_json", "the body is not valid JSON: %s (at byte %d)", jerr.text,
+                  jerr.position);
         return NULL;
     }
     if (!json_is_object(o)) {
@@ -186,8 +187,8 @@ static json_t *parse_body(api_call *c, const struct field *fields, size_t nfield
         if (f == NULL) {
             char known[256] = "";
             for (size_t i = 0; i < nfields; i++)
-                snprintf(known + strlen(known), sizeof known - strlen(known), "%s%s",
-                         i ? ", " : "", fields[i].name);
+                snprintf(known + strlen(known), sizeof known - strlen(known), "%s%s", i ? ", " : "",
+                         fields[i].name);
             set_error(c, 400, "unknown_field", "unknown field \"%.64s\"; known fields: %s", key,
                       known);
             json_decref(o);
@@ -234,8 +235,7 @@ static bool copy_str(api_call *c, char *dst, size_t len, const char *name, const
                      const char *code)
 {
     if (strlen(v) >= len) {
-        set_error(c, 400, code, "field \"%s\" is too long (at most %zu characters)", name,
-                  len - 1);
+        set_error(c, 400, code, "field \"%s\" is too long (at most %zu characters)", name, len - 1);
         return false;
     }
     snprintf(dst, len, "%s", v);
@@ -251,14 +251,15 @@ static bool store_failed(api_call *c, int rc, const char *what)
     return true;
 }
 
-/* --- handlers (thread pool) --------------------------------------------------------------------- */
+/* --- handlers (thread pool) ---------------------------------------------------------------------
+ */
 
 static void h_jobs_post(api_call *c)
 {
     static const struct field fields[] = {
-        {"script", F_STR, true},       {"name", F_STR, false},     {"gpus", F_INT, false},
-        {"gpu_type", F_STR, false},    {"cpus_per_task", F_INT, false},
-        {"mem_mb", F_INT, false},      {"time_minutes", F_INT, false},
+        {"script", F_STR, true},        {"name", F_STR, false},          {"gpus", F_INT, false},
+        {"gpu_type", F_STR, false},     {"cpus_per_task", F_INT, false}, {"mem_mb", F_INT, false},
+        {"time_minutes", F_INT, false},
     };
     json_t *o = parse_body(c, fields, sizeof fields / sizeof fields[0]);
     if (o == NULL) return;
@@ -327,13 +328,13 @@ static void h_jobs_list(api_call *c)
     }
     store_job *jobs = NULL;
     size_t n = 0;
-    if (store_failed(c,
-                     store_job_list(c->a->st, is_admin(c) ? 0 : c->user.id, (size_t)limit, &jobs,
-                                    &n),
-                     "list jobs"))
+    if (store_failed(
+            c, store_job_list(c->a->st, is_admin(c) ? 0 : c->user.id, (size_t)limit, &jobs, &n),
+            "list jobs"))
         return;
     json_t *arr = json_array();
-    for (size_t i = 0; i < n; i++) json_array_append_new(arr, job_json(&jobs[i]));
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(arr, job_json(&jobs[i]));
     free(jobs);
     set_json(c, 200, json_pack("{s:o}", "jobs", arr));
 }
@@ -414,15 +415,14 @@ static void h_job_output(api_call *c)
 
 static json_t *partner_json(const store_partner *p)
 {
-    return json_pack("{s:s,s:s,s:o}", "name", p->name, "description", p->description,
-                     "created_at", json_time(p->created_at));
+    return json_pack("{s:s,s:s,s:o}", "name", p->name, "description", p->description, "created_at",
+                     json_time(p->created_at));
 }
 
 static json_t *user_json(const store_user *u)
 {
-    return json_pack("{s:s,s:s,s:s,s:s,s:o}", "name", u->name, "partner", u->partner,
-                     "unix_user", u->unix_user, "role", u->role, "created_at",
-                     json_time(u->created_at));
+    return json_pack("{s:s,s:s,s:s,s:s,s:o}", "name", u->name, "partner", u->partner, "unix_user",
+                     u->unix_user, "role", u->role, "created_at", json_time(u->created_at));
 }
 
 static void h_partners_post(api_call *c)
@@ -459,7 +459,8 @@ static void h_partners_list(api_call *c)
     size_t n = 0;
     if (store_failed(c, store_partner_list(c->a->st, &ps, &n), "list partners")) return;
     json_t *arr = json_array();
-    for (size_t i = 0; i < n; i++) json_array_append_new(arr, partner_json(&ps[i]));
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(arr, partner_json(&ps[i]));
     free(ps);
     set_json(c, 200, json_pack("{s:o}", "partners", arr));
 }
@@ -520,7 +521,8 @@ static void h_users_list(api_call *c)
     size_t n = 0;
     if (store_failed(c, store_user_list(c->a->st, NULL, &us, &n), "list users")) return;
     json_t *arr = json_array();
-    for (size_t i = 0; i < n; i++) json_array_append_new(arr, user_json(&us[i]));
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(arr, user_json(&us[i]));
     free(us);
     set_json(c, 200, json_pack("{s:o}", "users", arr));
 }
@@ -547,11 +549,10 @@ static void h_tokens_post(api_call *c)
             set_error(c, 500, "internal", "could not make a random token");
         } else if (!store_failed(c, store_token_insert(c->a->st, u.id, hash, label, &id),
                                  "store the token")) {
-            LOG(LOG_INFO, "token %" PRId64 " created for user %s by %s", id, u.name,
-                c->user.name);
+            LOG(LOG_INFO, "token %" PRId64 " created for user %s by %s", id, u.name, c->user.name);
             set_json(c, 201,
-                     json_pack("{s:I,s:s,s:s,s:s}", "id", (json_int_t)id, "user", u.name,
-                               "label", label, "token", token));
+                     json_pack("{s:I,s:s,s:s,s:s}", "id", (json_int_t)id, "user", u.name, "label",
+                               label, "token", token));
         }
         OPENSSL_cleanse(token, sizeof token);
     }
@@ -566,9 +567,9 @@ static void h_tokens_list(api_call *c)
     json_t *arr = json_array();
     for (size_t i = 0; i < n; i++)
         json_array_append_new(arr, json_pack("{s:I,s:s,s:s,s:o,s:o}", "id", (json_int_t)ts[i].id,
-                                             "user", ts[i].user, "label", ts[i].label,
-                                             "created_at", json_time(ts[i].created_at),
-                                             "revoked_at", json_time(ts[i].revoked_at)));
+                                             "user", ts[i].user, "label", ts[i].label, "created_at",
+                                             json_time(ts[i].created_at), "revoked_at",
+                                             json_time(ts[i].revoked_at)));
     free(ts);
     set_json(c, 200, json_pack("{s:o}", "tokens", arr));
 }
@@ -639,7 +640,8 @@ static void call_done(uv_work_t *w, int status)
 /* Matches `path` against `pattern`; a "*" segment must be a positive integer (stored in *id). */
 static bool path_match(const char *pattern, const char *path, int64_t *id)
 {
-    while (*path == '/') path++;
+    while (*path == '/')
+        path++;
     while (*pattern && *path) {
         const char *ps = strchr(pattern, '/'), *qs = strchr(path, '/');
         size_t plen = ps ? (size_t)(ps - pattern) : strlen(pattern);

@@ -17,8 +17,8 @@
 typedef struct api api;
 
 typedef struct api_options {
-    jobreq_limits limits;  /* gpu_types is borrowed and must outlive the api */
-    const char *spool_dir; /* where job output lives (see broker_job_output_path); copied */
+    jobreq_limits limits;    /* gpu_types is borrowed and must outlive the api */
+    const char *spool_dir;   /* where job output lives (see broker_job_output_path); copied */
     size_t max_output_bytes; /* per GET .../output answer; 0 = 4 MiB */
 } api_options;
 

@@ -1,4 +1,5 @@
-/* auth.c - bearer tokens: random generation, SHA-256 hashing, header parsing. Never logs a token. */
+/* auth.c - bearer tokens: random generation, SHA-256 hashing, header parsing. Never logs a token.
+ */
 #include "auth.h"
 
 #include <ctype.h>
@@ -43,11 +44,13 @@ int auth_token_hash(const char *token, char *out, size_t len)
 int auth_bearer_parse(const char *header, char *out, size_t len)
 {
     if (header == NULL || out == NULL || len == 0) return -EINVAL;
-    while (*header == ' ' || *header == '\t') header++;
+    while (*header == ' ' || *header == '\t')
+        header++;
     if (strncasecmp(header, "Bearer", 6) != 0 || (header[6] != ' ' && header[6] != '\t'))
         return -EINVAL;
     const char *p = header + 6;
-    while (*p == ' ' || *p == '\t') p++;
+    while (*p == ' ' || *p == '\t')
+        p++;
     size_t n = 0;
     while (p[n] != '\0' && p[n] != ' ' && p[n] != '\t') {
         unsigned char c = (unsigned char)p[n];

@@ -9,8 +9,8 @@
 #include <stddef.h>
 
 #define AUTH_TOKEN_PREFIX "ant_"
-#define AUTH_TOKEN_LEN (4 + 64)   /* "ant_" + 32 random bytes in hex */
-#define AUTH_HASH_HEX_LEN 64      /* SHA-256 in hex */
+#define AUTH_TOKEN_LEN    (4 + 64) /* "ant_" + 32 random bytes in hex */
+#define AUTH_HASH_HEX_LEN 64       /* SHA-256 in hex */
 
 /* Writes a new random token ("ant_" + 64 hex chars, NUL-terminated) into out[len], len >=
  * AUTH_TOKEN_LEN + 1. Returns 0, -EINVAL (buffer too small) or -EIO (no randomness). */

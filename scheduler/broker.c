@@ -146,12 +146,13 @@ static int dispatch_one(broker *b, const store_job *j)
     atomic_store(&b->slurm_ok, true);
     rc = store_job_set_dispatched(b->st, j->id, slurm_id);
     if (rc < 0)
-        LOG(LOG_ERROR, "job %" PRId64 ": submitted as Slurm job %" PRIu32
-                       " but not recorded (%d); it will be found again by its tag",
+        LOG(LOG_ERROR,
+            "job %" PRId64 ": submitted as Slurm job %" PRIu32
+            " but not recorded (%d); it will be found again by its tag",
             j->id, slurm_id, rc);
     else
-        LOG(LOG_INFO, "job %" PRId64 " (%s, user %s as %s) dispatched as Slurm job %" PRIu32,
-            j->id, j->name, j->user, j->unix_user, slurm_id);
+        LOG(LOG_INFO, "job %" PRId64 " (%s, user %s as %s) dispatched as Slurm job %" PRIu32, j->id,
+            j->name, j->user, j->unix_user, slurm_id);
     return 0;
 }
 

@@ -19,8 +19,8 @@
 typedef struct broker broker;
 
 typedef struct broker_options {
-    const char *partition;     /* Slurm partition for every job */
-    const char *spool_dir;     /* job folders: spool_dir/jobs/<id>/ (created, chowned to the user) */
+    const char *partition; /* Slurm partition for every job */
+    const char *spool_dir; /* job folders: spool_dir/jobs/<id>/ (created, chowned to the user) */
     unsigned poll_interval_ms; /* time between ticks */
 } broker_options;
 

@@ -48,8 +48,14 @@ struct key {
     long long min, max;
 };
 
-#define STR(f, k) {#f, k, offsetof(config, f), sizeof(((config *)0)->f), 0, 0}
-#define NUM(f, k, lo, hi) {#f, k, offsetof(config, f), 0, lo, hi}
+#define STR(f, k)                                                                                  \
+    {                                                                                              \
+#f, k, offsetof(config, f), sizeof(((config *)0)->f), 0, 0                                 \
+    }
+#define NUM(f, k, lo, hi)                                                                          \
+    {                                                                                              \
+#f, k, offsetof(config, f), 0, lo, hi                                                      \
+    }
 
 static const struct key keys[] = {
     STR(listen_host, K_STR),
@@ -106,11 +112,9 @@ static int load_key(config *c, const struct key *k, json_t *v, const char *base,
             return -EINVAL;
         }
         const char *s = json_string_value(v);
-        int rc = k->kind == K_PATH && s[0] != '\0' ? set_path(field, k->len, base, s)
-                                                   : (snprintf(field, k->len, "%s", s) >=
-                                                              (int)k->len
-                                                          ? -ENAMETOOLONG
-                                                          : 0);
+        int rc = k->kind == K_PATH && s[0] != '\0'
+                     ? set_path(field, k->len, base, s)
+                     : (snprintf(field, k->len, "%s", s) >= (int)k->len ? -ENAMETOOLONG : 0);
         if (rc < 0) snprintf(err, errlen, "%s is too long (max %zu chars)", k->name, k->len - 1);
         return rc < 0 ? -EINVAL : 0;
     }

@@ -20,14 +20,14 @@ typedef struct http_request http_request;
 typedef void (*http_handler_fn)(http_request *req, void *arg);
 
 typedef struct http_server_options {
-    const char *host;          /* e.g. "127.0.0.1" or "0.0.0.0" */
-    int port;                  /* 0 = any free port (see http_server_port) */
-    const char *cert_file;     /* PEM certificate chain */
-    const char *key_file;      /* PEM private key */
-    size_t max_header_bytes;   /* request line + headers; 0 = 16 KiB */
-    size_t max_body_bytes;     /* 0 = 1 MiB */
-    unsigned idle_timeout_ms;  /* keep-alive idle close; 0 = 30 s */
-    unsigned max_connections;  /* 0 = 1024 */
+    const char *host;         /* e.g. "127.0.0.1" or "0.0.0.0" */
+    int port;                 /* 0 = any free port (see http_server_port) */
+    const char *cert_file;    /* PEM certificate chain */
+    const char *key_file;     /* PEM private key */
+    size_t max_header_bytes;  /* request line + headers; 0 = 16 KiB */
+    size_t max_body_bytes;    /* 0 = 1 MiB */
+    unsigned idle_timeout_ms; /* keep-alive idle close; 0 = 30 s */
+    unsigned max_connections; /* 0 = 1024 */
 } http_server_options;
 
 /* Creates a server on `loop`, loads the certificate and key, binds and listens. Returns 0 and
@@ -61,8 +61,8 @@ int http_request_header_add(http_request *req, const char *name, const char *val
 /* Answers `req` with `status`, a Content-Type and a body (copied). Adds Content-Length, Date and
  * Connection headers. Call exactly once per request, on the loop thread; `req` is invalid after.
  * If the client went away meanwhile, the response is dropped and the connection closed. */
-void http_request_respond(http_request *req, int status, const char *content_type,
-                          const char *body, size_t len);
+void http_request_respond(http_request *req, int status, const char *content_type, const char *body,
+                          size_t len);
 
 /* Convenience: answers with {"error": {"code": code, "message": message}}. */
 void http_request_respond_error(http_request *req, int status, const char *code,

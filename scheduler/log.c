@@ -1,4 +1,5 @@
-/* log.c - antennad's logger: one fixed-format line per call. Never blocks on a lock, never allocates. */
+/* log.c - antennad's logger: one fixed-format line per call. Never blocks on a lock, never
+ * allocates. */
 #include "log.h"
 
 #include <errno.h>

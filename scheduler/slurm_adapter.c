@@ -19,7 +19,7 @@
 #include <slurm/slurm_errno.h>
 
 #define DEFAULT_SLURM_CONF "/etc/slurm/slurm.conf"
-#define JOB_PATH "/usr/local/bin:/usr/bin:/bin"
+#define JOB_PATH           "/usr/local/bin:/usr/bin:/bin"
 
 struct slurm_adapter {
     time_t last_update; /* update time of the last successful poll; 0 = none */
@@ -67,9 +67,9 @@ static bool slurm_errno_transient(int e)
     case ESLURM_PROTOCOL_INCOMPLETE_PACKET:
     case SLURM_PROTOCOL_SOCKET_IMPL_TIMEOUT:
     case SLURM_PROTOCOL_SOCKET_ZERO_BYTES_SENT:
-    case ESLURM_AUTH_NET_ERROR:       /* munged unreachable */
-    case ESLURM_AUTH_UNABLE_TO_SIGN:  /* munged refused to sign */
-    case ESLURM_IN_STANDBY_MODE:      /* backup controller not in charge yet */
+    case ESLURM_AUTH_NET_ERROR:               /* munged unreachable */
+    case ESLURM_AUTH_UNABLE_TO_SIGN:          /* munged refused to sign */
+    case ESLURM_IN_STANDBY_MODE:              /* backup controller not in charge yet */
     case ESLURM_ERROR_ON_DESC_TO_RECORD_COPY: /* "Unable to create job record, try again" */
     case ESLURM_NODES_BUSY:
     case ESLURM_PORTS_BUSY:
@@ -81,81 +81,80 @@ static bool slurm_errno_transient(int e)
     }
 }
 
-/* Slurm's name for a wait reason (the names squeue shows), "" for none. */
+/* Slurm's names for wait reasons (as squeue shows them). */
+static const char *const reason_names[] = {
+    [WAIT_NO_REASON] = "",
+    [WAIT_PRIORITY] = "Priority",
+    [WAIT_DEPENDENCY] = "Dependency",
+    [WAIT_RESOURCES] = "Resources",
+    [WAIT_PART_NODE_LIMIT] = "PartitionNodeLimit",
+    [WAIT_PART_TIME_LIMIT] = "PartitionTimeLimit",
+    [WAIT_PART_DOWN] = "PartitionDown",
+    [WAIT_PART_INACTIVE] = "PartitionInactive",
+    [WAIT_HELD] = "JobHeldAdmin",
+    [WAIT_HELD_USER] = "JobHeldUser",
+    [WAIT_TIME] = "BeginTime",
+    [WAIT_LICENSES] = "Licenses",
+    [WAIT_ASSOC_JOB_LIMIT] = "AssociationJobLimit",
+    [WAIT_ASSOC_RESOURCE_LIMIT] = "AssociationResourceLimit",
+    [WAIT_ASSOC_TIME_LIMIT] = "AssociationTimeLimit",
+    [WAIT_RESERVATION] = "Reservation",
+    [WAIT_NODE_NOT_AVAIL] = "ReqNodeNotAvail",
+    [WAIT_FRONT_END] = "FrontEndDown",
+    [FAIL_DEFER] = "SchedDefer",
+    [FAIL_DOWN_PARTITION] = "PartitionDown",
+    [FAIL_DOWN_NODE] = "NodeDown",
+    [FAIL_BAD_CONSTRAINTS] = "BadConstraints",
+    [FAIL_SYSTEM] = "SystemFailure",
+    [FAIL_LAUNCH] = "JobLaunchFailure",
+    [FAIL_EXIT_CODE] = "NonZeroExitCode",
+    [FAIL_TIMEOUT] = "TimeLimit",
+    [FAIL_INACTIVE_LIMIT] = "InactiveLimit",
+    [FAIL_ACCOUNT] = "InvalidAccount",
+    [FAIL_QOS] = "InvalidQOS",
+    [WAIT_QOS_THRES] = "QOSUsageThreshold",
+    [WAIT_QOS_JOB_LIMIT] = "QOSJobLimit",
+    [WAIT_QOS_RESOURCE_LIMIT] = "QOSResourceLimit",
+    [WAIT_QOS_TIME_LIMIT] = "QOSTimeLimit",
+    [WAIT_CLEANING] = "Cleaning",
+    [WAIT_PROLOG] = "Prolog",
+    [WAIT_QOS] = "QOSNotAllowed",
+    [WAIT_ACCOUNT] = "AccountNotAllowed",
+    [WAIT_DEP_INVALID] = "DependencyNeverSatisfied",
+    [WAIT_MAX_REQUEUE] = "launch failed requeued held",
+    [WAIT_ARRAY_TASK_LIMIT] = "JobArrayTaskLimit",
+    [WAIT_BURST_BUFFER_RESOURCE] = "BurstBufferResources",
+    [WAIT_BURST_BUFFER_STAGING] = "BurstBufferStageIn",
+    [FAIL_BURST_BUFFER_OP] = "BurstBufferOperation",
+    [WAIT_POWER_NOT_AVAIL] = "PowerNotAvail",
+    [WAIT_POWER_RESERVED] = "PowerReserved",
+};
+
+/* Slurm's name for a wait reason, "" for none. */
 static const char *reason_name(unsigned r)
 {
-    switch (r) {
-    case WAIT_NO_REASON: return "";
-    case WAIT_PRIORITY: return "Priority";
-    case WAIT_DEPENDENCY: return "Dependency";
-    case WAIT_RESOURCES: return "Resources";
-    case WAIT_PART_NODE_LIMIT: return "PartitionNodeLimit";
-    case WAIT_PART_TIME_LIMIT: return "PartitionTimeLimit";
-    case WAIT_PART_DOWN: return "PartitionDown";
-    case WAIT_PART_INACTIVE: return "PartitionInactive";
-    case WAIT_HELD: return "JobHeldAdmin";
-    case WAIT_HELD_USER: return "JobHeldUser";
-    case WAIT_TIME: return "BeginTime";
-    case WAIT_LICENSES: return "Licenses";
-    case WAIT_ASSOC_JOB_LIMIT: return "AssociationJobLimit";
-    case WAIT_ASSOC_RESOURCE_LIMIT: return "AssociationResourceLimit";
-    case WAIT_ASSOC_TIME_LIMIT: return "AssociationTimeLimit";
-    case WAIT_RESERVATION: return "Reservation";
-    case WAIT_NODE_NOT_AVAIL: return "ReqNodeNotAvail";
-    case WAIT_FRONT_END: return "FrontEndDown";
-    case FAIL_DEFER: return "SchedDefer";
-    case FAIL_DOWN_PARTITION: return "PartitionDown";
-    case FAIL_DOWN_NODE: return "NodeDown";
-    case FAIL_BAD_CONSTRAINTS: return "BadConstraints";
-    case FAIL_SYSTEM: return "SystemFailure";
-    case FAIL_LAUNCH: return "JobLaunchFailure";
-    case FAIL_EXIT_CODE: return "NonZeroExitCode";
-    case FAIL_TIMEOUT: return "TimeLimit";
-    case FAIL_INACTIVE_LIMIT: return "InactiveLimit";
-    case FAIL_ACCOUNT: return "InvalidAccount";
-    case FAIL_QOS: return "InvalidQOS";
-    case WAIT_QOS_THRES: return "QOSUsageThreshold";
-    case WAIT_QOS_JOB_LIMIT: return "QOSJobLimit";
-    case WAIT_QOS_RESOURCE_LIMIT: return "QOSResourceLimit";
-    case WAIT_QOS_TIME_LIMIT: return "QOSTimeLimit";
-    case WAIT_CLEANING: return "Cleaning";
-    case WAIT_PROLOG: return "Prolog";
-    case WAIT_QOS: return "QOSNotAllowed";
-    case WAIT_ACCOUNT: return "AccountNotAllowed";
-    case WAIT_DEP_INVALID: return "DependencyNeverSatisfied";
-    case WAIT_MAX_REQUEUE: return "launch_failed_requeued_held";
-    case WAIT_ARRAY_TASK_LIMIT: return "JobArrayTaskLimit";
-    case WAIT_BURST_BUFFER_RESOURCE: return "BurstBufferResources";
-    case WAIT_BURST_BUFFER_STAGING: return "BurstBufferStageIn";
-    case FAIL_BURST_BUFFER_OP: return "BurstBufferOperation";
-    case WAIT_POWER_NOT_AVAIL: return "PowerNotAvail";
-    case WAIT_POWER_RESERVED: return "PowerReserved";
-    default:
-        /* The many per-limit QOS/association reasons (QOSMaxGRESPerUser, ...). */
-        if (r >= WAIT_QOS_GRP_CPU && r <= WAIT_QOS_MIN_CPU) return "QOSLimit";
-        if (r >= WAIT_ASSOC_GRP_CPU && r <= WAIT_ASSOC_MAX_SUB_JOB) return "AssociationLimit";
-        return "Other";
-    }
+    if (r < sizeof reason_names / sizeof reason_names[0] && reason_names[r] != NULL)
+        return reason_names[r];
+    /* The many per-limit QOS/association reasons (QOSMaxGRESPerUser, ...). */
+    if (r >= WAIT_QOS_GRP_CPU && r <= WAIT_QOS_MIN_CPU) return "QOSLimit";
+    if (r >= WAIT_ASSOC_GRP_CPU && r <= WAIT_ASSOC_MAX_SUB_JOB) return "AssociationLimit";
+    return "Other";
 }
 
-/* The broker's name for a job state. */
+/* The broker's names for job states (job_state & JOB_STATE_BASE). */
+static const char *const state_names[] = {
+    [JOB_PENDING] = "pending",     [JOB_RUNNING] = "running",     [JOB_SUSPENDED] = "suspended",
+    [JOB_COMPLETE] = "completed",  [JOB_CANCELLED] = "cancelled", [JOB_FAILED] = "failed",
+    [JOB_TIMEOUT] = "timeout",     [JOB_NODE_FAIL] = "node_fail", [JOB_PREEMPTED] = "preempted",
+    [JOB_BOOT_FAIL] = "boot_fail", [JOB_DEADLINE] = "deadline",   [JOB_OOM] = "out_of_memory",
+};
+
 static const char *state_name(uint32_t job_state)
 {
-    switch (job_state & JOB_STATE_BASE) {
-    case JOB_PENDING: return "pending";
-    case JOB_RUNNING: return "running";
-    case JOB_SUSPENDED: return "suspended";
-    case JOB_COMPLETE: return "completed";
-    case JOB_CANCELLED: return "cancelled";
-    case JOB_FAILED: return "failed";
-    case JOB_TIMEOUT: return "timeout";
-    case JOB_NODE_FAIL: return "node_fail";
-    case JOB_PREEMPTED: return "preempted";
-    case JOB_BOOT_FAIL: return "boot_fail";
-    case JOB_DEADLINE: return "deadline";
-    case JOB_OOM: return "out_of_memory";
-    default: return "failed";
-    }
+    uint32_t base = job_state & JOB_STATE_BASE;
+    if (base < sizeof state_names / sizeof state_names[0] && state_names[base] != NULL)
+        return state_names[base];
+    return "failed";
 }
 
 static bool state_finished(uint32_t job_state)
@@ -260,10 +259,11 @@ static int check_request(const slurm_adapter_submit_req *req, char *err, size_t 
         set_err(err, errlen, "work_dir and stdout_path must be absolute paths");
         return -EINVAL;
     }
-    if (req->gpus < 0 || req->cpus_per_task < 0 || req->cpus_per_task > 65000 ||
-        req->mem_mb < 0 || req->mem_mb > ((int64_t)1 << 40) || req->time_minutes < 0) {
-        set_err(err, errlen,
-                "gpus, cpus_per_task (at most 65000), mem_mb and time_minutes must not be negative");
+    if (req->gpus < 0 || req->cpus_per_task < 0 || req->cpus_per_task > 65000 || req->mem_mb < 0 ||
+        req->mem_mb > ((int64_t)1 << 40) || req->time_minutes < 0) {
+        set_err(
+            err, errlen,
+            "gpus, cpus_per_task (at most 65000), mem_mb and time_minutes must not be negative");
         return -EINVAL;
     }
     if (req->gpu_type != NULL && !valid_gpu_type(req->gpu_type)) {
@@ -299,9 +299,10 @@ static int job_env_build(struct job_env *env, const slurm_adapter_submit_req *re
     }
     rc = getpwuid_r(req->uid, &pw, buf, (size_t)bufsize, &res);
     if (rc != 0 || res == NULL) {
-        set_err(err, errlen,
-                "no Unix account has uid %u on this machine: create it (deploy/ensure-unix-user.sh)",
-                (unsigned)req->uid);
+        set_err(
+            err, errlen,
+            "no Unix account has uid %u on this machine: create it (deploy/ensure-unix-user.sh)",
+            (unsigned)req->uid);
         free(buf);
         return -EINVAL;
     }

@@ -16,32 +16,32 @@ typedef struct slurm_adapter slurm_adapter;
 
 /* What to submit. All strings are borrowed for the duration of the call. */
 typedef struct slurm_adapter_submit_req {
-    const char *name;       /* job name */
-    const char *script;     /* batch script, starts with "#!" */
-    const char *partition;  /* e.g. "gpu"; NULL = cluster default */
-    const char *work_dir;   /* absolute, writable by uid */
+    const char *name;        /* job name */
+    const char *script;      /* batch script, starts with "#!" */
+    const char *partition;   /* e.g. "gpu"; NULL = cluster default */
+    const char *work_dir;    /* absolute, writable by uid */
     const char *stdout_path; /* absolute; stderr goes to the same file */
-    const char *tag;        /* stored in the job's comment; finds the job again after a restart */
-    uid_t uid;              /* the job runs as this account; must not be 0 */
+    const char *tag;         /* stored in the job's comment; finds the job again after a restart */
+    uid_t uid;               /* the job runs as this account; must not be 0 */
     gid_t gid;
-    int gpus;               /* 0 = no GPU */
-    const char *gpu_type;   /* "" or NULL = any type */
+    int gpus;             /* 0 = no GPU */
+    const char *gpu_type; /* "" or NULL = any type */
     int cpus_per_task;
-    int64_t mem_mb;         /* 0 = Slurm default */
+    int64_t mem_mb; /* 0 = Slurm default */
     int time_minutes;
 } slurm_adapter_submit_req;
 
 /* What Slurm says of one job. */
 typedef struct slurm_adapter_job {
     uint32_t job_id;
-    char tag[128];      /* the job's comment */
-    char state[24];     /* broker state name: pending, running, suspended, completed, failed,
-                           cancelled, timeout, node_fail, preempted, boot_fail, deadline,
-                           out_of_memory */
-    char reason[64];    /* Slurm's wait reason for pending jobs ("Resources", "Priority"), or "" */
+    char tag[128];   /* the job's comment */
+    char state[24];  /* broker state name: pending, running, suspended, completed, failed,
+                        cancelled, timeout, node_fail, preempted, boot_fail, deadline,
+                        out_of_memory */
+    char reason[64]; /* Slurm's wait reason for pending jobs ("Resources", "Priority"), or "" */
     int64_t submit_time, start_time, end_time; /* unix seconds, 0 = none */
     bool has_exit_code;
-    int exit_code;      /* the batch script's exit status (or 128+signal) when finished */
+    int exit_code; /* the batch script's exit status (or 128+signal) when finished */
 } slurm_adapter_job;
 
 /* Initialises libslurm with `conf_path` (NULL: the SLURM_CONF environment variable or the default

@@ -14,14 +14,14 @@
 
 typedef struct store store;
 
-#define STORE_NAME_MAX 64
-#define STORE_STATE_MAX 24
+#define STORE_NAME_MAX   64
+#define STORE_STATE_MAX  24
 #define STORE_REASON_MAX 256
 
 /* Job states, as stored and shown. */
-#define STORE_STATE_QUEUED "queued"           /* accepted, on disk, not yet sent to Slurm */
+#define STORE_STATE_QUEUED      "queued"      /* accepted, on disk, not yet sent to Slurm */
 #define STORE_STATE_DISPATCHING "dispatching" /* the broker is submitting it (crash window) */
-#define STORE_STATE_DISPATCHED "dispatched"   /* Slurm accepted it; no state from Slurm yet */
+#define STORE_STATE_DISPATCHED  "dispatched"  /* Slurm accepted it; no state from Slurm yet */
 
 typedef struct store_partner {
     int64_t id;
@@ -81,7 +81,8 @@ const char *store_instance_id(const store *s);
 
 /* --- partners --- */
 
-/* Inserts a partner. Returns 0 (sets *id when id is not NULL), -EEXIST if the name is taken, -EIO. */
+/* Inserts a partner. Returns 0 (sets *id when id is not NULL), -EEXIST if the name is taken, -EIO.
+ */
 int store_partner_insert(store *s, const char *name, const char *description, int64_t *id);
 
 /* Finds a partner by name. Returns 0, -ENOENT, -EIO. */

@@ -54,6 +54,12 @@ wait_state() {
     return 1
 }
 
+# slurm_jobs_tagged ID: how many Slurm jobs carry antennad's tag for job ID.
+slurm_jobs_tagged() {
+    local inst; inst=$(sqlite3 "$work/antenna.db" "SELECT value FROM meta WHERE key='instance_id'")
+    squeue -h -t all -O 'Comment:200' | grep -c "^antenna:$inst:$1 *\$"
+}
+
 echo "== setup in $work"
 ctld=$(free_port); slurmd=$(free_port); port=$(free_port)
 while [ "$slurmd" = "$ctld" ]; do slurmd=$(free_port); done
@@ -159,8 +165,7 @@ antennad_stop "$work" KILL
 antennad_start "$build/antennad" "$work"
 check "after SIGKILL restart the job completes" wait_state "$alice" "$mid" completed 60
 check "same Slurm job id after restarts" test "$(job_field "$alice" "$mid" slurm_job_id)" = "$msid"
-tag_count=$(squeue -h -t all -o '%k' | grep -c ":$mid\$")
-check "Slurm holds exactly one job for it" test "$tag_count" -eq 1
+check "Slurm holds exactly one job for it" test "$(slurm_jobs_tagged "$mid")" -eq 1
 
 echo "== crash between submit and record: the job is found by its tag, not submitted twice"
 printf '#!/bin/bash\nsleep 8\necho once\n' > "$work/once.sh"
@@ -172,12 +177,13 @@ sqlite3 "$work/antenna.db" "UPDATE jobs SET state='dispatching', slurm_job_id=0 
 antennad_start "$build/antennad" "$work"
 check "recovered job keeps its Slurm id" wait_state "$alice" "$oid" completed 60
 check "recovered job has the original Slurm id" test "$(job_field "$alice" "$oid" slurm_job_id)" = "$osid"
-check "Slurm holds exactly one job for it" test "$(squeue -h -t all -o '%k' | grep -c ":$oid\$")" -eq 1
+check "Slurm holds exactly one job for it" test "$(slurm_jobs_tagged "$oid")" -eq 1
 
 echo "== a queued job survives a restart before dispatch"
 antennad_stop "$work" KILL
-sqlite3 "$work/antenna.db" "INSERT INTO jobs (user_id, name, gpus, gpu_type, cpus_per_task, mem_mb, time_minutes, state, reason, script, submitted_at) SELECT id, 'offline', 0, '', 1, 0, 1, 'queued', '', '#!/bin/bash
-echo offline', strftime('%s','now') FROM users WHERE name='alice'" 2>"$work/sql.err" || cat "$work/sql.err"
+# A job acknowledged just before the crash: on disk in state queued, never seen by Slurm.
+sqlite3 "$work/antenna.db" "INSERT INTO jobs (user_id, user_name, partner, unix_user, name, gpus, gpu_type, cpus_per_task, mem_mb, time_minutes, state, script, submitted_at) SELECT id, 'alice', 'ulb', 'antenna-it', 'offline', 0, '', 1, 0, 1, 'queued', '#!/bin/bash
+echo offline', strftime('%s','now') FROM users WHERE name='alice'"
 antennad_start "$build/antennad" "$work"
 qid=$(sqlite3 "$work/antenna.db" "SELECT id FROM jobs WHERE name='offline'")
 check "job queued while antennad was down is dispatched and completes" wait_state "$alice" "$qid" completed 60
@@ -218,8 +224,10 @@ expect_api "revoked token refused" 401 unauthorized "$bob" GET /v1/jobs
 echo "== stop: nothing left running"
 antennad_stop "$work"
 "$root/deploy/slurm-cluster.sh" stop "$work/slurm" > /dev/null 2>&1
-check "no antennad left" bash -c "! pgrep -f '$work/antennad.json' > /dev/null"
-check "no Slurm daemon of this cluster left" bash -c "! pgrep -f '$work/slurm' > /dev/null"
+check "no antennad left" bash -c "! pgrep -a -x antennad | grep -q '$work'"
+check "no Slurm daemon of this cluster left" bash -c "! pgrep -a -x 'slurmctld|slurmd|munged' | grep -q '$work'"
+procs_in_work() { for p in /proc/[0-9]*; do readlink "$p/cwd" 2>/dev/null; done | grep -c "^$work" ; }
+check "no process (job, slurmstepd) left working in $work" test "$(procs_in_work)" -eq 0
 
 echo "integration: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -5,9 +5,10 @@
 # exits with the test's status. SANITIZE=1 builds with AddressSanitizer and UBSan. Run as root.
 set -uo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
-build=${1:-}
+build=${1:-} own_build=0
 if [ -z "$build" ]; then
     build=$(mktemp -d /tmp/antenna-sa-build.XXXXXX)
+    own_build=1
 fi
 mkdir -p "$build"
 build=$(cd "$build" && pwd)
@@ -17,6 +18,7 @@ cluster=$(mktemp -d /tmp/antenna-sa-cluster.XXXXXX)
 cleanup() {
     "$root/deploy/slurm-cluster.sh" stop "$cluster" >/dev/null 2>&1
     rm -rf "$cluster"
+    if [ "$own_build" = 1 ]; then rm -rf "$build"; fi
 }
 trap cleanup EXIT
 

@@ -266,7 +266,7 @@ static void test_job_runs_as_mapped_user_with_two_gpus_and_completes(void **stat
     assert_true(line_value(text, "gpus_on_node", v, sizeof v));
     assert_string_equal(v, "2");
     assert_true(line_value(text, "cuda", v, sizeof v));
-    assert_non_null(strchr(v, ','));             /* two entries: "a,b" */
+    assert_non_null(strchr(v, ','));              /* two entries: "a,b" */
     assert_null(strchr(strchr(v, ',') + 1, ',')); /* and no third */
     assert_true(line_value(text, "cpus", v, sizeof v));
     assert_string_equal(v, "2");
@@ -437,9 +437,10 @@ static void test_time_limit_reaches_slurm(void **state)
     slurm_adapter_submit_req req = {.uid = T.uid, .gid = T.gid, .time_minutes = 7};
 
     /* The job reads its own limit back from Slurm (as the job's user, not through the adapter). */
-    snprintf(script, sizeof script,
-             "#!/bin/bash\necho \"limit=$(SLURM_CONF='%s' squeue -h -j \"$SLURM_JOB_ID\" -o %%l)\"\n",
-             T.conf);
+    snprintf(
+        script, sizeof script,
+        "#!/bin/bash\necho \"limit=$(SLURM_CONF='%s' squeue -h -j \"$SLURM_JOB_ID\" -o %%l)\"\n",
+        T.conf);
     assert_int_equal(submit(&req, script, tag, sizeof tag, out, sizeof out, &id, err, sizeof err),
                      0);
     assert_true(wait_job(id, NULL, &job));

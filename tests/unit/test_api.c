@@ -109,8 +109,7 @@ static int world_start(void **state)
     const char *names[] = {"alice", "bob", "admin", "alice"};
     char *toks[] = {w.tok_alice, w.tok_bob, w.tok_admin, w.tok_revoked};
     for (int i = 0; i < 4; i++) {
-        if (store_user_get(w.st, names[i], &u) < 0 || add_token(u.id, toks[i], &rid) < 0)
-            return -1;
+        if (store_user_get(w.st, names[i], &u) < 0 || add_token(u.id, toks[i], &rid) < 0) return -1;
     }
     if (store_token_revoke(w.st, rid) < 0) return -1;
     /* job 1: alice's, job 2: bob's, job 3: alice's (cancelled by a case) */
@@ -282,7 +281,8 @@ static void run_case(void **state)
         if (times && strcmp(json_string_value(v), "*") == 0) {
             size_t n = (size_t)json_integer_value(times), off = 0;
             off = (size_t)snprintf(hdr, sizeof hdr, "%s: ", k);
-            for (size_t i = 0; i < n && off < sizeof hdr - 1; i++) hdr[off++] = 'x';
+            for (size_t i = 0; i < n && off < sizeof hdr - 1; i++)
+                hdr[off++] = 'x';
             hdr[off] = '\0';
         } else {
             snprintf(hdr, sizeof hdr, "%s: %s", k, json_string_value(v));
@@ -362,7 +362,8 @@ int main(void)
         tests[i].initial_state = names[i];
     }
     int rc = _cmocka_run_group_tests("api_cases", tests, n, world_start, world_stop);
-    for (size_t i = 0; i < n; i++) free(names[i]);
+    for (size_t i = 0; i < n; i++)
+        free(names[i]);
     free(names);
     free(tests);
     return rc;

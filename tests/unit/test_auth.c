@@ -17,7 +17,8 @@ static void test_generated_tokens_have_prefix_and_length(void **state)
     assert_int_equal(auth_token_generate(t, sizeof t), 0);
     assert_int_equal(strlen(t), AUTH_TOKEN_LEN);
     assert_memory_equal(t, "ant_", 4);
-    for (size_t i = 4; i < AUTH_TOKEN_LEN; i++) assert_non_null(strchr("0123456789abcdef", t[i]));
+    for (size_t i = 4; i < AUTH_TOKEN_LEN; i++)
+        assert_non_null(strchr("0123456789abcdef", t[i]));
 }
 
 static void test_generated_tokens_differ(void **state)
@@ -52,16 +53,11 @@ static void test_bearer_parse_cases(void **state)
         int rc;
         const char *token;
     } cases[] = {
-        {"Bearer ant_abc", 0, "ant_abc"},
-        {"bearer   ant_abc  ", 0, "ant_abc"},
-        {"  BEARER\tx-y_z", 0, "x-y_z"},
-        {"Basic dXNlcjpwYXNz", -EINVAL, NULL},
-        {"Bearer", -EINVAL, NULL},
-        {"Bearer ", -EINVAL, NULL},
-        {"Bearerant_abc", -EINVAL, NULL},
-        {"Bearer ant abc", -EINVAL, NULL},
-        {"Bearer ant_ab;c", -EINVAL, NULL},
-        {"", -EINVAL, NULL},
+        {"Bearer ant_abc", 0, "ant_abc"},   {"bearer   ant_abc  ", 0, "ant_abc"},
+        {"  BEARER\tx-y_z", 0, "x-y_z"},    {"Basic dXNlcjpwYXNz", -EINVAL, NULL},
+        {"Bearer", -EINVAL, NULL},          {"Bearer ", -EINVAL, NULL},
+        {"Bearerant_abc", -EINVAL, NULL},   {"Bearer ant abc", -EINVAL, NULL},
+        {"Bearer ant_ab;c", -EINVAL, NULL}, {"", -EINVAL, NULL},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char out[128] = "";

@@ -24,7 +24,8 @@
 #include "slurm_adapter.h"
 #include "store.h"
 
-/* --- the fake Slurm ---------------------------------------------------------------------------- */
+/* --- the fake Slurm ----------------------------------------------------------------------------
+ */
 
 #define FAKE_MAX 64
 static struct fake {
@@ -32,7 +33,7 @@ static struct fake {
     slurm_adapter_job jobs[FAKE_MAX];
     size_t n;
     uint32_t next_id;
-    int submit_rc;  /* what the next submits return (0 = accept) */
+    int submit_rc; /* what the next submits return (0 = accept) */
     int poll_rc;
     unsigned submits, polls, cancels;
     uid_t last_uid;
@@ -150,7 +151,8 @@ static void fake_set(int64_t id, const char *state, int exit_code)
     pthread_mutex_unlock(&fake.mu);
 }
 
-/* --- the world ----------------------------------------------------------------------------------- */
+/* --- the world -----------------------------------------------------------------------------------
+ */
 
 struct world {
     char dir[64];
@@ -246,7 +248,8 @@ static void run_for(struct world *w, int ms)
     }
 }
 
-/* --- tests ---------------------------------------------------------------------------------------- */
+/* --- tests
+ * ---------------------------------------------------------------------------------------- */
 
 static void test_queued_job_is_dispatched_once_with_its_tag_and_account(void **state)
 {
