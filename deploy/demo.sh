@@ -26,13 +26,14 @@ stop() {
 start() {
     mkdir -p "$dir"
     step "dev Slurm cluster (1 node, 8 emulated h100 GPUs, 32 CPUs) in $dir/slurm"
-    if slurm_conf=$("$root/deploy/slurm-cluster.sh" status "$dir/slurm" 2>/dev/null); then
+    slurm_conf=$("$root/deploy/slurm-cluster.sh" status "$dir/slurm" 2>/dev/null | sed -n 's/^SLURM_CONF=//p') || true
+    if [ -n "$slurm_conf" ]; then
         echo "already running"
     else
         slurm_conf=$("$root/deploy/slurm-cluster.sh" start "$dir/slurm" --ctld-port "$ctld_port" \
-            --slurmd-port "$slurmd_port" --gpus 8 --gpu-type h100 --cpus 32)
+            --slurmd-port "$slurmd_port" --gpus 8 --gpu-type h100 --cpus 32 | sed -n 's/^SLURM_CONF=//p')
+        [ -n "$slurm_conf" ] || { echo "the dev cluster did not start" >&2; exit 1; }
     fi
-    slurm_conf=${slurm_conf#SLURM_CONF=}
     export SLURM_CONF=$slurm_conf
     echo "SLURM_CONF=$SLURM_CONF"
 
