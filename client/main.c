@@ -726,13 +726,21 @@ static int run_logs(cli *c, args *a)
     long long id;
     int rc = job_id_arg(&cmd_logs, a, &id);
     if (rc != 0) return rc;
-    bool follow = a->given[OPT_FOLLOW];
+    bool follow = a->given[OPT_FOLLOW], as_json = a->given[OPT_JSON];
+    if (follow && as_json) return usage_error(&cmd_logs, "--follow and --json cannot be combined");
+    char *captured = NULL;
+    size_t captured_len = 0;
+    FILE *out = as_json ? open_memstream(&captured, &captured_len) : stdout;
+    if (out == NULL) {
+        print_error("out of memory");
+        return EXIT_REFUSED;
+    }
     api_client_response r;
     api_client_response_init(&r);
     char path[96];
     snprintf(path, sizeof path, "/v1/jobs/%lld/output", id);
-    rc = call(c, "GET", path, NULL, stdout, &r, NULL);
-    fflush(stdout);
+    rc = call(c, "GET", path, NULL, out, &r, NULL);
+    fflush(out);
     if (rc != 0) goto done;
     uint64_t offset = r.streamed;
     double delay = 1.0;
@@ -743,7 +751,7 @@ static int run_logs(cli *c, args *a)
      * said the job had ended (the server reads the state before the output, so nothing can follow
      * a terminal state). */
     for (;;) {
-        if (ferror(stdout)) break;
+        if (ferror(out)) break;
         if (r.streamed == 0) {
             if (!follow) break;
             char state[32];
@@ -764,10 +772,10 @@ static int run_logs(cli *c, args *a)
         int failure = 0;
         for (;;) {
             snprintf(path, sizeof path, "/v1/jobs/%lld/output?offset=%" PRIu64, id, offset);
-            int arc = api_client_request(c->api, "GET", path, NULL, stdout, &r, &failure, err,
-                                         sizeof err);
+            int arc =
+                api_client_request(c->api, "GET", path, NULL, out, &r, &failure, err, sizeof err);
             offset += r.streamed; /* counts what reached stdout even when the transfer broke */
-            fflush(stdout);
+            fflush(out);
             if (arc == 0) break;
             bool stop;
             if ((rc = retry_failed(&rt, arc, failure, err, &stop)) != 0 || stop) goto done;
@@ -780,6 +788,24 @@ static int run_logs(cli *c, args *a)
     }
 done:
     api_client_response_close(&r);
+    if (as_json) {
+        char state[32] = "";
+        fclose(out);
+        if (rc == 0 && (rc = fetch_state(c, id, state, sizeof state)) == 0) {
+            json_t *o = json_pack("{s:I,s:s,s:s%}", "id", (json_int_t)id, "state", state, "output",
+                                  captured ? captured : "", captured_len);
+            if (o == NULL) {
+                print_error("job %lld's output is not valid UTF-8 text, so it cannot be shown as "
+                            "JSON; run antenna logs %lld without --json",
+                            id, id);
+                rc = EXIT_REFUSED;
+            } else {
+                rc = print_json(o);
+                json_decref(o);
+            }
+        }
+        free(captured);
+    }
     return rc;
 }
 
@@ -1025,6 +1051,7 @@ static const optdef json_opts[] = {{"--json", 0, false, OPT_JSON}, {NULL, 0, fal
 static const optdef jobs_opts[] = {
     {"--json", 0, false, OPT_JSON}, {"--limit", 'n', true, OPT_LIMIT}, {NULL, 0, false, OPT_COUNT}};
 static const optdef logs_opts[] = {{"--follow", 'f', false, OPT_FOLLOW},
+                                   {"--json", 0, false, OPT_JSON},
                                    {NULL, 0, false, OPT_COUNT}};
 static const optdef partner_add_opts[] = {{"--description", 0, true, OPT_DESCRIPTION},
                                           {"--json", 0, false, OPT_JSON},
@@ -1107,10 +1134,11 @@ static const command cmd_cancel = {
 static const command cmd_logs = {
     NULL,
     "logs",
-    "antenna logs [--follow] ID",
+    "antenna logs [--follow | --json] ID",
     "Prints the job's output (stdout and stderr) so far.\n"
     "\n"
-    "  -f, --follow   keep printing new output until the job ends\n",
+    "  -f, --follow   keep printing new output until the job ends\n"
+    "  --json         print {\"id\", \"state\", \"output\"} as JSON instead\n",
     logs_opts,
     1,
     1,

@@ -127,6 +127,8 @@ uid=$(id -u antenna-it)
 check "job ran as the mapped account (uid $uid), not root" grep -q "^uid=$uid user=antenna-it" "$work/logs.out"
 check "job saw 2 GPUs" grep -q "gpus_on_node=2" "$work/logs.out"
 check "job saw 2 CPUs" grep -q "cpus=2" "$work/logs.out"
+check "logs --json carries state and output" bash -c "ANTENNA_TOKEN=$alice '$build/antenna' logs $id --json | grep -q '\"output\": \"uid=$uid'"
+check "show --json is the job object" bash -c "ANTENNA_TOKEN=$alice '$build/antenna' show $id --json | grep -q '\"state\": \"completed\"'"
 check "slurm ran it under uid $uid" bash -c "scontrol show job $sid | grep -q 'UserId=antenna-it($uid)'"
 check "jobs lists it" bash -c "ANTENNA_TOKEN=$alice '$build/antenna' jobs | grep -q it-train"
 check "bob does not see alice's job in jobs" bash -c "! ANTENNA_TOKEN=$bob '$build/antenna' jobs --json | grep -q it-train"
