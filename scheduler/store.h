@@ -27,6 +27,7 @@ typedef struct store_partner {
     int64_t id;
     char name[STORE_NAME_MAX];
     char description[STORE_REASON_MAX];
+    int share_weight;   /* fair-share weight, >= 1 */
     int64_t created_at; /* unix seconds */
 } store_partner;
 
@@ -35,9 +36,42 @@ typedef struct store_user {
     char name[STORE_NAME_MAX];
     char partner[STORE_NAME_MAX]; /* partner name */
     char unix_user[STORE_NAME_MAX];
-    char role[16]; /* "user" | "admin" (more roles later) */
+    char role[16];     /* "user" | "manager" | "staff" | "admin" | "auditor" */
+    char category[16]; /* "sme" | "researcher" | "institution" */
     int64_t created_at;
 } store_user;
+
+/* One partner's limits for one period ("YYYY-MM"). -1 (STORE_UNLIMITED) = no limit. */
+#define STORE_UNLIMITED (-1)
+typedef struct store_quota {
+    char partner[STORE_NAME_MAX];
+    char period[8];
+    int64_t gpu_seconds; /* GPU budget, weighted GPU-seconds */
+    int64_t cpu_seconds; /* CPU budget, CPU-seconds */
+    int max_gpus, max_running_jobs, max_queued_jobs, max_walltime_minutes, user_max_gpus;
+    int64_t updated_at;
+} store_quota;
+
+/* One ledger row. kind "hold" (+amounts, at dispatch), "release" (-amounts, when the hold ends)
+ * or "charge" (+amounts, what the job really used). Per partner and period:
+ * used = sum(charge), held = sum(hold) + sum(release). */
+typedef struct store_ledger_entry {
+    int64_t id;
+    int64_t job_id;
+    char partner[STORE_NAME_MAX];
+    char period[8];
+    char kind[8];
+    int64_t gpu_seconds, cpu_seconds;
+    int64_t at;
+} store_ledger_entry;
+
+/* Ledger sums of one partner and period. */
+typedef struct store_ledger_totals {
+    char partner[STORE_NAME_MAX];
+    char period[8];
+    int64_t used_gpu_seconds, held_gpu_seconds, used_cpu_seconds, held_cpu_seconds;
+    int64_t last_charge_at; /* 0 = no charge */
+} store_ledger_totals;
 
 typedef struct store_token {
     int64_t id;
@@ -67,6 +101,11 @@ typedef struct store_job {
     int exit_code;
     bool cancel_requested;
     int64_t submitted_at, dispatched_at, started_at, ended_at; /* unix seconds, 0 = not yet */
+    char period[8];                 /* period of its hold and charge ("" before dispatch) */
+    int64_t hold_gpu_seconds;       /* its hold while in Slurm, 0 once released */
+    int64_t hold_cpu_seconds;
+    int64_t charge_gpu_seconds;     /* what it was charged at its end */
+    int64_t charge_cpu_seconds;
 } store_job;
 
 /* Opens (creating if needed) the database at `path`, in WAL mode, and migrates its schema.
@@ -93,10 +132,33 @@ int store_partner_list(store *s, store_partner **out, size_t *n);
 
 /* --- users --- */
 
-/* Inserts a user of an existing partner. Returns 0 (sets *id), -EEXIST (name taken), -ENOENT
- * (no such partner), -EIO. */
+/* Inserts a user of an existing partner, with a role and a category (the caller validates their
+ * values). Returns 0 (sets *id), -EEXIST (name taken), -ENOENT (no such partner), -EINVAL, -EIO. */
 int store_user_insert(store *s, const char *name, const char *partner, const char *unix_user,
-                      const char *role, int64_t *id);
+                      const char *role, const char *category, int64_t *id);
+
+/* --- quotas --- */
+
+/* Creates or replaces the quota of q->partner for q->period (updated_at = now). Returns 0,
+ * -ENOENT (no such partner), -EINVAL, -EIO. */
+int store_quota_set(store *s, const store_quota *q);
+
+/* Reads the quota of `partner` for `period`. Returns 0, -ENOENT (never set), -EIO. */
+int store_quota_get(store *s, const char *partner, const char *period, store_quota *out);
+
+/* Lists quotas (of `period` only, when not NULL) by partner then period. Returns 0 and a malloc'd
+ * array (caller frees; NULL when *n is 0). */
+int store_quota_list(store *s, const char *period, store_quota **out, size_t *n);
+
+/* --- ledger --- */
+
+/* Sums the ledger per partner and period. Same ownership as store_quota_list. */
+int store_ledger_totals_list(store *s, store_ledger_totals **out, size_t *n);
+
+/* Lists ledger rows in id order: of `partner` (NULL = all), of `job_id` (0 = all), of `kind`
+ * (NULL = all), at or after `since`. Same ownership as store_quota_list. */
+int store_ledger_list(store *s, const char *partner, int64_t job_id, const char *kind,
+                      int64_t since, store_ledger_entry **out, size_t *n);
 
 /* Finds a user by name. Returns 0, -ENOENT, -EIO. */
 int store_user_get(store *s, const char *name, store_user *out);
@@ -127,21 +189,36 @@ int store_token_list(store *s, int64_t user_id, store_token **out, size_t *n);
  * j->id, j->state and the times; -ENOENT (no such user), -EIO. */
 int store_job_insert(store *s, store_job *j, const char *script);
 
+/* Sets the wait reason of a queued job (no-op if the job is not queued or the reason is the same).
+ * Returns 0, -ENOENT, -EIO. */
+int store_job_reason_set(store *s, int64_t id, const char *reason);
+
 /* Reads job `id`. Returns 0, -ENOENT, -EIO. */
 int store_job_get(store *s, int64_t id, store_job *out);
 
 /* Reads the script of job `id` into a malloc'd string *out (caller frees). Returns 0, -ENOENT. */
 int store_job_script_get(store *s, int64_t id, char **out);
 
-/* Lists jobs newest first, of `user_id` only when > 0, at most `limit` (0 = no limit). Returns 0
- * and a malloc'd array (caller frees; NULL when *n is 0). */
-int store_job_list(store *s, int64_t user_id, size_t limit, store_job **out, size_t *n);
+/* Lists jobs newest first, of `user_id` only when > 0, of `partner` only when not NULL, at most
+ * `limit` (0 = no limit). Returns 0 and a malloc'd array (caller frees; NULL when *n is 0). */
+int store_job_list(store *s, int64_t user_id, const char *partner, size_t limit, store_job **out,
+                   size_t *n);
 
 /* Lists the jobs the broker still follows: states queued, dispatching, dispatched and every
  * non-terminal Slurm state, oldest first. Same ownership as store_job_list. */
 int store_job_list_active(store *s, store_job **out, size_t *n);
 
+/* Starts the dispatch of queued job `id` in one transaction: checks that the hold fits what is
+ * left of its partner's budgets for `period` (budget - used - held; a quota never set leaves 0, an
+ * unlimited budget always fits), writes a "hold" ledger row, records period and hold on the job,
+ * and moves it queued -> dispatching. Returns 0, -EAGAIN (not queued), -EDQUOT (the hold does not
+ * fit: nothing written), -ENOENT, -EIO. */
+int store_job_dispatch_begin(store *s, int64_t id, const char *period, int64_t hold_gpu_seconds,
+                             int64_t hold_cpu_seconds);
+
 /* Moves job `id` from `from_state` to `to_state`, setting reason (NULL = ""), in one transaction.
+ * When to_state is queued or terminal and the job holds budget, the hold is released in the same
+ * transaction ("release" row, job hold set to 0). A terminal to_state sets ended_at.
  * Returns 0, -ENOENT (no such job), -EAGAIN (the job is no longer in from_state), -EIO. */
 int store_job_transition(store *s, int64_t id, const char *from_state, const char *to_state,
                          const char *reason);
@@ -151,7 +228,9 @@ int store_job_transition(store *s, int64_t id, const char *from_state, const cha
 int store_job_set_dispatched(store *s, int64_t id, int64_t slurm_job_id);
 
 /* Records what Slurm says of job `id`: state, reason, start/end times (0 = unknown) and exit code
- * (has_exit_code). Only changed fields are written. A terminal job is never changed again.
+ * (has_exit_code). Only changed fields are written. A terminal job is never changed again. When
+ * the new state is terminal, the same transaction releases the job's hold ("release" row) and
+ * writes its charge (j->charge_gpu_seconds/cpu_seconds, a "charge" row when either is > 0).
  * Returns 0, -ENOENT, -EIO. */
 int store_job_update(store *s, const store_job *j);
 
