@@ -56,11 +56,12 @@ start() {
     export ANTENNA_TOKEN; ANTENNA_TOKEN=$(cat "$dir/admin.token")
     local admin_token=$ANTENNA_TOKEN
 
-    step "demo partner 'ulb', user 'demo' (Unix account $unix_user) and its token"
+    step "demo partner 'ulb' (1000 GPU-hours this month), user 'demo' (Unix account $unix_user) and its token"
     "$bin/antenna" partner list | grep -qw ulb ||
         "$bin/antenna" partner add ulb --description "Université libre de Bruxelles"
     "$bin/antenna" user list | grep -qw demo ||
-        "$bin/antenna" user add demo --partner ulb --unix-user "$unix_user"
+        "$bin/antenna" user add demo --partner ulb --category sme --unix-user "$unix_user"
+    "$bin/antenna" quota set ulb --gpu-hours 1000 --max-gpus 8 --max-walltime 1-00:00:00
     if [ ! -s "$dir/demo.token" ]; then
         "$bin/antenna" token create --user demo --label demo > "$dir/demo.token"
     fi

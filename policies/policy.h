@@ -86,8 +86,9 @@ typedef struct policy_quota {
     int user_max_gpus;        /* GPUs of one user's jobs in Slurm at once */
 } policy_quota;
 
-/* Sets every field of `q` to POLICY_UNLIMITED except the budgets, which are 0 (no budget set:
- * only jobs costing nothing are admitted). This is the quota of a partner/period never set. */
+/* Sets every field of `q` to POLICY_UNLIMITED except the GPU budget, which is 0 (no budget set:
+ * only jobs using no GPU are admitted; the CPU budget is optional and unlimited unless set). This
+ * is the quota of a partner/period never set. */
 void policy_quota_none(policy_quota *q);
 
 /* A job as the engine sees it. */

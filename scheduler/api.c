@@ -25,6 +25,8 @@
 
 #include "auth.h"
 #include "log.h"
+#include "policy.h"
+#include "policy_state.h"
 
 #define ANTENNA_VERSION "0.1.0"
 
@@ -32,6 +34,7 @@ struct api {
     uv_loop_t *loop;
     store *st;
     broker *br;
+    policy_state *ps;
     api_options opt;
     char spool_dir[PATH_MAX];
     unsigned pending;
@@ -40,11 +43,32 @@ struct api {
 typedef struct api_call api_call;
 typedef void (*handler_fn)(api_call *c);
 
+/* Roles, as bits: a route lists the roles that may call it. */
+enum {
+    R_USER = 1,
+    R_MANAGER = 2,
+    R_STAFF = 4,
+    R_ADMIN = 8,
+    R_AUDITOR = 16,
+    R_ALL = 31,
+    R_SUBMITTERS = R_USER | R_MANAGER | R_STAFF | R_ADMIN,
+    R_READERS = R_STAFF | R_ADMIN | R_AUDITOR, /* see every partner */
+    R_STAFFS = R_STAFF | R_ADMIN,
+};
+
+static int role_bit(const char *role)
+{
+    static const char *const names[] = {"user", "manager", "staff", "admin", "auditor"};
+    for (int i = 0; i < 5; i++)
+        if (strcmp(role, names[i]) == 0) return 1 << i;
+    return 0;
+}
+
 struct route {
     const char *method;
-    const char *pattern; /* segments; "*" matches a numeric id */
+    const char *pattern; /* segments; "*" matches a numeric id, "%" a name */
     handler_fn fn;
-    bool admin;
+    int roles;
 };
 
 struct api_call {
@@ -112,31 +136,56 @@ static json_t *json_time(int64_t t)
     return json_string(buf);
 }
 
-static json_t *job_json(const store_job *j)
+static json_t *hours_or_null(int64_t seconds)
 {
-    return json_pack("{s:I,s:s,s:s,s:s,s:s,s:s,s:s,s:i,s:s,s:i,s:I,s:i,s:o,s:o,s:b,s:o,s:o,s:o,"
-                     "s:o}",
-                     "id", (json_int_t)j->id, "name", j->name, "user", j->user, "partner",
-                     j->partner, "unix_user", j->unix_user, "state", j->state, "reason", j->reason,
-                     "gpus", j->gpus, "gpu_type", j->gpu_type, "cpus_per_task", j->cpus_per_task,
-                     "mem_mb", (json_int_t)j->mem_mb, "time_minutes", j->time_minutes,
-                     "slurm_job_id",
-                     j->slurm_job_id > 0 ? json_integer(j->slurm_job_id) : json_null(), "exit_code",
-                     j->has_exit_code ? json_integer(j->exit_code) : json_null(),
-                     "cancel_requested", j->cancel_requested, "submitted_at",
-                     json_time(j->submitted_at), "dispatched_at", json_time(j->dispatched_at),
-                     "started_at", json_time(j->started_at), "ended_at", json_time(j->ended_at));
+    return seconds < 0 ? json_null() : json_real((double)seconds / 3600.0);
 }
 
-static bool is_admin(const api_call *c)
+/* The job as JSON; `pol` (locked, may be NULL) gives a queued job's priority. */
+static json_t *job_json(const store_job *j, const policy *pol, int64_t now)
 {
-    return strcmp(c->user.role, "admin") == 0;
+    bool queued = strcmp(j->state, STORE_STATE_QUEUED) == 0;
+    json_t *o = json_pack(
+        "{s:I,s:s,s:s,s:s,s:s,s:s,s:s,s:i,s:s,s:i,s:I,s:i,s:o,s:o,s:b,s:o,s:o,s:o,s:o}", "id",
+        (json_int_t)j->id, "name", j->name, "user", j->user, "partner", j->partner, "unix_user",
+        j->unix_user, "state", j->state, "reason", j->reason, "gpus", j->gpus, "gpu_type",
+        j->gpu_type, "cpus_per_task", j->cpus_per_task, "mem_mb", (json_int_t)j->mem_mb,
+        "time_minutes", j->time_minutes, "slurm_job_id",
+        j->slurm_job_id > 0 ? json_integer(j->slurm_job_id) : json_null(), "exit_code",
+        j->has_exit_code ? json_integer(j->exit_code) : json_null(), "cancel_requested",
+        j->cancel_requested, "submitted_at", json_time(j->submitted_at), "dispatched_at",
+        json_time(j->dispatched_at), "started_at", json_time(j->started_at), "ended_at",
+        json_time(j->ended_at));
+    if (o == NULL) return NULL;
+    json_object_set_new(o, "period", j->period[0] ? json_string(j->period) : json_null());
+    json_object_set_new(o, "hold_gpu_hours", hours_or_null(j->hold_gpu_seconds));
+    json_object_set_new(o, "charge_gpu_hours",
+                        store_state_terminal(j->state) ? hours_or_null(j->charge_gpu_seconds)
+                                                       : json_null());
+    json_object_set_new(o, "priority",
+                        queued && pol ? json_real(policy_job_priority(pol, j->id, now))
+                                      : json_null());
+    return o;
+}
+
+static bool has_role(const api_call *c, int roles)
+{
+    return (role_bit(c->user.role) & roles) != 0;
+}
+
+/* Whether the caller may see job `j`: their own, their partner's (managers), any (staff, admin,
+ * auditor). */
+static bool may_see_job(const api_call *c, const store_job *j)
+{
+    if (has_role(c, R_READERS)) return true;
+    if (has_role(c, R_MANAGER)) return strcmp(j->partner, c->user.partner) == 0;
+    return j->user_id == c->user.id;
 }
 
 /* --- body parsing ------------------------------------------------------------------------------
  */
 
-enum ftype { F_STR, F_INT };
+enum ftype { F_STR, F_INT, F_BOOL, F_NUM_NULL, F_INT_NULL };
 
 struct field {
     const char *name;
@@ -194,14 +243,19 @@ static json_t *parse_body(api_call *c, const struct field *fields, size_t nfield
             json_decref(o);
             return NULL;
         }
-        bool ok = f->type == F_STR ? json_is_string(v) : json_is_integer(v);
+        static const char *const wanted[] = {"a string", "an integer", "true or false",
+                                             "a number or null", "an integer or null"};
+        bool ok = f->type == F_STR        ? json_is_string(v)
+                  : f->type == F_INT      ? json_is_integer(v)
+                  : f->type == F_BOOL     ? json_is_boolean(v)
+                  : f->type == F_NUM_NULL ? json_is_number(v) || json_is_null(v)
+                                          : json_is_integer(v) || json_is_null(v);
         if (!ok) {
-            set_error(c, 400, "invalid_type", "field \"%s\" must be %s", key,
-                      f->type == F_STR ? "a string" : "an integer");
+            set_error(c, 400, "invalid_type", "field \"%s\" must be %s", key, wanted[f->type]);
             json_decref(o);
             return NULL;
         }
-        if (f->type == F_INT &&
+        if ((f->type == F_INT || f->type == F_INT_NULL) && json_is_integer(v) &&
             (json_integer_value(v) > INT32_MAX || json_integer_value(v) < INT32_MIN)) {
             set_error(c, 400, "invalid_value", "field \"%s\" is out of range", key);
             json_decref(o);
@@ -254,12 +308,30 @@ static bool store_failed(api_call *c, int rc, const char *what)
 /* --- handlers (thread pool) ---------------------------------------------------------------------
  */
 
+/* The quote of a dry run. */
+static json_t *quote_json(const policy_verdict *v)
+{
+    json_t *o = json_pack("{s:b,s:b,s:s,s:s,s:s}", "dry_run", 1, "admitted", v->admitted, "code",
+                          v->code, "message", v->message, "period", v->period);
+    json_object_set_new(o, "max_cost_gpu_hours", hours_or_null(v->max_cost_gpu_seconds));
+    json_object_set_new(o, "budget_left_gpu_hours", hours_or_null(v->budget_left_gpu_seconds));
+    json_object_set_new(o, "budget_left_after_gpu_hours",
+                        hours_or_null(v->budget_left_after_gpu_seconds));
+    json_object_set_new(o, "queue_position",
+                        v->admitted ? json_integer((json_int_t)v->queue_position) : json_null());
+    json_object_set_new(o, "wait_reason",
+                        v->admitted ? json_string(v->wait_reason) : json_null());
+    json_object_set_new(o, "priority", v->admitted ? json_real(v->priority) : json_null());
+    return o;
+}
+
 static void h_jobs_post(api_call *c)
 {
     static const struct field fields[] = {
-        {"script", F_STR, true},        {"name", F_STR, false},          {"gpus", F_INT, false},
-        {"gpu_type", F_STR, false},     {"cpus_per_task", F_INT, false}, {"mem_mb", F_INT, false},
-        {"time_minutes", F_INT, false},
+        {"script", F_STR, true},       {"name", F_STR, false},     {"gpus", F_INT, false},
+        {"gpu_type", F_STR, false},    {"cpus_per_task", F_INT, false},
+        {"mem_mb", F_INT, false},      {"time_minutes", F_INT, false},
+        {"dry_run", F_BOOL, false},
     };
     json_t *o = parse_body(c, fields, sizeof fields / sizeof fields[0]);
     if (o == NULL) return;
@@ -267,6 +339,7 @@ static void h_jobs_post(api_call *c)
     jobreq_error jerr;
     jobreq_init(&r);
     r.script = str_field(o, "script", NULL);
+    bool dry_run = json_is_true(json_object_get(o, "dry_run"));
     if (!copy_str(c, r.name, sizeof r.name, "name", str_field(o, "name", "antenna-job"),
                   "invalid_name") ||
         !copy_str(c, r.gpu_type, sizeof r.gpu_type, "gpu_type", str_field(o, "gpu_type", ""),
@@ -281,19 +354,55 @@ static void h_jobs_post(api_call *c)
         set_error(c, 400, jerr.code, "%s", jerr.message);
         goto out;
     }
+    /* A job naming no GPU type runs, and is billed, as the site's default type. */
+    if (r.gpus > 0 && r.gpu_type[0] == '\0' && c->a->opt.limits.gpu_types != NULL &&
+        c->a->opt.limits.gpu_types[0] != NULL)
+        snprintf(r.gpu_type, sizeof r.gpu_type, "%s", c->a->opt.limits.gpu_types[0]);
+
     store_job j;
     memset(&j, 0, sizeof j);
     j.user_id = c->user.id;
+    snprintf(j.user, sizeof j.user, "%s", c->user.name);
     snprintf(j.name, sizeof j.name, "%s", r.name);
     j.gpus = r.gpus;
     snprintf(j.gpu_type, sizeof j.gpu_type, "%s", r.gpu_type);
     j.cpus_per_task = r.cpus_per_task;
     j.mem_mb = r.mem_mb;
     j.time_minutes = r.time_minutes;
-    if (store_failed(c, store_job_insert(c->a->st, &j, r.script), "store the job")) goto out;
+    j.submitted_at = time(NULL);
+
+    /* Admission, insertion and queueing happen under the engine's lock, so that two submissions
+     * racing for the last queued slot or the last of a budget cannot both get it. */
+    policy_job pj;
+    policy_verdict v;
+    policy_state_job_from_store(&j, &pj);
+    policy *pol = policy_state_lock(c->a->ps);
+    policy_job_admit(pol, &pj, j.submitted_at, &v);
+    if (dry_run) {
+        policy_state_unlock(c->a->ps);
+        set_json(c, 200, quote_json(&v));
+        goto out;
+    }
+    if (!v.admitted) {
+        policy_state_unlock(c->a->ps);
+        LOG(LOG_INFO, "job refused for user %s (partner %s): %s", c->user.name, c->user.partner,
+            v.code);
+        set_error(c, 403, v.code, "%s", v.message);
+        goto out;
+    }
+    int rc = store_job_insert(c->a->st, &j, r.script);
+    if (rc == 0) {
+        pj.id = j.id;
+        pj.submitted_at = j.submitted_at;
+        if (policy_job_enqueue(pol, &pj) < 0)
+            LOG(LOG_ERROR, "job %" PRId64 ": stored but not queued in the engine", j.id);
+    }
+    json_t *answer = rc == 0 ? job_json(&j, pol, j.submitted_at) : NULL;
+    policy_state_unlock(c->a->ps);
+    if (store_failed(c, rc, "store the job")) goto out;
     LOG(LOG_INFO, "job %" PRId64 " queued for user %s (partner %s): %d GPU(s) %s, %d min", j.id,
-        c->user.name, c->user.partner, j.gpus, j.gpu_type[0] ? j.gpu_type : "any", j.time_minutes);
-    set_json(c, 202, job_json(&j));
+        c->user.name, c->user.partner, j.gpus, j.gpu_type[0] ? j.gpu_type : "-", j.time_minutes);
+    set_json(c, 202, answer);
     c->kick = true;
 out:
     json_decref(o);
@@ -328,13 +437,17 @@ static void h_jobs_list(api_call *c)
     }
     store_job *jobs = NULL;
     size_t n = 0;
-    if (store_failed(
-            c, store_job_list(c->a->st, is_admin(c) ? 0 : c->user.id, (size_t)limit, &jobs, &n),
-            "list jobs"))
+    int64_t user_id = has_role(c, R_READERS | R_MANAGER) ? 0 : c->user.id;
+    const char *partner = !has_role(c, R_READERS) && has_role(c, R_MANAGER) ? c->user.partner
+                                                                            : NULL;
+    if (store_failed(c, store_job_list(c->a->st, user_id, partner, (size_t)limit, &jobs, &n),
+                     "list jobs"))
         return;
     json_t *arr = json_array();
-    for (size_t i = 0; i < n; i++)
-        json_array_append_new(arr, job_json(&jobs[i]));
+    int64_t now = time(NULL);
+    policy *pol = policy_state_lock(c->a->ps);
+    for (size_t i = 0; i < n; i++) json_array_append_new(arr, job_json(&jobs[i], pol, now));
+    policy_state_unlock(c->a->ps);
     free(jobs);
     set_json(c, 200, json_pack("{s:o}", "jobs", arr));
 }
@@ -343,7 +456,7 @@ static void h_jobs_list(api_call *c)
 static bool load_own_job(api_call *c, store_job *j)
 {
     int rc = store_job_get(c->a->st, c->id, j);
-    if (rc == -ENOENT || (rc == 0 && !is_admin(c) && j->user_id != c->user.id)) {
+    if (rc == -ENOENT || (rc == 0 && !may_see_job(c, j))) {
         set_error(c, 404, "not_found", "no job %" PRId64 " among your jobs; see antenna jobs",
                   c->id);
         return false;
@@ -354,7 +467,11 @@ static bool load_own_job(api_call *c, store_job *j)
 static void h_job_get(api_call *c)
 {
     store_job j;
-    if (load_own_job(c, &j)) set_json(c, 200, job_json(&j));
+    if (!load_own_job(c, &j)) return;
+    policy *pol = policy_state_lock(c->a->ps);
+    json_t *o = job_json(&j, pol, time(NULL));
+    policy_state_unlock(c->a->ps);
+    set_json(c, 200, o);
 }
 
 static void h_job_delete(api_call *c)
@@ -362,7 +479,16 @@ static void h_job_delete(api_call *c)
     store_job j;
     bool now = false;
     if (!load_own_job(c, &j)) return;
+    if (j.user_id != c->user.id && !has_role(c, R_ADMIN)) {
+        set_error(c, 403, "forbidden",
+                  "job %" PRId64 " belongs to %s: only its owner or an admin may cancel it", c->id,
+                  j.user);
+        return;
+    }
+    policy *pol = policy_state_lock(c->a->ps);
     int rc = store_job_cancel_request(c->a->st, c->id, &now);
+    if (rc == 0 && now) policy_job_dequeue(pol, c->id);
+    policy_state_unlock(c->a->ps);
     if (rc == -EALREADY) {
         set_error(c, 409, "conflict", "job %" PRId64 " already ended (%s); nothing to cancel",
                   c->id, j.state);
@@ -372,7 +498,7 @@ static void h_job_delete(api_call *c)
     if (store_failed(c, store_job_get(c->a->st, c->id, &j), "read the job")) return;
     LOG(LOG_INFO, "job %" PRId64 ": cancel asked by %s%s", c->id, c->user.name,
         now ? " (cancelled before dispatch)" : "");
-    set_json(c, 202, job_json(&j));
+    set_json(c, 202, job_json(&j, NULL, 0));
     c->kick = !now;
 }
 
@@ -415,23 +541,70 @@ static void h_job_output(api_call *c)
 
 static json_t *partner_json(const store_partner *p)
 {
-    return json_pack("{s:s,s:s,s:o}", "name", p->name, "description", p->description, "created_at",
-                     json_time(p->created_at));
+    return json_pack("{s:s,s:s,s:i,s:o}", "name", p->name, "description", p->description,
+                     "share_weight", p->share_weight, "created_at", json_time(p->created_at));
 }
 
 static json_t *user_json(const store_user *u)
 {
-    return json_pack("{s:s,s:s,s:s,s:s,s:o}", "name", u->name, "partner", u->partner, "unix_user",
-                     u->unix_user, "role", u->role, "created_at", json_time(u->created_at));
+    return json_pack("{s:s,s:s,s:s,s:s,s:s,s:o}", "name", u->name, "partner", u->partner,
+                     "unix_user", u->unix_user, "role", u->role, "category", u->category,
+                     "created_at", json_time(u->created_at));
+}
+
+static json_t *int_or_null(int v)
+{
+    return v < 0 ? json_null() : json_integer(v);
+}
+
+/* The quota status of `partner` for `period`: its limits (store), used and held (engine). */
+static json_t *quota_json(api_call *c, const store_partner *p, const char *period)
+{
+    store_quota q;
+    policy_quota pq;
+    int64_t used = 0, held = 0, ucpu = 0, hcpu = 0;
+    bool set = store_quota_get(c->a->st, p->name, period, &q) == 0;
+    if (!set) {
+        policy_quota_none(&pq);
+        q.gpu_seconds = pq.gpu_seconds;
+        q.cpu_seconds = pq.cpu_seconds;
+        q.max_gpus = q.max_running_jobs = q.max_queued_jobs = POLICY_UNLIMITED;
+        q.max_walltime_minutes = q.user_max_gpus = POLICY_UNLIMITED;
+    }
+    policy *pol = policy_state_lock(c->a->ps);
+    policy_quota_get(pol, p->name, period, &pq, &used, &held, &ucpu, &hcpu);
+    policy_state_unlock(c->a->ps);
+    json_t *o = json_pack("{s:s,s:s,s:i,s:b}", "partner", p->name, "period", period,
+                          "share_weight", p->share_weight, "set", set);
+    json_object_set_new(o, "gpu_hours", hours_or_null(q.gpu_seconds));
+    json_object_set_new(o, "used_gpu_hours", hours_or_null(used));
+    json_object_set_new(o, "held_gpu_hours", hours_or_null(held));
+    json_object_set_new(o, "left_gpu_hours",
+                        q.gpu_seconds < 0 ? json_null()
+                                          : hours_or_null(q.gpu_seconds - used - held));
+    json_object_set_new(o, "cpu_hours", hours_or_null(q.cpu_seconds));
+    json_object_set_new(o, "used_cpu_hours", hours_or_null(ucpu));
+    json_object_set_new(o, "held_cpu_hours", hours_or_null(hcpu));
+    json_object_set_new(o, "left_cpu_hours",
+                        q.cpu_seconds < 0 ? json_null()
+                                          : hours_or_null(q.cpu_seconds - ucpu - hcpu));
+    json_object_set_new(o, "max_gpus", int_or_null(q.max_gpus));
+    json_object_set_new(o, "max_running_jobs", int_or_null(q.max_running_jobs));
+    json_object_set_new(o, "max_queued_jobs", int_or_null(q.max_queued_jobs));
+    json_object_set_new(o, "max_walltime_minutes", int_or_null(q.max_walltime_minutes));
+    json_object_set_new(o, "user_max_gpus", int_or_null(q.user_max_gpus));
+    return o;
 }
 
 static void h_partners_post(api_call *c)
 {
-    static const struct field fields[] = {{"name", F_STR, true}, {"description", F_STR, false}};
-    json_t *o = parse_body(c, fields, 2);
+    static const struct field fields[] = {
+        {"name", F_STR, true}, {"description", F_STR, false}, {"share_weight", F_INT, false}};
+    json_t *o = parse_body(c, fields, 3);
     if (o == NULL) return;
     const char *name = str_field(o, "name", "");
     const char *desc = str_field(o, "description", "");
+    long long share = int_field(o, "share_weight", 1);
     store_partner p;
     if (!jobreq_ident_valid(name)) {
         set_error(c, 400, "invalid_name",
@@ -440,13 +613,18 @@ static void h_partners_post(api_call *c)
     } else if (strlen(desc) >= sizeof p.description) {
         set_error(c, 400, "invalid_value", "description is too long (at most %zu characters)",
                   sizeof p.description - 1);
+    } else if (share < 1 || share > 1000000) {
+        set_error(c, 400, "invalid_value", "share_weight must be between 1 and 1000000");
     } else {
-        int rc = store_partner_insert(c->a->st, name, desc, NULL);
+        policy *pol = policy_state_lock(c->a->ps);
+        int rc = store_partner_insert(c->a->st, name, desc, (int)share, NULL);
+        if (rc == 0) policy_partner_set(pol, name, (int)share);
+        policy_state_unlock(c->a->ps);
         if (rc == -EEXIST)
             set_error(c, 409, "conflict", "partner \"%s\" already exists", name);
         else if (!store_failed(c, rc, "create the partner") &&
                  !store_failed(c, store_partner_get(c->a->st, name, &p), "read the partner")) {
-            LOG(LOG_INFO, "partner %s created by %s", name, c->user.name);
+            LOG(LOG_INFO, "partner %s (share %lld) created by %s", name, share, c->user.name);
             set_json(c, 201, partner_json(&p));
         }
     }
@@ -459,10 +637,62 @@ static void h_partners_list(api_call *c)
     size_t n = 0;
     if (store_failed(c, store_partner_list(c->a->st, &ps, &n), "list partners")) return;
     json_t *arr = json_array();
-    for (size_t i = 0; i < n; i++)
-        json_array_append_new(arr, partner_json(&ps[i]));
+    for (size_t i = 0; i < n; i++) json_array_append_new(arr, partner_json(&ps[i]));
     free(ps);
     set_json(c, 200, json_pack("{s:o}", "partners", arr));
+}
+
+/* Loads the partner named in the path, if the caller may see it (readers: any; others: their
+ * own). */
+static bool load_partner(api_call *c, const char *name, store_partner *p)
+{
+    int rc = store_partner_get(c->a->st, name, p);
+    if (rc == -ENOENT || (rc == 0 && !has_role(c, R_READERS) && strcmp(name, c->user.partner))) {
+        set_error(c, 404, "not_found", "no partner \"%.64s\"; see antenna partner list", name);
+        return false;
+    }
+    return !store_failed(c, rc, "read the partner");
+}
+
+static void h_partner_get(api_call *c)
+{
+    store_partner p;
+    char period[8];
+    if (!load_partner(c, c->seg[0], &p)) return;
+    json_t *o = partner_json(&p);
+    json_object_set_new(o, "quota", quota_json(c, &p, policy_period_of(time(NULL), period)));
+    set_json(c, 200, o);
+}
+
+static void h_partner_patch(api_call *c)
+{
+    static const struct field fields[] = {{"description", F_STR, false},
+                                          {"share_weight", F_INT, false}};
+    json_t *o = parse_body(c, fields, 2);
+    store_partner p;
+    if (o == NULL) return;
+    const char *desc = str_field(o, "description", NULL);
+    long long share = int_field(o, "share_weight", 0);
+    if (json_object_get(o, "share_weight") && (share < 1 || share > 1000000)) {
+        set_error(c, 400, "invalid_value", "share_weight must be between 1 and 1000000");
+    } else if (desc && strlen(desc) >= sizeof p.description) {
+        set_error(c, 400, "invalid_value", "description is too long");
+    } else {
+        policy *pol = policy_state_lock(c->a->ps);
+        int rc = store_partner_update(c->a->st, c->seg[0], desc, (int)share);
+        if (rc == 0 && share > 0) policy_partner_set(pol, c->seg[0], (int)share);
+        policy_state_unlock(c->a->ps);
+        if (rc == -ENOENT)
+            set_error(c, 404, "not_found", "no partner \"%.64s\"; see antenna partner list",
+                      c->seg[0]);
+        else if (!store_failed(c, rc, "change the partner") &&
+                 !store_failed(c, store_partner_get(c->a->st, c->seg[0], &p),
+                               "read the partner")) {
+            LOG(LOG_INFO, "partner %s changed by %s", p.name, c->user.name);
+            set_json(c, 200, partner_json(&p));
+        }
+    }
+    json_decref(o);
 }
 
 static void h_users_post(api_call *c)
@@ -470,21 +700,29 @@ static void h_users_post(api_call *c)
     static const struct field fields[] = {{"name", F_STR, true},
                                           {"partner", F_STR, true},
                                           {"unix_user", F_STR, true},
+                                          {"category", F_STR, true},
                                           {"role", F_STR, false}};
-    json_t *o = parse_body(c, fields, 4);
+    json_t *o = parse_body(c, fields, 5);
     if (o == NULL) return;
     const char *name = str_field(o, "name", ""), *partner = str_field(o, "partner", "");
     const char *unix_user = str_field(o, "unix_user", ""), *role = str_field(o, "role", "user");
+    const char *category = str_field(o, "category", "");
     struct passwd pw, *res = NULL;
     char pwbuf[4096];
     store_user u;
+    policy_category cat;
     if (!jobreq_ident_valid(name)) {
         set_error(c, 400, "invalid_name",
                   "user name \"%.64s\" is not valid: use 1-63 letters, digits, '.', '_' or '-'",
                   name);
-    } else if (strcmp(role, "user") != 0 && strcmp(role, "admin") != 0) {
-        set_error(c, 400, "invalid_value", "role must be \"user\" or \"admin\", not \"%.32s\"",
-                  role);
+    } else if (role_bit(role) == 0) {
+        set_error(c, 400, "invalid_value",
+                  "role must be user, manager, staff, admin or auditor, not \"%.32s\"", role);
+    } else if ((role_bit(role) & (R_STAFF | R_ADMIN | R_AUDITOR)) && !has_role(c, R_ADMIN)) {
+        set_error(c, 403, "forbidden", "only an admin may create a user with the %s role", role);
+    } else if (policy_category_parse(category, &cat) < 0) {
+        set_error(c, 400, "invalid_value",
+                  "category must be sme, researcher or institution, not \"%.32s\"", category);
     } else if (!jobreq_ident_valid(unix_user) ||
                getpwnam_r(unix_user, &pw, pwbuf, sizeof pwbuf, &res) != 0 || res == NULL) {
         set_error(c, 400, "invalid_value",
@@ -497,7 +735,10 @@ static void h_users_post(api_call *c)
                   "unprivileged account",
                   unix_user);
     } else {
-        int rc = store_user_insert(c->a->st, name, partner, unix_user, role, NULL);
+        policy *pol = policy_state_lock(c->a->ps);
+        int rc = store_user_insert(c->a->st, name, partner, unix_user, role, category, NULL);
+        if (rc == 0) policy_user_set(pol, name, partner, cat);
+        policy_state_unlock(c->a->ps);
         if (rc == -EEXIST)
             set_error(c, 409, "conflict", "user \"%s\" already exists", name);
         else if (rc == -ENOENT)
@@ -507,24 +748,192 @@ static void h_users_post(api_call *c)
                       partner, partner);
         else if (!store_failed(c, rc, "create the user") &&
                  !store_failed(c, store_user_get(c->a->st, name, &u), "read the user")) {
-            LOG(LOG_INFO, "user %s (partner %s, unix %s, role %s) created by %s", name, partner,
-                unix_user, role, c->user.name);
+            LOG(LOG_INFO, "user %s (partner %s, unix %s, role %s, %s) created by %s", name,
+                partner, unix_user, role, category, c->user.name);
             set_json(c, 201, user_json(&u));
         }
     }
     json_decref(o);
 }
 
+static int query_str(const char *query, const char *name, char *out, size_t len)
+{
+    size_t nlen = strlen(name);
+    for (const char *p = query; p && *p;) {
+        if (strncmp(p, name, nlen) == 0 && p[nlen] == '=') {
+            const char *v = p + nlen + 1, *e = strchr(v, '&');
+            size_t vlen = e ? (size_t)(e - v) : strlen(v);
+            if (vlen >= len) return -EINVAL;
+            memcpy(out, v, vlen);
+            out[vlen] = '\0';
+            return 0;
+        }
+        p = strchr(p, '&');
+        if (p) p++;
+    }
+    return -ENOENT;
+}
+
 static void h_users_list(api_call *c)
 {
     store_user *us = NULL;
     size_t n = 0;
-    if (store_failed(c, store_user_list(c->a->st, NULL, &us, &n), "list users")) return;
+    char partner[STORE_NAME_MAX] = "";
+    if (query_str(http_request_query(c->req), "partner", partner, sizeof partner) == -EINVAL) {
+        set_error(c, 400, "invalid_value", "partner is too long");
+        return;
+    }
+    if (!has_role(c, R_READERS)) snprintf(partner, sizeof partner, "%s", c->user.partner);
+    if (store_failed(c, store_user_list(c->a->st, partner[0] ? partner : NULL, &us, &n),
+                     "list users"))
+        return;
     json_t *arr = json_array();
-    for (size_t i = 0; i < n; i++)
-        json_array_append_new(arr, user_json(&us[i]));
+    for (size_t i = 0; i < n; i++) json_array_append_new(arr, user_json(&us[i]));
     free(us);
     set_json(c, 200, json_pack("{s:o}", "users", arr));
+}
+
+/* Resolves a period argument ("current" or YYYY-MM) into out[8]. */
+static bool period_arg(api_call *c, const char *arg, char out[8])
+{
+    if (arg == NULL || arg[0] == '\0' || strcmp(arg, "current") == 0) {
+        policy_period_of(time(NULL), out);
+        return true;
+    }
+    if (!policy_period_valid(arg)) {
+        set_error(c, 400, "invalid_value", "period must be YYYY-MM or \"current\", not \"%.16s\"",
+                  arg);
+        return false;
+    }
+    snprintf(out, 8, "%s", arg);
+    return true;
+}
+
+static void h_quotas_list(api_call *c)
+{
+    char partner[STORE_NAME_MAX] = "", parg[16] = "", period[8];
+    const char *q = http_request_query(c->req);
+    if (query_str(q, "partner", partner, sizeof partner) == -EINVAL ||
+        query_str(q, "period", parg, sizeof parg) == -EINVAL) {
+        set_error(c, 400, "invalid_value", "partner or period is too long");
+        return;
+    }
+    if (!period_arg(c, parg, period)) return;
+    if (!has_role(c, R_READERS)) {
+        if (partner[0] && strcmp(partner, c->user.partner) != 0) {
+            set_error(c, 403, "forbidden", "you may only see the quota of your partner (%s)",
+                      c->user.partner);
+            return;
+        }
+        snprintf(partner, sizeof partner, "%s", c->user.partner);
+    }
+    store_partner *ps = NULL;
+    size_t n = 0;
+    if (store_failed(c, store_partner_list(c->a->st, &ps, &n), "list partners")) return;
+    json_t *arr = json_array();
+    bool found = false;
+    for (size_t i = 0; i < n; i++) {
+        if (partner[0] && strcmp(partner, ps[i].name) != 0) continue;
+        found = true;
+        json_array_append_new(arr, quota_json(c, &ps[i], period));
+    }
+    free(ps);
+    if (partner[0] && !found) {
+        json_decref(arr);
+        set_error(c, 404, "not_found", "no partner \"%.64s\"; see antenna partner list",
+                  partner);
+        return;
+    }
+    set_json(c, 200, json_pack("{s:o}", "quotas", arr));
+}
+
+/* Reads an optional "hours" field (number >= 0 or null) into seconds; absent keeps *out. */
+static bool hours_field(api_call *c, json_t *o, const char *name, int64_t *out)
+{
+    json_t *v = json_object_get(o, name);
+    if (v == NULL) return true;
+    if (json_is_null(v)) {
+        *out = STORE_UNLIMITED;
+        return true;
+    }
+    double h = json_number_value(v);
+    if (h < 0 || h > 1e9) {
+        set_error(c, 400, "invalid_value", "%s must be a number of hours >= 0, or null", name);
+        return false;
+    }
+    *out = (int64_t)(h * 3600.0 + 0.5);
+    return true;
+}
+
+/* Reads an optional cap (integer >= 0 or null); absent keeps *out. */
+static bool cap_field(api_call *c, json_t *o, const char *name, int *out)
+{
+    json_t *v = json_object_get(o, name);
+    if (v == NULL) return true;
+    if (json_is_null(v)) {
+        *out = STORE_UNLIMITED;
+        return true;
+    }
+    if (json_integer_value(v) < 0 || json_integer_value(v) > 10000000) {
+        set_error(c, 400, "invalid_value", "%s must be an integer >= 0, or null for no limit",
+                  name);
+        return false;
+    }
+    *out = (int)json_integer_value(v);
+    return true;
+}
+
+static void h_quota_patch(api_call *c)
+{
+    static const struct field fields[] = {
+        {"gpu_hours", F_NUM_NULL, false},       {"cpu_hours", F_NUM_NULL, false},
+        {"max_gpus", F_INT_NULL, false},        {"max_running_jobs", F_INT_NULL, false},
+        {"max_queued_jobs", F_INT_NULL, false}, {"max_walltime_minutes", F_INT_NULL, false},
+        {"user_max_gpus", F_INT_NULL, false}};
+    store_partner p;
+    store_quota q;
+    char period[8];
+    json_t *o = parse_body(c, fields, sizeof fields / sizeof fields[0]);
+    if (o == NULL) return;
+    if (json_object_size(o) == 0) {
+        set_error(c, 400, "missing_field", "give at least one quota field to change");
+        goto out;
+    }
+    if (!period_arg(c, c->seg[1], period) || !load_partner(c, c->seg[0], &p)) goto out;
+    if (store_quota_get(c->a->st, p.name, period, &q) < 0) {
+        policy_quota none;
+        policy_quota_none(&none);
+        memset(&q, 0, sizeof q);
+        snprintf(q.partner, sizeof q.partner, "%s", p.name);
+        snprintf(q.period, sizeof q.period, "%s", period);
+        q.gpu_seconds = none.gpu_seconds;
+        q.cpu_seconds = none.cpu_seconds;
+        q.max_gpus = none.max_gpus;
+        q.max_running_jobs = none.max_running_jobs;
+        q.max_queued_jobs = none.max_queued_jobs;
+        q.max_walltime_minutes = none.max_walltime_minutes;
+        q.user_max_gpus = none.user_max_gpus;
+    }
+    if (!hours_field(c, o, "gpu_hours", &q.gpu_seconds) ||
+        !hours_field(c, o, "cpu_hours", &q.cpu_seconds) ||
+        !cap_field(c, o, "max_gpus", &q.max_gpus) ||
+        !cap_field(c, o, "max_running_jobs", &q.max_running_jobs) ||
+        !cap_field(c, o, "max_queued_jobs", &q.max_queued_jobs) ||
+        !cap_field(c, o, "max_walltime_minutes", &q.max_walltime_minutes) ||
+        !cap_field(c, o, "user_max_gpus", &q.user_max_gpus))
+        goto out;
+    policy_quota pq;
+    policy_state_quota_from_store(&q, &pq);
+    policy *pol = policy_state_lock(c->a->ps);
+    int rc = store_quota_set(c->a->st, &q);
+    if (rc == 0) policy_quota_set(pol, p.name, period, &pq);
+    policy_state_unlock(c->a->ps);
+    if (store_failed(c, rc, "set the quota")) goto out;
+    LOG(LOG_INFO, "quota of %s for %s set by %s", p.name, period, c->user.name);
+    set_json(c, 200, quota_json(c, &p, period));
+    c->kick = true; /* takes effect at once on the queue */
+out:
+    json_decref(o);
 }
 
 static void h_tokens_post(api_call *c)
@@ -588,18 +997,22 @@ static void h_token_delete(api_call *c)
 }
 
 static const struct route routes[] = {
-    {"POST", "v1/jobs", h_jobs_post, false},
-    {"GET", "v1/jobs", h_jobs_list, false},
-    {"GET", "v1/jobs/*", h_job_get, false},
-    {"DELETE", "v1/jobs/*", h_job_delete, false},
-    {"GET", "v1/jobs/*/output", h_job_output, false},
-    {"POST", "v1/partners", h_partners_post, true},
-    {"GET", "v1/partners", h_partners_list, true},
-    {"POST", "v1/users", h_users_post, true},
-    {"GET", "v1/users", h_users_list, true},
-    {"POST", "v1/tokens", h_tokens_post, true},
-    {"GET", "v1/tokens", h_tokens_list, true},
-    {"DELETE", "v1/tokens/*", h_token_delete, true},
+    {"POST", "v1/jobs", h_jobs_post, R_SUBMITTERS},
+    {"GET", "v1/jobs", h_jobs_list, R_ALL},
+    {"GET", "v1/jobs/*", h_job_get, R_ALL},
+    {"DELETE", "v1/jobs/*", h_job_delete, R_SUBMITTERS},
+    {"GET", "v1/jobs/*/output", h_job_output, R_ALL},
+    {"POST", "v1/partners", h_partners_post, R_STAFFS},
+    {"GET", "v1/partners", h_partners_list, R_READERS},
+    {"GET", "v1/partners/%", h_partner_get, R_ALL},
+    {"PATCH", "v1/partners/%", h_partner_patch, R_STAFFS},
+    {"POST", "v1/users", h_users_post, R_STAFFS},
+    {"GET", "v1/users", h_users_list, R_READERS | R_MANAGER},
+    {"GET", "v1/quotas", h_quotas_list, R_ALL},
+    {"PATCH", "v1/quotas/%/%", h_quota_patch, R_STAFFS},
+    {"POST", "v1/tokens", h_tokens_post, R_ADMIN},
+    {"GET", "v1/tokens", h_tokens_list, R_ADMIN},
+    {"DELETE", "v1/tokens/*", h_token_delete, R_ADMIN},
 };
 
 /* --- loop-thread side ---------------------------------------------------------------------- */
@@ -616,9 +1029,9 @@ static void call_work(uv_work_t *w)
         return;
     }
     if (store_failed(c, rc, "check the token")) return;
-    if (c->route->admin && !is_admin(c)) {
-        set_error(c, 403, "forbidden", "%s %s needs the admin role", c->route->method,
-                  http_request_path(c->req));
+    if (!has_role(c, c->route->roles)) {
+        set_error(c, 403, "forbidden", "your role (%s) may not %s %s", c->user.role,
+                  c->route->method, http_request_path(c->req));
         return;
     }
     c->route->fn(c);
@@ -637,9 +1050,11 @@ static void call_done(uv_work_t *w, int status)
     free(c);
 }
 
-/* Matches `path` against `pattern`; a "*" segment must be a positive integer (stored in *id). */
-static bool path_match(const char *pattern, const char *path, int64_t *id)
+/* Matches `path` against `pattern`; a "*" segment must be a positive integer (stored in *id), a
+ * "%" segment any name of [A-Za-z0-9._-] (stored in seg[]). */
+static bool path_match(const char *pattern, const char *path, int64_t *id, char seg[2][64])
 {
+    int nseg = 0;
     while (*path == '/')
         path++;
     while (*pattern && *path) {
@@ -655,6 +1070,14 @@ static bool path_match(const char *pattern, const char *path, int64_t *id)
             }
             if (v <= 0) return false;
             *id = v;
+        } else if (plen == 1 && pattern[0] == '%') {
+            if (qlen == 0 || qlen >= 64 || nseg == 2) return false;
+            for (size_t i = 0; i < qlen; i++)
+                if (!strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-",
+                            path[i]))
+                    return false;
+            memcpy(seg[nseg], path, qlen);
+            seg[nseg++][qlen] = '\0';
         } else if (plen != qlen || strncmp(pattern, path, plen) != 0) {
             return false;
         }
@@ -688,7 +1111,7 @@ void api_handle(http_request *req, void *arg)
     const struct route *route = NULL;
     bool path_known = false;
     int64_t id = 0;
-    char token[256];
+    char token[256], seg[2][64] = {"", ""};
 
     if (strcmp(path, "/healthz") == 0) {
         if (strcmp(method, "GET") == 0)
@@ -699,11 +1122,13 @@ void api_handle(http_request *req, void *arg)
     }
     for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
         int64_t rid = 0;
-        if (!path_match(routes[i].pattern, path, &rid)) continue;
+        char rseg[2][64] = {"", ""};
+        if (!path_match(routes[i].pattern, path, &rid, rseg)) continue;
         path_known = true;
         if (strcmp(routes[i].method, method) == 0) {
             route = &routes[i];
             id = rid;
+            memcpy(seg, rseg, sizeof seg);
             break;
         }
     }
@@ -734,6 +1159,7 @@ void api_handle(http_request *req, void *arg)
     c->req = req;
     c->route = route;
     c->id = id;
+    memcpy(c->seg, seg, sizeof c->seg);
     c->work.data = c;
     if (auth_token_hash(token, c->token_hash, sizeof c->token_hash) < 0 ||
         uv_queue_work(a->loop, &c->work, call_work, call_done) < 0) {
@@ -744,13 +1170,15 @@ void api_handle(http_request *req, void *arg)
     a->pending++;
 }
 
-int api_new(uv_loop_t *loop, store *st, broker *br, const api_options *opt, api **out)
+int api_new(uv_loop_t *loop, store *st, broker *br, policy_state *ps, const api_options *opt,
+            api **out)
 {
     api *a = calloc(1, sizeof *a);
     if (a == NULL) return -ENOMEM;
     a->loop = loop;
     a->st = st;
     a->br = br;
+    a->ps = ps;
     a->opt = *opt;
     snprintf(a->spool_dir, sizeof a->spool_dir, "%s", opt->spool_dir ? opt->spool_dir : "");
     a->opt.spool_dir = a->spool_dir;

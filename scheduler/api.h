@@ -12,6 +12,7 @@
 #include "broker.h"
 #include "http_server.h"
 #include "job_request.h"
+#include "policy_state.h"
 #include "store.h"
 
 typedef struct api api;
@@ -22,9 +23,10 @@ typedef struct api_options {
     size_t max_output_bytes; /* per GET .../output answer; 0 = 4 MiB */
 } api_options;
 
-/* Creates the API over `st` (borrowed) and `br` (borrowed; may be NULL: jobs then stay queued,
- * which unit tests use). Returns 0 and sets *out, or -ENOMEM. */
-int api_new(uv_loop_t *loop, store *st, broker *br, const api_options *opt, api **out);
+/* Creates the API over `st` and `ps` (borrowed) and `br` (borrowed; may be NULL: jobs then stay
+ * queued, which unit tests use). Returns 0 and sets *out, or -ENOMEM. */
+int api_new(uv_loop_t *loop, store *st, broker *br, policy_state *ps, const api_options *opt,
+            api **out);
 
 /* Frees the API. Requests still in flight must have been answered (close the HTTP server first
  * and let the loop drain). Accepts NULL. */

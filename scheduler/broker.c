@@ -22,6 +22,7 @@ struct broker {
     uv_loop_t *loop;
     store *st;
     slurm_adapter *sa;
+    policy_state *ps;
     broker_options opt;
     char partition[64];
     char spool_dir[PATH_MAX];
@@ -84,10 +85,34 @@ fail:
     return -EIO;
 }
 
+/* The engine side of a job that left Slurm's hands without running: its hold is released. */
+static void engine_finished(broker *b, int64_t id, int64_t elapsed, int64_t *charge_gpu,
+                            int64_t *charge_cpu)
+{
+    char period[8];
+    int64_t g = 0, c = 0;
+    policy *pol = policy_state_lock(b->ps);
+    policy_job_finished(pol, id, elapsed, time(NULL), &g, &c, period);
+    policy_state_unlock(b->ps);
+    if (charge_gpu) *charge_gpu = g;
+    if (charge_cpu) *charge_cpu = c;
+}
+
 static void fail_dispatch(broker *b, const store_job *j, const char *why)
 {
     LOG(LOG_WARN, "job %" PRId64 ": not dispatched: %s", j->id, why);
-    store_job_transition(b->st, j->id, STORE_STATE_DISPATCHING, "failed", why);
+    if (store_job_transition(b->st, j->id, STORE_STATE_DISPATCHING, "failed", why) == 0)
+        engine_finished(b, j->id, 0, NULL, NULL);
+}
+
+/* Slurm could not be reached: the job goes back to the queue and its hold is released. */
+static void requeue_dispatch(broker *b, int64_t id, const char *why)
+{
+    if (store_job_transition(b->st, id, STORE_STATE_DISPATCHING, STORE_STATE_QUEUED, why) == 0) {
+        policy *pol = policy_state_lock(b->ps);
+        policy_job_requeue(pol, id);
+        policy_state_unlock(b->ps);
+    }
 }
 
 /* Submits one job that this tick moved to dispatching. Returns -EAGAIN when Slurm is
@@ -134,7 +159,7 @@ static int dispatch_one(broker *b, const store_job *j)
     if (rc == -EAGAIN) {
         atomic_store(&b->slurm_ok, false);
         snprintf(why, sizeof why, "waiting for Slurm: %s", err);
-        store_job_transition(b->st, j->id, STORE_STATE_DISPATCHING, STORE_STATE_QUEUED, why);
+        requeue_dispatch(b, j->id, why);
         LOG(LOG_WARN, "job %" PRId64 ": Slurm unreachable, requeued: %s", j->id, err);
         return -EAGAIN;
     }
@@ -156,19 +181,71 @@ static int dispatch_one(broker *b, const store_job *j)
     return 0;
 }
 
-static void dispatch_queued(broker *b)
+/* Writes the engine's wait reason on every queued job whose reason changed. */
+static void refresh_reasons(broker *b, policy *pol, int64_t now)
 {
     store_job *jobs = NULL;
     size_t n = 0;
     if (store_job_list_active(b->st, &jobs, &n) < 0) return;
     for (size_t i = 0; i < n; i++) {
         if (strcmp(jobs[i].state, STORE_STATE_QUEUED) != 0) continue;
-        if (store_job_transition(b->st, jobs[i].id, STORE_STATE_QUEUED, STORE_STATE_DISPATCHING,
-                                 NULL) < 0)
-            continue; /* cancelled meanwhile */
-        if (dispatch_one(b, &jobs[i]) == -EAGAIN) break;
+        const char *r = policy_job_reason(pol, jobs[i].id, now);
+        if (r != NULL && strcmp(r, jobs[i].reason) != 0)
+            store_job_reason_set(b->st, jobs[i].id, r);
     }
     free(jobs);
+}
+
+/* Picks jobs in priority order while the engine allows, writing each one's hold and its move to
+ * dispatching in one store transaction, then submits them to Slurm (outside the engine's lock). */
+static void dispatch_queued(broker *b)
+{
+    int64_t now = time(NULL), *picked = NULL;
+    size_t n = 0, cap = 0;
+    policy *pol = policy_state_lock(b->ps);
+    for (;;) {
+        int64_t id, hold_gpu, hold_cpu;
+        char period[8];
+        if (policy_pick(pol, now, &id, &hold_gpu, &hold_cpu, period) < 0) break;
+        int rc = store_job_dispatch_begin(b->st, id, period, hold_gpu, hold_cpu);
+        if (rc == -EAGAIN || rc == -ENOENT) { /* no longer queued in the store */
+            policy_job_dequeue(pol, id);
+            continue;
+        }
+        if (rc < 0) {
+            LOG(LOG_ERROR, "job %" PRId64 ": cannot record its dispatch (%s); will retry", id,
+                rc == -EDQUOT ? "the store says the budget no longer fits" : strerror(-rc));
+            break;
+        }
+        policy_job_dispatched(pol, id, now);
+        if (n == cap) {
+            size_t ncap = cap ? 2 * cap : 16;
+            int64_t *p = realloc(picked, ncap * sizeof *p);
+            if (p == NULL) {
+                /* cannot remember it: give it back, it will be picked again */
+                policy_state_unlock(b->ps);
+                requeue_dispatch(b, id, NULL);
+                pol = policy_state_lock(b->ps);
+                break;
+            }
+            picked = p;
+            cap = ncap;
+        }
+        picked[n++] = id;
+    }
+    refresh_reasons(b, pol, now);
+    policy_state_unlock(b->ps);
+
+    for (size_t i = 0; i < n; i++) {
+        store_job j;
+        if (store_job_get(b->st, picked[i], &j) < 0) continue;
+        if (dispatch_one(b, &j) == -EAGAIN) {
+            for (size_t k = i + 1; k < n; k++)
+                requeue_dispatch(b, picked[k], "waiting for Slurm: it could not be reached");
+            break;
+        }
+    }
+    free(picked);
 }
 
 static bool cancel_was_sent(const broker *b, int64_t id)
@@ -281,6 +358,7 @@ static void apply_listing(broker *b, const slurm_adapter_job *sj, size_t n)
         if (j->slurm_job_id <= 0 || strcmp(j->state, STORE_STATE_DISPATCHING) == 0) continue;
         const slurm_adapter_job *s = find_job(ix, nix, j->id, j->slurm_job_id);
         store_job u = *j;
+        bool was_waiting = strcmp(j->state, "running") != 0 && strcmp(j->state, "suspended") != 0;
         if (s == NULL) {
             snprintf(u.state, sizeof u.state, "lost");
             snprintf(u.reason, sizeof u.reason,
@@ -301,9 +379,32 @@ static void apply_listing(broker *b, const slurm_adapter_job *sj, size_t n)
             u.started_at == j->started_at && u.ended_at == j->ended_at &&
             u.has_exit_code == j->has_exit_code && u.exit_code == j->exit_code)
             continue;
+        bool terminal = store_state_terminal(u.state);
+        int64_t elapsed = 0;
+        if (terminal) {
+            /* Its charge: what really ran, from Slurm's start and end (a lost job is not
+             * charged: its end is unknown). The engine computes the same charge below. */
+            if (s != NULL && u.started_at > 0 && u.ended_at > u.started_at)
+                elapsed = u.ended_at - u.started_at;
+            /* Slurm may let a job overrun its limit by OverTimeLimit: never charge beyond the
+             * hold, so that used + held never exceeds the budget. */
+            if (elapsed > (int64_t)j->time_minutes * 60) elapsed = (int64_t)j->time_minutes * 60;
+            policy *pol = policy_state_lock(b->ps);
+            int w = policy_gpu_weight(pol, j->gpu_type);
+            policy_state_unlock(b->ps);
+            u.charge_gpu_seconds = policy_cost(j->gpus, elapsed, w < 0 ? 1000 : w);
+            u.charge_cpu_seconds = (int64_t)j->cpus_per_task * elapsed;
+        }
         if (store_job_update(b->st, &u) < 0) {
             LOG(LOG_ERROR, "job %" PRId64 ": could not record state %s", j->id, u.state);
             continue;
+        }
+        if (terminal) {
+            engine_finished(b, j->id, elapsed, NULL, NULL);
+        } else if (was_waiting && u.started_at > 0) {
+            policy *pol = policy_state_lock(b->ps);
+            policy_job_started(pol, j->id);
+            policy_state_unlock(b->ps);
         }
         if (strcmp(u.state, j->state) != 0) {
             if (u.has_exit_code)
@@ -369,8 +470,7 @@ static int recover(broker *b)
             LOG(LOG_INFO, "job %" PRId64 ": found in Slurm as job %" PRIu32 " after restart",
                 jobs[i].id, s->job_id);
         } else {
-            store_job_transition(b->st, jobs[i].id, STORE_STATE_DISPATCHING, STORE_STATE_QUEUED,
-                                 "requeued after restart: not found in Slurm");
+            requeue_dispatch(b, jobs[i].id, "requeued after restart: not found in Slurm");
             LOG(LOG_INFO, "job %" PRId64 ": not in Slurm after restart, requeued", jobs[i].id);
         }
     }
@@ -389,9 +489,9 @@ static void tick_work(uv_work_t *w)
         if (recover(b) < 0) return;
         b->recovered = true;
     }
-    dispatch_queued(b);
+    if (poll_slurm(b) < 0) return; /* no dispatch while Slurm cannot be reached */
     send_cancels(b);
-    poll_slurm(b);
+    dispatch_queued(b);
 }
 
 /* --- loop-thread side ------------------------------------------------------------------------ */
@@ -432,14 +532,15 @@ static void on_timer(uv_timer_t *t)
     }
 }
 
-int broker_new(uv_loop_t *loop, store *st, slurm_adapter *sa, const broker_options *opt,
-               broker **out)
+int broker_new(uv_loop_t *loop, store *st, slurm_adapter *sa, policy_state *ps,
+               const broker_options *opt, broker **out)
 {
     broker *b = calloc(1, sizeof *b);
     if (b == NULL) return -ENOMEM;
     b->loop = loop;
     b->st = st;
     b->sa = sa;
+    b->ps = ps;
     b->opt = *opt;
     snprintf(b->partition, sizeof b->partition, "%s", opt->partition ? opt->partition : "");
     snprintf(b->spool_dir, sizeof b->spool_dir, "%s", opt->spool_dir);

@@ -1,8 +1,10 @@
 /* broker.h - follows every job from the queue to Slurm and to its end, in durable steps.
  *
  * The broker owns all talk with Slurm: one tick at a time runs on the libuv thread pool (never on
- * the loop thread) and does, in order: recovery after a restart (once), dispatch of queued jobs,
- * cancel requests, and one incremental poll of Slurm's job table. Every step is written to the
+ * the loop thread) and does, in order: recovery after a restart (once), one incremental poll of
+ * Slurm's job table (states, starts, ends and charges), cancel requests, and the dispatch of the
+ * queued jobs that the policy engine picks (highest priority first, within partner caps, budgets
+ * and the cluster window), each with its budget hold written in the same transaction as its state. Every step is written to the
  * store before the next one starts, so a crash at any point neither loses a job nor submits it
  * twice: a job found in state "dispatching" after a restart is looked up in Slurm by its tag
  * before it is ever submitted again.
@@ -13,6 +15,7 @@
 #include <stdbool.h>
 #include <uv.h>
 
+#include "policy_state.h"
 #include "slurm_adapter.h"
 #include "store.h"
 
@@ -24,11 +27,11 @@ typedef struct broker_options {
     unsigned poll_interval_ms; /* time between ticks */
 } broker_options;
 
-/* Creates a broker on `loop` over `st` and `sa` (borrowed; they must outlive the broker). Strings
- * in opt are copied. Returns 0 and sets *out, or a negative errno. Nothing runs until
+/* Creates a broker on `loop` over `st`, `sa` and `ps` (borrowed; they must outlive the broker).
+ * Strings in opt are copied. Returns 0 and sets *out, or a negative errno. Nothing runs until
  * broker_start. Loop thread only. */
-int broker_new(uv_loop_t *loop, store *st, slurm_adapter *sa, const broker_options *opt,
-               broker **out);
+int broker_new(uv_loop_t *loop, store *st, slurm_adapter *sa, policy_state *ps,
+               const broker_options *opt, broker **out);
 
 /* Starts ticking (the first tick at once). Returns 0 or a negative errno. Loop thread only. */
 int broker_start(broker *b);

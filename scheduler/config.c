@@ -2,6 +2,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -25,6 +26,117 @@ void config_defaults(config *c)
     c->max_body_bytes = 1024 * 1024;
     c->max_header_bytes = 16 * 1024;
     c->idle_timeout_ms = 30000;
+    policy_config_defaults(&c->policy);
+    snprintf(c->gpu_types[0], sizeof c->gpu_types[0], "%s", c->policy.gpu_types[0].name);
+    c->gpu_type_list[0] = c->gpu_types[0];
+    c->gpu_type_list[1] = NULL;
+}
+
+/* Rebuilds policy.gpu_types from gpu_types, keeping weights already set for the same names. */
+static void sync_gpu_types(config *c, const int *weights)
+{
+    size_t n = 0;
+    while (n < CONFIG_MAX_GPU_TYPES && c->gpu_type_list[n] != NULL) n++;
+    for (size_t i = 0; i < n && i < POLICY_GPU_TYPES_MAX; i++) {
+        snprintf(c->policy.gpu_types[i].name, sizeof c->policy.gpu_types[i].name, "%s",
+                 c->gpu_types[i]);
+        c->policy.gpu_types[i].weight_milli = weights ? weights[i] : 1000;
+    }
+    c->policy.n_gpu_types = n;
+}
+
+static int load_gpu_weights(config *c, json_t *v, char *err, size_t errlen)
+{
+    const char *name;
+    json_t *w;
+    int weights[CONFIG_MAX_GPU_TYPES];
+    if (!json_is_object(v)) {
+        snprintf(err, errlen, "gpu_weights must be an object like {\"h100\": 1.0}");
+        return -EINVAL;
+    }
+    for (size_t i = 0; i < CONFIG_MAX_GPU_TYPES; i++)
+        weights[i] = i < c->policy.n_gpu_types ? c->policy.gpu_types[i].weight_milli : 1000;
+    json_object_foreach(v, name, w)
+    {
+        size_t i = 0;
+        while (c->gpu_type_list[i] != NULL && strcmp(c->gpu_type_list[i], name) != 0) i++;
+        if (c->gpu_type_list[i] == NULL) {
+            snprintf(err, errlen, "gpu_weights names \"%.32s\", which is not in gpu_types", name);
+            return -EINVAL;
+        }
+        if (!json_is_number(w) || json_number_value(w) <= 0 || json_number_value(w) > 1000) {
+            snprintf(err, errlen, "gpu_weights.%.32s must be a number in (0, 1000]", name);
+            return -EINVAL;
+        }
+        weights[i] = (int)(json_number_value(w) * 1000 + 0.5);
+    }
+    sync_gpu_types(c, weights);
+    return 0;
+}
+
+static int load_category_factors(config *c, json_t *v, char *err, size_t errlen)
+{
+    const char *name;
+    json_t *f;
+    if (!json_is_object(v)) {
+        snprintf(err, errlen, "category_factors must be an object like {\"sme\": 1.0}");
+        return -EINVAL;
+    }
+    json_object_foreach(v, name, f)
+    {
+        policy_category cat;
+        if (policy_category_parse(name, &cat) < 0) {
+            snprintf(err, errlen,
+                     "category_factors: unknown category \"%.32s\" (sme, researcher, institution)",
+                     name);
+            return -EINVAL;
+        }
+        if (!json_is_number(f) || json_number_value(f) < 0 || json_number_value(f) > 1) {
+            snprintf(err, errlen, "category_factors.%s must be a number between 0 and 1", name);
+            return -EINVAL;
+        }
+        c->policy.category_factor_milli[cat] = (int)(json_number_value(f) * 1000 + 0.5);
+    }
+    return 0;
+}
+
+/* Numeric policy keys. */
+static const struct pkey {
+    const char *name;
+    size_t off;
+    bool is_double;
+    double min, max;
+} pkeys[] = {
+    {"fairshare_halflife_hours", offsetof(policy_config, fairshare_halflife_hours), true, 0.01,
+     87600},
+    {"priority_age_unit_hours", offsetof(policy_config, age_unit_hours), true, 0.01, 87600},
+    {"priority_weight_fairshare", offsetof(policy_config, weight_fairshare), false, 0, 1e6},
+    {"priority_weight_category", offsetof(policy_config, weight_category), false, 0, 1e6},
+    {"priority_weight_age", offsetof(policy_config, weight_age), false, 0, 1e6},
+    {"priority_weight_size", offsetof(policy_config, weight_size), false, 0, 1e6},
+    {"cluster_window", offsetof(policy_config, cluster_window), false, 1, 100000},
+};
+
+/* Loads a numeric policy key. Returns 1 if `key` is one, 0 if not, -EINVAL on a bad value. */
+static int load_policy_key(config *c, const char *key, json_t *v, char *err, size_t errlen)
+{
+    for (size_t i = 0; i < sizeof pkeys / sizeof pkeys[0]; i++) {
+        const struct pkey *k = &pkeys[i];
+        if (strcmp(k->name, key) != 0) continue;
+        double d = json_is_number(v) ? json_number_value(v) : -1e300;
+        if (d < k->min || d > k->max || (!k->is_double && !json_is_integer(v))) {
+            snprintf(err, errlen, "%s must be %s between %g and %g", key,
+                     k->is_double ? "a number" : "an integer", k->min, k->max);
+            return -EINVAL;
+        }
+        char *field = (char *)&c->policy + k->off;
+        if (k->is_double)
+            *(double *)field = d;
+        else
+            *(int *)field = (int)d;
+        return 1;
+    }
+    return 0;
 }
 
 /* Copies a path, resolving a relative one against `base_dir`. */
@@ -99,6 +211,11 @@ static int load_gpu_types(config *c, json_t *v, char *err, size_t errlen)
         c->gpu_type_list[i] = c->gpu_types[i];
     }
     c->gpu_type_list[json_array_size(v)] = NULL;
+    if (json_array_size(v) == 0) {
+        snprintf(err, errlen, "gpu_types must name at least one GPU type");
+        return -EINVAL;
+    }
+    sync_gpu_types(c, NULL);
     return 0;
 }
 
@@ -173,6 +290,12 @@ int config_load(const char *path, config *c, char *err, size_t errlen)
         char msg[256] = "";
         if (strcmp(key, "gpu_types") == 0) {
             rc = load_gpu_types(c, v, msg, sizeof msg);
+        } else if (strcmp(key, "gpu_weights") == 0) {
+            continue; /* after gpu_types, below */
+        } else if (strcmp(key, "category_factors") == 0) {
+            rc = load_category_factors(c, v, msg, sizeof msg);
+        } else if ((rc = load_policy_key(c, key, v, msg, sizeof msg)) != 0) {
+            rc = rc < 0 ? rc : 0;
         } else {
             const struct key *k = NULL;
             for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
@@ -190,6 +313,14 @@ int config_load(const char *path, config *c, char *err, size_t errlen)
             goto out;
         }
     }
+    if ((v = json_object_get(root, "gpu_weights")) != NULL) {
+        char msg[256] = "";
+        if ((rc = load_gpu_weights(c, v, msg, sizeof msg)) < 0) {
+            snprintf(err, errlen, "%s: %s", path, msg);
+            goto out;
+        }
+    }
+    c->policy.max_gpus_per_job = c->max_gpus > 0 ? c->max_gpus : 1;
 out:
     json_decref(root);
     return rc;

@@ -10,6 +10,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "policy.h"
+
 #define CONFIG_MAX_GPU_TYPES 8
 
 typedef struct config {
@@ -36,10 +38,14 @@ typedef struct config {
     size_t max_body_bytes;
     size_t max_header_bytes;
     unsigned idle_timeout_ms;
+    /* policies: billing weights ("gpu_weights": {"h100": 1.0}), priority and the cluster window.
+     * policy.gpu_types mirrors gpu_types (weight 1.0 unless gpu_weights says otherwise). */
+    policy_config policy;
 } config;
 
 /* Fills `c` with the defaults (listen 127.0.0.1:8443, partition "gpu", poll 1000 ms, 8 GPUs,
- * 32 CPUs, 7 days, 256 GiB, 256 KiB scripts, 1 MiB bodies, 16 KiB headers, gpu types any). */
+ * 32 CPUs, 7 days, 256 GiB, 256 KiB scripts, 1 MiB bodies, 16 KiB headers, gpu types: h100 at
+ * weight 1.0, the policy defaults of policy_config_defaults). */
 void config_defaults(config *c);
 
 /* Reads the JSON file at `path` over the defaults. Relative paths inside it are resolved against

@@ -20,6 +20,7 @@
 #include "config.h"
 #include "http_server.h"
 #include "log.h"
+#include "policy_state.h"
 #include "slurm_adapter.h"
 #include "store.h"
 
@@ -43,6 +44,7 @@ struct daemon {
     uv_signal_t sigint, sigterm;
     config cfg;
     store *st;
+    policy_state *ps;
     slurm_adapter *sa;
     http_server *srv;
     api *api;
@@ -100,6 +102,10 @@ static int serve(const char *config_path)
         LOG(LOG_ERROR, "cannot open the database %s: %s", d.cfg.database, err);
         goto fail_store;
     }
+    if ((rc = policy_state_new(&d.cfg.policy, d.st, &d.ps, err, sizeof err)) < 0) {
+        LOG(LOG_ERROR, "cannot start the policy engine: %s", err);
+        goto fail_policy;
+    }
     if ((rc = slurm_adapter_new(d.cfg.slurm_conf[0] ? d.cfg.slurm_conf : NULL, &d.sa, err,
                                 sizeof err)) < 0) {
         LOG(LOG_ERROR, "cannot initialise libslurm: %s", err);
@@ -109,7 +115,7 @@ static int serve(const char *config_path)
     broker_options bo = {.partition = d.cfg.partition,
                          .spool_dir = d.cfg.spool_dir,
                          .poll_interval_ms = d.cfg.poll_interval_ms};
-    if ((rc = broker_new(&d.loop, d.st, d.sa, &bo, &d.br)) < 0) goto fail_broker;
+    if ((rc = broker_new(&d.loop, d.st, d.sa, d.ps, &bo, &d.br)) < 0) goto fail_broker;
     api_options ao = {.limits = {.max_gpus = d.cfg.max_gpus,
                                  .max_cpus = d.cfg.max_cpus,
                                  .max_time_minutes = d.cfg.max_time_minutes,
@@ -117,7 +123,7 @@ static int serve(const char *config_path)
                                  .max_script_bytes = d.cfg.max_script_bytes,
                                  .gpu_types = d.cfg.gpu_type_list[0] ? d.cfg.gpu_type_list : NULL},
                       .spool_dir = d.cfg.spool_dir};
-    if ((rc = api_new(&d.loop, d.st, d.br, &ao, &d.api)) < 0) goto fail_api;
+    if ((rc = api_new(&d.loop, d.st, d.br, d.ps, &ao, &d.api)) < 0) goto fail_api;
     http_server_options ho = {.host = d.cfg.listen_host,
                               .port = d.cfg.listen_port,
                               .cert_file = d.cfg.tls_cert,
@@ -144,6 +150,7 @@ static int serve(const char *config_path)
     api_free(d.api);
     uv_loop_close(&d.loop);
     slurm_adapter_free(d.sa);
+    policy_state_free(d.ps);
     store_free(d.st);
     return 0;
 
@@ -161,6 +168,8 @@ fail_broker:
 fail_loop:
     slurm_adapter_free(d.sa);
 fail_slurm:
+    policy_state_free(d.ps);
+fail_policy:
     store_free(d.st);
 fail_store:
     return 1;
@@ -189,9 +198,9 @@ static int bootstrap(const char *config_path, const char *user, const char *part
         fprintf(stderr, "antennad: cannot open the database %s: %s\n", cfg.database, err);
         return 1;
     }
-    rc = store_partner_insert(st, partner, "sustAIn.brussels operators", NULL);
+    rc = store_partner_insert(st, partner, "sustAIn.brussels operators", 1, NULL);
     if (rc < 0 && rc != -EEXIST) goto fail;
-    rc = store_user_insert(st, user, partner, unix_user, "admin", NULL);
+    rc = store_user_insert(st, user, partner, unix_user, "admin", "institution", NULL);
     if (rc < 0 && rc != -EEXIST) goto fail;
     if ((rc = store_user_get(st, user, &u)) < 0) goto fail;
     if (strcmp(u.role, "admin") != 0) {

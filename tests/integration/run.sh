@@ -85,16 +85,18 @@ fi
 echo "== admin: partners, users, tokens"
 check "partner add ulb" antenna partner add ulb --description "ULB"
 check "partner add vub" antenna partner add vub
-check "user add alice" antenna user add alice --partner ulb --unix-user antenna-it
-check "user add bob" antenna user add bob --partner vub --unix-user antenna-it2
+check "user add alice" antenna user add alice --partner ulb --category sme --unix-user antenna-it
+check "user add bob" antenna user add bob --partner vub --category researcher --unix-user antenna-it2
+check "quota set ulb: 100 GPU-hours, 4 GPUs at once" antenna quota set ulb --gpu-hours 100 --max-gpus 4
+check "quota set vub: 2 GPU-hours" antenna quota set vub --gpu-hours 2 --max-gpus 8
 alice=$(antenna token create --user alice --label it)
 bob=$(antenna token create --user bob --label it)
 check "token for alice printed alone" test "${#alice}" -eq 68
 check "duplicate partner refused (exit 1)" bash -c '! "$0" partner add ulb 2>/dev/null' "$build/antenna"
 expect_api "user mapped to root refused" 400 invalid_value "$admin" POST /v1/users \
-    -H 'Content-Type: application/json' -d '{"name":"eve","partner":"ulb","unix_user":"root"}'
+    -H 'Content-Type: application/json' -d '{"name":"eve","partner":"ulb","unix_user":"root","category":"sme"}'
 expect_api "user of unknown partner refused" 400 invalid_value "$admin" POST /v1/users \
-    -H 'Content-Type: application/json' -d '{"name":"eve","partner":"nope","unix_user":"antenna-it"}'
+    -H 'Content-Type: application/json' -d '{"name":"eve","partner":"nope","unix_user":"antenna-it","category":"sme"}'
 expect_api "non-admin cannot add partners" 403 forbidden "$alice" POST /v1/partners \
     -H 'Content-Type: application/json' -d '{"name":"x"}'
 
@@ -189,6 +191,41 @@ echo offline', strftime('%s','now') FROM users WHERE name='alice'"
 antennad_start "$build/antennad" "$work"
 qid=$(sqlite3 "$work/antenna.db" "SELECT id FROM jobs WHERE name='offline'")
 check "job queued while antennad was down is dispatched and completes" wait_state "$alice" "$qid" completed 60
+
+echo "== quotas: budgets, caps and fair dispatch on the real cluster"
+printf '#!/bin/bash\n#SBATCH --gres=gpu:h100:4\n#SBATCH --time=01:00:00\nsleep 1\n' > "$work/big.sh"
+as "$bob" submit "$work/big.sh" > "$work/over.out" 2>&1
+check "over-budget job refused at once (exit 1)" test $? -eq 1
+check "refusal names the budget" grep -q "budget_exceeded" "$work/over.out"
+as "$bob" submit --dry-run "$work/big.sh" > "$work/quote.out" 2>&1
+check "dry-run of the over-budget job says refused" grep -qi "refused" "$work/quote.out"
+printf '#!/bin/bash\n#SBATCH --gres=gpu:h100:2\n#SBATCH --time=00:10:00\nsleep 300\n' > "$work/two.sh"
+a1=$(as "$alice" submit --job-name cap1 "$work/two.sh" | sed -n 's/^Submitted job \([0-9]*\).*/\1/p')
+a2=$(as "$alice" submit --job-name cap2 "$work/two.sh" | sed -n 's/^Submitted job \([0-9]*\).*/\1/p')
+check "two 2-GPU jobs of ulb run (4 GPUs = its cap)" wait_state "$alice" "$a2" running 60
+check "the first is running too" test "$(job_field "$alice" "$a1" state)" = running
+a3=$(as "$alice" submit --job-name cap3 "$work/two.sh" | sed -n 's/^Submitted job \([0-9]*\).*/\1/p')
+sleep 2
+check "a third ulb job waits with PartnerGpuLimit" test "$(job_field "$alice" "$a3" reason)" = PartnerGpuLimit
+check "antenna jobs shows the reason" bash -c "ANTENNA_TOKEN=$alice '$build/antenna' jobs | grep cap3 | grep -q PartnerGpuLimit"
+printf '#!/bin/bash\n#SBATCH --gres=gpu:h100:1\n#SBATCH --time=00:05:00\nsleep 3\necho vub-done\n' > "$work/small.sh"
+as "$bob" submit --wait "$work/small.sh" > "$work/small.out" 2>&1
+check "meanwhile vub's job dispatches and completes" test $? -eq 0
+check "ulb's third job still waits" test "$(job_field "$alice" "$a3" state)" = queued
+check "cancel one running ulb job" as "$alice" cancel "$a1"
+check "dispatch resumes as the slot frees: the third job runs" wait_state "$alice" "$a3" running 60
+as "$alice" cancel "$a2" > /dev/null; as "$alice" cancel "$a3" > /dev/null
+wait_state "$alice" "$a3" cancelled 60 > /dev/null
+sid_small=$(sed -n 's/^Submitted job \([0-9]*\).*/\1/p' "$work/small.out")
+ledger() { sqlite3 "$work/antenna.db" "$1"; }
+charge=$(ledger "SELECT gpu_seconds FROM ledger WHERE job_id=$sid_small AND kind='charge'")
+expect=$(ledger "SELECT gpus * (ended_at - started_at) FROM jobs WHERE id=$sid_small")
+check "vub's charge = GPUs x elapsed x weight ($charge = $expect GPU-seconds)" test -n "$charge" -a "$charge" = "$expect"
+check "every hold released exactly once" test "$(ledger "SELECT count(*) FROM (SELECT job_id, sum(gpu_seconds) s FROM ledger WHERE kind IN ('hold','release') GROUP BY job_id HAVING s != 0)")" = 0
+antenna quota vub > "$work/quota.out"
+check "antenna quota shows vub's use" grep -q vub "$work/quota.out"
+used=$(antenna quota vub --json | sed -n 's/.*"used_gpu_hours": *\([0-9.]*\).*/\1/p' | head -1)
+check "quota used matches the ledger" awk -v u="$used" -v c="$charge" 'BEGIN { exit !(u > 0 && (u - c / 3600) < 0.0001 && (c / 3600 - u) < 0.0001) }'
 
 echo "== bad input gets a clear 4xx and the daemon keeps serving"
 J=(-H 'Content-Type: application/json')

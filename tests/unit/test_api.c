@@ -3,11 +3,16 @@
  * vub, users alice, bob and admin, their tokens and three queued jobs) is served by the real
  * http_server + api on a free port, without a broker: jobs stay queued, Slurm is never involved.
  *
- * request.json: {"as": "alice|bob|admin|revoked|unknown|garbage|none", "method": "POST",
+ * The world: partners ulb (quota: 100 GPU-hours, 4 GPUs, 3 per user, 600 min walltime), vub (100
+ * GPU-hours, at most 1 queued job), sirris (1 GPU-hour) and agoria (no quota set); users alice and
+ * bob (role user), mia (manager of ulb), stan (staff), audrey (auditor), admin, frank (sirris),
+ * dave (agoria); jobs 1 (alice), 2 (bob), 3 (alice), all queued.
+ *
+ * request.json: {"as": "<user>|revoked|unknown|garbage|none", "method": "POST",
  *                "path": "/v1/jobs", "headers": {"Name": "value"}, "json": <body as JSON>,
  *                "body": "<raw body>", "repeat": {"char": "a", "times": N}}
  * expected.json: {"status": 400, "body": <subset the JSON answer must contain>,
- *                 "text": "<substring of a non-JSON answer>"}
+ *                 "text": "<substring of the answer>", "absent": "<not in the answer>"}
  * A subset matches when every key it has is in the answer with a matching value; arrays must
  * have the same length and match element by element.
  */
@@ -22,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -32,6 +38,8 @@
 #include "api.h"
 #include "auth.h"
 #include "http_server.h"
+#include "policy.h"
+#include "policy_state.h"
 #include "store.h"
 
 #define CASES_DIR "tests/api/cases"
@@ -46,9 +54,19 @@ static struct world {
     api *api;
     http_server *srv;
     int port;
-    char tok_alice[AUTH_TOKEN_LEN + 1], tok_bob[AUTH_TOKEN_LEN + 1];
-    char tok_admin[AUTH_TOKEN_LEN + 1], tok_revoked[AUTH_TOKEN_LEN + 1];
+    policy_state *ps;
+    char tok[10][AUTH_TOKEN_LEN + 1]; /* tokens of world_users, then the revoked one */
 } w;
+
+static const struct {
+    const char *name, *partner, *role, *category;
+} world_users[] = {
+    {"alice", "ulb", "user", "sme"},          {"bob", "vub", "user", "researcher"},
+    {"admin", "ulb", "admin", "institution"}, {"mia", "ulb", "manager", "sme"},
+    {"stan", "ulb", "staff", "institution"},  {"audrey", "ulb", "auditor", "institution"},
+    {"frank", "sirris", "user", "sme"},       {"dave", "agoria", "user", "sme"},
+};
+#define N_WORLD_USERS (sizeof world_users / sizeof world_users[0])
 
 static const char *const gpu_types[] = {"h100", NULL};
 
@@ -100,22 +118,48 @@ static int world_start(void **state)
     snprintf(cert, sizeof cert, "%s/server.pem", w.dir);
     snprintf(key, sizeof key, "%s/server.key", w.dir);
     if (store_new(db, &w.st, err, sizeof err) < 0) return -1;
-    if (store_partner_insert(w.st, "ulb", "ULB", NULL) < 0 ||
-        store_partner_insert(w.st, "vub", "VUB", NULL) < 0 ||
-        store_user_insert(w.st, "alice", "ulb", "nobody", "user", NULL) < 0 ||
-        store_user_insert(w.st, "bob", "vub", "nobody", "user", NULL) < 0 ||
-        store_user_insert(w.st, "admin", "ulb", "nobody", "admin", NULL) < 0)
-        return -1;
-    const char *names[] = {"alice", "bob", "admin", "alice"};
-    char *toks[] = {w.tok_alice, w.tok_bob, w.tok_admin, w.tok_revoked};
-    for (int i = 0; i < 4; i++) {
-        if (store_user_get(w.st, names[i], &u) < 0 || add_token(u.id, toks[i], &rid) < 0) return -1;
+    const char *partners[] = {"ulb", "vub", "sirris", "agoria"};
+    for (int i = 0; i < 4; i++)
+        if (store_partner_insert(w.st, partners[i], partners[i], 1, NULL) < 0) return -1;
+    for (size_t i = 0; i < N_WORLD_USERS; i++) {
+        if (store_user_insert(w.st, world_users[i].name, world_users[i].partner, "nobody",
+                              world_users[i].role, world_users[i].category, NULL) < 0 ||
+            store_user_get(w.st, world_users[i].name, &u) < 0 || add_token(u.id, w.tok[i], &rid) < 0)
+            return -1;
     }
-    if (store_token_revoke(w.st, rid) < 0) return -1;
+    if (store_user_get(w.st, "alice", &u) < 0 || add_token(u.id, w.tok[N_WORLD_USERS], &rid) < 0 ||
+        store_token_revoke(w.st, rid) < 0)
+        return -1;
+    char period[8];
+    policy_period_of(time(NULL), period);
+    store_quota q = {.gpu_seconds = 100 * 3600,
+                     .cpu_seconds = STORE_UNLIMITED,
+                     .max_gpus = 4,
+                     .max_running_jobs = STORE_UNLIMITED,
+                     .max_queued_jobs = STORE_UNLIMITED,
+                     .max_walltime_minutes = 600,
+                     .user_max_gpus = 3};
+    snprintf(q.period, sizeof q.period, "%s", period);
+    snprintf(q.partner, sizeof q.partner, "ulb");
+    if (store_quota_set(w.st, &q) < 0) return -1;
+    q.max_gpus = q.max_walltime_minutes = q.user_max_gpus = STORE_UNLIMITED;
+    q.max_queued_jobs = 1;
+    snprintf(q.partner, sizeof q.partner, "vub");
+    if (store_quota_set(w.st, &q) < 0) return -1;
+    q.max_queued_jobs = STORE_UNLIMITED;
+    q.gpu_seconds = 3600;
+    snprintf(q.partner, sizeof q.partner, "sirris");
+    if (store_quota_set(w.st, &q) < 0) return -1;
     /* job 1: alice's, job 2: bob's, job 3: alice's (cancelled by a case) */
     if (store_user_get(w.st, "alice", &u) < 0 || add_job(u.id, "alice-one") < 0) return -1;
     if (store_user_get(w.st, "bob", &u) < 0 || add_job(u.id, "bob-one") < 0) return -1;
     if (store_user_get(w.st, "alice", &u) < 0 || add_job(u.id, "alice-two") < 0) return -1;
+    policy_config pc;
+    policy_config_defaults(&pc);
+    if (policy_state_new(&pc, w.st, &w.ps, err, sizeof err) < 0) {
+        fprintf(stderr, "policy_state_new: %s\n", err);
+        return -1;
+    }
 
     if (uv_loop_init(&w.loop) < 0) return -1;
     api_options ao = {.limits = {.max_gpus = 8,
@@ -125,7 +169,7 @@ static int world_start(void **state)
                                  .max_script_bytes = 65536,
                                  .gpu_types = gpu_types},
                       .spool_dir = w.dir};
-    if (api_new(&w.loop, w.st, NULL, &ao, &w.api) < 0) return -1;
+    if (api_new(&w.loop, w.st, NULL, w.ps, &ao, &w.api) < 0) return -1;
     http_server_options ho = {.host = "127.0.0.1",
                               .port = 0,
                               .cert_file = cert,
@@ -150,6 +194,7 @@ static int world_stop(void **state)
     pthread_join(w.thread, NULL);
     uv_loop_close(&w.loop);
     api_free(w.api);
+    policy_state_free(w.ps);
     store_free(w.st);
     curl_global_cleanup();
     snprintf(cmd, sizeof cmd, "rm -rf %s", w.dir);
@@ -218,10 +263,9 @@ differ:;
 
 static const char *token_for(const char *who)
 {
-    if (strcmp(who, "alice") == 0) return w.tok_alice;
-    if (strcmp(who, "bob") == 0) return w.tok_bob;
-    if (strcmp(who, "admin") == 0) return w.tok_admin;
-    if (strcmp(who, "revoked") == 0) return w.tok_revoked;
+    for (size_t i = 0; i < N_WORLD_USERS; i++)
+        if (strcmp(who, world_users[i].name) == 0) return w.tok[i];
+    if (strcmp(who, "revoked") == 0) return w.tok[N_WORLD_USERS];
     if (strcmp(who, "unknown") == 0)
         return "ant_00000000000000000000000000000000000000000000000000000000000000ff";
     if (strcmp(who, "garbage") == 0) return "not a token!";
@@ -328,6 +372,9 @@ static void run_case(void **state)
     const char *text = json_string_value(json_object_get(exp, "text"));
     if (text && (out.p == NULL || strstr(out.p, text) == NULL))
         fail_msg("%s: answer lacks \"%s\": %.300s", name, text, out.p ? out.p : "");
+    const char *absent = json_string_value(json_object_get(exp, "absent"));
+    if (absent && out.p && strstr(out.p, absent) != NULL)
+        fail_msg("%s: answer has \"%s\": %.300s", name, absent, out.p);
     free(out.p);
     json_decref(req);
     json_decref(exp);

@@ -21,6 +21,7 @@
 
 #include "broker.h"
 #include "log.h"
+#include "policy_state.h"
 #include "slurm_adapter.h"
 #include "store.h"
 
@@ -160,8 +161,32 @@ struct world {
     uv_loop_t loop;
     broker *br;
     slurm_adapter *sa;
-    int64_t user_id, root_user_id;
+    policy_state *ps;
+    int64_t user_id, root_user_id, vub_user_id;
 };
+
+/* Sets a quota for `partner` in the current period: a GPU budget (hours, -1 = unlimited) and a
+ * GPU cap (-1 = none). */
+static void set_quota(struct world *w, const char *partner, int64_t gpu_hours, int max_gpus)
+{
+    store_quota q = {.gpu_seconds = gpu_hours < 0 ? STORE_UNLIMITED : gpu_hours * 3600,
+                     .cpu_seconds = STORE_UNLIMITED,
+                     .max_gpus = max_gpus,
+                     .max_running_jobs = STORE_UNLIMITED,
+                     .max_queued_jobs = STORE_UNLIMITED,
+                     .max_walltime_minutes = STORE_UNLIMITED,
+                     .user_max_gpus = STORE_UNLIMITED};
+    snprintf(q.partner, sizeof q.partner, "%s", partner);
+    policy_period_of(time(NULL), q.period);
+    assert_int_equal(store_quota_set(w->st, &q), 0);
+    if (w->ps != NULL) {
+        policy_quota pq;
+        policy_state_quota_from_store(&q, &pq);
+        policy *pol = policy_state_lock(w->ps);
+        assert_int_equal(policy_quota_set(pol, partner, q.period, &pq), 0);
+        policy_state_unlock(w->ps);
+    }
+}
 
 static int world_setup(void **state)
 {
@@ -172,9 +197,16 @@ static int world_setup(void **state)
     if (mkdtemp(w->dir) == NULL) return -1;
     snprintf(db, sizeof db, "%s/antenna.db", w->dir);
     if (store_new(db, &w->st, err, sizeof err) < 0) return -1;
-    if (store_partner_insert(w->st, "ulb", "", NULL) < 0) return -1;
-    if (store_user_insert(w->st, "alice", "ulb", "nobody", "user", &w->user_id) < 0) return -1;
-    if (store_user_insert(w->st, "rooty", "ulb", "root", "user", &w->root_user_id) < 0) return -1;
+    if (store_partner_insert(w->st, "ulb", "", 1, NULL) < 0) return -1;
+    if (store_partner_insert(w->st, "vub", "", 1, NULL) < 0) return -1;
+    if (store_user_insert(w->st, "alice", "ulb", "nobody", "user", "sme", &w->user_id) < 0)
+        return -1;
+    if (store_user_insert(w->st, "rooty", "ulb", "root", "user", "sme", &w->root_user_id) < 0)
+        return -1;
+    if (store_user_insert(w->st, "victor", "vub", "nobody", "user", "sme", &w->vub_user_id) < 0)
+        return -1;
+    set_quota(w, "ulb", -1, -1);
+    set_quota(w, "vub", -1, -1);
     (void)u;
     pthread_mutex_lock(&fake.mu);
     fake.n = 0;
@@ -196,6 +228,7 @@ static int world_teardown(void **state)
     broker_close(w->br, NULL, NULL);
     uv_run(&w->loop, UV_RUN_DEFAULT);
     uv_loop_close(&w->loop);
+    policy_state_free(w->ps);
     store_free(w->st);
     snprintf(cmd, sizeof cmd, "rm -rf %s", w->dir);
     int rc = system(cmd);
@@ -208,7 +241,11 @@ static void start_broker(struct world *w)
     char spool[128];
     snprintf(spool, sizeof spool, "%s/spool", w->dir);
     broker_options o = {.partition = "gpu", .spool_dir = spool, .poll_interval_ms = 10};
-    assert_int_equal(broker_new(&w->loop, w->st, w->sa, &o, &w->br), 0);
+    policy_config pc;
+    char err[256];
+    policy_config_defaults(&pc);
+    assert_int_equal(policy_state_new(&pc, w->st, &w->ps, err, sizeof err), 0);
+    assert_int_equal(broker_new(&w->loop, w->st, w->sa, w->ps, &o, &w->br), 0);
     assert_int_equal(broker_start(w->br), 0);
 }
 
@@ -219,10 +256,46 @@ static int64_t queue_job(struct world *w, int64_t user_id)
     j.user_id = user_id;
     snprintf(j.name, sizeof j.name, "t");
     j.gpus = 1;
+    snprintf(j.gpu_type, sizeof j.gpu_type, "h100");
     j.cpus_per_task = 1;
     j.time_minutes = 5;
     assert_int_equal(store_job_insert(w->st, &j, "#!/bin/bash\ntrue\n"), 0);
     return j.id;
+}
+
+/* Queues a job of `gpus` GPUs for `minutes`, in the store and, once the broker runs, the engine. */
+static int64_t queue_gpus(struct world *w, int64_t user_id, int gpus, int minutes)
+{
+    store_job j;
+    memset(&j, 0, sizeof j);
+    j.user_id = user_id;
+    snprintf(j.name, sizeof j.name, "g%d", gpus);
+    j.gpus = gpus;
+    snprintf(j.gpu_type, sizeof j.gpu_type, "h100");
+    j.cpus_per_task = 1;
+    j.time_minutes = minutes;
+    assert_int_equal(store_job_insert(w->st, &j, "#!/bin/bash\ntrue\n"), 0);
+    if (w->ps != NULL) {
+        policy_job pj;
+        policy_state_job_from_store(&j, &pj);
+        policy *pol = policy_state_lock(w->ps);
+        assert_int_equal(policy_job_enqueue(pol, &pj), 0);
+        policy_state_unlock(w->ps);
+        broker_kick(w->br);
+    }
+    return j.id;
+}
+
+/* Sums the ledger rows of `kind` for job `id`. */
+static int64_t ledger_sum(struct world *w, int64_t id, const char *kind)
+{
+    store_ledger_entry *e = NULL;
+    size_t n = 0;
+    int64_t sum = 0;
+    assert_int_equal(store_ledger_list(w->st, NULL, id, kind, 0, &e, &n), 0);
+    for (size_t i = 0; i < n; i++) sum += e[i].gpu_seconds;
+    free(e);
+    return sum;
 }
 
 /* Runs the loop until job `id` is in `state` (true) or 5 s pass (false). */
@@ -450,6 +523,74 @@ static void test_broker_keeps_polling_a_quiet_table(void **state)
     assert_string_equal(j.state, "pending"); /* ...and nothing changes */
 }
 
+static void test_dispatch_holds_the_maximum_cost_and_completion_charges_elapsed(void **state)
+{
+    struct world *w = *state;
+    set_quota(w, "ulb", 10, -1);
+    int64_t id = queue_gpus(w, w->user_id, 2, 60);
+    start_broker(w);
+    assert_true(run_until_state(w, id, "pending"));
+    assert_int_equal(ledger_sum(w, id, "hold"), 2 * 3600);
+    fake_set(id, "running", 0);
+    assert_true(run_until_state(w, id, "running"));
+    fake_set(id, "completed", 0); /* ran 5 s (see fake_set) */
+    assert_true(run_until_state(w, id, "completed"));
+    store_job j;
+    store_job_get(w->st, id, &j);
+    int64_t elapsed = j.ended_at - j.started_at;
+    assert_true(elapsed >= 5);
+    assert_int_equal(ledger_sum(w, id, "charge"), 2 * elapsed);
+    assert_int_equal(ledger_sum(w, id, "release"), -2 * 3600);
+    assert_int_equal(j.hold_gpu_seconds, 0);
+}
+
+static void test_refused_job_releases_its_hold(void **state)
+{
+    struct world *w = *state;
+    set_quota(w, "ulb", 10, -1);
+    fake.submit_rc = -EINVAL;
+    int64_t id = queue_gpus(w, w->user_id, 1, 60);
+    start_broker(w);
+    assert_true(run_until_state(w, id, "failed"));
+    assert_int_equal(ledger_sum(w, id, "hold") + ledger_sum(w, id, "release"), 0);
+    assert_int_equal(ledger_sum(w, id, "charge"), 0);
+}
+
+static void test_capped_partner_waits_while_another_dispatches(void **state)
+{
+    struct world *w = *state;
+    set_quota(w, "ulb", 100, 2);
+    int64_t a = queue_gpus(w, w->user_id, 2, 10);
+    int64_t b = queue_gpus(w, w->user_id, 2, 10);
+    int64_t c = queue_gpus(w, w->vub_user_id, 1, 10);
+    start_broker(w);
+    assert_true(run_until_state(w, a, "pending"));
+    assert_true(run_until_state(w, c, "pending"));
+    run_for(w, 100);
+    store_job j;
+    store_job_get(w->st, b, &j);
+    assert_string_equal(j.state, "queued");
+    assert_string_equal(j.reason, "PartnerGpuLimit");
+    /* a slot frees: b goes */
+    fake_set(a, "completed", 0);
+    assert_true(run_until_state(w, b, "pending"));
+}
+
+static void test_quota_change_takes_effect_on_the_queue(void **state)
+{
+    struct world *w = *state;
+    set_quota(w, "ulb", 100, 1);
+    int64_t a = queue_gpus(w, w->user_id, 2, 10);
+    start_broker(w);
+    run_for(w, 150);
+    store_job j;
+    store_job_get(w->st, a, &j);
+    assert_string_equal(j.state, "queued");
+    set_quota(w, "ulb", 100, 4);
+    broker_kick(w->br);
+    assert_true(run_until_state(w, a, "pending"));
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, world_setup, world_teardown)
 
 int main(void)
@@ -469,6 +610,10 @@ int main(void)
         T(test_job_forgotten_by_slurm_becomes_lost),
         T(test_cancel_request_is_sent_to_slurm_once),
         T(test_broker_keeps_polling_a_quiet_table),
+        T(test_dispatch_holds_the_maximum_cost_and_completion_charges_elapsed),
+        T(test_refused_job_releases_its_hold),
+        T(test_capped_partner_waits_while_another_dispatches),
+        T(test_quota_change_takes_effect_on_the_queue),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

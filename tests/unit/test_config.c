@@ -52,7 +52,60 @@ static void test_defaults_are_sane(void **state)
     assert_int_equal(c.listen_port, 8443);
     assert_string_equal(c.partition, "gpu");
     assert_int_equal(c.max_gpus, 8);
-    assert_null(c.gpu_type_list[0]);
+    assert_string_equal(c.gpu_type_list[0], "h100");
+    assert_null(c.gpu_type_list[1]);
+    assert_int_equal(c.policy.n_gpu_types, 1);
+    assert_int_equal(c.policy.gpu_types[0].weight_milli, 1000);
+}
+
+static void test_gpu_weights_set_billing_weights(void **state)
+{
+    (void)state;
+    config c;
+    char err[256] = "";
+    assert_int_equal(load("{\"gpu_weights\": {\"a100\": 0.6}, \"gpu_types\": [\"h100\", \"a100\"]}",
+                          &c, err, sizeof err),
+                     0);
+    assert_int_equal(c.policy.n_gpu_types, 2);
+    assert_string_equal(c.policy.gpu_types[1].name, "a100");
+    assert_int_equal(c.policy.gpu_types[1].weight_milli, 600);
+    assert_int_equal(c.policy.gpu_types[0].weight_milli, 1000);
+}
+
+static void test_gpu_weight_of_unknown_type_is_an_error(void **state)
+{
+    (void)state;
+    config c;
+    char err[256] = "";
+    assert_int_equal(load("{\"gpu_weights\": {\"v100\": 0.5}}", &c, err, sizeof err), -EINVAL);
+    assert_non_null(strstr(err, "v100"));
+}
+
+static void test_priority_keys_and_category_factors(void **state)
+{
+    (void)state;
+    config c;
+    char err[256] = "";
+    assert_int_equal(load("{\"fairshare_halflife_hours\": 24, \"priority_weight_age\": 7, "
+                          "\"cluster_window\": 2, \"category_factors\": {\"sme\": 0.5}}",
+                          &c, err, sizeof err),
+                     0);
+    assert_true(c.policy.fairshare_halflife_hours == 24.0);
+    assert_int_equal(c.policy.weight_age, 7);
+    assert_int_equal(c.policy.cluster_window, 2);
+    assert_int_equal(c.policy.category_factor_milli[POLICY_CAT_SME], 500);
+}
+
+static void test_bad_priority_values_are_errors(void **state)
+{
+    (void)state;
+    config c;
+    char err[256] = "";
+    assert_int_equal(load("{\"cluster_window\": 0}", &c, err, sizeof err), -EINVAL);
+    assert_int_equal(load("{\"priority_weight_size\": 1.5}", &c, err, sizeof err), -EINVAL);
+    assert_int_equal(load("{\"category_factors\": {\"startup\": 1}}", &c, err, sizeof err),
+                     -EINVAL);
+    assert_non_null(strstr(err, "startup"));
 }
 
 static void test_values_override_defaults(void **state)
@@ -157,6 +210,11 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_relative_paths_resolve_against_the_file, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_gpu_types_list, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_gpu_weights_set_billing_weights, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_gpu_weight_of_unknown_type_is_an_error, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_priority_keys_and_category_factors, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bad_priority_values_are_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unknown_key_is_an_error_naming_it, setup, teardown),
         cmocka_unit_test_setup_teardown(test_wrong_type_is_an_error_naming_the_key, setup,
                                         teardown),
