@@ -22,8 +22,8 @@ CPPFLAGS += -D_GNU_SOURCE -Ipolicies -Ischeduler -Iclient
 CFLAGS  += -std=c11 $(WARN) $(HARDEN) $(OPT) $(SANFLAGS) -MMD -MP
 LDFLAGS += -pie -Wl,-z,relro -Wl,-z,now $(SANFLAGS)
 
-LIBS_SCHED  := -luv -lhttp_parser -lssl -lcrypto -ljansson -lsqlite3 -lslurm -lpthread
-LIBS_CLIENT := -lcurl -ljansson
+LIBS_SCHED  := -luv -lhttp_parser -lssl -lcrypto -ljansson -lsqlite3 -lslurm -lpthread -lm
+LIBS_CLIENT := -lcurl -ljansson -lm
 LIBS_TEST   := -lcmocka
 
 ifeq ($(V),0)
@@ -90,10 +90,10 @@ integration: all $(ITEST_BIN)
 	$(Q)tests/integration/run.sh $(BUILD)
 
 format:
-	$(Q)clang-format -i $(wildcard */*.[ch] tests/unit/*.[ch] tests/integration/*.[ch])
+	$(Q)clang-format -i $(wildcard */*.[ch] tests/unit/*.[ch] tests/integration/*.[ch] tests/bench/*.[ch])
 
 format-check:
-	$(Q)clang-format --dry-run --Werror $(wildcard */*.[ch] tests/unit/*.[ch] tests/integration/*.[ch]) && echo "  format ok"
+	$(Q)clang-format --dry-run --Werror $(wildcard */*.[ch] tests/unit/*.[ch] tests/integration/*.[ch] tests/bench/*.[ch]) && echo "  format ok"
 
 test: deps
 	$(Q)$(MAKE) --no-print-directory format-check
@@ -106,6 +106,14 @@ demo: deps all
 
 demo-stop:
 	$(Q)deploy/demo.sh stop
+
+# Benchmarks: print measurements, never fail on a time.
+$(BUILD)/bench/%: tests/bench/%.c $(BUILD)/libpolicies.a
+	@mkdir -p $(dir $@)
+	$(call say,LD,$@)$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $^ -lm
+
+bench: $(BUILD)/bench/bench_policy
+	$(Q)$(BUILD)/bench/bench_policy
 
 clean:
 	$(Q)rm -rf build build-san

@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -144,13 +145,39 @@ fail_rows:
 }
 
 static const char *const detail_order[] = {
-    "id",           "name",          "state",        "reason",    "user",
-    "partner",      "unix_user",     "gpus",         "gpu_type",  "cpus_per_task",
-    "mem_mb",       "time_minutes",  "slurm_job_id", "exit_code", "cancel_requested",
-    "submitted_at", "dispatched_at", "started_at",   "ended_at",
+    "id",
+    "name",
+    "state",
+    "reason",
+    "user",
+    "partner",
+    "unix_user",
+    "gpus",
+    "gpu_type",
+    "cpus_per_task",
+    "mem_mb",
+    "time_minutes",
+    "slurm_job_id",
+    "exit_code",
+    "cancel_requested",
+    "period",
+    "priority",
+    "hold_gpu_hours",
+    "charge_gpu_hours",
+    "submitted_at",
+    "dispatched_at",
+    "started_at",
+    "ended_at",
 };
 
 #define DETAIL_KEY_WIDTH 18
+
+/* Returns true for the fields that hold GPU-hours ("hold_gpu_hours", ...). */
+static bool is_hours_field(const char *key)
+{
+    size_t n = strlen(key);
+    return n > 10 && strcmp(key + n - 10, "_gpu_hours") == 0;
+}
 
 static void print_value(FILE *out, const char *key, json_t *v)
 {
@@ -169,6 +196,11 @@ static void print_value(FILE *out, const char *key, json_t *v)
         } else {
             fprintf(out, "%s\n", s[0] ? clean(s, buf, sizeof buf) : "-");
         }
+    } else if (json_is_number(v) && is_hours_field(key)) {
+        double h = json_number_value(v);
+        fprintf(out, "%.2f GPU-hours\n", fabs(h) < 0.005 ? 0.0 : h);
+    } else if (json_is_real(v)) {
+        fprintf(out, "%.1f\n", json_real_value(v));
     } else if (json_is_integer(v)) {
         long long n = (long long)json_integer_value(v);
         if (strcmp(key, "time_minutes") == 0 && n >= 0 && n <= INT_MAX) {

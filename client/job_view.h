@@ -26,12 +26,15 @@ char *job_view_state_line(const json_t *job, char *buf, size_t len);
 int job_view_exit_status(const json_t *job);
 
 /* Prints the jobs of a JSON array as the `antenna jobs` table (ID NAME STATE GPUS TIME_LIMIT
- * SUBMITTED SLURM_ID REASON, local times). Prints nothing for an empty array. Returns the
+ * SUBMITTED SLURM_ID REASON, local times; REASON is what a queued job waits on, e.g.
+ * PartnerGpuLimit, or Slurm's pending reason). Prints nothing for an empty array. Returns the
  * number of rows printed, or -ENOMEM / -EIO. */
 int job_view_print_table(FILE *out, const json_t *jobs);
 
-/* Prints a job object as aligned "key: value" lines, known fields first in a fixed order, then
- * any other fields; times in local time, null as "-". Returns 0 or -EIO. */
+/* Prints a job object as aligned "key: value" lines, known fields first in a fixed order (id ...
+ * cancel_requested, then period, priority, hold_gpu_hours, charge_gpu_hours, then the times), then
+ * any other fields; times in local time, *_gpu_hours as "2.00 GPU-hours", other fractional numbers
+ * with one decimal, null as "-". Returns 0 or -EIO. */
 int job_view_print_detail(FILE *out, const json_t *job);
 
 #endif

@@ -3,7 +3,8 @@
  * except the one `token create` was asked for.
  *
  * Exit status: 0 ok; 1 the server refused (or answered nonsense); 2 usage or local input error;
- * 3 cannot reach the server (network, TLS). `submit --wait` ends with the job's status.
+ * 3 cannot reach the server (network, TLS). `submit --wait` ends with the job's status;
+ * `submit --dry-run` with 1 when the quote refuses the job.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -22,6 +23,8 @@
 #include "cli_config.h"
 #include "job_request.h"
 #include "job_view.h"
+#include "quota_args.h"
+#include "quota_view.h"
 #include "sbatch_script.h"
 #include "table.h"
 
@@ -50,7 +53,12 @@ enum opt_id {
     OPT_ROLE,
     OPT_USER,
     OPT_LABEL,
-    OPT_JOB, /* an sbatch job option, applied through sbatch_opt_set */
+    OPT_SHARE,
+    OPT_CATEGORY,
+    OPT_PERIOD,
+    OPT_DRY_RUN,
+    OPT_JOB,   /* an sbatch job option, applied through sbatch_opt_set */
+    OPT_QUOTA, /* a `quota set` field, applied through quota_args_set */
     OPT_COUNT
 };
 
@@ -72,6 +80,7 @@ typedef struct args {
     const char *pos[4];
     int npos;
     sbatch_opts job;
+    quota_args quota; /* closed by main */
 } args;
 
 typedef struct cli {
@@ -81,7 +90,7 @@ typedef struct cli {
 } cli;
 
 typedef struct command {
-    const char *group; /* "partner", "user", "token" or NULL */
+    const char *group; /* "partner", "user", "token", "quota" or NULL */
     const char *name;
     const char *usage; /* after "Usage: " */
     const char *help;  /* the rest of --help */
@@ -184,6 +193,7 @@ static int parse_args(const command *cmd, int argc, char **argv, args *a, cli *c
 {
     bool opts_done = false;
     sbatch_opts_init(&a->job);
+    quota_args_init(&a->quota);
     for (int i = 0; i < argc; i++) {
         const char *arg = argv[i];
         if (!opts_done && strcmp(arg, "--") == 0) {
@@ -223,6 +233,16 @@ static int parse_args(const command *cmd, int argc, char **argv, args *a, cli *c
             char err[512];
             if (sbatch_opt_set(&a->job, name, value, err, sizeof err) != 0)
                 return usage_error(cmd, "%s", err);
+            continue;
+        }
+        if (d->id == OPT_QUOTA) {
+            char err[512];
+            int qrc = quota_args_set(&a->quota, name, value, err, sizeof err);
+            if (qrc == -ENOMEM) {
+                print_error("out of memory");
+                return EXIT_REFUSED;
+            }
+            if (qrc != 0) return usage_error(cmd, "%s", err);
             continue;
         }
         a->given[d->id] = true;
@@ -273,6 +293,16 @@ static int cli_connect(cli *c)
     return 0;
 }
 
+/* Returns true for the codes POST /v1/jobs refuses a job with when it can never be admitted. */
+static bool admission_code(const char *code)
+{
+    static const char *const codes[] = {"walltime_limit",  "partner_gpu_limit",   "user_gpu_limit",
+                                        "budget_exceeded", "cpu_budget_exceeded", "queued_limit"};
+    for (size_t i = 0; i < sizeof codes / sizeof codes[0]; i++)
+        if (strcmp(code, codes[i]) == 0) return true;
+    return false;
+}
+
 /* Explains a refused request on stderr; returns EXIT_REFUSED. */
 static int report_refusal(cli *c, const api_client_response *r)
 {
@@ -282,8 +312,12 @@ static int report_refusal(cli *c, const api_client_response *r)
     if (r->status == 401)
         fprintf(stderr, "antenna: hint: check the API token (taken from %s)\n",
                 c->cfg.token.source ? c->cfg.token.source : "nowhere");
-    else if (r->status == 403)
-        fprintf(stderr, "antenna: hint: this needs a token of a user with the admin role\n");
+    else if (r->status == 403 && strcmp(code, "forbidden") == 0)
+        fprintf(stderr, "antenna: hint: your token's role does not allow this; partners, users "
+                        "and quota changes need a staff or admin token, tokens an admin one\n");
+    else if (r->status == 403 && admission_code(code))
+        fprintf(stderr, "antenna: hint: 'antenna quota' shows your partner's budget and limits; "
+                        "'antenna submit --dry-run SCRIPT' checks a job without queueing it\n");
     return EXIT_REFUSED;
 }
 
@@ -525,12 +559,36 @@ fail_poll:
     return rc;
 }
 
+/* Prints the answer to a dry-run submission (the quote). Returns 0 when the job would be
+ * admitted, else the exit status. */
+static int print_quote(const json_t *quote, bool as_json)
+{
+    json_t *admitted = json_object_get(quote, "admitted");
+    if (!json_is_boolean(admitted)) {
+        print_error("the server's answer to a dry run holds no quote (no \"admitted\" field); "
+                    "does this antennad support --dry-run?");
+        return EXIT_REFUSED;
+    }
+    if (as_json) {
+        int rc = print_json(quote);
+        return rc != 0 ? rc : json_is_true(admitted) ? 0 : EXIT_REFUSED;
+    }
+    int rc = quota_view_print_quote(stdout, quote);
+    return rc == 1 ? 0 : EXIT_REFUSED;
+}
+
+static const command cmd_submit;
+
 static int run_submit(cli *c, args *a)
 {
     const char *path = a->pos[0];
     char *text = NULL;
     size_t len = 0;
     char err[1024];
+    bool dry_run = a->given[OPT_DRY_RUN];
+    if (dry_run && a->given[OPT_WAIT])
+        return usage_error(&cmd_submit, "--dry-run and --wait cannot be combined (a dry run "
+                                        "queues nothing to wait for)");
     int rc = read_script(path, &text, &len);
     if (rc != 0) return rc;
     rc = EXIT_USAGE;
@@ -557,6 +615,10 @@ static int run_submit(cli *c, args *a)
         goto fail_script;
     }
     json_t *body = request_json(&req, opts.set);
+    if (body != NULL && dry_run && json_object_set_new(body, "dry_run", json_true()) != 0) {
+        json_decref(body);
+        body = NULL;
+    }
     if (body == NULL) {
         print_error("out of memory");
         rc = EXIT_REFUSED;
@@ -568,6 +630,11 @@ static int run_submit(cli *c, args *a)
     rc = call(c, "POST", "/v1/jobs", body, NULL, &r, &job);
     json_decref(body);
     if (rc != 0) goto fail_call;
+    if (dry_run) {
+        rc = print_quote(job, a->given[OPT_JSON]);
+        json_decref(job);
+        goto fail_call;
+    }
     long long id = 0;
     json_t *jid = json_object_get(job, "id");
     if (json_is_integer(jid)) id = (long long)json_integer_value(jid);
@@ -872,8 +939,9 @@ static int run_list(cli *c, args *a, const char *path, const char *key, size_t n
     return rc;
 }
 
-/* POSTs `body` (reference stolen) and returns the answer's JSON in *out. */
-static int post(cli *c, const char *path, json_t *body, json_t **out)
+/* Sends `method` with `body` (reference stolen; NULL means out of memory) and returns the
+ * answer's JSON in *out. */
+static int send_body(cli *c, const char *method, const char *path, json_t *body, json_t **out)
 {
     if (body == NULL) {
         print_error("out of memory");
@@ -881,13 +949,19 @@ static int post(cli *c, const char *path, json_t *body, json_t **out)
     }
     api_client_response r;
     api_client_response_init(&r);
-    int rc = call(c, "POST", path, body, NULL, &r, out);
+    int rc = call(c, method, path, body, NULL, &r, out);
     json_decref(body);
     api_client_response_close(&r);
     return rc;
 }
 
-static const command cmd_partner_add, cmd_user_add;
+static int post(cli *c, const char *path, json_t *body, json_t **out)
+{
+    return send_body(c, "POST", path, body, out);
+}
+
+static const command cmd_partner_add, cmd_partner_show, cmd_partner_set, cmd_user_add,
+    cmd_user_list, cmd_quota, cmd_quota_set;
 
 static int check_ident(const command *cmd, const char *what, const char *s)
 {
@@ -898,22 +972,53 @@ static int check_ident(const command *cmd, const char *what, const char *s)
                        what, s);
 }
 
+/* Adds --description and --share, when given, to `body` as description and share_weight.
+ * Returns 0, or EXIT_USAGE (message printed) / EXIT_REFUSED (out of memory). */
+static int add_partner_fields(const command *cmd, const args *a, json_t *body)
+{
+    if (a->given[OPT_SHARE]) {
+        long long share;
+        if (parse_id(a->value[OPT_SHARE], &share) != 0 || share > INT_MAX)
+            return usage_error(cmd, "--share must be a whole number from 1 to %d (got '%s')",
+                               INT_MAX, a->value[OPT_SHARE]);
+        if (json_object_set_new(body, "share_weight", json_integer(share)) != 0) {
+            print_error("out of memory");
+            return EXIT_REFUSED;
+        }
+    }
+    if (a->given[OPT_DESCRIPTION]) {
+        json_t *d = json_string(a->value[OPT_DESCRIPTION]);
+        if (d == NULL) return usage_error(cmd, "the description must be UTF-8 text");
+        if (json_object_set_new(body, "description", d) != 0) {
+            print_error("out of memory");
+            return EXIT_REFUSED;
+        }
+    }
+    return 0;
+}
+
 static int run_partner_add(cli *c, args *a)
 {
     int rc = check_ident(&cmd_partner_add, "partner name", a->pos[0]);
     if (rc != 0) return rc;
-    json_t *j = NULL;
     json_t *body = json_pack("{s:s}", "name", a->pos[0]);
-    if (body && a->given[OPT_DESCRIPTION] &&
-        json_object_set_new(body, "description", json_string(a->value[OPT_DESCRIPTION])) != 0) {
-        json_decref(body);
-        print_error("the description must be UTF-8 text");
-        return EXIT_USAGE;
+    if (body == NULL) {
+        print_error("out of memory");
+        return EXIT_REFUSED;
     }
+    if ((rc = add_partner_fields(&cmd_partner_add, a, body)) != 0) {
+        json_decref(body);
+        return rc;
+    }
+    json_t *j = NULL;
     rc = post(c, "/v1/partners", body, &j);
     if (rc == 0) {
+        json_t *share = json_object_get(j, "share_weight");
         if (a->given[OPT_JSON])
             rc = print_json(j);
+        else if (json_is_integer(share))
+            printf("Partner %s added (share weight %lld).\n", a->pos[0],
+                   (long long)json_integer_value(share));
         else
             printf("Partner %s added.\n", a->pos[0]);
     }
@@ -923,36 +1028,117 @@ static int run_partner_add(cli *c, args *a)
 
 static int run_partner_list(cli *c, args *a)
 {
-    static const char *const headers[] = {"NAME", "DESCRIPTION", "CREATED"};
-    static const char *const fields[] = {"name", "description", "created_at"};
-    return run_list(c, a, "/v1/partners", "partners", 3, headers, fields,
+    static const char *const headers[] = {"NAME", "SHARE", "DESCRIPTION", "CREATED"};
+    static const char *const fields[] = {"name", "share_weight", "description", "created_at"};
+    return run_list(c, a, "/v1/partners", "partners", 4, headers, fields,
                     "No partners yet. Add one with: antenna partner add NAME");
+}
+
+static int run_partner_show(cli *c, args *a)
+{
+    int rc = check_ident(&cmd_partner_show, "partner name", a->pos[0]);
+    if (rc != 0) return rc;
+    char path[128];
+    snprintf(path, sizeof path, "/v1/partners/%s", a->pos[0]);
+    api_client_response r;
+    api_client_response_init(&r);
+    json_t *j = NULL;
+    rc = call(c, "GET", path, NULL, NULL, &r, &j);
+    if (rc == 0) {
+        if (a->given[OPT_JSON])
+            rc = print_json(j);
+        else if (quota_view_print_partner(stdout, j) != 0)
+            rc = EXIT_REFUSED;
+    }
+    json_decref(j);
+    api_client_response_close(&r);
+    return rc;
+}
+
+static int run_partner_set(cli *c, args *a)
+{
+    const command *cmd = &cmd_partner_set;
+    int rc = check_ident(cmd, "partner name", a->pos[0]);
+    if (rc != 0) return rc;
+    if (!a->given[OPT_SHARE] && !a->given[OPT_DESCRIPTION])
+        return usage_error(cmd, "nothing to set: give --share N and/or --description TEXT");
+    json_t *body = json_object();
+    if (body == NULL) {
+        print_error("out of memory");
+        return EXIT_REFUSED;
+    }
+    if ((rc = add_partner_fields(cmd, a, body)) != 0) {
+        json_decref(body);
+        return rc;
+    }
+    char path[128];
+    snprintf(path, sizeof path, "/v1/partners/%s", a->pos[0]);
+    json_t *j = NULL;
+    rc = send_body(c, "PATCH", path, body, &j);
+    if (rc == 0) {
+        if (a->given[OPT_JSON]) {
+            rc = print_json(j);
+        } else {
+            json_t *share = json_object_get(j, "share_weight");
+            const char *desc = json_string_value(json_object_get(j, "description"));
+            char d[256] = "";
+            for (size_t k = 0; desc && desc[k] && k + 1 < sizeof d; k++)
+                d[k] = ((unsigned char)desc[k] < 0x20 || desc[k] == 0x7f) ? ' ' : desc[k];
+            printf("Partner %s updated", a->pos[0]);
+            if (json_is_integer(share))
+                printf(": share weight %lld", (long long)json_integer_value(share));
+            if (desc != NULL)
+                printf("%s description \"%s\"", json_is_integer(share) ? "," : ":", d);
+            printf(".\n");
+        }
+    }
+    json_decref(j);
+    return rc;
+}
+
+static bool one_of(const char *s, const char *const *list)
+{
+    for (; *list != NULL; list++)
+        if (strcmp(s, *list) == 0) return true;
+    return false;
 }
 
 static int run_user_add(cli *c, args *a)
 {
+    static const char *const categories[] = {"sme", "researcher", "institution", NULL};
+    static const char *const roles[] = {"user", "manager", "staff", "admin", "auditor", NULL};
     const command *cmd = &cmd_user_add;
+    int rc;
+    if ((rc = check_ident(cmd, "user name", a->pos[0])) != 0) return rc;
     if (!a->given[OPT_PARTNER]) return usage_error(cmd, "--partner is required");
+    if (!a->given[OPT_CATEGORY])
+        return usage_error(cmd,
+                           "--category is required: sme, researcher or institution (the kind of "
+                           "organisation the user works for)");
+    if (!one_of(a->value[OPT_CATEGORY], categories))
+        return usage_error(cmd, "--category must be sme, researcher or institution (got '%s')",
+                           a->value[OPT_CATEGORY]);
     if (!a->given[OPT_UNIX_USER]) return usage_error(cmd, "--unix-user is required");
     const char *role = a->given[OPT_ROLE] ? a->value[OPT_ROLE] : "user";
-    if (strcmp(role, "user") != 0 && strcmp(role, "admin") != 0)
-        return usage_error(cmd, "--role must be user or admin (got '%s')", role);
-    int rc;
-    if ((rc = check_ident(cmd, "user name", a->pos[0])) != 0 ||
-        (rc = check_ident(cmd, "partner name", a->value[OPT_PARTNER])) != 0 ||
+    if (!one_of(role, roles))
+        return usage_error(cmd, "--role must be user, manager, staff, admin or auditor (got '%s')",
+                           role);
+    if ((rc = check_ident(cmd, "partner name", a->value[OPT_PARTNER])) != 0 ||
         (rc = check_ident(cmd, "Unix user", a->value[OPT_UNIX_USER])) != 0)
         return rc;
     json_t *j = NULL;
     rc = post(c, "/v1/users",
-              json_pack("{s:s, s:s, s:s, s:s}", "name", a->pos[0], "partner", a->value[OPT_PARTNER],
-                        "unix_user", a->value[OPT_UNIX_USER], "role", role),
+              json_pack("{s:s, s:s, s:s, s:s, s:s}", "name", a->pos[0], "partner",
+                        a->value[OPT_PARTNER], "unix_user", a->value[OPT_UNIX_USER], "category",
+                        a->value[OPT_CATEGORY], "role", role),
               &j);
     if (rc == 0) {
         if (a->given[OPT_JSON])
             rc = print_json(j);
         else
-            printf("User %s added (partner %s, Unix account %s, role %s).\n", a->pos[0],
-                   a->value[OPT_PARTNER], a->value[OPT_UNIX_USER], role);
+            printf("User %s added (partner %s, category %s, Unix account %s, role %s).\n",
+                   a->pos[0], a->value[OPT_PARTNER], a->value[OPT_CATEGORY],
+                   a->value[OPT_UNIX_USER], role);
     }
     json_decref(j);
     return rc;
@@ -960,10 +1146,100 @@ static int run_user_add(cli *c, args *a)
 
 static int run_user_list(cli *c, args *a)
 {
-    static const char *const headers[] = {"NAME", "PARTNER", "UNIX_USER", "ROLE", "CREATED"};
-    static const char *const fields[] = {"name", "partner", "unix_user", "role", "created_at"};
-    return run_list(c, a, "/v1/users", "users", 5, headers, fields,
-                    "No users yet. Add one with: antenna user add NAME --partner P --unix-user U");
+    static const char *const headers[] = {"NAME",     "PARTNER", "UNIX_USER",
+                                          "CATEGORY", "ROLE",    "CREATED"};
+    static const char *const fields[] = {"name",     "partner", "unix_user",
+                                         "category", "role",    "created_at"};
+    char path[128] = "/v1/users";
+    char empty[192] = "No users yet. Add one with: antenna user add NAME --partner P "
+                      "--category C --unix-user U";
+    if (a->given[OPT_PARTNER]) {
+        int rc = check_ident(&cmd_user_list, "partner name", a->value[OPT_PARTNER]);
+        if (rc != 0) return rc;
+        snprintf(path, sizeof path, "/v1/users?partner=%s", a->value[OPT_PARTNER]);
+        snprintf(empty, sizeof empty, "No users in partner %s.", a->value[OPT_PARTNER]);
+    }
+    return run_list(c, a, path, "users", 6, headers, fields, empty);
+}
+
+/* ---- quotas ---- */
+
+/* Prints one quota object (the answer of PATCH /v1/quotas/...) like `antenna quota`. Returns 0
+ * or the exit status. */
+static int print_one_quota(json_t *quota)
+{
+    json_t *list = json_array();
+    if (list == NULL || json_array_append(list, quota) != 0) {
+        json_decref(list);
+        print_error("out of memory");
+        return EXIT_REFUSED;
+    }
+    int rc = quota_view_print_table(stdout, list);
+    json_decref(list);
+    return rc < 0 ? EXIT_REFUSED : 0;
+}
+
+static int run_quota(cli *c, args *a)
+{
+    const command *cmd = &cmd_quota;
+    const char *partner = a->npos > 0 ? a->pos[0] : NULL;
+    const char *period = a->given[OPT_PERIOD] ? a->value[OPT_PERIOD] : NULL;
+    int rc;
+    if (partner != NULL && (rc = check_ident(cmd, "partner name", partner)) != 0) return rc;
+    if (period != NULL && !quota_args_period_valid(period, 1))
+        return usage_error(cmd, "--period must be YYYY-MM, e.g. 2026-11, or current (got '%s')",
+                           period);
+    if (period != NULL && strcmp(period, "current") == 0) period = NULL;
+    char path[160];
+    snprintf(path, sizeof path, "/v1/quotas%s%s%s%s", partner ? "?partner=" : "",
+             partner ? partner : "", period ? (partner ? "&period=" : "?period=") : "",
+             period ? period : "");
+    api_client_response r;
+    api_client_response_init(&r);
+    json_t *j = NULL;
+    rc = call(c, "GET", path, NULL, NULL, &r, &j);
+    if (rc != 0) goto done;
+    if (a->given[OPT_JSON]) {
+        rc = print_json(j);
+        goto done;
+    }
+    json_t *quotas = json_object_get(j, "quotas");
+    if (!json_is_array(quotas)) {
+        print_error("the server's answer has no \"quotas\" list");
+        rc = EXIT_REFUSED;
+    } else if (json_array_size(quotas) == 0) {
+        if (partner != NULL)
+            printf("No quota for partner %s.\n", partner);
+        else
+            printf("No quotas: there are no partners yet.\n");
+    } else if (quota_view_print_table(stdout, quotas) < 0) {
+        rc = EXIT_REFUSED;
+    }
+done:
+    json_decref(j);
+    api_client_response_close(&r);
+    return rc;
+}
+
+static int run_quota_set(cli *c, args *a)
+{
+    const command *cmd = &cmd_quota_set;
+    const char *partner = a->pos[0];
+    const char *period = a->given[OPT_PERIOD] ? a->value[OPT_PERIOD] : "current";
+    int rc = check_ident(cmd, "partner name", partner);
+    if (rc != 0) return rc;
+    if (!quota_args_period_valid(period, 1))
+        return usage_error(cmd, "--period must be YYYY-MM, e.g. 2026-11, or current (got '%s')",
+                           period);
+    char err[512];
+    if (quota_args_check(&a->quota, err, sizeof err) != 0) return usage_error(cmd, "%s", err);
+    char path[160];
+    snprintf(path, sizeof path, "/v1/quotas/%s/%s", partner, period);
+    json_t *j = NULL;
+    rc = send_body(c, "PATCH", path, json_incref((json_t *)quota_args_body(&a->quota)), &j);
+    if (rc == 0) rc = a->given[OPT_JSON] ? print_json(j) : print_one_quota(j);
+    json_decref(j);
+    return rc;
 }
 
 static const command cmd_token_create;
@@ -1044,6 +1320,7 @@ static const optdef submit_opts[] = {
     {"--gres", 0, true, OPT_JOB},
     {"--mem", 0, true, OPT_JOB},
     {"--wait", 'W', false, OPT_WAIT},
+    {"--dry-run", 0, false, OPT_DRY_RUN},
     {"--json", 0, false, OPT_JSON},
     {NULL, 0, false, OPT_COUNT},
 };
@@ -1053,13 +1330,33 @@ static const optdef jobs_opts[] = {
 static const optdef logs_opts[] = {{"--follow", 'f', false, OPT_FOLLOW},
                                    {"--json", 0, false, OPT_JSON},
                                    {NULL, 0, false, OPT_COUNT}};
-static const optdef partner_add_opts[] = {{"--description", 0, true, OPT_DESCRIPTION},
-                                          {"--json", 0, false, OPT_JSON},
-                                          {NULL, 0, false, OPT_COUNT}};
-static const optdef user_add_opts[] = {
-    {"--partner", 0, true, OPT_PARTNER}, {"--unix-user", 0, true, OPT_UNIX_USER},
-    {"--role", 0, true, OPT_ROLE},       {"--json", 0, false, OPT_JSON},
+static const optdef partner_add_opts[] = {
+    {"--description", 0, true, OPT_DESCRIPTION},
+    {"--share", 0, true, OPT_SHARE},
+    {"--json", 0, false, OPT_JSON},
     {NULL, 0, false, OPT_COUNT},
+};
+static const optdef user_add_opts[] = {
+    {"--partner", 0, true, OPT_PARTNER},     {"--category", 0, true, OPT_CATEGORY},
+    {"--unix-user", 0, true, OPT_UNIX_USER}, {"--role", 0, true, OPT_ROLE},
+    {"--json", 0, false, OPT_JSON},          {NULL, 0, false, OPT_COUNT},
+};
+static const optdef user_list_opts[] = {
+    {"--partner", 0, true, OPT_PARTNER},
+    {"--json", 0, false, OPT_JSON},
+    {NULL, 0, false, OPT_COUNT},
+};
+static const optdef quota_opts[] = {
+    {"--period", 0, true, OPT_PERIOD},
+    {"--json", 0, false, OPT_JSON},
+    {NULL, 0, false, OPT_COUNT},
+};
+static const optdef quota_set_opts[] = {
+    {"--period", 0, true, OPT_PERIOD},      {"--gpu-hours", 0, true, OPT_QUOTA},
+    {"--cpu-hours", 0, true, OPT_QUOTA},    {"--max-gpus", 0, true, OPT_QUOTA},
+    {"--max-jobs", 0, true, OPT_QUOTA},     {"--max-queued", 0, true, OPT_QUOTA},
+    {"--max-walltime", 0, true, OPT_QUOTA}, {"--user-max-gpus", 0, true, OPT_QUOTA},
+    {"--json", 0, false, OPT_JSON},         {NULL, 0, false, OPT_COUNT},
 };
 static const optdef token_create_opts[] = {
     {"--user", 0, true, OPT_USER},
@@ -1071,7 +1368,7 @@ static const optdef token_create_opts[] = {
 static const command cmd_submit = {
     NULL,
     "submit",
-    "antenna submit [OPTIONS] SCRIPT",
+    "antenna submit [OPTIONS] [--wait | --dry-run] [--json] SCRIPT",
     "Submits a batch script, like sbatch. The script's #SBATCH lines are read as sbatch reads\n"
     "them (only in the comment block at the top); options Antenna does not handle are warned\n"
     "about and ignored. Options given here override the script's.\n"
@@ -1087,8 +1384,13 @@ static const command cmd_submit = {
     "Other options:\n"
     "  -W, --wait                follow the job until it ends; exit with 0 if it completed,\n"
     "                            else with its exit code (or 1)\n"
+    "      --dry-run             queue nothing: ask whether the job would be admitted, its\n"
+    "                            maximum cost, the budget left, its queue position and what\n"
+    "                            it would wait on; exit 1 if it would be refused (not with\n"
+    "                            --wait)\n"
     "      --json                print the server's job JSON instead of \"Submitted job ID\"\n"
-    "                            (with --wait: the final job; progress goes to stderr)\n",
+    "                            (with --wait: the final job; progress goes to stderr; with\n"
+    "                            --dry-run: the quote)\n",
     submit_opts,
     1,
     1,
@@ -1098,7 +1400,10 @@ static const command cmd_jobs = {
     NULL,
     "jobs",
     "antenna jobs [--limit N] [--json]",
-    "Lists your jobs, newest first (admins see everyone's).\n"
+    "Lists the jobs your role lets you see, newest first: your own (role user), your\n"
+    "partner's (manager), everyone's (staff, admin, auditor). REASON says what a queued job\n"
+    "waits on (ClusterFull, PartnerGpuLimit, PartnerJobLimit, UserGpuLimit, BudgetHeld,\n"
+    "BudgetExhausted, Priority) or why Slurm keeps it pending.\n"
     "\n"
     "  -n, --limit N   show at most N jobs (1-1000, default 100)\n"
     "      --json      print the server's JSON\n",
@@ -1111,7 +1416,8 @@ static const command cmd_show = {
     NULL,
     "show",
     "antenna show [--json] ID",
-    "Shows one job as \"key: value\" lines (times in local time).\n"
+    "Shows one job as \"key: value\" lines (times in local time; for jobs that went through\n"
+    "the quota engine also its period, priority while queued, GPU-hours held and charged).\n"
     "\n"
     "  --json   print the server's job JSON\n",
     json_opts,
@@ -1147,10 +1453,12 @@ static const command cmd_logs = {
 static const command cmd_partner_add = {
     "partner",
     "add",
-    "antenna partner add [--description TEXT] NAME",
-    "Adds a partner organisation (admin only).\n"
+    "antenna partner add [--description TEXT] [--share N] [--json] NAME",
+    "Adds a partner organisation (staff or admin).\n"
     "\n"
     "  --description TEXT   free text, e.g. the organisation's full name\n"
+    "  --share N            fair-share weight, a whole number >= 1 (default 1): a partner\n"
+    "                       with weight 2 gets twice the share of one with weight 1\n"
     "  --json               print the server's JSON\n",
     partner_add_opts,
     1,
@@ -1161,7 +1469,7 @@ static const command cmd_partner_list = {
     "partner",
     "list",
     "antenna partner list [--json]",
-    "Lists the partner organisations (admin only).\n"
+    "Lists the partner organisations with their fair-share weight (staff or admin).\n"
     "\n"
     "  --json   print the server's JSON\n",
     json_opts,
@@ -1169,16 +1477,48 @@ static const command cmd_partner_list = {
     0,
     run_partner_list,
 };
+static const command cmd_partner_show = {
+    "partner",
+    "show",
+    "antenna partner show [--json] NAME",
+    "Shows a partner organisation and its quota for the current period, laid out as by\n"
+    "'antenna quota' (staff or admin).\n"
+    "\n"
+    "  --json   print the server's JSON\n",
+    json_opts,
+    1,
+    1,
+    run_partner_show,
+};
+static const command cmd_partner_set = {
+    "partner",
+    "set",
+    "antenna partner set [--share N] [--description TEXT] [--json] NAME",
+    "Changes a partner's fair-share weight or description (staff or admin). Give at least\n"
+    "one of:\n"
+    "\n"
+    "  --share N            fair-share weight, a whole number >= 1\n"
+    "  --description TEXT   free text\n"
+    "  --json               print the server's JSON\n",
+    partner_add_opts,
+    1,
+    1,
+    run_partner_set,
+};
 static const command cmd_user_add = {
     "user",
     "add",
-    "antenna user add --partner P --unix-user U [--role user|admin] NAME",
-    "Adds a user of a partner, mapped to an unprivileged Unix account on the cluster (admin\n"
-    "only).\n"
+    "antenna user add --partner P --category sme|researcher|institution --unix-user U\n"
+    "       [--role user|manager|staff|admin|auditor] [--json] NAME",
+    "Adds a user of a partner, mapped to an unprivileged Unix account on the cluster (staff\n"
+    "or admin; only an admin may add staff, admin or auditor users).\n"
     "\n"
     "  --partner P      the user's partner (required)\n"
+    "  --category C     what the user is (required): sme, researcher or institution\n"
     "  --unix-user U    the Unix account jobs run as (required; never root)\n"
-    "  --role ROLE      user (default) or admin\n"
+    "  --role ROLE      user (default: own jobs), manager (sees the partner's jobs), staff\n"
+    "                   (manages partners, users and quotas), admin (everything) or\n"
+    "                   auditor (reads everything, changes nothing)\n"
     "  --json           print the server's JSON\n",
     user_add_opts,
     1,
@@ -1188,20 +1528,62 @@ static const command cmd_user_add = {
 static const command cmd_user_list = {
     "user",
     "list",
-    "antenna user list [--json]",
-    "Lists the users (admin only).\n"
+    "antenna user list [--partner P] [--json]",
+    "Lists the users with their partner, category and role (staff or admin).\n"
     "\n"
-    "  --json   print the server's JSON\n",
-    json_opts,
+    "  --partner P   only the users of partner P\n"
+    "  --json        print the server's JSON\n",
+    user_list_opts,
     0,
     0,
     run_user_list,
+};
+static const command cmd_quota = {
+    NULL,
+    "quota",
+    "antenna quota [--period YYYY-MM] [--json] [PARTNER]",
+    "Shows the partners' quotas for a period: GPU-hour budget, used, held by running jobs and\n"
+    "left, and the caps (GPUs and jobs at once, queued jobs, wall time, GPUs per user).\n"
+    "Users and managers see their own partner's; staff, admins and auditors every partner's.\n"
+    "\"unlimited\" means no limit; \"not set\" means no quota was set for that period (so no\n"
+    "GPU budget). CPU-hour columns appear when some partner has a CPU budget. To show a\n"
+    "partner called \"set\", write: antenna quota -- set. To change a quota: antenna quota set.\n"
+    "\n"
+    "  --period P   YYYY-MM, e.g. 2026-11 (default: the current period, also 'current')\n"
+    "  --json       print the server's JSON\n",
+    quota_opts,
+    0,
+    1,
+    run_quota,
+};
+static const command cmd_quota_set = {
+    "quota",
+    "set",
+    "antenna quota set [--period YYYY-MM|current] [FIELD OPTIONS] [--json] PARTNER",
+    "Changes a partner's quota for a period (staff or admin); it takes effect at once on the\n"
+    "queue. Only the fields given change; give at least one. Every value may be 'unlimited'.\n"
+    "\n"
+    "  --period P           YYYY-MM or current (default current)\n"
+    "Field options:\n"
+    "  --gpu-hours N        GPU-hour budget of the period, e.g. 100 or 12.5\n"
+    "  --cpu-hours N        CPU-hour budget of the period\n"
+    "  --max-gpus N         GPUs the partner's jobs may use at once\n"
+    "  --max-jobs N         jobs the partner may run at once\n"
+    "  --max-queued N       jobs the partner may have queued\n"
+    "  --max-walltime TIME  longest time limit of a job: M, H:M:S, D-H, D-H:M:S...\n"
+    "  --user-max-gpus N    GPUs one user of the partner may use at once\n"
+    "Other options:\n"
+    "  --json               print the server's JSON of the new quota\n",
+    quota_set_opts,
+    1,
+    1,
+    run_quota_set,
 };
 static const command cmd_token_create = {
     "token",
     "create",
     "antenna token create --user U [--label L] [--json]",
-    "Creates an API token for a user (admin only) and prints it alone on stdout, e.g.\n"
+    "Creates an API token for a user (admin) and prints it alone on stdout, e.g.\n"
     "  export ANTENNA_TOKEN=$(antenna token create --user alice --label laptop)\n"
     "The token is shown only this once.\n"
     "\n"
@@ -1217,7 +1599,7 @@ static const command cmd_token_list = {
     "token",
     "list",
     "antenna token list [--json]",
-    "Lists the API tokens (never their text) (admin only).\n"
+    "Lists the API tokens (never their text) (admin).\n"
     "\n"
     "  --json   print the server's JSON\n",
     json_opts,
@@ -1229,7 +1611,7 @@ static const command cmd_token_revoke = {
     "token",
     "revoke",
     "antenna token revoke [--json] ID",
-    "Revokes an API token: requests with it are refused from now on (admin only).\n"
+    "Revokes an API token: requests with it are refused from now on (admin).\n"
     "\n"
     "  --json   print the server's JSON\n",
     json_opts,
@@ -1238,10 +1620,12 @@ static const command cmd_token_revoke = {
     run_token_revoke,
 };
 
+/* `quota set` comes before `quota` so that "antenna help quota set" finds it. */
 static const command *const commands[] = {
-    &cmd_submit,    &cmd_jobs,         &cmd_show,         &cmd_cancel,
-    &cmd_logs,      &cmd_partner_add,  &cmd_partner_list, &cmd_user_add,
-    &cmd_user_list, &cmd_token_create, &cmd_token_list,   &cmd_token_revoke,
+    &cmd_submit,       &cmd_jobs,         &cmd_show,        &cmd_cancel,
+    &cmd_logs,         &cmd_quota_set,    &cmd_quota,       &cmd_partner_add,
+    &cmd_partner_list, &cmd_partner_show, &cmd_partner_set, &cmd_user_add,
+    &cmd_user_list,    &cmd_token_create, &cmd_token_list,  &cmd_token_revoke,
 };
 
 static const char main_usage[] = "Usage: antenna [--url URL] [--token TOKEN] [--ca FILE] COMMAND "
@@ -1253,30 +1637,40 @@ static void print_main_help(void)
     printf("\nAntenna runs your batch jobs on a Slurm cluster through the antennad broker.\n"
            "\nJobs:\n"
            "  submit [OPTIONS] SCRIPT   submit a batch script (reads its #SBATCH lines)\n"
+           "  submit --dry-run SCRIPT   ask whether a job would be admitted, and at what cost\n"
            "  jobs [--limit N]          list your jobs\n"
            "  show ID                   show one job\n"
            "  cancel ID                 cancel a job\n"
            "  logs [--follow] ID        print a job's output\n"
-           "\nAdministration (admin role):\n"
-           "  partner add NAME [--description TEXT]\n"
+           "\nQuotas:\n"
+           "  quota [PARTNER] [--period YYYY-MM]   budgets, usage and limits\n"
+           "  quota set PARTNER [--period P] [--gpu-hours N] [--cpu-hours N] [--max-gpus N]\n"
+           "      [--max-jobs N] [--max-queued N] [--max-walltime T] [--user-max-gpus N]\n"
+           "                                       (staff or admin role)\n"
+           "\nPartners and users (staff or admin role):\n"
+           "  partner add NAME [--description TEXT] [--share N]\n"
            "  partner list\n"
-           "  user add NAME --partner P --unix-user U [--role user|admin]\n"
-           "  user list\n"
+           "  partner show NAME\n"
+           "  partner set NAME [--share N] [--description TEXT]\n"
+           "  user add NAME --partner P --category sme|researcher|institution --unix-user U\n"
+           "      [--role user|manager|staff|admin|auditor]\n"
+           "  user list [--partner P]\n"
+           "\nTokens (admin role):\n"
            "  token create --user U [--label L]\n"
            "  token list\n"
            "  token revoke ID\n"
            "\nMost commands take --json to print the server's JSON; 'antenna COMMAND --help'\n"
            "describes one.\n\n");
     printf("%s", global_help);
-    printf(
-        "  -V, --version   print the version\n"
-        "\nSettings come from the flags, else the environment, else the config file\n"
-        "$XDG_CONFIG_HOME/antenna/config (default ~/.config/antenna/config) with lines\n"
-        "\"url = ...\", \"token = ...\", \"ca = ...\" and # comments (ANTENNA_CONFIG names "
-        "another\n"
-        "file).\n"
-        "\nExit status: 0 ok, 1 the server refused the request, 2 usage or local input error,\n"
-        "3 cannot reach the server (network or TLS); submit --wait ends with the job's status.\n");
+    printf("  -V, --version   print the version\n"
+           "\nSettings come from the flags, else the environment, else the config file\n"
+           "$XDG_CONFIG_HOME/antenna/config (default ~/.config/antenna/config) with lines\n"
+           "\"url = ...\", \"token = ...\", \"ca = ...\" and # comments (ANTENNA_CONFIG names "
+           "another\n"
+           "file).\n"
+           "\nExit status: 0 ok, 1 the server refused the request, 2 usage or local input error,\n"
+           "3 cannot reach the server (network or TLS); submit --wait ends with the job's status,\n"
+           "submit --dry-run with 1 when the job would be refused.\n");
 }
 
 static int main_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -1370,7 +1764,10 @@ int main(int argc, char **argv)
         return 0;
     }
     const command *cmd = NULL;
-    if (is_group(word)) {
+    if (strcmp(word, "quota") == 0 && i < argc && strcmp(argv[i], "set") == 0) {
+        cmd = &cmd_quota_set; /* `quota` is a command that also has a subcommand */
+        i++;
+    } else if (is_group(word)) {
         if (i >= argc || argv[i][0] == '-') {
             bool help = i < argc && (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0);
             if (!help) fprintf(stderr, "antenna %s: missing subcommand\n", word);
@@ -1401,6 +1798,7 @@ int main(int argc, char **argv)
     memset(&a, 0, sizeof a);
     int rc = parse_args(cmd, argc - i, argv + i, &a, &c);
     if (rc == 0) rc = cmd->run(&c, &a);
+    quota_args_close(&a.quota);
     api_client_free(c.api);
     cli_config_close(&c.cfg);
     if (fflush(stdout) != 0 && rc == 0) rc = EXIT_REFUSED;

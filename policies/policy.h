@@ -38,9 +38,9 @@
 
 typedef struct policy policy;
 
-#define POLICY_NAME_MAX 64
+#define POLICY_NAME_MAX      64
 #define POLICY_GPU_TYPES_MAX 16
-#define POLICY_UNLIMITED (-1) /* for any cap or budget field */
+#define POLICY_UNLIMITED     (-1) /* for any cap or budget field */
 
 typedef enum policy_category {
     POLICY_CAT_SME = 0,
@@ -62,12 +62,12 @@ typedef struct policy_config {
         int weight_milli; /* 1000 = one GPU-hour costs one GPU-hour */
     } gpu_types[POLICY_GPU_TYPES_MAX];
     size_t n_gpu_types; /* >= 1; a job naming no type is billed (and run) as gpu_types[0] */
-    double fairshare_halflife_hours; /* > 0 */
+    double fairshare_halflife_hours;                                /* > 0 */
     int weight_fairshare, weight_category, weight_age, weight_size; /* >= 0 */
-    int category_factor_milli[POLICY_CAT_COUNT]; /* 0..1000 */
-    double age_unit_hours; /* > 0 */
-    int max_gpus_per_job;  /* > 0, for the size factor */
-    int cluster_window;    /* > 0: at most this many of our jobs dispatched but not running */
+    int category_factor_milli[POLICY_CAT_COUNT];                    /* 0..1000 */
+    double age_unit_hours;                                          /* > 0 */
+    int max_gpus_per_job;                                           /* > 0, for the size factor */
+    int cluster_window; /* > 0: at most this many of our jobs dispatched but not running */
 } policy_config;
 
 /* Fills `c` with the defaults: one type "h100" at weight 1000, half-life 168 h, weights
@@ -105,29 +105,29 @@ typedef struct policy_job {
 /* Why a job was refused or why it waits. */
 typedef struct policy_verdict {
     bool admitted;
-    char code[32];     /* refusal: walltime_limit, partner_gpu_limit, user_gpu_limit,
-                          budget_exceeded, cpu_budget_exceeded, queued_limit, unknown_gpu_type,
-                          unknown_user, unknown_partner; "" when admitted */
-    char message[256]; /* names the limit and its value, and what to do */
-    char period[8];    /* "YYYY-MM" of now */
+    char code[32];                /* refusal: walltime_limit, partner_gpu_limit, user_gpu_limit,
+                                     budget_exceeded, cpu_budget_exceeded, queued_limit, unknown_gpu_type,
+                                     unknown_user, unknown_partner; "" when admitted */
+    char message[256];            /* names the limit and its value, and what to do */
+    char period[8];               /* "YYYY-MM" of now */
     int64_t max_cost_gpu_seconds; /* the hold it would take */
     int64_t max_cost_cpu_seconds;
     int64_t budget_left_gpu_seconds;       /* left now (POLICY_UNLIMITED if unlimited) */
     int64_t budget_left_after_gpu_seconds; /* left after its hold (POLICY_UNLIMITED if unl.) */
-    size_t queue_position; /* 1-based position in dispatch order if queued now */
-    char wait_reason[32];  /* the limit it would wait on now, "" if it would go at once */
-    double priority;       /* its priority if queued now */
+    size_t queue_position;                 /* 1-based position in dispatch order if queued now */
+    char wait_reason[32]; /* the limit it would wait on now, "" if it would go at once */
+    double priority;      /* its priority if queued now */
 } policy_verdict;
 
 /* Reasons a queued job waits (as squeue shows them). */
 #define POLICY_REASON_CLUSTER_FULL "ClusterFull"         /* the cluster window is full */
-#define POLICY_REASON_PARTNER_GPU "PartnerGpuLimit"      /* partner's max_gpus reached */
+#define POLICY_REASON_PARTNER_GPU  "PartnerGpuLimit"     /* partner's max_gpus reached */
 #define POLICY_REASON_PARTNER_JOBS "PartnerJobLimit"     /* partner's max_running_jobs */
-#define POLICY_REASON_USER_GPU "UserGpuLimit"            /* user's user_max_gpus */
-#define POLICY_REASON_BUDGET_HELD "BudgetHeld"           /* budget left < cost: holds of */
+#define POLICY_REASON_USER_GPU     "UserGpuLimit"        /* user's user_max_gpus */
+#define POLICY_REASON_BUDGET_HELD  "BudgetHeld"          /* budget left < cost: holds of */
                                                          /* running jobs may come back */
 #define POLICY_REASON_BUDGET_EXHAUSTED "BudgetExhausted" /* budget - used < cost: never */
-#define POLICY_REASON_PRIORITY "Priority"                /* behind higher-priority jobs */
+#define POLICY_REASON_PRIORITY         "Priority"        /* behind higher-priority jobs */
 
 /* Creates an engine with a copy of `cfg`. Returns NULL on bad config or no memory (err, when not
  * NULL, says which field). Free with policy_free. */
@@ -181,7 +181,9 @@ int policy_pick(policy *p, int64_t now, int64_t *id, int64_t *hold_gpu_s, int64_
 
 /* Records that queued job `id` was dispatched at `now` with the hold policy_pick gave: it leaves
  * the queue, takes its hold from its partner's budget, counts against the caps and the window.
- * Returns 0, -ENOENT (not queued), -EDQUOT (the hold no longer fits the budget: nothing changed). */
+ * Returns 0, -ENOENT (not queued), -EDQUOT (the hold no longer fits the budget: nothing changed),
+ * -ENOMEM.
+ */
 int policy_job_dispatched(policy *p, int64_t id, int64_t now);
 
 /* Puts a dispatched job back in the queue (Slurm was unreachable; the store released its hold):

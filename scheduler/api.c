@@ -76,7 +76,8 @@ struct api_call {
     api *a;
     http_request *req;
     const struct route *route;
-    int64_t id; /* the "*" segment */
+    int64_t id;      /* the "*" segment */
+    char seg[2][64]; /* the "%" segments, in order */
     char token_hash[AUTH_HASH_HEX_LEN + 1];
     bool token_ok;   /* a well-formed bearer token was given */
     store_user user; /* who asks (after authentication) */
@@ -145,17 +146,17 @@ static json_t *hours_or_null(int64_t seconds)
 static json_t *job_json(const store_job *j, const policy *pol, int64_t now)
 {
     bool queued = strcmp(j->state, STORE_STATE_QUEUED) == 0;
-    json_t *o = json_pack(
-        "{s:I,s:s,s:s,s:s,s:s,s:s,s:s,s:i,s:s,s:i,s:I,s:i,s:o,s:o,s:b,s:o,s:o,s:o,s:o}", "id",
-        (json_int_t)j->id, "name", j->name, "user", j->user, "partner", j->partner, "unix_user",
-        j->unix_user, "state", j->state, "reason", j->reason, "gpus", j->gpus, "gpu_type",
-        j->gpu_type, "cpus_per_task", j->cpus_per_task, "mem_mb", (json_int_t)j->mem_mb,
-        "time_minutes", j->time_minutes, "slurm_job_id",
-        j->slurm_job_id > 0 ? json_integer(j->slurm_job_id) : json_null(), "exit_code",
-        j->has_exit_code ? json_integer(j->exit_code) : json_null(), "cancel_requested",
-        j->cancel_requested, "submitted_at", json_time(j->submitted_at), "dispatched_at",
-        json_time(j->dispatched_at), "started_at", json_time(j->started_at), "ended_at",
-        json_time(j->ended_at));
+    json_t *o =
+        json_pack("{s:I,s:s,s:s,s:s,s:s,s:s,s:s,s:i,s:s,s:i,s:I,s:i,s:o,s:o,s:b,s:o,s:o,s:o,s:o}",
+                  "id", (json_int_t)j->id, "name", j->name, "user", j->user, "partner", j->partner,
+                  "unix_user", j->unix_user, "state", j->state, "reason", j->reason, "gpus",
+                  j->gpus, "gpu_type", j->gpu_type, "cpus_per_task", j->cpus_per_task, "mem_mb",
+                  (json_int_t)j->mem_mb, "time_minutes", j->time_minutes, "slurm_job_id",
+                  j->slurm_job_id > 0 ? json_integer(j->slurm_job_id) : json_null(), "exit_code",
+                  j->has_exit_code ? json_integer(j->exit_code) : json_null(), "cancel_requested",
+                  j->cancel_requested, "submitted_at", json_time(j->submitted_at), "dispatched_at",
+                  json_time(j->dispatched_at), "started_at", json_time(j->started_at), "ended_at",
+                  json_time(j->ended_at));
     if (o == NULL) return NULL;
     json_object_set_new(o, "period", j->period[0] ? json_string(j->period) : json_null());
     json_object_set_new(o, "hold_gpu_hours", hours_or_null(j->hold_gpu_seconds));
@@ -319,8 +320,7 @@ static json_t *quote_json(const policy_verdict *v)
                         hours_or_null(v->budget_left_after_gpu_seconds));
     json_object_set_new(o, "queue_position",
                         v->admitted ? json_integer((json_int_t)v->queue_position) : json_null());
-    json_object_set_new(o, "wait_reason",
-                        v->admitted ? json_string(v->wait_reason) : json_null());
+    json_object_set_new(o, "wait_reason", v->admitted ? json_string(v->wait_reason) : json_null());
     json_object_set_new(o, "priority", v->admitted ? json_real(v->priority) : json_null());
     return o;
 }
@@ -328,10 +328,9 @@ static json_t *quote_json(const policy_verdict *v)
 static void h_jobs_post(api_call *c)
 {
     static const struct field fields[] = {
-        {"script", F_STR, true},       {"name", F_STR, false},     {"gpus", F_INT, false},
-        {"gpu_type", F_STR, false},    {"cpus_per_task", F_INT, false},
-        {"mem_mb", F_INT, false},      {"time_minutes", F_INT, false},
-        {"dry_run", F_BOOL, false},
+        {"script", F_STR, true},        {"name", F_STR, false},          {"gpus", F_INT, false},
+        {"gpu_type", F_STR, false},     {"cpus_per_task", F_INT, false}, {"mem_mb", F_INT, false},
+        {"time_minutes", F_INT, false}, {"dry_run", F_BOOL, false},
     };
     json_t *o = parse_body(c, fields, sizeof fields / sizeof fields[0]);
     if (o == NULL) return;
@@ -438,15 +437,16 @@ static void h_jobs_list(api_call *c)
     store_job *jobs = NULL;
     size_t n = 0;
     int64_t user_id = has_role(c, R_READERS | R_MANAGER) ? 0 : c->user.id;
-    const char *partner = !has_role(c, R_READERS) && has_role(c, R_MANAGER) ? c->user.partner
-                                                                            : NULL;
+    const char *partner =
+        !has_role(c, R_READERS) && has_role(c, R_MANAGER) ? c->user.partner : NULL;
     if (store_failed(c, store_job_list(c->a->st, user_id, partner, (size_t)limit, &jobs, &n),
                      "list jobs"))
         return;
     json_t *arr = json_array();
     int64_t now = time(NULL);
     policy *pol = policy_state_lock(c->a->ps);
-    for (size_t i = 0; i < n; i++) json_array_append_new(arr, job_json(&jobs[i], pol, now));
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(arr, job_json(&jobs[i], pol, now));
     policy_state_unlock(c->a->ps);
     free(jobs);
     set_json(c, 200, json_pack("{s:o}", "jobs", arr));
@@ -574,8 +574,8 @@ static json_t *quota_json(api_call *c, const store_partner *p, const char *perio
     policy *pol = policy_state_lock(c->a->ps);
     policy_quota_get(pol, p->name, period, &pq, &used, &held, &ucpu, &hcpu);
     policy_state_unlock(c->a->ps);
-    json_t *o = json_pack("{s:s,s:s,s:i,s:b}", "partner", p->name, "period", period,
-                          "share_weight", p->share_weight, "set", set);
+    json_t *o = json_pack("{s:s,s:s,s:i,s:b}", "partner", p->name, "period", period, "share_weight",
+                          p->share_weight, "set", set);
     json_object_set_new(o, "gpu_hours", hours_or_null(q.gpu_seconds));
     json_object_set_new(o, "used_gpu_hours", hours_or_null(used));
     json_object_set_new(o, "held_gpu_hours", hours_or_null(held));
@@ -637,7 +637,8 @@ static void h_partners_list(api_call *c)
     size_t n = 0;
     if (store_failed(c, store_partner_list(c->a->st, &ps, &n), "list partners")) return;
     json_t *arr = json_array();
-    for (size_t i = 0; i < n; i++) json_array_append_new(arr, partner_json(&ps[i]));
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(arr, partner_json(&ps[i]));
     free(ps);
     set_json(c, 200, json_pack("{s:o}", "partners", arr));
 }
@@ -686,8 +687,7 @@ static void h_partner_patch(api_call *c)
             set_error(c, 404, "not_found", "no partner \"%.64s\"; see antenna partner list",
                       c->seg[0]);
         else if (!store_failed(c, rc, "change the partner") &&
-                 !store_failed(c, store_partner_get(c->a->st, c->seg[0], &p),
-                               "read the partner")) {
+                 !store_failed(c, store_partner_get(c->a->st, c->seg[0], &p), "read the partner")) {
             LOG(LOG_INFO, "partner %s changed by %s", p.name, c->user.name);
             set_json(c, 200, partner_json(&p));
         }
@@ -748,8 +748,8 @@ static void h_users_post(api_call *c)
                       partner, partner);
         else if (!store_failed(c, rc, "create the user") &&
                  !store_failed(c, store_user_get(c->a->st, name, &u), "read the user")) {
-            LOG(LOG_INFO, "user %s (partner %s, unix %s, role %s, %s) created by %s", name,
-                partner, unix_user, role, category, c->user.name);
+            LOG(LOG_INFO, "user %s (partner %s, unix %s, role %s, %s) created by %s", name, partner,
+                unix_user, role, category, c->user.name);
             set_json(c, 201, user_json(&u));
         }
     }
@@ -788,7 +788,8 @@ static void h_users_list(api_call *c)
                      "list users"))
         return;
     json_t *arr = json_array();
-    for (size_t i = 0; i < n; i++) json_array_append_new(arr, user_json(&us[i]));
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(arr, user_json(&us[i]));
     free(us);
     set_json(c, 200, json_pack("{s:o}", "users", arr));
 }
@@ -840,8 +841,7 @@ static void h_quotas_list(api_call *c)
     free(ps);
     if (partner[0] && !found) {
         json_decref(arr);
-        set_error(c, 404, "not_found", "no partner \"%.64s\"; see antenna partner list",
-                  partner);
+        set_error(c, 404, "not_found", "no partner \"%.64s\"; see antenna partner list", partner);
         return;
     }
     set_json(c, 200, json_pack("{s:o}", "quotas", arr));

@@ -190,8 +190,7 @@ static void refresh_reasons(broker *b, policy *pol, int64_t now)
     for (size_t i = 0; i < n; i++) {
         if (strcmp(jobs[i].state, STORE_STATE_QUEUED) != 0) continue;
         const char *r = policy_job_reason(pol, jobs[i].id, now);
-        if (r != NULL && strcmp(r, jobs[i].reason) != 0)
-            store_job_reason_set(b->st, jobs[i].id, r);
+        if (r != NULL && strcmp(r, jobs[i].reason) != 0) store_job_reason_set(b->st, jobs[i].id, r);
     }
     free(jobs);
 }

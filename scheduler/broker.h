@@ -4,10 +4,10 @@
  * the loop thread) and does, in order: recovery after a restart (once), one incremental poll of
  * Slurm's job table (states, starts, ends and charges), cancel requests, and the dispatch of the
  * queued jobs that the policy engine picks (highest priority first, within partner caps, budgets
- * and the cluster window), each with its budget hold written in the same transaction as its state. Every step is written to the
- * store before the next one starts, so a crash at any point neither loses a job nor submits it
- * twice: a job found in state "dispatching" after a restart is looked up in Slurm by its tag
- * before it is ever submitted again.
+ * and the cluster window), each with its budget hold written in the same transaction as its state.
+ * Every step is written to the store before the next one starts, so a crash at any point neither
+ * loses a job nor submits it twice: a job found in state "dispatching" after a restart is looked up
+ * in Slurm by its tag before it is ever submitted again.
  */
 #ifndef ANTENNA_BROKER_H
 #define ANTENNA_BROKER_H

@@ -36,7 +36,8 @@ void config_defaults(config *c)
 static void sync_gpu_types(config *c, const int *weights)
 {
     size_t n = 0;
-    while (n < CONFIG_MAX_GPU_TYPES && c->gpu_type_list[n] != NULL) n++;
+    while (n < CONFIG_MAX_GPU_TYPES && c->gpu_type_list[n] != NULL)
+        n++;
     for (size_t i = 0; i < n && i < POLICY_GPU_TYPES_MAX; i++) {
         snprintf(c->policy.gpu_types[i].name, sizeof c->policy.gpu_types[i].name, "%s",
                  c->gpu_types[i]);
@@ -59,7 +60,8 @@ static int load_gpu_weights(config *c, json_t *v, char *err, size_t errlen)
     json_object_foreach(v, name, w)
     {
         size_t i = 0;
-        while (c->gpu_type_list[i] != NULL && strcmp(c->gpu_type_list[i], name) != 0) i++;
+        while (c->gpu_type_list[i] != NULL && strcmp(c->gpu_type_list[i], name) != 0)
+            i++;
         if (c->gpu_type_list[i] == NULL) {
             snprintf(err, errlen, "gpu_weights names \"%.32s\", which is not in gpu_types", name);
             return -EINVAL;

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 struct policy_state {
     pthread_mutex_t mu;
@@ -77,10 +78,19 @@ static int load(policy *pol, store *st, char *err, size_t errlen)
         policy_state_job_from_store(&js[i], &pj);
         if (strcmp(js[i].state, STORE_STATE_QUEUED) == 0)
             rc = policy_job_enqueue(pol, &pj);
-        else
-            rc = policy_job_restore(pol, &pj, strcmp(js[i].state, "running") == 0 ||
-                                                  strcmp(js[i].state, "suspended") == 0,
-                                    js[i].period, js[i].hold_gpu_seconds, js[i].hold_cpu_seconds);
+        else {
+            /* A job dispatched by a release without periods has none: use its dispatch month. */
+            char period[8];
+            if (js[i].period[0])
+                snprintf(period, sizeof period, "%s", js[i].period);
+            else
+                policy_period_of(js[i].dispatched_at > 0 ? js[i].dispatched_at : time(NULL),
+                                 period);
+            bool running =
+                strcmp(js[i].state, "running") == 0 || strcmp(js[i].state, "suspended") == 0;
+            rc = policy_job_restore(pol, &pj, running, period, js[i].hold_gpu_seconds,
+                                    js[i].hold_cpu_seconds);
+        }
         if (rc < 0) goto fail;
     }
     rc = 0;

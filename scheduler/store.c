@@ -1,5 +1,5 @@
 /* store.c - antennad's durable state in SQLite. Never builds SQL from user data, never runs on the
- * event-loop thread, never logs token hashes or scripts. */
+ * event-loop thread, never logs token hashes or scripts, never updates or deletes a ledger row. */
 #include "store.h"
 
 #include "log.h"
@@ -84,6 +84,83 @@ static const char *const migrations[] = {
     "CREATE INDEX jobs_user ON jobs (user_id, id);"
     "CREATE INDEX jobs_state ON jobs (state);"
     "CREATE INDEX jobs_active ON jobs (id) WHERE state NOT IN " TERMINAL_SQL ";",
+
+    /* v1 -> v2: share weights, user categories, quotas, the ledger, job holds and charges. The
+     * jobs table is rebuilt (ALTER TABLE ADD COLUMN would put the new columns after script),
+     * keeping every row and its AUTOINCREMENT counter, so that ids are never reused. No table
+     * references jobs before this step, so dropping it checks no foreign key. */
+    "ALTER TABLE partners ADD COLUMN share_weight INTEGER NOT NULL DEFAULT 1;"
+    "ALTER TABLE users ADD COLUMN category TEXT NOT NULL DEFAULT 'researcher';"
+    "CREATE TABLE jobs_v2 ("
+    "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    "  user_id INTEGER NOT NULL REFERENCES users(id),"
+    "  user_name TEXT NOT NULL,"
+    "  partner TEXT NOT NULL,"
+    "  unix_user TEXT NOT NULL,"
+    "  name TEXT NOT NULL,"
+    "  gpus INTEGER NOT NULL,"
+    "  gpu_type TEXT NOT NULL,"
+    "  cpus_per_task INTEGER NOT NULL,"
+    "  mem_mb INTEGER NOT NULL,"
+    "  time_minutes INTEGER NOT NULL,"
+    "  state TEXT NOT NULL,"
+    "  reason TEXT NOT NULL DEFAULT '',"
+    "  slurm_job_id INTEGER NOT NULL DEFAULT 0,"
+    "  exit_code INTEGER,"
+    "  cancel_requested INTEGER NOT NULL DEFAULT 0,"
+    "  submitted_at INTEGER NOT NULL,"
+    "  dispatched_at INTEGER NOT NULL DEFAULT 0,"
+    "  started_at INTEGER NOT NULL DEFAULT 0,"
+    "  ended_at INTEGER NOT NULL DEFAULT 0,"
+    "  period TEXT NOT NULL DEFAULT '',"
+    "  hold_gpu_seconds INTEGER NOT NULL DEFAULT 0,"
+    "  hold_cpu_seconds INTEGER NOT NULL DEFAULT 0,"
+    "  charge_gpu_seconds INTEGER NOT NULL DEFAULT 0,"
+    "  charge_cpu_seconds INTEGER NOT NULL DEFAULT 0,"
+    "  script TEXT NOT NULL);"
+    "INSERT INTO jobs_v2 (id, user_id, user_name, partner, unix_user, name, gpus, gpu_type,"
+    "  cpus_per_task, mem_mb, time_minutes, state, reason, slurm_job_id, exit_code,"
+    "  cancel_requested, submitted_at, dispatched_at, started_at, ended_at, script)"
+    " SELECT id, user_id, user_name, partner, unix_user, name, gpus, gpu_type, cpus_per_task,"
+    "  mem_mb, time_minutes, state, reason, slurm_job_id, exit_code, cancel_requested,"
+    "  submitted_at, dispatched_at, started_at, ended_at, script FROM jobs ORDER BY id;"
+    "DELETE FROM sqlite_sequence WHERE name = 'jobs_v2';"
+    "INSERT INTO sqlite_sequence (name, seq)"
+    " SELECT 'jobs_v2', seq FROM sqlite_sequence WHERE name = 'jobs';"
+    "DROP TABLE jobs;"
+    "ALTER TABLE jobs_v2 RENAME TO jobs;"
+    "CREATE INDEX jobs_user ON jobs (user_id, id);"
+    "CREATE INDEX jobs_partner ON jobs (partner, id);"
+    "CREATE INDEX jobs_state ON jobs (state);"
+    "CREATE INDEX jobs_active ON jobs (id) WHERE state NOT IN " TERMINAL_SQL ";"
+    "CREATE TABLE quotas ("
+    "  partner_id INTEGER NOT NULL REFERENCES partners(id),"
+    "  period TEXT NOT NULL,"
+    "  gpu_seconds INTEGER NOT NULL,"
+    "  cpu_seconds INTEGER NOT NULL,"
+    "  max_gpus INTEGER NOT NULL,"
+    "  max_running_jobs INTEGER NOT NULL,"
+    "  max_queued_jobs INTEGER NOT NULL,"
+    "  max_walltime_minutes INTEGER NOT NULL,"
+    "  user_max_gpus INTEGER NOT NULL,"
+    "  updated_at INTEGER NOT NULL,"
+    "  PRIMARY KEY (partner_id, period));"
+    "CREATE TABLE ledger ("
+    "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    "  job_id INTEGER NOT NULL REFERENCES jobs(id),"
+    "  partner_id INTEGER NOT NULL REFERENCES partners(id),"
+    "  period TEXT NOT NULL,"
+    "  kind TEXT NOT NULL CHECK (kind IN ('hold', 'release', 'charge')),"
+    "  gpu_seconds INTEGER NOT NULL,"
+    "  cpu_seconds INTEGER NOT NULL,"
+    "  at INTEGER NOT NULL);"
+    "CREATE INDEX ledger_partner_period ON ledger (partner_id, period);"
+    "CREATE INDEX ledger_job ON ledger (job_id);"
+    /* append-only, whoever writes to the file */
+    "CREATE TRIGGER ledger_no_update BEFORE UPDATE ON ledger"
+    " BEGIN SELECT RAISE(ABORT, 'the ledger is append-only'); END;"
+    "CREATE TRIGGER ledger_no_delete BEFORE DELETE ON ledger"
+    " BEGIN SELECT RAISE(ABORT, 'the ledger is append-only'); END;",
 };
 
 #define STORE_SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
@@ -91,9 +168,19 @@ static const char *const migrations[] = {
 #define JOB_COLS                                                                                   \
     "id, user_id, user_name, partner, unix_user, name, gpus, gpu_type, cpus_per_task, mem_mb, "    \
     "time_minutes, state, reason, slurm_job_id, exit_code, cancel_requested, submitted_at, "       \
-    "dispatched_at, started_at, ended_at"
+    "dispatched_at, started_at, ended_at, period, hold_gpu_seconds, hold_cpu_seconds, "            \
+    "charge_gpu_seconds, charge_cpu_seconds"
 
-#define USER_COLS "u.id, u.name, p.name, u.unix_user, u.role, u.created_at"
+#define PARTNER_COLS "id, name, description, share_weight, created_at"
+
+#define USER_COLS "u.id, u.name, p.name, u.unix_user, u.role, u.category, u.created_at"
+
+#define QUOTA_COLS                                                                                 \
+    "p.name, q.period, q.gpu_seconds, q.cpu_seconds, q.max_gpus, q.max_running_jobs, "             \
+    "q.max_queued_jobs, q.max_walltime_minutes, q.user_max_gpus, q.updated_at"
+
+/* The jobs of one user, of one partner, or both: ?1 user id, ?2 partner, ?3 limit (-1 = none). */
+#define JOB_LIST(where) "SELECT " JOB_COLS " FROM jobs " where " ORDER BY id DESC LIMIT ?3"
 
 enum stmt_id {
     ST_BEGIN,
@@ -103,11 +190,21 @@ enum stmt_id {
     ST_PARTNER_GET,
     ST_PARTNER_LIST,
     ST_PARTNER_ID,
+    ST_PARTNER_UPDATE,
     ST_USER_INSERT,
     ST_USER_GET,
     ST_USER_GET_ID,
     ST_USER_LIST,
     ST_USER_LIST_PARTNER,
+    ST_QUOTA_SET,
+    ST_QUOTA_GET,
+    ST_QUOTA_LIST,
+    ST_QUOTA_LIST_PERIOD,
+    ST_QUOTA_BUDGET,
+    ST_LEDGER_INSERT,
+    ST_LEDGER_SUMS,
+    ST_LEDGER_TOTALS,
+    ST_LEDGER_LIST,
     ST_TOKEN_INSERT,
     ST_TOKEN_LOOKUP,
     ST_TOKEN_REVOKE,
@@ -118,8 +215,15 @@ enum stmt_id {
     ST_JOB_SCRIPT,
     ST_JOB_LIST,
     ST_JOB_LIST_USER,
+    ST_JOB_LIST_PARTNER,
+    ST_JOB_LIST_USER_PARTNER,
     ST_JOB_LIST_ACTIVE,
     ST_JOB_EXISTS,
+    ST_JOB_REASON_SET,
+    ST_JOB_BILLING,
+    ST_JOB_DISPATCH,
+    ST_JOB_HOLD_CLEAR,
+    ST_JOB_CHARGE,
     ST_JOB_TRANSITION,
     ST_JOB_SET_DISPATCHED,
     ST_JOB_UPDATE_READ,
@@ -133,13 +237,17 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_BEGIN] = "BEGIN IMMEDIATE",
     [ST_COMMIT] = "COMMIT",
     [ST_ROLLBACK] = "ROLLBACK",
-    [ST_PARTNER_INSERT] =
-        "INSERT INTO partners (name, description, created_at) VALUES (?1, ?2, ?3)",
-    [ST_PARTNER_GET] = "SELECT id, name, description, created_at FROM partners WHERE name = ?1",
-    [ST_PARTNER_LIST] = "SELECT id, name, description, created_at FROM partners ORDER BY name",
+    [ST_PARTNER_INSERT] = "INSERT INTO partners (name, description, share_weight, created_at) "
+                          "VALUES (?1, ?2, ?3, ?4)",
+    [ST_PARTNER_GET] = "SELECT " PARTNER_COLS " FROM partners WHERE name = ?1",
+    [ST_PARTNER_LIST] = "SELECT " PARTNER_COLS " FROM partners ORDER BY name",
     [ST_PARTNER_ID] = "SELECT id FROM partners WHERE name = ?1",
-    [ST_USER_INSERT] = "INSERT INTO users (name, partner_id, unix_user, role, created_at) "
-                       "VALUES (?1, ?2, ?3, ?4, ?5)",
+    [ST_PARTNER_UPDATE] =
+        "UPDATE partners SET description = coalesce(?2, description), "
+        "share_weight = CASE WHEN ?3 > 0 THEN ?3 ELSE share_weight END WHERE name = ?1",
+    [ST_USER_INSERT] =
+        "INSERT INTO users (name, partner_id, unix_user, role, category, created_at) "
+        "VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
     [ST_USER_GET] = "SELECT " USER_COLS " FROM users u JOIN partners p ON p.id = u.partner_id "
                     "WHERE u.name = ?1",
     [ST_USER_GET_ID] = "SELECT " USER_COLS " FROM users u JOIN partners p ON p.id = u.partner_id "
@@ -149,6 +257,47 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_USER_LIST_PARTNER] =
         "SELECT " USER_COLS " FROM users u JOIN partners p ON p.id = u.partner_id "
         "WHERE p.name = ?1 ORDER BY u.name",
+    /* The WHERE of the SELECT also tells the parser that ON starts the upsert clause. */
+    [ST_QUOTA_SET] =
+        "INSERT INTO quotas (partner_id, period, gpu_seconds, cpu_seconds, max_gpus, "
+        "max_running_jobs, max_queued_jobs, max_walltime_minutes, user_max_gpus, updated_at) "
+        "SELECT id, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10 FROM partners WHERE name = ?1 "
+        "ON CONFLICT (partner_id, period) DO UPDATE SET gpu_seconds = excluded.gpu_seconds, "
+        "cpu_seconds = excluded.cpu_seconds, max_gpus = excluded.max_gpus, "
+        "max_running_jobs = excluded.max_running_jobs, "
+        "max_queued_jobs = excluded.max_queued_jobs, "
+        "max_walltime_minutes = excluded.max_walltime_minutes, "
+        "user_max_gpus = excluded.user_max_gpus, updated_at = excluded.updated_at",
+    [ST_QUOTA_GET] = "SELECT " QUOTA_COLS " FROM quotas q JOIN partners p ON p.id = q.partner_id "
+                     "WHERE p.name = ?1 AND q.period = ?2",
+    [ST_QUOTA_LIST] = "SELECT " QUOTA_COLS " FROM quotas q JOIN partners p ON p.id = q.partner_id "
+                      "ORDER BY p.name, q.period",
+    [ST_QUOTA_LIST_PERIOD] =
+        "SELECT " QUOTA_COLS " FROM quotas q JOIN partners p ON p.id = q.partner_id "
+        "WHERE q.period = ?1 ORDER BY p.name, q.period",
+    [ST_QUOTA_BUDGET] =
+        "SELECT gpu_seconds, cpu_seconds FROM quotas WHERE partner_id = ?1 AND period = ?2",
+    [ST_LEDGER_INSERT] = "INSERT INTO ledger (job_id, partner_id, period, kind, gpu_seconds, "
+                         "cpu_seconds, at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    /* used GPU, held GPU, used CPU, held CPU of one partner and period */
+    [ST_LEDGER_SUMS] = "SELECT coalesce(sum(CASE WHEN kind = 'charge' THEN gpu_seconds END), 0), "
+                       "coalesce(sum(CASE WHEN kind <> 'charge' THEN gpu_seconds END), 0), "
+                       "coalesce(sum(CASE WHEN kind = 'charge' THEN cpu_seconds END), 0), "
+                       "coalesce(sum(CASE WHEN kind <> 'charge' THEN cpu_seconds END), 0) "
+                       "FROM ledger WHERE partner_id = ?1 AND period = ?2",
+    [ST_LEDGER_TOTALS] = "SELECT p.name, l.period, "
+                         "coalesce(sum(CASE WHEN l.kind = 'charge' THEN l.gpu_seconds END), 0), "
+                         "coalesce(sum(CASE WHEN l.kind <> 'charge' THEN l.gpu_seconds END), 0), "
+                         "coalesce(sum(CASE WHEN l.kind = 'charge' THEN l.cpu_seconds END), 0), "
+                         "coalesce(sum(CASE WHEN l.kind <> 'charge' THEN l.cpu_seconds END), 0), "
+                         "coalesce(max(CASE WHEN l.kind = 'charge' THEN l.at END), 0) "
+                         "FROM ledger l JOIN partners p ON p.id = l.partner_id "
+                         "GROUP BY p.name, l.period ORDER BY p.name, l.period",
+    [ST_LEDGER_LIST] =
+        "SELECT l.id, l.job_id, p.name, l.period, l.kind, l.gpu_seconds, l.cpu_seconds, l.at "
+        "FROM ledger l JOIN partners p ON p.id = l.partner_id "
+        "WHERE (?1 IS NULL OR p.name = ?1) AND (?2 = 0 OR l.job_id = ?2) "
+        "AND (?3 IS NULL OR l.kind = ?3) AND l.at >= ?4 ORDER BY l.id",
     [ST_TOKEN_INSERT] = "INSERT INTO tokens (user_id, hash, label, created_at) "
                         "VALUES (?1, ?2, ?3, ?4)",
     [ST_TOKEN_LOOKUP] = "SELECT " USER_COLS " FROM tokens t JOIN users u ON u.id = t.user_id "
@@ -165,12 +314,26 @@ static const char *const stmt_sql[ST_COUNT] = {
                       "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 'queued', ?11, ?12)",
     [ST_JOB_GET] = "SELECT " JOB_COLS " FROM jobs WHERE id = ?1",
     [ST_JOB_SCRIPT] = "SELECT script FROM jobs WHERE id = ?1",
-    [ST_JOB_LIST] = "SELECT " JOB_COLS " FROM jobs ORDER BY id DESC LIMIT ?1",
-    [ST_JOB_LIST_USER] = "SELECT " JOB_COLS " FROM jobs WHERE user_id = ?1 ORDER BY id DESC "
-                         "LIMIT ?2",
+    [ST_JOB_LIST] = JOB_LIST(""),
+    [ST_JOB_LIST_USER] = JOB_LIST("WHERE user_id = ?1"),
+    [ST_JOB_LIST_PARTNER] = JOB_LIST("WHERE partner = ?2"),
+    [ST_JOB_LIST_USER_PARTNER] = JOB_LIST("WHERE user_id = ?1 AND partner = ?2"),
     [ST_JOB_LIST_ACTIVE] =
         "SELECT " JOB_COLS " FROM jobs WHERE state NOT IN " TERMINAL_SQL " ORDER BY id",
     [ST_JOB_EXISTS] = "SELECT state FROM jobs WHERE id = ?1",
+    [ST_JOB_REASON_SET] = "UPDATE jobs SET reason = ?2 "
+                          "WHERE id = ?1 AND state = 'queued' AND reason <> ?2",
+    /* What the ledger needs of a job: its partner (through its user), state, period, hold. */
+    [ST_JOB_BILLING] = "SELECT u.partner_id, j.state, j.period, j.hold_gpu_seconds, "
+                       "j.hold_cpu_seconds, j.dispatched_at "
+                       "FROM jobs j JOIN users u ON u.id = j.user_id WHERE j.id = ?1",
+    [ST_JOB_DISPATCH] = "UPDATE jobs SET state = 'dispatching', reason = '', period = ?2, "
+                        "hold_gpu_seconds = ?3, hold_cpu_seconds = ?4 "
+                        "WHERE id = ?1 AND state = 'queued'",
+    [ST_JOB_HOLD_CLEAR] = "UPDATE jobs SET hold_gpu_seconds = 0, hold_cpu_seconds = 0 "
+                          "WHERE id = ?1",
+    [ST_JOB_CHARGE] = "UPDATE jobs SET period = ?2, charge_gpu_seconds = ?3, "
+                      "charge_cpu_seconds = ?4 WHERE id = ?1",
     [ST_JOB_TRANSITION] = "UPDATE jobs SET state = ?3, reason = ?4, "
                           "ended_at = CASE WHEN ?5 AND ended_at = 0 THEN ?6 ELSE ended_at END "
                           "WHERE id = ?1 AND state = ?2",
@@ -379,7 +542,8 @@ static void read_partner(sqlite3_stmt *st, void *item)
     p->id = sqlite3_column_int64(st, 0);
     col_text(st, 1, p->name, sizeof p->name);
     col_text(st, 2, p->description, sizeof p->description);
-    p->created_at = sqlite3_column_int64(st, 3);
+    p->share_weight = sqlite3_column_int(st, 3);
+    p->created_at = sqlite3_column_int64(st, 4);
 }
 
 static void read_user(sqlite3_stmt *st, void *item)
@@ -391,7 +555,51 @@ static void read_user(sqlite3_stmt *st, void *item)
     col_text(st, 2, u->partner, sizeof u->partner);
     col_text(st, 3, u->unix_user, sizeof u->unix_user);
     col_text(st, 4, u->role, sizeof u->role);
-    u->created_at = sqlite3_column_int64(st, 5);
+    col_text(st, 5, u->category, sizeof u->category);
+    u->created_at = sqlite3_column_int64(st, 6);
+}
+
+static void read_quota(sqlite3_stmt *st, void *item)
+{
+    store_quota *q = item;
+    memset(q, 0, sizeof *q);
+    col_text(st, 0, q->partner, sizeof q->partner);
+    col_text(st, 1, q->period, sizeof q->period);
+    q->gpu_seconds = sqlite3_column_int64(st, 2);
+    q->cpu_seconds = sqlite3_column_int64(st, 3);
+    q->max_gpus = sqlite3_column_int(st, 4);
+    q->max_running_jobs = sqlite3_column_int(st, 5);
+    q->max_queued_jobs = sqlite3_column_int(st, 6);
+    q->max_walltime_minutes = sqlite3_column_int(st, 7);
+    q->user_max_gpus = sqlite3_column_int(st, 8);
+    q->updated_at = sqlite3_column_int64(st, 9);
+}
+
+static void read_ledger_entry(sqlite3_stmt *st, void *item)
+{
+    store_ledger_entry *e = item;
+    memset(e, 0, sizeof *e);
+    e->id = sqlite3_column_int64(st, 0);
+    e->job_id = sqlite3_column_int64(st, 1);
+    col_text(st, 2, e->partner, sizeof e->partner);
+    col_text(st, 3, e->period, sizeof e->period);
+    col_text(st, 4, e->kind, sizeof e->kind);
+    e->gpu_seconds = sqlite3_column_int64(st, 5);
+    e->cpu_seconds = sqlite3_column_int64(st, 6);
+    e->at = sqlite3_column_int64(st, 7);
+}
+
+static void read_ledger_totals(sqlite3_stmt *st, void *item)
+{
+    store_ledger_totals *t = item;
+    memset(t, 0, sizeof *t);
+    col_text(st, 0, t->partner, sizeof t->partner);
+    col_text(st, 1, t->period, sizeof t->period);
+    t->used_gpu_seconds = sqlite3_column_int64(st, 2);
+    t->held_gpu_seconds = sqlite3_column_int64(st, 3);
+    t->used_cpu_seconds = sqlite3_column_int64(st, 4);
+    t->held_cpu_seconds = sqlite3_column_int64(st, 5);
+    t->last_charge_at = sqlite3_column_int64(st, 6);
 }
 
 static void read_token(sqlite3_stmt *st, void *item)
@@ -431,6 +639,11 @@ static void read_job(sqlite3_stmt *st, void *item)
     j->dispatched_at = sqlite3_column_int64(st, 17);
     j->started_at = sqlite3_column_int64(st, 18);
     j->ended_at = sqlite3_column_int64(st, 19);
+    col_text(st, 20, j->period, sizeof j->period);
+    j->hold_gpu_seconds = sqlite3_column_int64(st, 21);
+    j->hold_cpu_seconds = sqlite3_column_int64(st, 22);
+    j->charge_gpu_seconds = sqlite3_column_int64(st, 23);
+    j->charge_cpu_seconds = sqlite3_column_int64(st, 24);
 }
 
 static int64_t now(void)
@@ -610,9 +823,10 @@ const char *store_instance_id(const store *s)
 
 /* --- partners --- */
 
-int store_partner_insert(store *s, const char *name, const char *description, int64_t *id)
+int store_partner_insert(store *s, const char *name, const char *description, int share_weight,
+                         int64_t *id)
 {
-    if (!s || !name_ok(name)) return -EINVAL;
+    if (!s || !name_ok(name) || share_weight < 1) return -EINVAL;
     if (description && !text_fits(description, STORE_REASON_MAX)) return -EINVAL;
     pthread_mutex_lock(&s->lock);
     sqlite3_stmt *st = stmt_get(s, ST_PARTNER_INSERT);
@@ -620,9 +834,31 @@ int store_partner_insert(store *s, const char *name, const char *description, in
     if (st) {
         bind_text(st, 1, name);
         bind_text(st, 2, description);
-        sqlite3_bind_int64(st, 3, now());
+        sqlite3_bind_int(st, 3, share_weight);
+        sqlite3_bind_int64(st, 4, now());
         ret = stmt_run(s, st, "partner insert");
         if (ret == 0 && id) *id = sqlite3_last_insert_rowid(s->db);
+    }
+    pthread_mutex_unlock(&s->lock);
+    return ret;
+}
+
+int store_partner_update(store *s, const char *name, const char *description, int share_weight)
+{
+    if (!s || !name || share_weight < 0) return -EINVAL;
+    if (description && !text_fits(description, STORE_REASON_MAX)) return -EINVAL;
+    pthread_mutex_lock(&s->lock);
+    sqlite3_stmt *st = stmt_get(s, ST_PARTNER_UPDATE);
+    int ret = -EIO;
+    if (st) {
+        bind_text(st, 1, name);
+        if (description)
+            bind_text(st, 2, description);
+        else
+            sqlite3_bind_null(st, 2);
+        sqlite3_bind_int(st, 3, share_weight);
+        ret = stmt_run(s, st, "partner update");
+        if (ret == 0 && sqlite3_changes(s->db) == 0) ret = -ENOENT;
     }
     pthread_mutex_unlock(&s->lock);
     return ret;
@@ -657,11 +893,13 @@ int store_partner_list(store *s, store_partner **out, size_t *n)
 /* --- users --- */
 
 int store_user_insert(store *s, const char *name, const char *partner, const char *unix_user,
-                      const char *role, int64_t *id)
+                      const char *role, const char *category, int64_t *id)
 {
     if (!role) role = "user";
+    if (!category) category = "researcher";
     if (!s || !name_ok(name) || !partner || !name_ok(unix_user) ||
-        !text_fits(role, sizeof((store_user *)0)->role) || !role[0])
+        !text_fits(role, sizeof((store_user *)0)->role) || !role[0] ||
+        !text_fits(category, sizeof((store_user *)0)->category) || !category[0])
         return -EINVAL;
     pthread_mutex_lock(&s->lock);
     int ret = tx_begin(s);
@@ -691,7 +929,8 @@ int store_user_insert(store *s, const char *name, const char *partner, const cha
     sqlite3_bind_int64(st, 2, partner_id);
     bind_text(st, 3, unix_user);
     bind_text(st, 4, role);
-    sqlite3_bind_int64(st, 5, now());
+    bind_text(st, 5, category);
+    sqlite3_bind_int64(st, 6, now());
     ret = stmt_run(s, st, "user insert");
     int64_t new_id = sqlite3_last_insert_rowid(s->db);
     ret = tx_end(s, ret);
@@ -733,6 +972,152 @@ int store_user_list(store *s, const char *partner, store_user **out, size_t *n)
     }
     pthread_mutex_unlock(&s->lock);
     return ret;
+}
+
+/* --- quotas --- */
+
+/* "YYYY-MM" with a month from 01 to 12. */
+static bool period_ok(const char *p)
+{
+    if (!p || strnlen(p, 8) != 7) return false;
+    for (int i = 0; i < 7; i++)
+        if (i == 4 ? p[i] != '-' : (p[i] < '0' || p[i] > '9')) return false;
+    int month = (p[5] - '0') * 10 + (p[6] - '0');
+    return month >= 1 && month <= 12;
+}
+
+/* The period ("YYYY-MM", UTC) of unix time t. */
+static void period_of(int64_t t, char out[8])
+{
+    time_t tt = (time_t)t;
+    struct tm tm;
+    if (!gmtime_r(&tt, &tm) || tm.tm_year < -1900 || tm.tm_year > 9999 - 1900) {
+        memcpy(out, "1970-01", 8);
+        return;
+    }
+    snprintf(out, 8, "%04u-%02u", (unsigned)(tm.tm_year + 1900) % 10000u,
+             (unsigned)tm.tm_mon % 12u + 1u);
+}
+
+static bool limit_ok(int64_t v)
+{
+    return v >= 0 || v == STORE_UNLIMITED;
+}
+
+int store_quota_set(store *s, const store_quota *q)
+{
+    if (!s || !q || !name_ok(q->partner) || !period_ok(q->period) || !limit_ok(q->gpu_seconds) ||
+        !limit_ok(q->cpu_seconds) || !limit_ok(q->max_gpus) || !limit_ok(q->max_running_jobs) ||
+        !limit_ok(q->max_queued_jobs) || !limit_ok(q->max_walltime_minutes) ||
+        !limit_ok(q->user_max_gpus))
+        return -EINVAL;
+    pthread_mutex_lock(&s->lock);
+    sqlite3_stmt *st = stmt_get(s, ST_QUOTA_SET);
+    int ret = -EIO;
+    if (st) {
+        bind_text(st, 1, q->partner);
+        bind_text(st, 2, q->period);
+        sqlite3_bind_int64(st, 3, q->gpu_seconds);
+        sqlite3_bind_int64(st, 4, q->cpu_seconds);
+        sqlite3_bind_int(st, 5, q->max_gpus);
+        sqlite3_bind_int(st, 6, q->max_running_jobs);
+        sqlite3_bind_int(st, 7, q->max_queued_jobs);
+        sqlite3_bind_int(st, 8, q->max_walltime_minutes);
+        sqlite3_bind_int(st, 9, q->user_max_gpus);
+        sqlite3_bind_int64(st, 10, now());
+        ret = stmt_run(s, st, "quota set");
+        if (ret == 0 && sqlite3_changes(s->db) == 0) ret = -ENOENT; /* no such partner */
+    }
+    pthread_mutex_unlock(&s->lock);
+    return ret;
+}
+
+int store_quota_get(store *s, const char *partner, const char *period, store_quota *out)
+{
+    if (!s || !partner || !period || !out) return -EINVAL;
+    pthread_mutex_lock(&s->lock);
+    sqlite3_stmt *st = stmt_get(s, ST_QUOTA_GET);
+    int ret = -EIO;
+    if (st) {
+        bind_text(st, 1, partner);
+        bind_text(st, 2, period);
+        ret = read_one(s, st, read_quota, out);
+    }
+    pthread_mutex_unlock(&s->lock);
+    return ret;
+}
+
+int store_quota_list(store *s, const char *period, store_quota **out, size_t *n)
+{
+    if (!s || !out || !n) return -EINVAL;
+    *out = NULL;
+    *n = 0;
+    pthread_mutex_lock(&s->lock);
+    sqlite3_stmt *st = stmt_get(s, period ? ST_QUOTA_LIST_PERIOD : ST_QUOTA_LIST);
+    int ret = -EIO;
+    if (st) {
+        if (period) bind_text(st, 1, period);
+        ret = read_rows(s, st, sizeof **out, read_quota, (void **)out, n);
+    }
+    pthread_mutex_unlock(&s->lock);
+    return ret;
+}
+
+/* --- ledger --- */
+
+int store_ledger_totals_list(store *s, store_ledger_totals **out, size_t *n)
+{
+    if (!s || !out || !n) return -EINVAL;
+    *out = NULL;
+    *n = 0;
+    pthread_mutex_lock(&s->lock);
+    sqlite3_stmt *st = stmt_get(s, ST_LEDGER_TOTALS);
+    int ret = st ? read_rows(s, st, sizeof **out, read_ledger_totals, (void **)out, n) : -EIO;
+    pthread_mutex_unlock(&s->lock);
+    return ret;
+}
+
+int store_ledger_list(store *s, const char *partner, int64_t job_id, const char *kind,
+                      int64_t since, store_ledger_entry **out, size_t *n)
+{
+    if (!s || !out || !n) return -EINVAL;
+    *out = NULL;
+    *n = 0;
+    pthread_mutex_lock(&s->lock);
+    sqlite3_stmt *st = stmt_get(s, ST_LEDGER_LIST);
+    int ret = -EIO;
+    if (st) {
+        if (partner)
+            bind_text(st, 1, partner);
+        else
+            sqlite3_bind_null(st, 1);
+        sqlite3_bind_int64(st, 2, job_id);
+        if (kind)
+            bind_text(st, 3, kind);
+        else
+            sqlite3_bind_null(st, 3);
+        sqlite3_bind_int64(st, 4, since);
+        ret = read_rows(s, st, sizeof **out, read_ledger_entry, (void **)out, n);
+    }
+    pthread_mutex_unlock(&s->lock);
+    return ret;
+}
+
+/* Inside a transaction: appends one ledger row. The only way rows enter the ledger; nothing ever
+ * changes or removes one. Returns 0 or -errno. */
+static int ledger_append(store *s, int64_t job_id, int64_t partner_id, const char *period,
+                         const char *kind, int64_t gpu_seconds, int64_t cpu_seconds, int64_t at)
+{
+    sqlite3_stmt *st = stmt_get(s, ST_LEDGER_INSERT);
+    if (!st) return -EIO;
+    sqlite3_bind_int64(st, 1, job_id);
+    sqlite3_bind_int64(st, 2, partner_id);
+    bind_text(st, 3, period);
+    bind_text(st, 4, kind);
+    sqlite3_bind_int64(st, 5, gpu_seconds);
+    sqlite3_bind_int64(st, 6, cpu_seconds);
+    sqlite3_bind_int64(st, 7, at);
+    return stmt_run(s, st, "ledger append");
 }
 
 /* --- tokens --- */
@@ -810,6 +1195,73 @@ static bool state_ok(const char *state)
     return text_fits(state, STORE_STATE_MAX) && state[0] != '\0';
 }
 
+/* What the ledger needs to know of a job. */
+typedef struct job_billing {
+    int64_t partner_id;
+    char state[STORE_STATE_MAX];
+    char period[8];
+    int64_t hold_gpu_seconds, hold_cpu_seconds;
+    int64_t dispatched_at;
+} job_billing;
+
+static void read_billing(sqlite3_stmt *st, void *item)
+{
+    job_billing *b = item;
+    memset(b, 0, sizeof *b);
+    b->partner_id = sqlite3_column_int64(st, 0);
+    col_text(st, 1, b->state, sizeof b->state);
+    col_text(st, 2, b->period, sizeof b->period);
+    b->hold_gpu_seconds = sqlite3_column_int64(st, 3);
+    b->hold_cpu_seconds = sqlite3_column_int64(st, 4);
+    b->dispatched_at = sqlite3_column_int64(st, 5);
+}
+
+/* Inside a transaction: reads what the ledger needs of job `id`. Returns 0, -ENOENT, -errno. */
+static int job_billing_get(store *s, int64_t id, job_billing *out)
+{
+    sqlite3_stmt *st = stmt_get(s, ST_JOB_BILLING);
+    if (!st) return -EIO;
+    sqlite3_bind_int64(st, 1, id);
+    return read_one(s, st, read_billing, out);
+}
+
+/* Inside a transaction: releases the hold of job `id`, if it has one: a "release" row with the
+ * negated amounts, and the job's hold set to 0. Releasing twice writes nothing the second time.
+ * Returns 0 or -errno. */
+static int hold_release(store *s, int64_t id, int64_t at)
+{
+    job_billing b;
+    int ret = job_billing_get(s, id, &b);
+    if (ret < 0 || (b.hold_gpu_seconds == 0 && b.hold_cpu_seconds == 0)) return ret;
+    ret = ledger_append(s, id, b.partner_id, b.period, "release", -b.hold_gpu_seconds,
+                        -b.hold_cpu_seconds, at);
+    if (ret < 0) return ret;
+    sqlite3_stmt *st = stmt_get(s, ST_JOB_HOLD_CLEAR);
+    if (!st) return -EIO;
+    sqlite3_bind_int64(st, 1, id);
+    return stmt_run(s, st, "job hold release");
+}
+
+/* Inside a transaction: charges job `id` (a "charge" row, and its charge fields). The charge
+ * belongs to the job's period; a job dispatched before periods were recorded (a database
+ * migrated from v1) gets the period of its dispatch, or of `at`. Returns 0 or -errno. */
+static int charge_write(store *s, int64_t id, int64_t gpu_seconds, int64_t cpu_seconds, int64_t at)
+{
+    job_billing b;
+    int ret = job_billing_get(s, id, &b);
+    if (ret < 0) return ret;
+    if (!b.period[0]) period_of(b.dispatched_at > 0 ? b.dispatched_at : at, b.period);
+    ret = ledger_append(s, id, b.partner_id, b.period, "charge", gpu_seconds, cpu_seconds, at);
+    if (ret < 0) return ret;
+    sqlite3_stmt *st = stmt_get(s, ST_JOB_CHARGE);
+    if (!st) return -EIO;
+    sqlite3_bind_int64(st, 1, id);
+    bind_text(st, 2, b.period);
+    sqlite3_bind_int64(st, 3, gpu_seconds);
+    sqlite3_bind_int64(st, 4, cpu_seconds);
+    return stmt_run(s, st, "job charge");
+}
+
 int store_job_insert(store *s, store_job *j, const char *script)
 {
     if (!s || !j || !script || !text_fits(j->name, sizeof j->name) ||
@@ -865,10 +1317,50 @@ int store_job_insert(store *s, store_job *j, const char *script)
     j->cancel_requested = false;
     j->submitted_at = t;
     j->dispatched_at = j->started_at = j->ended_at = 0;
+    j->period[0] = '\0';
+    j->hold_gpu_seconds = j->hold_cpu_seconds = 0;
+    j->charge_gpu_seconds = j->charge_cpu_seconds = 0;
     return 0;
 
 out:
     ret = tx_rollback(s, ret);
+    pthread_mutex_unlock(&s->lock);
+    return ret;
+}
+
+/* Inside a transaction (or alone): reads the state of job `id`. Returns 0, -ENOENT, -errno. */
+static int job_state(store *s, int64_t id, char *state, size_t cap)
+{
+    sqlite3_stmt *st = stmt_get(s, ST_JOB_EXISTS);
+    if (!st) return -EIO;
+    sqlite3_bind_int64(st, 1, id);
+    int rc = sqlite3_step(st);
+    int ret = 0;
+    if (rc == SQLITE_ROW)
+        col_text(st, 0, state, cap);
+    else if (rc == SQLITE_DONE)
+        ret = -ENOENT;
+    else
+        ret = db_error(s, sqlite3_extended_errcode(s->db), "job state");
+    stmt_done(st);
+    return ret;
+}
+
+int store_job_reason_set(store *s, int64_t id, const char *reason)
+{
+    if (!s || (reason && !text_fits(reason, STORE_REASON_MAX))) return -EINVAL;
+    pthread_mutex_lock(&s->lock);
+    sqlite3_stmt *st = stmt_get(s, ST_JOB_REASON_SET);
+    int ret = -EIO;
+    if (st) {
+        sqlite3_bind_int64(st, 1, id);
+        bind_text(st, 2, reason);
+        ret = stmt_run(s, st, "job reason");
+        if (ret == 0 && sqlite3_changes(s->db) == 0) {
+            char cur[STORE_STATE_MAX];
+            ret = job_state(s, id, cur, sizeof cur); /* 0: not queued, or the same reason */
+        }
+    }
     pthread_mutex_unlock(&s->lock);
     return ret;
 }
@@ -920,22 +1412,23 @@ out:
     return ret;
 }
 
-int store_job_list(store *s, int64_t user_id, size_t limit, store_job **out, size_t *n)
+int store_job_list(store *s, int64_t user_id, const char *partner, size_t limit, store_job **out,
+                   size_t *n)
 {
     if (!s || !out || !n) return -EINVAL;
     *out = NULL;
     *n = 0;
     int64_t lim = limit == 0 || limit > (size_t)INT64_MAX ? -1 : (int64_t)limit;
+    enum stmt_id id = user_id > 0 ? (partner ? ST_JOB_LIST_USER_PARTNER : ST_JOB_LIST_USER)
+                                  : (partner ? ST_JOB_LIST_PARTNER : ST_JOB_LIST);
     pthread_mutex_lock(&s->lock);
-    sqlite3_stmt *st = stmt_get(s, user_id > 0 ? ST_JOB_LIST_USER : ST_JOB_LIST);
+    sqlite3_stmt *st = stmt_get(s, id);
     int ret = -EIO;
     if (st) {
-        if (user_id > 0) {
-            sqlite3_bind_int64(st, 1, user_id);
-            sqlite3_bind_int64(st, 2, lim);
-        } else {
-            sqlite3_bind_int64(st, 1, lim);
-        }
+        /* every variant numbers its parameters alike (?1 user, ?2 partner, ?3 limit) */
+        sqlite3_bind_int64(st, 1, user_id);
+        bind_text(st, 2, partner);
+        sqlite3_bind_int64(st, 3, lim);
         ret = read_rows(s, st, sizeof **out, read_job, (void **)out, n);
     }
     pthread_mutex_unlock(&s->lock);
@@ -954,21 +1447,94 @@ int store_job_list_active(store *s, store_job **out, size_t *n)
     return ret;
 }
 
-/* Inside a transaction: reads the state of job `id` into state. Returns 0, -ENOENT, -errno. */
-static int job_state(store *s, int64_t id, char *state, size_t cap)
+/* Whether `hold` fits what is left of `budget` (STORE_UNLIMITED: always). */
+static bool budget_fits(int64_t budget, int64_t used, int64_t held, int64_t hold)
 {
-    sqlite3_stmt *st = stmt_get(s, ST_JOB_EXISTS);
-    if (!st) return -EIO;
-    sqlite3_bind_int64(st, 1, id);
+    if (budget == STORE_UNLIMITED) return true;
+    int64_t left;
+    if (__builtin_sub_overflow(budget, used, &left) || __builtin_sub_overflow(left, held, &left))
+        return false;
+    return hold <= left;
+}
+
+int store_job_dispatch_begin(store *s, int64_t id, const char *period, int64_t hold_gpu_seconds,
+                             int64_t hold_cpu_seconds)
+{
+    if (!s || !period_ok(period) || hold_gpu_seconds < 0 || hold_cpu_seconds < 0) return -EINVAL;
+    pthread_mutex_lock(&s->lock);
+    /* BEGIN IMMEDIATE takes the database's write lock before the budget is read, so no other
+     * connection, in this process or another, can add a hold between the check and the write. */
+    int ret = tx_begin(s);
+    if (ret < 0) goto out;
+
+    job_billing b;
+    ret = job_billing_get(s, id, &b);
+    if (ret < 0) goto out;
+    if (strcmp(b.state, STORE_STATE_QUEUED) != 0) {
+        ret = -EAGAIN;
+        goto out;
+    }
+
+    int64_t budget_gpu = 0, budget_cpu = 0; /* a quota never set leaves no budget */
+    sqlite3_stmt *st = stmt_get(s, ST_QUOTA_BUDGET);
+    if (!st) {
+        ret = -EIO;
+        goto out;
+    }
+    sqlite3_bind_int64(st, 1, b.partner_id);
+    bind_text(st, 2, period);
     int rc = sqlite3_step(st);
-    int ret = 0;
-    if (rc == SQLITE_ROW)
-        col_text(st, 0, state, cap);
-    else if (rc == SQLITE_DONE)
-        ret = -ENOENT;
-    else
-        ret = db_error(s, sqlite3_extended_errcode(s->db), "job state");
+    if (rc == SQLITE_ROW) {
+        budget_gpu = sqlite3_column_int64(st, 0);
+        budget_cpu = sqlite3_column_int64(st, 1);
+    } else if (rc != SQLITE_DONE) {
+        ret = db_error(s, sqlite3_extended_errcode(s->db), "quota budget");
+    }
     stmt_done(st);
+    if (ret < 0) goto out;
+
+    st = stmt_get(s, ST_LEDGER_SUMS);
+    if (!st) {
+        ret = -EIO;
+        goto out;
+    }
+    sqlite3_bind_int64(st, 1, b.partner_id);
+    bind_text(st, 2, period);
+    rc = sqlite3_step(st);
+    int64_t used_gpu = 0, held_gpu = 0, used_cpu = 0, held_cpu = 0;
+    if (rc == SQLITE_ROW) {
+        used_gpu = sqlite3_column_int64(st, 0);
+        held_gpu = sqlite3_column_int64(st, 1);
+        used_cpu = sqlite3_column_int64(st, 2);
+        held_cpu = sqlite3_column_int64(st, 3);
+    } else {
+        ret = db_error(s, sqlite3_extended_errcode(s->db), "ledger sums");
+    }
+    stmt_done(st);
+    if (ret < 0) goto out;
+    if (!budget_fits(budget_gpu, used_gpu, held_gpu, hold_gpu_seconds) ||
+        !budget_fits(budget_cpu, used_cpu, held_cpu, hold_cpu_seconds)) {
+        ret = -EDQUOT;
+        goto out;
+    }
+
+    ret = ledger_append(s, id, b.partner_id, period, "hold", hold_gpu_seconds, hold_cpu_seconds,
+                        now());
+    if (ret < 0) goto out;
+    st = stmt_get(s, ST_JOB_DISPATCH);
+    if (!st) {
+        ret = -EIO;
+        goto out;
+    }
+    sqlite3_bind_int64(st, 1, id);
+    bind_text(st, 2, period);
+    sqlite3_bind_int64(st, 3, hold_gpu_seconds);
+    sqlite3_bind_int64(st, 4, hold_cpu_seconds);
+    ret = stmt_run(s, st, "job dispatch");
+    if (ret == 0 && sqlite3_changes(s->db) != 1) ret = -EIO; /* it was queued a moment ago */
+out:
+    ret = tx_end(s, ret);
+    pthread_mutex_unlock(&s->lock);
     return ret;
 }
 
@@ -978,6 +1544,8 @@ int store_job_transition(store *s, int64_t id, const char *from_state, const cha
     if (!s || !state_ok(from_state) || !state_ok(to_state)) return -EINVAL;
     if (reason && !text_fits(reason, STORE_REASON_MAX)) return -EINVAL;
     pthread_mutex_lock(&s->lock);
+    int64_t t = now();
+    bool terminal = store_state_terminal(to_state);
     int ret = tx_begin(s);
     if (ret < 0) goto out;
     sqlite3_stmt *st = stmt_get(s, ST_JOB_TRANSITION);
@@ -989,14 +1557,16 @@ int store_job_transition(store *s, int64_t id, const char *from_state, const cha
     bind_text(st, 2, from_state);
     bind_text(st, 3, to_state);
     bind_text(st, 4, reason);
-    sqlite3_bind_int(st, 5, store_state_terminal(to_state));
-    sqlite3_bind_int64(st, 6, now());
+    sqlite3_bind_int(st, 5, terminal);
+    sqlite3_bind_int64(st, 6, t);
     ret = stmt_run(s, st, "job transition");
     if (ret == 0 && sqlite3_changes(s->db) == 0) {
         char cur[STORE_STATE_MAX];
         ret = job_state(s, id, cur, sizeof cur);
         if (ret == 0) ret = -EAGAIN;
     }
+    if (ret == 0 && (terminal || strcmp(to_state, STORE_STATE_QUEUED) == 0))
+        ret = hold_release(s, id, t);
 out:
     ret = tx_end(s, ret);
     pthread_mutex_unlock(&s->lock);
@@ -1032,9 +1602,11 @@ out:
 int store_job_update(store *s, const store_job *j)
 {
     if (!s || !j || !text_fits(j->state, sizeof j->state) ||
-        !text_fits(j->reason, sizeof j->reason))
+        !text_fits(j->reason, sizeof j->reason) || j->charge_gpu_seconds < 0 ||
+        j->charge_cpu_seconds < 0)
         return -EINVAL;
     pthread_mutex_lock(&s->lock);
+    int64_t t = now();
     int ret = tx_begin(s);
     if (ret < 0) goto out;
 
@@ -1062,17 +1634,19 @@ int store_job_update(store *s, const store_job *j)
     if (store_state_terminal(cur_state)) goto out; /* never changed again; ret is 0 */
 
     const char *state = j->state[0] ? j->state : cur_state;
+    bool terminal = store_state_terminal(state);
     int64_t slurm = j->slurm_job_id > 0 ? j->slurm_job_id : cur_slurm;
     bool has_exit = j->has_exit_code || cur_has_exit;
     int exit_code = j->has_exit_code ? j->exit_code : cur_exit;
     int64_t started = j->started_at > 0 ? j->started_at : cur_started;
     int64_t ended = j->ended_at > 0 ? j->ended_at : cur_ended;
-    if (ended == 0 && store_state_terminal(state)) ended = now();
+    if (ended == 0 && terminal) ended = t;
 
+    /* nothing changed: write nothing (a change to a terminal state is always a change) */
     if (strcmp(state, cur_state) == 0 && strcmp(j->reason, cur_reason) == 0 && slurm == cur_slurm &&
         has_exit == cur_has_exit && (!has_exit || exit_code == cur_exit) &&
         started == cur_started && ended == cur_ended)
-        goto out; /* nothing changed: write nothing */
+        goto out;
 
     st = stmt_get(s, ST_JOB_UPDATE_WRITE);
     if (!st) {
@@ -1090,6 +1664,9 @@ int store_job_update(store *s, const store_job *j)
     sqlite3_bind_int64(st, 6, started);
     sqlite3_bind_int64(st, 7, ended);
     ret = stmt_run(s, st, "job update");
+    if (ret == 0 && terminal) ret = hold_release(s, j->id, t);
+    if (ret == 0 && terminal && (j->charge_gpu_seconds > 0 || j->charge_cpu_seconds > 0))
+        ret = charge_write(s, j->id, j->charge_gpu_seconds, j->charge_cpu_seconds, t);
 out:
     ret = tx_end(s, ret);
     pthread_mutex_unlock(&s->lock);
@@ -1103,6 +1680,7 @@ int store_job_cancel_request(store *s, int64_t id, bool *now_cancelled)
     pthread_mutex_lock(&s->lock);
     char cur[STORE_STATE_MAX];
     bool cancelled = false;
+    int64_t t = now();
     int ret = tx_begin(s);
     if (ret < 0) goto out;
     ret = job_state(s, id, cur, sizeof cur);
@@ -1118,8 +1696,10 @@ int store_job_cancel_request(store *s, int64_t id, bool *now_cancelled)
         goto out;
     }
     sqlite3_bind_int64(st, 1, id);
-    if (cancelled) sqlite3_bind_int64(st, 2, now());
+    if (cancelled) sqlite3_bind_int64(st, 2, t);
     ret = stmt_run(s, st, "job cancel");
+    /* a queued job holds nothing; should one ever, its end still gives the hold back */
+    if (ret == 0 && cancelled) ret = hold_release(s, id, t);
 out:
     ret = tx_end(s, ret);
     pthread_mutex_unlock(&s->lock);

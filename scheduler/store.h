@@ -101,10 +101,10 @@ typedef struct store_job {
     int exit_code;
     bool cancel_requested;
     int64_t submitted_at, dispatched_at, started_at, ended_at; /* unix seconds, 0 = not yet */
-    char period[8];                 /* period of its hold and charge ("" before dispatch) */
-    int64_t hold_gpu_seconds;       /* its hold while in Slurm, 0 once released */
+    char period[8];           /* period of its hold and charge ("" before dispatch) */
+    int64_t hold_gpu_seconds; /* its hold while in Slurm, 0 once released */
     int64_t hold_cpu_seconds;
-    int64_t charge_gpu_seconds;     /* what it was charged at its end */
+    int64_t charge_gpu_seconds; /* what it was charged at its end */
     int64_t charge_cpu_seconds;
 } store_job;
 
@@ -120,9 +120,14 @@ const char *store_instance_id(const store *s);
 
 /* --- partners --- */
 
-/* Inserts a partner. Returns 0 (sets *id when id is not NULL), -EEXIST if the name is taken, -EIO.
- */
-int store_partner_insert(store *s, const char *name, const char *description, int64_t *id);
+/* Inserts a partner with a fair-share weight (>= 1). Returns 0 (sets *id when id is not NULL),
+ * -EEXIST if the name is taken, -EINVAL, -EIO. */
+int store_partner_insert(store *s, const char *name, const char *description, int share_weight,
+                         int64_t *id);
+
+/* Changes a partner's description (NULL = keep) and share weight (0 = keep). Returns 0, -ENOENT
+ * (no such partner), -EINVAL, -EIO. */
+int store_partner_update(store *s, const char *name, const char *description, int share_weight);
 
 /* Finds a partner by name. Returns 0, -ENOENT, -EIO. */
 int store_partner_get(store *s, const char *name, store_partner *out);

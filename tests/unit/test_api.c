@@ -124,7 +124,8 @@ static int world_start(void **state)
     for (size_t i = 0; i < N_WORLD_USERS; i++) {
         if (store_user_insert(w.st, world_users[i].name, world_users[i].partner, "nobody",
                               world_users[i].role, world_users[i].category, NULL) < 0 ||
-            store_user_get(w.st, world_users[i].name, &u) < 0 || add_token(u.id, w.tok[i], &rid) < 0)
+            store_user_get(w.st, world_users[i].name, &u) < 0 ||
+            add_token(u.id, w.tok[i], &rid) < 0)
             return -1;
     }
     if (store_user_get(w.st, "alice", &u) < 0 || add_token(u.id, w.tok[N_WORLD_USERS], &rid) < 0 ||

@@ -293,7 +293,8 @@ static int64_t ledger_sum(struct world *w, int64_t id, const char *kind)
     size_t n = 0;
     int64_t sum = 0;
     assert_int_equal(store_ledger_list(w->st, NULL, id, kind, 0, &e, &n), 0);
-    for (size_t i = 0; i < n; i++) sum += e[i].gpu_seconds;
+    for (size_t i = 0; i < n; i++)
+        sum += e[i].gpu_seconds;
     free(e);
     return sum;
 }

@@ -140,6 +140,32 @@ static void table_shows_every_column_like_squeue(void **state)
     json_decref(jobs);
 }
 
+static void table_shows_what_queued_jobs_wait_on(void **state)
+{
+    (void)state;
+    json_t *jobs =
+        parse("[{\"id\":9,\"name\":\"big\",\"state\":\"queued\",\"gpus\":8,\"gpu_type\":\"\","
+              "\"time_minutes\":60,\"submitted_at\":null,\"slurm_job_id\":null,"
+              "\"reason\":\"PartnerGpuLimit\",\"period\":\"2026-11\",\"priority\":10450.2},"
+              "{\"id\":8,\"name\":\"x\",\"state\":\"queued\",\"gpus\":1,\"gpu_type\":\"\","
+              "\"time_minutes\":60,\"submitted_at\":null,\"slurm_job_id\":null,"
+              "\"reason\":\"BudgetExhausted\"}]");
+    int rc;
+    char *out = capture_table(jobs, &rc);
+    assert_int_equal(rc, 2);
+    assert_string_equal(
+        out, "ID  NAME  STATE   GPUS  TIME_LIMIT  SUBMITTED  SLURM_ID  REASON\n"
+             "9   big   queued  8     01:00:00    -          -         PartnerGpuLimit\n"
+             "8   x     queued  1     01:00:00    -          -         BudgetExhausted\n");
+    free(out);
+    json_decref(jobs);
+    char line[256];
+    json_t *job = parse("{\"id\":9,\"state\":\"queued\",\"reason\":\"UserGpuLimit\"}");
+    assert_string_equal(job_view_state_line(job, line, sizeof line),
+                        "job 9: queued (UserGpuLimit)");
+    json_decref(job);
+}
+
 static void table_survives_missing_and_mistyped_fields(void **state)
 {
     (void)state;
@@ -188,6 +214,51 @@ static void detail_prints_known_fields_in_order_then_the_rest(void **state)
     json_decref(job);
 }
 
+static char *capture_detail(const char *text)
+{
+    json_t *job = parse(text);
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    assert_non_null(f);
+    assert_int_equal(job_view_print_detail(f, job), 0);
+    fclose(f);
+    json_decref(job);
+    return buf;
+}
+
+static void detail_shows_period_priority_and_gpu_hours_before_the_times(void **state)
+{
+    (void)state;
+    char *out = capture_detail(
+        "{\"ended_at\":null,\"charge_gpu_hours\":1.2345,\"hold_gpu_hours\":4,"
+        "\"priority\":10450.25,\"period\":\"2026-11\",\"cancel_requested\":false,\"id\":7}");
+    assert_string_equal(out, "id:               7\n"
+                             "cancel_requested: false\n"
+                             "period:           2026-11\n"
+                             "priority:         10450.2\n"
+                             "hold_gpu_hours:   4.00 GPU-hours\n"
+                             "charge_gpu_hours: 1.23 GPU-hours\n"
+                             "ended_at:         -\n");
+    free(out);
+}
+
+static void detail_shows_null_quota_fields_as_dash_and_omits_missing_ones(void **state)
+{
+    (void)state;
+    char *out = capture_detail("{\"id\":7,\"period\":null,\"priority\":null,"
+                               "\"charge_gpu_hours\":null}");
+    assert_string_equal(out, "id:               7\n"
+                             "period:           -\n"
+                             "priority:         -\n"
+                             "charge_gpu_hours: -\n");
+    free(out);
+    out = capture_detail("{\"id\":7,\"priority\":12}");
+    assert_string_equal(out, "id:               7\n"
+                             "priority:         12\n");
+    free(out);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -195,9 +266,12 @@ int main(void)
         cmocka_unit_test(state_lines_match_the_wait_format),
         cmocka_unit_test(exit_status_follows_the_wait_rules),
         cmocka_unit_test_setup(table_shows_every_column_like_squeue, setup_utc),
+        cmocka_unit_test(table_shows_what_queued_jobs_wait_on),
         cmocka_unit_test(table_survives_missing_and_mistyped_fields),
         cmocka_unit_test(table_prints_nothing_for_an_empty_list),
         cmocka_unit_test_setup(detail_prints_known_fields_in_order_then_the_rest, setup_utc),
+        cmocka_unit_test(detail_shows_period_priority_and_gpu_hours_before_the_times),
+        cmocka_unit_test(detail_shows_null_quota_fields_as_dash_and_omits_missing_ones),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

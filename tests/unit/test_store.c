@@ -17,6 +17,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 typedef struct fixture {
@@ -60,8 +62,8 @@ static int setup_user(void **state)
 {
     if (setup(state) != 0) return -1;
     fixture *f = *state;
-    if (store_partner_insert(f->s, "ulb", "Universite libre de Bruxelles", NULL) != 0 ||
-        store_user_insert(f->s, "alice", "ulb", "alice", "user", &f->user_id) != 0) {
+    if (store_partner_insert(f->s, "ulb", "Universite libre de Bruxelles", 1, NULL) != 0 ||
+        store_user_insert(f->s, "alice", "ulb", "alice", "user", "researcher", &f->user_id) != 0) {
         teardown(state);
         return -1;
     }
@@ -118,7 +120,7 @@ static void partner_insert_then_get_returns_it(void **state)
 {
     fixture *f = *state;
     int64_t before = time(NULL), id = 0;
-    assert_int_equal(store_partner_insert(f->s, "ulb", "Brussels", &id), 0);
+    assert_int_equal(store_partner_insert(f->s, "ulb", "Brussels", 1, &id), 0);
     assert_true(id > 0);
     store_partner p;
     assert_int_equal(store_partner_get(f->s, "ulb", &p), 0);
@@ -138,9 +140,9 @@ static void partner_get_unknown_is_enoent(void **state)
 static void partner_list_is_sorted_by_name(void **state)
 {
     fixture *f = *state;
-    assert_int_equal(store_partner_insert(f->s, "vub", NULL, NULL), 0);
-    assert_int_equal(store_partner_insert(f->s, "kul", "Leuven", NULL), 0);
-    assert_int_equal(store_partner_insert(f->s, "ulb", "Brussels", NULL), 0);
+    assert_int_equal(store_partner_insert(f->s, "vub", NULL, 1, NULL), 0);
+    assert_int_equal(store_partner_insert(f->s, "kul", "Leuven", 1, NULL), 0);
+    assert_int_equal(store_partner_insert(f->s, "ulb", "Brussels", 1, NULL), 0);
     store_partner *ps = NULL;
     size_t n = 0;
     assert_int_equal(store_partner_list(f->s, &ps, &n), 0);
@@ -156,8 +158,8 @@ static void partner_list_is_sorted_by_name(void **state)
 static void partner_insert_duplicate_is_eexist(void **state)
 {
     fixture *f = *state;
-    assert_int_equal(store_partner_insert(f->s, "ulb", "a", NULL), 0);
-    assert_int_equal(store_partner_insert(f->s, "ulb", "b", NULL), -EEXIST);
+    assert_int_equal(store_partner_insert(f->s, "ulb", "a", 1, NULL), 0);
+    assert_int_equal(store_partner_insert(f->s, "ulb", "b", 1, NULL), -EEXIST);
     store_partner p;
     assert_int_equal(store_partner_get(f->s, "ulb", &p), 0);
     assert_string_equal(p.description, "a");
@@ -169,8 +171,8 @@ static void partner_insert_overlong_name_is_einval(void **state)
     char name[STORE_NAME_MAX + 1];
     memset(name, 'x', sizeof name - 1);
     name[sizeof name - 1] = '\0';
-    assert_int_equal(store_partner_insert(f->s, name, NULL, NULL), -EINVAL);
-    assert_int_equal(store_partner_insert(f->s, "", NULL, NULL), -EINVAL);
+    assert_int_equal(store_partner_insert(f->s, name, NULL, 1, NULL), -EINVAL);
+    assert_int_equal(store_partner_insert(f->s, "", NULL, 1, NULL), -EINVAL);
 }
 
 /* --- users --- */
@@ -192,7 +194,8 @@ static void user_insert_unknown_partner_is_enoent(void **state)
 {
     fixture *f = *state;
     int64_t id = -1;
-    assert_int_equal(store_user_insert(f->s, "bob", "nowhere", "bob", "user", &id), -ENOENT);
+    assert_int_equal(store_user_insert(f->s, "bob", "nowhere", "bob", "user", "researcher", &id),
+                     -ENOENT);
     assert_int_equal(id, -1);
     store_user u;
     assert_int_equal(store_user_get(f->s, "bob", &u), -ENOENT);
@@ -201,7 +204,8 @@ static void user_insert_unknown_partner_is_enoent(void **state)
 static void user_insert_duplicate_is_eexist(void **state)
 {
     fixture *f = *state;
-    assert_int_equal(store_user_insert(f->s, "alice", "ulb", "other", "admin", NULL), -EEXIST);
+    assert_int_equal(store_user_insert(f->s, "alice", "ulb", "other", "admin", "researcher", NULL),
+                     -EEXIST);
     store_user u;
     assert_int_equal(store_user_get(f->s, "alice", &u), 0);
     assert_string_equal(u.unix_user, "alice");
@@ -210,9 +214,10 @@ static void user_insert_duplicate_is_eexist(void **state)
 static void user_list_filters_by_partner(void **state)
 {
     fixture *f = *state;
-    assert_int_equal(store_partner_insert(f->s, "vub", NULL, NULL), 0);
-    assert_int_equal(store_user_insert(f->s, "carol", "vub", "carol", "admin", NULL), 0);
-    assert_int_equal(store_user_insert(f->s, "bob", "ulb", "bob", "user", NULL), 0);
+    assert_int_equal(store_partner_insert(f->s, "vub", NULL, 1, NULL), 0);
+    assert_int_equal(store_user_insert(f->s, "carol", "vub", "carol", "admin", "researcher", NULL),
+                     0);
+    assert_int_equal(store_user_insert(f->s, "bob", "ulb", "bob", "user", "researcher", NULL), 0);
 
     store_user *us = NULL;
     size_t n = 0;
@@ -301,7 +306,7 @@ static void token_list_filters_by_user_and_shows_revocation(void **state)
 {
     fixture *f = *state;
     int64_t bob = 0, t1 = 0, t2 = 0;
-    assert_int_equal(store_user_insert(f->s, "bob", "ulb", "bob", "user", &bob), 0);
+    assert_int_equal(store_user_insert(f->s, "bob", "ulb", "bob", "user", "researcher", &bob), 0);
     assert_int_equal(store_token_insert(f->s, f->user_id, HASH_A, "laptop", &t1), 0);
     assert_int_equal(store_token_insert(f->s, bob, HASH_B, "ci", &t2), 0);
     assert_int_equal(store_token_revoke(f->s, t1), 0);
@@ -379,7 +384,7 @@ static void job_insert_unknown_user_is_enoent(void **state)
     assert_int_equal(store_job_insert(f->s, &j, "#!/bin/sh\n"), -ENOENT);
     store_job *js = NULL;
     size_t n = 1;
-    assert_int_equal(store_job_list(f->s, 0, 0, &js, &n), 0);
+    assert_int_equal(store_job_list(f->s, 0, NULL, 0, &js, &n), 0);
     assert_int_equal(n, 0);
     assert_null(js);
 }
@@ -398,14 +403,14 @@ static void job_list_filters_by_user_newest_first_with_limit(void **state)
 {
     fixture *f = *state;
     int64_t bob = 0, ids[5];
-    assert_int_equal(store_user_insert(f->s, "bob", "ulb", "bob", "user", &bob), 0);
+    assert_int_equal(store_user_insert(f->s, "bob", "ulb", "bob", "user", "researcher", &bob), 0);
     for (int i = 0; i < 5; i++) {
         ids[i] = insert_job(f, f->user_id, "a");
         insert_job(f, bob, "b");
     }
     store_job *js = NULL;
     size_t n = 0;
-    assert_int_equal(store_job_list(f->s, f->user_id, 3, &js, &n), 0);
+    assert_int_equal(store_job_list(f->s, f->user_id, NULL, 3, &js, &n), 0);
     assert_int_equal(n, 3);
     for (size_t i = 0; i < n; i++) {
         assert_int_equal(js[i].id, ids[4 - i]);
@@ -413,12 +418,12 @@ static void job_list_filters_by_user_newest_first_with_limit(void **state)
     }
     free(js);
 
-    assert_int_equal(store_job_list(f->s, f->user_id, 0, &js, &n), 0);
+    assert_int_equal(store_job_list(f->s, f->user_id, NULL, 0, &js, &n), 0);
     assert_int_equal(n, 5);
     assert_int_equal(js[4].id, ids[0]);
     free(js);
 
-    assert_int_equal(store_job_list(f->s, 0, 0, &js, &n), 0);
+    assert_int_equal(store_job_list(f->s, 0, NULL, 0, &js, &n), 0);
     assert_int_equal(n, 10);
     for (size_t i = 1; i < n; i++)
         assert_true(js[i - 1].id > js[i].id);
@@ -777,7 +782,7 @@ static void concurrent_inserts_all_land_with_unique_ids(void **state)
 
     store_job *js = NULL;
     size_t n = 0;
-    assert_int_equal(store_job_list(f->s, f->user_id, 0, &js, &n), 0);
+    assert_int_equal(store_job_list(f->s, f->user_id, NULL, 0, &js, &n), 0);
     assert_int_equal(n, THREADS * JOBS_PER_THREAD);
     free(js);
 }
@@ -835,8 +840,1182 @@ static void store_free_accepts_null(void **state)
     store_free(NULL);
 }
 
+/* --- v2: partners, users --- */
+
+static void partner_insert_keeps_share_weight_in_every_read(void **state)
+{
+    fixture *f = *state;
+    assert_int_equal(store_partner_insert(f->s, "ulb", "Brussels", 7, NULL), 0);
+    store_partner p;
+    assert_int_equal(store_partner_get(f->s, "ulb", &p), 0);
+    assert_int_equal(p.share_weight, 7);
+    store_partner *ps = NULL;
+    size_t n = 0;
+    assert_int_equal(store_partner_list(f->s, &ps, &n), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(ps[0].share_weight, 7);
+    free(ps);
+}
+
+static void partner_insert_share_weight_below_1_is_einval(void **state)
+{
+    fixture *f = *state;
+    assert_int_equal(store_partner_insert(f->s, "ulb", "Brussels", 0, NULL), -EINVAL);
+    assert_int_equal(store_partner_insert(f->s, "ulb", "Brussels", -3, NULL), -EINVAL);
+    store_partner p;
+    assert_int_equal(store_partner_get(f->s, "ulb", &p), -ENOENT);
+}
+
+static void partner_update_changes_description_and_share_weight(void **state)
+{
+    fixture *f = *state;
+    assert_int_equal(store_partner_insert(f->s, "ulb", "Brussels", 1, NULL), 0);
+    assert_int_equal(store_partner_insert(f->s, "vub", "Other", 1, NULL), 0);
+    assert_int_equal(store_partner_update(f->s, "ulb", "ULB, Brussels", 3), 0);
+    store_partner *ps = NULL;
+    size_t n = 0;
+    assert_int_equal(store_partner_list(f->s, &ps, &n), 0);
+    assert_int_equal(n, 2);
+    assert_string_equal(ps[0].name, "ulb");
+    assert_string_equal(ps[0].description, "ULB, Brussels");
+    assert_int_equal(ps[0].share_weight, 3);
+    assert_string_equal(ps[1].description, "Other"); /* the other partner is untouched */
+    assert_int_equal(ps[1].share_weight, 1);
+    free(ps);
+}
+
+static void partner_update_keeps_fields_not_given(void **state)
+{
+    fixture *f = *state;
+    assert_int_equal(store_partner_insert(f->s, "ulb", "Brussels", 1, NULL), 0);
+    assert_int_equal(store_partner_update(f->s, "ulb", NULL, 5), 0);
+    store_partner p;
+    assert_int_equal(store_partner_get(f->s, "ulb", &p), 0);
+    assert_string_equal(p.description, "Brussels");
+    assert_int_equal(p.share_weight, 5);
+    assert_int_equal(store_partner_update(f->s, "ulb", "", 0), 0);
+    assert_int_equal(store_partner_get(f->s, "ulb", &p), 0);
+    assert_string_equal(p.description, "");
+    assert_int_equal(p.share_weight, 5);
+}
+
+static void partner_update_unknown_is_enoent_bad_weight_einval(void **state)
+{
+    fixture *f = *state;
+    assert_int_equal(store_partner_insert(f->s, "ulb", "Brussels", 1, NULL), 0);
+    assert_int_equal(store_partner_update(f->s, "nobody", "x", 2), -ENOENT);
+    assert_int_equal(store_partner_update(f->s, "ulb", "x", -1), -EINVAL);
+    store_partner p;
+    assert_int_equal(store_partner_get(f->s, "ulb", &p), 0);
+    assert_string_equal(p.description, "Brussels");
+    assert_int_equal(p.share_weight, 1);
+}
+
+static void user_category_is_kept_in_every_read(void **state)
+{
+    fixture *f = *state;
+    int64_t bob = 0;
+    assert_int_equal(store_user_insert(f->s, "bob", "ulb", "bob", "manager", "sme", &bob), 0);
+    assert_int_equal(store_token_insert(f->s, bob, HASH_B, "ci", NULL), 0);
+    store_user u;
+    assert_int_equal(store_user_get(f->s, "bob", &u), 0);
+    assert_string_equal(u.category, "sme");
+    assert_string_equal(u.role, "manager");
+    assert_int_equal(store_token_lookup(f->s, HASH_B, &u), 0);
+    assert_string_equal(u.category, "sme");
+    store_user *us = NULL;
+    size_t n = 0;
+    assert_int_equal(store_user_list(f->s, "ulb", &us, &n), 0);
+    assert_int_equal(n, 2);
+    assert_string_equal(us[0].name, "alice");
+    assert_string_equal(us[0].category, "researcher");
+    assert_string_equal(us[1].name, "bob");
+    assert_string_equal(us[1].category, "sme");
+    free(us);
+}
+
+static void user_insert_overlong_category_is_einval(void **state)
+{
+    fixture *f = *state;
+    assert_int_equal(
+        store_user_insert(f->s, "bob", "ulb", "bob", "user", "a-category-too-long", NULL), -EINVAL);
+    assert_int_equal(store_user_insert(f->s, "bob", "ulb", "bob", "user", "", NULL), -EINVAL);
+    store_user u;
+    assert_int_equal(store_user_get(f->s, "bob", &u), -ENOENT);
+}
+
+/* --- v2: quotas --- */
+
+#define PERIOD "2026-11"
+
+static store_quota quota_of(const char *partner, const char *period, int64_t gpu_s, int64_t cpu_s)
+{
+    store_quota q = {.gpu_seconds = gpu_s,
+                     .cpu_seconds = cpu_s,
+                     .max_gpus = STORE_UNLIMITED,
+                     .max_running_jobs = STORE_UNLIMITED,
+                     .max_queued_jobs = STORE_UNLIMITED,
+                     .max_walltime_minutes = STORE_UNLIMITED,
+                     .user_max_gpus = STORE_UNLIMITED};
+    snprintf(q.partner, sizeof q.partner, "%s", partner);
+    snprintf(q.period, sizeof q.period, "%s", period);
+    return q;
+}
+
+static void set_budget(fixture *f, const char *period, int64_t gpu_s, int64_t cpu_s)
+{
+    store_quota q = quota_of("ulb", period, gpu_s, cpu_s);
+    assert_int_equal(store_quota_set(f->s, &q), 0);
+}
+
+static void quota_set_then_get_returns_it(void **state)
+{
+    fixture *f = *state;
+    store_quota q = {.gpu_seconds = 360000,
+                     .cpu_seconds = STORE_UNLIMITED,
+                     .max_gpus = 8,
+                     .max_running_jobs = 4,
+                     .max_queued_jobs = 50,
+                     .max_walltime_minutes = 1440,
+                     .user_max_gpus = 2};
+    snprintf(q.partner, sizeof q.partner, "ulb");
+    snprintf(q.period, sizeof q.period, PERIOD);
+    int64_t before = time(NULL);
+    assert_int_equal(store_quota_set(f->s, &q), 0);
+    store_quota g;
+    assert_int_equal(store_quota_get(f->s, "ulb", PERIOD, &g), 0);
+    assert_string_equal(g.partner, "ulb");
+    assert_string_equal(g.period, PERIOD);
+    assert_int_equal(g.gpu_seconds, 360000);
+    assert_int_equal(g.cpu_seconds, STORE_UNLIMITED);
+    assert_int_equal(g.max_gpus, 8);
+    assert_int_equal(g.max_running_jobs, 4);
+    assert_int_equal(g.max_queued_jobs, 50);
+    assert_int_equal(g.max_walltime_minutes, 1440);
+    assert_int_equal(g.user_max_gpus, 2);
+    assert_true(g.updated_at >= before && g.updated_at <= time(NULL));
+}
+
+static void quota_set_again_replaces_it(void **state)
+{
+    fixture *f = *state;
+    set_budget(f, PERIOD, 100, 200);
+    store_quota q = quota_of("ulb", PERIOD, 300, STORE_UNLIMITED);
+    q.max_gpus = 4;
+    assert_int_equal(store_quota_set(f->s, &q), 0);
+    store_quota *qs = NULL;
+    size_t n = 0;
+    assert_int_equal(store_quota_list(f->s, NULL, &qs, &n), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(qs[0].gpu_seconds, 300);
+    assert_int_equal(qs[0].cpu_seconds, STORE_UNLIMITED);
+    assert_int_equal(qs[0].max_gpus, 4);
+    free(qs);
+}
+
+static void quota_list_sorts_by_partner_then_period_and_filters_by_period(void **state)
+{
+    fixture *f = *state;
+    assert_int_equal(store_partner_insert(f->s, "kul", NULL, 1, NULL), 0);
+    set_budget(f, "2026-12", 1, 1);
+    set_budget(f, PERIOD, 2, 2);
+    store_quota q = quota_of("kul", PERIOD, 3, 3);
+    assert_int_equal(store_quota_set(f->s, &q), 0);
+
+    store_quota *qs = NULL;
+    size_t n = 0;
+    assert_int_equal(store_quota_list(f->s, NULL, &qs, &n), 0);
+    assert_int_equal(n, 3);
+    assert_string_equal(qs[0].partner, "kul");
+    assert_string_equal(qs[1].partner, "ulb");
+    assert_string_equal(qs[1].period, PERIOD);
+    assert_string_equal(qs[2].partner, "ulb");
+    assert_string_equal(qs[2].period, "2026-12");
+    free(qs);
+
+    assert_int_equal(store_quota_list(f->s, "2026-12", &qs, &n), 0);
+    assert_int_equal(n, 1);
+    assert_string_equal(qs[0].partner, "ulb");
+    assert_int_equal(qs[0].gpu_seconds, 1);
+    free(qs);
+
+    assert_int_equal(store_quota_list(f->s, "2020-01", &qs, &n), 0);
+    assert_int_equal(n, 0);
+    assert_null(qs);
+}
+
+static void quota_of_unknown_partner_is_enoent(void **state)
+{
+    fixture *f = *state;
+    store_quota q = quota_of("nobody", PERIOD, 100, 100);
+    assert_int_equal(store_quota_set(f->s, &q), -ENOENT);
+    store_quota g;
+    assert_int_equal(store_quota_get(f->s, "nobody", PERIOD, &g), -ENOENT);
+    store_quota *qs = NULL;
+    size_t n = 0;
+    assert_int_equal(store_quota_list(f->s, NULL, &qs, &n), 0);
+    assert_int_equal(n, 0);
+}
+
+static void quota_get_never_set_is_enoent(void **state)
+{
+    fixture *f = *state;
+    set_budget(f, "2026-10", 100, 100);
+    store_quota g;
+    assert_int_equal(store_quota_get(f->s, "ulb", PERIOD, &g), -ENOENT);
+}
+
+static void quota_set_bad_values_is_einval(void **state)
+{
+    fixture *f = *state;
+    store_quota q = quota_of("ulb", PERIOD, -2, 0);
+    assert_int_equal(store_quota_set(f->s, &q), -EINVAL);
+    q = quota_of("ulb", PERIOD, 0, 0);
+    q.user_max_gpus = -5;
+    assert_int_equal(store_quota_set(f->s, &q), -EINVAL);
+    const char *bad_periods[] = {"2026-13", "2026-00", "2026-1", "202611", "abcd-ef", ""};
+    for (size_t i = 0; i < sizeof bad_periods / sizeof bad_periods[0]; i++) {
+        q = quota_of("ulb", bad_periods[i], 0, 0);
+        assert_int_equal(store_quota_set(f->s, &q), -EINVAL);
+    }
+    store_quota *qs = NULL;
+    size_t n = 0;
+    assert_int_equal(store_quota_list(f->s, NULL, &qs, &n), 0);
+    assert_int_equal(n, 0);
+}
+
+/* --- v2: dispatch, holds, charges --- */
+
+static size_t ledger_rows(fixture *f, int64_t job_id, const char *kind)
+{
+    store_ledger_entry *es = NULL;
+    size_t n = 0;
+    assert_int_equal(store_ledger_list(f->s, NULL, job_id, kind, 0, &es, &n), 0);
+    free(es);
+    return n;
+}
+
+static void dispatch_begin_within_budget_holds_and_moves_to_dispatching(void **state)
+{
+    fixture *f = *state;
+    set_budget(f, PERIOD, 1000, 500);
+    int64_t id = insert_job(f, f->user_id, "d");
+    assert_int_equal(store_job_reason_set(f->s, id, "Priority"), 0);
+    int64_t before = time(NULL);
+    assert_int_equal(store_job_dispatch_begin(f->s, id, PERIOD, 600, 200), 0);
+
+    store_job j;
+    assert_int_equal(store_job_get(f->s, id, &j), 0);
+    assert_string_equal(j.state, STORE_STATE_DISPATCHING);
+    assert_string_equal(j.reason, ""); /* it no longer waits */
+    assert_string_equal(j.period, PERIOD);
+    assert_int_equal(j.hold_gpu_seconds, 600);
+    assert_int_equal(j.hold_cpu_seconds, 200);
+    assert_int_equal(j.charge_gpu_seconds, 0);
+
+    store_ledger_entry *es = NULL;
+    size_t n = 0;
+    assert_int_equal(store_ledger_list(f->s, NULL, 0, NULL, 0, &es, &n), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(es[0].job_id, id);
+    assert_string_equal(es[0].partner, "ulb");
+    assert_string_equal(es[0].period, PERIOD);
+    assert_string_equal(es[0].kind, "hold");
+    assert_int_equal(es[0].gpu_seconds, 600);
+    assert_int_equal(es[0].cpu_seconds, 200);
+    assert_true(es[0].at >= before && es[0].at <= time(NULL));
+    free(es);
+}
+
+static void dispatch_begin_over_budget_is_edquot_and_writes_nothing(void **state)
+{
+    fixture *f = *state;
+    set_budget(f, PERIOD, 1000, STORE_UNLIMITED);
+    int64_t id = insert_job(f, f->user_id, "big");
+    assert_int_equal(store_job_reason_set(f->s, id, "BudgetHeld"), 0);
+    assert_int_equal(store_job_dispatch_begin(f->s, id, PERIOD, 1001, 0), -EDQUOT);
+    store_job j;
+    assert_int_equal(store_job_get(f->s, id, &j), 0);
+    assert_string_equal(j.state, STORE_STATE_QUEUED);
+    assert_string_equal(j.reason, "BudgetHeld");
+    assert_string_equal(j.period, "");
+    assert_int_equal(j.hold_gpu_seconds, 0);
+    assert_int_equal(ledger_rows(f, 0, NULL), 0);
+    /* the exact budget still fits */
+    assert_int_equal(store_job_dispatch_begin(f->s, id, PERIOD, 1000, 0), 0);
+}
+
+static void dispatch_begin_counts_used_and_held_against_budget(void **state)
+{
+    fixture *f = *state;
+    set_budget(f, PERIOD, 100, STORE_UNLIMITED);
+    int64_t a = insert_job(f, f->user_id, "a"), b = insert_job(f, f->user_id, "b"),
+            c = insert_job(f, f->user_id, "c");
+    assert_int_equal(store_job_dispatch_begin(f->s, a, PERIOD, 60, 0), 0);
+    assert_int_equal(store_job_dispatch_begin(f->s, b, PERIOD, 50, 0), -EDQUOT); /* 60 held */
+    assert_int_equal(store_job_set_dispatched(f->s, a, 11), 0);
+    store_job u = {.id = a, .state = "completed", .charge_gpu_seconds = 30};
+    assert_int_equal(store_job_update(f->s, &u), 0); /* 30 used, 0 held: 70 left */
+    assert_int_equal(store_job_dispatch_begin(f->s, b, PERIOD, 50, 0), 0); /* 20 left */
+    assert_int_equal(store_job_dispatch_begin(f->s, c, PERIOD, 21, 0), -EDQUOT);
+    assert_int_equal(store_job_dispatch_begin(f->s, c, PERIOD, 20, 0), 0);
+}
+
+static void dispatch_begin_unlimited_budget_always_fits(void **state)
+{
+    fixture *f = *state;
+    set_budget(f, PERIOD, STORE_UNLIMITED, STORE_UNLIMITED);
+    for (int i = 0; i < 3; i++) {
+        int64_t id = insert_job(f, f->user_id, "u");
+        assert_int_equal(store_job_dispatch_begin(f->s, id, PERIOD, INT64_MAX / 4, INT64_MAX / 4),
+                         0);
+    }
+    assert_int_equal(ledger_rows(f, 0, "hold"), 3);
+}
+
+static void dispatch_begin_without_quota_fits_only_zero_hold(void **state)
+{
+    fixture *f = *state;
+    int64_t a = insert_job(f, f->user_id, "a"), b = insert_job(f, f->user_id, "b");
+    assert_int_equal(store_job_dispatch_begin(f->s, a, PERIOD, 1, 0), -EDQUOT);
+    assert_int_equal(store_job_dispatch_begin(f->s, a, PERIOD, 0, 1), -EDQUOT);
+    assert_int_equal(ledger_rows(f, 0, NULL), 0);
+    assert_int_equal(store_job_dispatch_begin(f->s, b, PERIOD, 0, 0), 0);
+    store_job j;
+    assert_int_equal(store_job_get(f->s, b, &j), 0);
+    assert_string_equal(j.state, STORE_STATE_DISPATCHING);
+}
+
+static void dispatch_begin_uses_the_quota_of_its_period_only(void **state)
+{
+    fixture *f = *state;
+    set_budget(f, "2026-10", 1000, 1000);
+    int64_t id = insert_job(f, f->user_id, "p");
+    assert_int_equal(store_job_dispatch_begin(f->s, id, PERIOD, 10, 0), -EDQUOT);
+    assert_int_equal(store_job_dispatch_begin(f->s, id, "2026-10", 10, 0), 0);
+}
+
+static void dispatch_begin_checks_cpu_budget_separately(void **state)
+{
+    fixture *f = *state;
+    set_budget(f, PERIOD, STORE_UNLIMITED, 100);
+    int64_t a = insert_job(f, f->user_id, "a"), b = insert_job(f, f->user_id, "b");
+    assert_int_equal(store_job_dispatch_begin(f->s, a, PERIOD, 5, 101), -EDQUOT);
+    assert_int_equal(store_job_dispatch_begin(f->s, a, PERIOD, 5, 70), 0);
+    assert_int_equal(store_job_dispatch_begin(f->s, b, PERIOD, 0, 31), -EDQUOT); /* 30 left */
+    set_budget(f, PERIOD, 5, STORE_UNLIMITED); /* now no GPU-s left (a holds 5), CPU unlimited */
+    assert_int_equal(store_job_dispatch_begin(f->s, b, PERIOD, 1, 0), -EDQUOT);
+    assert_int_equal(store_job_dispatch_begin(f->s, b, PERIOD, 0, 1000000), 0);
+}
+
+static void dispatch_begin_not_queued_is_eagain_unknown_is_enoent(void **state)
+{
+    fixture *f = *state;
+    set_budget(f, PERIOD, 1000, 1000);
+    int64_t id = insert_job(f, f->user_id, "d");
+    assert_int_equal(store_job_dispatch_begin(f->s, id, PERIOD, 10, 10), 0);
+    assert_int_equal(store_job_dispatch_begin(f->s, id, PERIOD, 10, 10), -EAGAIN);
+    assert_int_equal(store_job_dispatch_begin(f->s, id + 100, PERIOD, 10, 10), -ENOENT);
+    assert_int_equal(store_job_dispatch_begin(f->s, id, "2026-1", 10, 10), -EINVAL);
+    assert_int_equal(store_job_dispatch_begin(f->s, id, PERIOD, -1, 10), -EINVAL);
+    assert_int_equal(ledger_rows(f, 0, NULL), 1);
+}
+
+/* A job dispatched with holds of 600 GPU-s and 200 CPU-s against a budget that has room. */
+static int64_t insert_held_job(fixture *f)
+{
+    store_quota q;
+    if (store_quota_get(f->s, "ulb", PERIOD, &q) != 0) set_budget(f, PERIOD, 100000, 100000);
+    int64_t id = insert_job(f, f->user_id, "held");
+    assert_int_equal(store_job_dispatch_begin(f->s, id, PERIOD, 600, 200), 0);
+    return id;
+}
+
+static void transition_to_failed_releases_hold(void **state)
+{
+    fixture *f = *state;
+    int64_t id = insert_held_job(f);
+    assert_int_equal(store_job_transition(f->s, id, "dispatching", "failed", "bad script"), 0);
+    store_job j;
+    assert_int_equal(store_job_get(f->s, id, &j), 0);
+    assert_int_equal(j.hold_gpu_seconds, 0);
+    assert_int_equal(j.hold_cpu_seconds, 0);
+    assert_string_equal(j.period, PERIOD);
+    store_ledger_entry *es = NULL;
+    size_t n = 0;
+    assert_int_equal(store_ledger_list(f->s, NULL, id, "release", 0, &es, &n), 0);
+    assert_int_equal(n, 1);
+    assert_string_equal(es[0].period, PERIOD);
+    assert_int_equal(es[0].gpu_seconds, -600);
+    assert_int_equal(es[0].cpu_seconds, -200);
+    free(es);
+}
+
+static void transition_to_queued_releases_hold_and_allows_a_new_dispatch(void **state)
+{
+    fixture *f = *state;
+    set_budget(f, PERIOD, 600, 200); /* room for one hold only */
+    int64_t id = insert_held_job(f);
+    assert_int_equal(store_job_transition(f->s, id, "dispatching", "queued", "Slurm unreachable"),
+                     0);
+    store_job j;
+    assert_int_equal(store_job_get(f->s, id, &j), 0);
+    assert_string_equal(j.state, "queued");
+    assert_int_equal(j.hold_gpu_seconds, 0);
+    assert_int_equal(j.ended_at, 0);
+    assert_int_equal(ledger_rows(f, id, "release"), 1);
+    assert_int_equal(store_job_dispatch_begin(f->s, id, PERIOD, 600, 200), 0);
+    assert_int_equal(ledger_rows(f, id, "hold"), 2);
+}
+
+static void transition_between_active_states_keeps_hold(void **state)
+{
+    fixture *f = *state;
+    int64_t id = insert_held_job(f);
+    assert_int_equal(store_job_transition(f->s, id, "dispatching", "dispatched", NULL), 0);
+    store_job j;
+    assert_int_equal(store_job_get(f->s, id, &j), 0);
+    assert_int_equal(j.hold_gpu_seconds, 600);
+    assert_int_equal(ledger_rows(f, id, "release"), 0);
+}
+
+static void hold_is_released_once_whatever_the_call_order(void **state)
+{
+    fixture *f = *state;
+    /* failed, then a late update from Slurm, then another terminal state */
+    int64_t a = insert_held_job(f);
+    assert_int_equal(store_job_transition(f->s, a, "dispatching", "failed", NULL), 0);
+    store_job u = {.id = a, .state = "completed", .charge_gpu_seconds = 5};
+    assert_int_equal(store_job_update(f->s, &u), 0); /* terminal: never changed again */
+    assert_int_equal(store_job_transition(f->s, a, "failed", "lost", NULL), 0);
+    assert_int_equal(ledger_rows(f, a, "hold"), 1);
+    assert_int_equal(ledger_rows(f, a, "release"), 1);
+    assert_int_equal(ledger_rows(f, a, "charge"), 0);
+    /* back to the queue, then cancelled there */
+    int64_t b = insert_held_job(f);
+    assert_int_equal(store_job_transition(f->s, b, "dispatching", "queued", NULL), 0);
+    bool now_cancelled = false;
+    assert_int_equal(store_job_cancel_request(f->s, b, &now_cancelled), 0);
+    assert_true(now_cancelled);
+    assert_int_equal(ledger_rows(f, b, "hold"), 1);
+    assert_int_equal(ledger_rows(f, b, "release"), 1);
+    store_ledger_totals *ts = NULL;
+    size_t n = 0;
+    assert_int_equal(store_ledger_totals_list(f->s, &ts, &n), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(ts[0].held_gpu_seconds, 0);
+    assert_int_equal(ts[0].held_cpu_seconds, 0);
+    free(ts);
+}
+
+static void update_to_completed_releases_hold_and_writes_charge(void **state)
+{
+    fixture *f = *state;
+    int64_t id = insert_held_job(f);
+    assert_int_equal(store_job_set_dispatched(f->s, id, 77), 0);
+    store_job r = {.id = id, .state = "running", .started_at = 1000};
+    assert_int_equal(store_job_update(f->s, &r), 0);
+    store_job j;
+    assert_int_equal(store_job_get(f->s, id, &j), 0);
+    assert_int_equal(j.hold_gpu_seconds, 600); /* running: still held */
+
+    int64_t before = time(NULL);
+    store_job u = {.id = id,
+                   .state = "completed",
+                   .ended_at = 1400,
+                   .has_exit_code = true,
+                   .charge_gpu_seconds = 400,
+                   .charge_cpu_seconds = 150};
+    assert_int_equal(store_job_update(f->s, &u), 0);
+    assert_int_equal(store_job_get(f->s, id, &j), 0);
+    assert_string_equal(j.state, "completed");
+    assert_int_equal(j.hold_gpu_seconds, 0);
+    assert_int_equal(j.hold_cpu_seconds, 0);
+    assert_int_equal(j.charge_gpu_seconds, 400);
+    assert_int_equal(j.charge_cpu_seconds, 150);
+
+    store_ledger_entry *es = NULL;
+    size_t n = 0;
+    assert_int_equal(store_ledger_list(f->s, "ulb", id, NULL, 0, &es, &n), 0);
+    assert_int_equal(n, 3);
+    assert_string_equal(es[0].kind, "hold");
+    assert_string_equal(es[1].kind, "release");
+    assert_int_equal(es[1].gpu_seconds, -600);
+    assert_string_equal(es[2].kind, "charge");
+    assert_string_equal(es[2].period, PERIOD);
+    assert_int_equal(es[2].gpu_seconds, 400);
+    assert_int_equal(es[2].cpu_seconds, 150);
+    assert_true(es[2].at >= before && es[2].at <= time(NULL));
+    free(es);
+}
+
+static void update_to_terminal_without_charge_writes_no_charge_row(void **state)
+{
+    fixture *f = *state;
+    int64_t id = insert_held_job(f);
+    assert_int_equal(store_job_set_dispatched(f->s, id, 78), 0);
+    store_job u = {.id = id, .state = "cancelled"};
+    assert_int_equal(store_job_update(f->s, &u), 0);
+    assert_int_equal(ledger_rows(f, id, "release"), 1);
+    assert_int_equal(ledger_rows(f, id, "charge"), 0);
+    store_job j;
+    assert_int_equal(store_job_get(f->s, id, &j), 0);
+    assert_int_equal(j.hold_gpu_seconds, 0);
+    assert_int_equal(j.charge_gpu_seconds, 0);
+}
+
+static void update_charge_of_job_without_period_uses_dispatch_month(void **state)
+{
+    fixture *f = *state;
+    /* dispatched without a hold, as a job in flight when a v1 database was migrated */
+    int64_t id = insert_job(f, f->user_id, "old");
+    assert_int_equal(store_job_transition(f->s, id, "queued", "dispatching", NULL), 0);
+    assert_int_equal(store_job_set_dispatched(f->s, id, 79), 0);
+    store_job j;
+    assert_int_equal(store_job_get(f->s, id, &j), 0);
+    char month[8];
+    time_t t = (time_t)j.dispatched_at;
+    struct tm tm;
+    assert_non_null(gmtime_r(&t, &tm));
+    assert_int_equal(strftime(month, sizeof month, "%Y-%m", &tm), 7);
+
+    store_job u = {.id = id, .state = "completed", .charge_cpu_seconds = 9};
+    assert_int_equal(store_job_update(f->s, &u), 0);
+    store_ledger_entry *es = NULL;
+    size_t n = 0;
+    assert_int_equal(store_ledger_list(f->s, NULL, id, NULL, 0, &es, &n), 0);
+    assert_int_equal(n, 1);
+    assert_string_equal(es[0].kind, "charge");
+    assert_string_equal(es[0].period, month);
+    assert_int_equal(es[0].gpu_seconds, 0);
+    assert_int_equal(es[0].cpu_seconds, 9);
+    free(es);
+    assert_int_equal(store_job_get(f->s, id, &j), 0);
+    assert_string_equal(j.period, month);
+    assert_int_equal(j.charge_cpu_seconds, 9);
+}
+
+static void update_negative_charge_is_einval(void **state)
+{
+    fixture *f = *state;
+    int64_t id = insert_held_job(f);
+    store_job u = {.id = id, .state = "completed", .charge_gpu_seconds = -1};
+    assert_int_equal(store_job_update(f->s, &u), -EINVAL);
+    store_job j;
+    assert_int_equal(store_job_get(f->s, id, &j), 0);
+    assert_string_equal(j.state, STORE_STATE_DISPATCHING);
+    assert_int_equal(ledger_rows(f, id, NULL), 1);
+}
+
+/* --- v2: ledger --- */
+
+static void ledger_totals_match_rows(void **state)
+{
+    fixture *f = *state;
+    int64_t carol = 0;
+    assert_int_equal(store_partner_insert(f->s, "kul", NULL, 1, NULL), 0);
+    assert_int_equal(store_user_insert(f->s, "carol", "kul", "carol", "user", "sme", &carol), 0);
+    set_budget(f, PERIOD, 10000, 10000);
+    set_budget(f, "2026-12", 10000, 10000);
+    store_quota q = quota_of("kul", PERIOD, STORE_UNLIMITED, STORE_UNLIMITED);
+    assert_int_equal(store_quota_set(f->s, &q), 0);
+
+    /* ulb 2026-11: one charged job, one still held; ulb 2026-12: one failed; kul: one held */
+    int64_t a = insert_job(f, f->user_id, "a"), b = insert_job(f, f->user_id, "b"),
+            c = insert_job(f, f->user_id, "c"), d = insert_job(f, carol, "d");
+    assert_int_equal(store_job_dispatch_begin(f->s, a, PERIOD, 1000, 100), 0);
+    assert_int_equal(store_job_dispatch_begin(f->s, b, PERIOD, 700, 70), 0);
+    assert_int_equal(store_job_dispatch_begin(f->s, c, "2026-12", 500, 50), 0);
+    assert_int_equal(store_job_dispatch_begin(f->s, d, PERIOD, 300, 30), 0);
+    assert_int_equal(store_job_set_dispatched(f->s, a, 1), 0);
+    store_job u = {
+        .id = a, .state = "completed", .charge_gpu_seconds = 800, .charge_cpu_seconds = 60};
+    assert_int_equal(store_job_update(f->s, &u), 0);
+    assert_int_equal(store_job_transition(f->s, c, "dispatching", "failed", NULL), 0);
+
+    store_ledger_totals *ts = NULL;
+    size_t n = 0;
+    assert_int_equal(store_ledger_totals_list(f->s, &ts, &n), 0);
+    assert_int_equal(n, 3);
+    assert_string_equal(ts[0].partner, "kul");
+    assert_int_equal(ts[0].held_gpu_seconds, 300);
+    assert_int_equal(ts[0].used_gpu_seconds, 0);
+    assert_int_equal(ts[0].last_charge_at, 0);
+    assert_string_equal(ts[1].partner, "ulb");
+    assert_string_equal(ts[1].period, PERIOD);
+    assert_int_equal(ts[1].used_gpu_seconds, 800);
+    assert_int_equal(ts[1].held_gpu_seconds, 700);
+    assert_int_equal(ts[1].used_cpu_seconds, 60);
+    assert_int_equal(ts[1].held_cpu_seconds, 70);
+    assert_true(ts[1].last_charge_at > 0);
+    assert_string_equal(ts[2].period, "2026-12");
+    assert_int_equal(ts[2].used_gpu_seconds, 0);
+    assert_int_equal(ts[2].held_gpu_seconds, 0);
+
+    /* the same sums, recomputed from the rows */
+    store_ledger_entry *es = NULL;
+    size_t ne = 0;
+    assert_int_equal(store_ledger_list(f->s, NULL, 0, NULL, 0, &es, &ne), 0);
+    assert_int_equal(ne, 7); /* 4 holds, the releases of a and c, the charge of a */
+    for (size_t t = 0; t < n; t++) {
+        int64_t used_g = 0, held_g = 0, used_c = 0, held_c = 0, last = 0;
+        for (size_t i = 0; i < ne; i++) {
+            if (strcmp(es[i].partner, ts[t].partner) || strcmp(es[i].period, ts[t].period))
+                continue;
+            if (strcmp(es[i].kind, "charge") == 0) {
+                used_g += es[i].gpu_seconds;
+                used_c += es[i].cpu_seconds;
+                if (es[i].at > last) last = es[i].at;
+            } else {
+                held_g += es[i].gpu_seconds;
+                held_c += es[i].cpu_seconds;
+            }
+        }
+        assert_int_equal(ts[t].used_gpu_seconds, used_g);
+        assert_int_equal(ts[t].held_gpu_seconds, held_g);
+        assert_int_equal(ts[t].used_cpu_seconds, used_c);
+        assert_int_equal(ts[t].held_cpu_seconds, held_c);
+        assert_int_equal(ts[t].last_charge_at, last);
+    }
+    free(es);
+    free(ts);
+}
+
+static void ledger_list_filters_by_partner_job_kind_and_since(void **state)
+{
+    fixture *f = *state;
+    int64_t carol = 0;
+    assert_int_equal(store_partner_insert(f->s, "kul", NULL, 1, NULL), 0);
+    assert_int_equal(store_user_insert(f->s, "carol", "kul", "carol", "user", "sme", &carol), 0);
+    store_quota q = quota_of("kul", PERIOD, STORE_UNLIMITED, STORE_UNLIMITED);
+    assert_int_equal(store_quota_set(f->s, &q), 0);
+    int64_t a = insert_held_job(f), b = insert_held_job(f), c = insert_job(f, carol, "c");
+    assert_int_equal(store_job_dispatch_begin(f->s, c, PERIOD, 1, 1), 0);
+    assert_int_equal(store_job_transition(f->s, a, "dispatching", "failed", NULL), 0);
+
+    store_ledger_entry *es = NULL;
+    size_t n = 0;
+    assert_int_equal(store_ledger_list(f->s, NULL, 0, NULL, 0, &es, &n), 0);
+    assert_int_equal(n, 4);
+    for (size_t i = 1; i < n; i++)
+        assert_true(es[i].id > es[i - 1].id);
+    free(es);
+    assert_int_equal(store_ledger_list(f->s, "ulb", 0, NULL, 0, &es, &n), 0);
+    assert_int_equal(n, 3);
+    free(es);
+    assert_int_equal(store_ledger_list(f->s, "kul", 0, NULL, 0, &es, &n), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(es[0].job_id, c);
+    free(es);
+    assert_int_equal(store_ledger_list(f->s, NULL, b, NULL, 0, &es, &n), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(es[0].job_id, b);
+    free(es);
+    assert_int_equal(store_ledger_list(f->s, "ulb", 0, "release", 0, &es, &n), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(es[0].job_id, a);
+    free(es);
+    assert_int_equal(store_ledger_list(f->s, NULL, 0, NULL, time(NULL) + 3600, &es, &n), 0);
+    assert_int_equal(n, 0);
+    assert_null(es);
+    assert_int_equal(store_ledger_list(f->s, NULL, 0, NULL, time(NULL) - 3600, &es, &n), 0);
+    assert_int_equal(n, 4);
+    free(es);
+}
+
+/* Runs `sql` on f->path with the sqlite3 command-line tool (this test cannot include sqlite3.h).
+ * Its output goes to out (when not NULL). Returns the tool's exit status. */
+static int sqlite_cli(fixture *f, const char *sql, char *out, size_t cap)
+{
+    char sql_path[160], cmd[512];
+    snprintf(sql_path, sizeof sql_path, "%s/cli.sql", f->dir);
+    FILE *fp = fopen(sql_path, "w");
+    if (!fp) return -1;
+    fputs(sql, fp);
+    if (fclose(fp) != 0) return -1;
+    snprintf(cmd, sizeof cmd, "sqlite3 -bail '%s' < '%s' 2>/dev/null", f->path, sql_path);
+    FILE *p = popen(cmd, "r");
+    if (!p) return -1;
+    size_t len = 0, got;
+    char buf[256];
+    if (out && cap) out[0] = '\0';
+    while ((got = fread(buf, 1, sizeof buf, p)) > 0) {
+        if (!out || len + 1 >= cap) continue;
+        if (got > cap - 1 - len) got = cap - 1 - len;
+        memcpy(out + len, buf, got);
+        len += got;
+        out[len] = '\0';
+    }
+    int status = pclose(p);
+    unlink(sql_path);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+static void ledger_rows_cannot_be_updated_or_deleted(void **state)
+{
+    fixture *f = *state;
+    insert_held_job(f);
+    char out[64];
+    assert_int_equal(
+        sqlite_cli(f, "SELECT count(*), sum(gpu_seconds) FROM ledger;", out, sizeof out), 0);
+    assert_string_equal(out, "1|600\n");
+    assert_int_not_equal(sqlite_cli(f, "UPDATE ledger SET gpu_seconds = 0;", NULL, 0), 0);
+    assert_int_not_equal(sqlite_cli(f, "DELETE FROM ledger;", NULL, 0), 0);
+    assert_int_equal(
+        sqlite_cli(f, "SELECT count(*), sum(gpu_seconds) FROM ledger;", out, sizeof out), 0);
+    assert_string_equal(out, "1|600\n");
+}
+
+/* --- v2: jobs --- */
+
+static void job_list_filters_by_partner(void **state)
+{
+    fixture *f = *state;
+    int64_t bob = 0, carol = 0;
+    assert_int_equal(store_partner_insert(f->s, "kul", NULL, 1, NULL), 0);
+    assert_int_equal(store_user_insert(f->s, "bob", "ulb", "bob", "user", "sme", &bob), 0);
+    assert_int_equal(store_user_insert(f->s, "carol", "kul", "carol", "user", "sme", &carol), 0);
+    int64_t a1 = insert_job(f, f->user_id, "a1"), c1 = insert_job(f, carol, "c1"),
+            b1 = insert_job(f, bob, "b1"), a2 = insert_job(f, f->user_id, "a2");
+
+    store_job *js = NULL;
+    size_t n = 0;
+    assert_int_equal(store_job_list(f->s, 0, "ulb", 0, &js, &n), 0);
+    assert_int_equal(n, 3);
+    assert_int_equal(js[0].id, a2);
+    assert_int_equal(js[1].id, b1);
+    assert_int_equal(js[2].id, a1);
+    free(js);
+    assert_int_equal(store_job_list(f->s, 0, "kul", 0, &js, &n), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(js[0].id, c1);
+    free(js);
+    assert_int_equal(store_job_list(f->s, 0, "ulb", 2, &js, &n), 0);
+    assert_int_equal(n, 2);
+    assert_int_equal(js[1].id, b1);
+    free(js);
+    assert_int_equal(store_job_list(f->s, f->user_id, "ulb", 0, &js, &n), 0);
+    assert_int_equal(n, 2);
+    assert_int_equal(js[0].id, a2);
+    assert_int_equal(js[1].id, a1);
+    free(js);
+    assert_int_equal(store_job_list(f->s, f->user_id, "kul", 0, &js, &n), 0);
+    assert_int_equal(n, 0);
+    assert_null(js);
+}
+
+static void job_reason_set_changes_only_queued_jobs(void **state)
+{
+    fixture *f = *state;
+    int64_t q = insert_job(f, f->user_id, "q"), d = insert_job(f, f->user_id, "d");
+    assert_int_equal(store_job_transition(f->s, d, "queued", "dispatching", "submitting"), 0);
+    assert_int_equal(store_job_reason_set(f->s, q, "PartnerGpuLimit"), 0);
+    assert_int_equal(store_job_reason_set(f->s, q, "PartnerGpuLimit"), 0); /* same: no-op */
+    assert_int_equal(store_job_reason_set(f->s, d, "Priority"), 0);        /* not queued: no-op */
+    store_job j;
+    assert_int_equal(store_job_get(f->s, q, &j), 0);
+    assert_string_equal(j.reason, "PartnerGpuLimit");
+    assert_int_equal(store_job_get(f->s, d, &j), 0);
+    assert_string_equal(j.reason, "submitting");
+    assert_int_equal(store_job_reason_set(f->s, q, NULL), 0);
+    assert_int_equal(store_job_get(f->s, q, &j), 0);
+    assert_string_equal(j.reason, "");
+}
+
+static void job_reason_set_unknown_is_enoent(void **state)
+{
+    fixture *f = *state;
+    assert_int_equal(store_job_reason_set(f->s, 4242, "Priority"), -ENOENT);
+}
+
+static void job_list_active_returns_period_and_holds(void **state)
+{
+    fixture *f = *state;
+    int64_t queued = insert_job(f, f->user_id, "q");
+    int64_t held = insert_held_job(f);
+    store_job *js = NULL;
+    size_t n = 0;
+    assert_int_equal(store_job_list_active(f->s, &js, &n), 0);
+    assert_int_equal(n, 2);
+    assert_int_equal(js[0].id, queued);
+    assert_string_equal(js[0].period, "");
+    assert_int_equal(js[0].hold_gpu_seconds, 0);
+    assert_int_equal(js[1].id, held);
+    assert_string_equal(js[1].state, STORE_STATE_DISPATCHING);
+    assert_string_equal(js[1].period, PERIOD);
+    assert_int_equal(js[1].hold_gpu_seconds, 600);
+    assert_int_equal(js[1].hold_cpu_seconds, 200);
+    free(js);
+}
+
+/* --- v2: concurrent dispatches --- */
+
+/* Two racers dispatch one job each per round, in lock step (a barrier before each round), for
+ * a period whose budget has room for one hold only: every round is a race on the last of a
+ * budget. */
+#define RACE_ROUNDS 40
+#define RACE_HOLD   100
+#define RACE_BUDGET 150
+
+typedef struct racer {
+    store *s;
+    const int64_t *ids; /* one per round */
+    pthread_barrier_t *start;
+    int dispatched, refused, errors;
+} racer;
+
+static void race_period(int round, char out[8])
+{
+    unsigned r = (unsigned)round % 1200u;
+    snprintf(out, 8, "%04u-%02u", 2030u + r / 12u, r % 12u + 1u);
+}
+
+static void race_run(racer *r)
+{
+    for (int i = 0; i < RACE_ROUNDS; i++) {
+        char period[8];
+        race_period(i, period);
+        pthread_barrier_wait(r->start);
+        int rc = store_job_dispatch_begin(r->s, r->ids[i], period, RACE_HOLD, 0);
+        if (rc == 0)
+            r->dispatched++;
+        else if (rc == -EDQUOT)
+            r->refused++;
+        else
+            r->errors++;
+    }
+}
+
+static void *race_thread(void *arg)
+{
+    race_run(arg);
+    return NULL;
+}
+
+static void insert_race_jobs(fixture *f, int64_t ids[2][RACE_ROUNDS])
+{
+    for (int i = 0; i < RACE_ROUNDS; i++) {
+        char period[8];
+        race_period(i, period);
+        set_budget(f, period, RACE_BUDGET, STORE_UNLIMITED);
+        ids[0][i] = insert_job(f, f->user_id, "x");
+        ids[1][i] = insert_job(f, f->user_id, "y");
+    }
+}
+
+/* After the race: one hold per period, within its budget, in the ledger and on the jobs. */
+static void check_race_result(fixture *f, int dispatched)
+{
+    assert_int_equal(dispatched, RACE_ROUNDS);
+    store_ledger_totals *ts = NULL;
+    size_t n = 0;
+    assert_int_equal(store_ledger_totals_list(f->s, &ts, &n), 0);
+    assert_int_equal(n, RACE_ROUNDS);
+    for (size_t i = 0; i < n; i++) {
+        assert_true(ts[i].held_gpu_seconds <= RACE_BUDGET);
+        assert_int_equal(ts[i].held_gpu_seconds, RACE_HOLD);
+    }
+    free(ts);
+    store_ledger_entry *es = NULL;
+    assert_int_equal(store_ledger_list(f->s, "ulb", 0, "hold", 0, &es, &n), 0);
+    free(es);
+    assert_int_equal(n, RACE_ROUNDS);
+    store_job *js = NULL;
+    assert_int_equal(store_job_list_active(f->s, &js, &n), 0);
+    size_t dispatching = 0;
+    for (size_t i = 0; i < n; i++)
+        dispatching += strcmp(js[i].state, STORE_STATE_DISPATCHING) == 0;
+    free(js);
+    assert_int_equal(dispatching, RACE_ROUNDS);
+}
+
+static void concurrent_dispatch_from_two_handles_never_exceeds_budget(void **state)
+{
+    fixture *f = *state;
+    static int64_t ids[2][RACE_ROUNDS];
+    insert_race_jobs(f, ids);
+    store *other = NULL;
+    char err[256];
+    assert_int_equal(store_new(f->path, &other, err, sizeof err), 0);
+    pthread_barrier_t start;
+    assert_int_equal(pthread_barrier_init(&start, NULL, 2), 0);
+    racer r[2] = {{.s = f->s, .ids = ids[0], .start = &start},
+                  {.s = other, .ids = ids[1], .start = &start}};
+    pthread_t th[2];
+    for (int t = 0; t < 2; t++)
+        assert_int_equal(pthread_create(&th[t], NULL, race_thread, &r[t]), 0);
+    for (int t = 0; t < 2; t++)
+        assert_int_equal(pthread_join(th[t], NULL), 0);
+    pthread_barrier_destroy(&start);
+    store_free(other);
+    assert_int_equal(r[0].errors + r[1].errors, 0);
+    assert_int_equal(r[0].refused + r[1].refused, RACE_ROUNDS);
+    check_race_result(f, r[0].dispatched + r[1].dispatched);
+}
+
+/* In a child: opens its own store and races. Exits with the number of jobs it dispatched, or
+ * 255 on any error other than -EDQUOT. Never returns. */
+static void race_child(const char *path, const int64_t *ids, pthread_barrier_t *start)
+{
+    char err[256];
+    racer r = {.ids = ids, .start = start};
+    if (store_new(path, &r.s, err, sizeof err) != 0) _exit(255);
+    race_run(&r);
+    store_free(r.s);
+    _exit(r.errors ? 255 : r.dispatched);
+}
+
+static void concurrent_dispatch_from_two_processes_never_exceeds_budget(void **state)
+{
+    fixture *f = *state;
+    static int64_t ids[2][RACE_ROUNDS];
+    insert_race_jobs(f, ids);
+    store_free(f->s); /* no connection may cross a fork */
+    f->s = NULL;
+    pthread_barrier_t *start =
+        mmap(NULL, sizeof *start, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    assert_true(start != MAP_FAILED);
+    pthread_barrierattr_t attr;
+    assert_int_equal(pthread_barrierattr_init(&attr), 0);
+    assert_int_equal(pthread_barrierattr_setpshared(&attr, PTHREAD_PROCESS_SHARED), 0);
+    assert_int_equal(pthread_barrier_init(start, &attr, 2), 0);
+    pthread_barrierattr_destroy(&attr);
+    pid_t pids[2];
+    for (int c = 0; c < 2; c++) {
+        pids[c] = fork();
+        if (pids[c] == 0) race_child(f->path, ids[c], start);
+    }
+    int dispatched = 0, failed = 0;
+    for (int c = 0; c < 2; c++) {
+        int status = 0;
+        if (pids[c] < 0 || waitpid(pids[c], &status, 0) != pids[c] || !WIFEXITED(status) ||
+            WEXITSTATUS(status) == 255)
+            failed++;
+        else
+            dispatched += WEXITSTATUS(status);
+    }
+    pthread_barrier_destroy(start);
+    munmap(start, sizeof *start);
+    assert_int_equal(failed, 0);
+    assert_int_equal(open_store(f), 0);
+    check_race_result(f, dispatched);
+}
+
+/* --- v2: migration from a v1 database --- */
+
+/* The v0 -> v1 step of store.c, word for word (TERMINAL_SQL expanded). */
+static const char v1_schema[] =
+    "CREATE TABLE meta ("
+    "  key TEXT PRIMARY KEY,"
+    "  value TEXT NOT NULL);"
+    "INSERT INTO meta (key, value) VALUES ('instance_id', lower(hex(randomblob(8))));"
+    "CREATE TABLE partners ("
+    "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    "  name TEXT NOT NULL UNIQUE,"
+    "  description TEXT NOT NULL DEFAULT '',"
+    "  created_at INTEGER NOT NULL);"
+    "CREATE TABLE users ("
+    "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    "  name TEXT NOT NULL UNIQUE,"
+    "  partner_id INTEGER NOT NULL REFERENCES partners(id),"
+    "  unix_user TEXT NOT NULL,"
+    "  role TEXT NOT NULL DEFAULT 'user',"
+    "  created_at INTEGER NOT NULL);"
+    "CREATE INDEX users_partner ON users (partner_id);"
+    "CREATE TABLE tokens ("
+    "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    "  user_id INTEGER NOT NULL REFERENCES users(id),"
+    "  hash TEXT NOT NULL UNIQUE,"
+    "  label TEXT NOT NULL DEFAULT '',"
+    "  created_at INTEGER NOT NULL,"
+    "  revoked_at INTEGER NOT NULL DEFAULT 0);"
+    "CREATE INDEX tokens_user ON tokens (user_id);"
+    "CREATE TABLE jobs ("
+    "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    "  user_id INTEGER NOT NULL REFERENCES users(id),"
+    "  user_name TEXT NOT NULL,"
+    "  partner TEXT NOT NULL,"
+    "  unix_user TEXT NOT NULL,"
+    "  name TEXT NOT NULL,"
+    "  gpus INTEGER NOT NULL,"
+    "  gpu_type TEXT NOT NULL,"
+    "  cpus_per_task INTEGER NOT NULL,"
+    "  mem_mb INTEGER NOT NULL,"
+    "  time_minutes INTEGER NOT NULL,"
+    "  state TEXT NOT NULL,"
+    "  reason TEXT NOT NULL DEFAULT '',"
+    "  slurm_job_id INTEGER NOT NULL DEFAULT 0,"
+    "  exit_code INTEGER,"
+    "  cancel_requested INTEGER NOT NULL DEFAULT 0,"
+    "  submitted_at INTEGER NOT NULL,"
+    "  dispatched_at INTEGER NOT NULL DEFAULT 0,"
+    "  started_at INTEGER NOT NULL DEFAULT 0,"
+    "  ended_at INTEGER NOT NULL DEFAULT 0,"
+    "  script TEXT NOT NULL);"
+    "CREATE INDEX jobs_user ON jobs (user_id, id);"
+    "CREATE INDEX jobs_state ON jobs (state);"
+    "CREATE INDEX jobs_active ON jobs (id) WHERE state NOT IN "
+    "('completed','failed','cancelled','timeout','node_fail','preempted','boot_fail','deadline',"
+    "'out_of_memory','lost');";
+
+/* What a v1 antennad left: a completed, a running and a queued job; the id counter at 100. */
+static const char v1_data[] =
+    "UPDATE meta SET value = '0123456789abcdef' WHERE key = 'instance_id';"
+    "INSERT INTO partners (id, name, description, created_at) VALUES (1, 'ulb', 'Brussels', 1700);"
+    "INSERT INTO users (id, name, partner_id, unix_user, role, created_at)"
+    " VALUES (1, 'alice', 1, 'alice_u', 'admin', 1701);"
+    "INSERT INTO tokens (user_id, hash, label, created_at) VALUES (1, '" HASH_A
+    "', 'laptop', 1702);"
+    "INSERT INTO jobs (id, user_id, user_name, partner, unix_user, name, gpus, gpu_type,"
+    " cpus_per_task, mem_mb, time_minutes, state, reason, slurm_job_id, exit_code,"
+    " cancel_requested, submitted_at, dispatched_at, started_at, ended_at, script) VALUES"
+    " (7, 1, 'alice', 'ulb', 'alice_u', 'done', 2, 'h100', 4, 8192, 60, 'completed', '', 4001, 0,"
+    "  0, 1800, 1810, 1820, 1900, '#!/bin/sh' || char(10) || 'echo done' || char(10)),"
+    " (8, 1, 'alice', 'ulb', 'alice_u', 'run', 1, '', 2, 1024, 30, 'running', '', 4002, NULL,"
+    "  1, 1850, 1860, 1870, 0, '#!/bin/sh' || char(10) || replace(hex(zeroblob(5000)), '00', "
+    "'ab')),"
+    " (9, 1, 'alice', 'ulb', 'alice_u', 'wait', 1, '', 2, 1024, 30, 'queued', 'Priority', 0, NULL,"
+    "  0, 1880, 0, 0, 0, '#!/bin/sh' || char(10));"
+    "UPDATE sqlite_sequence SET seq = 100 WHERE name = 'jobs';"
+    "PRAGMA user_version = 1;";
+
+/* setup without opening the store: the test writes the database first. */
+static int setup_empty(void **state)
+{
+    fixture *f = calloc(1, sizeof *f);
+    if (!f) return -1;
+    snprintf(f->dir, sizeof f->dir, "/tmp/test_store.XXXXXX");
+    if (!mkdtemp(f->dir)) {
+        free(f);
+        return -1;
+    }
+    snprintf(f->path, sizeof f->path, "%s/antenna.db", f->dir);
+    *state = f;
+    return 0;
+}
+
+/* Writes the v1 database with the sqlite3 tool, then opens (and so migrates) it. */
+static void open_v1_database(fixture *f)
+{
+    char sql[sizeof v1_schema + sizeof v1_data + 64];
+    snprintf(sql, sizeof sql, "PRAGMA journal_mode = WAL;%s%s", v1_schema, v1_data);
+    assert_int_equal(sqlite_cli(f, sql, NULL, 0), 0);
+    char out[16];
+    assert_int_equal(sqlite_cli(f, "PRAGMA user_version;", out, sizeof out), 0);
+    assert_string_equal(out, "1\n");
+    assert_int_equal(open_store(f), 0);
+}
+
+static void migration_from_v1_keeps_data(void **state)
+{
+    fixture *f = *state;
+    open_v1_database(f);
+    assert_string_equal(store_instance_id(f->s), "0123456789abcdef");
+    store_user u;
+    assert_int_equal(store_token_lookup(f->s, HASH_A, &u), 0);
+    assert_string_equal(u.name, "alice");
+    assert_string_equal(u.partner, "ulb");
+    assert_string_equal(u.unix_user, "alice_u");
+    assert_string_equal(u.role, "admin");
+    assert_int_equal(u.created_at, 1701);
+    store_partner p;
+    assert_int_equal(store_partner_get(f->s, "ulb", &p), 0);
+    assert_string_equal(p.description, "Brussels");
+    assert_int_equal(p.created_at, 1700);
+
+    store_job j;
+    assert_int_equal(store_job_get(f->s, 7, &j), 0);
+    assert_string_equal(j.name, "done");
+    assert_string_equal(j.state, "completed");
+    assert_int_equal(j.gpus, 2);
+    assert_string_equal(j.gpu_type, "h100");
+    assert_int_equal(j.mem_mb, 8192);
+    assert_int_equal(j.slurm_job_id, 4001);
+    assert_true(j.has_exit_code);
+    assert_int_equal(j.exit_code, 0);
+    assert_int_equal(j.submitted_at, 1800);
+    assert_int_equal(j.dispatched_at, 1810);
+    assert_int_equal(j.started_at, 1820);
+    assert_int_equal(j.ended_at, 1900);
+    assert_int_equal(store_job_get(f->s, 8, &j), 0);
+    assert_string_equal(j.state, "running");
+    assert_false(j.has_exit_code);
+    assert_true(j.cancel_requested);
+    assert_int_equal(store_job_get(f->s, 9, &j), 0);
+    assert_string_equal(j.reason, "Priority");
+
+    char *script = NULL;
+    assert_int_equal(store_job_script_get(f->s, 8, &script), 0);
+    assert_int_equal(strlen(script), 10 + 10000);
+    assert_memory_equal(script, "#!/bin/sh\nabab", 14);
+    free(script);
+    store_job *js = NULL;
+    size_t n = 0;
+    assert_int_equal(store_job_list_active(f->s, &js, &n), 0);
+    assert_int_equal(n, 2);
+    assert_int_equal(js[0].id, 8);
+    assert_int_equal(js[1].id, 9);
+    free(js);
+}
+
+static void migration_from_v1_fills_new_fields_with_defaults(void **state)
+{
+    fixture *f = *state;
+    open_v1_database(f);
+    store_partner p;
+    assert_int_equal(store_partner_get(f->s, "ulb", &p), 0);
+    assert_int_equal(p.share_weight, 1);
+    store_user u;
+    assert_int_equal(store_user_get(f->s, "alice", &u), 0);
+    assert_string_equal(u.category, "researcher");
+    store_job *js = NULL;
+    size_t n = 0;
+    assert_int_equal(store_job_list(f->s, 0, "ulb", 0, &js, &n), 0);
+    assert_int_equal(n, 3);
+    for (size_t i = 0; i < n; i++) {
+        assert_string_equal(js[i].period, "");
+        assert_int_equal(js[i].hold_gpu_seconds, 0);
+        assert_int_equal(js[i].hold_cpu_seconds, 0);
+        assert_int_equal(js[i].charge_gpu_seconds, 0);
+        assert_int_equal(js[i].charge_cpu_seconds, 0);
+    }
+    free(js);
+    store_quota *qs = NULL;
+    assert_int_equal(store_quota_list(f->s, NULL, &qs, &n), 0);
+    assert_int_equal(n, 0);
+    assert_int_equal(ledger_rows(f, 0, NULL), 0);
+
+    /* the new tables work on the migrated data */
+    set_budget(f, PERIOD, 100, 100);
+    assert_int_equal(store_job_dispatch_begin(f->s, 9, PERIOD, 60, 60), 0);
+    assert_int_equal(ledger_rows(f, 9, "hold"), 1);
+
+    char out[64];
+    assert_int_equal(sqlite_cli(f, "PRAGMA user_version;", out, sizeof out), 0);
+    assert_string_equal(out, "2\n");
+    /* script stays the last column of jobs (listing jobs never reads its overflow pages) */
+    assert_int_equal(
+        sqlite_cli(f, "SELECT name FROM pragma_table_info('jobs') ORDER BY cid DESC LIMIT 1;", out,
+                   sizeof out),
+        0);
+    assert_string_equal(out, "script\n");
+}
+
+static void migration_from_v1_keeps_job_id_counter(void **state)
+{
+    fixture *f = *state;
+    open_v1_database(f);
+    int64_t id = insert_job(f, 1, "after");
+    assert_int_equal(id, 101); /* never reuses an id v1 handed out, even one not in the table */
+    store_free(f->s);
+    f->s = NULL;
+    assert_int_equal(open_store(f), 0); /* already v2: opens without migrating again */
+    assert_int_equal(insert_job(f, 1, "again"), 102);
+}
+
 #define T(fn)  cmocka_unit_test_setup_teardown(fn, setup, teardown)
 #define TU(fn) cmocka_unit_test_setup_teardown(fn, setup_user, teardown)
+#define TE(fn) cmocka_unit_test_setup_teardown(fn, setup_empty, teardown)
 
 int main(void)
 {
@@ -884,6 +2063,47 @@ int main(void)
         T(store_new_in_missing_directory_fails_with_message),
         T(store_new_on_non_database_file_fails),
         T(store_new_refuses_newer_schema_version),
+        T(partner_insert_keeps_share_weight_in_every_read),
+        T(partner_insert_share_weight_below_1_is_einval),
+        T(partner_update_changes_description_and_share_weight),
+        T(partner_update_keeps_fields_not_given),
+        T(partner_update_unknown_is_enoent_bad_weight_einval),
+        TU(user_category_is_kept_in_every_read),
+        TU(user_insert_overlong_category_is_einval),
+        TU(quota_set_then_get_returns_it),
+        TU(quota_set_again_replaces_it),
+        TU(quota_list_sorts_by_partner_then_period_and_filters_by_period),
+        TU(quota_of_unknown_partner_is_enoent),
+        TU(quota_get_never_set_is_enoent),
+        TU(quota_set_bad_values_is_einval),
+        TU(dispatch_begin_within_budget_holds_and_moves_to_dispatching),
+        TU(dispatch_begin_over_budget_is_edquot_and_writes_nothing),
+        TU(dispatch_begin_counts_used_and_held_against_budget),
+        TU(dispatch_begin_unlimited_budget_always_fits),
+        TU(dispatch_begin_without_quota_fits_only_zero_hold),
+        TU(dispatch_begin_uses_the_quota_of_its_period_only),
+        TU(dispatch_begin_checks_cpu_budget_separately),
+        TU(dispatch_begin_not_queued_is_eagain_unknown_is_enoent),
+        TU(transition_to_failed_releases_hold),
+        TU(transition_to_queued_releases_hold_and_allows_a_new_dispatch),
+        TU(transition_between_active_states_keeps_hold),
+        TU(hold_is_released_once_whatever_the_call_order),
+        TU(update_to_completed_releases_hold_and_writes_charge),
+        TU(update_to_terminal_without_charge_writes_no_charge_row),
+        TU(update_charge_of_job_without_period_uses_dispatch_month),
+        TU(update_negative_charge_is_einval),
+        TU(ledger_totals_match_rows),
+        TU(ledger_list_filters_by_partner_job_kind_and_since),
+        TU(ledger_rows_cannot_be_updated_or_deleted),
+        TU(job_list_filters_by_partner),
+        TU(job_reason_set_changes_only_queued_jobs),
+        TU(job_reason_set_unknown_is_enoent),
+        TU(job_list_active_returns_period_and_holds),
+        TU(concurrent_dispatch_from_two_handles_never_exceeds_budget),
+        TU(concurrent_dispatch_from_two_processes_never_exceeds_budget),
+        TE(migration_from_v1_keeps_data),
+        TE(migration_from_v1_fills_new_fields_with_defaults),
+        TE(migration_from_v1_keeps_job_id_counter),
         cmocka_unit_test(store_free_accepts_null),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
