@@ -244,6 +244,69 @@ int store_job_update(store *s, const store_job *j);
  * (already terminal), -EIO. */
 int store_job_cancel_request(store *s, int64_t id, bool *now_cancelled);
 
+/* --- usage (from the ledger's charges) --- */
+
+/* What to sum. `by`: "partner", "user", "category", "gpu-type", "day" (UTC "YYYY-MM-DD" of the
+ * charge), "month" (UTC "YYYY-MM" of the charge) or "total". Strings are borrowed. */
+typedef struct store_usage_filter {
+    const char *by;
+    const char *partner; /* NULL = all */
+    const char *user;    /* NULL = all */
+    int64_t from, to;    /* charge time: from <= at < to; 0 = unbounded */
+} store_usage_filter;
+
+typedef struct store_usage_row {
+    char key[STORE_NAME_MAX];    /* the group's value ("" for "total") */
+    int64_t gpu_seconds;         /* weighted GPU-seconds charged (sum of the charge rows) */
+    int64_t cpu_seconds;         /* CPU-seconds charged */
+    int64_t elapsed_gpu_seconds; /* GPUs x elapsed, unweighted */
+    int64_t jobs;                /* charged jobs */
+} store_usage_row;
+
+/* Sums the ledger's charge rows by f->by, ordered by key. Returns 0 and a malloc'd array (caller
+ * frees; NULL when *n is 0), -EINVAL (unknown `by`), -EIO. The sum of the rows equals the sum of
+ * the matching charge rows exactly. */
+int store_usage_query(store *s, const store_usage_filter *f, store_usage_row **out, size_t *n);
+
+/* Lists the jobs charged to `partner` for `period` (ledger period) with their charges, by end
+ * time. Same ownership as store_job_list. */
+int store_job_list_charged(store *s, const char *partner, const char *period, store_job **out,
+                           size_t *n);
+
+/* --- audit trail (a hash chain: see scheduler/audit.h) --- */
+
+#define STORE_HASH_HEX 65
+
+typedef struct store_audit_entry {
+    int64_t seq;                  /* 1, 2, 3, ... set by store_audit_append */
+    int64_t at;                   /* unix seconds; 0 in an append = now */
+    char actor[STORE_NAME_MAX];   /* user name, "antennad" (the broker), "-" (unauthenticated) */
+    char partner[STORE_NAME_MAX]; /* "" when none */
+    char action[48];              /* e.g. "job.submitted", "auth.failed" */
+    char *details;                /* JSON object text; owned by the entry */
+    char prev_hash[STORE_HASH_HEX];
+    char hash[STORE_HASH_HEX];
+} store_audit_entry;
+
+/* Computes the hash of `e` (all its fields but `hash`, prev_hash included) into out[65]. Returns
+ * 0 or a negative errno. */
+typedef int (*store_audit_hash_fn)(const store_audit_entry *e, char out[STORE_HASH_HEX], void *arg);
+
+/* Appends `e` in one transaction: sets e->seq to the last seq + 1, e->prev_hash to the last hash
+ * ("" for the first), e->at to now when 0, then e->hash with `fn`, and inserts it. e->details is
+ * borrowed (NULL = "{}"). Returns 0, or the hash function's error, or -EIO. */
+int store_audit_append(store *s, store_audit_entry *e, store_audit_hash_fn fn, void *arg);
+
+/* Lists entries in seq order with seq > after_seq, at >= since (0 = all), of `actor` and `action`
+ * (NULL = any; an action ending in '.' matches as a prefix), at most `limit` (0 = no limit).
+ * Returns 0 and a malloc'd array to free with store_audit_entries_free, -EIO. Rows are returned
+ * as stored, even when tampered with (verification is the caller's job). */
+int store_audit_list(store *s, int64_t after_seq, int64_t since, const char *actor,
+                     const char *action, size_t limit, store_audit_entry **out, size_t *n);
+
+/* Frees what store_audit_list returned. Accepts NULL. */
+void store_audit_entries_free(store_audit_entry *e, size_t n);
+
 /* Returns true when `state` is terminal (completed, failed, cancelled, timeout, ...). */
 bool store_state_terminal(const char *state);
 
