@@ -4,7 +4,8 @@
  *
  * Exit status: 0 ok; 1 the server refused (or answered nonsense); 2 usage or local input error;
  * 3 cannot reach the server (network, TLS). `submit --wait` ends with the job's status;
- * `submit --dry-run` with 1 when the quote refuses the job.
+ * `submit --dry-run` with 1 when the quote refuses the job; `audit verify` with 1 when the audit
+ * trail is broken.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -20,13 +21,16 @@
 #include <jansson.h>
 
 #include "api_client.h"
+#include "audit_view.h"
 #include "cli_config.h"
 #include "job_request.h"
 #include "job_view.h"
 #include "quota_args.h"
 #include "quota_view.h"
+#include "report_view.h"
 #include "sbatch_script.h"
 #include "table.h"
+#include "usage_view.h"
 
 #ifndef ANTENNA_VERSION
 #define ANTENNA_VERSION "0.1.0"
@@ -57,6 +61,16 @@ enum opt_id {
     OPT_CATEGORY,
     OPT_PERIOD,
     OPT_DRY_RUN,
+    OPT_BY,
+    OPT_FROM,
+    OPT_TO,
+    OPT_FORMAT,
+    OPT_MONTH,
+    OPT_OUTPUT,
+    OPT_SINCE,
+    OPT_ACTOR,
+    OPT_ACTION,
+    OPT_AFTER,
     OPT_JOB,   /* an sbatch job option, applied through sbatch_opt_set */
     OPT_QUOTA, /* a `quota set` field, applied through quota_args_set */
     OPT_COUNT
@@ -87,6 +101,7 @@ typedef struct cli {
     const char *url, *token, *ca; /* global flags */
     cli_config cfg;
     api_client *api;
+    const char *forbidden_hint; /* what a 403 forbidden means for this command, or NULL */
 } cli;
 
 typedef struct command {
@@ -312,6 +327,8 @@ static int report_refusal(cli *c, const api_client_response *r)
     if (r->status == 401)
         fprintf(stderr, "antenna: hint: check the API token (taken from %s)\n",
                 c->cfg.token.source ? c->cfg.token.source : "nowhere");
+    else if (r->status == 403 && strcmp(code, "forbidden") == 0 && c->forbidden_hint != NULL)
+        fprintf(stderr, "antenna: hint: %s\n", c->forbidden_hint);
     else if (r->status == 403 && strcmp(code, "forbidden") == 0)
         fprintf(stderr, "antenna: hint: your token's role does not allow this; partners, users "
                         "and quota changes need a staff or admin token, tokens an admin one\n");
@@ -1310,6 +1327,295 @@ static int run_token_revoke(cli *c, args *a)
     return rc;
 }
 
+/* ---- usage, statements, audit ---- */
+
+static const command cmd_usage, cmd_report, cmd_audit, cmd_audit_verify;
+
+/* Appends "?key=value" or "&key=value" to the query path[len], the value percent-encoded (all
+ * but RFC 3986's unreserved characters). Returns 0, or -ENAMETOOLONG when it does not fit. */
+static int add_query(char *path, size_t len, const char *key, const char *value)
+{
+    size_t n = strlen(path);
+    int w = snprintf(path + n, len - n, "%c%s=", strchr(path, '?') ? '&' : '?', key);
+    if (w < 0 || (size_t)w >= len - n) return -ENAMETOOLONG;
+    n += (size_t)w;
+    for (const unsigned char *p = (const unsigned char *)value; *p; p++) {
+        bool plain = (*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') ||
+                     (*p >= '0' && *p <= '9') || *p == '-' || *p == '.' || *p == '_' || *p == '~';
+        if (n + (plain ? 1 : 3) >= len) return -ENAMETOOLONG;
+        if (plain)
+            path[n++] = (char)*p;
+        else
+            n += (size_t)snprintf(path + n, len - n, "%%%02X", *p);
+    }
+    path[n] = '\0';
+    return 0;
+}
+
+/* Picks the --format value (or json for --json) among `allowed` (NULL-terminated; the first is
+ * the default). Returns 0 with *format set, or EXIT_USAGE (message printed). */
+static int pick_format(const command *cmd, const args *a, const char *const *allowed,
+                       const char **format)
+{
+    const char *f = a->given[OPT_FORMAT] ? a->value[OPT_FORMAT] : allowed[0];
+    if (a->given[OPT_JSON]) {
+        if (a->given[OPT_FORMAT] && strcmp(f, "json") != 0)
+            return usage_error(cmd, "--json and --format %s cannot be combined", f);
+        f = "json";
+    }
+    for (const char *const *k = allowed; *k != NULL; k++)
+        if (strcmp(f, *k) == 0) {
+            *format = *k;
+            return 0;
+        }
+    char list[128] = "";
+    for (const char *const *k = allowed; *k != NULL; k++)
+        snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s",
+                 k == allowed   ? ""
+                 : k[1] == NULL ? " or "
+                                : ", ",
+                 *k);
+    return usage_error(cmd, "--format must be %s (got '%s')", list, f);
+}
+
+/* Writes `len` bytes of `data` to stdout, or to the file `path` (created or replaced) when it is
+ * non-NULL, ending with a newline when `newline` and the data lacks one. Returns 0 or the exit
+ * status (message printed). */
+static int write_output(const char *path, const char *data, size_t len, bool newline)
+{
+    FILE *f = path ? fopen(path, "w") : stdout;
+    if (f == NULL) {
+        print_error("cannot write %s: %s", path, strerror(errno));
+        return EXIT_USAGE;
+    }
+    fwrite(data, 1, len, f);
+    if (newline && (len == 0 || data[len - 1] != '\n')) fputc('\n', f);
+    int bad = path ? fclose(f) != 0 : (fflush(f) != 0 || ferror(f));
+    if (bad && path != NULL) {
+        print_error("cannot write %s: %s", path, strerror(errno));
+        return EXIT_USAGE;
+    }
+    return bad ? EXIT_REFUSED : 0;
+}
+
+static int run_usage(cli *c, args *a)
+{
+    static const char *const bys[] = {"partner", "user",  "category", "gpu-type",
+                                      "day",     "month", NULL};
+    static const char *const formats[] = {"table", "csv", "json", NULL};
+    const command *cmd = &cmd_usage;
+    const char *by = a->given[OPT_BY] ? a->value[OPT_BY] : "partner";
+    const char *format, *from = a->value[OPT_FROM], *to = a->value[OPT_TO];
+    int rc;
+    if (!one_of(by, bys))
+        return usage_error(cmd,
+                           "--by must be partner, user, category, gpu-type, day or month "
+                           "(got '%s')",
+                           by);
+    if ((rc = pick_format(cmd, a, formats, &format)) != 0) return rc;
+    if (a->given[OPT_PARTNER] && (rc = check_ident(cmd, "partner name", a->value[OPT_PARTNER])))
+        return rc;
+    if (a->given[OPT_USER] && (rc = check_ident(cmd, "user name", a->value[OPT_USER]))) return rc;
+    if (from != NULL && !usage_view_date_valid(from))
+        return usage_error(cmd, "--from must be a date YYYY-MM-DD, e.g. 2026-11-01 (got '%s')",
+                           from);
+    if (to != NULL && !usage_view_date_valid(to))
+        return usage_error(cmd, "--to must be a date YYYY-MM-DD, e.g. 2026-12-01 (got '%s')", to);
+    if (from != NULL && to != NULL && strcmp(from, to) >= 0)
+        return usage_error(cmd, "--to must come after --from (--from is inclusive, --to exclusive: "
+                                "a whole November is --from 2026-11-01 --to 2026-12-01)");
+    char path[512] = "/v1/usage";
+    add_query(path, sizeof path, "by", by);
+    if (a->given[OPT_PARTNER]) add_query(path, sizeof path, "partner", a->value[OPT_PARTNER]);
+    if (a->given[OPT_USER]) add_query(path, sizeof path, "user", a->value[OPT_USER]);
+    if (from != NULL) add_query(path, sizeof path, "from", from);
+    if (to != NULL) add_query(path, sizeof path, "to", to);
+    c->forbidden_hint = "users see their own usage, managers their partner's; staff, admin and "
+                        "auditor tokens see everyone's (try without --partner or --user)";
+    api_client_response r;
+    api_client_response_init(&r);
+    json_t *j = NULL;
+    rc = call(c, "GET", path, NULL, NULL, &r, &j);
+    if (rc != 0) goto done;
+    if (strcmp(format, "json") == 0) {
+        rc = write_output(NULL, r.body, r.body_len, true);
+        goto done;
+    }
+    json_t *rows = json_object_get(j, "rows");
+    if (strcmp(format, "table") == 0 && json_is_array(rows) && json_array_size(rows) == 0) {
+        printf("No usage was charged%s%s%s%s%s%s%s%s.\n",
+               a->given[OPT_PARTNER] ? " to partner " : "",
+               a->given[OPT_PARTNER] ? a->value[OPT_PARTNER] : "",
+               a->given[OPT_USER] ? " to user " : "", a->given[OPT_USER] ? a->value[OPT_USER] : "",
+               from ? " from " : "", from ? from : "", to ? " until " : "", to ? to : "");
+        goto done;
+    }
+    int vrc = strcmp(format, "csv") == 0 ? usage_view_print_csv(stdout, j, by)
+                                         : usage_view_print_table(stdout, j, by);
+    if (vrc == -EINVAL) print_error("the server's answer has no \"rows\" list");
+    if (vrc < 0) rc = EXIT_REFUSED;
+done:
+    json_decref(j);
+    api_client_response_close(&r);
+    return rc;
+}
+
+static int run_report(cli *c, args *a)
+{
+    static const char *const formats[] = {"html", "csv", "json", NULL};
+    const command *cmd = &cmd_report;
+    const char *format, *partner = a->value[OPT_PARTNER], *month = a->value[OPT_MONTH];
+    const char *output = a->value[OPT_OUTPUT];
+    int rc;
+    if (partner == NULL) return usage_error(cmd, "--partner is required");
+    if ((rc = check_ident(cmd, "partner name", partner)) != 0) return rc;
+    if (month == NULL) return usage_error(cmd, "--month is required, e.g. --month 2026-11");
+    if (!quota_args_period_valid(month, 0))
+        return usage_error(cmd, "--month must be YYYY-MM, e.g. 2026-11 (got '%s')", month);
+    if ((rc = pick_format(cmd, a, formats, &format)) != 0) return rc;
+    if (output != NULL && output[0] == '\0') return usage_error(cmd, "--output needs a file name");
+    char path[160];
+    snprintf(path, sizeof path, "/v1/reports/%s/%s", partner, month);
+    c->forbidden_hint = "statements are for managers (their own partner), staff, admin and "
+                        "auditor tokens";
+    api_client_response r;
+    api_client_response_init(&r);
+    json_t *j = NULL;
+    char *text = NULL;
+    size_t len = 0;
+    rc = call(c, "GET", path, NULL, NULL, &r, &j);
+    if (rc != 0) goto done;
+    if (strcmp(format, "json") == 0) {
+        rc = write_output(output, r.body, r.body_len, true);
+    } else {
+        FILE *mem = open_memstream(&text, &len);
+        if (mem == NULL) {
+            print_error("out of memory");
+            rc = EXIT_REFUSED;
+            goto done;
+        }
+        int vrc = strcmp(format, "html") == 0 ? report_view_print_html(mem, j)
+                                              : report_view_print_csv(mem, j);
+        if (fclose(mem) != 0 && vrc >= 0) vrc = -ENOMEM;
+        if (vrc == -EINVAL) {
+            print_error("the server's answer is not a statement (it has no %s); does this "
+                        "antennad support statements?",
+                        strcmp(format, "html") == 0 ? "\"month\" YYYY-MM" : "\"jobs\" list");
+            rc = EXIT_REFUSED;
+        } else if (vrc < 0) {
+            print_error("out of memory");
+            rc = EXIT_REFUSED;
+        } else {
+            rc = write_output(output, text, len, false);
+        }
+    }
+    if (rc == 0 && output != NULL)
+        fprintf(stderr, "antenna: statement for %s, %s written to %s (%s)\n", partner, month,
+                output, format);
+done:
+    free(text);
+    json_decref(j);
+    api_client_response_close(&r);
+    return rc;
+}
+
+/* Parses a whole number 0..LLONG_MAX. Returns 0 or -EINVAL. */
+static int parse_count(const char *s, long long *out)
+{
+    if (s != NULL && strcmp(s, "0") == 0) {
+        *out = 0;
+        return 0;
+    }
+    return parse_id(s, out);
+}
+
+static int run_audit(cli *c, args *a)
+{
+    static const char *const formats[] = {"table", "json", NULL};
+    const command *cmd = &cmd_audit;
+    const char *format, *since = a->value[OPT_SINCE];
+    int rc;
+    if ((rc = pick_format(cmd, a, formats, &format)) != 0) return rc;
+    long long n;
+    if (since != NULL && !usage_view_date_valid(since) && parse_count(since, &n) != 0)
+        return usage_error(cmd,
+                           "--since must be a date YYYY-MM-DD or a Unix time in seconds (got "
+                           "'%s')",
+                           since);
+    if (a->given[OPT_ACTOR] && a->value[OPT_ACTOR][0] == '\0')
+        return usage_error(cmd, "--actor needs a user name");
+    if (a->given[OPT_ACTION] && a->value[OPT_ACTION][0] == '\0')
+        return usage_error(cmd, "--action needs an action, e.g. job.submitted or job.");
+    char path[512] = "/v1/audit";
+    bool fits = true;
+    if (since != NULL) fits = fits && add_query(path, sizeof path, "since", since) == 0;
+    if (a->given[OPT_ACTOR])
+        fits = fits && add_query(path, sizeof path, "actor", a->value[OPT_ACTOR]) == 0;
+    if (a->given[OPT_ACTION])
+        fits = fits && add_query(path, sizeof path, "action", a->value[OPT_ACTION]) == 0;
+    if (a->given[OPT_AFTER]) {
+        if (parse_count(a->value[OPT_AFTER], &n) != 0)
+            return usage_error(cmd, "--after must be an entry number (SEQ), 0 or more (got '%s')",
+                               a->value[OPT_AFTER]);
+        fits = fits && add_query(path, sizeof path, "after", a->value[OPT_AFTER]) == 0;
+    }
+    if (a->given[OPT_LIMIT]) {
+        if (parse_id(a->value[OPT_LIMIT], &n) != 0 || n > 100000)
+            return usage_error(cmd, "--limit must be a whole number from 1 to 100000 (got '%s')",
+                               a->value[OPT_LIMIT]);
+        fits = fits && add_query(path, sizeof path, "limit", a->value[OPT_LIMIT]) == 0;
+    }
+    if (!fits) return usage_error(cmd, "--actor or --action is too long");
+    c->forbidden_hint = "the audit trail needs an admin or auditor token";
+    api_client_response r;
+    api_client_response_init(&r);
+    json_t *j = NULL;
+    rc = call(c, "GET", path, NULL, NULL, &r, &j);
+    if (rc != 0) goto done;
+    if (strcmp(format, "json") == 0) {
+        rc = write_output(NULL, r.body, r.body_len, true);
+        goto done;
+    }
+    json_t *entries = json_object_get(j, "entries");
+    if (!json_is_array(entries)) {
+        print_error("the server's answer has no \"entries\" list");
+        rc = EXIT_REFUSED;
+    } else if (json_array_size(entries) == 0) {
+        printf("No audit entries match.\n");
+    } else if (audit_view_print_table(stdout, entries, AUDIT_VIEW_DETAILS_WIDTH) < 0) {
+        rc = EXIT_REFUSED;
+    }
+done:
+    json_decref(j);
+    api_client_response_close(&r);
+    return rc;
+}
+
+static int run_audit_verify(cli *c, args *a)
+{
+    c->forbidden_hint = "verifying the audit trail needs an admin or auditor token";
+    api_client_response r;
+    api_client_response_init(&r);
+    json_t *j = NULL;
+    int rc = call(c, "GET", "/v1/audit/verify", NULL, NULL, &r, &j);
+    if (rc != 0) goto done;
+    json_t *ok = json_object_get(j, "ok");
+    if (!json_is_boolean(ok)) {
+        print_error("the server's answer holds no verdict (no boolean \"ok\")");
+        rc = EXIT_REFUSED;
+    } else if (a->given[OPT_JSON]) {
+        rc = write_output(NULL, r.body, r.body_len, true);
+        if (rc == 0 && !json_is_true(ok)) rc = EXIT_REFUSED;
+    } else {
+        int vrc = audit_view_print_verify(stdout, j);
+        rc = vrc < 0 ? EXIT_REFUSED : vrc; /* 0 verified, 1 broken */
+    }
+done:
+    json_decref(j);
+    api_client_response_close(&r);
+    return rc;
+}
+
 /* ---- command table ---- */
 
 static const optdef submit_opts[] = {
@@ -1357,6 +1663,23 @@ static const optdef quota_set_opts[] = {
     {"--max-jobs", 0, true, OPT_QUOTA},     {"--max-queued", 0, true, OPT_QUOTA},
     {"--max-walltime", 0, true, OPT_QUOTA}, {"--user-max-gpus", 0, true, OPT_QUOTA},
     {"--json", 0, false, OPT_JSON},         {NULL, 0, false, OPT_COUNT},
+};
+static const optdef usage_opts[] = {
+    {"--by", 0, true, OPT_BY},      {"--partner", 0, true, OPT_PARTNER},
+    {"--user", 0, true, OPT_USER},  {"--from", 0, true, OPT_FROM},
+    {"--to", 0, true, OPT_TO},      {"--format", 0, true, OPT_FORMAT},
+    {"--json", 0, false, OPT_JSON}, {NULL, 0, false, OPT_COUNT},
+};
+static const optdef report_opts[] = {
+    {"--partner", 0, true, OPT_PARTNER}, {"--month", 0, true, OPT_MONTH},
+    {"--format", 0, true, OPT_FORMAT},   {"--output", 'o', true, OPT_OUTPUT},
+    {"--json", 0, false, OPT_JSON},      {NULL, 0, false, OPT_COUNT},
+};
+static const optdef audit_opts[] = {
+    {"--since", 0, true, OPT_SINCE},   {"--actor", 0, true, OPT_ACTOR},
+    {"--action", 0, true, OPT_ACTION}, {"--after", 0, true, OPT_AFTER},
+    {"--limit", 'n', true, OPT_LIMIT}, {"--format", 0, true, OPT_FORMAT},
+    {"--json", 0, false, OPT_JSON},    {NULL, 0, false, OPT_COUNT},
 };
 static const optdef token_create_opts[] = {
     {"--user", 0, true, OPT_USER},
@@ -1620,12 +1943,99 @@ static const command cmd_token_revoke = {
     run_token_revoke,
 };
 
-/* `quota set` comes before `quota` so that "antenna help quota set" finds it. */
+static const command cmd_usage = {
+    NULL,
+    "usage",
+    "antenna usage [--by partner|user|category|gpu-type|day|month] [--partner P] [--user U]\n"
+    "       [--from YYYY-MM-DD] [--to YYYY-MM-DD] [--format table|csv|json]",
+    "Shows the GPU-hours and CPU-hours charged, grouped one way, with a TOTAL row. A job is\n"
+    "charged once, when it ends, from Slurm's real start and end times x its GPUs x its GPU\n"
+    "type's weight. Users see their own usage, managers their partner's; staff, admins and\n"
+    "auditors everyone's.\n"
+    "\n"
+    "  --by KEY         group by partner (default), user, category, gpu-type, day or month\n"
+    "  --partner P      only partner P's charges\n"
+    "  --user U         only user U's charges\n"
+    "  --from DATE      charges from that UTC day on (inclusive), e.g. 2026-11-01\n"
+    "  --to DATE        charges before that UTC day (exclusive), e.g. 2026-12-01\n"
+    "  --format F       table (default; hours with 2 decimals), csv (RFC 4180 with a header\n"
+    "                   and a TOTAL record; hours with 4 decimals and the exact weighted\n"
+    "                   seconds, so the columns add up to the total exactly) or json (the\n"
+    "                   server's JSON as it came)\n"
+    "  --json           same as --format json\n",
+    usage_opts,
+    0,
+    0,
+    run_usage,
+};
+static const command cmd_report = {
+    NULL,
+    "report",
+    "antenna report --partner P --month YYYY-MM [--format html|csv|json] [--output FILE]",
+    "Makes a partner's monthly statement (managers for their own partner; staff, admins and\n"
+    "auditors for any): budget, used, held and left GPU-hours and the limits, GPU-hours by\n"
+    "day, usage by user, and every job charged to the month with its charge.\n"
+    "\n"
+    "  --partner P      the partner (required)\n"
+    "  --month M        the month, YYYY-MM (required); it holds the jobs dispatched in it\n"
+    "  --format F       html (default: one self-contained page, ready to print on A4 or to\n"
+    "                   save as PDF from a browser), csv (the jobs and their charges with a\n"
+    "                   TOTAL record) or json (the server's JSON as it came)\n"
+    "  -o, --output FILE  write to FILE instead of stdout\n"
+    "  --json           same as --format json\n",
+    report_opts,
+    0,
+    0,
+    run_report,
+};
+static const command cmd_audit = {
+    NULL,
+    "audit",
+    "antenna audit [--since DATE] [--actor A] [--action ACT] [--after SEQ] [--limit N]\n"
+    "       [--format table|json]",
+    "Lists the audit trail, oldest first (admin or auditor): who did what, when. The\n"
+    "entries are hash-chained; 'antenna audit verify' checks the chain.\n"
+    "\n"
+    "  --since DATE     entries from that UTC day (YYYY-MM-DD) or Unix time on\n"
+    "  --actor A        only what user A did\n"
+    "  --action ACT     only that action, e.g. job.submitted; ending in '.' it matches a\n"
+    "                   prefix (job. = every job action). Actions: job.submitted,\n"
+    "                   job.refused, job.dispatched, job.finished, job.cancel_requested,\n"
+    "                   partner.created, partner.changed, user.created, token.created,\n"
+    "                   token.revoked, quota.set, auth.failed\n"
+    "  --after SEQ      only entries after entry number SEQ (to read on from a table)\n"
+    "  -n, --limit N    at most N entries\n"
+    "  --format F       table (default; DETAILS is the entry's details as compact JSON,\n"
+    "                   cut to 60 characters) or json (the server's JSON, hashes included)\n"
+    "  --json           same as --format json\n",
+    audit_opts,
+    0,
+    0,
+    run_audit,
+};
+static const command cmd_audit_verify = {
+    "audit",
+    "verify",
+    "antenna audit verify [--json]",
+    "Checks that the audit trail's hash chain is whole (admin or auditor). Prints\n"
+    "\"audit trail OK: N entries verified\" and exits 0, or \"audit trail BROKEN at entry N:\n"
+    "PROBLEM\" and exits 1. The same check runs on the server host without the network:\n"
+    "antennad audit-verify --config FILE.\n"
+    "\n"
+    "  --json   print the server's JSON (the exit status is the same)\n",
+    json_opts,
+    0,
+    0,
+    run_audit_verify,
+};
+
+/* `quota set` comes before `quota` (and `audit verify` before `audit`) so that "antenna help
+ * quota set" finds it. */
 static const command *const commands[] = {
-    &cmd_submit,       &cmd_jobs,         &cmd_show,        &cmd_cancel,
-    &cmd_logs,         &cmd_quota_set,    &cmd_quota,       &cmd_partner_add,
-    &cmd_partner_list, &cmd_partner_show, &cmd_partner_set, &cmd_user_add,
-    &cmd_user_list,    &cmd_token_create, &cmd_token_list,  &cmd_token_revoke,
+    &cmd_submit,       &cmd_jobs,     &cmd_show,        &cmd_cancel,       &cmd_logs,
+    &cmd_quota_set,    &cmd_quota,    &cmd_partner_add, &cmd_partner_list, &cmd_partner_show,
+    &cmd_partner_set,  &cmd_user_add, &cmd_user_list,   &cmd_token_create, &cmd_token_list,
+    &cmd_token_revoke, &cmd_usage,    &cmd_report,      &cmd_audit_verify, &cmd_audit,
 };
 
 static const char main_usage[] = "Usage: antenna [--url URL] [--token TOKEN] [--ca FILE] COMMAND "
@@ -1655,6 +2065,15 @@ static void print_main_help(void)
            "  user add NAME --partner P --category sme|researcher|institution --unix-user U\n"
            "      [--role user|manager|staff|admin|auditor]\n"
            "  user list [--partner P]\n"
+           "\nUsage and statements:\n"
+           "  usage [--by partner|user|category|gpu-type|day|month] [--partner P] [--user U]\n"
+           "      [--from DATE] [--to DATE] [--format table|csv|json]\n"
+           "                             GPU- and CPU-hours charged, with a total\n"
+           "  report --partner P --month YYYY-MM [--format html|csv|json] [--output FILE]\n"
+           "                             a partner's monthly statement (printable HTML)\n"
+           "\nAudit trail (admin or auditor role):\n"
+           "  audit [--since DATE] [--actor A] [--action ACT] [--limit N] [--format table|json]\n"
+           "  audit verify               check the trail's hash chain (exit 1 when broken)\n"
            "\nTokens (admin role):\n"
            "  token create --user U [--label L]\n"
            "  token list\n"
@@ -1670,7 +2089,8 @@ static void print_main_help(void)
            "file).\n"
            "\nExit status: 0 ok, 1 the server refused the request, 2 usage or local input error,\n"
            "3 cannot reach the server (network or TLS); submit --wait ends with the job's status,\n"
-           "submit --dry-run with 1 when the job would be refused.\n");
+           "submit --dry-run with 1 when the job would be refused, audit verify with 1 when the\n"
+           "audit trail is broken.\n");
 }
 
 static int main_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -1766,6 +2186,9 @@ int main(int argc, char **argv)
     const command *cmd = NULL;
     if (strcmp(word, "quota") == 0 && i < argc && strcmp(argv[i], "set") == 0) {
         cmd = &cmd_quota_set; /* `quota` is a command that also has a subcommand */
+        i++;
+    } else if (strcmp(word, "audit") == 0 && i < argc && strcmp(argv[i], "verify") == 0) {
+        cmd = &cmd_audit_verify; /* so is `audit` */
         i++;
     } else if (is_group(word)) {
         if (i >= argc || argv[i][0] == '-') {

@@ -23,6 +23,8 @@ antennad_write_config() {
   "tls_key": "$dir/tls/server.key",
   "database": "$dir/antenna.db",
   "spool_dir": "$dir/spool",
+  "audit_key_file": "$dir/audit.key",
+  "audit_head_file": "$dir/audit.head",
   "slurm_conf": "$slurm_conf",
   "partition": "gpu",
   "poll_interval_ms": ${ANTENNA_POLL_MS:-500},

@@ -78,8 +78,8 @@ struct api_call {
     const struct route *route;
     int64_t id;      /* the "*" segment */
     char seg[2][64]; /* the "%" segments, in order */
+    bool bad_auth;   /* no well-formed bearer token: answered 401 (and audited) by the worker */
     char token_hash[AUTH_HASH_HEX_LEN + 1];
-    bool token_ok;   /* a well-formed bearer token was given */
     store_user user; /* who asks (after authentication) */
     /* the answer */
     int status;
@@ -124,6 +124,21 @@ static void set_json(api_call *c, int status, json_t *o)
     c->body_len = strlen(c->body);
     c->ctype = "application/json";
     c->status = status;
+}
+
+/* Appends an audit entry (worker threads only); takes ownership of `details`. */
+static void audit_event(api *a, const char *actor, const char *partner, const char *action,
+                        json_t *details)
+{
+    if (a->opt.audit == NULL) {
+        json_decref(details);
+        return;
+    }
+    char *text = details ? json_dumps(details, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+    int rc = audit_log(a->opt.audit, actor, partner, action, text);
+    if (rc < 0) LOG(LOG_ERROR, "audit: cannot append %s by %s (%s)", action, actor, strerror(-rc));
+    free(text);
+    json_decref(details);
 }
 
 static json_t *json_time(int64_t t)
@@ -386,6 +401,10 @@ static void h_jobs_post(api_call *c)
         policy_state_unlock(c->a->ps);
         LOG(LOG_INFO, "job refused for user %s (partner %s): %s", c->user.name, c->user.partner,
             v.code);
+        audit_event(c->a, c->user.name, c->user.partner, "job.refused",
+                    json_pack("{s:s,s:s,s:s,s:i,s:s,s:i}", "code", v.code, "message", v.message,
+                              "name", j.name, "gpus", j.gpus, "gpu_type", j.gpu_type,
+                              "time_minutes", j.time_minutes));
         set_error(c, 403, v.code, "%s", v.message);
         goto out;
     }
@@ -401,6 +420,11 @@ static void h_jobs_post(api_call *c)
     if (store_failed(c, rc, "store the job")) goto out;
     LOG(LOG_INFO, "job %" PRId64 " queued for user %s (partner %s): %d GPU(s) %s, %d min", j.id,
         c->user.name, c->user.partner, j.gpus, j.gpu_type[0] ? j.gpu_type : "-", j.time_minutes);
+    audit_event(c->a, c->user.name, c->user.partner, "job.submitted",
+                json_pack("{s:I,s:s,s:i,s:s,s:i,s:i,s:I}", "job", (json_int_t)j.id, "name", j.name,
+                          "gpus", j.gpus, "gpu_type", j.gpu_type, "cpus_per_task", j.cpus_per_task,
+                          "time_minutes", j.time_minutes, "max_cost_gpu_seconds",
+                          (json_int_t)v.max_cost_gpu_seconds));
     set_json(c, 202, answer);
     c->kick = true;
 out:
@@ -498,6 +522,9 @@ static void h_job_delete(api_call *c)
     if (store_failed(c, store_job_get(c->a->st, c->id, &j), "read the job")) return;
     LOG(LOG_INFO, "job %" PRId64 ": cancel asked by %s%s", c->id, c->user.name,
         now ? " (cancelled before dispatch)" : "");
+    audit_event(c->a, c->user.name, j.partner, "job.cancel_requested",
+                json_pack("{s:I,s:s,s:b}", "job", (json_int_t)c->id, "owner", j.user,
+                          "cancelled_before_dispatch", now));
     set_json(c, 202, job_json(&j, NULL, 0));
     c->kick = !now;
 }
@@ -625,6 +652,9 @@ static void h_partners_post(api_call *c)
         else if (!store_failed(c, rc, "create the partner") &&
                  !store_failed(c, store_partner_get(c->a->st, name, &p), "read the partner")) {
             LOG(LOG_INFO, "partner %s (share %lld) created by %s", name, share, c->user.name);
+            audit_event(c->a, c->user.name, name, "partner.created",
+                        json_pack("{s:s,s:s,s:I}", "name", name, "description", desc,
+                                  "share_weight", (json_int_t)share));
             set_json(c, 201, partner_json(&p));
         }
     }
@@ -689,6 +719,9 @@ static void h_partner_patch(api_call *c)
         else if (!store_failed(c, rc, "change the partner") &&
                  !store_failed(c, store_partner_get(c->a->st, c->seg[0], &p), "read the partner")) {
             LOG(LOG_INFO, "partner %s changed by %s", p.name, c->user.name);
+            audit_event(c->a, c->user.name, p.name, "partner.changed",
+                        json_pack("{s:s,s:s,s:i}", "name", p.name, "description", p.description,
+                                  "share_weight", p.share_weight));
             set_json(c, 200, partner_json(&p));
         }
     }
@@ -930,6 +963,12 @@ static void h_quota_patch(api_call *c)
     policy_state_unlock(c->a->ps);
     if (store_failed(c, rc, "set the quota")) goto out;
     LOG(LOG_INFO, "quota of %s for %s set by %s", p.name, period, c->user.name);
+    audit_event(c->a, c->user.name, p.name, "quota.set",
+                json_pack("{s:s,s:I,s:I,s:i,s:i,s:i,s:i,s:i}", "period", period, "gpu_seconds",
+                          (json_int_t)q.gpu_seconds, "cpu_seconds", (json_int_t)q.cpu_seconds,
+                          "max_gpus", q.max_gpus, "max_running_jobs", q.max_running_jobs,
+                          "max_queued_jobs", q.max_queued_jobs, "max_walltime_minutes",
+                          q.max_walltime_minutes, "user_max_gpus", q.user_max_gpus));
     set_json(c, 200, quota_json(c, &p, period));
     c->kick = true; /* takes effect at once on the queue */
 out:
@@ -959,6 +998,9 @@ static void h_tokens_post(api_call *c)
         } else if (!store_failed(c, store_token_insert(c->a->st, u.id, hash, label, &id),
                                  "store the token")) {
             LOG(LOG_INFO, "token %" PRId64 " created for user %s by %s", id, u.name, c->user.name);
+            audit_event(c->a, c->user.name, u.partner, "token.created",
+                        json_pack("{s:I,s:s,s:s}", "token_id", (json_int_t)id, "user", u.name,
+                                  "label", label));
             set_json(c, 201,
                      json_pack("{s:I,s:s,s:s,s:s}", "id", (json_int_t)id, "user", u.name, "label",
                                label, "token", token));
@@ -993,7 +1035,260 @@ static void h_token_delete(api_call *c)
     }
     if (store_failed(c, rc, "revoke the token")) return;
     LOG(LOG_INFO, "token %" PRId64 " revoked by %s", c->id, c->user.name);
+    audit_event(c->a, c->user.name, "", "token.revoked",
+                json_pack("{s:I}", "token_id", (json_int_t)c->id));
     set_json(c, 200, json_pack("{s:I,s:b}", "id", (json_int_t)c->id, "revoked", 1));
+}
+
+/* Parses a date "YYYY-MM-DD" (UTC midnight) or unix seconds into *t. Returns 0 or -EINVAL. */
+static int parse_date(const char *s, int64_t *t)
+{
+    struct tm tm;
+    memset(&tm, 0, sizeof tm);
+    char *end = NULL;
+    if (strlen(s) == 10 && (end = strptime(s, "%Y-%m-%d", &tm)) != NULL && *end == '\0') {
+        *t = (int64_t)timegm(&tm);
+        return 0;
+    }
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno || end == s || *end != '\0' || v < 0) return -EINVAL;
+    *t = v;
+    return 0;
+}
+
+static json_t *usage_json(const char *key, const store_usage_row *r)
+{
+    json_t *o =
+        json_pack("{s:f,s:f,s:f,s:I,s:I,s:I}", "gpu_hours", r->gpu_seconds / 3600.0, "cpu_hours",
+                  r->cpu_seconds / 3600.0, "elapsed_gpu_hours", r->elapsed_gpu_seconds / 3600.0,
+                  "jobs", (json_int_t)r->jobs, "gpu_seconds", (json_int_t)r->gpu_seconds,
+                  "cpu_seconds", (json_int_t)r->cpu_seconds);
+    if (key) json_object_set_new(o, "key", json_string(key));
+    return o;
+}
+
+static void h_usage(api_call *c)
+{
+    static const char *const dims[] = {"partner", "user",  "category", "gpu-type",
+                                       "day",     "month", "total"};
+    const char *q = http_request_query(c->req);
+    char by[16] = "partner", partner[STORE_NAME_MAX] = "", user[STORE_NAME_MAX] = "";
+    char from_s[24] = "", to_s[24] = "";
+    int64_t from = 0, to = 0;
+    bool by_ok = false;
+    if (query_str(q, "by", by, sizeof by) == -EINVAL ||
+        query_str(q, "partner", partner, sizeof partner) == -EINVAL ||
+        query_str(q, "user", user, sizeof user) == -EINVAL ||
+        query_str(q, "from", from_s, sizeof from_s) == -EINVAL ||
+        query_str(q, "to", to_s, sizeof to_s) == -EINVAL) {
+        set_error(c, 400, "invalid_value", "a query value is too long");
+        return;
+    }
+    for (size_t i = 0; i < sizeof dims / sizeof dims[0]; i++)
+        if (strcmp(by, dims[i]) == 0) by_ok = true;
+    if (!by_ok) {
+        set_error(c, 400, "invalid_value",
+                  "by must be partner, user, category, gpu-type, day, month or total, not "
+                  "\"%.16s\"",
+                  by);
+        return;
+    }
+    if ((from_s[0] && parse_date(from_s, &from) < 0) || (to_s[0] && parse_date(to_s, &to) < 0)) {
+        set_error(c, 400, "invalid_value", "from and to must be dates YYYY-MM-DD");
+        return;
+    }
+    /* Scope: users see their own usage, managers their partner's, readers everything. */
+    if (!has_role(c, R_READERS)) {
+        if (partner[0] && strcmp(partner, c->user.partner) != 0) {
+            set_error(c, 403, "forbidden", "you may only see the usage of your partner (%s)",
+                      c->user.partner);
+            return;
+        }
+        snprintf(partner, sizeof partner, "%s", c->user.partner);
+        if (!has_role(c, R_MANAGER)) {
+            if (user[0] && strcmp(user, c->user.name) != 0) {
+                set_error(c, 403, "forbidden", "you may only see your own usage");
+                return;
+            }
+            snprintf(user, sizeof user, "%s", c->user.name);
+        }
+    }
+    store_usage_filter f = {.by = by,
+                            .partner = partner[0] ? partner : NULL,
+                            .user = user[0] ? user : NULL,
+                            .from = from,
+                            .to = to};
+    store_usage_row *rows = NULL, total;
+    size_t n = 0;
+    if (store_failed(c, store_usage_query(c->a->st, &f, &rows, &n), "sum the usage")) return;
+    memset(&total, 0, sizeof total);
+    json_t *arr = json_array();
+    for (size_t i = 0; i < n; i++) {
+        json_array_append_new(arr, usage_json(rows[i].key, &rows[i]));
+        total.gpu_seconds += rows[i].gpu_seconds;
+        total.cpu_seconds += rows[i].cpu_seconds;
+        total.elapsed_gpu_seconds += rows[i].elapsed_gpu_seconds;
+    }
+    free(rows);
+    /* The number of distinct jobs is not the sum over groups (a job is in one group per
+     * dimension, so it is), but ask the store for the exact total anyway. */
+    store_usage_filter ft = f;
+    ft.by = "total";
+    if (store_usage_query(c->a->st, &ft, &rows, &n) == 0 && n == 1) total.jobs = rows[0].jobs;
+    free(rows);
+    json_t *o =
+        json_pack("{s:s,s:o,s:o}", "by", by, "rows", arr, "total", usage_json(NULL, &total));
+    json_object_set_new(o, "from", from_s[0] ? json_string(from_s) : json_null());
+    json_object_set_new(o, "to", to_s[0] ? json_string(to_s) : json_null());
+    json_object_set_new(o, "partner", partner[0] ? json_string(partner) : json_null());
+    json_object_set_new(o, "user", user[0] ? json_string(user) : json_null());
+    set_json(c, 200, o);
+}
+
+static void h_report(api_call *c)
+{
+    store_partner p;
+    const char *month = c->seg[1];
+    if (!has_role(c, R_READERS | R_MANAGER)) {
+        set_error(c, 403, "forbidden", "partner statements are for managers, staff and auditors");
+        return;
+    }
+    if (!policy_period_valid(month)) {
+        set_error(c, 400, "invalid_value", "month must be YYYY-MM, not \"%.16s\"", month);
+        return;
+    }
+    if (!load_partner(c, c->seg[0], &p)) return;
+    store_job *jobs = NULL;
+    size_t n = 0;
+    if (store_failed(c, store_job_list_charged(c->a->st, p.name, month, &jobs, &n),
+                     "list the charged jobs"))
+        return;
+    json_t *jarr = json_array(), *days = json_object(), *users = json_object();
+    int64_t total = 0;
+    for (size_t i = 0; i < n; i++) {
+        store_job *j = &jobs[i];
+        char day[16] = "";
+        time_t end = (time_t)j->ended_at;
+        struct tm tm;
+        gmtime_r(&end, &tm);
+        strftime(day, sizeof day, "%Y-%m-%d", &tm);
+        int64_t elapsed =
+            j->started_at > 0 && j->ended_at > j->started_at ? j->ended_at - j->started_at : 0;
+        json_array_append_new(jarr, json_pack("{s:I,s:s,s:s,s:i,s:s,s:s,s:o,s:o,s:I,s:f,s:I}", "id",
+                                              (json_int_t)j->id, "name", j->name, "user", j->user,
+                                              "gpus", j->gpus, "gpu_type", j->gpu_type, "state",
+                                              j->state, "started_at", json_time(j->started_at),
+                                              "ended_at", json_time(j->ended_at), "elapsed_seconds",
+                                              (json_int_t)elapsed, "charge_gpu_hours",
+                                              j->charge_gpu_seconds / 3600.0, "charge_gpu_seconds",
+                                              (json_int_t)j->charge_gpu_seconds));
+        json_t *d = json_object_get(days, day);
+        json_int_t ds = d ? json_integer_value(d) : 0;
+        json_object_set_new(days, day, json_integer(ds + j->charge_gpu_seconds));
+        json_t *u = json_object_get(users, j->user);
+        if (u == NULL) {
+            store_user su;
+            u = json_pack("{s:s,s:s,s:I,s:I}", "user", j->user, "category",
+                          store_user_get(c->a->st, j->user, &su) == 0 ? su.category : "",
+                          "gpu_seconds", (json_int_t)0, "jobs", (json_int_t)0);
+            json_object_set_new(users, j->user, u);
+        }
+        json_object_set_new(u, "gpu_seconds",
+                            json_integer(json_integer_value(json_object_get(u, "gpu_seconds")) +
+                                         j->charge_gpu_seconds));
+        json_object_set_new(u, "jobs",
+                            json_integer(json_integer_value(json_object_get(u, "jobs")) + 1));
+        total += j->charge_gpu_seconds;
+    }
+    free(jobs);
+    json_t *by_day = json_array(), *by_user = json_array();
+    const char *k;
+    json_t *v;
+    void *tmp;
+    json_object_foreach_safe(days, tmp, k, v)
+    {
+        json_array_append_new(by_day, json_pack("{s:s,s:f,s:I}", "day", k, "gpu_hours",
+                                                json_integer_value(v) / 3600.0, "gpu_seconds",
+                                                (json_int_t)json_integer_value(v)));
+    }
+    json_object_foreach(users, k, v)
+    {
+        json_object_set_new(
+            v, "gpu_hours",
+            json_real(json_integer_value(json_object_get(v, "gpu_seconds")) / 3600.0));
+        json_array_append(by_user, v);
+    }
+    json_decref(days);
+    json_decref(users);
+    char now_s[32];
+    time_t now = time(NULL);
+    struct tm tm;
+    gmtime_r(&now, &tm);
+    strftime(now_s, sizeof now_s, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    json_t *o = json_pack("{s:s,s:s,s:s,s:s,s:o,s:o,s:o,s:o,s:{s:f,s:I,s:I}}", "partner", p.name,
+                          "description", p.description, "month", month, "generated_at", now_s,
+                          "quota", quota_json(c, &p, month), "by_day", by_day, "by_user", by_user,
+                          "jobs", jarr, "total", "gpu_hours", total / 3600.0, "gpu_seconds",
+                          (json_int_t)total, "jobs", (json_int_t)n);
+    set_json(c, 200, o);
+}
+
+static json_t *audit_entry_json(const store_audit_entry *e)
+{
+    json_error_t jerr;
+    json_t *details = e->details ? json_loads(e->details, 0, &jerr) : NULL;
+    if (details == NULL) details = json_string(e->details ? e->details : "");
+    return json_pack("{s:I,s:o,s:s,s:s,s:s,s:o,s:s,s:s}", "seq", (json_int_t)e->seq, "at",
+                     json_time(e->at), "actor", e->actor, "partner", e->partner, "action",
+                     e->action, "details", details, "hash", e->hash, "prev_hash", e->prev_hash);
+}
+
+static void h_audit_list(api_call *c)
+{
+    const char *q = http_request_query(c->req);
+    char since_s[24] = "", actor[STORE_NAME_MAX] = "", action[48] = "";
+    long long after = 0, limit = 1000;
+    int64_t since = 0;
+    if (query_str(q, "since", since_s, sizeof since_s) == -EINVAL ||
+        query_str(q, "actor", actor, sizeof actor) == -EINVAL ||
+        query_str(q, "action", action, sizeof action) == -EINVAL ||
+        query_int(q, "after", &after) == -EINVAL || query_int(q, "limit", &limit) == -EINVAL ||
+        limit < 1 || limit > 100000 || (since_s[0] && parse_date(since_s, &since) < 0)) {
+        set_error(c, 400, "invalid_value",
+                  "since must be YYYY-MM-DD, after a sequence number, limit 1..100000");
+        return;
+    }
+    store_audit_entry *es = NULL;
+    size_t n = 0;
+    if (store_failed(c,
+                     store_audit_list(c->a->st, after, since, actor[0] ? actor : NULL,
+                                      action[0] ? action : NULL, (size_t)limit, &es, &n),
+                     "read the audit trail"))
+        return;
+    json_t *arr = json_array();
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(arr, audit_entry_json(&es[i]));
+    store_audit_entries_free(es, n);
+    set_json(c, 200, json_pack("{s:o}", "entries", arr));
+}
+
+static void h_audit_verify(api_call *c)
+{
+    audit_report r;
+    memset(&r, 0, sizeof r);
+    if (c->a->opt.audit == NULL) {
+        set_error(c, 503, "unavailable", "the audit trail is not configured");
+        return;
+    }
+    if (audit_verify_open(c->a->opt.audit, &r) < 0) {
+        set_error(c, 500, "internal", "cannot verify the audit trail: %s", r.problem);
+        return;
+    }
+    set_json(c, 200,
+             json_pack("{s:b,s:I,s:o,s:s,s:I}", "ok", r.ok, "entries", (json_int_t)r.entries,
+                       "first_bad", r.ok ? json_null() : json_integer(r.first_bad), "problem",
+                       r.problem, "head_seq", (json_int_t)r.head_seq));
 }
 
 static const struct route routes[] = {
@@ -1013,6 +1308,10 @@ static const struct route routes[] = {
     {"POST", "v1/tokens", h_tokens_post, R_ADMIN},
     {"GET", "v1/tokens", h_tokens_list, R_ADMIN},
     {"DELETE", "v1/tokens/*", h_token_delete, R_ADMIN},
+    {"GET", "v1/usage", h_usage, R_ALL},
+    {"GET", "v1/reports/%/%", h_report, R_ALL},
+    {"GET", "v1/audit", h_audit_list, R_ADMIN | R_AUDITOR},
+    {"GET", "v1/audit/verify", h_audit_verify, R_ADMIN | R_AUDITOR},
 };
 
 /* --- loop-thread side ---------------------------------------------------------------------- */
@@ -1020,10 +1319,26 @@ static const struct route routes[] = {
 static void call_work(uv_work_t *w)
 {
     api_call *c = w->data;
+    if (c->bad_auth) {
+        LOG(LOG_WARN, "authentication failed from %s: missing or malformed bearer token",
+            http_request_peer(c->req));
+        audit_event(c->a, "-", "", "auth.failed",
+                    json_pack("{s:s,s:s,s:s,s:s}", "peer", http_request_peer(c->req), "reason",
+                              "missing or malformed bearer token", "method",
+                              http_request_method(c->req), "path", http_request_path(c->req)));
+        set_error(c, 401, "unauthorized",
+                  "send your token as \"Authorization: Bearer <token>\" (set ANTENNA_TOKEN for the "
+                  "CLI)");
+        return;
+    }
     int rc = store_token_lookup(c->a->st, c->token_hash, &c->user);
     if (rc == -ENOENT) {
         LOG(LOG_WARN, "authentication failed from %s: unknown or revoked token",
             http_request_peer(c->req));
+        audit_event(c->a, "-", "", "auth.failed",
+                    json_pack("{s:s,s:s,s:s,s:s}", "peer", http_request_peer(c->req), "reason",
+                              "unknown or revoked token", "method", http_request_method(c->req),
+                              "path", http_request_path(c->req)));
         set_error(c, 401, "unauthorized",
                   "the token is unknown or revoked; ask your administrator for a new one");
         return;
@@ -1142,14 +1457,8 @@ void api_handle(http_request *req, void *arg)
                                        "docs/API.md)");
         return;
     }
-    if (auth_bearer_parse(http_request_header(req, "Authorization"), token, sizeof token) < 0) {
-        LOG(LOG_WARN, "authentication failed from %s: missing or malformed bearer token",
-            http_request_peer(req));
-        http_request_respond_error(req, 401, "unauthorized",
-                                   "send your token as \"Authorization: Bearer <token>\" (set "
-                                   "ANTENNA_TOKEN for the CLI)");
-        return;
-    }
+    bool bad_auth =
+        auth_bearer_parse(http_request_header(req, "Authorization"), token, sizeof token) < 0;
     api_call *c = calloc(1, sizeof *c);
     if (c == NULL) {
         http_request_respond_error(req, 503, "unavailable", "out of memory; try again");
@@ -1161,7 +1470,8 @@ void api_handle(http_request *req, void *arg)
     c->id = id;
     memcpy(c->seg, seg, sizeof c->seg);
     c->work.data = c;
-    if (auth_token_hash(token, c->token_hash, sizeof c->token_hash) < 0 ||
+    c->bad_auth = bad_auth;
+    if ((!bad_auth && auth_token_hash(token, c->token_hash, sizeof c->token_hash) < 0) ||
         uv_queue_work(a->loop, &c->work, call_work, call_done) < 0) {
         free(c);
         http_request_respond_error(req, 503, "unavailable", "the broker is busy; try again");

@@ -9,6 +9,7 @@
 
 #include <uv.h>
 
+#include "audit.h"
 #include "broker.h"
 #include "http_server.h"
 #include "job_request.h"
@@ -21,6 +22,7 @@ typedef struct api_options {
     jobreq_limits limits;    /* gpu_types is borrowed and must outlive the api */
     const char *spool_dir;   /* where job output lives (see broker_job_output_path); copied */
     size_t max_output_bytes; /* per GET .../output answer; 0 = 4 MiB */
+    audit *audit;            /* the audit trail (borrowed); NULL = no audit (unit tests) */
 } api_options;
 
 /* Creates the API over `st` and `ps` (borrowed) and `br` (borrowed; may be NULL: jobs then stay

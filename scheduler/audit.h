@@ -39,14 +39,14 @@ int audit_logf(audit *a, const char *actor, const char *partner, const char *act
 
 /* The result of a verification. */
 typedef struct audit_report {
-    int ok;              /* 1 when the whole chain verifies */
-    int64_t entries;     /* entries checked */
-    int64_t first_bad;   /* seq of the first entry that fails (0 when ok) */
-    char problem[256];   /* what is wrong with it: "entry 12 was modified (its hash does not
-                            match)", "entry 7 is missing (deleted)", "entry 9 is out of order",
-                            "an entry was inserted before 10", "the chain ends at 41 but the
-                            head file says 44 (entries deleted from the end)" */
-    int64_t head_seq;    /* from the head file (0 if none) */
+    int ok;            /* 1 when the whole chain verifies */
+    int64_t entries;   /* entries checked */
+    int64_t first_bad; /* seq of the first entry that fails (0 when ok) */
+    char problem[256]; /* what is wrong with it: "entry 12 was modified (its hash does not
+                          match)", "entry 7 is missing (deleted)", "entry 9 is out of order",
+                          "an entry was inserted before 10", "the chain ends at 41 but the
+                          head file says 44 (entries deleted from the end)" */
+    int64_t head_seq;  /* from the head file (0 if none) */
 } audit_report;
 
 /* Verifies the whole chain of `st` with the key file and head file (NULL = no head check).

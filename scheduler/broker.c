@@ -8,6 +8,7 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <pwd.h>
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -44,6 +45,24 @@ char *broker_job_output_path(const broker_options *opt, long long id, char *buf,
 }
 
 /* --- worker-thread steps ------------------------------------------------------------------ */
+
+/* Appends an audit entry by the broker (actor "antennad"); details_fmt makes a JSON object. */
+static void broker_audit(broker *b, const store_job *j, const char *action, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static void broker_audit(broker *b, const store_job *j, const char *action, const char *fmt, ...)
+{
+    char details[512];
+    va_list ap;
+    if (b->opt.audit == NULL) return;
+    va_start(ap, fmt);
+    vsnprintf(details, sizeof details, fmt, ap);
+    va_end(ap);
+    int rc = audit_log(b->opt.audit, "antennad", j->partner, action, details);
+    if (rc < 0)
+        LOG(LOG_ERROR, "audit: cannot append %s for job %" PRId64 " (%s)", action, j->id,
+            strerror(-rc));
+}
 
 /* The account a job runs as. Returns 0, or -ENOENT / -EPERM with a reason. */
 static int lookup_account(const char *name, uid_t *uid, gid_t *gid, char *why, size_t len)
@@ -101,8 +120,13 @@ static void engine_finished(broker *b, int64_t id, int64_t elapsed, int64_t *cha
 static void fail_dispatch(broker *b, const store_job *j, const char *why)
 {
     LOG(LOG_WARN, "job %" PRId64 ": not dispatched: %s", j->id, why);
-    if (store_job_transition(b->st, j->id, STORE_STATE_DISPATCHING, "failed", why) == 0)
+    if (store_job_transition(b->st, j->id, STORE_STATE_DISPATCHING, "failed", why) == 0) {
         engine_finished(b, j->id, 0, NULL, NULL);
+        broker_audit(b, j, "job.finished",
+                     "{\"job\":%" PRId64 ",\"user\":\"%s\",\"state\":\"failed\","
+                     "\"dispatched\":false,\"charge_gpu_seconds\":0}",
+                     j->id, j->user);
+    }
 }
 
 /* Slurm could not be reached: the job goes back to the queue and its hold is released. */
@@ -400,6 +424,15 @@ static void apply_listing(broker *b, const slurm_adapter_job *sj, size_t n)
         }
         if (terminal) {
             engine_finished(b, j->id, elapsed, NULL, NULL);
+            char ec[16] = "null";
+            if (u.has_exit_code) snprintf(ec, sizeof ec, "%d", u.exit_code);
+            broker_audit(b, j, "job.finished",
+                         "{\"job\":%" PRId64 ",\"slurm_job_id\":%" PRId64
+                         ",\"user\":\"%s\",\"state\":\"%s\",\"exit_code\":%s,"
+                         "\"elapsed_seconds\":%" PRId64 ",\"charge_gpu_seconds\":%" PRId64
+                         ",\"charge_cpu_seconds\":%" PRId64 "}",
+                         j->id, j->slurm_job_id, j->user, u.state, ec, elapsed,
+                         u.charge_gpu_seconds, u.charge_cpu_seconds);
         } else if (was_waiting && u.started_at > 0) {
             policy *pol = policy_state_lock(b->ps);
             policy_job_started(pol, j->id);

@@ -15,6 +15,7 @@
 #include <stdbool.h>
 #include <uv.h>
 
+#include "audit.h"
 #include "policy_state.h"
 #include "slurm_adapter.h"
 #include "store.h"
@@ -25,6 +26,7 @@ typedef struct broker_options {
     const char *partition; /* Slurm partition for every job */
     const char *spool_dir; /* job folders: spool_dir/jobs/<id>/ (created, chowned to the user) */
     unsigned poll_interval_ms; /* time between ticks */
+    audit *audit;              /* the audit trail (borrowed); NULL = none (unit tests) */
 } broker_options;
 
 /* Creates a broker on `loop` over `st`, `sa` and `ps` (borrowed; they must outlive the broker).

@@ -18,6 +18,8 @@ void config_defaults(config *c)
     snprintf(c->partition, sizeof c->partition, "gpu");
     c->poll_interval_ms = 1000;
     snprintf(c->log_level, sizeof c->log_level, "info");
+    snprintf(c->audit_key_file, sizeof c->audit_key_file, "/etc/antenna/audit.key");
+    snprintf(c->audit_head_file, sizeof c->audit_head_file, "/var/lib/antenna/audit.head");
     c->max_gpus = 8;
     c->max_cpus = 32;
     c->max_time_minutes = 7 * 24 * 60;
@@ -183,6 +185,8 @@ static const struct key keys[] = {
     NUM(poll_interval_ms, K_UINT, 50, 600000),
     STR(log_level, K_STR),
     STR(log_file, K_PATH),
+    STR(audit_key_file, K_PATH),
+    STR(audit_head_file, K_PATH),
     NUM(max_gpus, K_INT, 0, 1024),
     NUM(max_cpus, K_INT, 1, 100000),
     NUM(max_time_minutes, K_INT, 1, 525600),

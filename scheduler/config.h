@@ -25,7 +25,9 @@ typedef struct config {
     char partition[64];
     unsigned poll_interval_ms;
     char log_level[16];
-    char log_file[PATH_MAX]; /* "" = stderr */
+    char log_file[PATH_MAX];        /* "" = stderr */
+    char audit_key_file[PATH_MAX];  /* HMAC key of the audit chain: never in the database */
+    char audit_head_file[PATH_MAX]; /* the chain's last seq and hash, outside the database */
     /* limits on one job */
     int max_gpus;
     int max_cpus;

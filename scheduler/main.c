@@ -15,6 +15,7 @@
 #include <uv.h>
 
 #include "api.h"
+#include "audit.h"
 #include "auth.h"
 #include "broker.h"
 #include "config.h"
@@ -32,11 +33,14 @@ static void usage(FILE *f)
             "usage: antennad [serve] --config FILE\n"
             "       antennad bootstrap --config FILE [--user NAME] [--partner NAME] "
             "[--unix-user ACCOUNT]\n"
+            "       antennad audit-verify --config FILE\n"
             "       antennad --version | --help\n"
             "\n"
             "serve      run the broker (HTTPS API, Slurm dispatch and polling) in the foreground\n"
             "bootstrap  create the first admin user (default: admin, partner sustain, Unix\n"
-            "           account nobody) and print a new admin token on stdout\n");
+            "           account nobody) and print a new admin token on stdout\n"
+            "audit-verify  check the audit trail's hash chain offline; exit 0 when intact, 1\n"
+            "           naming the first entry modified, deleted, inserted or reordered\n");
 }
 
 struct daemon {
@@ -44,6 +48,7 @@ struct daemon {
     uv_signal_t sigint, sigterm;
     config cfg;
     store *st;
+    audit *audit;
     policy_state *ps;
     slurm_adapter *sa;
     http_server *srv;
@@ -102,6 +107,11 @@ static int serve(const char *config_path)
         LOG(LOG_ERROR, "cannot open the database %s: %s", d.cfg.database, err);
         goto fail_store;
     }
+    if ((rc = audit_new(d.st, d.cfg.audit_key_file, d.cfg.audit_head_file, &d.audit, err,
+                        sizeof err)) < 0) {
+        LOG(LOG_ERROR, "cannot open the audit trail: %s", err);
+        goto fail_audit;
+    }
     if ((rc = policy_state_new(&d.cfg.policy, d.st, &d.ps, err, sizeof err)) < 0) {
         LOG(LOG_ERROR, "cannot start the policy engine: %s", err);
         goto fail_policy;
@@ -114,7 +124,8 @@ static int serve(const char *config_path)
     if ((rc = uv_loop_init(&d.loop)) < 0) goto fail_loop;
     broker_options bo = {.partition = d.cfg.partition,
                          .spool_dir = d.cfg.spool_dir,
-                         .poll_interval_ms = d.cfg.poll_interval_ms};
+                         .poll_interval_ms = d.cfg.poll_interval_ms,
+                         .audit = d.audit};
     if ((rc = broker_new(&d.loop, d.st, d.sa, d.ps, &bo, &d.br)) < 0) goto fail_broker;
     api_options ao = {.limits = {.max_gpus = d.cfg.max_gpus,
                                  .max_cpus = d.cfg.max_cpus,
@@ -122,7 +133,8 @@ static int serve(const char *config_path)
                                  .max_mem_mb = d.cfg.max_mem_mb,
                                  .max_script_bytes = d.cfg.max_script_bytes,
                                  .gpu_types = d.cfg.gpu_type_list[0] ? d.cfg.gpu_type_list : NULL},
-                      .spool_dir = d.cfg.spool_dir};
+                      .spool_dir = d.cfg.spool_dir,
+                      .audit = d.audit};
     if ((rc = api_new(&d.loop, d.st, d.br, d.ps, &ao, &d.api)) < 0) goto fail_api;
     http_server_options ho = {.host = d.cfg.listen_host,
                               .port = d.cfg.listen_port,
@@ -151,6 +163,7 @@ static int serve(const char *config_path)
     uv_loop_close(&d.loop);
     slurm_adapter_free(d.sa);
     policy_state_free(d.ps);
+    audit_free(d.audit);
     store_free(d.st);
     return 0;
 
@@ -170,8 +183,37 @@ fail_loop:
 fail_slurm:
     policy_state_free(d.ps);
 fail_policy:
+    audit_free(d.audit);
+fail_audit:
     store_free(d.st);
 fail_store:
+    return 1;
+}
+
+/* Offline check of the audit chain. Exit 0 when it verifies, 1 when broken, 2 on errors. */
+static int audit_verify_cmd(const char *config_path)
+{
+    config cfg;
+    char err[512] = "";
+    store *st = NULL;
+    audit_report r;
+    if (load_config(config_path, &cfg) < 0) return 2;
+    if (store_new(cfg.database, &st, err, sizeof err) < 0) {
+        fprintf(stderr, "antennad: cannot open the database %s: %s\n", cfg.database, err);
+        return 2;
+    }
+    int rc = audit_verify(st, cfg.audit_key_file, cfg.audit_head_file, &r);
+    store_free(st);
+    if (rc < 0) {
+        fprintf(stderr, "antennad: audit-verify: %s\n", r.problem);
+        return 2;
+    }
+    if (r.ok) {
+        printf("audit trail OK: %lld entries verified (head file at %lld)\n", (long long)r.entries,
+               (long long)r.head_seq);
+        return 0;
+    }
+    printf("audit trail BROKEN at entry %lld: %s\n", (long long)r.first_bad, r.problem);
     return 1;
 }
 
@@ -181,6 +223,8 @@ static int bootstrap(const char *config_path, const char *user, const char *part
     config cfg;
     char err[512] = "", token[AUTH_TOKEN_LEN + 1], hash[AUTH_HASH_HEX_LEN + 1];
     store *st = NULL;
+    audit *au = NULL;
+    int64_t token_id = 0;
     store_user u;
     struct passwd *pw;
     int rc;
@@ -210,8 +254,19 @@ static int bootstrap(const char *config_path, const char *user, const char *part
     }
     if ((rc = auth_token_generate(token, sizeof token)) < 0 ||
         (rc = auth_token_hash(token, hash, sizeof hash)) < 0 ||
-        (rc = store_token_insert(st, u.id, hash, "bootstrap", NULL)) < 0)
+        (rc = store_token_insert(st, u.id, hash, "bootstrap", &token_id)) < 0)
         goto fail;
+    if (audit_new(st, cfg.audit_key_file, cfg.audit_head_file, &au, err, sizeof err) < 0 ||
+        audit_logf(au, "antennad-bootstrap", partner, "token.created",
+                   "{\"token_id\":%lld,\"user\":\"%s\",\"label\":\"bootstrap\",\"role\":"
+                   "\"admin\"}",
+                   (long long)token_id, user) < 0) {
+        fprintf(stderr, "antennad: bootstrap: cannot append to the audit trail: %s\n", err);
+        audit_free(au);
+        store_free(st);
+        return 1;
+    }
+    audit_free(au);
     store_free(st);
     printf("%s\n", token);
     fprintf(stderr, "antennad: admin token created for user '%s' (partner '%s')\n", user, partner);
@@ -271,6 +326,7 @@ int main(int argc, char **argv)
     }
     if (strcmp(cmd, "serve") == 0) return serve(config_path);
     if (strcmp(cmd, "bootstrap") == 0) return bootstrap(config_path, user, partner, unix_user);
+    if (strcmp(cmd, "audit-verify") == 0) return audit_verify_cmd(config_path);
     fprintf(stderr, "antennad: unknown command '%s'\n", cmd);
     usage(stderr);
     return 2;

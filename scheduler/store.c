@@ -1,5 +1,6 @@
 /* store.c - antennad's durable state in SQLite. Never builds SQL from user data, never runs on the
- * event-loop thread, never logs token hashes or scripts, never updates or deletes a ledger row. */
+ * event-loop thread, never logs token hashes, scripts or audit details, never updates or deletes a
+ * ledger or audit row. */
 #include "store.h"
 
 #include "log.h"
@@ -161,6 +162,24 @@ static const char *const migrations[] = {
     " BEGIN SELECT RAISE(ABORT, 'the ledger is append-only'); END;"
     "CREATE TRIGGER ledger_no_delete BEFORE DELETE ON ledger"
     " BEGIN SELECT RAISE(ABORT, 'the ledger is append-only'); END;",
+
+    /* v2 -> v3: the audit trail and an index for usage sums. seq is not AUTOINCREMENT:
+     * store_audit_append sets it to the last seq + 1 in its write transaction. No trigger guards
+     * the audit table: the hash chain (audit.c) catches an edited, deleted or inserted row, and
+     * store_audit_list shows rows as stored so that it can. */
+    "CREATE TABLE audit ("
+    "  seq INTEGER PRIMARY KEY,"
+    "  at INTEGER NOT NULL,"
+    "  actor TEXT NOT NULL,"
+    "  partner TEXT NOT NULL DEFAULT '',"
+    "  action TEXT NOT NULL,"
+    "  details TEXT NOT NULL DEFAULT '{}',"
+    "  prev_hash TEXT NOT NULL,"
+    "  hash TEXT NOT NULL);"
+    "CREATE INDEX audit_action ON audit (action);"
+    "CREATE INDEX audit_actor ON audit (actor);"
+    "CREATE INDEX audit_at ON audit (at);"
+    "CREATE INDEX ledger_kind_at ON ledger (kind, at);",
 };
 
 #define STORE_SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
@@ -181,6 +200,23 @@ static const char *const migrations[] = {
 
 /* The jobs of one user, of one partner, or both: ?1 user id, ?2 partner, ?3 limit (-1 = none). */
 #define JOB_LIST(where) "SELECT " JOB_COLS " FROM jobs " where " ORDER BY id DESC LIMIT ?3"
+
+/* Usage: the charge rows of partner ?1 (NULL = all) and user ?2 (NULL = all) with ?3 <= at < ?4,
+ * first summed per group key and job (so that a job's GPUs x elapsed counts once per group
+ * whatever its number of charge rows), then per key: key, GPU-s, CPU-s, elapsed GPU-s, jobs. */
+#define USAGE_SUMS "coalesce(sum(g), 0), coalesce(sum(c), 0), coalesce(sum(e), 0), count(*) "
+#define USAGE_FROM(key)                                                                            \
+    "FROM (SELECT " key " AS k, l.job_id, sum(l.gpu_seconds) AS g, sum(l.cpu_seconds) AS c, "      \
+    "max(CASE WHEN j.gpus > 0 AND j.started_at > 0 AND j.ended_at > j.started_at "                 \
+    "THEN j.gpus * (j.ended_at - j.started_at) ELSE 0 END) AS e "                                  \
+    "FROM ledger l JOIN partners p ON p.id = l.partner_id JOIN jobs j ON j.id = l.job_id "         \
+    "JOIN users u ON u.id = j.user_id "                                                            \
+    "WHERE l.kind = 'charge' AND l.at >= ?3 AND l.at < ?4 "                                        \
+    "AND (?1 IS NULL OR p.name = ?1) AND (?2 IS NULL OR u.name = ?2) "                             \
+    "GROUP BY k, l.job_id) "
+#define USAGE_BY(key) "SELECT k, " USAGE_SUMS USAGE_FROM(key) "GROUP BY k ORDER BY k"
+
+#define AUDIT_COLS "seq, at, actor, partner, action, details, prev_hash, hash"
 
 enum stmt_id {
     ST_BEGIN,
@@ -230,6 +266,16 @@ enum stmt_id {
     ST_JOB_UPDATE_WRITE,
     ST_JOB_CANCEL_QUEUED,
     ST_JOB_CANCEL_FLAG,
+    ST_USAGE_PARTNER,
+    ST_USAGE_USER,
+    ST_USAGE_CATEGORY,
+    ST_USAGE_GPU_TYPE,
+    ST_USAGE_DAY,
+    ST_USAGE_MONTH,
+    ST_USAGE_TOTAL,
+    ST_JOB_LIST_CHARGED,
+    ST_AUDIT_LAST,
+    ST_AUDIT_INSERT,
     ST_COUNT
 };
 
@@ -347,12 +393,40 @@ static const char *const stmt_sql[ST_COUNT] = {
                              "reason = 'cancelled before dispatch', ended_at = ?2 "
                              "WHERE id = ?1 AND state = 'queued'",
     [ST_JOB_CANCEL_FLAG] = "UPDATE jobs SET cancel_requested = 1 WHERE id = ?1",
+    [ST_USAGE_PARTNER] = USAGE_BY("p.name"),
+    [ST_USAGE_USER] = USAGE_BY("u.name"),
+    [ST_USAGE_CATEGORY] = USAGE_BY("u.category"),
+    /* a job without GPUs, or naming no GPU type, is counted as "none" */
+    [ST_USAGE_GPU_TYPE] =
+        USAGE_BY("CASE WHEN j.gpus <= 0 OR j.gpu_type = '' THEN 'none' ELSE j.gpu_type END"),
+    [ST_USAGE_DAY] = USAGE_BY("strftime('%Y-%m-%d', l.at, 'unixepoch')"),
+    [ST_USAGE_MONTH] = USAGE_BY("strftime('%Y-%m', l.at, 'unixepoch')"),
+    /* no GROUP BY: always one row, of zeros when nothing was charged */
+    [ST_USAGE_TOTAL] = "SELECT '', " USAGE_SUMS USAGE_FROM("''"),
+    [ST_JOB_LIST_CHARGED] =
+        "SELECT " JOB_COLS " FROM jobs WHERE id IN (SELECT l.job_id FROM ledger l "
+        "JOIN partners p ON p.id = l.partner_id "
+        "WHERE p.name = ?1 AND l.period = ?2 AND l.kind = 'charge') ORDER BY ended_at, id",
+    [ST_AUDIT_LAST] = "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1",
+    [ST_AUDIT_INSERT] =
+        "INSERT INTO audit (" AUDIT_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+};
+
+/* The filters of store_audit_list that its statement is built for: one cached statement per
+ * combination, so that SQLite can pick the index of the filters given. */
+enum {
+    AUDIT_BY_SINCE = 1,
+    AUDIT_BY_ACTOR = 2,
+    AUDIT_BY_ACTION = 4,
+    AUDIT_BY_PREFIX = 8, /* with AUDIT_BY_ACTION */
+    AUDIT_LIST_VARIANTS = 16
 };
 
 struct store {
     sqlite3 *db;
     pthread_mutex_t lock;
     sqlite3_stmt *stmts[ST_COUNT];
+    sqlite3_stmt *audit_list[AUDIT_LIST_VARIANTS];
     char instance_id[40];
 };
 
@@ -811,6 +885,8 @@ void store_free(store *s)
     if (!s) return;
     for (int i = 0; i < ST_COUNT; i++)
         sqlite3_finalize(s->stmts[i]);
+    for (int i = 0; i < AUDIT_LIST_VARIANTS; i++)
+        sqlite3_finalize(s->audit_list[i]);
     sqlite3_close_v2(s->db);
     pthread_mutex_destroy(&s->lock);
     free(s);
@@ -1705,6 +1781,265 @@ out:
     pthread_mutex_unlock(&s->lock);
     if (ret == 0 && now_cancelled) *now_cancelled = cancelled;
     return ret;
+}
+
+/* --- usage --- */
+
+static const struct {
+    const char *by;
+    enum stmt_id st;
+} usage_dims[] = {
+    {"partner", ST_USAGE_PARTNER},   {"user", ST_USAGE_USER}, {"category", ST_USAGE_CATEGORY},
+    {"gpu-type", ST_USAGE_GPU_TYPE}, {"day", ST_USAGE_DAY},   {"month", ST_USAGE_MONTH},
+    {"total", ST_USAGE_TOTAL},
+};
+
+static void read_usage_row(sqlite3_stmt *st, void *item)
+{
+    store_usage_row *r = item;
+    memset(r, 0, sizeof *r);
+    col_text(st, 0, r->key, sizeof r->key);
+    r->gpu_seconds = sqlite3_column_int64(st, 1);
+    r->cpu_seconds = sqlite3_column_int64(st, 2);
+    r->elapsed_gpu_seconds = sqlite3_column_int64(st, 3);
+    r->jobs = sqlite3_column_int64(st, 4);
+}
+
+/* Binds `str` at idx, or NULL (the statement's "any") when str is NULL. */
+static void bind_text_or_null(sqlite3_stmt *st, int idx, const char *str)
+{
+    if (str)
+        bind_text(st, idx, str);
+    else
+        sqlite3_bind_null(st, idx);
+}
+
+int store_usage_query(store *s, const store_usage_filter *f, store_usage_row **out, size_t *n)
+{
+    if (!s || !f || !out || !n) return -EINVAL;
+    *out = NULL;
+    *n = 0;
+    enum stmt_id id = ST_COUNT;
+    for (size_t i = 0; f->by && i < sizeof usage_dims / sizeof usage_dims[0]; i++)
+        if (strcmp(f->by, usage_dims[i].by) == 0) id = usage_dims[i].st;
+    if (id == ST_COUNT) return -EINVAL;
+    pthread_mutex_lock(&s->lock);
+    sqlite3_stmt *st = stmt_get(s, id);
+    int ret = -EIO;
+    if (st) {
+        bind_text_or_null(st, 1, f->partner);
+        bind_text_or_null(st, 2, f->user);
+        /* unbounded ends as the widest bounds: the (kind, at) index serves every query */
+        sqlite3_bind_int64(st, 3, f->from != 0 ? f->from : INT64_MIN);
+        sqlite3_bind_int64(st, 4, f->to != 0 ? f->to : INT64_MAX);
+        ret = read_rows(s, st, sizeof **out, read_usage_row, (void **)out, n);
+    }
+    pthread_mutex_unlock(&s->lock);
+    return ret;
+}
+
+int store_job_list_charged(store *s, const char *partner, const char *period, store_job **out,
+                           size_t *n)
+{
+    if (!s || !partner || !period || !out || !n) return -EINVAL;
+    *out = NULL;
+    *n = 0;
+    pthread_mutex_lock(&s->lock);
+    sqlite3_stmt *st = stmt_get(s, ST_JOB_LIST_CHARGED);
+    int ret = -EIO;
+    if (st) {
+        bind_text(st, 1, partner);
+        bind_text(st, 2, period);
+        ret = read_rows(s, st, sizeof **out, read_job, (void **)out, n);
+    }
+    pthread_mutex_unlock(&s->lock);
+    return ret;
+}
+
+/* --- audit trail --- */
+
+static char audit_no_details[] = "{}";
+
+int store_audit_append(store *s, store_audit_entry *e, store_audit_hash_fn fn, void *arg)
+{
+    if (!s || !e || !fn || !text_fits(e->actor, sizeof e->actor) || !e->actor[0] ||
+        !text_fits(e->partner, sizeof e->partner) || !text_fits(e->action, sizeof e->action) ||
+        !e->action[0])
+        return -EINVAL;
+    /* Built in a copy: e changes only once the entry is committed. */
+    store_audit_entry x = *e;
+    if (!x.details) x.details = audit_no_details;
+    memset(x.prev_hash, 0, sizeof x.prev_hash);
+    memset(x.hash, 0, sizeof x.hash);
+    pthread_mutex_lock(&s->lock);
+    /* BEGIN IMMEDIATE: no other connection appends between reading the last entry and writing
+     * this one, so seq has no gap or twin and prev_hash is the hash of seq - 1. */
+    int ret = tx_begin(s);
+    if (ret < 0) goto out;
+
+    sqlite3_stmt *st = stmt_get(s, ST_AUDIT_LAST);
+    if (!st) {
+        ret = -EIO;
+        goto out;
+    }
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        x.seq = sqlite3_column_int64(st, 0) + 1;
+        col_text(st, 1, x.prev_hash, sizeof x.prev_hash);
+    } else if (rc == SQLITE_DONE) {
+        x.seq = 1;
+    } else {
+        ret = db_error(s, sqlite3_extended_errcode(s->db), "audit last entry");
+    }
+    stmt_done(st);
+    if (ret < 0) goto out;
+    if (x.at == 0) x.at = now();
+
+    char hash[STORE_HASH_HEX];
+    memset(hash, 0, sizeof hash);
+    ret = fn(&x, hash, arg);
+    if (ret > 0) ret = -EIO; /* not the promised negative errno */
+    if (ret < 0) goto out;
+    hash[STORE_HASH_HEX - 1] = '\0';
+    memcpy(x.hash, hash, sizeof x.hash);
+
+    st = stmt_get(s, ST_AUDIT_INSERT);
+    if (!st) {
+        ret = -EIO;
+        goto out;
+    }
+    sqlite3_bind_int64(st, 1, x.seq);
+    sqlite3_bind_int64(st, 2, x.at);
+    bind_text(st, 3, x.actor);
+    bind_text(st, 4, x.partner);
+    bind_text(st, 5, x.action);
+    bind_text(st, 6, x.details);
+    bind_text(st, 7, x.prev_hash);
+    bind_text(st, 8, x.hash);
+    ret = stmt_run(s, st, "audit append");
+out:
+    ret = tx_end(s, ret);
+    pthread_mutex_unlock(&s->lock);
+    if (ret < 0) return ret;
+    e->seq = x.seq;
+    e->at = x.at;
+    memcpy(e->prev_hash, x.prev_hash, sizeof e->prev_hash);
+    memcpy(e->hash, x.hash, sizeof e->hash);
+    return 0;
+}
+
+/* Returns the cached list statement for the filters in `mask` (prepared on first use from static
+ * fragments), or NULL. Parameters: ?1 after_seq, ?2 since, ?3 actor, ?4 action (or prefix), ?5 the
+ * end of the prefix range, ?6 limit (-1 = none). */
+static sqlite3_stmt *audit_list_stmt(store *s, unsigned mask)
+{
+    if (s->audit_list[mask]) return s->audit_list[mask];
+    char sql[320];
+    snprintf(sql, sizeof sql,
+             "SELECT " AUDIT_COLS " FROM audit WHERE seq > ?1%s%s%s "
+             "ORDER BY seq LIMIT ?6",
+             mask & AUDIT_BY_SINCE ? " AND at >= ?2" : "",
+             mask & AUDIT_BY_ACTOR ? " AND actor = ?3" : "",
+             mask & AUDIT_BY_PREFIX   ? " AND action >= ?4 AND action < ?5"
+             : mask & AUDIT_BY_ACTION ? " AND action = ?4"
+                                      : "");
+    int rc =
+        sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &s->audit_list[mask], NULL);
+    if (rc != SQLITE_OK) {
+        db_error(s, rc, "prepare audit list");
+        s->audit_list[mask] = NULL;
+    }
+    return s->audit_list[mask];
+}
+
+/* Reads one audit row into e, details copied. Returns 0 or -ENOMEM. */
+static int read_audit_entry(sqlite3_stmt *st, store_audit_entry *e)
+{
+    memset(e, 0, sizeof *e);
+    e->seq = sqlite3_column_int64(st, 0);
+    e->at = sqlite3_column_int64(st, 1);
+    col_text(st, 2, e->actor, sizeof e->actor);
+    col_text(st, 3, e->partner, sizeof e->partner);
+    col_text(st, 4, e->action, sizeof e->action);
+    const unsigned char *d = sqlite3_column_text(st, 5);
+    size_t len = d ? (size_t)sqlite3_column_bytes(st, 5) : 0;
+    e->details = malloc(len + 1);
+    if (!e->details) return -ENOMEM;
+    if (len) memcpy(e->details, d, len);
+    e->details[len] = '\0';
+    col_text(st, 6, e->prev_hash, sizeof e->prev_hash);
+    col_text(st, 7, e->hash, sizeof e->hash);
+    return 0;
+}
+
+int store_audit_list(store *s, int64_t after_seq, int64_t since, const char *actor,
+                     const char *action, size_t limit, store_audit_entry **out, size_t *n)
+{
+    if (!s || !out || !n) return -EINVAL;
+    *out = NULL;
+    *n = 0;
+    /* An action ending in '.' is a prefix P: the actions from P (included) to P with its '.'
+     * made '/' (excluded), the next byte, are exactly those starting with P. */
+    size_t alen = action ? strlen(action) : 0;
+    bool prefix = alen > 0 && action[alen - 1] == '.';
+    char *prefix_end = prefix ? strdup(action) : NULL;
+    if (prefix && !prefix_end) return -ENOMEM;
+    if (prefix) prefix_end[alen - 1] = '/';
+    unsigned mask = (since != 0 ? AUDIT_BY_SINCE : 0) | (actor ? AUDIT_BY_ACTOR : 0) |
+                    (action ? AUDIT_BY_ACTION : 0) | (prefix ? AUDIT_BY_PREFIX : 0);
+    int64_t lim = limit == 0 || limit > (size_t)INT64_MAX ? -1 : (int64_t)limit;
+
+    store_audit_entry *arr = NULL;
+    size_t cnt = 0, cap = 0;
+    int ret = 0, rc;
+    pthread_mutex_lock(&s->lock);
+    sqlite3_stmt *st = audit_list_stmt(s, mask);
+    if (!st) {
+        ret = -EIO;
+        goto fail_stmt;
+    }
+    /* ?6 is in every variant, so ?1..?6 can all be bound even where one is not used */
+    sqlite3_bind_int64(st, 1, after_seq);
+    sqlite3_bind_int64(st, 2, since);
+    bind_text(st, 3, actor);
+    bind_text(st, 4, action);
+    bind_text(st, 5, prefix_end);
+    sqlite3_bind_int64(st, 6, lim);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        store_audit_entry *e = array_push((void **)&arr, &cnt, &cap, sizeof *arr);
+        if (!e) {
+            ret = -ENOMEM;
+            goto fail_rows;
+        }
+        ret = read_audit_entry(st, e);
+        if (ret < 0) goto fail_rows;
+    }
+    if (rc != SQLITE_DONE) {
+        ret = db_error(s, sqlite3_extended_errcode(s->db), "audit list");
+        goto fail_rows;
+    }
+    stmt_done(st);
+    pthread_mutex_unlock(&s->lock);
+    free(prefix_end);
+    *out = arr;
+    *n = cnt;
+    return 0;
+
+fail_rows:
+    stmt_done(st);
+    store_audit_entries_free(arr, cnt); /* a slot pushed but not read has details NULL */
+fail_stmt:
+    pthread_mutex_unlock(&s->lock);
+    free(prefix_end);
+    return ret;
+}
+
+void store_audit_entries_free(store_audit_entry *e, size_t n)
+{
+    if (!e) return;
+    for (size_t i = 0; i < n; i++)
+        free(e[i].details);
+    free(e);
 }
 
 bool store_state_terminal(const char *state)

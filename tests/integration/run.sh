@@ -227,6 +227,76 @@ check "antenna quota shows vub's use" grep -q vub "$work/quota.out"
 used=$(antenna quota vub --json | sed -n 's/.*"used_gpu_hours": *\([0-9.]*\).*/\1/p' | head -1)
 check "quota used matches the ledger" awk -v u="$used" -v c="$charge" 'BEGIN { exit !(u > 0 && (u - c / 3600) < 0.0001 && (c / 3600 - u) < 0.0001) }'
 
+echo "== accounting from what really ran"
+printf '#!/bin/bash\n#SBATCH --gres=gpu:h100:2\n#SBATCH --time=00:05:00\nsleep 4\n' > "$work/acct.sh"
+acct=$(as "$alice" submit --wait "$work/acct.sh" | sed -n 's/^Submitted job \([0-9]*\).*/\1/p')
+c=$(ledger "SELECT gpu_seconds FROM ledger WHERE job_id=$acct AND kind='charge'")
+e=$(ledger "SELECT 2 * (ended_at - started_at) FROM jobs WHERE id=$acct")
+check "a 4 s job on 2 GPUs is charged 2 x its elapsed time ($c = $e GPU-seconds)" test -n "$c" -a "$c" = "$e" -a "${e:-0}" -ge 8
+printf '#!/bin/bash\n#SBATCH --gres=gpu:h100:1\n#SBATCH --time=00:05:00\nsleep 3\n' > "$work/down.sh"
+down=$(as "$alice" submit --job-name down "$work/down.sh" | sed -n 's/^Submitted job \([0-9]*\).*/\1/p')
+check "a job runs" wait_state "$alice" "$down" running 60
+antennad_stop "$work" KILL
+sleep 6 # it ends while antennad is down
+t_restart=$(date +%s)
+antennad_start "$build/antennad" "$work"
+check "the job that ended while antennad was down is completed after restart" wait_state "$alice" "$down" completed 60
+check "its end time is Slurm's, before the restart" test "$(ledger "SELECT ended_at FROM jobs WHERE id=$down")" -lt "$t_restart"
+check "it is charged exactly once, for what ran" test "$(ledger "SELECT count(*) || ':' || sum(l.gpu_seconds) = '1:' || (j.ended_at - j.started_at) FROM ledger l JOIN jobs j ON j.id = l.job_id WHERE l.job_id=$down AND l.kind='charge'")" = 1
+
+echo "== usage queries reconcile with the ledger"
+all_charges=$(ledger "SELECT sum(gpu_seconds) FROM ledger WHERE kind='charge'")
+for by in partner user category gpu-type day month; do
+    out=$(api "$admin" GET "/v1/usage?by=$by")
+    nums=$(printf '%s' "$out" | grep -o '"gpu_seconds":[0-9]*' | grep -o '[0-9]*$')
+    tot=$(printf '%s\n' "$nums" | tail -1)
+    rows=$(printf '%s\n' "$nums" | sed '$d' | awk '{ s += $1 } END { print s + 0 }')
+    check "usage by $by: rows sum to the total, which is the ledger's ($rows = $tot = $all_charges)" test "$rows" = "$tot" -a "$tot" = "$all_charges"
+done
+antenna usage --by user > "$work/usage.out"
+check "antenna usage prints a table with a total row" grep -qi "total" "$work/usage.out"
+antenna usage --by partner --format csv > "$work/usage.csv"
+check "antenna usage --format csv has a header and rows" test "$(wc -l < "$work/usage.csv")" -ge 3
+as "$alice" usage --by user --format json > "$work/usage-alice.json"
+check "a user sees only their own usage" bash -c "! grep -q bob '$work/usage-alice.json' && grep -q alice '$work/usage-alice.json'"
+expect_api "a user may not ask for another partner's usage" 403 forbidden "$alice" GET "/v1/usage?partner=vub"
+
+echo "== partner statement"
+month=$(date -u +%Y-%m)
+antenna report --partner ulb --month "$month" --format html --output "$work/report.html"
+check "report --format html writes a self-contained page with an SVG chart" bash -c "grep -q '<svg' '$work/report.html' && ! grep -qi '<script' '$work/report.html'"
+ulb_used=$(ledger "SELECT sum(l.gpu_seconds) FROM ledger l JOIN partners p ON p.id = l.partner_id WHERE p.name='ulb' AND l.period='$month' AND l.kind='charge'")
+rep=$(api "$admin" GET "/v1/reports/ulb/$month")
+rep_total=$(printf '%s' "$rep" | sed -n 's/.*"total":{[^}]*"gpu_seconds":\([0-9]*\).*/\1/p')
+check "the statement's total equals the ledger's charges ($rep_total = $ulb_used)" test "$rep_total" = "$ulb_used"
+antenna report --partner ulb --month "$month" --format csv > "$work/report.csv"
+check "report --format csv lists the charged jobs" grep -q "acct\|train\|it-train" "$work/report.csv"
+
+echo "== audit trail"
+antenna audit --action job. --format json > "$work/audit.json"
+check "the audit trail records submissions, dispatches and ends" bash -c "grep -q job.submitted '$work/audit.json' && grep -q job.dispatched '$work/audit.json' && grep -q job.finished '$work/audit.json'"
+check "antenna audit verify says OK" antenna audit verify
+check "antennad audit-verify (offline) says OK" "$build/antennad" audit-verify --config "$work/antennad.json"
+expect_api "a user may not read the audit trail" 403 forbidden "$alice" GET /v1/audit
+# Tampering, on consistent copies of the database, checked offline.
+tamper() {
+    local name=$1 sql=$2 want=$3
+    rm -f "$work/t.db"*
+    sqlite3 "$work/antenna.db" ".backup '$work/t.db'"
+    cp "$work/audit.head" "$work/t.head"
+    sed -e "s|$work/antenna.db|$work/t.db|" -e "s|$work/audit.head|$work/t.head|" "$work/antennad.json" > "$work/t.json"
+    sqlite3 "$work/t.db" "$sql"
+    "$build/antennad" audit-verify --config "$work/t.json" > "$work/t.out" 2>&1
+    local rc=$?
+    if [ $rc -eq 1 ] && grep -q "$want" "$work/t.out"; then ok "tamper: $name -> $(cat "$work/t.out")"; else
+        ko "tamper: $name (rc $rc, wanted '$want'): $(cat "$work/t.out")"; fi
+}
+tamper "edit a row" "UPDATE audit SET details='{\"job\":1,\"gpus\":0}' WHERE seq=3" "entry 3"
+tamper "delete a row" "DELETE FROM audit WHERE seq=4" "entry 4"
+tamper "swap two rows" "UPDATE audit SET seq=-5 WHERE seq=5; UPDATE audit SET seq=5 WHERE seq=6; UPDATE audit SET seq=6 WHERE seq=-5" "entry 5"
+tamper "truncate the tail" "DELETE FROM audit WHERE seq > (SELECT max(seq) - 2 FROM audit)" "head"
+tamper "recompute a hash without the key" "UPDATE audit SET details='{\"forged\":1}', hash=lower(hex(randomblob(32))) WHERE seq=2" "entry 2"
+
 echo "== bad input gets a clear 4xx and the daemon keeps serving"
 J=(-H 'Content-Type: application/json')
 expect_api "malformed JSON" 400 invalid_json "$alice" POST /v1/jobs "${J[@]}" -d '{"script": '

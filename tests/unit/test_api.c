@@ -36,6 +36,7 @@
 #include <uv.h>
 
 #include "api.h"
+#include "audit.h"
 #include "auth.h"
 #include "http_server.h"
 #include "policy.h"
@@ -55,6 +56,7 @@ static struct world {
     http_server *srv;
     int port;
     policy_state *ps;
+    audit *audit;
     char tok[10][AUTH_TOKEN_LEN + 1]; /* tokens of world_users, then the revoked one */
 } w;
 
@@ -162,6 +164,12 @@ static int world_start(void **state)
         return -1;
     }
 
+    char akey[128], ahead[128];
+    snprintf(akey, sizeof akey, "%s/audit.key", w.dir);
+    snprintf(ahead, sizeof ahead, "%s/audit.head", w.dir);
+    if (audit_new(w.st, akey, ahead, &w.audit, err, sizeof err) < 0 ||
+        audit_log(w.audit, "admin", "ulb", "partner.created", "{\"name\":\"ulb\"}") < 0)
+        return -1;
     if (uv_loop_init(&w.loop) < 0) return -1;
     api_options ao = {.limits = {.max_gpus = 8,
                                  .max_cpus = 32,
@@ -169,7 +177,8 @@ static int world_start(void **state)
                                  .max_mem_mb = 65536,
                                  .max_script_bytes = 65536,
                                  .gpu_types = gpu_types},
-                      .spool_dir = w.dir};
+                      .spool_dir = w.dir,
+                      .audit = w.audit};
     if (api_new(&w.loop, w.st, NULL, w.ps, &ao, &w.api) < 0) return -1;
     http_server_options ho = {.host = "127.0.0.1",
                               .port = 0,
@@ -195,6 +204,7 @@ static int world_stop(void **state)
     pthread_join(w.thread, NULL);
     uv_loop_close(&w.loop);
     api_free(w.api);
+    audit_free(w.audit);
     policy_state_free(w.ps);
     store_free(w.st);
     curl_global_cleanup();

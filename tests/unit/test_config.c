@@ -192,6 +192,18 @@ static void test_non_object_is_an_error(void **state)
     assert_int_equal(load("[1]", &c, err, sizeof err), -EINVAL);
 }
 
+static void test_the_example_config_loads(void **state)
+{
+    (void)state;
+    config c;
+    char err[256] = "";
+    config_defaults(&c);
+    if (config_load("deploy/antennad.example.json", &c, err, sizeof err) != 0)
+        fail_msg("deploy/antennad.example.json: %s", err);
+    assert_string_equal(c.audit_key_file, "/etc/antenna/audit.key");
+    assert_int_equal(c.policy.cluster_window, 4);
+}
+
 static void test_missing_file_is_enoent(void **state)
 {
     (void)state;
@@ -221,6 +233,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_out_of_range_is_an_error, setup, teardown),
         cmocka_unit_test_setup_teardown(test_malformed_json_reports_line, setup, teardown),
         cmocka_unit_test_setup_teardown(test_non_object_is_an_error, setup, teardown),
+        cmocka_unit_test(test_the_example_config_loads),
         cmocka_unit_test(test_missing_file_is_enoent),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

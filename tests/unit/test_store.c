@@ -1992,7 +1992,7 @@ static void migration_from_v1_fills_new_fields_with_defaults(void **state)
 
     char out[64];
     assert_int_equal(sqlite_cli(f, "PRAGMA user_version;", out, sizeof out), 0);
-    assert_string_equal(out, "2\n");
+    assert_string_equal(out, "3\n"); /* and on to the current version */
     /* script stays the last column of jobs (listing jobs never reads its overflow pages) */
     assert_int_equal(
         sqlite_cli(f, "SELECT name FROM pragma_table_info('jobs') ORDER BY cid DESC LIMIT 1;", out,
@@ -2009,8 +2009,1099 @@ static void migration_from_v1_keeps_job_id_counter(void **state)
     assert_int_equal(id, 101); /* never reuses an id v1 handed out, even one not in the table */
     store_free(f->s);
     f->s = NULL;
-    assert_int_equal(open_store(f), 0); /* already v2: opens without migrating again */
+    assert_int_equal(open_store(f), 0); /* already current: no new migration */
     assert_int_equal(insert_job(f, 1, "again"), 102);
+}
+
+/* --- v3: migration from a v2 database --- */
+
+/* The v1 -> v2 step of store.c, word for word (TERMINAL_SQL expanded). */
+static const char v2_step[] =
+    "ALTER TABLE partners ADD COLUMN share_weight INTEGER NOT NULL DEFAULT 1;"
+    "ALTER TABLE users ADD COLUMN category TEXT NOT NULL DEFAULT 'researcher';"
+    "CREATE TABLE jobs_v2 ("
+    "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    "  user_id INTEGER NOT NULL REFERENCES users(id),"
+    "  user_name TEXT NOT NULL,"
+    "  partner TEXT NOT NULL,"
+    "  unix_user TEXT NOT NULL,"
+    "  name TEXT NOT NULL,"
+    "  gpus INTEGER NOT NULL,"
+    "  gpu_type TEXT NOT NULL,"
+    "  cpus_per_task INTEGER NOT NULL,"
+    "  mem_mb INTEGER NOT NULL,"
+    "  time_minutes INTEGER NOT NULL,"
+    "  state TEXT NOT NULL,"
+    "  reason TEXT NOT NULL DEFAULT '',"
+    "  slurm_job_id INTEGER NOT NULL DEFAULT 0,"
+    "  exit_code INTEGER,"
+    "  cancel_requested INTEGER NOT NULL DEFAULT 0,"
+    "  submitted_at INTEGER NOT NULL,"
+    "  dispatched_at INTEGER NOT NULL DEFAULT 0,"
+    "  started_at INTEGER NOT NULL DEFAULT 0,"
+    "  ended_at INTEGER NOT NULL DEFAULT 0,"
+    "  period TEXT NOT NULL DEFAULT '',"
+    "  hold_gpu_seconds INTEGER NOT NULL DEFAULT 0,"
+    "  hold_cpu_seconds INTEGER NOT NULL DEFAULT 0,"
+    "  charge_gpu_seconds INTEGER NOT NULL DEFAULT 0,"
+    "  charge_cpu_seconds INTEGER NOT NULL DEFAULT 0,"
+    "  script TEXT NOT NULL);"
+    "INSERT INTO jobs_v2 (id, user_id, user_name, partner, unix_user, name, gpus, gpu_type,"
+    "  cpus_per_task, mem_mb, time_minutes, state, reason, slurm_job_id, exit_code,"
+    "  cancel_requested, submitted_at, dispatched_at, started_at, ended_at, script)"
+    " SELECT id, user_id, user_name, partner, unix_user, name, gpus, gpu_type, cpus_per_task,"
+    "  mem_mb, time_minutes, state, reason, slurm_job_id, exit_code, cancel_requested,"
+    "  submitted_at, dispatched_at, started_at, ended_at, script FROM jobs ORDER BY id;"
+    "DELETE FROM sqlite_sequence WHERE name = 'jobs_v2';"
+    "INSERT INTO sqlite_sequence (name, seq)"
+    " SELECT 'jobs_v2', seq FROM sqlite_sequence WHERE name = 'jobs';"
+    "DROP TABLE jobs;"
+    "ALTER TABLE jobs_v2 RENAME TO jobs;"
+    "CREATE INDEX jobs_user ON jobs (user_id, id);"
+    "CREATE INDEX jobs_partner ON jobs (partner, id);"
+    "CREATE INDEX jobs_state ON jobs (state);"
+    "CREATE INDEX jobs_active ON jobs (id) WHERE state NOT IN "
+    "('completed','failed','cancelled','timeout','node_fail','preempted','boot_fail','deadline',"
+    "'out_of_memory','lost');"
+    "CREATE TABLE quotas ("
+    "  partner_id INTEGER NOT NULL REFERENCES partners(id),"
+    "  period TEXT NOT NULL,"
+    "  gpu_seconds INTEGER NOT NULL,"
+    "  cpu_seconds INTEGER NOT NULL,"
+    "  max_gpus INTEGER NOT NULL,"
+    "  max_running_jobs INTEGER NOT NULL,"
+    "  max_queued_jobs INTEGER NOT NULL,"
+    "  max_walltime_minutes INTEGER NOT NULL,"
+    "  user_max_gpus INTEGER NOT NULL,"
+    "  updated_at INTEGER NOT NULL,"
+    "  PRIMARY KEY (partner_id, period));"
+    "CREATE TABLE ledger ("
+    "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    "  job_id INTEGER NOT NULL REFERENCES jobs(id),"
+    "  partner_id INTEGER NOT NULL REFERENCES partners(id),"
+    "  period TEXT NOT NULL,"
+    "  kind TEXT NOT NULL CHECK (kind IN ('hold', 'release', 'charge')),"
+    "  gpu_seconds INTEGER NOT NULL,"
+    "  cpu_seconds INTEGER NOT NULL,"
+    "  at INTEGER NOT NULL);"
+    "CREATE INDEX ledger_partner_period ON ledger (partner_id, period);"
+    "CREATE INDEX ledger_job ON ledger (job_id);"
+    "CREATE TRIGGER ledger_no_update BEFORE UPDATE ON ledger"
+    " BEGIN SELECT RAISE(ABORT, 'the ledger is append-only'); END;"
+    "CREATE TRIGGER ledger_no_delete BEFORE DELETE ON ledger"
+    " BEGIN SELECT RAISE(ABORT, 'the ledger is append-only'); END;";
+
+/* What a v2 antennad left: partners with weights, users with categories, a quota, a charged job
+ * (period 2026-10, charged 2026-10-15 12:00 UTC), a running job holding budget, a queued job. */
+static const char v2_data[] =
+    "UPDATE meta SET value = 'fedcba9876543210' WHERE key = 'instance_id';"
+    "INSERT INTO partners (id, name, description, created_at, share_weight) VALUES"
+    " (1, 'ulb', 'Brussels', 1700, 3), (2, 'kul', 'Leuven', 1701, 1);"
+    "INSERT INTO users (id, name, partner_id, unix_user, role, created_at, category) VALUES"
+    " (1, 'alice', 1, 'alice_u', 'admin', 1702, 'sme'),"
+    " (2, 'carol', 2, 'carol_u', 'user', 1703, 'institution');"
+    "INSERT INTO tokens (user_id, hash, label, created_at) VALUES (1, '" HASH_A
+    "', 'laptop', 1704);"
+    "INSERT INTO jobs (id, user_id, user_name, partner, unix_user, name, gpus, gpu_type,"
+    " cpus_per_task, mem_mb, time_minutes, state, reason, slurm_job_id, exit_code,"
+    " cancel_requested, submitted_at, dispatched_at, started_at, ended_at, period,"
+    " hold_gpu_seconds, hold_cpu_seconds, charge_gpu_seconds, charge_cpu_seconds, script) VALUES"
+    " (7, 1, 'alice', 'ulb', 'alice_u', 'done', 2, 'h100', 4, 8192, 60, 'completed', '', 4001, 0,"
+    "  0, 1792060000, 1792061000, 1792061200, 1792065600, '2026-10', 0, 0, 8800, 17600,"
+    "  '#!/bin/sh' || char(10)),"
+    " (8, 1, 'alice', 'ulb', 'alice_u', 'run', 1, '', 2, 1024, 30, 'running', '', 4002, NULL,"
+    "  0, 1793600000, 1793600100, 1793600200, 0, '2026-11', 1800, 3600, 0, 0,"
+    "  '#!/bin/sh' || char(10)),"
+    " (9, 2, 'carol', 'kul', 'carol_u', 'wait', 1, '', 2, 1024, 30, 'queued', 'Priority', 0,"
+    "  NULL, 0, 1793600300, 0, 0, 0, '', 0, 0, 0, 0, '#!/bin/sh' || char(10));"
+    "UPDATE sqlite_sequence SET seq = 100 WHERE name = 'jobs';"
+    "INSERT INTO quotas (partner_id, period, gpu_seconds, cpu_seconds, max_gpus,"
+    " max_running_jobs, max_queued_jobs, max_walltime_minutes, user_max_gpus, updated_at)"
+    " VALUES (1, '2026-11', 360000, -1, 8, 4, 50, 1440, 2, 1705);"
+    "INSERT INTO ledger (job_id, partner_id, period, kind, gpu_seconds, cpu_seconds, at) VALUES"
+    " (7, 1, '2026-10', 'hold', 14400, 28800, 1792061000),"
+    " (7, 1, '2026-10', 'release', -14400, -28800, 1792065600),"
+    " (7, 1, '2026-10', 'charge', 8800, 17600, 1792065600),"
+    " (8, 1, '2026-11', 'hold', 1800, 3600, 1793600100);"
+    "PRAGMA user_version = 2;";
+
+/* Writes the v2 database with the sqlite3 tool (v1 schema, then the v1 -> v2 step, then v2
+ * data), without opening the store. */
+static void write_v2_database(fixture *f)
+{
+    char sql[sizeof v1_schema + sizeof v2_step + sizeof v2_data + 64];
+    snprintf(sql, sizeof sql, "PRAGMA journal_mode = WAL;%s%s%s", v1_schema, v2_step, v2_data);
+    assert_int_equal(sqlite_cli(f, sql, NULL, 0), 0);
+    char out[16];
+    assert_int_equal(sqlite_cli(f, "PRAGMA user_version;", out, sizeof out), 0);
+    assert_string_equal(out, "2\n");
+}
+
+static void migration_from_v2_keeps_data(void **state)
+{
+    fixture *f = *state;
+    write_v2_database(f);
+    assert_int_equal(open_store(f), 0);
+    char out[64];
+    assert_int_equal(sqlite_cli(f, "PRAGMA user_version;", out, sizeof out), 0);
+    assert_string_equal(out, "3\n");
+    assert_string_equal(store_instance_id(f->s), "fedcba9876543210");
+
+    store_partner p;
+    assert_int_equal(store_partner_get(f->s, "ulb", &p), 0);
+    assert_string_equal(p.description, "Brussels");
+    assert_int_equal(p.share_weight, 3);
+    store_user u;
+    assert_int_equal(store_token_lookup(f->s, HASH_A, &u), 0);
+    assert_string_equal(u.name, "alice");
+    assert_string_equal(u.category, "sme");
+    assert_string_equal(u.role, "admin");
+    store_quota q;
+    assert_int_equal(store_quota_get(f->s, "ulb", "2026-11", &q), 0);
+    assert_int_equal(q.gpu_seconds, 360000);
+    assert_int_equal(q.cpu_seconds, STORE_UNLIMITED);
+    assert_int_equal(q.user_max_gpus, 2);
+
+    store_job j;
+    assert_int_equal(store_job_get(f->s, 7, &j), 0);
+    assert_string_equal(j.state, "completed");
+    assert_string_equal(j.period, "2026-10");
+    assert_int_equal(j.charge_gpu_seconds, 8800);
+    assert_int_equal(j.charge_cpu_seconds, 17600);
+    assert_int_equal(j.ended_at, 1792065600);
+    assert_int_equal(store_job_get(f->s, 8, &j), 0);
+    assert_string_equal(j.state, "running");
+    assert_int_equal(j.hold_gpu_seconds, 1800);
+    assert_int_equal(j.hold_cpu_seconds, 3600);
+    assert_int_equal(store_job_get(f->s, 9, &j), 0);
+    assert_string_equal(j.reason, "Priority");
+
+    store_ledger_totals *ts = NULL;
+    size_t n = 0;
+    assert_int_equal(store_ledger_totals_list(f->s, &ts, &n), 0);
+    assert_int_equal(n, 2);
+    assert_string_equal(ts[0].period, "2026-10");
+    assert_int_equal(ts[0].used_gpu_seconds, 8800);
+    assert_int_equal(ts[0].held_gpu_seconds, 0);
+    assert_int_equal(ts[0].last_charge_at, 1792065600);
+    assert_string_equal(ts[1].period, "2026-11");
+    assert_int_equal(ts[1].held_gpu_seconds, 1800);
+    free(ts);
+    assert_int_equal(ledger_rows(f, 0, NULL), 4);
+
+    /* the new calls work on the migrated rows, and new ids follow the old counter */
+    store_usage_filter uf = {.by = "day"};
+    store_usage_row *rows = NULL;
+    assert_int_equal(store_usage_query(f->s, &uf, &rows, &n), 0);
+    assert_int_equal(n, 1);
+    assert_string_equal(rows[0].key, "2026-10-15");
+    assert_int_equal(rows[0].gpu_seconds, 8800);
+    assert_int_equal(rows[0].elapsed_gpu_seconds, 2 * (1792065600 - 1792061200));
+    free(rows);
+    store_job *js = NULL;
+    assert_int_equal(store_job_list_charged(f->s, "ulb", "2026-10", &js, &n), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(js[0].id, 7);
+    free(js);
+    assert_int_equal(insert_job(f, 2, "after"), 101);
+}
+
+/* The same query on the sqlite3 tool's view of the migrated and of a new database: the schema
+ * they end with (tables, indexes, triggers, their SQL) must be the same. */
+#define SCHEMA_SQL "SELECT type, name, tbl_name, sql FROM sqlite_master ORDER BY type, name;"
+
+static void migration_from_v2_gives_the_schema_of_a_new_database(void **state)
+{
+    fixture *f = *state;
+    static char migrated[16384], fresh[16384];
+    write_v2_database(f);
+    assert_int_equal(open_store(f), 0);
+    assert_int_equal(sqlite_cli(f, SCHEMA_SQL, migrated, sizeof migrated), 0);
+    assert_true(strlen(migrated) < sizeof migrated - 1);
+    store_free(f->s);
+    f->s = NULL;
+    char old[sizeof f->path];
+    memcpy(old, f->path, sizeof old);
+    snprintf(f->path, sizeof f->path, "%s/fresh.db", f->dir);
+    assert_int_equal(open_store(f), 0);
+    assert_int_equal(sqlite_cli(f, SCHEMA_SQL, fresh, sizeof fresh), 0);
+    memcpy(f->path, old, sizeof old);
+    assert_string_equal(migrated, fresh);
+    assert_non_null(strstr(fresh, "table|audit|audit|"));
+    assert_non_null(strstr(fresh, "index|ledger_kind_at|ledger|"));
+    char out[16];
+    assert_int_equal(sqlite_cli(f,
+                                "SELECT count(*) FROM sqlite_master "
+                                "WHERE type = 'trigger' AND tbl_name = 'audit';",
+                                out, sizeof out),
+                     0);
+    assert_string_equal(out, "0\n"); /* the hash chain, not SQLite, guards the audit trail */
+}
+
+/* --- v3: usage --- */
+
+/* Adds bob (ulb, sme), partner kul and carol (kul, institution), with unlimited quotas for
+ * PERIOD; alice (ulb, researcher) comes from setup_user. */
+static void add_usage_users(fixture *f, int64_t *bob, int64_t *carol)
+{
+    assert_int_equal(store_user_insert(f->s, "bob", "ulb", "bob", "user", "sme", bob), 0);
+    assert_int_equal(store_partner_insert(f->s, "kul", NULL, 1, NULL), 0);
+    assert_int_equal(store_user_insert(f->s, "carol", "kul", "carol", "user", "institution", carol),
+                     0);
+    store_quota q = quota_of("ulb", PERIOD, STORE_UNLIMITED, STORE_UNLIMITED);
+    assert_int_equal(store_quota_set(f->s, &q), 0);
+    q = quota_of("kul", PERIOD, STORE_UNLIMITED, STORE_UNLIMITED);
+    assert_int_equal(store_quota_set(f->s, &q), 0);
+}
+
+/* A job of `user_id` with `gpus` GPUs of `gpu_type`, dispatched for `period` with a hold, run
+ * from `started` (0 = never started) and completed at `ended` with the given charge (no charge
+ * row when both are 0). */
+static int64_t charged_job(fixture *f, int64_t user_id, int gpus, const char *gpu_type,
+                           const char *period, int64_t started, int64_t ended, int64_t charge_gpu,
+                           int64_t charge_cpu)
+{
+    store_job j = {.user_id = user_id, .gpus = gpus, .cpus_per_task = 1, .time_minutes = 10};
+    snprintf(j.name, sizeof j.name, "charged");
+    snprintf(j.gpu_type, sizeof j.gpu_type, "%s", gpu_type);
+    assert_int_equal(store_job_insert(f->s, &j, "#!/bin/sh\n"), 0);
+    assert_int_equal(store_job_dispatch_begin(f->s, j.id, period, 10, 10), 0);
+    assert_int_equal(store_job_set_dispatched(f->s, j.id, 5000 + j.id), 0);
+    if (started > 0) {
+        store_job r = {.id = j.id, .state = "running", .started_at = started};
+        assert_int_equal(store_job_update(f->s, &r), 0);
+    }
+    store_job c = {.id = j.id,
+                   .state = "completed",
+                   .ended_at = ended,
+                   .has_exit_code = true,
+                   .charge_gpu_seconds = charge_gpu,
+                   .charge_cpu_seconds = charge_cpu};
+    assert_int_equal(store_job_update(f->s, &c), 0);
+    return j.id;
+}
+
+/* Five charged jobs, one cancelled and one running (neither charged):
+ *   alice (ulb, researcher): 2 x h100 for 600 s, charged 1200 GPU-s / 300 CPU-s;
+ *                            1 x a100 for 100 s, charged 50 / 100
+ *   bob (ulb, sme):          no GPU for 500 s, charged 0 / 500
+ *   carol (kul, institution): 4 x h100 for 10 s, charged 40 / 7;
+ *                            1 GPU of no named type, never started, charged 0 / 3 */
+static void add_usage_jobs(fixture *f, int64_t bob, int64_t carol)
+{
+    charged_job(f, f->user_id, 2, "h100", PERIOD, 1000, 1600, 1200, 300);
+    charged_job(f, f->user_id, 1, "a100", PERIOD, 2000, 2100, 50, 100);
+    charged_job(f, bob, 0, "", PERIOD, 1000, 1500, 0, 500);
+    charged_job(f, carol, 4, "h100", PERIOD, 1000, 1010, 40, 7);
+    charged_job(f, carol, 1, "", PERIOD, 0, 3000, 0, 3);
+    int64_t cancelled = insert_job(f, f->user_id, "cancelled");
+    assert_int_equal(store_job_dispatch_begin(f->s, cancelled, PERIOD, 500, 500), 0);
+    assert_int_equal(store_job_transition(f->s, cancelled, "dispatching", "cancelled", NULL), 0);
+    int64_t running = insert_job(f, bob, "running");
+    assert_int_equal(store_job_dispatch_begin(f->s, running, PERIOD, 700, 700), 0);
+}
+
+typedef struct usage_want {
+    const char *key;
+    int64_t gpu, cpu, elapsed, jobs;
+} usage_want;
+
+/* Asserts that the query `by` (with filters partner, user) returns exactly `want`. */
+static void check_usage(fixture *f, const char *by, const char *partner, const char *user,
+                        const usage_want *want, size_t nwant)
+{
+    store_usage_filter uf = {.by = by, .partner = partner, .user = user};
+    store_usage_row *rows = NULL;
+    size_t n = 99;
+    assert_int_equal(store_usage_query(f->s, &uf, &rows, &n), 0);
+    assert_int_equal(n, nwant);
+    for (size_t i = 0; i < n; i++) {
+        assert_string_equal(rows[i].key, want[i].key);
+        assert_int_equal(rows[i].gpu_seconds, want[i].gpu);
+        assert_int_equal(rows[i].cpu_seconds, want[i].cpu);
+        assert_int_equal(rows[i].elapsed_gpu_seconds, want[i].elapsed);
+        assert_int_equal(rows[i].jobs, want[i].jobs);
+    }
+    if (n == 0) assert_null(rows);
+    free(rows);
+}
+
+static void usage_by_partner_sums_only_charge_rows(void **state)
+{
+    fixture *f = *state;
+    int64_t bob, carol;
+    add_usage_users(f, &bob, &carol);
+    add_usage_jobs(f, bob, carol);
+    const usage_want want[] = {{"kul", 40, 10, 40, 2}, {"ulb", 1250, 900, 1300, 3}};
+    check_usage(f, "partner", NULL, NULL, want, 2);
+}
+
+static void usage_by_user_sums_per_user(void **state)
+{
+    fixture *f = *state;
+    int64_t bob, carol;
+    add_usage_users(f, &bob, &carol);
+    add_usage_jobs(f, bob, carol);
+    const usage_want want[] = {
+        {"alice", 1250, 400, 1300, 2}, {"bob", 0, 500, 0, 1}, {"carol", 40, 10, 40, 2}};
+    check_usage(f, "user", NULL, NULL, want, 3);
+}
+
+static void usage_by_category_sums_per_user_category(void **state)
+{
+    fixture *f = *state;
+    int64_t bob, carol;
+    add_usage_users(f, &bob, &carol);
+    add_usage_jobs(f, bob, carol);
+    const usage_want want[] = {
+        {"institution", 40, 10, 40, 2}, {"researcher", 1250, 400, 1300, 2}, {"sme", 0, 500, 0, 1}};
+    check_usage(f, "category", NULL, NULL, want, 3);
+}
+
+static void usage_by_gpu_type_counts_jobs_without_type_as_none(void **state)
+{
+    fixture *f = *state;
+    int64_t bob, carol;
+    add_usage_users(f, &bob, &carol);
+    add_usage_jobs(f, bob, carol);
+    const usage_want want[] = {
+        {"a100", 50, 100, 100, 1}, {"h100", 1240, 307, 1240, 2}, {"none", 0, 503, 0, 2}};
+    check_usage(f, "gpu-type", NULL, NULL, want, 3);
+}
+
+static void usage_total_is_one_row_with_empty_key(void **state)
+{
+    fixture *f = *state;
+    int64_t bob, carol;
+    add_usage_users(f, &bob, &carol);
+    const usage_want zero[] = {{"", 0, 0, 0, 0}};
+    check_usage(f, "total", NULL, NULL, zero, 1); /* nothing charged yet */
+    check_usage(f, "partner", NULL, NULL, NULL, 0);
+    add_usage_jobs(f, bob, carol);
+    const usage_want want[] = {{"", 1290, 910, 1340, 5}};
+    check_usage(f, "total", NULL, NULL, want, 1);
+}
+
+static void usage_elapsed_is_gpus_times_run_time_clamped_at_zero(void **state)
+{
+    fixture *f = *state;
+    int64_t bob, carol;
+    add_usage_users(f, &bob, &carol);
+    charged_job(f, f->user_id, 3, "h100", PERIOD, 1000, 1100, 1, 1); /* 300 */
+    charged_job(f, f->user_id, 3, "h100", PERIOD, 5000, 4000, 1, 1); /* ended before start: 0 */
+    charged_job(f, f->user_id, 3, "h100", PERIOD, 0, 4000, 1, 1);    /* never started: 0 */
+    charged_job(f, f->user_id, 0, "", PERIOD, 1000, 9000, 0, 1);     /* no GPU: 0 */
+    const usage_want want[] = {{"", 3, 4, 300, 4}};
+    check_usage(f, "total", NULL, NULL, want, 1);
+}
+
+static void usage_filters_by_partner_and_user(void **state)
+{
+    fixture *f = *state;
+    int64_t bob, carol;
+    add_usage_users(f, &bob, &carol);
+    add_usage_jobs(f, bob, carol);
+    const usage_want ulb_users[] = {{"alice", 1250, 400, 1300, 2}, {"bob", 0, 500, 0, 1}};
+    check_usage(f, "user", "ulb", NULL, ulb_users, 2);
+    const usage_want alice_types[] = {{"a100", 50, 100, 100, 1}, {"h100", 1200, 300, 1200, 1}};
+    check_usage(f, "gpu-type", NULL, "alice", alice_types, 2);
+    const usage_want alice_ulb[] = {{"ulb", 1250, 400, 1300, 2}};
+    check_usage(f, "partner", "ulb", "alice", alice_ulb, 1);
+    check_usage(f, "partner", "kul", "alice", NULL, 0); /* alice is not of kul */
+    check_usage(f, "user", "nobody", NULL, NULL, 0);
+    const usage_want none[] = {{"", 0, 0, 0, 0}};
+    check_usage(f, "total", NULL, "nobody", none, 1);
+}
+
+/* The store stamps a charge with the time of the update that writes it, so charges at chosen
+ * times are appended to the ledger with the sqlite3 tool, for jobs completed without a charge:
+ * at 2026-10-31 23:59:59, 2026-11-01 00:00:00, 2026-11-02 08:00, 2026-12-31 23:00 and
+ * 2027-01-01 00:30 UTC, charged 10, 20, 40, 80 and 160 GPU-seconds. */
+static void add_timed_charges(fixture *f)
+{
+    int64_t ids[5];
+    set_budget(f, PERIOD, STORE_UNLIMITED, STORE_UNLIMITED);
+    for (int i = 0; i < 5; i++)
+        ids[i] = charged_job(f, f->user_id, 1, "h100", PERIOD, 0, 0, 0, 0);
+    assert_int_equal(ledger_rows(f, 0, "charge"), 0);
+    char sql[1024];
+    snprintf(sql, sizeof sql,
+             "INSERT INTO ledger (job_id, partner_id, period, kind, gpu_seconds, cpu_seconds, at)"
+             " SELECT column1, (SELECT id FROM partners WHERE name = 'ulb'), '%s', 'charge',"
+             " column2, column2 / 10, column3 FROM (VALUES"
+             " (%lld, 10, 1793491199), (%lld, 20, 1793491200), (%lld, 40, 1793606400),"
+             " (%lld, 80, 1798758000), (%lld, 160, 1798763400));",
+             PERIOD, (long long)ids[0], (long long)ids[1], (long long)ids[2], (long long)ids[3],
+             (long long)ids[4]);
+    assert_int_equal(sqlite_cli(f, sql, NULL, 0), 0);
+    assert_int_equal(ledger_rows(f, 0, "charge"), 5);
+}
+
+static void usage_by_day_and_month_use_the_utc_date_of_the_charge(void **state)
+{
+    fixture *f = *state;
+    add_timed_charges(f);
+    /* 13 hours ahead of UTC here: a local date would move every charge to the next day */
+    char *tz = getenv("TZ") ? strdup(getenv("TZ")) : NULL;
+    assert_int_equal(setenv("TZ", "XXX-13", 1), 0);
+    tzset();
+    const usage_want days[] = {{"2026-10-31", 10, 1, 0, 1},
+                               {"2026-11-01", 20, 2, 0, 1},
+                               {"2026-11-02", 40, 4, 0, 1},
+                               {"2026-12-31", 80, 8, 0, 1},
+                               {"2027-01-01", 160, 16, 0, 1}};
+    check_usage(f, "day", NULL, NULL, days, 5);
+    const usage_want months[] = {{"2026-10", 10, 1, 0, 1},
+                                 {"2026-11", 60, 6, 0, 2},
+                                 {"2026-12", 80, 8, 0, 1},
+                                 {"2027-01", 160, 16, 0, 1}};
+    check_usage(f, "month", NULL, NULL, months, 4);
+    if (tz)
+        setenv("TZ", tz, 1);
+    else
+        unsetenv("TZ");
+    tzset();
+    free(tz);
+}
+
+/* The GPU-seconds of `by` = "total" over from <= at < to. */
+static int64_t usage_between(fixture *f, int64_t from, int64_t to)
+{
+    store_usage_filter uf = {.by = "total", .from = from, .to = to};
+    store_usage_row *rows = NULL;
+    size_t n = 0;
+    assert_int_equal(store_usage_query(f->s, &uf, &rows, &n), 0);
+    assert_int_equal(n, 1);
+    int64_t gpu = rows[0].gpu_seconds;
+    free(rows);
+    return gpu;
+}
+
+static void usage_from_is_inclusive_and_to_exclusive(void **state)
+{
+    fixture *f = *state;
+    add_timed_charges(f);
+    assert_int_equal(usage_between(f, 0, 0), 310);
+    assert_int_equal(usage_between(f, 1793491200, 0), 300);          /* from Nov 1st 00:00 */
+    assert_int_equal(usage_between(f, 1793491201, 0), 280);          /* one second later */
+    assert_int_equal(usage_between(f, 0, 1793491200), 10);           /* to Nov 1st 00:00 */
+    assert_int_equal(usage_between(f, 0, 1793491201), 30);           /* one second later */
+    assert_int_equal(usage_between(f, 1793491200, 1798758000), 60);  /* November to Dec 31 */
+    assert_int_equal(usage_between(f, 1798763400, 1798763401), 160); /* one second */
+    assert_int_equal(usage_between(f, 1798763401, 0), 0);
+}
+
+static void usage_unknown_by_is_einval(void **state)
+{
+    fixture *f = *state;
+    const char *bad[] = {"gpu_type", "Partner", "", "days", "partner "};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        store_usage_filter uf = {.by = bad[i]};
+        store_usage_row *rows = (store_usage_row *)&uf;
+        size_t n = 7;
+        assert_int_equal(store_usage_query(f->s, &uf, &rows, &n), -EINVAL);
+        assert_null(rows);
+        assert_int_equal(n, 0);
+    }
+    store_usage_filter none = {.by = NULL};
+    store_usage_row *rows = NULL;
+    size_t n = 0;
+    assert_int_equal(store_usage_query(f->s, &none, &rows, &n), -EINVAL);
+}
+
+/* Random jobs and charges (fixed seed): every dimension's rows sum to the total, which equals
+ * the sum of the ledger's charge rows; each row equals the sum computed here from the jobs. */
+#define RANDOM_JOBS 60
+
+typedef struct rand_user {
+    const char *name, *partner, *category;
+} rand_user;
+
+static const rand_user rand_users[] = {
+    {"alice", "ulb", "researcher"}, {"bob", "ulb", "sme"},  {"carol", "kul", "institution"},
+    {"dave", "kul", "researcher"},  {"erin", "vub", "sme"}, {"frank", "vub", "institution"},
+};
+#define RAND_USERS (sizeof rand_users / sizeof rand_users[0])
+
+typedef struct rand_job {
+    size_t user;
+    int gpus;
+    const char *gpu_type;
+    int64_t started, ended, gpu_s, cpu_s;
+    bool charged;
+    char day[16], month[16]; /* of its charge row */
+} rand_job;
+
+static uint64_t rand_next(uint64_t *x)
+{
+    *x ^= *x << 13;
+    *x ^= *x >> 7;
+    *x ^= *x << 17;
+    return *x;
+}
+
+/* The group of job j in dimension `by`. */
+static const char *rand_key(const rand_job *j, const char *by)
+{
+    const rand_user *u = &rand_users[j->user];
+    if (strcmp(by, "partner") == 0) return u->partner;
+    if (strcmp(by, "user") == 0) return u->name;
+    if (strcmp(by, "category") == 0) return u->category;
+    if (strcmp(by, "gpu-type") == 0) return j->gpus <= 0 || !j->gpu_type[0] ? "none" : j->gpu_type;
+    if (strcmp(by, "day") == 0) return j->day;
+    if (strcmp(by, "month") == 0) return j->month;
+    return "";
+}
+
+/* Sums the charged jobs of group `key` in `by` (and of partner, user when not NULL). */
+static store_usage_row rand_sum(const rand_job *js, size_t n, const char *by, const char *key,
+                                const char *partner, const char *user)
+{
+    store_usage_row r;
+    memset(&r, 0, sizeof r);
+    for (size_t i = 0; i < n; i++) {
+        const rand_job *j = &js[i];
+        if (!j->charged || strcmp(rand_key(j, by), key) != 0) continue;
+        if (partner && strcmp(rand_users[j->user].partner, partner) != 0) continue;
+        if (user && strcmp(rand_users[j->user].name, user) != 0) continue;
+        r.gpu_seconds += j->gpu_s;
+        r.cpu_seconds += j->cpu_s;
+        if (j->gpus > 0 && j->started > 0 && j->ended > j->started)
+            r.elapsed_gpu_seconds += j->gpus * (j->ended - j->started);
+        r.jobs++;
+    }
+    return r;
+}
+
+/* Checks the rows of `by` (with filters) against the jobs; returns their sum. */
+static store_usage_row check_random_dim(fixture *f, const rand_job *js, size_t njobs,
+                                        const char *by, const char *partner, const char *user)
+{
+    store_usage_filter uf = {.by = by, .partner = partner, .user = user};
+    store_usage_row *rows = NULL, sum;
+    size_t n = 0;
+    memset(&sum, 0, sizeof sum);
+    assert_int_equal(store_usage_query(f->s, &uf, &rows, &n), 0);
+    for (size_t i = 0; i < n; i++) {
+        if (i > 0) assert_true(strcmp(rows[i - 1].key, rows[i].key) < 0); /* ordered by key */
+        store_usage_row want = rand_sum(js, njobs, by, rows[i].key, partner, user);
+        assert_true(want.jobs > 0);
+        assert_int_equal(rows[i].gpu_seconds, want.gpu_seconds);
+        assert_int_equal(rows[i].cpu_seconds, want.cpu_seconds);
+        assert_int_equal(rows[i].elapsed_gpu_seconds, want.elapsed_gpu_seconds);
+        assert_int_equal(rows[i].jobs, want.jobs);
+        sum.gpu_seconds += rows[i].gpu_seconds;
+        sum.cpu_seconds += rows[i].cpu_seconds;
+        sum.elapsed_gpu_seconds += rows[i].elapsed_gpu_seconds;
+        sum.jobs += rows[i].jobs;
+    }
+    free(rows);
+    return sum;
+}
+
+static void make_random_jobs(fixture *f, rand_job *js, size_t n)
+{
+    static const char *const periods[] = {"2026-10", "2026-11", "2026-12"};
+    static const char *const types[] = {"", "h100", "a100", "l4"};
+    int64_t ids[RAND_USERS];
+    assert_int_equal(store_partner_insert(f->s, "kul", NULL, 1, NULL), 0);
+    assert_int_equal(store_partner_insert(f->s, "vub", NULL, 2, NULL), 0);
+    for (size_t u = 0; u < RAND_USERS; u++) {
+        store_user su;
+        if (store_user_get(f->s, rand_users[u].name, &su) != 0)
+            assert_int_equal(store_user_insert(f->s, rand_users[u].name, rand_users[u].partner,
+                                               rand_users[u].name, "user", rand_users[u].category,
+                                               NULL),
+                             0);
+        assert_int_equal(store_user_get(f->s, rand_users[u].name, &su), 0);
+        assert_string_equal(su.category, rand_users[u].category);
+        ids[u] = su.id;
+        for (size_t p = 0; p < 3; p++) {
+            store_quota q =
+                quota_of(rand_users[u].partner, periods[p], STORE_UNLIMITED, STORE_UNLIMITED);
+            assert_int_equal(store_quota_set(f->s, &q), 0);
+        }
+    }
+    uint64_t x = 0x5eed2026u;
+    for (size_t i = 0; i < n; i++) {
+        rand_job *j = &js[i];
+        memset(j, 0, sizeof *j);
+        j->user = rand_next(&x) % RAND_USERS;
+        j->gpus = (int)(rand_next(&x) % 5);
+        j->gpu_type = types[rand_next(&x) % 4];
+        const char *period = periods[rand_next(&x) % 3];
+        j->started = rand_next(&x) % 6 == 0 ? 0 : 1000 + (int64_t)(rand_next(&x) % 100000);
+        j->ended = j->started + (int64_t)(rand_next(&x) % 20000) - 2000;
+        if (j->ended < 1) j->ended = 1;
+        unsigned fate = rand_next(&x) % 10;
+        if (fate == 0) { /* still running: held, not charged */
+            int64_t id = insert_job(f, ids[j->user], "running");
+            assert_int_equal(store_job_dispatch_begin(f->s, id, period, 5, 5), 0);
+            continue;
+        }
+        if (fate != 1) { /* fate 1: completed without a charge */
+            j->gpu_s = rand_next(&x) % 4 == 0 ? 0 : (int64_t)(rand_next(&x) % 1000000);
+            j->cpu_s = 1 + (int64_t)(rand_next(&x) % 1000000);
+            j->charged = true;
+        }
+        int64_t id = charged_job(f, ids[j->user], j->gpus, j->gpu_type, period, j->started,
+                                 j->ended, j->gpu_s, j->cpu_s);
+        if (!j->charged) continue;
+        store_ledger_entry *es = NULL;
+        size_t ne = 0;
+        assert_int_equal(store_ledger_list(f->s, NULL, id, "charge", 0, &es, &ne), 0);
+        assert_int_equal(ne, 1);
+        time_t at = (time_t)es[0].at;
+        free(es);
+        struct tm tm;
+        assert_non_null(gmtime_r(&at, &tm));
+        assert_int_equal(strftime(j->day, sizeof j->day, "%Y-%m-%d", &tm), 10);
+        assert_int_equal(strftime(j->month, sizeof j->month, "%Y-%m", &tm), 7);
+    }
+}
+
+static void usage_random_charges_sum_the_same_in_every_dimension_and_in_the_ledger(void **state)
+{
+    fixture *f = *state;
+    static rand_job js[RANDOM_JOBS];
+    make_random_jobs(f, js, RANDOM_JOBS);
+
+    store_usage_row total = rand_sum(js, RANDOM_JOBS, "total", "", NULL, NULL);
+    assert_true(total.jobs > RANDOM_JOBS / 2);
+    store_ledger_entry *es = NULL;
+    size_t ne = 0;
+    assert_int_equal(store_ledger_list(f->s, NULL, 0, "charge", 0, &es, &ne), 0);
+    int64_t ledger_gpu = 0, ledger_cpu = 0;
+    for (size_t i = 0; i < ne; i++) {
+        ledger_gpu += es[i].gpu_seconds;
+        ledger_cpu += es[i].cpu_seconds;
+    }
+    free(es);
+    assert_int_equal(ne, total.jobs);
+    assert_int_equal(ledger_gpu, total.gpu_seconds);
+    assert_int_equal(ledger_cpu, total.cpu_seconds);
+
+    static const char *const dims[] = {"partner", "user",  "category", "gpu-type",
+                                       "day",     "month", "total"};
+    for (size_t d = 0; d < sizeof dims / sizeof dims[0]; d++) {
+        store_usage_row sum = check_random_dim(f, js, RANDOM_JOBS, dims[d], NULL, NULL);
+        assert_int_equal(sum.gpu_seconds, total.gpu_seconds);
+        assert_int_equal(sum.cpu_seconds, total.cpu_seconds);
+        assert_int_equal(sum.elapsed_gpu_seconds, total.elapsed_gpu_seconds);
+        assert_int_equal(sum.jobs, total.jobs);
+    }
+    /* filtered: by partner, then by user, in every dimension */
+    for (size_t u = 0; u < RAND_USERS; u++) {
+        const char *partner = rand_users[u].partner, *user = rand_users[u].name;
+        store_usage_row want_p = rand_sum(js, RANDOM_JOBS, "total", "", partner, NULL);
+        store_usage_row want_u = rand_sum(js, RANDOM_JOBS, "total", "", NULL, user);
+        for (size_t d = 0; d < sizeof dims / sizeof dims[0]; d++) {
+            store_usage_row sum = check_random_dim(f, js, RANDOM_JOBS, dims[d], partner, NULL);
+            assert_int_equal(sum.gpu_seconds, want_p.gpu_seconds);
+            assert_int_equal(sum.jobs, want_p.jobs);
+            sum = check_random_dim(f, js, RANDOM_JOBS, dims[d], NULL, user);
+            assert_int_equal(sum.gpu_seconds, want_u.gpu_seconds);
+            assert_int_equal(sum.cpu_seconds, want_u.cpu_seconds);
+            assert_int_equal(sum.jobs, want_u.jobs);
+        }
+    }
+}
+
+/* --- v3: statements --- */
+
+static void job_list_charged_lists_charged_jobs_of_partner_and_period_by_end_time(void **state)
+{
+    fixture *f = *state;
+    int64_t bob, carol;
+    add_usage_users(f, &bob, &carol);
+    set_budget(f, "2026-12", STORE_UNLIMITED, STORE_UNLIMITED);
+    int64_t x = charged_job(f, f->user_id, 2, "h100", PERIOD, 1000, 3000, 4000, 10);
+    int64_t y = charged_job(f, bob, 1, "a100", PERIOD, 1500, 2000, 500, 20);
+    int64_t y2 = charged_job(f, f->user_id, 0, "", PERIOD, 1900, 2000, 0, 30); /* same end */
+    int64_t z = charged_job(f, f->user_id, 1, "h100", "2026-12", 100, 1000, 900, 1);
+    int64_t k = charged_job(f, carol, 1, "h100", PERIOD, 100, 500, 400, 1);
+    charged_job(f, f->user_id, 1, "h100", PERIOD, 100, 200, 0, 0); /* completed, not charged */
+    insert_held_job(f);                                            /* held, not charged */
+
+    store_job *js = NULL;
+    size_t n = 0;
+    assert_int_equal(store_job_list_charged(f->s, "ulb", PERIOD, &js, &n), 0);
+    assert_int_equal(n, 3);
+    assert_int_equal(js[0].id, y);
+    assert_int_equal(js[1].id, y2);
+    assert_int_equal(js[2].id, x);
+    assert_string_equal(js[2].user, "alice");
+    assert_string_equal(js[2].partner, "ulb");
+    assert_string_equal(js[2].name, "charged");
+    assert_int_equal(js[2].gpus, 2);
+    assert_string_equal(js[2].gpu_type, "h100");
+    assert_string_equal(js[2].state, "completed");
+    assert_true(js[2].has_exit_code);
+    assert_int_equal(js[2].slurm_job_id, 5000 + x);
+    assert_int_equal(js[2].started_at, 1000);
+    assert_int_equal(js[2].ended_at, 3000);
+    assert_string_equal(js[2].period, PERIOD);
+    assert_int_equal(js[2].hold_gpu_seconds, 0);
+    assert_int_equal(js[2].charge_gpu_seconds, 4000);
+    assert_int_equal(js[2].charge_cpu_seconds, 10);
+    assert_int_equal(js[1].charge_cpu_seconds, 30);
+    free(js);
+    assert_int_equal(store_job_list_charged(f->s, "ulb", "2026-12", &js, &n), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(js[0].id, z);
+    free(js);
+    assert_int_equal(store_job_list_charged(f->s, "kul", PERIOD, &js, &n), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(js[0].id, k);
+    free(js);
+    assert_int_equal(store_job_list_charged(f->s, "ulb", "2027-01", &js, &n), 0);
+    assert_int_equal(n, 0);
+    assert_null(js);
+    assert_int_equal(store_job_list_charged(f->s, "nobody", PERIOD, &js, &n), 0);
+    assert_int_equal(n, 0);
+}
+
+/* --- v3: audit trail --- */
+
+/* A test hash (not cryptographic): four FNV-1a 64 over the fields audit.h hashes, as hex. */
+static void test_hash(const store_audit_entry *e, char out[STORE_HASH_HEX])
+{
+    char head[512];
+    snprintf(head, sizeof head, "%s\n%lld\n%lld\n%s\n%s\n%s\n", e->prev_hash, (long long)e->seq,
+             (long long)e->at, e->actor, e->partner, e->action);
+    uint64_t h[4];
+    for (int k = 0; k < 4; k++) {
+        h[k] = 14695981039346656037ULL ^ (uint64_t)k;
+        const char *parts[2] = {head, e->details ? e->details : "(null)"};
+        for (int p = 0; p < 2; p++)
+            for (const unsigned char *c = (const unsigned char *)parts[p]; *c; c++)
+                h[k] = (h[k] ^ *c) * 1099511628211ULL;
+    }
+    snprintf(out, STORE_HASH_HEX, "%016llx%016llx%016llx%016llx", (unsigned long long)h[0],
+             (unsigned long long)h[1], (unsigned long long)h[2], (unsigned long long)h[3]);
+}
+
+/* What the hash function was last called with; `fail` makes it fail. */
+typedef struct hash_spy {
+    int calls;
+    int fail;
+    store_audit_entry seen;
+    char details[256];
+} hash_spy;
+
+static int spy_hash(const store_audit_entry *e, char out[STORE_HASH_HEX], void *arg)
+{
+    hash_spy *spy = arg;
+    if (spy) {
+        spy->calls++;
+        spy->seen = *e;
+        snprintf(spy->details, sizeof spy->details, "%s", e->details ? e->details : "(null)");
+        spy->seen.details = spy->details;
+        if (spy->fail) return spy->fail;
+    }
+    test_hash(e, out);
+    return 0;
+}
+
+static store_audit_entry audit_entry(const char *actor, const char *partner, const char *action,
+                                     const char *details, int64_t at)
+{
+    store_audit_entry e;
+    memset(&e, 0, sizeof e);
+    snprintf(e.actor, sizeof e.actor, "%s", actor);
+    snprintf(e.partner, sizeof e.partner, "%s", partner);
+    snprintf(e.action, sizeof e.action, "%s", action);
+    e.details = (char *)details;
+    e.at = at;
+    return e;
+}
+
+static void audit_append(fixture *f, const char *actor, const char *action, int64_t at)
+{
+    store_audit_entry e = audit_entry(actor, "", action, "{}", at);
+    assert_int_equal(store_audit_append(f->s, &e, spy_hash, NULL), 0);
+}
+
+static void assert_entry_equal(const store_audit_entry *a, const store_audit_entry *b)
+{
+    assert_int_equal(a->seq, b->seq);
+    assert_int_equal(a->at, b->at);
+    assert_string_equal(a->actor, b->actor);
+    assert_string_equal(a->partner, b->partner);
+    assert_string_equal(a->action, b->action);
+    assert_string_equal(a->details, b->details);
+    assert_string_equal(a->prev_hash, b->prev_hash);
+}
+
+static void audit_append_chains_entries_and_hashes_their_final_fields(void **state)
+{
+    fixture *f = *state;
+    hash_spy spy = {0};
+    store_audit_entry e1 = audit_entry("alice", "ulb", "job.submitted", "{\"job\":1}", 0);
+    memset(e1.prev_hash, 'x', sizeof e1.prev_hash - 1); /* whatever the caller left there */
+    e1.seq = 42;
+    assert_int_equal(store_audit_append(f->s, &e1, spy_hash, &spy), 0);
+    assert_int_equal(spy.calls, 1);
+    assert_int_equal(e1.seq, 1);
+    assert_string_equal(e1.prev_hash, "");
+    assert_entry_equal(&spy.seen, &e1); /* hashed with its final seq, at and prev_hash */
+    char want[STORE_HASH_HEX];
+    test_hash(&e1, want);
+    assert_string_equal(e1.hash, want);
+
+    store_audit_entry e2 = audit_entry("antennad", "", "job.dispatched", "{\"job\":1}", 0);
+    assert_int_equal(store_audit_append(f->s, &e2, spy_hash, &spy), 0);
+    assert_int_equal(spy.calls, 2);
+    assert_int_equal(e2.seq, 2);
+    assert_string_equal(e2.prev_hash, e1.hash);
+    assert_entry_equal(&spy.seen, &e2);
+    test_hash(&e2, want);
+    assert_string_equal(e2.hash, want);
+
+    store_audit_entry *es = NULL;
+    size_t n = 0;
+    assert_int_equal(store_audit_list(f->s, 0, 0, NULL, NULL, 0, &es, &n), 0);
+    assert_int_equal(n, 2);
+    assert_entry_equal(&es[0], &e1);
+    assert_string_equal(es[0].hash, e1.hash);
+    assert_entry_equal(&es[1], &e2);
+    assert_string_equal(es[1].hash, e2.hash);
+    assert_true(es[0].details != e1.details); /* a copy, owned by the entry */
+    store_audit_entries_free(es, n);
+}
+
+static void
+audit_append_stamps_at_only_when_zero_and_stores_no_details_as_empty_object(void **state)
+{
+    fixture *f = *state;
+    hash_spy spy = {0};
+    int64_t before = time(NULL);
+    store_audit_entry e1 = audit_entry("-", "", "auth.failed", NULL, 0);
+    assert_int_equal(store_audit_append(f->s, &e1, spy_hash, &spy), 0);
+    assert_true(e1.at >= before && e1.at <= time(NULL));
+    assert_int_equal(spy.seen.at, e1.at);
+    assert_string_equal(spy.details, "{}"); /* hashed as stored */
+    assert_null(e1.details);                /* the caller's pointer is left alone */
+    store_audit_entry e2 = audit_entry("admin", "kul", "quota.set", "{\"gpu\":5}", 1234);
+    assert_int_equal(store_audit_append(f->s, &e2, spy_hash, &spy), 0);
+    assert_int_equal(e2.at, 1234);
+    assert_int_equal(spy.seen.at, 1234);
+
+    store_audit_entry *es = NULL;
+    size_t n = 0;
+    assert_int_equal(store_audit_list(f->s, 0, 0, NULL, NULL, 0, &es, &n), 0);
+    assert_int_equal(n, 2);
+    assert_int_equal(es[0].at, e1.at);
+    assert_string_equal(es[0].details, "{}");
+    assert_int_equal(es[1].at, 1234);
+    assert_string_equal(es[1].partner, "kul");
+    assert_string_equal(es[1].details, "{\"gpu\":5}");
+    store_audit_entries_free(es, n);
+}
+
+/* Lists with the filters and checks the seqs returned. want ends with 0. */
+static void check_audit_list(fixture *f, int64_t after, int64_t since, const char *actor,
+                             const char *action, size_t limit, const int64_t *want)
+{
+    store_audit_entry *es = NULL;
+    size_t n = 99, nwant = 0;
+    while (want[nwant])
+        nwant++;
+    assert_int_equal(store_audit_list(f->s, after, since, actor, action, limit, &es, &n), 0);
+    assert_int_equal(n, nwant);
+    for (size_t i = 0; i < n; i++)
+        assert_int_equal(es[i].seq, want[i]);
+    if (n == 0) assert_null(es);
+    store_audit_entries_free(es, n);
+}
+
+/* seq: 1 alice job.submitted, 2 antennad job.dispatched, 3 - auth.failed, 4 alice
+ * job.cancel_requested, 5 bob jobs.listed, 6 alice job, 7 admin quota.set; at = seq x 1000. */
+static void add_audit_entries(fixture *f)
+{
+    static const char *const rows[][2] = {
+        {"alice", "job.submitted"}, {"antennad", "job.dispatched"},
+        {"-", "auth.failed"},       {"alice", "job.cancel_requested"},
+        {"bob", "jobs.listed"},     {"alice", "job"},
+        {"admin", "quota.set"},
+    };
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++)
+        audit_append(f, rows[i][0], rows[i][1], (int64_t)(i + 1) * 1000);
+}
+
+static void audit_list_filters_by_after_since_actor_action_and_limit(void **state)
+{
+    fixture *f = *state;
+    add_audit_entries(f);
+    check_audit_list(f, 0, 0, NULL, NULL, 0, (const int64_t[]){1, 2, 3, 4, 5, 6, 7, 0});
+    check_audit_list(f, 3, 0, NULL, NULL, 0, (const int64_t[]){4, 5, 6, 7, 0});
+    check_audit_list(f, 7, 0, NULL, NULL, 0, (const int64_t[]){0});
+    check_audit_list(f, 0, 4000, NULL, NULL, 0, (const int64_t[]){4, 5, 6, 7, 0});
+    check_audit_list(f, 0, 4001, NULL, NULL, 0, (const int64_t[]){5, 6, 7, 0});
+    check_audit_list(f, 0, 0, "alice", NULL, 0, (const int64_t[]){1, 4, 6, 0});
+    check_audit_list(f, 0, 0, "nobody", NULL, 0, (const int64_t[]){0});
+    check_audit_list(f, 0, 0, NULL, "auth.failed", 0, (const int64_t[]){3, 0});
+    check_audit_list(f, 0, 0, NULL, NULL, 2, (const int64_t[]){1, 2, 0});
+    check_audit_list(f, 5, 0, NULL, NULL, 5, (const int64_t[]){6, 7, 0});
+    check_audit_list(f, 1, 2000, "alice", "job.", 1, (const int64_t[]){4, 0});
+    check_audit_list(f, 0, 0, "alice", "job.submitted", 0, (const int64_t[]){1, 0});
+}
+
+static void audit_list_action_ending_in_dot_matches_a_prefix(void **state)
+{
+    fixture *f = *state;
+    add_audit_entries(f);
+    check_audit_list(f, 0, 0, NULL, "job.", 0, (const int64_t[]){1, 2, 4, 0});
+    check_audit_list(f, 0, 0, NULL, "job", 0, (const int64_t[]){6, 0}); /* no dot: exact */
+    check_audit_list(f, 0, 0, NULL, "jobs.", 0, (const int64_t[]){5, 0});
+    check_audit_list(f, 0, 0, NULL, "job.cancel_", 0, (const int64_t[]){0}); /* no wildcard */
+    check_audit_list(f, 0, 0, NULL, "JOB.", 0, (const int64_t[]){0});        /* case counts */
+    check_audit_list(f, 0, 0, NULL, "job.submitted.", 0, (const int64_t[]){0});
+    check_audit_list(f, 0, 0, NULL, "", 0, (const int64_t[]){0}); /* "" is an exact action */
+}
+
+#define AUDIT_THREADS     4
+#define AUDITS_PER_THREAD 50
+
+typedef struct audit_writer {
+    store *s;
+    int index, errors;
+} audit_writer;
+
+static void *audit_many(void *arg)
+{
+    audit_writer *w = arg;
+    for (int i = 0; i < AUDITS_PER_THREAD; i++) {
+        char details[64];
+        snprintf(details, sizeof details, "{\"n\":%d}", i);
+        store_audit_entry e = audit_entry("", "", "job.submitted", details, 0);
+        snprintf(e.actor, sizeof e.actor, "writer%d", w->index);
+        if (store_audit_append(w->s, &e, spy_hash, NULL) != 0) w->errors++;
+    }
+    return NULL;
+}
+
+/* Two threads on each of two handles of the same database. */
+static void audit_concurrent_appends_make_one_chain_without_gaps(void **state)
+{
+    fixture *f = *state;
+    store *other = NULL;
+    char err[256];
+    assert_int_equal(store_new(f->path, &other, err, sizeof err), 0);
+    audit_writer w[AUDIT_THREADS];
+    pthread_t th[AUDIT_THREADS];
+    for (int t = 0; t < AUDIT_THREADS; t++) {
+        w[t] = (audit_writer){.s = t % 2 ? other : f->s, .index = t};
+        assert_int_equal(pthread_create(&th[t], NULL, audit_many, &w[t]), 0);
+    }
+    for (int t = 0; t < AUDIT_THREADS; t++)
+        assert_int_equal(pthread_join(th[t], NULL), 0);
+    store_free(other);
+    for (int t = 0; t < AUDIT_THREADS; t++)
+        assert_int_equal(w[t].errors, 0);
+
+    store_audit_entry *es = NULL;
+    size_t n = 0;
+    assert_int_equal(store_audit_list(f->s, 0, 0, NULL, NULL, 0, &es, &n), 0);
+    assert_int_equal(n, AUDIT_THREADS * AUDITS_PER_THREAD);
+    int per_writer[AUDIT_THREADS] = {0};
+    for (size_t i = 0; i < n; i++) {
+        assert_int_equal(es[i].seq, (int64_t)i + 1);
+        assert_string_equal(es[i].prev_hash, i == 0 ? "" : es[i - 1].hash);
+        char want[STORE_HASH_HEX];
+        test_hash(&es[i], want);
+        assert_string_equal(es[i].hash, want);
+        int t = es[i].actor[6] - '0';
+        assert_true(t >= 0 && t < AUDIT_THREADS);
+        per_writer[t]++;
+    }
+    for (int t = 0; t < AUDIT_THREADS; t++)
+        assert_int_equal(per_writer[t], AUDITS_PER_THREAD);
+    store_audit_entries_free(es, n);
+}
+
+static void audit_append_with_failing_hash_writes_nothing(void **state)
+{
+    fixture *f = *state;
+    audit_append(f, "alice", "job.submitted", 0);
+    hash_spy spy = {.fail = -EKEYREJECTED};
+    store_audit_entry e = audit_entry("bob", "ulb", "job.submitted", "{}", 0);
+    assert_int_equal(store_audit_append(f->s, &e, spy_hash, &spy), -EKEYREJECTED);
+    assert_int_equal(spy.calls, 1);
+    assert_int_equal(spy.seen.seq, 2);
+    assert_int_equal(e.seq, 0); /* the caller's entry is left as it was */
+    assert_int_equal(e.at, 0);
+    assert_string_equal(e.hash, "");
+
+    store_audit_entry *es = NULL;
+    size_t n = 0;
+    assert_int_equal(store_audit_list(f->s, 0, 0, NULL, NULL, 0, &es, &n), 0);
+    assert_int_equal(n, 1);
+    char first[STORE_HASH_HEX];
+    memcpy(first, es[0].hash, sizeof first);
+    store_audit_entries_free(es, n);
+    spy.fail = 0; /* the next append follows the last entry written */
+    assert_int_equal(store_audit_append(f->s, &e, spy_hash, &spy), 0);
+    assert_int_equal(e.seq, 2);
+    assert_string_equal(e.prev_hash, first);
+}
+
+static void audit_append_without_actor_or_action_is_einval(void **state)
+{
+    fixture *f = *state;
+    hash_spy spy = {0};
+    store_audit_entry e = audit_entry("", "", "job.submitted", NULL, 0);
+    assert_int_equal(store_audit_append(f->s, &e, spy_hash, &spy), -EINVAL);
+    e = audit_entry("alice", "", "", NULL, 0);
+    assert_int_equal(store_audit_append(f->s, &e, spy_hash, &spy), -EINVAL);
+    e = audit_entry("alice", "", "job.submitted", NULL, 0);
+    assert_int_equal(store_audit_append(f->s, &e, NULL, NULL), -EINVAL);
+    memset(e.action, 'a', sizeof e.action); /* not terminated */
+    assert_int_equal(store_audit_append(f->s, &e, spy_hash, &spy), -EINVAL);
+    assert_int_equal(spy.calls, 0);
+    store_audit_entry *es = NULL;
+    size_t n = 0;
+    assert_int_equal(store_audit_list(f->s, 0, 0, NULL, NULL, 0, &es, &n), 0);
+    assert_int_equal(n, 0);
+}
+
+/* The audit table has no trigger: the sqlite3 tool can edit and delete rows, and the store lists
+ * them as stored (catching that is the hash chain's job). */
+static void audit_rows_edited_outside_are_listed_as_stored(void **state)
+{
+    fixture *f = *state;
+    for (int i = 1; i <= 3; i++)
+        audit_append(f, "alice", "job.submitted", i * 1000);
+    store_audit_entry *es = NULL;
+    size_t n = 0;
+    assert_int_equal(store_audit_list(f->s, 0, 0, NULL, NULL, 0, &es, &n), 0);
+    assert_int_equal(n, 3);
+    char hash2[STORE_HASH_HEX];
+    memcpy(hash2, es[1].hash, sizeof hash2);
+    store_audit_entries_free(es, n);
+
+    assert_int_equal(
+        sqlite_cli(f, "UPDATE audit SET details = '{\"job\":99}', actor = 'mallory' WHERE seq = 2;",
+                   NULL, 0),
+        0);
+    assert_int_equal(sqlite_cli(f, "DELETE FROM audit WHERE seq = 3;", NULL, 0), 0);
+    assert_int_equal(store_audit_list(f->s, 0, 0, NULL, NULL, 0, &es, &n), 0);
+    assert_int_equal(n, 2);
+    assert_int_equal(es[1].seq, 2);
+    assert_string_equal(es[1].actor, "mallory");
+    assert_string_equal(es[1].details, "{\"job\":99}");
+    assert_string_equal(es[1].hash, hash2); /* its stored hash no longer matches its fields */
+    char now_hash[STORE_HASH_HEX];
+    test_hash(&es[1], now_hash);
+    assert_string_not_equal(now_hash, hash2);
+    store_audit_entries_free(es, n);
+}
+
+static void audit_entries_free_accepts_null(void **state)
+{
+    (void)state;
+    store_audit_entries_free(NULL, 0);
+    store_audit_entries_free(NULL, 3);
 }
 
 #define T(fn)  cmocka_unit_test_setup_teardown(fn, setup, teardown)
@@ -2104,6 +3195,29 @@ int main(void)
         TE(migration_from_v1_keeps_data),
         TE(migration_from_v1_fills_new_fields_with_defaults),
         TE(migration_from_v1_keeps_job_id_counter),
+        TE(migration_from_v2_keeps_data),
+        TE(migration_from_v2_gives_the_schema_of_a_new_database),
+        TU(usage_by_partner_sums_only_charge_rows),
+        TU(usage_by_user_sums_per_user),
+        TU(usage_by_category_sums_per_user_category),
+        TU(usage_by_gpu_type_counts_jobs_without_type_as_none),
+        TU(usage_total_is_one_row_with_empty_key),
+        TU(usage_elapsed_is_gpus_times_run_time_clamped_at_zero),
+        TU(usage_filters_by_partner_and_user),
+        TU(usage_by_day_and_month_use_the_utc_date_of_the_charge),
+        TU(usage_from_is_inclusive_and_to_exclusive),
+        TU(usage_unknown_by_is_einval),
+        TU(usage_random_charges_sum_the_same_in_every_dimension_and_in_the_ledger),
+        TU(job_list_charged_lists_charged_jobs_of_partner_and_period_by_end_time),
+        T(audit_append_chains_entries_and_hashes_their_final_fields),
+        T(audit_append_stamps_at_only_when_zero_and_stores_no_details_as_empty_object),
+        T(audit_list_filters_by_after_since_actor_action_and_limit),
+        T(audit_list_action_ending_in_dot_matches_a_prefix),
+        T(audit_concurrent_appends_make_one_chain_without_gaps),
+        T(audit_append_with_failing_hash_writes_nothing),
+        T(audit_append_without_actor_or_action_is_einval),
+        T(audit_rows_edited_outside_are_listed_as_stored),
+        cmocka_unit_test(audit_entries_free_accepts_null),
         cmocka_unit_test(store_free_accepts_null),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
