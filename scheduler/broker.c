@@ -202,6 +202,12 @@ static int dispatch_one(broker *b, const store_job *j)
     else
         LOG(LOG_INFO, "job %" PRId64 " (%s, user %s as %s) dispatched as Slurm job %" PRIu32, j->id,
             j->name, j->user, j->unix_user, slurm_id);
+    broker_audit(b, j, "job.dispatched",
+                 "{\"job\":%" PRId64 ",\"slurm_job_id\":%" PRIu32
+                 ",\"user\":\"%s\",\"unix_user\":\"%s\",\"period\":\"%s\","
+                 "\"hold_gpu_seconds\":%" PRId64 ",\"recorded\":%s}",
+                 j->id, slurm_id, j->user, j->unix_user, j->period, j->hold_gpu_seconds,
+                 rc < 0 ? "false" : "true");
     return 0;
 }
 
