@@ -2707,6 +2707,46 @@ static void usage_random_charges_sum_the_same_in_every_dimension_and_in_the_ledg
     }
 }
 
+/* A statement (GET /v1/reports) sums store_job_list_charged's charges per partner and period:
+ * on random data, that sum must equal the ledger's charge rows of the same partner and period. */
+static void statement_totals_equal_ledger_sums_on_random_data(void **state)
+{
+    fixture *f = *state;
+    static rand_job js[RANDOM_JOBS];
+    static const char *const periods[] = {"2026-10", "2026-11", "2026-12"};
+    static const char *const partners[] = {"ulb", "kul", "vub"};
+    make_random_jobs(f, js, RANDOM_JOBS);
+    int64_t grand = 0, grand_jobs = 0;
+    for (size_t p = 0; p < 3; p++) {
+        for (size_t q = 0; q < 3; q++) {
+            store_job *jobs = NULL;
+            size_t n = 0;
+            int64_t stmt = 0, ledger = 0;
+            assert_int_equal(store_job_list_charged(f->s, partners[p], periods[q], &jobs, &n), 0);
+            for (size_t i = 0; i < n; i++)
+                stmt += jobs[i].charge_gpu_seconds;
+            free(jobs);
+            store_ledger_entry *es = NULL;
+            size_t ne = 0;
+            assert_int_equal(store_ledger_list(f->s, partners[p], 0, "charge", 0, &es, &ne), 0);
+            size_t in_period = 0;
+            for (size_t i = 0; i < ne; i++)
+                if (strcmp(es[i].period, periods[q]) == 0) {
+                    ledger += es[i].gpu_seconds;
+                    in_period++;
+                }
+            free(es);
+            assert_int_equal(stmt, ledger);
+            assert_int_equal(n, in_period);
+            grand += stmt;
+            grand_jobs += (int64_t)n;
+        }
+    }
+    store_usage_row total = rand_sum(js, RANDOM_JOBS, "total", "", NULL, NULL);
+    assert_int_equal(grand, total.gpu_seconds);
+    assert_int_equal(grand_jobs, total.jobs);
+}
+
 /* --- v3: statements --- */
 
 static void job_list_charged_lists_charged_jobs_of_partner_and_period_by_end_time(void **state)
@@ -3208,6 +3248,7 @@ int main(void)
         TU(usage_from_is_inclusive_and_to_exclusive),
         TU(usage_unknown_by_is_einval),
         TU(usage_random_charges_sum_the_same_in_every_dimension_and_in_the_ledger),
+        TU(statement_totals_equal_ledger_sums_on_random_data),
         TU(job_list_charged_lists_charged_jobs_of_partner_and_period_by_end_time),
         T(audit_append_chains_entries_and_hashes_their_final_fields),
         T(audit_append_stamps_at_only_when_zero_and_stores_no_details_as_empty_object),
