@@ -876,7 +876,9 @@ static void quote(const policy *p, const struct puser *u, const policy_job *j, i
     snprintf(v->wait_reason, sizeof v->wait_reason, "%s", r);
 }
 
-int policy_job_admit(const policy *p, const policy_job *j, int64_t now, policy_verdict *v)
+/* Admission; with `with_quote`, also the queue position, wait reason and priority (O(n)). */
+static int admit(const policy *p, const policy_job *j, int64_t now, policy_verdict *v,
+                 bool with_quote)
 {
     if (p == NULL || j == NULL || v == NULL || !job_fields_ok(j)) return -EINVAL;
     memset(v, 0, sizeof *v);
@@ -944,8 +946,18 @@ int policy_job_admit(const policy *p, const policy_job *j, int64_t now, policy_v
                              cost_cpu);
 
     v->admitted = true;
-    quote(p, u, j, cost_gpu, cost_cpu, e, now, v);
+    if (with_quote) quote(p, u, j, cost_gpu, cost_cpu, e, now, v);
     return 0;
+}
+
+int policy_job_admit(const policy *p, const policy_job *j, int64_t now, policy_verdict *v)
+{
+    return admit(p, j, now, v, true);
+}
+
+int policy_job_check(const policy *p, const policy_job *j, int64_t now, policy_verdict *v)
+{
+    return admit(p, j, now, v, false);
 }
 
 /* ---- jobs ---- */

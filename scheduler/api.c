@@ -391,7 +391,10 @@ static void h_jobs_post(api_call *c)
     policy_verdict v;
     policy_state_job_from_store(&j, &pj);
     policy *pol = policy_state_lock(c->a->ps);
-    policy_job_admit(pol, &pj, j.submitted_at, &v);
+    if (dry_run)
+        policy_job_admit(pol, &pj, j.submitted_at, &v);
+    else /* a real submission needs no quote (O(n) in the queue) */
+        policy_job_check(pol, &pj, j.submitted_at, &v);
     if (dry_run) {
         policy_state_unlock(c->a->ps);
         set_json(c, 200, quote_json(&v));

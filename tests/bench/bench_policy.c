@@ -68,6 +68,10 @@ static void run(size_t n, int64_t t0)
     for (int i = 0; i < nadmit; i++)
         policy_job_admit(p, &probe, t0, &v);
     double adm = (now_s() - a) / nadmit;
+    a = now_s();
+    for (int i = 0; i < 2000; i++)
+        policy_job_check(p, &probe, t0, &v);
+    double chk = (now_s() - a) / 2000;
 
     /* pick + dispatch + start + finish cycles; the queue shrinks by `cycles` only */
     size_t cycles = n < 20000 ? n / 2 : 10000;
@@ -82,8 +86,8 @@ static void run(size_t n, int64_t t0)
     }
     double cyc = (now_s() - a) / (double)cycles;
     printf("queued %7zu: enqueue %6.2f us/job, pick+dispatch+finish %6.2f us/cycle, "
-           "admit+quote %8.1f us\n",
-           n, enq / n * 1e6, cyc * 1e6, adm * 1e6);
+           "check (submit) %5.2f us, admit+quote (dry run) %8.1f us\n",
+           n, enq / n * 1e6, cyc * 1e6, chk * 1e6, adm * 1e6);
     policy_free(p);
 }
 

@@ -551,6 +551,33 @@ static void admit_refuses_a_cost_over_the_cpu_budget_left(void **state)
     policy_free(p);
 }
 
+static void check_decides_like_admit_without_the_quote(void **state)
+{
+    (void)state;
+    policy_config c;
+    policy_config_defaults(&c);
+    policy *p = world(&c);
+    policy_quota q = unlimited();
+    q.gpu_seconds = 4 * HOUR;
+    set_quota(p, "ulb", "2026-11", q);
+    policy_verdict a, k;
+    policy_job j = mkjob(1, "alice", 1, 60, NOV15);
+    assert_int_equal(policy_job_admit(p, &j, NOV15, &a), 0);
+    assert_int_equal(policy_job_check(p, &j, NOV15, &k), 0);
+    assert_true(a.admitted && k.admitted);
+    assert_int_equal(k.max_cost_gpu_seconds, a.max_cost_gpu_seconds);
+    assert_int_equal(k.budget_left_after_gpu_seconds, a.budget_left_after_gpu_seconds);
+    assert_int_equal(a.queue_position, 1);
+    assert_int_equal(k.queue_position, 0); /* no quote */
+    j.gpus = 8;                            /* 8 GPU-hours > 4 left */
+    assert_int_equal(policy_job_admit(p, &j, NOV15, &a), 0);
+    assert_int_equal(policy_job_check(p, &j, NOV15, &k), 0);
+    assert_false(a.admitted || k.admitted);
+    assert_string_equal(k.code, a.code);
+    assert_string_equal(k.message, a.message);
+    policy_free(p);
+}
+
 static void admit_checks_limits_in_the_documented_order(void **state)
 {
     (void)state;
@@ -1397,6 +1424,7 @@ int main(void)
         cmocka_unit_test(admit_refuses_a_job_with_a_cost_when_no_quota_is_set),
         cmocka_unit_test(admit_refuses_a_cost_over_the_cpu_budget_left),
         cmocka_unit_test(admit_checks_limits_in_the_documented_order),
+        cmocka_unit_test(check_decides_like_admit_without_the_quote),
         cmocka_unit_test(admit_with_unlimited_fields_never_refuses),
         cmocka_unit_test(admit_quote_fills_costs_and_the_budget_left),
         cmocka_unit_test(admit_quote_gives_queue_position_and_wait_reason),
