@@ -334,7 +334,9 @@ echo "== stop: nothing left running"
 antennad_stop "$work"
 "$root/deploy/slurm-cluster.sh" stop "$work/slurm" > /dev/null 2>&1
 check "no antennad left" bash -c "! pgrep -a -x antennad | grep -q '$work'"
-check "no Slurm daemon of this cluster left" bash -c "! pgrep -a -x 'slurmctld|slurmd|munged' | grep -q '$work'"
+# (one pgrep per name: pgrep matches nothing for a pattern over 15 characters)
+daemons_of_work() { for n in slurmctld slurmd munged; do pgrep -a -x "$n"; done | grep -c "$work"; }
+check "no Slurm daemon of this cluster left" test "$(daemons_of_work)" -eq 0
 procs_in_work() { for p in /proc/[0-9]*; do readlink "$p/cwd" 2>/dev/null; done | grep -c "^$work" ; }
 check "no process (job, slurmstepd) left working in $work" test "$(procs_in_work)" -eq 0
 
