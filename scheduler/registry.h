@@ -1,0 +1,228 @@
+/* registry.h - the one owner of antennad's live state: the store, the policy engine and the audit
+ * trail, changed together.
+ *
+ * Every change (a submission, a cancel, a dispatch begun, its outcome, a Slurm state change, a
+ * finish with its charge, a partner, user, quota or token change) is one call here. The call
+ * hands the change to the registry's committer thread and blocks until it is on disk: the
+ * committer gathers the changes that arrive together into one SQLite transaction (group commit:
+ * one COMMIT, one fsync and one audit head-file update for the whole batch), runs each change in
+ * a savepoint of its own that holds its state change, its ledger rows and its audit entry, and
+ * applies it to the policy engine. A change that fails leaves nothing of itself behind and
+ * returns its error; the others of its batch are unaffected. If the batch's COMMIT fails (disk
+ * full, I/O error), nothing of the batch is on disk, every change in it fails with that error,
+ * and the engine is rebuilt from the store before anyone can read it: the engine's lock is held
+ * by the committer from the first change of a batch until the batch is on disk (or undone), so no
+ * reader ever sees a change that is not durable.
+ *
+ * Nothing else writes the store or touches the engine: callers never take the engine's lock and
+ * never call a store_* write function. Reads of durable rows go to the store (its read connection,
+ * which sees only committed data); reads of live engine state (wait reasons, priorities, quotes,
+ * budgets used and held) go through the registry_*_live/quote/usage functions below.
+ *
+ * Threads: every change and read here blocks (SQLite, fsync): call them from worker threads
+ * (uv_queue_work), never from the event-loop thread. All are thread-safe. Never talks to Slurm.
+ */
+#ifndef ANTENNA_REGISTRY_H
+#define ANTENNA_REGISTRY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "audit.h"
+#include "policy.h"
+#include "store.h"
+
+typedef struct registry registry;
+
+typedef struct registry_options {
+    const policy_config *policy; /* the engine's configuration; copied */
+    audit *audit;                /* the audit trail (borrowed); NULL = none (unit tests only) */
+    size_t max_batch;            /* changes per group commit; 0 = 1024 */
+    int64_t idem_keep_seconds;   /* how long an Idempotency-Key is remembered; 0 = 25 h */
+} registry_options;
+
+/* Loads the engine from `st` (borrowed; must outlive the registry) and starts the committer
+ * thread. Returns 0 and sets *out, or a negative errno with a message in err. */
+int registry_new(store *st, const registry_options *opt, registry **out, char *err, size_t errlen);
+
+/* Waits for the changes already handed over to commit, stops the committer thread and frees the
+ * engine. Changes handed over after this started fail with -ESHUTDOWN. Accepts NULL. */
+void registry_free(registry *r);
+
+/* The store, for reads only (store_*_get, store_*_list, usage, audit lists). Never write through
+ * it: every write is a registry change. */
+store *registry_store(registry *r);
+
+/* Who makes a change, for its audit entry. Strings are borrowed for the call. actor: a user's
+ * name, "antennad" (the broker) or "-" (unauthenticated); partner: "" or NULL when none. */
+typedef struct registry_actor {
+    const char *actor;
+    const char *partner;
+} registry_actor;
+
+/* --- live reads (the engine) ------------------------------------------------------------------ */
+
+/* A queued job's live state in the engine. */
+typedef struct registry_live {
+    char reason[32]; /* why it waits now (POLICY_REASON_*), "" when not queued */
+    double priority; /* its priority now, 0 when not queued */
+} registry_live;
+
+/* Fills *out for job `id` at `now`. Always succeeds (a job not queued gets "" and 0). */
+void registry_job_live(registry *r, int64_t id, int64_t now, registry_live *out);
+
+/* A dry run: the full admission verdict with its quote (queue position: O(n) in the queued jobs).
+ * Returns 0 or -EINVAL (bad job fields). */
+int registry_job_quote(registry *r, const policy_job *j, int64_t now, policy_verdict *v);
+
+/* A partner's quota for `period` as the engine has it (policy_quota_none when never set), with
+ * its used and held amounts. Returns 0 or -ENOENT (no such partner). */
+int registry_quota_usage(registry *r, const char *partner, const char *period, policy_quota *q,
+                         int64_t *used_gpu_s, int64_t *held_gpu_s, int64_t *used_cpu_s,
+                         int64_t *held_cpu_s);
+
+/* The billing weight of `gpu_type` ("" = default), or -1 if unknown. */
+int registry_gpu_weight(registry *r, const char *gpu_type);
+
+/* The number of jobs queued in the engine. */
+size_t registry_queue_length(registry *r);
+
+/* Whether the store took the last batch: 0 when it did, else the error of the last failed
+ * COMMIT (-ENOSPC, -EIO) with a reason in why (cleared by the next batch that commits). */
+int registry_health(registry *r, char *why, size_t len);
+
+/* --- changes ------------------------------------------------------------------------------------
+ * Each returns once its batch is on disk (or undone). The common errors: -ENOSPC (disk full),
+ * -EIO (the store failed), -ENOMEM, -ESHUTDOWN (the registry is stopping). */
+
+/* A submission. In: job (user_id, user and the request fields; the rest is filled from the user
+ * row), script, and an optional Idempotency-Key with the SHA-256 (hex) of the request body.
+ * The registry admits it with the engine (policy_job_check), and either refuses it (verdict
+ * not admitted; an audit entry "job.refused"; nothing else written) or inserts it queued with
+ * its "job.submitted" audit entry and, with a key, the key's record holding the answer, then
+ * queues it in the engine. The answer body is made by `render` inside the change, from the new
+ * job and its live state (render returns a malloc'd string, or NULL for out of memory, which
+ * fails the change with -ENOMEM). A key already used by this user with the same body hash
+ * replays the first answer (replayed = true; nothing written); with another body hash the call
+ * returns -EEXIST (answer 422). */
+typedef struct registry_submit {
+    store_job job;         /* in/out: on success, id, state, partner, unix_user and times */
+    const char *script;    /* borrowed */
+    const char *idem_key;  /* NULL = no key */
+    const char *body_hash; /* with idem_key: hex SHA-256 of the request body */
+    char *(*render)(const store_job *j, const registry_live *live, void *arg);
+    void *render_arg;
+    /* out */
+    policy_verdict verdict; /* the admission; !verdict.admitted = refused (answer 403) */
+    bool replayed;          /* the key's first answer is replayed */
+    int status;             /* the answer's status: 202 (new or replayed) */
+    char *body;             /* the answer's body, malloc'd: the caller frees it */
+} registry_submit;
+
+/* Returns 0 (admitted, refused or replayed: see s), -EEXIST (key reused with another body),
+ * -ENOENT (no such user), or a common error. */
+int registry_job_submit(registry *r, const registry_actor *who, registry_submit *s);
+
+/* Asks to cancel job `id`: a queued job is cancelled at once (*now_cancelled = true; it leaves the
+ * engine's queue), a job in Slurm gets cancel_requested for the broker. Audited
+ * "job.cancel_requested". Fills *out (may be NULL) with the job after the change. Returns 0,
+ * -ENOENT, -EALREADY (already terminal), or a common error. */
+int registry_job_cancel(registry *r, const registry_actor *who, int64_t id, bool *now_cancelled,
+                        store_job *out);
+
+/* The broker's dispatch step: picks up to `max` queued jobs in the engine's priority order, as
+ * its caps, budgets and cluster window allow at `now`, and moves each to "dispatching" with its
+ * budget hold (a "hold" ledger row, audit "job.dispatching"), all in one batch. Returns 0 and a
+ * malloc'd array of the moved jobs (caller frees; NULL when *n is 0), or a common error. */
+int registry_dispatch_begin(registry *r, int64_t now, size_t max, store_job **out, size_t *n);
+
+/* What became of a dispatch. */
+typedef enum registry_outcome_kind {
+    REGISTRY_SUBMITTED = 1, /* Slurm accepted it as slurm_job_id: dispatching -> dispatched */
+    REGISTRY_REFUSED,       /* it cannot run (Slurm refused it, no account...): -> failed, hold
+                               released, charged nothing */
+    REGISTRY_REQUEUE,       /* it was never submitted (Slurm unreachable): -> queued, hold
+                               released, back in the engine's queue */
+} registry_outcome_kind;
+
+typedef struct registry_outcome {
+    int64_t id;
+    registry_outcome_kind kind;
+    int64_t slurm_job_id; /* REGISTRY_SUBMITTED */
+    char reason[STORE_REASON_MAX];
+    int rc; /* out: 0, -EAGAIN (the job is no longer dispatching: nothing done), or an error */
+} registry_outcome;
+
+/* Records n outcomes in one batch (each audited: job.dispatched, job.finished, job.requeued).
+ * Returns 0 when the batch committed (see each rc), or a common error (nothing recorded: call
+ * again later with the same outcomes). */
+int registry_dispatch_outcomes(registry *r, registry_outcome *o, size_t n);
+
+/* A change Slurm reported for one of our jobs in Slurm (or that Slurm no longer knows it). */
+typedef struct registry_slurm_change {
+    int64_t id;
+    int64_t slurm_job_id;
+    char state[STORE_STATE_MAX]; /* broker state name (pending, running, ..., completed) */
+    char reason[STORE_REASON_MAX];
+    int64_t start_time, end_time; /* unix seconds, 0 = unknown */
+    bool has_exit_code;
+    int exit_code;
+    bool lost; /* Slurm no longer knows it and its end is unknown: state "lost" */
+    /* out */
+    int rc;                     /* 0, -ENOENT (no such job), or an error */
+    bool finished;              /* this change ended it */
+    int64_t charge_gpu_seconds; /* its charge when finished */
+    int64_t charge_cpu_seconds;
+} registry_slurm_change;
+
+/* Records n Slurm changes in one batch: the job's row, and on its end its hold released and its
+ * charge (policy_job_charge, from Slurm's start and end) in the ledger, with an audit entry for
+ * every state change ("job.started", "job.finished"), then the engine (started, finished). A
+ * terminal job is never changed again. Returns 0 when the batch committed (see each rc), or a
+ * common error (nothing recorded: call again with the same changes). */
+int registry_slurm_changes(registry *r, registry_slurm_change *c, size_t n);
+
+/* --- partners, users, quotas, tokens (each audited) ------------------------------------------ */
+
+/* "partner.created". Returns 0 (fills *out when not NULL), -EEXIST, -EINVAL, or a common error. */
+int registry_partner_create(registry *r, const registry_actor *who, const char *name,
+                            const char *description, int share_weight, store_partner *out);
+
+/* "partner.changed": description NULL = keep, share_weight 0 = keep. Returns 0 (fills *out),
+ * -ENOENT, -EINVAL, or a common error. */
+int registry_partner_update(registry *r, const registry_actor *who, const char *name,
+                            const char *description, int share_weight, store_partner *out);
+
+/* "user.created". The caller validated role and category. Returns 0 (fills *out), -EEXIST,
+ * -ENOENT (no such partner), -EINVAL, or a common error. */
+int registry_user_create(registry *r, const registry_actor *who, const char *name,
+                         const char *partner, const char *unix_user, const char *role,
+                         const char *category, store_user *out);
+
+/* "quota.set": creates or replaces q->partner's quota for q->period. Returns 0, -ENOENT, -EINVAL,
+ * or a common error. */
+int registry_quota_set(registry *r, const registry_actor *who, const store_quota *q);
+
+/* "token.created": stores the hash of a new token of user `user_id` labelled `label`. Returns 0
+ * (sets *id), -ENOENT, -EEXIST, or a common error. */
+int registry_token_create(registry *r, const registry_actor *who, int64_t user_id,
+                          const char *user_partner, const char *hash_hex, const char *label,
+                          int64_t *id);
+
+/* "token.revoked". Returns 0, -ENOENT (no such active token), or a common error. */
+int registry_token_revoke(registry *r, const registry_actor *who, int64_t id);
+
+/* An audit entry that changes nothing else (e.g. "auth.failed"): details_json is a JSON object
+ * text (NULL = "{}"). Returns 0 or a common error. */
+int registry_audit(registry *r, const registry_actor *who, const char *action,
+                   const char *details_json);
+
+/* Housekeeping, from the broker's tick when nothing else is waiting: forgets Idempotency-Keys
+ * older than the keep time (at most a bounded number per call) and checkpoints the WAL so that
+ * it stays bounded. Returns 0 or a common error. */
+int registry_housekeep(registry *r, int64_t now);
+
+/* The engine side of a policy config change is not supported at run time: restart antennad. */
+
+#endif
