@@ -1,8 +1,10 @@
 /* api.c - routes /v1 requests, authenticates bearer tokens, validates bodies, answers in JSON.
  *
- * Every handler runs on the thread pool (uv_queue_work) because it reads the store; the loop
- * thread only routes, queues and sends. Never talks to Slurm: reads come from the store, and a
- * change that Slurm must see (a new job, a cancel) only kicks the broker.
+ * Every handler runs on the thread pool (uv_queue_work) because it reads the store and makes
+ * registry changes; the loop thread only routes, queues and sends. Never talks to Slurm: reads
+ * come from the store and the registry's live reads, and a change that Slurm must see (a new job,
+ * a cancel) only kicks the broker. Never writes the store, never takes the engine's lock and never
+ * appends to the audit trail: every change is one registry call, audited by the registry.
  */
 #include "api.h"
 
@@ -26,15 +28,14 @@
 #include "auth.h"
 #include "log.h"
 #include "policy.h"
-#include "policy_state.h"
 
 #define ANTENNA_VERSION "0.1.0"
 
 struct api {
     uv_loop_t *loop;
-    store *st;
+    registry *reg;
+    store *st; /* registry_store(reg): reads only */
     broker *br;
-    policy_state *ps;
     api_options opt;
     char spool_dir[PATH_MAX];
     unsigned pending;
@@ -87,6 +88,8 @@ struct api_call {
     size_t body_len;
     const char *ctype;
     char job_state[STORE_STATE_MAX]; /* for X-Antenna-Job-State */
+    int retry_after;                 /* > 0: a Retry-After header (seconds) */
+    bool replayed;                   /* an Idempotency-Key replay: Idempotent-Replayed: true */
     bool kick;
 };
 
@@ -126,21 +129,6 @@ static void set_json(api_call *c, int status, json_t *o)
     c->status = status;
 }
 
-/* Appends an audit entry (worker threads only); takes ownership of `details`. */
-static void audit_event(api *a, const char *actor, const char *partner, const char *action,
-                        json_t *details)
-{
-    if (a->opt.audit == NULL) {
-        json_decref(details);
-        return;
-    }
-    char *text = details ? json_dumps(details, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
-    int rc = audit_log(a->opt.audit, actor, partner, action, text);
-    if (rc < 0) LOG(LOG_ERROR, "audit: cannot append %s by %s (%s)", action, actor, strerror(-rc));
-    free(text);
-    json_decref(details);
-}
-
 static json_t *json_time(int64_t t)
 {
     char buf[32];
@@ -157,15 +145,16 @@ static json_t *hours_or_null(int64_t seconds)
     return seconds < 0 ? json_null() : json_real((double)seconds / 3600.0);
 }
 
-/* The job as JSON; `pol` (locked, may be NULL) gives a queued job's priority. */
-static json_t *job_json(const store_job *j, const policy *pol, int64_t now)
+/* The job as JSON; `live` (may be NULL) gives a queued job's wait reason and priority. */
+static json_t *job_json(const store_job *j, const registry_live *live)
 {
-    bool queued = strcmp(j->state, STORE_STATE_QUEUED) == 0;
+    bool queued = strcmp(j->state, STORE_STATE_QUEUED) == 0 && live != NULL;
+    const char *reason = queued && live->reason[0] ? live->reason : j->reason;
     json_t *o =
         json_pack("{s:I,s:s,s:s,s:s,s:s,s:s,s:s,s:i,s:s,s:i,s:I,s:i,s:o,s:o,s:b,s:o,s:o,s:o,s:o}",
                   "id", (json_int_t)j->id, "name", j->name, "user", j->user, "partner", j->partner,
-                  "unix_user", j->unix_user, "state", j->state, "reason", j->reason, "gpus",
-                  j->gpus, "gpu_type", j->gpu_type, "cpus_per_task", j->cpus_per_task, "mem_mb",
+                  "unix_user", j->unix_user, "state", j->state, "reason", reason, "gpus", j->gpus,
+                  "gpu_type", j->gpu_type, "cpus_per_task", j->cpus_per_task, "mem_mb",
                   (json_int_t)j->mem_mb, "time_minutes", j->time_minutes, "slurm_job_id",
                   j->slurm_job_id > 0 ? json_integer(j->slurm_job_id) : json_null(), "exit_code",
                   j->has_exit_code ? json_integer(j->exit_code) : json_null(), "cancel_requested",
@@ -178,10 +167,17 @@ static json_t *job_json(const store_job *j, const policy *pol, int64_t now)
     json_object_set_new(o, "charge_gpu_hours",
                         store_state_terminal(j->state) ? hours_or_null(j->charge_gpu_seconds)
                                                        : json_null());
-    json_object_set_new(o, "priority",
-                        queued && pol ? json_real(policy_job_priority(pol, j->id, now))
-                                      : json_null());
+    json_object_set_new(o, "priority", queued ? json_real(live->priority) : json_null());
     return o;
+}
+
+/* The job as JSON with its live state in the engine at `now` (worker threads only). */
+static json_t *job_json_now(api *a, const store_job *j, int64_t now)
+{
+    registry_live live;
+    if (strcmp(j->state, STORE_STATE_QUEUED) != 0) return job_json(j, NULL);
+    registry_job_live(a->reg, j->id, now, &live);
+    return job_json(j, &live);
 }
 
 static bool has_role(const api_call *c, int roles)
@@ -312,13 +308,33 @@ static bool copy_str(api_call *c, char *dst, size_t len, const char *name, const
     return true;
 }
 
+/* Sets the answer for a failed store read or registry change: 503 with Retry-After when nothing
+ * was recorded and a retry will do (disk full, stopping), else 500. Returns true when rc < 0. */
 static bool store_failed(api_call *c, int rc, const char *what)
 {
     if (rc >= 0) return false;
-    LOG(LOG_ERROR, "store error %d while %s", rc, what);
-    set_error(c, 500, "internal", "the broker could not %s; try again, and tell the operators",
-              what);
+    LOG(LOG_ERROR, "store error %d (%s) while trying to %s", rc, strerror(-rc), what);
+    if (rc == -ENOSPC) {
+        set_error(c, 503, "unavailable",
+                  "antennad cannot write its database right now (disk full); nothing was "
+                  "recorded; retry later");
+        c->retry_after = 5;
+    } else if (rc == -ESHUTDOWN) {
+        set_error(c, 503, "unavailable",
+                  "antennad is shutting down; nothing was recorded; retry in a few seconds");
+        c->retry_after = 5;
+    } else {
+        set_error(c, 500, "internal", "the broker could not %s; try again, and tell the operators",
+                  what);
+    }
     return true;
+}
+
+/* Who makes a change: the caller, with `partner` as the audit entry's partner. */
+static registry_actor actor_of(const api_call *c, const char *partner)
+{
+    registry_actor who = {.actor = c->user.name, .partner = partner ? partner : ""};
+    return who;
 }
 
 /* --- handlers (thread pool) ---------------------------------------------------------------------
@@ -340,6 +356,42 @@ static json_t *quote_json(const policy_verdict *v)
     return o;
 }
 
+/* An Idempotency-Key is 1..IDEM_KEY_MAX printable ASCII characters, spaces excluded. */
+#define IDEM_KEY_MAX 255
+
+static bool idem_key_valid(const char *k)
+{
+    size_t n = strlen(k);
+    if (n == 0 || n > IDEM_KEY_MAX) return false;
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)k[i] < 0x21 || (unsigned char)k[i] > 0x7e) return false;
+    return true;
+}
+
+/* The engine's view of a job. */
+static void job_to_policy(const store_job *j, policy_job *out)
+{
+    memset(out, 0, sizeof *out);
+    out->id = j->id;
+    snprintf(out->user, sizeof out->user, "%s", j->user);
+    out->gpus = j->gpus;
+    snprintf(out->gpu_type, sizeof out->gpu_type, "%s", j->gpu_type);
+    out->cpus = j->cpus_per_task;
+    out->time_minutes = j->time_minutes;
+    out->submitted_at = j->submitted_at;
+}
+
+/* registry_submit's render: the 202 body of a new job, the same job object as GET answers.
+ * Runs inside the registry's change (its committer thread). */
+static char *render_job(const store_job *j, const registry_live *live, void *arg)
+{
+    (void)arg;
+    json_t *o = job_json(j, live);
+    char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    json_decref(o);
+    return s;
+}
+
 static void h_jobs_post(api_call *c)
 {
     static const struct field fields[] = {
@@ -347,6 +399,14 @@ static void h_jobs_post(api_call *c)
         {"gpu_type", F_STR, false},     {"cpus_per_task", F_INT, false}, {"mem_mb", F_INT, false},
         {"time_minutes", F_INT, false}, {"dry_run", F_BOOL, false},
     };
+    const char *idem = http_request_header(c->req, "Idempotency-Key");
+    if (idem != NULL && !idem_key_valid(idem)) {
+        set_error(c, 400, "invalid_idempotency_key",
+                  "the Idempotency-Key header must be 1 to %d printable ASCII characters without "
+                  "spaces (a random UUID is a good key); send a fresh key for each new job",
+                  IDEM_KEY_MAX);
+        return;
+    }
     json_t *o = parse_body(c, fields, sizeof fields / sizeof fields[0]);
     if (o == NULL) return;
     jobreq r;
@@ -373,63 +433,82 @@ static void h_jobs_post(api_call *c)
         c->a->opt.limits.gpu_types[0] != NULL)
         snprintf(r.gpu_type, sizeof r.gpu_type, "%s", c->a->opt.limits.gpu_types[0]);
 
-    store_job j;
-    memset(&j, 0, sizeof j);
-    j.user_id = c->user.id;
-    snprintf(j.user, sizeof j.user, "%s", c->user.name);
-    snprintf(j.name, sizeof j.name, "%s", r.name);
-    j.gpus = r.gpus;
-    snprintf(j.gpu_type, sizeof j.gpu_type, "%s", r.gpu_type);
-    j.cpus_per_task = r.cpus_per_task;
-    j.mem_mb = r.mem_mb;
-    j.time_minutes = r.time_minutes;
-    j.submitted_at = time(NULL);
+    registry_submit s;
+    memset(&s, 0, sizeof s);
+    store_job *j = &s.job;
+    j->user_id = c->user.id;
+    snprintf(j->user, sizeof j->user, "%s", c->user.name);
+    snprintf(j->name, sizeof j->name, "%s", r.name);
+    j->gpus = r.gpus;
+    snprintf(j->gpu_type, sizeof j->gpu_type, "%s", r.gpu_type);
+    j->cpus_per_task = r.cpus_per_task;
+    j->mem_mb = r.mem_mb;
+    j->time_minutes = r.time_minutes;
+    j->submitted_at = time(NULL);
 
-    /* Admission, insertion and queueing happen under the engine's lock, so that two submissions
-     * racing for the last queued slot or the last of a budget cannot both get it. */
-    policy_job pj;
-    policy_verdict v;
-    policy_state_job_from_store(&j, &pj);
-    policy *pol = policy_state_lock(c->a->ps);
-    if (dry_run)
-        policy_job_admit(pol, &pj, j.submitted_at, &v);
-    else /* a real submission needs no quote (O(n) in the queue) */
-        policy_job_check(pol, &pj, j.submitted_at, &v);
-    if (dry_run) {
-        policy_state_unlock(c->a->ps);
-        set_json(c, 200, quote_json(&v));
+    if (dry_run) { /* a quote changes nothing: an Idempotency-Key is not recorded */
+        policy_job pj;
+        policy_verdict v;
+        job_to_policy(j, &pj);
+        int rc = registry_job_quote(c->a->reg, &pj, j->submitted_at, &v);
+        if (rc == -EINVAL)
+            set_error(c, 400, "invalid_value", "the policy engine cannot price this job");
+        else if (!store_failed(c, rc, "quote the job"))
+            set_json(c, 200, quote_json(&v));
         goto out;
     }
-    if (!v.admitted) {
-        policy_state_unlock(c->a->ps);
+
+    /* Admission, insertion and queueing are one registry change, so that two submissions racing
+     * for the last queued slot or the last of a budget cannot both get it. */
+    char hash[AUTH_HASH_HEX_LEN + 1];
+    size_t body_len = 0;
+    const char *body = http_request_body(c->req, &body_len);
+    s.script = r.script;
+    s.render = render_job;
+    if (idem != NULL) {
+        /* auth_token_hash hashes up to the first NUL; a body that parsed as JSON has none. */
+        if (strlen(body) != body_len || auth_token_hash(body, hash, sizeof hash) < 0) {
+            set_error(c, 500, "internal", "could not hash the request body; try again");
+            goto out;
+        }
+        s.idem_key = idem;
+        s.body_hash = hash;
+    }
+    registry_actor who = actor_of(c, c->user.partner);
+    int rc = registry_job_submit(c->a->reg, &who, &s);
+    if (rc == -EEXIST) {
+        set_error(c, 422, "idempotency_key_reused",
+                  "this Idempotency-Key was already used with a different request body; use a "
+                  "fresh key for a new job");
+        goto out_s;
+    }
+    if (store_failed(c, rc, "store the job")) goto out_s;
+    if (s.replayed) {
+        LOG(LOG_INFO, "job submission by %s replayed (Idempotency-Key)", c->user.name);
+        c->replayed = true;
+    } else if (!s.verdict.admitted) {
         LOG(LOG_INFO, "job refused for user %s (partner %s): %s", c->user.name, c->user.partner,
-            v.code);
-        audit_event(c->a, c->user.name, c->user.partner, "job.refused",
-                    json_pack("{s:s,s:s,s:s,s:i,s:s,s:i}", "code", v.code, "message", v.message,
-                              "name", j.name, "gpus", j.gpus, "gpu_type", j.gpu_type,
-                              "time_minutes", j.time_minutes));
-        set_error(c, 403, v.code, "%s", v.message);
-        goto out;
+            s.verdict.code);
+        set_error(c, 403, s.verdict.code, "%s", s.verdict.message);
+        goto out_s;
+    } else {
+        LOG(LOG_INFO, "job %" PRId64 " queued for user %s (partner %s): %d GPU(s) %s, %d min",
+            j->id, c->user.name, c->user.partner, j->gpus, j->gpu_type[0] ? j->gpu_type : "-",
+            j->time_minutes);
+        c->kick = true;
     }
-    int rc = store_job_insert(c->a->st, &j, r.script);
-    if (rc == 0) {
-        pj.id = j.id;
-        pj.submitted_at = j.submitted_at;
-        if (policy_job_enqueue(pol, &pj) < 0)
-            LOG(LOG_ERROR, "job %" PRId64 ": stored but not queued in the engine", j.id);
+    if (s.body == NULL) { /* the registry made no answer (only with a key must it) */
+        set_json(c, 202, job_json_now(c->a, j, time(NULL)));
+        goto out_s;
     }
-    json_t *answer = rc == 0 ? job_json(&j, pol, j.submitted_at) : NULL;
-    policy_state_unlock(c->a->ps);
-    if (store_failed(c, rc, "store the job")) goto out;
-    LOG(LOG_INFO, "job %" PRId64 " queued for user %s (partner %s): %d GPU(s) %s, %d min", j.id,
-        c->user.name, c->user.partner, j.gpus, j.gpu_type[0] ? j.gpu_type : "-", j.time_minutes);
-    audit_event(c->a, c->user.name, c->user.partner, "job.submitted",
-                json_pack("{s:I,s:s,s:i,s:s,s:i,s:i,s:I}", "job", (json_int_t)j.id, "name", j.name,
-                          "gpus", j.gpus, "gpu_type", j.gpu_type, "cpus_per_task", j.cpus_per_task,
-                          "time_minutes", j.time_minutes, "max_cost_gpu_seconds",
-                          (json_int_t)v.max_cost_gpu_seconds));
-    set_json(c, 202, answer);
-    c->kick = true;
+    free(c->body);
+    c->body = s.body;
+    s.body = NULL;
+    c->body_len = strlen(c->body);
+    c->ctype = "application/json";
+    c->status = s.status > 0 ? s.status : 202;
+out_s:
+    free(s.body);
 out:
     json_decref(o);
 }
@@ -471,10 +550,8 @@ static void h_jobs_list(api_call *c)
         return;
     json_t *arr = json_array();
     int64_t now = time(NULL);
-    policy *pol = policy_state_lock(c->a->ps);
     for (size_t i = 0; i < n; i++)
-        json_array_append_new(arr, job_json(&jobs[i], pol, now));
-    policy_state_unlock(c->a->ps);
+        json_array_append_new(arr, job_json_now(c->a, &jobs[i], now));
     free(jobs);
     set_json(c, 200, json_pack("{s:o}", "jobs", arr));
 }
@@ -495,10 +572,7 @@ static void h_job_get(api_call *c)
 {
     store_job j;
     if (!load_own_job(c, &j)) return;
-    policy *pol = policy_state_lock(c->a->ps);
-    json_t *o = job_json(&j, pol, time(NULL));
-    policy_state_unlock(c->a->ps);
-    set_json(c, 200, o);
+    set_json(c, 200, job_json_now(c->a, &j, time(NULL)));
 }
 
 static void h_job_delete(api_call *c)
@@ -512,23 +586,24 @@ static void h_job_delete(api_call *c)
                   j.user);
         return;
     }
-    policy *pol = policy_state_lock(c->a->ps);
-    int rc = store_job_cancel_request(c->a->st, c->id, &now);
-    if (rc == 0 && now) policy_job_dequeue(pol, c->id);
-    policy_state_unlock(c->a->ps);
+    registry_actor who = actor_of(c, j.partner);
+    char state[STORE_STATE_MAX];
+    snprintf(state, sizeof state, "%s", j.state);
+    int rc = registry_job_cancel(c->a->reg, &who, c->id, &now, &j);
     if (rc == -EALREADY) {
         set_error(c, 409, "conflict", "job %" PRId64 " already ended (%s); nothing to cancel",
-                  c->id, j.state);
+                  c->id, state);
+        return;
+    }
+    if (rc == -ENOENT) {
+        set_error(c, 404, "not_found", "no job %" PRId64 " among your jobs; see antenna jobs",
+                  c->id);
         return;
     }
     if (store_failed(c, rc, "cancel the job")) return;
-    if (store_failed(c, store_job_get(c->a->st, c->id, &j), "read the job")) return;
     LOG(LOG_INFO, "job %" PRId64 ": cancel asked by %s%s", c->id, c->user.name,
         now ? " (cancelled before dispatch)" : "");
-    audit_event(c->a, c->user.name, j.partner, "job.cancel_requested",
-                json_pack("{s:I,s:s,s:b}", "job", (json_int_t)c->id, "owner", j.user,
-                          "cancelled_before_dispatch", now));
-    set_json(c, 202, job_json(&j, NULL, 0));
+    set_json(c, 202, job_json(&j, NULL));
     c->kick = !now;
 }
 
@@ -601,9 +676,8 @@ static json_t *quota_json(api_call *c, const store_partner *p, const char *perio
         q.max_gpus = q.max_running_jobs = q.max_queued_jobs = POLICY_UNLIMITED;
         q.max_walltime_minutes = q.user_max_gpus = POLICY_UNLIMITED;
     }
-    policy *pol = policy_state_lock(c->a->ps);
-    policy_quota_get(pol, p->name, period, &pq, &used, &held, &ucpu, &hcpu);
-    policy_state_unlock(c->a->ps);
+    if (registry_quota_usage(c->a->reg, p->name, period, &pq, &used, &held, &ucpu, &hcpu) < 0)
+        used = held = ucpu = hcpu = 0; /* a partner the engine does not know yet: nothing used */
     json_t *o = json_pack("{s:s,s:s,s:i,s:b}", "partner", p->name, "period", period, "share_weight",
                           p->share_weight, "set", set);
     json_object_set_new(o, "gpu_hours", hours_or_null(q.gpu_seconds));
@@ -646,18 +720,12 @@ static void h_partners_post(api_call *c)
     } else if (share < 1 || share > 1000000) {
         set_error(c, 400, "invalid_value", "share_weight must be between 1 and 1000000");
     } else {
-        policy *pol = policy_state_lock(c->a->ps);
-        int rc = store_partner_insert(c->a->st, name, desc, (int)share, NULL);
-        if (rc == 0) policy_partner_set(pol, name, (int)share);
-        policy_state_unlock(c->a->ps);
+        registry_actor who = actor_of(c, name);
+        int rc = registry_partner_create(c->a->reg, &who, name, desc, (int)share, &p);
         if (rc == -EEXIST)
             set_error(c, 409, "conflict", "partner \"%s\" already exists", name);
-        else if (!store_failed(c, rc, "create the partner") &&
-                 !store_failed(c, store_partner_get(c->a->st, name, &p), "read the partner")) {
+        else if (!store_failed(c, rc, "create the partner")) {
             LOG(LOG_INFO, "partner %s (share %lld) created by %s", name, share, c->user.name);
-            audit_event(c->a, c->user.name, name, "partner.created",
-                        json_pack("{s:s,s:s,s:I}", "name", name, "description", desc,
-                                  "share_weight", (json_int_t)share));
             set_json(c, 201, partner_json(&p));
         }
     }
@@ -712,19 +780,13 @@ static void h_partner_patch(api_call *c)
     } else if (desc && strlen(desc) >= sizeof p.description) {
         set_error(c, 400, "invalid_value", "description is too long");
     } else {
-        policy *pol = policy_state_lock(c->a->ps);
-        int rc = store_partner_update(c->a->st, c->seg[0], desc, (int)share);
-        if (rc == 0 && share > 0) policy_partner_set(pol, c->seg[0], (int)share);
-        policy_state_unlock(c->a->ps);
+        registry_actor who = actor_of(c, c->seg[0]);
+        int rc = registry_partner_update(c->a->reg, &who, c->seg[0], desc, (int)share, &p);
         if (rc == -ENOENT)
             set_error(c, 404, "not_found", "no partner \"%.64s\"; see antenna partner list",
                       c->seg[0]);
-        else if (!store_failed(c, rc, "change the partner") &&
-                 !store_failed(c, store_partner_get(c->a->st, c->seg[0], &p), "read the partner")) {
+        else if (!store_failed(c, rc, "change the partner")) {
             LOG(LOG_INFO, "partner %s changed by %s", p.name, c->user.name);
-            audit_event(c->a, c->user.name, p.name, "partner.changed",
-                        json_pack("{s:s,s:s,s:i}", "name", p.name, "description", p.description,
-                                  "share_weight", p.share_weight));
             set_json(c, 200, partner_json(&p));
         }
     }
@@ -771,10 +833,9 @@ static void h_users_post(api_call *c)
                   "unprivileged account",
                   unix_user);
     } else {
-        policy *pol = policy_state_lock(c->a->ps);
-        int rc = store_user_insert(c->a->st, name, partner, unix_user, role, category, NULL);
-        if (rc == 0) policy_user_set(pol, name, partner, cat);
-        policy_state_unlock(c->a->ps);
+        registry_actor who = actor_of(c, partner);
+        int rc =
+            registry_user_create(c->a->reg, &who, name, partner, unix_user, role, category, &u);
         if (rc == -EEXIST)
             set_error(c, 409, "conflict", "user \"%s\" already exists", name);
         else if (rc == -ENOENT)
@@ -782,8 +843,7 @@ static void h_users_post(api_call *c)
                       "partner \"%.64s\" does not exist; create it with: antenna partner add "
                       "%.64s",
                       partner, partner);
-        else if (!store_failed(c, rc, "create the user") &&
-                 !store_failed(c, store_user_get(c->a->st, name, &u), "read the user")) {
+        else if (!store_failed(c, rc, "create the user")) {
             LOG(LOG_INFO, "user %s (partner %s, unix %s, role %s, %s) created by %s", name, partner,
                 unix_user, role, category, c->user.name);
             set_json(c, 201, user_json(&u));
@@ -958,20 +1018,14 @@ static void h_quota_patch(api_call *c)
         !cap_field(c, o, "max_walltime_minutes", &q.max_walltime_minutes) ||
         !cap_field(c, o, "user_max_gpus", &q.user_max_gpus))
         goto out;
-    policy_quota pq;
-    policy_state_quota_from_store(&q, &pq);
-    policy *pol = policy_state_lock(c->a->ps);
-    int rc = store_quota_set(c->a->st, &q);
-    if (rc == 0) policy_quota_set(pol, p.name, period, &pq);
-    policy_state_unlock(c->a->ps);
+    registry_actor who = actor_of(c, p.name);
+    int rc = registry_quota_set(c->a->reg, &who, &q);
+    if (rc == -ENOENT) {
+        set_error(c, 404, "not_found", "no partner \"%.64s\"; see antenna partner list", p.name);
+        goto out;
+    }
     if (store_failed(c, rc, "set the quota")) goto out;
     LOG(LOG_INFO, "quota of %s for %s set by %s", p.name, period, c->user.name);
-    audit_event(c->a, c->user.name, p.name, "quota.set",
-                json_pack("{s:s,s:I,s:I,s:i,s:i,s:i,s:i,s:i}", "period", period, "gpu_seconds",
-                          (json_int_t)q.gpu_seconds, "cpu_seconds", (json_int_t)q.cpu_seconds,
-                          "max_gpus", q.max_gpus, "max_running_jobs", q.max_running_jobs,
-                          "max_queued_jobs", q.max_queued_jobs, "max_walltime_minutes",
-                          q.max_walltime_minutes, "user_max_gpus", q.user_max_gpus));
     set_json(c, 200, quota_json(c, &p, period));
     c->kick = true; /* takes effect at once on the queue */
 out:
@@ -995,15 +1049,14 @@ static void h_tokens_post(api_call *c)
         set_error(c, 400, "invalid_value", "label is too long (at most %d characters)",
                   STORE_NAME_MAX - 1);
     } else if (!store_failed(c, rc, "read the user")) {
+        registry_actor who = actor_of(c, u.partner);
         if (auth_token_generate(token, sizeof token) < 0 ||
             auth_token_hash(token, hash, sizeof hash) < 0) {
             set_error(c, 500, "internal", "could not make a random token");
-        } else if (!store_failed(c, store_token_insert(c->a->st, u.id, hash, label, &id),
-                                 "store the token")) {
+        } else if (!store_failed(
+                       c, registry_token_create(c->a->reg, &who, u.id, u.partner, hash, label, &id),
+                       "store the token")) {
             LOG(LOG_INFO, "token %" PRId64 " created for user %s by %s", id, u.name, c->user.name);
-            audit_event(c->a, c->user.name, u.partner, "token.created",
-                        json_pack("{s:I,s:s,s:s}", "token_id", (json_int_t)id, "user", u.name,
-                                  "label", label));
             set_json(c, 201,
                      json_pack("{s:I,s:s,s:s,s:s}", "id", (json_int_t)id, "user", u.name, "label",
                                label, "token", token));
@@ -1030,7 +1083,8 @@ static void h_tokens_list(api_call *c)
 
 static void h_token_delete(api_call *c)
 {
-    int rc = store_token_revoke(c->a->st, c->id);
+    registry_actor who = actor_of(c, "");
+    int rc = registry_token_revoke(c->a->reg, &who, c->id);
     if (rc == -ENOENT) {
         set_error(c, 404, "not_found", "no active token %" PRId64 "; see antenna token list",
                   c->id);
@@ -1038,8 +1092,6 @@ static void h_token_delete(api_call *c)
     }
     if (store_failed(c, rc, "revoke the token")) return;
     LOG(LOG_INFO, "token %" PRId64 " revoked by %s", c->id, c->user.name);
-    audit_event(c->a, c->user.name, "", "token.revoked",
-                json_pack("{s:I}", "token_id", (json_int_t)c->id));
     set_json(c, 200, json_pack("{s:I,s:b}", "id", (json_int_t)c->id, "revoked", 1));
 }
 
@@ -1319,16 +1371,28 @@ static const struct route routes[] = {
 
 /* --- loop-thread side ---------------------------------------------------------------------- */
 
+/* Audits a failed authentication (worker threads only). The caller gets 401 whatever becomes of
+ * the entry: a failure to record it is logged, not answered (a retry could not help them). */
+static void audit_auth_failed(api_call *c, const char *reason)
+{
+    registry_actor who = {.actor = "-", .partner = ""};
+    json_t *d =
+        json_pack("{s:s,s:s,s:s,s:s}", "method", http_request_method(c->req), "path",
+                  http_request_path(c->req), "peer", http_request_peer(c->req), "reason", reason);
+    char *text = d ? json_dumps(d, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+    json_decref(d);
+    int rc = text ? registry_audit(c->a->reg, &who, "auth.failed", text) : -ENOMEM;
+    if (rc < 0) LOG(LOG_ERROR, "audit: cannot record auth.failed (%s)", strerror(-rc));
+    free(text);
+}
+
 static void call_work(uv_work_t *w)
 {
     api_call *c = w->data;
     if (c->bad_auth) {
         LOG(LOG_WARN, "authentication failed from %s: missing or malformed bearer token",
             http_request_peer(c->req));
-        audit_event(c->a, "-", "", "auth.failed",
-                    json_pack("{s:s,s:s,s:s,s:s}", "peer", http_request_peer(c->req), "reason",
-                              "missing or malformed bearer token", "method",
-                              http_request_method(c->req), "path", http_request_path(c->req)));
+        audit_auth_failed(c, "missing or malformed bearer token");
         set_error(c, 401, "unauthorized",
                   "send your token as \"Authorization: Bearer <token>\" (set ANTENNA_TOKEN for the "
                   "CLI)");
@@ -1338,10 +1402,7 @@ static void call_work(uv_work_t *w)
     if (rc == -ENOENT) {
         LOG(LOG_WARN, "authentication failed from %s: unknown or revoked token",
             http_request_peer(c->req));
-        audit_event(c->a, "-", "", "auth.failed",
-                    json_pack("{s:s,s:s,s:s,s:s}", "peer", http_request_peer(c->req), "reason",
-                              "unknown or revoked token", "method", http_request_method(c->req),
-                              "path", http_request_path(c->req)));
+        audit_auth_failed(c, "unknown or revoked token");
         set_error(c, 401, "unauthorized",
                   "the token is unknown or revoked; ask your administrator for a new one");
         return;
@@ -1361,6 +1422,12 @@ static void call_done(uv_work_t *w, int status)
     api *a = c->a;
     (void)status;
     if (c->job_state[0]) http_request_header_add(c->req, "X-Antenna-Job-State", c->job_state);
+    if (c->retry_after > 0) {
+        char secs[16];
+        snprintf(secs, sizeof secs, "%d", c->retry_after);
+        http_request_header_add(c->req, "Retry-After", secs);
+    }
+    if (c->replayed) http_request_header_add(c->req, "Idempotent-Replayed", "true");
     http_request_respond(c->req, c->status, c->ctype, c->body, c->body_len);
     if (c->kick) broker_kick(a->br);
     a->pending--;
@@ -1409,17 +1476,37 @@ static bool path_match(const char *pattern, const char *path, int64_t *id, char 
     return *pattern == '\0' && *path == '\0';
 }
 
+/* Answers /healthz on the loop thread: cheap (no store query; registry_health only reads the
+ * last commit's outcome under a mutex). 503 "degraded" with its reasons when the store refused the
+ * last batch or Slurm is unreachable. */
 static void respond_health(api *a, http_request *req)
 {
-    json_t *o = json_pack("{s:s,s:s,s:s}", "status", "ok", "slurm",
-                          a->br == NULL            ? "not_configured"
-                          : broker_slurm_ok(a->br) ? "ok"
-                                                   : "unreachable",
+    char why[256] = "";
+    bool slurm_ok = a->br == NULL || broker_slurm_ok(a->br);
+    int store_rc = registry_health(a->reg, why, sizeof why);
+    json_t *reasons = json_array();
+    if (store_rc < 0) {
+        char r[320];
+        snprintf(r, sizeof r, "store: %s", why[0] ? why : strerror(-store_rc));
+        json_array_append_new(reasons, json_string(r));
+    }
+    if (!slurm_ok) json_array_append_new(reasons, json_string("slurm: unreachable"));
+    bool ok = json_array_size(reasons) == 0;
+    json_t *o = json_pack("{s:s,s:s,s:s}", "status", ok ? "ok" : "degraded", "slurm",
+                          a->br == NULL ? "not_configured"
+                          : slurm_ok    ? "ok"
+                                        : "unreachable",
                           "version", ANTENNA_VERSION);
-    char *s = json_dumps(o, JSON_COMPACT);
-    http_request_respond(req, 200, "application/json", s, strlen(s));
-    free(s);
+    if (o != NULL && !ok) json_object_set(o, "reasons", reasons);
+    json_decref(reasons);
+    char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
     json_decref(o);
+    if (s == NULL) {
+        http_request_respond_error(req, 503, "unavailable", "out of memory; try again");
+        return;
+    }
+    http_request_respond(req, ok ? 200 : 503, "application/json", s, strlen(s));
+    free(s);
 }
 
 void api_handle(http_request *req, void *arg)
@@ -1483,15 +1570,14 @@ void api_handle(http_request *req, void *arg)
     a->pending++;
 }
 
-int api_new(uv_loop_t *loop, store *st, broker *br, policy_state *ps, const api_options *opt,
-            api **out)
+int api_new(uv_loop_t *loop, registry *reg, broker *br, const api_options *opt, api **out)
 {
     api *a = calloc(1, sizeof *a);
     if (a == NULL) return -ENOMEM;
     a->loop = loop;
-    a->st = st;
+    a->reg = reg;
+    a->st = registry_store(reg);
     a->br = br;
-    a->ps = ps;
     a->opt = *opt;
     snprintf(a->spool_dir, sizeof a->spool_dir, "%s", opt->spool_dir ? opt->spool_dir : "");
     a->opt.spool_dir = a->spool_dir;

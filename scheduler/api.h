@@ -1,8 +1,10 @@
 /* api.h - the /v1 HTTP+JSON API of antennad: routing, authentication, validation, answers.
  *
- * Runs its handlers on the libuv thread pool (they read and write the store); never calls SQLite
- * or does file I/O on the loop thread, and never talks to Slurm: reads are served from antennad's
- * own state, and changes for Slurm go through the broker.
+ * Runs its handlers on the libuv thread pool (they read the store and make registry changes);
+ * never calls SQLite, the registry or does file I/O on the loop thread, and never talks to Slurm:
+ * reads are served from antennad's own state, and changes for Slurm go through the broker. Never
+ * writes the store, never takes the policy engine's lock and never appends to the audit trail
+ * itself: every change is one registry call, which audits it.
  */
 #ifndef ANTENNA_API_H
 #define ANTENNA_API_H
@@ -13,8 +15,7 @@
 #include "broker.h"
 #include "http_server.h"
 #include "job_request.h"
-#include "policy_state.h"
-#include "store.h"
+#include "registry.h"
 
 typedef struct api api;
 
@@ -22,13 +23,14 @@ typedef struct api_options {
     jobreq_limits limits;    /* gpu_types is borrowed and must outlive the api */
     const char *spool_dir;   /* where job output lives (see broker_job_output_path); copied */
     size_t max_output_bytes; /* per GET .../output answer; 0 = 4 MiB */
-    audit *audit;            /* the audit trail (borrowed); NULL = no audit (unit tests) */
+    audit *audit; /* the audit trail (borrowed), for GET /v1/audit/verify only (the registry
+                     appends); NULL = not configured (verify answers 503) */
 } api_options;
 
-/* Creates the API over `st` and `ps` (borrowed) and `br` (borrowed; may be NULL: jobs then stay
- * queued, which unit tests use). Returns 0 and sets *out, or -ENOMEM. */
-int api_new(uv_loop_t *loop, store *st, broker *br, policy_state *ps, const api_options *opt,
-            api **out);
+/* Creates the API over `reg` (borrowed: every change goes through it; reads go to
+ * registry_store(reg)) and `br` (borrowed; may be NULL: jobs then stay queued and /healthz does
+ * not report Slurm, which unit tests use). Returns 0 and sets *out, or -ENOMEM. */
+int api_new(uv_loop_t *loop, registry *reg, broker *br, const api_options *opt, api **out);
 
 /* Frees the API. Requests still in flight must have been answered (close the HTTP server first
  * and let the loop drain). Accepts NULL. */
