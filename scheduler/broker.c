@@ -26,7 +26,6 @@
 #define IDLE_RETRY_S       30  /* dispatch is tried at least this often without a kick */
 #define HOUSEKEEP_S        60
 #define WINDOW_REFRESH_S   60
-#define RESOLVE_AFTER_S    30 /* a lost submit answer is looked up after this long */
 #define CANCEL_INBOX_MAX   100000
 
 /* A job of ours in Slurm, as last recorded. */
@@ -65,7 +64,7 @@ struct broker {
     size_t ntr, captr;
     unsigned gen;
     struct idvec unresolved; /* dispatching, the submit's answer lost */
-    int64_t unresolved_at;   /* when the latest was added */
+    uint64_t unresolved_at;  /* when the latest was added (uv_hrtime, ns) */
     registry_outcome *pend;  /* outcomes not recorded yet (the store failed) */
     size_t npend, cappend;
     struct idvec cancels_open; /* cancel asked, not yet sent to Slurm */
@@ -387,7 +386,7 @@ static void dispatch(broker *b, int64_t start)
                 if (idvec_push(&b->unresolved, jobs[i].id) < 0)
                     LOG(LOG_ERROR, "job %" PRId64 ": out of memory; a restart resolves it",
                         jobs[i].id);
-                b->unresolved_at = time(NULL);
+                b->unresolved_at = uv_hrtime();
                 stop = true;
                 continue;
             }
@@ -679,7 +678,8 @@ static void tick_work(uv_work_t *w)
         b->dirty = true;
     }
     retry_pending(b);
-    bool resolve_due = b->unresolved.n > 0 && now - b->unresolved_at >= RESOLVE_AFTER_S;
+    bool resolve_due = b->unresolved.n > 0 &&
+                       uv_hrtime() - b->unresolved_at >= b->opt.resolve_after_ms * 1000000ull;
     if (poll_slurm(b, resolve_due, resolve_due) < 0) return; /* no dispatch while Slurm is away */
     send_cancels(b);
     if (now - b->last_window >= WINDOW_REFRESH_S) refresh_window(b, now);
@@ -754,6 +754,7 @@ int broker_new(uv_loop_t *loop, registry *reg, slurm_adapter *sa, const broker_o
     b->opt.partition = b->partition[0] ? b->partition : NULL;
     b->opt.spool_dir = b->spool_dir;
     if (b->opt.poll_interval_ms == 0) b->opt.poll_interval_ms = 1000;
+    if (b->opt.resolve_after_ms == 0) b->opt.resolve_after_ms = 30000;
     snprintf(b->tag_prefix, sizeof b->tag_prefix, "antenna:%s:",
              store_instance_id(registry_store(reg)));
     atomic_init(&b->slurm_ok, false);

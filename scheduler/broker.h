@@ -28,6 +28,9 @@ typedef struct broker_options {
     const char *partition; /* Slurm partition for every job */
     const char *spool_dir; /* job folders: spool_dir/jobs/<id>/ (created, chowned to the user) */
     unsigned poll_interval_ms; /* time between ticks */
+    unsigned resolve_after_ms; /* a job whose submit answer was lost is looked up in Slurm
+                                  this long after (slurmctld may still carry the request out
+                                  while it is hung); 0 = 30 s */
     int cluster_window;        /* at least this many of our jobs may wait in Slurm (the window
                                   grows to the partition's CPU count); 0 = 4 */
 } broker_options;
