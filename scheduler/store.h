@@ -1,9 +1,16 @@
 /* store.h - antennad's durable state in SQLite (WAL): partners, users, tokens, jobs.
  *
  * The only module that includes sqlite3.h. Every function is blocking: call it from a worker thread
- * (uv_queue_work), never from the event-loop thread. Each call is one transaction; calls from
- * several threads are serialised by an internal mutex. A call that returns 0 after a write has
- * committed it to disk (synchronous=FULL), so an acknowledged job survives a crash.
+ * (uv_queue_work), never from the event-loop thread. Each call is one transaction; writes from
+ * several threads are serialised by an internal write lock. A call that returns 0 after a write
+ * has committed it to disk (synchronous=FULL), so an acknowledged job survives a crash.
+ *
+ * Reads (the _get, _list, _lookup and _query functions) run on a second connection with its own
+ * lock: they see the last committed state and never wait for a writer, not even for its fsync.
+ * A ":memory:" database has one connection only, so there reads wait for writes.
+ *
+ * Errors: a write that fails because the disk (or the file system quota) is full returns -ENOSPC
+ * (callers answer 503); any other database failure is -EIO.
  */
 #ifndef ANTENNA_STORE_H
 #define ANTENNA_STORE_H
