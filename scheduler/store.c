@@ -1046,6 +1046,138 @@ const char *store_instance_id(const store *s)
     return s->instance_id;
 }
 
+/* --- batches and changes --- */
+
+/* BEGIN IMMEDIATE of a held transaction: -EBUSY when another process keeps the database's write
+ * lock past the busy timeout. Returns 0 or -errno. */
+static int held_begin(conn *c)
+{
+    sqlite3_stmt *st = stmt_get(c, ST_BEGIN);
+    if (!st) return -EIO;
+    int ret = 0;
+    if (sqlite3_step(st) != SQLITE_DONE) {
+        int rc = sqlite3_extended_errcode(c->db);
+        ret = (rc & 0xff) == SQLITE_BUSY ? -EBUSY : db_error(c, rc, "batch begin");
+    }
+    stmt_done(st);
+    return ret;
+}
+
+/* Makes the calling thread the holder of s's write transaction, just begun. */
+static void held_take(store *s, enum held_kind kind)
+{
+    s->held = kind;
+    s->changes_open = kind == HELD_CHANGE ? 1 : 0;
+    s->held_err = 0;
+    s->op_open = false;
+    held_by_me = s;
+}
+
+/* Ends the held transaction: COMMIT when ret is 0 (and SQLite did not roll it back already), else
+ * ROLLBACK; then releases the write lock. Returns 0 or the error. */
+static int held_end(store *s, int ret)
+{
+    conn *c = &s->w;
+    if (ret == 0 && s->held_err) ret = s->held_err;
+    if (ret == 0) ret = stmt_exec(c, ST_COMMIT, "commit");
+    if (ret < 0 && !sqlite3_get_autocommit(c->db)) stmt_exec(c, ST_ROLLBACK, "rollback");
+    s->held = HELD_NONE;
+    s->changes_open = 0;
+    s->held_err = 0;
+    held_by_me = NULL;
+    pthread_mutex_unlock(&s->lock);
+    return ret;
+}
+
+int store_batch_begin(store *s)
+{
+    if (!s || held_by_me) return -EINVAL;
+    pthread_mutex_lock(&s->lock);
+    int ret = held_begin(&s->w);
+    if (ret < 0) {
+        pthread_mutex_unlock(&s->lock);
+        return ret;
+    }
+    held_take(s, HELD_BATCH);
+    return 0;
+}
+
+int store_batch_commit(store *s)
+{
+    if (!s || !held_here(s) || s->held != HELD_BATCH) return -EINVAL;
+    if (s->changes_open > 0) {
+        LOG(LOG_ERROR, "store: batch committed with %d change(s) open: rolled back",
+            s->changes_open);
+        return held_end(s, -EINVAL);
+    }
+    return held_end(s, 0);
+}
+
+void store_batch_rollback(store *s)
+{
+    if (!s || !held_here(s) || s->held != HELD_BATCH) return;
+    held_end(s, -ECANCELED);
+}
+
+bool store_in_batch(const store *s)
+{
+    return s && held_here(s) && s->held == HELD_BATCH;
+}
+
+int store_change_begin(store *s)
+{
+    if (!s) return -EINVAL;
+    if (held_here(s)) {
+        if (s->held_err) return s->held_err;
+        int ret = stmt_exec(&s->w, ST_CHANGE_BEGIN, "change begin");
+        if (ret < 0) return held_check(s, ret);
+        s->changes_open++;
+        return 0;
+    }
+    if (held_by_me) return -EINVAL; /* this thread holds another store's transaction */
+    pthread_mutex_lock(&s->lock);
+    int ret = held_begin(&s->w);
+    if (ret < 0) {
+        pthread_mutex_unlock(&s->lock);
+        return ret;
+    }
+    held_take(s, HELD_CHANGE);
+    return 0;
+}
+
+int store_change_end(store *s, int rc)
+{
+    if (!s || !held_here(s) || s->changes_open == 0) return -EINVAL;
+    s->changes_open--;
+    if (s->held == HELD_CHANGE && s->changes_open == 0) return held_end(s, rc);
+    if (s->held_err) return rc != 0 ? rc : s->held_err;
+    conn *c = &s->w;
+    if (rc == 0) {
+        rc = stmt_exec(c, ST_CHANGE_RELEASE, "change release");
+        if (rc == 0) return 0;
+    }
+    if (!sqlite3_get_autocommit(c->db)) {
+        stmt_exec(c, ST_CHANGE_ROLLBACK, "change rollback");
+        stmt_exec(c, ST_CHANGE_RELEASE, "change rollback");
+    }
+    return held_check(s, rc);
+}
+
+int store_checkpoint(store *s)
+{
+    if (!s || held_here(s)) return -EINVAL;
+    pthread_mutex_lock(&s->lock);
+    int log = 0, done = 0;
+    int rc = sqlite3_wal_checkpoint_v2(s->w.db, NULL, SQLITE_CHECKPOINT_TRUNCATE, &log, &done);
+    int ret = 0;
+    if ((rc & 0xff) == SQLITE_BUSY)
+        ret = -EBUSY;
+    else if (rc != SQLITE_OK)
+        ret = db_error(&s->w, rc, "checkpoint");
+    pthread_mutex_unlock(&s->lock);
+    return ret;
+}
+
 /* --- partners --- */
 
 int store_partner_insert(store *s, const char *name, const char *description, int share_weight,

@@ -119,11 +119,63 @@ typedef struct store_job {
  * Returns 0 and sets *out (free with store_free), or a negative errno with a message in err. */
 int store_new(const char *path, store **out, char *err, size_t errlen);
 
-/* Closes the database. Accepts NULL. */
+/* Closes the database. Accepts NULL. A batch or change the calling thread still holds is rolled
+ * back; none may be held by another thread. */
 void store_free(store *s);
 
 /* A random id made when the database was created; tags this broker's jobs in Slurm. Owned by s. */
 const char *store_instance_id(const store *s);
+
+/* --- batches (group commit) and changes ---
+ *
+ * A batch is one SQLite transaction that many changes share, so that they reach the disk with one
+ * commit (one fsync). While the calling thread holds a batch, every store_* call it makes runs
+ * inside it: a write runs in a savepoint of its own, so that its failure undoes its own writes
+ * only and returns its error as when called alone, and reads see the batch's writes not yet
+ * committed. Calls from other threads are not in the batch: their writes wait for it to end, and
+ * their reads see the last commit and do not wait. A thread holds at most one batch or change at a
+ * time, over all stores. */
+
+/* On the calling thread: takes the store's write lock, waiting for other writers, and begins a
+ * batch (BEGIN IMMEDIATE). Returns 0 (end it with store_batch_commit or store_batch_rollback on
+ * the same thread), -EINVAL (this thread already holds a batch or a change), -EBUSY (another
+ * process keeps the database locked), -ENOSPC, -EIO. */
+int store_batch_begin(store *s);
+
+/* Commits the calling thread's batch (one fsync) and releases the write lock, whatever the result.
+ * Returns 0: every change in it is on disk. On failure nothing of it is on disk: -ENOSPC (disk
+ * full), -EIO, or the error that made SQLite drop the batch earlier (a call in it returned it
+ * too); -EINVAL when a change is still open in it (the batch is rolled back), or when this
+ * thread holds no batch (nothing happens). */
+int store_batch_commit(store *s);
+
+/* Rolls back the calling thread's batch and releases the write lock. Does nothing when this thread
+ * holds no batch. */
+void store_batch_rollback(store *s);
+
+/* Returns true on the thread that holds a batch of s, between store_batch_begin and its end. */
+bool store_in_batch(const store *s);
+
+/* Begins a change: several store calls that stand or fall together (a job insert and its audit
+ * entry, say). In a batch (or an enclosing change) it is a savepoint; elsewhere it takes the write
+ * lock and begins a transaction of its own, so that the change is atomic either way. Changes nest.
+ * Returns 0 (end it with store_change_end on the same thread), -EINVAL (this thread holds another
+ * store's batch), -EBUSY, -ENOSPC, -EIO, or the error that made SQLite drop the batch. */
+int store_change_begin(store *s);
+
+/* Ends the innermost change of the calling thread. rc is the change's result: when it is not 0
+ * every write since store_change_begin is undone and rc is returned; when it is 0 the writes are
+ * kept (in the batch, to commit with it; outside a batch, committed now) and 0 is returned, or
+ * the error that kept them from being kept (then they are undone). -EINVAL: no change open. */
+int store_change_end(store *s, int rc);
+
+/* Checkpoints the write-ahead log into the database file and truncates the log to 0 bytes
+ * (PRAGMA wal_checkpoint(TRUNCATE)), so that it does not stay large after a burst (SQLite's
+ * autocheckpoint keeps running; PRAGMA journal_size_limit caps the log at 64 MiB when it restarts).
+ * Blocking: waits for the write lock and for readers of the log; call it from a worker thread
+ * when idle (the registry does, between batches). Returns 0, -EBUSY (readers or another process
+ * kept it from finishing: try later), -EINVAL (this thread holds a batch or a change), -EIO. */
+int store_checkpoint(store *s);
 
 /* --- partners --- */
 

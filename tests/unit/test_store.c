@@ -18,6 +18,7 @@
 #include <string.h>
 #include <time.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -3144,6 +3145,322 @@ static void audit_entries_free_accepts_null(void **state)
     store_audit_entries_free(NULL, 3);
 }
 
+/* --- batches, changes, the read connection --- */
+
+/* Closes and reopens f's store: what is found after this was on disk. */
+static void reopen(fixture *f)
+{
+    store_free(f->s);
+    f->s = NULL;
+    assert_int_equal(open_store(f), 0);
+}
+
+static size_t audit_count(fixture *f)
+{
+    store_audit_entry *es = NULL;
+    size_t n = 0;
+    assert_int_equal(store_audit_list(f->s, 0, 0, NULL, NULL, 0, &es, &n), 0);
+    store_audit_entries_free(es, n);
+    return n;
+}
+
+#define BATCH_JOBS 50
+
+static void batch_commit_makes_every_change_durable(void **state)
+{
+    fixture *f = *state;
+    int64_t ids[BATCH_JOBS];
+    assert_int_equal(store_batch_begin(f->s), 0);
+    assert_true(store_in_batch(f->s));
+    for (int i = 0; i < BATCH_JOBS; i++) {
+        ids[i] = insert_job(f, f->user_id, "batched");
+        audit_append(f, "alice", "job.submitted", 0);
+    }
+    assert_int_equal(store_partner_insert(f->s, "kul", "Leuven", 2, NULL), 0);
+    assert_int_equal(store_batch_commit(f->s), 0);
+    assert_false(store_in_batch(f->s));
+
+    reopen(f);
+    for (int i = 0; i < BATCH_JOBS; i++) {
+        store_job j;
+        assert_int_equal(store_job_get(f->s, ids[i], &j), 0);
+        assert_string_equal(j.state, STORE_STATE_QUEUED);
+    }
+    assert_int_equal(audit_count(f), BATCH_JOBS);
+    store_partner p;
+    assert_int_equal(store_partner_get(f->s, "kul", &p), 0);
+    assert_int_equal(p.share_weight, 2);
+}
+
+static void batch_failing_call_undoes_only_its_own_writes(void **state)
+{
+    fixture *f = *state;
+    set_budget(f, PERIOD, 1000, STORE_UNLIMITED);
+    int64_t queued = insert_job(f, f->user_id, "big");
+    assert_int_equal(store_batch_begin(f->s), 0);
+    int64_t a = insert_job(f, f->user_id, "a");
+    assert_int_equal(store_partner_insert(f->s, "ulb", "again", 1, NULL), -EEXIST);
+    /* the budget check reads, then fails after nothing: its savepoint leaves no hold row */
+    assert_int_equal(store_job_dispatch_begin(f->s, queued, PERIOD, 1001, 0), -EDQUOT);
+    assert_int_equal(store_job_dispatch_begin(f->s, a, PERIOD, 400, 0), 0);
+    assert_int_equal(store_job_transition(f->s, queued, "running", "failed", NULL), -EAGAIN);
+    int64_t b = insert_job(f, f->user_id, "b");
+    assert_int_equal(store_batch_commit(f->s), 0);
+
+    reopen(f);
+    store_job j;
+    assert_int_equal(store_job_get(f->s, a, &j), 0);
+    assert_string_equal(j.state, STORE_STATE_DISPATCHING);
+    assert_int_equal(j.hold_gpu_seconds, 400);
+    assert_int_equal(store_job_get(f->s, b, &j), 0);
+    assert_int_equal(store_job_get(f->s, queued, &j), 0);
+    assert_string_equal(j.state, STORE_STATE_QUEUED);
+    assert_int_equal(j.hold_gpu_seconds, 0);
+    assert_int_equal(ledger_rows(f, queued, NULL), 0);
+    assert_int_equal(ledger_rows(f, a, "hold"), 1);
+    store_partner p;
+    assert_int_equal(store_partner_get(f->s, "ulb", &p), 0);
+    assert_string_equal(p.description, "Universite libre de Bruxelles");
+}
+
+static void batch_rollback_leaves_nothing(void **state)
+{
+    fixture *f = *state;
+    assert_int_equal(store_batch_begin(f->s), 0);
+    int64_t id = insert_job(f, f->user_id, "gone");
+    audit_append(f, "alice", "job.submitted", 0);
+    assert_int_equal(store_partner_insert(f->s, "kul", NULL, 1, NULL), 0);
+    store_batch_rollback(f->s);
+    assert_false(store_in_batch(f->s));
+
+    reopen(f);
+    store_job j;
+    assert_int_equal(store_job_get(f->s, id, &j), -ENOENT);
+    assert_int_equal(audit_count(f), 0);
+    store_partner p;
+    assert_int_equal(store_partner_get(f->s, "kul", &p), -ENOENT);
+    /* and the store takes writes again */
+    assert_true(insert_job(f, f->user_id, "next") > 0);
+}
+
+/* Asserts that the store holds exactly the jobs named `first` and `second` (NULL: none), oldest
+ * first. */
+static void assert_job_names(fixture *f, const char *first, const char *second)
+{
+    store_job *js = NULL;
+    size_t n = 0;
+    assert_int_equal(store_job_list_active(f->s, &js, &n), 0);
+    assert_int_equal(n, (first != NULL) + (second != NULL));
+    if (first) assert_string_equal(js[0].name, first);
+    if (second) assert_string_equal(js[1].name, second);
+    free(js);
+}
+
+/* One change: a job insert and its audit entry; fails with `rc` after both when rc < 0. */
+static int submit_change(fixture *f, const char *name, int rc, int64_t *id)
+{
+    assert_int_equal(store_change_begin(f->s), 0);
+    *id = insert_job(f, f->user_id, name);
+    audit_append(f, "alice", "job.submitted", 0);
+    return store_change_end(f->s, rc);
+}
+
+static void change_end_with_error_undoes_that_change_only(void **state)
+{
+    fixture *f = *state;
+    int64_t kept1, undone, kept2;
+    assert_int_equal(store_batch_begin(f->s), 0);
+    assert_int_equal(submit_change(f, "one", 0, &kept1), 0);
+    assert_int_equal(submit_change(f, "two", -EDQUOT, &undone), -EDQUOT);
+    store_job j;
+    assert_int_equal(store_job_get(f->s, undone, &j), -ENOENT); /* undone in the batch already */
+    assert_int_equal(submit_change(f, "three", 0, &kept2), 0);
+    assert_int_equal(store_batch_commit(f->s), 0);
+
+    reopen(f);
+    assert_job_names(f, "one", "three");
+    assert_int_equal(store_job_get(f->s, kept1, &j), 0);
+    assert_int_equal(store_job_get(f->s, kept2, &j), 0);
+    assert_int_equal(kept2, undone); /* the undone insert took back its id */
+    /* two entries, chained without a gap: the undone change's entry left no trace */
+    store_audit_entry *es = NULL;
+    size_t n = 0;
+    assert_int_equal(store_audit_list(f->s, 0, 0, NULL, NULL, 0, &es, &n), 0);
+    assert_int_equal(n, 2);
+    assert_int_equal(es[0].seq, 1);
+    assert_int_equal(es[1].seq, 2);
+    assert_string_equal(es[1].prev_hash, es[0].hash);
+    store_audit_entries_free(es, n);
+}
+
+static void changes_nest_and_an_inner_failure_keeps_the_outer_writes(void **state)
+{
+    fixture *f = *state;
+    int64_t outer, inner;
+    assert_int_equal(store_batch_begin(f->s), 0);
+    assert_int_equal(store_change_begin(f->s), 0);
+    outer = insert_job(f, f->user_id, "outer");
+    assert_int_equal(submit_change(f, "inner", -EIO, &inner), -EIO);
+    assert_int_equal(store_change_end(f->s, 0), 0);
+    assert_int_equal(store_batch_commit(f->s), 0);
+    store_job j;
+    assert_int_equal(store_job_get(f->s, outer, &j), 0);
+    assert_int_equal(store_job_get(f->s, inner, &j), -ENOENT);
+    assert_int_equal(audit_count(f), 0);
+}
+
+static void change_outside_a_batch_is_its_own_transaction(void **state)
+{
+    fixture *f = *state;
+    int64_t undone, kept;
+    assert_int_equal(submit_change(f, "undone", -EEXIST, &undone), -EEXIST);
+    assert_false(store_in_batch(f->s));
+    assert_int_equal(submit_change(f, "kept", 0, &kept), 0);
+    reopen(f);
+    assert_job_names(f, "kept", NULL);
+    store_job j;
+    assert_int_equal(store_job_get(f->s, kept, &j), 0);
+    assert_int_equal(kept, undone);
+    assert_int_equal(audit_count(f), 1);
+}
+
+static void batch_reads_on_its_thread_see_its_uncommitted_writes(void **state)
+{
+    fixture *f = *state;
+    assert_int_equal(store_batch_begin(f->s), 0);
+    int64_t id = insert_job(f, f->user_id, "mine");
+    store_job j;
+    assert_int_equal(store_job_get(f->s, id, &j), 0);
+    assert_string_equal(j.name, "mine");
+    store_job *js = NULL;
+    size_t n = 0;
+    assert_int_equal(store_job_list_active(f->s, &js, &n), 0);
+    assert_int_equal(n, 1);
+    free(js);
+    assert_int_equal(store_batch_commit(f->s), 0);
+}
+
+static void batch_misuse_is_einval(void **state)
+{
+    fixture *f = *state;
+    assert_int_equal(store_batch_commit(f->s), -EINVAL);  /* no batch */
+    assert_int_equal(store_change_end(f->s, 0), -EINVAL); /* no change */
+    store_batch_rollback(f->s);                           /* no batch: nothing happens */
+    assert_int_equal(store_batch_begin(f->s), 0);
+    assert_int_equal(store_batch_begin(f->s), -EINVAL); /* nested */
+    assert_int_equal(store_checkpoint(f->s), -EINVAL);  /* inside the batch */
+    assert_int_equal(store_change_begin(f->s), 0);
+    /* a change still open: the batch is rolled back, and the store is free again */
+    int64_t id = insert_job(f, f->user_id, "open");
+    assert_int_equal(store_batch_commit(f->s), -EINVAL);
+    assert_false(store_in_batch(f->s));
+    store_job j;
+    assert_int_equal(store_job_get(f->s, id, &j), -ENOENT);
+    assert_int_equal(store_change_end(f->s, 0), -EINVAL);
+    assert_int_equal(store_batch_begin(f->s), 0);
+    store_batch_rollback(f->s);
+}
+
+/* A thread that does one store call while the test thread holds a batch. */
+typedef struct other_thread {
+    fixture *f;
+    int64_t job_id;
+    int ret;
+    int done; /* set (atomically) when the call returned */
+} other_thread;
+
+static void *other_job_get(void *arg)
+{
+    other_thread *o = arg;
+    store_job j;
+    o->ret = store_job_get(o->f->s, o->job_id, &j);
+    __atomic_store_n(&o->done, 1, __ATOMIC_SEQ_CST);
+    return NULL;
+}
+
+static void *other_partner_insert(void *arg)
+{
+    other_thread *o = arg;
+    assert_false(store_in_batch(o->f->s)); /* the batch is the test thread's only */
+    o->ret = store_partner_insert(o->f->s, "kul", NULL, 1, NULL);
+    __atomic_store_n(&o->done, 1, __ATOMIC_SEQ_CST);
+    return NULL;
+}
+
+/* Joins t within `seconds`; returns whether it ended. */
+static bool join_within(pthread_t t, int seconds)
+{
+    struct timespec deadline;
+    clock_gettime(CLOCK_REALTIME, &deadline);
+    deadline.tv_sec += seconds;
+    return pthread_timedjoin_np(t, NULL, &deadline) == 0;
+}
+
+static void reader_thread_is_not_blocked_by_a_batch_and_sees_committed_rows_only(void **state)
+{
+    fixture *f = *state;
+    assert_int_equal(store_batch_begin(f->s), 0);
+    other_thread o = {.f = f, .job_id = insert_job(f, f->user_id, "uncommitted")};
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, other_job_get, &o), 0);
+    bool ended = join_within(t, 5);
+    assert_int_equal(store_batch_commit(f->s), 0); /* before asserting: a blocked reader ends */
+    if (!ended) assert_int_equal(pthread_join(t, NULL), 0);
+    assert_true(ended);
+    assert_int_equal(o.ret, -ENOENT);
+
+    o.done = 0;
+    assert_int_equal(pthread_create(&t, NULL, other_job_get, &o), 0);
+    assert_int_equal(pthread_join(t, NULL), 0);
+    assert_int_equal(o.ret, 0); /* committed: found */
+}
+
+static void writer_thread_waits_for_the_batch_then_writes_outside_it(void **state)
+{
+    fixture *f = *state;
+    assert_int_equal(store_batch_begin(f->s), 0);
+    other_thread o = {.f = f};
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, other_partner_insert, &o), 0);
+    struct timespec pause = {.tv_nsec = 100 * 1000 * 1000};
+    nanosleep(&pause, NULL);
+    assert_int_equal(__atomic_load_n(&o.done, __ATOMIC_SEQ_CST), 0); /* waits for the lock */
+    store_batch_rollback(f->s);
+    assert_int_equal(pthread_join(t, NULL), 0);
+    assert_int_equal(o.ret, 0); /* its write was not in the batch rolled back */
+    store_partner p;
+    assert_int_equal(store_partner_get(f->s, "kul", &p), 0);
+}
+
+/* --- WAL checkpoint --- */
+
+static off_t wal_size(fixture *f)
+{
+    char wal[160];
+    snprintf(wal, sizeof wal, "%s-wal", f->path);
+    struct stat sb;
+    assert_int_equal(stat(wal, &sb), 0);
+    return sb.st_size;
+}
+
+static void checkpoint_truncates_the_wal(void **state)
+{
+    fixture *f = *state;
+    for (int i = 0; i < 300; i++)
+        insert_job(f, f->user_id, "fill");
+    assert_true(wal_size(f) > 0);
+    assert_int_equal(store_checkpoint(f->s), 0);
+    assert_int_equal(wal_size(f), 0);
+    /* the data is in the database file, and the store goes on */
+    store_job *js = NULL;
+    size_t n = 0;
+    assert_int_equal(store_job_list(f->s, 0, NULL, 0, &js, &n), 0);
+    assert_int_equal(n, 300);
+    free(js);
+    insert_job(f, f->user_id, "after");
+    assert_true(wal_size(f) > 0);
+}
+
 #define T(fn)  cmocka_unit_test_setup_teardown(fn, setup, teardown)
 #define TU(fn) cmocka_unit_test_setup_teardown(fn, setup_user, teardown)
 #define TE(fn) cmocka_unit_test_setup_teardown(fn, setup_empty, teardown)
@@ -3258,6 +3575,17 @@ int main(void)
         T(audit_append_with_failing_hash_writes_nothing),
         T(audit_append_without_actor_or_action_is_einval),
         T(audit_rows_edited_outside_are_listed_as_stored),
+        TU(batch_commit_makes_every_change_durable),
+        TU(batch_failing_call_undoes_only_its_own_writes),
+        TU(batch_rollback_leaves_nothing),
+        TU(change_end_with_error_undoes_that_change_only),
+        TU(changes_nest_and_an_inner_failure_keeps_the_outer_writes),
+        TU(change_outside_a_batch_is_its_own_transaction),
+        TU(batch_reads_on_its_thread_see_its_uncommitted_writes),
+        TU(batch_misuse_is_einval),
+        TU(reader_thread_is_not_blocked_by_a_batch_and_sees_committed_rows_only),
+        TU(writer_thread_waits_for_the_batch_then_writes_outside_it),
+        TU(checkpoint_truncates_the_wal),
         cmocka_unit_test(audit_entries_free_accepts_null),
         cmocka_unit_test(store_free_accepts_null),
     };
