@@ -19,10 +19,14 @@
 #include <unistd.h>
 
 /* The terminal states, as one SQL list (used by the active-jobs query and its partial index, which
- * must match word for word) and as an array for store_state_terminal. Keep the two in step. */
-#define TERMINAL_SQL                                                                               \
-    "('completed','failed','cancelled','timeout','node_fail','preempted','boot_fail','deadline',"  \
-    "'out_of_memory','lost')"
+ * must match word for word) and as an array for store_state_terminal. Keep the two in step.
+ * NOT_IN_SLURM_SQL adds queued: the states of a job neither in Slurm nor being submitted to it
+ * (the in-Slurm query and its partial index, word for word too). */
+#define TERMINAL_LIST                                                                              \
+    "'completed','failed','cancelled','timeout','node_fail','preempted','boot_fail','deadline',"   \
+    "'out_of_memory','lost'"
+#define TERMINAL_SQL     "(" TERMINAL_LIST ")"
+#define NOT_IN_SLURM_SQL "('queued'," TERMINAL_LIST ")"
 
 static const char *const terminal_states[] = {
     "completed", "failed",   "cancelled",     "timeout", "node_fail",
@@ -180,6 +184,22 @@ static const char *const migrations[] = {
     "CREATE INDEX audit_actor ON audit (actor);"
     "CREATE INDEX audit_at ON audit (at);"
     "CREATE INDEX ledger_kind_at ON ledger (kind, at);",
+
+    /* v3 -> v4: idempotency records (the first answer to a request, replayed to a retry with the
+     * same key), pruned oldest first; and the jobs in Slurm or being submitted (active, not
+     * queued), so that following them never reads the queue. No foreign key: a record outlives
+     * nothing it names, and pruning it checks no other table. */
+    "CREATE TABLE idempotency ("
+    "  user_id INTEGER NOT NULL,"
+    "  key TEXT NOT NULL,"
+    "  body_hash TEXT NOT NULL,"
+    "  job_id INTEGER NOT NULL,"
+    "  status INTEGER NOT NULL,"
+    "  body TEXT NOT NULL,"
+    "  created_at INTEGER NOT NULL,"
+    "  PRIMARY KEY (user_id, key));"
+    "CREATE INDEX idempotency_created ON idempotency (created_at);"
+    "CREATE INDEX jobs_in_slurm ON jobs (id) WHERE state NOT IN " NOT_IN_SLURM_SQL ";",
 };
 
 #define STORE_SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
@@ -260,6 +280,7 @@ enum stmt_id {
     ST_JOB_LIST_PARTNER,
     ST_JOB_LIST_USER_PARTNER,
     ST_JOB_LIST_ACTIVE,
+    ST_JOB_LIST_IN_SLURM,
     ST_JOB_EXISTS,
     ST_JOB_REASON_SET,
     ST_JOB_BILLING,
@@ -282,6 +303,9 @@ enum stmt_id {
     ST_JOB_LIST_CHARGED,
     ST_AUDIT_LAST,
     ST_AUDIT_INSERT,
+    ST_IDEM_GET,
+    ST_IDEM_PUT,
+    ST_IDEM_PRUNE,
     ST_COUNT
 };
 
@@ -381,6 +405,8 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_JOB_LIST_USER_PARTNER] = JOB_LIST("WHERE user_id = ?1 AND partner = ?2"),
     [ST_JOB_LIST_ACTIVE] =
         "SELECT " JOB_COLS " FROM jobs WHERE state NOT IN " TERMINAL_SQL " ORDER BY id",
+    [ST_JOB_LIST_IN_SLURM] =
+        "SELECT " JOB_COLS " FROM jobs WHERE state NOT IN " NOT_IN_SLURM_SQL " ORDER BY id",
     [ST_JOB_EXISTS] = "SELECT state FROM jobs WHERE id = ?1",
     [ST_JOB_REASON_SET] = "UPDATE jobs SET reason = ?2 "
                           "WHERE id = ?1 AND state = 'queued' AND reason <> ?2",
@@ -425,6 +451,13 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_AUDIT_LAST] = "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1",
     [ST_AUDIT_INSERT] =
         "INSERT INTO audit (" AUDIT_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    [ST_IDEM_GET] = "SELECT user_id, key, body_hash, job_id, status, body, created_at "
+                    "FROM idempotency WHERE user_id = ?1 AND key = ?2",
+    [ST_IDEM_PUT] = "INSERT INTO idempotency (user_id, key, body_hash, job_id, status, body, "
+                    "created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    /* ?2 = -1: no limit */
+    [ST_IDEM_PRUNE] = "DELETE FROM idempotency WHERE rowid IN (SELECT rowid FROM idempotency "
+                      "WHERE created_at < ?1 ORDER BY created_at LIMIT ?2)",
 };
 
 /* The filters of store_audit_list that its statement is built for: one cached statement per
@@ -1801,6 +1834,18 @@ int store_job_list_active(store *s, store_job **out, size_t *n)
     return ret;
 }
 
+int store_job_list_in_slurm(store *s, store_job **out, size_t *n)
+{
+    if (!s || !out || !n) return -EINVAL;
+    *out = NULL;
+    *n = 0;
+    conn *c = read_begin(s);
+    sqlite3_stmt *st = stmt_get(c, ST_JOB_LIST_IN_SLURM);
+    int ret = st ? read_rows(c, st, sizeof **out, read_job, (void **)out, n) : -EIO;
+    read_end(s, c);
+    return ret;
+}
+
 /* Whether `hold` fits what is left of `budget` (STORE_UNLIMITED: always). */
 static bool budget_fits(int64_t budget, int64_t used, int64_t held, int64_t hold)
 {
@@ -2127,6 +2172,101 @@ int store_job_list_charged(store *s, const char *partner, const char *period, st
     }
     read_end(s, c);
     return ret;
+}
+
+/* --- idempotency records --- */
+
+static bool idem_key_ok(const char *key)
+{
+    return text_fits(key, STORE_IDEM_KEY_MAX) && key[0] != '\0';
+}
+
+int store_idem_get(store *s, int64_t user_id, const char *key, store_idem *out)
+{
+    if (!out) return -EINVAL;
+    memset(out, 0, sizeof *out);
+    if (!s || !idem_key_ok(key)) return -EINVAL;
+    conn *c = read_begin(s);
+    sqlite3_stmt *st = stmt_get(c, ST_IDEM_GET);
+    int ret = -EIO;
+    if (!st) goto out;
+    sqlite3_bind_int64(st, 1, user_id);
+    bind_text(st, 2, key);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        const unsigned char *body = sqlite3_column_text(st, 5);
+        size_t len = body ? (size_t)sqlite3_column_bytes(st, 5) : 0;
+        out->body = malloc(len + 1);
+        if (out->body) {
+            if (len) memcpy(out->body, body, len);
+            out->body[len] = '\0';
+            out->user_id = sqlite3_column_int64(st, 0);
+            col_text(st, 1, out->key, sizeof out->key);
+            col_text(st, 2, out->body_hash, sizeof out->body_hash);
+            out->job_id = sqlite3_column_int64(st, 3);
+            out->status = sqlite3_column_int(st, 4);
+            out->created_at = sqlite3_column_int64(st, 6);
+            ret = 0;
+        } else {
+            ret = -ENOMEM;
+        }
+    } else if (rc == SQLITE_DONE) {
+        ret = -ENOENT;
+    } else {
+        ret = db_error(c, sqlite3_extended_errcode(c->db), "idempotency get");
+    }
+    stmt_done(st);
+out:
+    read_end(s, c);
+    return ret;
+}
+
+int store_idem_put(store *s, const store_idem *e)
+{
+    if (!s || !e || !idem_key_ok(e->key) || !text_fits(e->body_hash, sizeof e->body_hash))
+        return -EINVAL;
+    int ret = write_begin(s, false);
+    if (ret < 0) return ret;
+    conn *c = &s->w;
+    sqlite3_stmt *st = stmt_get(c, ST_IDEM_PUT);
+    ret = -EIO;
+    if (st) {
+        sqlite3_bind_int64(st, 1, e->user_id);
+        bind_text(st, 2, e->key);
+        bind_text(st, 3, e->body_hash);
+        sqlite3_bind_int64(st, 4, e->job_id);
+        sqlite3_bind_int(st, 5, e->status);
+        bind_text(st, 6, e->body);
+        sqlite3_bind_int64(st, 7, e->created_at != 0 ? e->created_at : now());
+        ret = stmt_run(c, st, "idempotency put");
+    }
+    return write_end(s, ret);
+}
+
+void store_idem_clear(store_idem *e)
+{
+    if (!e) return;
+    free(e->body);
+    e->body = NULL;
+}
+
+int store_idem_prune(store *s, int64_t before, size_t max, size_t *removed)
+{
+    if (removed) *removed = 0;
+    if (!s) return -EINVAL;
+    int64_t lim = max == 0 || max > (size_t)INT64_MAX ? -1 : (int64_t)max;
+    int ret = write_begin(s, false);
+    if (ret < 0) return ret;
+    conn *c = &s->w;
+    sqlite3_stmt *st = stmt_get(c, ST_IDEM_PRUNE);
+    ret = -EIO;
+    if (st) {
+        sqlite3_bind_int64(st, 1, before);
+        sqlite3_bind_int64(st, 2, lim);
+        ret = stmt_run(c, st, "idempotency prune");
+        if (ret == 0 && removed) *removed = (size_t)sqlite3_changes(c->db);
+    }
+    return write_end(s, ret);
 }
 
 /* --- audit trail --- */

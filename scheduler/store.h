@@ -272,6 +272,12 @@ int store_job_list(store *s, int64_t user_id, const char *partner, size_t limit,
  * non-terminal Slurm state, oldest first. Same ownership as store_job_list. */
 int store_job_list_active(store *s, store_job **out, size_t *n);
 
+/* Lists the active jobs that are in Slurm or being submitted to it: states dispatching, dispatched
+ * and every non-terminal Slurm state (the active jobs but the queued ones), oldest first. Reads
+ * them through an index of their own, so it costs nothing per queued job. Same ownership as
+ * store_job_list. */
+int store_job_list_in_slurm(store *s, store_job **out, size_t *n);
+
 /* Starts the dispatch of queued job `id` in one transaction: checks that the hold fits what is
  * left of its partner's budgets for `period` (budget - used - held; a quota never set leaves 0, an
  * unlimited budget always fits), writes a "hold" ledger row, records period and hold on the job,
@@ -365,6 +371,40 @@ int store_audit_list(store *s, int64_t after_seq, int64_t since, const char *act
 
 /* Frees what store_audit_list returned. Accepts NULL. */
 void store_audit_entries_free(store_audit_entry *e, size_t n);
+
+/* --- idempotency records ---
+ *
+ * The first answer to a request that carried an idempotency key, kept so that a retry with the
+ * same key gets the same answer instead of a second job. One record per user and key. */
+
+#define STORE_IDEM_KEY_MAX 256 /* key bytes + NUL */
+
+typedef struct store_idem {
+    int64_t user_id;
+    char key[STORE_IDEM_KEY_MAX];
+    char body_hash[STORE_HASH_HEX]; /* hash of the request body, to tell a replay from a misuse */
+    int64_t job_id;                 /* the job it made, 0 = none */
+    int status;                     /* the HTTP status answered */
+    char *body;                     /* the body answered; malloc'd, owned by the struct */
+    int64_t created_at;             /* unix seconds */
+} store_idem;
+
+/* Reads the record of `user_id` and `key` into *out (all of it overwritten; out->body is NULL
+ * unless 0 is returned). Returns 0 (free out->body with store_idem_clear), -ENOENT, -EINVAL (key
+ * empty or longer than STORE_IDEM_KEY_MAX - 1 bytes), -ENOMEM, -EIO. */
+int store_idem_get(store *s, int64_t user_id, const char *key, store_idem *out);
+
+/* Stores record *e (borrowed; body NULL = ""), created_at = now when e->created_at is 0. A record
+ * is never replaced. Returns 0, -EEXIST (this user already used this key), -EINVAL (bad key or
+ * hash), -ENOSPC, -EIO. */
+int store_idem_put(store *s, const store_idem *e);
+
+/* Frees e->body and sets it to NULL. Accepts NULL. */
+void store_idem_clear(store_idem *e);
+
+/* Deletes at most `max` (0 = no limit) records created before `before` (unix seconds), oldest
+ * first, and sets *removed (when not NULL) to their number. Returns 0, -ENOSPC, -EIO. */
+int store_idem_prune(store *s, int64_t before, size_t max, size_t *removed);
 
 /* Returns true when `state` is terminal (completed, failed, cancelled, timeout, ...). */
 bool store_state_terminal(const char *state);

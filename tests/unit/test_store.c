@@ -10,6 +10,7 @@
 #include "store.h"
 
 #include <ctype.h>
+#include <stdbool.h>
 #include <dirent.h>
 #include <errno.h>
 #include <pthread.h>
@@ -18,6 +19,7 @@
 #include <string.h>
 #include <time.h>
 #include <sys/mman.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -27,6 +29,7 @@ typedef struct fixture {
     char path[128];
     store *s;
     int64_t user_id; /* alice of partner ulb */
+    bool mounted;    /* f->dir is a tmpfs of its own (setup_tiny_disk) */
 } fixture;
 
 static int open_store(fixture *f)
@@ -86,6 +89,7 @@ static int teardown(void **state)
         unlink(p);
     }
     if (d) closedir(d);
+    if (f->mounted && umount2(f->dir, MNT_DETACH) != 0) print_error("umount %s\n", f->dir);
     int ret = rmdir(f->dir);
     free(f);
     return ret;
@@ -1993,7 +1997,7 @@ static void migration_from_v1_fills_new_fields_with_defaults(void **state)
 
     char out[64];
     assert_int_equal(sqlite_cli(f, "PRAGMA user_version;", out, sizeof out), 0);
-    assert_string_equal(out, "3\n"); /* and on to the current version */
+    assert_string_equal(out, "4\n"); /* and on to the current version */
     /* script stays the last column of jobs (listing jobs never reads its overflow pages) */
     assert_int_equal(
         sqlite_cli(f, "SELECT name FROM pragma_table_info('jobs') ORDER BY cid DESC LIMIT 1;", out,
@@ -2145,7 +2149,7 @@ static void migration_from_v2_keeps_data(void **state)
     assert_int_equal(open_store(f), 0);
     char out[64];
     assert_int_equal(sqlite_cli(f, "PRAGMA user_version;", out, sizeof out), 0);
-    assert_string_equal(out, "3\n");
+    assert_string_equal(out, "4\n");
     assert_string_equal(store_instance_id(f->s), "fedcba9876543210");
 
     store_partner p;
@@ -3461,6 +3465,299 @@ static void checkpoint_truncates_the_wal(void **state)
     assert_true(wal_size(f) > 0);
 }
 
+/* --- v4: idempotency records, jobs in Slurm --- */
+
+static store_idem idem_of(int64_t user_id, const char *key, int64_t job_id, const char *body,
+                          int64_t created_at)
+{
+    store_idem e;
+    memset(&e, 0, sizeof e);
+    e.user_id = user_id;
+    snprintf(e.key, sizeof e.key, "%s", key);
+    snprintf(e.body_hash, sizeof e.body_hash, "%064d", 7);
+    e.job_id = job_id;
+    e.status = 201;
+    e.body = (char *)body;
+    e.created_at = created_at;
+    return e;
+}
+
+static void idem_put_then_get_returns_it(void **state)
+{
+    fixture *f = *state;
+    int64_t before = time(NULL);
+    store_idem e = idem_of(f->user_id, "req-1", 42, "{\"id\":42}", 0);
+    assert_int_equal(store_idem_put(f->s, &e), 0);
+    store_idem got;
+    assert_int_equal(store_idem_get(f->s, f->user_id, "req-1", &got), 0);
+    assert_int_equal(got.user_id, f->user_id);
+    assert_string_equal(got.key, "req-1");
+    assert_string_equal(got.body_hash, e.body_hash);
+    assert_int_equal(got.job_id, 42);
+    assert_int_equal(got.status, 201);
+    assert_string_equal(got.body, "{\"id\":42}");
+    assert_true(got.created_at >= before && got.created_at <= time(NULL));
+    store_idem_clear(&got);
+    assert_null(got.body);
+    /* keys are per user */
+    assert_int_equal(store_idem_get(f->s, f->user_id + 1, "req-1", &got), -ENOENT);
+    assert_null(got.body);
+    assert_int_equal(store_idem_get(f->s, f->user_id, "req-2", &got), -ENOENT);
+}
+
+static void idem_put_same_key_twice_is_eexist_and_keeps_the_first(void **state)
+{
+    fixture *f = *state;
+    store_idem e = idem_of(f->user_id, "k", 1, "first", 100);
+    assert_int_equal(store_idem_put(f->s, &e), 0);
+    store_idem again = idem_of(f->user_id, "k", 2, "second", 200);
+    assert_int_equal(store_idem_put(f->s, &again), -EEXIST);
+    store_idem other_user = idem_of(f->user_id + 1, "k", 3, "other", 300);
+    assert_int_equal(store_idem_put(f->s, &other_user), 0);
+    store_idem got;
+    assert_int_equal(store_idem_get(f->s, f->user_id, "k", &got), 0);
+    assert_int_equal(got.job_id, 1);
+    assert_string_equal(got.body, "first");
+    assert_int_equal(got.created_at, 100);
+    store_idem_clear(&got);
+}
+
+static void idem_bad_key_or_hash_is_einval(void **state)
+{
+    fixture *f = *state;
+    char long_key[STORE_IDEM_KEY_MAX + 1];
+    memset(long_key, 'k', sizeof long_key - 1);
+    long_key[sizeof long_key - 1] = '\0';
+    store_idem e = idem_of(f->user_id, "", 1, "{}", 0);
+    assert_int_equal(store_idem_put(f->s, &e), -EINVAL);
+    memset(e.key, 'k', sizeof e.key); /* no NUL */
+    assert_int_equal(store_idem_put(f->s, &e), -EINVAL);
+    e = idem_of(f->user_id, "k", 1, "{}", 0);
+    memset(e.body_hash, 'a', sizeof e.body_hash);
+    assert_int_equal(store_idem_put(f->s, &e), -EINVAL);
+    assert_int_equal(store_idem_put(f->s, NULL), -EINVAL);
+    store_idem got;
+    assert_int_equal(store_idem_get(f->s, f->user_id, long_key, &got), -EINVAL);
+    assert_int_equal(store_idem_get(f->s, f->user_id, "", &got), -EINVAL);
+    /* the longest key fits */
+    long_key[STORE_IDEM_KEY_MAX - 1] = '\0';
+    e = idem_of(f->user_id, long_key, 1, NULL, 0); /* no body: "" */
+    assert_int_equal(store_idem_put(f->s, &e), 0);
+    assert_int_equal(store_idem_get(f->s, f->user_id, long_key, &got), 0);
+    assert_string_equal(got.body, "");
+    store_idem_clear(&got);
+    store_idem_clear(NULL);
+}
+
+static void idem_prune_removes_at_most_max_oldest_first_before_a_time(void **state)
+{
+    fixture *f = *state;
+    /* created at 500, 100, 400, 200, 300 */
+    const int64_t at[] = {500, 100, 400, 200, 300};
+    for (int i = 0; i < 5; i++) {
+        char key[16];
+        snprintf(key, sizeof key, "k%lld", (long long)at[i]);
+        store_idem e = idem_of(f->user_id, key, i, "{}", at[i]);
+        assert_int_equal(store_idem_put(f->s, &e), 0);
+    }
+    size_t removed = 99;
+    assert_int_equal(store_idem_prune(f->s, 400, 2, &removed), 0);
+    assert_int_equal(removed, 2); /* 100 and 200 */
+    store_idem got;
+    assert_int_equal(store_idem_get(f->s, f->user_id, "k100", &got), -ENOENT);
+    assert_int_equal(store_idem_get(f->s, f->user_id, "k200", &got), -ENOENT);
+    assert_int_equal(store_idem_get(f->s, f->user_id, "k300", &got), 0);
+    store_idem_clear(&got);
+    assert_int_equal(store_idem_prune(f->s, 400, 0, &removed), 0); /* 0: no limit */
+    assert_int_equal(removed, 1);                                  /* 300; 400 is not before */
+    assert_int_equal(store_idem_get(f->s, f->user_id, "k400", &got), 0);
+    store_idem_clear(&got);
+    assert_int_equal(store_idem_prune(f->s, 400, 0, NULL), 0);
+    assert_int_equal(store_idem_prune(f->s, INT64_MAX, 0, &removed), 0);
+    assert_int_equal(removed, 2);
+}
+
+static void idem_put_in_a_batch_is_seen_by_a_get_in_it_and_kept_by_its_commit(void **state)
+{
+    fixture *f = *state;
+    assert_int_equal(store_batch_begin(f->s), 0);
+    int64_t id = insert_job(f, f->user_id, "idem");
+    store_idem e = idem_of(f->user_id, "req", id, "{\"id\":1}", 0);
+    assert_int_equal(store_idem_put(f->s, &e), 0);
+    store_idem got;
+    assert_int_equal(store_idem_get(f->s, f->user_id, "req", &got), 0);
+    assert_int_equal(got.job_id, id);
+    store_idem_clear(&got);
+    assert_int_equal(store_idem_put(f->s, &e), -EEXIST); /* fails alone; the batch goes on */
+    assert_int_equal(store_batch_commit(f->s), 0);
+    reopen(f);
+    assert_int_equal(store_idem_get(f->s, f->user_id, "req", &got), 0);
+    assert_int_equal(got.job_id, id);
+    store_idem_clear(&got);
+}
+
+static void job_list_in_slurm_excludes_queued_and_terminal_jobs_oldest_first(void **state)
+{
+    fixture *f = *state;
+    insert_job(f, f->user_id, "queued");
+    int64_t dispatching = insert_job(f, f->user_id, "dispatching");
+    assert_int_equal(store_job_transition(f->s, dispatching, "queued", "dispatching", NULL), 0);
+    int64_t done = insert_running_job(f);
+    store_job u = {.id = done, .state = "completed", .has_exit_code = true};
+    assert_int_equal(store_job_update(f->s, &u), 0);
+    int64_t dispatched = insert_job(f, f->user_id, "dispatched");
+    assert_int_equal(store_job_transition(f->s, dispatched, "queued", "dispatching", NULL), 0);
+    assert_int_equal(store_job_set_dispatched(f->s, dispatched, 77), 0);
+    int64_t cancelled = insert_job(f, f->user_id, "cancelled");
+    assert_int_equal(store_job_cancel_request(f->s, cancelled, NULL), 0);
+    int64_t running = insert_running_job(f);
+    insert_job(f, f->user_id, "queued too");
+
+    store_job *js = NULL;
+    size_t n = 0;
+    assert_int_equal(store_job_list_in_slurm(f->s, &js, &n), 0);
+    assert_int_equal(n, 3);
+    assert_int_equal(js[0].id, dispatching);
+    assert_string_equal(js[0].state, STORE_STATE_DISPATCHING);
+    assert_int_equal(js[1].id, dispatched);
+    assert_int_equal(js[1].slurm_job_id, 77);
+    assert_int_equal(js[2].id, running);
+    assert_string_equal(js[2].state, "running");
+    free(js);
+    /* the active list still has the queued jobs too */
+    assert_int_equal(store_job_list_active(f->s, &js, &n), 0);
+    assert_int_equal(n, 5);
+    free(js);
+}
+
+static void job_list_in_slurm_of_no_job_is_empty(void **state)
+{
+    fixture *f = *state;
+    insert_job(f, f->user_id, "queued");
+    store_job *js = (store_job *)1;
+    size_t n = 9;
+    assert_int_equal(store_job_list_in_slurm(f->s, &js, &n), 0);
+    assert_int_equal(n, 0);
+    assert_null(js);
+}
+
+/* A v3 database is a v4 one without the v3 -> v4 step's table and index. */
+static void migration_from_v3_keeps_data_and_gives_the_schema_of_a_new_database(void **state)
+{
+    fixture *f = *state;
+    static char migrated[16384], fresh[16384];
+    assert_int_equal(sqlite_cli(f, SCHEMA_SQL, fresh, sizeof fresh), 0);
+    int64_t queued = insert_job(f, f->user_id, "old");
+    int64_t running = insert_running_job(f);
+    audit_append(f, "alice", "job.submitted", 0);
+    store_free(f->s);
+    f->s = NULL;
+    assert_int_equal(sqlite_cli(f,
+                                "DROP TABLE idempotency; DROP INDEX jobs_in_slurm; "
+                                "PRAGMA user_version = 3;",
+                                NULL, 0),
+                     0);
+    assert_int_equal(open_store(f), 0);
+    char out[16];
+    assert_int_equal(sqlite_cli(f, "PRAGMA user_version;", out, sizeof out), 0);
+    assert_string_equal(out, "4\n");
+    assert_int_equal(sqlite_cli(f, SCHEMA_SQL, migrated, sizeof migrated), 0);
+    assert_string_equal(migrated, fresh);
+    assert_non_null(strstr(fresh, "table|idempotency|idempotency|"));
+    assert_non_null(strstr(fresh, "index|jobs_in_slurm|jobs|"));
+
+    store_job j;
+    assert_int_equal(store_job_get(f->s, queued, &j), 0);
+    assert_string_equal(j.name, "old");
+    store_job *js = NULL;
+    size_t n = 0;
+    assert_int_equal(store_job_list_in_slurm(f->s, &js, &n), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(js[0].id, running);
+    free(js);
+    assert_int_equal(audit_count(f), 1);
+    store_idem e = idem_of(f->user_id, "k", queued, "{}", 0);
+    assert_int_equal(store_idem_put(f->s, &e), 0);
+}
+
+/* --- a full disk --- */
+
+/* setup_user on a 1 MiB tmpfs of its own, mounted over the test's directory. Without root or
+ * tmpfs (a container, say) it opens nothing: the test skips. */
+static int setup_tiny_disk(void **state)
+{
+    fixture *f = calloc(1, sizeof *f);
+    if (!f) return -1;
+    snprintf(f->dir, sizeof f->dir, "/tmp/test_store.XXXXXX");
+    if (!mkdtemp(f->dir)) {
+        free(f);
+        return -1;
+    }
+    snprintf(f->path, sizeof f->path, "%s/antenna.db", f->dir);
+    *state = f;
+    if (geteuid() != 0 ||
+        mount("tmpfs", f->dir, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=1m,mode=0700") != 0)
+        return 0;
+    f->mounted = true;
+    if (open_store(f) != 0 ||
+        store_partner_insert(f->s, "ulb", "Universite libre de Bruxelles", 1, NULL) != 0 ||
+        store_user_insert(f->s, "alice", "ulb", "alice", "user", "researcher", &f->user_id) != 0 ||
+        store_checkpoint(f->s) != 0) /* the migrations' log, out of the way */
+        return -1;                   /* teardown unmounts */
+    return 0;
+}
+
+#define BIG_SCRIPT (48 * 1024)
+
+static char *big_script(void)
+{
+    char *script = malloc(BIG_SCRIPT + 1);
+    assert_non_null(script);
+    memset(script, '#', BIG_SCRIPT);
+    script[BIG_SCRIPT] = '\0';
+    return script;
+}
+
+static void full_disk_write_is_enospc_and_a_batch_commit_leaves_nothing(void **state)
+{
+    fixture *f = *state;
+    if (!f->mounted) {
+        print_message("skipped: a full disk needs root and a tmpfs mount (mount -t tmpfs), "
+                      "not available here\n");
+        skip();
+    }
+    char *script = big_script();
+    int64_t first = insert_job(f, f->user_id, "small");
+    int ret = 0, i;
+    for (i = 0; i < 100 && ret == 0; i++) {
+        store_job j = {.user_id = f->user_id, .gpus = 1};
+        ret = store_job_insert(f->s, &j, script);
+    }
+    assert_int_equal(ret, -ENOSPC);
+    assert_true(i > 1); /* the disk held some before it was full */
+    store_job got;
+    assert_int_equal(store_job_get(f->s, first, &got), 0); /* reads go on */
+
+    store_job *before = NULL;
+    size_t n_before = 0;
+    assert_int_equal(store_job_list(f->s, 0, NULL, 0, &before, &n_before), 0);
+    free(before);
+    assert_int_equal(store_batch_begin(f->s), 0);
+    store_job j = {.user_id = f->user_id, .gpus = 1};
+    assert_int_equal(store_job_insert(f->s, &j, script), 0); /* in the page cache so far */
+    assert_int_equal(store_batch_commit(f->s), -ENOSPC);
+    assert_false(store_in_batch(f->s));
+    free(script);
+    store_job *after = NULL;
+    size_t n_after = 0;
+    assert_int_equal(store_job_list(f->s, 0, NULL, 0, &after, &n_after), 0);
+    free(after);
+    assert_int_equal(n_after, n_before);
+    /* the write lock was released: a new batch begins */
+    assert_int_equal(store_batch_begin(f->s), 0);
+    store_batch_rollback(f->s);
+}
+
 #define T(fn)  cmocka_unit_test_setup_teardown(fn, setup, teardown)
 #define TU(fn) cmocka_unit_test_setup_teardown(fn, setup_user, teardown)
 #define TE(fn) cmocka_unit_test_setup_teardown(fn, setup_empty, teardown)
@@ -3586,6 +3883,16 @@ int main(void)
         TU(reader_thread_is_not_blocked_by_a_batch_and_sees_committed_rows_only),
         TU(writer_thread_waits_for_the_batch_then_writes_outside_it),
         TU(checkpoint_truncates_the_wal),
+        TU(idem_put_then_get_returns_it),
+        TU(idem_put_same_key_twice_is_eexist_and_keeps_the_first),
+        TU(idem_bad_key_or_hash_is_einval),
+        TU(idem_prune_removes_at_most_max_oldest_first_before_a_time),
+        TU(idem_put_in_a_batch_is_seen_by_a_get_in_it_and_kept_by_its_commit),
+        TU(job_list_in_slurm_excludes_queued_and_terminal_jobs_oldest_first),
+        TU(job_list_in_slurm_of_no_job_is_empty),
+        TU(migration_from_v3_keeps_data_and_gives_the_schema_of_a_new_database),
+        cmocka_unit_test_setup_teardown(full_disk_write_is_enospc_and_a_batch_commit_leaves_nothing,
+                                        setup_tiny_disk, teardown),
         cmocka_unit_test(audit_entries_free_accepts_null),
         cmocka_unit_test(store_free_accepts_null),
     };
