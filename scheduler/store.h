@@ -1,9 +1,10 @@
 /* store.h - antennad's durable state in SQLite (WAL): partners, users, tokens, jobs.
  *
  * The only module that includes sqlite3.h. Every function is blocking: call it from a worker thread
- * (uv_queue_work), never from the event-loop thread. Each call is one transaction; writes from
- * several threads are serialised by an internal write lock. A call that returns 0 after a write
- * has committed it to disk (synchronous=FULL), so an acknowledged job survives a crash.
+ * (uv_queue_work), never from the event-loop thread. Each call is one transaction (in a batch, a
+ * savepoint of the batch's: see store_batch_begin); writes from several threads are serialised by
+ * an internal write lock. Outside a batch, a call that returns 0 after a write has committed it to
+ * disk (synchronous=FULL), so an acknowledged job survives a crash; in a batch, its commit does.
  *
  * Reads (the _get, _list, _lookup and _query functions) run on a second connection with its own
  * lock: they see the last committed state and never wait for a writer, not even for its fsync.
@@ -134,7 +135,13 @@ const char *store_instance_id(const store *s);
  * only and returns its error as when called alone, and reads see the batch's writes not yet
  * committed. Calls from other threads are not in the batch: their writes wait for it to end, and
  * their reads see the last commit and do not wait. A thread holds at most one batch or change at a
- * time, over all stores. */
+ * time, over all stores.
+ *
+ * What a call in a batch reports (a new id, an audit entry's seq and hash) stands only once the
+ * batch commits with that call kept: an id or seq whose insert was undone is handed out again.
+ * Should SQLite drop the whole batch itself (a full disk or an I/O error can make it roll the
+ * transaction back), the call that met it and every later call in the batch return that error,
+ * and so does store_batch_commit. */
 
 /* On the calling thread: takes the store's write lock, waiting for other writers, and begins a
  * batch (BEGIN IMMEDIATE). Returns 0 (end it with store_batch_commit or store_batch_rollback on
