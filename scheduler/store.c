@@ -19,10 +19,14 @@
 #include <unistd.h>
 
 /* The terminal states, as one SQL list (used by the active-jobs query and its partial index, which
- * must match word for word) and as an array for store_state_terminal. Keep the two in step. */
-#define TERMINAL_SQL                                                                               \
-    "('completed','failed','cancelled','timeout','node_fail','preempted','boot_fail','deadline',"  \
-    "'out_of_memory','lost')"
+ * must match word for word) and as an array for store_state_terminal. Keep the two in step.
+ * NOT_IN_SLURM_SQL adds queued: the states of a job neither in Slurm nor being submitted to it
+ * (the in-Slurm query and its partial index, word for word too). */
+#define TERMINAL_LIST                                                                              \
+    "'completed','failed','cancelled','timeout','node_fail','preempted','boot_fail','deadline',"   \
+    "'out_of_memory','lost'"
+#define TERMINAL_SQL     "(" TERMINAL_LIST ")"
+#define NOT_IN_SLURM_SQL "('queued'," TERMINAL_LIST ")"
 
 static const char *const terminal_states[] = {
     "completed", "failed",   "cancelled",     "timeout", "node_fail",
@@ -180,6 +184,22 @@ static const char *const migrations[] = {
     "CREATE INDEX audit_actor ON audit (actor);"
     "CREATE INDEX audit_at ON audit (at);"
     "CREATE INDEX ledger_kind_at ON ledger (kind, at);",
+
+    /* v3 -> v4: idempotency records (the first answer to a request, replayed to a retry with the
+     * same key), pruned oldest first; and the jobs in Slurm or being submitted (active, not
+     * queued), so that following them never reads the queue. No foreign key: a record outlives
+     * nothing it names, and pruning it checks no other table. */
+    "CREATE TABLE idempotency ("
+    "  user_id INTEGER NOT NULL,"
+    "  key TEXT NOT NULL,"
+    "  body_hash TEXT NOT NULL,"
+    "  job_id INTEGER NOT NULL,"
+    "  status INTEGER NOT NULL,"
+    "  body TEXT NOT NULL,"
+    "  created_at INTEGER NOT NULL,"
+    "  PRIMARY KEY (user_id, key));"
+    "CREATE INDEX idempotency_created ON idempotency (created_at);"
+    "CREATE INDEX jobs_in_slurm ON jobs (id) WHERE state NOT IN " NOT_IN_SLURM_SQL ";",
 };
 
 #define STORE_SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
@@ -222,6 +242,12 @@ enum stmt_id {
     ST_BEGIN,
     ST_COMMIT,
     ST_ROLLBACK,
+    ST_OP_BEGIN,
+    ST_OP_RELEASE,
+    ST_OP_ROLLBACK,
+    ST_CHANGE_BEGIN,
+    ST_CHANGE_RELEASE,
+    ST_CHANGE_ROLLBACK,
     ST_PARTNER_INSERT,
     ST_PARTNER_GET,
     ST_PARTNER_LIST,
@@ -254,6 +280,7 @@ enum stmt_id {
     ST_JOB_LIST_PARTNER,
     ST_JOB_LIST_USER_PARTNER,
     ST_JOB_LIST_ACTIVE,
+    ST_JOB_LIST_IN_SLURM,
     ST_JOB_EXISTS,
     ST_JOB_REASON_SET,
     ST_JOB_BILLING,
@@ -276,6 +303,9 @@ enum stmt_id {
     ST_JOB_LIST_CHARGED,
     ST_AUDIT_LAST,
     ST_AUDIT_INSERT,
+    ST_IDEM_GET,
+    ST_IDEM_PUT,
+    ST_IDEM_PRUNE,
     ST_COUNT
 };
 
@@ -283,6 +313,15 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_BEGIN] = "BEGIN IMMEDIATE",
     [ST_COMMIT] = "COMMIT",
     [ST_ROLLBACK] = "ROLLBACK",
+    /* In a held transaction: one call's savepoint, and one change's (a ROLLBACK TO is always
+     * followed by the RELEASE of the same name). Nested savepoints of one name are fine: each
+     * statement acts on the innermost. */
+    [ST_OP_BEGIN] = "SAVEPOINT op",
+    [ST_OP_RELEASE] = "RELEASE op",
+    [ST_OP_ROLLBACK] = "ROLLBACK TO op",
+    [ST_CHANGE_BEGIN] = "SAVEPOINT change",
+    [ST_CHANGE_RELEASE] = "RELEASE change",
+    [ST_CHANGE_ROLLBACK] = "ROLLBACK TO change",
     [ST_PARTNER_INSERT] = "INSERT INTO partners (name, description, share_weight, created_at) "
                           "VALUES (?1, ?2, ?3, ?4)",
     [ST_PARTNER_GET] = "SELECT " PARTNER_COLS " FROM partners WHERE name = ?1",
@@ -366,6 +405,8 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_JOB_LIST_USER_PARTNER] = JOB_LIST("WHERE user_id = ?1 AND partner = ?2"),
     [ST_JOB_LIST_ACTIVE] =
         "SELECT " JOB_COLS " FROM jobs WHERE state NOT IN " TERMINAL_SQL " ORDER BY id",
+    [ST_JOB_LIST_IN_SLURM] =
+        "SELECT " JOB_COLS " FROM jobs WHERE state NOT IN " NOT_IN_SLURM_SQL " ORDER BY id",
     [ST_JOB_EXISTS] = "SELECT state FROM jobs WHERE id = ?1",
     [ST_JOB_REASON_SET] = "UPDATE jobs SET reason = ?2 "
                           "WHERE id = ?1 AND state = 'queued' AND reason <> ?2",
@@ -410,6 +451,13 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_AUDIT_LAST] = "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1",
     [ST_AUDIT_INSERT] =
         "INSERT INTO audit (" AUDIT_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    [ST_IDEM_GET] = "SELECT user_id, key, body_hash, job_id, status, body, created_at "
+                    "FROM idempotency WHERE user_id = ?1 AND key = ?2",
+    [ST_IDEM_PUT] = "INSERT INTO idempotency (user_id, key, body_hash, job_id, status, body, "
+                    "created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    /* ?2 = -1: no limit */
+    [ST_IDEM_PRUNE] = "DELETE FROM idempotency WHERE rowid IN (SELECT rowid FROM idempotency "
+                      "WHERE created_at < ?1 ORDER BY created_at LIMIT ?2)",
 };
 
 /* The filters of store_audit_list that its statement is built for: one cached statement per
@@ -422,13 +470,35 @@ enum {
     AUDIT_LIST_VARIANTS = 16
 };
 
-struct store {
+/* One SQLite connection and its cached statements. */
+typedef struct conn {
     sqlite3 *db;
-    pthread_mutex_t lock;
     sqlite3_stmt *stmts[ST_COUNT];
     sqlite3_stmt *audit_list[AUDIT_LIST_VARIANTS];
+} conn;
+
+/* What the thread holding the write lock keeps open across calls on the write connection. */
+enum held_kind {
+    HELD_NONE,   /* nothing: each call is its own transaction */
+    HELD_BATCH,  /* store_batch_begin */
+    HELD_CHANGE, /* store_change_begin outside a batch: the change is its own transaction */
+};
+
+struct store {
+    conn w;                /* the write connection; also serves the reads of its holder */
+    conn r;                /* the read connection (r.db NULL for ":memory:": reads use w) */
+    pthread_mutex_t lock;  /* the write lock: guards w and the fields below */
+    pthread_mutex_t rlock; /* guards r */
+    enum held_kind held;   /* what the holder of `lock` keeps open */
+    int changes_open;      /* store_change_begin calls not yet ended, in the held transaction */
+    int held_err;          /* the error that made SQLite roll the held transaction back, or 0 */
+    bool op_open;          /* the current call's own transaction (or savepoint) is open */
     char instance_id[40];
 };
+
+/* The store whose write transaction (a batch, or a change on its own) this thread holds, if any.
+ * While set, the thread holds s->lock and each of its calls on that store runs inside. */
+static _Thread_local const store *held_by_me;
 
 static void set_err(char *err, size_t errlen, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -442,8 +512,10 @@ static void set_err(char *err, size_t errlen, const char *fmt, ...)
     va_end(ap);
 }
 
-/* Maps an SQLite result code to a negative errno; logs the unexpected ones with SQLite's text. */
-static int db_error(store *s, int rc, const char *what)
+/* Maps an SQLite result code to a negative errno; logs the unexpected ones with SQLite's text. A
+ * full disk (or file system quota) is -ENOSPC, whether SQLite says SQLITE_FULL or an I/O error
+ * whose system errno says so; any other failure is -EIO. */
+static int db_error(conn *c, int rc, const char *what)
 {
     switch (rc) {
     case SQLITE_CONSTRAINT_UNIQUE:
@@ -454,24 +526,29 @@ static int db_error(store *s, int rc, const char *what)
     case SQLITE_NOMEM:
         return -ENOMEM;
     default:
-        LOG(LOG_ERROR, "store: %s: %s (sqlite %d)", what, sqlite3_errmsg(s->db), rc);
-        return -EIO;
+        break;
     }
+    int sys = sqlite3_system_errno(c->db);
+    bool full = (rc & 0xff) == SQLITE_FULL ||
+                ((rc & 0xff) == SQLITE_IOERR && (sys == ENOSPC || sys == EDQUOT));
+    LOG(LOG_ERROR, "store: %s: %s (sqlite %d%s)", what, sqlite3_errmsg(c->db), rc,
+        full ? ", disk full" : "");
+    return full ? -ENOSPC : -EIO;
 }
 
-/* Returns cached statement `id` (prepared on first use; stmt_done resets it), or NULL. */
-static sqlite3_stmt *stmt_get(store *s, enum stmt_id id)
+/* Returns cached statement `id` of c (prepared on first use; stmt_done resets it), or NULL. */
+static sqlite3_stmt *stmt_get(conn *c, enum stmt_id id)
 {
-    if (!s->stmts[id]) {
-        int rc = sqlite3_prepare_v3(s->db, stmt_sql[id], -1, SQLITE_PREPARE_PERSISTENT,
-                                    &s->stmts[id], NULL);
+    if (!c->stmts[id]) {
+        int rc = sqlite3_prepare_v3(c->db, stmt_sql[id], -1, SQLITE_PREPARE_PERSISTENT,
+                                    &c->stmts[id], NULL);
         if (rc != SQLITE_OK) {
-            db_error(s, rc, "prepare");
-            s->stmts[id] = NULL;
+            db_error(c, rc, "prepare");
+            c->stmts[id] = NULL;
             return NULL;
         }
     }
-    return s->stmts[id];
+    return c->stmts[id];
 }
 
 static void stmt_done(sqlite3_stmt *st)
@@ -482,43 +559,102 @@ static void stmt_done(sqlite3_stmt *st)
 }
 
 /* Runs a statement that returns no row (BEGIN, COMMIT, an INSERT/UPDATE). Returns 0 or -errno. */
-static int stmt_run(store *s, sqlite3_stmt *st, const char *what)
+static int stmt_run(conn *c, sqlite3_stmt *st, const char *what)
 {
     int rc = sqlite3_step(st);
-    int ret = rc == SQLITE_DONE ? 0 : db_error(s, sqlite3_extended_errcode(s->db), what);
+    int ret = rc == SQLITE_DONE ? 0 : db_error(c, sqlite3_extended_errcode(c->db), what);
     stmt_done(st);
     return ret;
 }
 
-static int tx_begin(store *s)
+/* Runs cached statement `id` (no parameter, no row). Returns 0 or -errno. */
+static int stmt_exec(conn *c, enum stmt_id id, const char *what)
 {
-    sqlite3_stmt *st = stmt_get(s, ST_BEGIN);
-    return st ? stmt_run(s, st, "begin") : -EIO;
+    sqlite3_stmt *st = stmt_get(c, id);
+    return st ? stmt_run(c, st, what) : -EIO;
 }
 
-static int tx_commit(store *s)
+/* Whether the calling thread holds the write transaction of s (so holds s->lock). */
+static bool held_here(const store *s)
 {
-    sqlite3_stmt *st = stmt_get(s, ST_COMMIT);
-    return st ? stmt_run(s, st, "commit") : -EIO;
+    return held_by_me == s;
 }
 
-/* Rolls back the open transaction, if any; keeps `ret` (the error that caused it). */
-static int tx_rollback(store *s, int ret)
+/* In the held transaction, after a call: SQLite rolls a whole transaction back on some errors
+ * (disk full, I/O errors). Then nothing of it is left and later statements would each commit on
+ * their own, so every later call in it fails with that error, and so does its end. Returns ret, or
+ * the error when the transaction is gone. */
+static int held_check(store *s, int ret)
 {
-    if (sqlite3_get_autocommit(s->db)) return ret;
-    sqlite3_stmt *st = stmt_get(s, ST_ROLLBACK);
-    if (st) stmt_run(s, st, "rollback");
+    if (!sqlite3_get_autocommit(s->w.db)) return ret;
+    if (ret == 0) ret = -EIO;
+    if (s->held_err == 0) s->held_err = ret;
     return ret;
 }
 
-/* Ends a transaction: commits when ret is 0, rolls back otherwise. Returns the final result. */
-static int tx_end(store *s, int ret)
+/* Takes the write connection for one call: locks it, unless this thread holds its transaction.
+ * With `tx` the call gets its own transaction: BEGIN IMMEDIATE, or in the held transaction a
+ * savepoint, so that a failure undoes only this call's writes. A call of one statement needs none
+ * (SQLite undoes a failed statement alone). Returns 0 (then end with write_end) or -errno (nothing
+ * to end). */
+static int write_begin(store *s, bool tx)
 {
-    if (ret == 0) {
-        ret = tx_commit(s);
-        if (ret == 0) return 0;
+    bool inside = held_here(s);
+    if (inside && s->held_err) return s->held_err;
+    if (!inside) pthread_mutex_lock(&s->lock);
+    int ret = tx ? stmt_exec(&s->w, inside ? ST_OP_BEGIN : ST_BEGIN, "begin") : 0;
+    if (ret < 0) {
+        if (inside)
+            held_check(s, ret);
+        else
+            pthread_mutex_unlock(&s->lock);
+        return ret;
     }
-    return tx_rollback(s, ret);
+    s->op_open = tx;
+    return 0;
+}
+
+/* Ends what write_begin started: commits (or releases the savepoint) when ret is 0, rolls back
+ * otherwise, and unlocks. Returns the final result. */
+static int write_end(store *s, int ret)
+{
+    bool inside = held_here(s);
+    conn *c = &s->w;
+    if (s->op_open) {
+        s->op_open = false;
+        if (ret == 0) ret = stmt_exec(c, inside ? ST_OP_RELEASE : ST_COMMIT, "commit");
+        if (ret < 0 && !sqlite3_get_autocommit(c->db)) {
+            if (inside) {
+                stmt_exec(c, ST_OP_ROLLBACK, "rollback");
+                stmt_exec(c, ST_OP_RELEASE, "rollback");
+            } else {
+                stmt_exec(c, ST_ROLLBACK, "rollback");
+            }
+        }
+    }
+    if (inside) return held_check(s, ret);
+    pthread_mutex_unlock(&s->lock);
+    return ret;
+}
+
+/* Takes the connection for one read: the write connection when this thread holds its transaction
+ * (so that it sees its own writes), else the read connection, which sees committed data only and
+ * never waits for a writer (":memory:" has none: then the write connection, locked). */
+static conn *read_begin(store *s)
+{
+    if (held_here(s)) return &s->w;
+    if (!s->r.db) {
+        pthread_mutex_lock(&s->lock);
+        return &s->w;
+    }
+    pthread_mutex_lock(&s->rlock);
+    return &s->r;
+}
+
+static void read_end(store *s, conn *c)
+{
+    if (held_here(s)) return;
+    pthread_mutex_unlock(c == &s->r ? &s->rlock : &s->lock);
 }
 
 static void col_text(sqlite3_stmt *st, int col, char *dst, size_t cap)
@@ -565,8 +701,7 @@ static void *array_push(void **arr, size_t *n, size_t *cap, size_t item)
 typedef void (*row_reader)(sqlite3_stmt *st, void *item);
 
 /* Steps `st` to the end, reading each row with `read` into a malloc'd array. Resets st. */
-static int read_rows(store *s, sqlite3_stmt *st, size_t item, row_reader read, void **out,
-                     size_t *n)
+static int read_rows(conn *c, sqlite3_stmt *st, size_t item, row_reader read, void **out, size_t *n)
 {
     void *arr = NULL;
     size_t cnt = 0, cap = 0;
@@ -580,7 +715,7 @@ static int read_rows(store *s, sqlite3_stmt *st, size_t item, row_reader read, v
         read(st, slot);
     }
     if (rc != SQLITE_DONE) {
-        ret = db_error(s, sqlite3_extended_errcode(s->db), "list");
+        ret = db_error(c, sqlite3_extended_errcode(c->db), "list");
         goto fail_rows;
     }
     stmt_done(st);
@@ -595,7 +730,7 @@ fail_rows:
 }
 
 /* Steps `st` once: 0 and the row read with `read`, -ENOENT (no row), or -errno. Resets st. */
-static int read_one(store *s, sqlite3_stmt *st, row_reader read, void *out)
+static int read_one(conn *c, sqlite3_stmt *st, row_reader read, void *out)
 {
     int rc = sqlite3_step(st);
     int ret = 0;
@@ -604,7 +739,7 @@ static int read_one(store *s, sqlite3_stmt *st, row_reader read, void *out)
     else if (rc == SQLITE_DONE)
         ret = -ENOENT;
     else
-        ret = db_error(s, sqlite3_extended_errcode(s->db), "read");
+        ret = db_error(c, sqlite3_extended_errcode(c->db), "read");
     stmt_done(st);
     return ret;
 }
@@ -803,6 +938,28 @@ static int precreate(const char *path, char *err, size_t errlen)
     return -e;
 }
 
+/* Opens one connection to `path` (flags: SQLite's open flags) with extended result codes and the
+ * busy timeout. Returns an SQLite code; c->db may be set even on failure (conn_close frees it). */
+static int conn_open(conn *c, const char *path, int flags)
+{
+    int rc = sqlite3_open_v2(path, &c->db, flags | SQLITE_OPEN_NOMUTEX, NULL);
+    if (rc != SQLITE_OK) return rc;
+    sqlite3_extended_result_codes(c->db, 1);
+    sqlite3_busy_timeout(c->db, STORE_BUSY_TIMEOUT_MS);
+    return SQLITE_OK;
+}
+
+/* Finalizes c's statements and closes it. Accepts a connection never opened. */
+static void conn_close(conn *c)
+{
+    for (int i = 0; i < ST_COUNT; i++)
+        sqlite3_finalize(c->stmts[i]);
+    for (int i = 0; i < AUDIT_LIST_VARIANTS; i++)
+        sqlite3_finalize(c->audit_list[i]);
+    sqlite3_close_v2(c->db);
+    memset(c, 0, sizeof *c);
+}
+
 int store_new(const char *path, store **out, char *err, size_t errlen)
 {
     set_err(err, errlen, "%s", "");
@@ -825,25 +982,30 @@ int store_new(const char *path, store **out, char *err, size_t errlen)
         ret = -ENOMEM;
         goto fail_mutex;
     }
+    if (pthread_mutex_init(&s->rlock, NULL) != 0) {
+        set_err(err, errlen, "cannot create the store mutex");
+        ret = -ENOMEM;
+        goto fail_rmutex;
+    }
 
-    int rc = sqlite3_open_v2(
-        path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+    int rc = conn_open(&s->w, path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
     if (rc != SQLITE_OK) {
-        int sys = s->db ? sqlite3_system_errno(s->db) : 0;
+        int sys = s->w.db ? sqlite3_system_errno(s->w.db) : 0;
         set_err(err, errlen, "cannot open database %s: %s", path,
-                s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc));
+                s->w.db ? sqlite3_errmsg(s->w.db) : sqlite3_errstr(rc));
         ret = sys > 0 ? -sys : -EIO;
         goto fail_setup;
     }
-    sqlite3_extended_result_codes(s->db, 1);
-    sqlite3_busy_timeout(s->db, STORE_BUSY_TIMEOUT_MS);
 
+    /* journal_size_limit: a WAL that grew during a burst is cut back to 64 MiB when it restarts
+     * (autocheckpoint keeps restarting it; store_checkpoint empties it). */
     char mode[16] = "";
-    rc = pragma(s->db, "PRAGMA journal_mode = WAL", mode, sizeof mode);
-    if (rc == SQLITE_OK) rc = pragma(s->db, "PRAGMA synchronous = FULL", NULL, 0);
-    if (rc == SQLITE_OK) rc = pragma(s->db, "PRAGMA foreign_keys = ON", NULL, 0);
+    rc = pragma(s->w.db, "PRAGMA journal_mode = WAL", mode, sizeof mode);
+    if (rc == SQLITE_OK) rc = pragma(s->w.db, "PRAGMA synchronous = FULL", NULL, 0);
+    if (rc == SQLITE_OK) rc = pragma(s->w.db, "PRAGMA foreign_keys = ON", NULL, 0);
+    if (rc == SQLITE_OK) rc = pragma(s->w.db, "PRAGMA journal_size_limit = 67108864", NULL, 0);
     if (rc != SQLITE_OK) {
-        set_err(err, errlen, "cannot set up database %s: %s", path, sqlite3_errmsg(s->db));
+        set_err(err, errlen, "cannot set up database %s: %s", path, sqlite3_errmsg(s->w.db));
         ret = -EIO;
         goto fail_setup;
     }
@@ -853,27 +1015,44 @@ int store_new(const char *path, store **out, char *err, size_t errlen)
         goto fail_setup;
     }
 
-    ret = store_migrate(s->db, path, err, errlen);
+    ret = store_migrate(s->w.db, path, err, errlen);
     if (ret < 0) goto fail_setup;
 
     sqlite3_stmt *st = NULL;
-    rc = sqlite3_prepare_v2(s->db, "SELECT value FROM meta WHERE key = 'instance_id'", -1, &st,
+    rc = sqlite3_prepare_v2(s->w.db, "SELECT value FROM meta WHERE key = 'instance_id'", -1, &st,
                             NULL);
     if (rc == SQLITE_OK) rc = sqlite3_step(st);
     if (rc == SQLITE_ROW) col_text(st, 0, s->instance_id, sizeof s->instance_id);
     sqlite3_finalize(st);
     if (rc != SQLITE_ROW || !s->instance_id[0]) {
         set_err(err, errlen, "database %s has no instance id: %s", path,
-                rc == SQLITE_ROW || rc == SQLITE_DONE ? "meta row missing" : sqlite3_errmsg(s->db));
+                rc == SQLITE_ROW || rc == SQLITE_DONE ? "meta row missing"
+                                                      : sqlite3_errmsg(s->w.db));
         ret = -EIO;
         goto fail_setup;
+    }
+
+    /* The read connection: in WAL mode it reads the last commit while a writer holds its
+     * transaction. query_only: nothing can write through it. */
+    if (!memory) {
+        rc = conn_open(&s->r, path, SQLITE_OPEN_READWRITE);
+        if (rc == SQLITE_OK) rc = pragma(s->r.db, "PRAGMA query_only = ON", NULL, 0);
+        if (rc != SQLITE_OK) {
+            set_err(err, errlen, "cannot open a read connection to database %s: %s", path,
+                    s->r.db ? sqlite3_errmsg(s->r.db) : sqlite3_errstr(rc));
+            ret = -EIO;
+            goto fail_setup;
+        }
     }
 
     *out = s;
     return 0;
 
 fail_setup:
-    sqlite3_close_v2(s->db); /* also after a failed open: it may return a handle */
+    conn_close(&s->r); /* also after a failed open: it may return a handle */
+    conn_close(&s->w);
+    pthread_mutex_destroy(&s->rlock);
+fail_rmutex:
     pthread_mutex_destroy(&s->lock);
 fail_mutex:
     free(s);
@@ -883,11 +1062,14 @@ fail_mutex:
 void store_free(store *s)
 {
     if (!s) return;
-    for (int i = 0; i < ST_COUNT; i++)
-        sqlite3_finalize(s->stmts[i]);
-    for (int i = 0; i < AUDIT_LIST_VARIANTS; i++)
-        sqlite3_finalize(s->audit_list[i]);
-    sqlite3_close_v2(s->db);
+    if (held_here(s)) { /* a batch or change left open: nothing of it is kept */
+        if (!sqlite3_get_autocommit(s->w.db)) stmt_exec(&s->w, ST_ROLLBACK, "rollback");
+        held_by_me = NULL;
+        pthread_mutex_unlock(&s->lock);
+    }
+    conn_close(&s->r);
+    conn_close(&s->w);
+    pthread_mutex_destroy(&s->rlock);
     pthread_mutex_destroy(&s->lock);
     free(s);
 }
@@ -897,6 +1079,138 @@ const char *store_instance_id(const store *s)
     return s->instance_id;
 }
 
+/* --- batches and changes --- */
+
+/* BEGIN IMMEDIATE of a held transaction: -EBUSY when another process keeps the database's write
+ * lock past the busy timeout. Returns 0 or -errno. */
+static int held_begin(conn *c)
+{
+    sqlite3_stmt *st = stmt_get(c, ST_BEGIN);
+    if (!st) return -EIO;
+    int ret = 0;
+    if (sqlite3_step(st) != SQLITE_DONE) {
+        int rc = sqlite3_extended_errcode(c->db);
+        ret = (rc & 0xff) == SQLITE_BUSY ? -EBUSY : db_error(c, rc, "batch begin");
+    }
+    stmt_done(st);
+    return ret;
+}
+
+/* Makes the calling thread the holder of s's write transaction, just begun. */
+static void held_take(store *s, enum held_kind kind)
+{
+    s->held = kind;
+    s->changes_open = kind == HELD_CHANGE ? 1 : 0;
+    s->held_err = 0;
+    s->op_open = false;
+    held_by_me = s;
+}
+
+/* Ends the held transaction: COMMIT when ret is 0 (and SQLite did not roll it back already), else
+ * ROLLBACK; then releases the write lock. Returns 0 or the error. */
+static int held_end(store *s, int ret)
+{
+    conn *c = &s->w;
+    if (ret == 0 && s->held_err) ret = s->held_err;
+    if (ret == 0) ret = stmt_exec(c, ST_COMMIT, "commit");
+    if (ret < 0 && !sqlite3_get_autocommit(c->db)) stmt_exec(c, ST_ROLLBACK, "rollback");
+    s->held = HELD_NONE;
+    s->changes_open = 0;
+    s->held_err = 0;
+    held_by_me = NULL;
+    pthread_mutex_unlock(&s->lock);
+    return ret;
+}
+
+int store_batch_begin(store *s)
+{
+    if (!s || held_by_me) return -EINVAL;
+    pthread_mutex_lock(&s->lock);
+    int ret = held_begin(&s->w);
+    if (ret < 0) {
+        pthread_mutex_unlock(&s->lock);
+        return ret;
+    }
+    held_take(s, HELD_BATCH);
+    return 0;
+}
+
+int store_batch_commit(store *s)
+{
+    if (!s || !held_here(s) || s->held != HELD_BATCH) return -EINVAL;
+    if (s->changes_open > 0) {
+        LOG(LOG_ERROR, "store: batch committed with %d change(s) open: rolled back",
+            s->changes_open);
+        return held_end(s, -EINVAL);
+    }
+    return held_end(s, 0);
+}
+
+void store_batch_rollback(store *s)
+{
+    if (!s || !held_here(s) || s->held != HELD_BATCH) return;
+    held_end(s, -ECANCELED);
+}
+
+bool store_in_batch(const store *s)
+{
+    return s && held_here(s) && s->held == HELD_BATCH;
+}
+
+int store_change_begin(store *s)
+{
+    if (!s) return -EINVAL;
+    if (held_here(s)) {
+        if (s->held_err) return s->held_err;
+        int ret = stmt_exec(&s->w, ST_CHANGE_BEGIN, "change begin");
+        if (ret < 0) return held_check(s, ret);
+        s->changes_open++;
+        return 0;
+    }
+    if (held_by_me) return -EINVAL; /* this thread holds another store's transaction */
+    pthread_mutex_lock(&s->lock);
+    int ret = held_begin(&s->w);
+    if (ret < 0) {
+        pthread_mutex_unlock(&s->lock);
+        return ret;
+    }
+    held_take(s, HELD_CHANGE);
+    return 0;
+}
+
+int store_change_end(store *s, int rc)
+{
+    if (!s || !held_here(s) || s->changes_open == 0) return -EINVAL;
+    s->changes_open--;
+    if (s->held == HELD_CHANGE && s->changes_open == 0) return held_end(s, rc);
+    if (s->held_err) return rc != 0 ? rc : s->held_err;
+    conn *c = &s->w;
+    if (rc == 0) {
+        rc = stmt_exec(c, ST_CHANGE_RELEASE, "change release");
+        if (rc == 0) return 0;
+    }
+    if (!sqlite3_get_autocommit(c->db)) {
+        stmt_exec(c, ST_CHANGE_ROLLBACK, "change rollback");
+        stmt_exec(c, ST_CHANGE_RELEASE, "change rollback");
+    }
+    return held_check(s, rc);
+}
+
+int store_checkpoint(store *s)
+{
+    if (!s || held_here(s)) return -EINVAL;
+    pthread_mutex_lock(&s->lock);
+    int log = 0, done = 0;
+    int rc = sqlite3_wal_checkpoint_v2(s->w.db, NULL, SQLITE_CHECKPOINT_TRUNCATE, &log, &done);
+    int ret = 0;
+    if ((rc & 0xff) == SQLITE_BUSY)
+        ret = -EBUSY;
+    else if (rc != SQLITE_OK)
+        ret = db_error(&s->w, rc, "checkpoint");
+    pthread_mutex_unlock(&s->lock);
+    return ret;
+}
+
 /* --- partners --- */
 
 int store_partner_insert(store *s, const char *name, const char *description, int share_weight,
@@ -904,28 +1218,31 @@ int store_partner_insert(store *s, const char *name, const char *description, in
 {
     if (!s || !name_ok(name) || share_weight < 1) return -EINVAL;
     if (description && !text_fits(description, STORE_REASON_MAX)) return -EINVAL;
-    pthread_mutex_lock(&s->lock);
-    sqlite3_stmt *st = stmt_get(s, ST_PARTNER_INSERT);
-    int ret = -EIO;
+    int ret = write_begin(s, false);
+    if (ret < 0) return ret;
+    conn *c = &s->w;
+    sqlite3_stmt *st = stmt_get(c, ST_PARTNER_INSERT);
+    ret = -EIO;
     if (st) {
         bind_text(st, 1, name);
         bind_text(st, 2, description);
         sqlite3_bind_int(st, 3, share_weight);
         sqlite3_bind_int64(st, 4, now());
-        ret = stmt_run(s, st, "partner insert");
-        if (ret == 0 && id) *id = sqlite3_last_insert_rowid(s->db);
+        ret = stmt_run(c, st, "partner insert");
+        if (ret == 0 && id) *id = sqlite3_last_insert_rowid(c->db);
     }
-    pthread_mutex_unlock(&s->lock);
-    return ret;
+    return write_end(s, ret);
 }
 
 int store_partner_update(store *s, const char *name, const char *description, int share_weight)
 {
     if (!s || !name || share_weight < 0) return -EINVAL;
     if (description && !text_fits(description, STORE_REASON_MAX)) return -EINVAL;
-    pthread_mutex_lock(&s->lock);
-    sqlite3_stmt *st = stmt_get(s, ST_PARTNER_UPDATE);
-    int ret = -EIO;
+    int ret = write_begin(s, false);
+    if (ret < 0) return ret;
+    conn *c = &s->w;
+    sqlite3_stmt *st = stmt_get(c, ST_PARTNER_UPDATE);
+    ret = -EIO;
     if (st) {
         bind_text(st, 1, name);
         if (description)
@@ -933,24 +1250,23 @@ int store_partner_update(store *s, const char *name, const char *description, in
         else
             sqlite3_bind_null(st, 2);
         sqlite3_bind_int(st, 3, share_weight);
-        ret = stmt_run(s, st, "partner update");
-        if (ret == 0 && sqlite3_changes(s->db) == 0) ret = -ENOENT;
+        ret = stmt_run(c, st, "partner update");
+        if (ret == 0 && sqlite3_changes(c->db) == 0) ret = -ENOENT;
     }
-    pthread_mutex_unlock(&s->lock);
-    return ret;
+    return write_end(s, ret);
 }
 
 int store_partner_get(store *s, const char *name, store_partner *out)
 {
     if (!s || !name || !out) return -EINVAL;
-    pthread_mutex_lock(&s->lock);
-    sqlite3_stmt *st = stmt_get(s, ST_PARTNER_GET);
+    conn *c = read_begin(s);
+    sqlite3_stmt *st = stmt_get(c, ST_PARTNER_GET);
     int ret = -EIO;
     if (st) {
         bind_text(st, 1, name);
-        ret = read_one(s, st, read_partner, out);
+        ret = read_one(c, st, read_partner, out);
     }
-    pthread_mutex_unlock(&s->lock);
+    read_end(s, c);
     return ret;
 }
 
@@ -959,10 +1275,10 @@ int store_partner_list(store *s, store_partner **out, size_t *n)
     if (!s || !out || !n) return -EINVAL;
     *out = NULL;
     *n = 0;
-    pthread_mutex_lock(&s->lock);
-    sqlite3_stmt *st = stmt_get(s, ST_PARTNER_LIST);
-    int ret = st ? read_rows(s, st, sizeof **out, read_partner, (void **)out, n) : -EIO;
-    pthread_mutex_unlock(&s->lock);
+    conn *c = read_begin(s);
+    sqlite3_stmt *st = stmt_get(c, ST_PARTNER_LIST);
+    int ret = st ? read_rows(c, st, sizeof **out, read_partner, (void **)out, n) : -EIO;
+    read_end(s, c);
     return ret;
 }
 
@@ -977,11 +1293,12 @@ int store_user_insert(store *s, const char *name, const char *partner, const cha
         !text_fits(role, sizeof((store_user *)0)->role) || !role[0] ||
         !text_fits(category, sizeof((store_user *)0)->category) || !category[0])
         return -EINVAL;
-    pthread_mutex_lock(&s->lock);
-    int ret = tx_begin(s);
-    if (ret < 0) goto out;
+    int ret = write_begin(s, true);
+    if (ret < 0) return ret;
+    conn *c = &s->w;
+    int64_t new_id = 0;
 
-    sqlite3_stmt *st = stmt_get(s, ST_PARTNER_ID);
+    sqlite3_stmt *st = stmt_get(c, ST_PARTNER_ID);
     if (!st) {
         ret = -EIO;
         goto out;
@@ -992,11 +1309,11 @@ int store_user_insert(store *s, const char *name, const char *partner, const cha
     if (rc == SQLITE_DONE)
         ret = -ENOENT;
     else if (rc != SQLITE_ROW)
-        ret = db_error(s, sqlite3_extended_errcode(s->db), "partner lookup");
+        ret = db_error(c, sqlite3_extended_errcode(c->db), "partner lookup");
     stmt_done(st);
     if (ret < 0) goto out;
 
-    st = stmt_get(s, ST_USER_INSERT);
+    st = stmt_get(c, ST_USER_INSERT);
     if (!st) {
         ret = -EIO;
         goto out;
@@ -1007,30 +1324,25 @@ int store_user_insert(store *s, const char *name, const char *partner, const cha
     bind_text(st, 4, role);
     bind_text(st, 5, category);
     sqlite3_bind_int64(st, 6, now());
-    ret = stmt_run(s, st, "user insert");
-    int64_t new_id = sqlite3_last_insert_rowid(s->db);
-    ret = tx_end(s, ret);
-    if (ret == 0 && id) *id = new_id;
-    pthread_mutex_unlock(&s->lock);
-    return ret;
-
+    ret = stmt_run(c, st, "user insert");
+    if (ret == 0) new_id = sqlite3_last_insert_rowid(c->db);
 out:
-    ret = tx_rollback(s, ret);
-    pthread_mutex_unlock(&s->lock);
+    ret = write_end(s, ret);
+    if (ret == 0 && id) *id = new_id;
     return ret;
 }
 
 int store_user_get(store *s, const char *name, store_user *out)
 {
     if (!s || !name || !out) return -EINVAL;
-    pthread_mutex_lock(&s->lock);
-    sqlite3_stmt *st = stmt_get(s, ST_USER_GET);
+    conn *c = read_begin(s);
+    sqlite3_stmt *st = stmt_get(c, ST_USER_GET);
     int ret = -EIO;
     if (st) {
         bind_text(st, 1, name);
-        ret = read_one(s, st, read_user, out);
+        ret = read_one(c, st, read_user, out);
     }
-    pthread_mutex_unlock(&s->lock);
+    read_end(s, c);
     return ret;
 }
 
@@ -1039,14 +1351,14 @@ int store_user_list(store *s, const char *partner, store_user **out, size_t *n)
     if (!s || !out || !n) return -EINVAL;
     *out = NULL;
     *n = 0;
-    pthread_mutex_lock(&s->lock);
-    sqlite3_stmt *st = stmt_get(s, partner ? ST_USER_LIST_PARTNER : ST_USER_LIST);
+    conn *c = read_begin(s);
+    sqlite3_stmt *st = stmt_get(c, partner ? ST_USER_LIST_PARTNER : ST_USER_LIST);
     int ret = -EIO;
     if (st) {
         if (partner) bind_text(st, 1, partner);
-        ret = read_rows(s, st, sizeof **out, read_user, (void **)out, n);
+        ret = read_rows(c, st, sizeof **out, read_user, (void **)out, n);
     }
-    pthread_mutex_unlock(&s->lock);
+    read_end(s, c);
     return ret;
 }
 
@@ -1087,9 +1399,11 @@ int store_quota_set(store *s, const store_quota *q)
         !limit_ok(q->max_queued_jobs) || !limit_ok(q->max_walltime_minutes) ||
         !limit_ok(q->user_max_gpus))
         return -EINVAL;
-    pthread_mutex_lock(&s->lock);
-    sqlite3_stmt *st = stmt_get(s, ST_QUOTA_SET);
-    int ret = -EIO;
+    int ret = write_begin(s, false);
+    if (ret < 0) return ret;
+    conn *c = &s->w;
+    sqlite3_stmt *st = stmt_get(c, ST_QUOTA_SET);
+    ret = -EIO;
     if (st) {
         bind_text(st, 1, q->partner);
         bind_text(st, 2, q->period);
@@ -1101,25 +1415,24 @@ int store_quota_set(store *s, const store_quota *q)
         sqlite3_bind_int(st, 8, q->max_walltime_minutes);
         sqlite3_bind_int(st, 9, q->user_max_gpus);
         sqlite3_bind_int64(st, 10, now());
-        ret = stmt_run(s, st, "quota set");
-        if (ret == 0 && sqlite3_changes(s->db) == 0) ret = -ENOENT; /* no such partner */
+        ret = stmt_run(c, st, "quota set");
+        if (ret == 0 && sqlite3_changes(c->db) == 0) ret = -ENOENT; /* no such partner */
     }
-    pthread_mutex_unlock(&s->lock);
-    return ret;
+    return write_end(s, ret);
 }
 
 int store_quota_get(store *s, const char *partner, const char *period, store_quota *out)
 {
     if (!s || !partner || !period || !out) return -EINVAL;
-    pthread_mutex_lock(&s->lock);
-    sqlite3_stmt *st = stmt_get(s, ST_QUOTA_GET);
+    conn *c = read_begin(s);
+    sqlite3_stmt *st = stmt_get(c, ST_QUOTA_GET);
     int ret = -EIO;
     if (st) {
         bind_text(st, 1, partner);
         bind_text(st, 2, period);
-        ret = read_one(s, st, read_quota, out);
+        ret = read_one(c, st, read_quota, out);
     }
-    pthread_mutex_unlock(&s->lock);
+    read_end(s, c);
     return ret;
 }
 
@@ -1128,14 +1441,14 @@ int store_quota_list(store *s, const char *period, store_quota **out, size_t *n)
     if (!s || !out || !n) return -EINVAL;
     *out = NULL;
     *n = 0;
-    pthread_mutex_lock(&s->lock);
-    sqlite3_stmt *st = stmt_get(s, period ? ST_QUOTA_LIST_PERIOD : ST_QUOTA_LIST);
+    conn *c = read_begin(s);
+    sqlite3_stmt *st = stmt_get(c, period ? ST_QUOTA_LIST_PERIOD : ST_QUOTA_LIST);
     int ret = -EIO;
     if (st) {
         if (period) bind_text(st, 1, period);
-        ret = read_rows(s, st, sizeof **out, read_quota, (void **)out, n);
+        ret = read_rows(c, st, sizeof **out, read_quota, (void **)out, n);
     }
-    pthread_mutex_unlock(&s->lock);
+    read_end(s, c);
     return ret;
 }
 
@@ -1146,10 +1459,10 @@ int store_ledger_totals_list(store *s, store_ledger_totals **out, size_t *n)
     if (!s || !out || !n) return -EINVAL;
     *out = NULL;
     *n = 0;
-    pthread_mutex_lock(&s->lock);
-    sqlite3_stmt *st = stmt_get(s, ST_LEDGER_TOTALS);
-    int ret = st ? read_rows(s, st, sizeof **out, read_ledger_totals, (void **)out, n) : -EIO;
-    pthread_mutex_unlock(&s->lock);
+    conn *c = read_begin(s);
+    sqlite3_stmt *st = stmt_get(c, ST_LEDGER_TOTALS);
+    int ret = st ? read_rows(c, st, sizeof **out, read_ledger_totals, (void **)out, n) : -EIO;
+    read_end(s, c);
     return ret;
 }
 
@@ -1159,8 +1472,8 @@ int store_ledger_list(store *s, const char *partner, int64_t job_id, const char 
     if (!s || !out || !n) return -EINVAL;
     *out = NULL;
     *n = 0;
-    pthread_mutex_lock(&s->lock);
-    sqlite3_stmt *st = stmt_get(s, ST_LEDGER_LIST);
+    conn *c = read_begin(s);
+    sqlite3_stmt *st = stmt_get(c, ST_LEDGER_LIST);
     int ret = -EIO;
     if (st) {
         if (partner)
@@ -1173,18 +1486,18 @@ int store_ledger_list(store *s, const char *partner, int64_t job_id, const char 
         else
             sqlite3_bind_null(st, 3);
         sqlite3_bind_int64(st, 4, since);
-        ret = read_rows(s, st, sizeof **out, read_ledger_entry, (void **)out, n);
+        ret = read_rows(c, st, sizeof **out, read_ledger_entry, (void **)out, n);
     }
-    pthread_mutex_unlock(&s->lock);
+    read_end(s, c);
     return ret;
 }
 
 /* Inside a transaction: appends one ledger row. The only way rows enter the ledger; nothing ever
  * changes or removes one. Returns 0 or -errno. */
-static int ledger_append(store *s, int64_t job_id, int64_t partner_id, const char *period,
+static int ledger_append(conn *c, int64_t job_id, int64_t partner_id, const char *period,
                          const char *kind, int64_t gpu_seconds, int64_t cpu_seconds, int64_t at)
 {
-    sqlite3_stmt *st = stmt_get(s, ST_LEDGER_INSERT);
+    sqlite3_stmt *st = stmt_get(c, ST_LEDGER_INSERT);
     if (!st) return -EIO;
     sqlite3_bind_int64(st, 1, job_id);
     sqlite3_bind_int64(st, 2, partner_id);
@@ -1193,7 +1506,7 @@ static int ledger_append(store *s, int64_t job_id, int64_t partner_id, const cha
     sqlite3_bind_int64(st, 5, gpu_seconds);
     sqlite3_bind_int64(st, 6, cpu_seconds);
     sqlite3_bind_int64(st, 7, at);
-    return stmt_run(s, st, "ledger append");
+    return stmt_run(c, st, "ledger append");
 }
 
 /* --- tokens --- */
@@ -1203,49 +1516,51 @@ int store_token_insert(store *s, int64_t user_id, const char *hash_hex, const ch
 {
     if (!s || !hash_hex || !hash_hex[0]) return -EINVAL;
     if (label && !text_fits(label, STORE_NAME_MAX)) return -EINVAL;
-    pthread_mutex_lock(&s->lock);
-    sqlite3_stmt *st = stmt_get(s, ST_TOKEN_INSERT);
-    int ret = -EIO;
+    int ret = write_begin(s, false);
+    if (ret < 0) return ret;
+    conn *c = &s->w;
+    sqlite3_stmt *st = stmt_get(c, ST_TOKEN_INSERT);
+    ret = -EIO;
     if (st) {
         sqlite3_bind_int64(st, 1, user_id);
         bind_text(st, 2, hash_hex);
         bind_text(st, 3, label);
         sqlite3_bind_int64(st, 4, now());
-        ret = stmt_run(s, st, "token insert");
-        if (ret == 0 && id) *id = sqlite3_last_insert_rowid(s->db);
+        ret = stmt_run(c, st, "token insert");
+        if (ret == 0 && id) *id = sqlite3_last_insert_rowid(c->db);
     }
-    pthread_mutex_unlock(&s->lock);
-    return ret;
+    return write_end(s, ret);
 }
 
 int store_token_lookup(store *s, const char *hash_hex, store_user *out)
 {
     if (!s || !hash_hex || !out) return -EINVAL;
-    pthread_mutex_lock(&s->lock);
-    sqlite3_stmt *st = stmt_get(s, ST_TOKEN_LOOKUP);
+    conn *c = read_begin(s);
+    sqlite3_stmt *st = stmt_get(c, ST_TOKEN_LOOKUP);
     int ret = -EIO;
     if (st) {
         bind_text(st, 1, hash_hex);
-        ret = read_one(s, st, read_user, out);
+        ret = read_one(c, st, read_user, out);
     }
-    pthread_mutex_unlock(&s->lock);
+    read_end(s, c);
     return ret;
 }
 
 int store_token_revoke(store *s, int64_t id)
 {
     if (!s) return -EINVAL;
-    pthread_mutex_lock(&s->lock);
-    sqlite3_stmt *st = stmt_get(s, ST_TOKEN_REVOKE);
-    int ret = -EIO;
+    int ret = write_begin(s, false);
+    if (ret < 0) return ret;
+    conn *c = &s->w;
+    sqlite3_stmt *st = stmt_get(c, ST_TOKEN_REVOKE);
+    ret = -EIO;
     if (st) {
         sqlite3_bind_int64(st, 1, id);
         sqlite3_bind_int64(st, 2, now());
-        ret = stmt_run(s, st, "token revoke");
-        if (ret == 0 && sqlite3_changes(s->db) == 0) ret = -ENOENT;
+        ret = stmt_run(c, st, "token revoke");
+        if (ret == 0 && sqlite3_changes(c->db) == 0) ret = -ENOENT;
     }
-    pthread_mutex_unlock(&s->lock);
-    return ret;
+    return write_end(s, ret);
 }
 
 int store_token_list(store *s, int64_t user_id, store_token **out, size_t *n)
@@ -1253,14 +1568,14 @@ int store_token_list(store *s, int64_t user_id, store_token **out, size_t *n)
     if (!s || !out || !n) return -EINVAL;
     *out = NULL;
     *n = 0;
-    pthread_mutex_lock(&s->lock);
-    sqlite3_stmt *st = stmt_get(s, user_id > 0 ? ST_TOKEN_LIST_USER : ST_TOKEN_LIST);
+    conn *c = read_begin(s);
+    sqlite3_stmt *st = stmt_get(c, user_id > 0 ? ST_TOKEN_LIST_USER : ST_TOKEN_LIST);
     int ret = -EIO;
     if (st) {
         if (user_id > 0) sqlite3_bind_int64(st, 1, user_id);
-        ret = read_rows(s, st, sizeof **out, read_token, (void **)out, n);
+        ret = read_rows(c, st, sizeof **out, read_token, (void **)out, n);
     }
-    pthread_mutex_unlock(&s->lock);
+    read_end(s, c);
     return ret;
 }
 
@@ -1293,49 +1608,49 @@ static void read_billing(sqlite3_stmt *st, void *item)
 }
 
 /* Inside a transaction: reads what the ledger needs of job `id`. Returns 0, -ENOENT, -errno. */
-static int job_billing_get(store *s, int64_t id, job_billing *out)
+static int job_billing_get(conn *c, int64_t id, job_billing *out)
 {
-    sqlite3_stmt *st = stmt_get(s, ST_JOB_BILLING);
+    sqlite3_stmt *st = stmt_get(c, ST_JOB_BILLING);
     if (!st) return -EIO;
     sqlite3_bind_int64(st, 1, id);
-    return read_one(s, st, read_billing, out);
+    return read_one(c, st, read_billing, out);
 }
 
 /* Inside a transaction: releases the hold of job `id`, if it has one: a "release" row with the
  * negated amounts, and the job's hold set to 0. Releasing twice writes nothing the second time.
  * Returns 0 or -errno. */
-static int hold_release(store *s, int64_t id, int64_t at)
+static int hold_release(conn *c, int64_t id, int64_t at)
 {
     job_billing b;
-    int ret = job_billing_get(s, id, &b);
+    int ret = job_billing_get(c, id, &b);
     if (ret < 0 || (b.hold_gpu_seconds == 0 && b.hold_cpu_seconds == 0)) return ret;
-    ret = ledger_append(s, id, b.partner_id, b.period, "release", -b.hold_gpu_seconds,
+    ret = ledger_append(c, id, b.partner_id, b.period, "release", -b.hold_gpu_seconds,
                         -b.hold_cpu_seconds, at);
     if (ret < 0) return ret;
-    sqlite3_stmt *st = stmt_get(s, ST_JOB_HOLD_CLEAR);
+    sqlite3_stmt *st = stmt_get(c, ST_JOB_HOLD_CLEAR);
     if (!st) return -EIO;
     sqlite3_bind_int64(st, 1, id);
-    return stmt_run(s, st, "job hold release");
+    return stmt_run(c, st, "job hold release");
 }
 
 /* Inside a transaction: charges job `id` (a "charge" row, and its charge fields). The charge
  * belongs to the job's period; a job dispatched before periods were recorded (a database
  * migrated from v1) gets the period of its dispatch, or of `at`. Returns 0 or -errno. */
-static int charge_write(store *s, int64_t id, int64_t gpu_seconds, int64_t cpu_seconds, int64_t at)
+static int charge_write(conn *c, int64_t id, int64_t gpu_seconds, int64_t cpu_seconds, int64_t at)
 {
     job_billing b;
-    int ret = job_billing_get(s, id, &b);
+    int ret = job_billing_get(c, id, &b);
     if (ret < 0) return ret;
     if (!b.period[0]) period_of(b.dispatched_at > 0 ? b.dispatched_at : at, b.period);
-    ret = ledger_append(s, id, b.partner_id, b.period, "charge", gpu_seconds, cpu_seconds, at);
+    ret = ledger_append(c, id, b.partner_id, b.period, "charge", gpu_seconds, cpu_seconds, at);
     if (ret < 0) return ret;
-    sqlite3_stmt *st = stmt_get(s, ST_JOB_CHARGE);
+    sqlite3_stmt *st = stmt_get(c, ST_JOB_CHARGE);
     if (!st) return -EIO;
     sqlite3_bind_int64(st, 1, id);
     bind_text(st, 2, b.period);
     sqlite3_bind_int64(st, 3, gpu_seconds);
     sqlite3_bind_int64(st, 4, cpu_seconds);
-    return stmt_run(s, st, "job charge");
+    return stmt_run(c, st, "job charge");
 }
 
 int store_job_insert(store *s, store_job *j, const char *script)
@@ -1343,26 +1658,26 @@ int store_job_insert(store *s, store_job *j, const char *script)
     if (!s || !j || !script || !text_fits(j->name, sizeof j->name) ||
         !text_fits(j->gpu_type, sizeof j->gpu_type))
         return -EINVAL;
-    pthread_mutex_lock(&s->lock);
+    int ret = write_begin(s, true);
+    if (ret < 0) return ret;
+    conn *c = &s->w;
     store_user u;
-    int ret = tx_begin(s);
-    if (ret < 0) goto out;
+    int64_t t = now(), new_id = 0;
 
-    sqlite3_stmt *st = stmt_get(s, ST_USER_GET_ID);
+    sqlite3_stmt *st = stmt_get(c, ST_USER_GET_ID);
     if (!st) {
         ret = -EIO;
         goto out;
     }
     sqlite3_bind_int64(st, 1, j->user_id);
-    ret = read_one(s, st, read_user, &u);
+    ret = read_one(c, st, read_user, &u);
     if (ret < 0) goto out;
 
-    st = stmt_get(s, ST_JOB_INSERT);
+    st = stmt_get(c, ST_JOB_INSERT);
     if (!st) {
         ret = -EIO;
         goto out;
     }
-    int64_t t = now();
     sqlite3_bind_int64(st, 1, j->user_id);
     bind_text(st, 2, u.name);
     bind_text(st, 3, u.partner);
@@ -1375,10 +1690,10 @@ int store_job_insert(store *s, store_job *j, const char *script)
     sqlite3_bind_int(st, 10, j->time_minutes);
     sqlite3_bind_int64(st, 11, t);
     sqlite3_bind_text(st, 12, script, -1, SQLITE_STATIC);
-    ret = stmt_run(s, st, "job insert");
-    int64_t new_id = sqlite3_last_insert_rowid(s->db);
-    ret = tx_end(s, ret);
-    pthread_mutex_unlock(&s->lock);
+    ret = stmt_run(c, st, "job insert");
+    if (ret == 0) new_id = sqlite3_last_insert_rowid(c->db);
+out:
+    ret = write_end(s, ret);
     if (ret < 0) return ret;
 
     j->id = new_id;
@@ -1397,17 +1712,12 @@ int store_job_insert(store *s, store_job *j, const char *script)
     j->hold_gpu_seconds = j->hold_cpu_seconds = 0;
     j->charge_gpu_seconds = j->charge_cpu_seconds = 0;
     return 0;
-
-out:
-    ret = tx_rollback(s, ret);
-    pthread_mutex_unlock(&s->lock);
-    return ret;
 }
 
 /* Inside a transaction (or alone): reads the state of job `id`. Returns 0, -ENOENT, -errno. */
-static int job_state(store *s, int64_t id, char *state, size_t cap)
+static int job_state(conn *c, int64_t id, char *state, size_t cap)
 {
-    sqlite3_stmt *st = stmt_get(s, ST_JOB_EXISTS);
+    sqlite3_stmt *st = stmt_get(c, ST_JOB_EXISTS);
     if (!st) return -EIO;
     sqlite3_bind_int64(st, 1, id);
     int rc = sqlite3_step(st);
@@ -1417,7 +1727,7 @@ static int job_state(store *s, int64_t id, char *state, size_t cap)
     else if (rc == SQLITE_DONE)
         ret = -ENOENT;
     else
-        ret = db_error(s, sqlite3_extended_errcode(s->db), "job state");
+        ret = db_error(c, sqlite3_extended_errcode(c->db), "job state");
     stmt_done(st);
     return ret;
 }
@@ -1425,33 +1735,34 @@ static int job_state(store *s, int64_t id, char *state, size_t cap)
 int store_job_reason_set(store *s, int64_t id, const char *reason)
 {
     if (!s || (reason && !text_fits(reason, STORE_REASON_MAX))) return -EINVAL;
-    pthread_mutex_lock(&s->lock);
-    sqlite3_stmt *st = stmt_get(s, ST_JOB_REASON_SET);
-    int ret = -EIO;
+    int ret = write_begin(s, false);
+    if (ret < 0) return ret;
+    conn *c = &s->w;
+    sqlite3_stmt *st = stmt_get(c, ST_JOB_REASON_SET);
+    ret = -EIO;
     if (st) {
         sqlite3_bind_int64(st, 1, id);
         bind_text(st, 2, reason);
-        ret = stmt_run(s, st, "job reason");
-        if (ret == 0 && sqlite3_changes(s->db) == 0) {
+        ret = stmt_run(c, st, "job reason");
+        if (ret == 0 && sqlite3_changes(c->db) == 0) {
             char cur[STORE_STATE_MAX];
-            ret = job_state(s, id, cur, sizeof cur); /* 0: not queued, or the same reason */
+            ret = job_state(c, id, cur, sizeof cur); /* 0: not queued, or the same reason */
         }
     }
-    pthread_mutex_unlock(&s->lock);
-    return ret;
+    return write_end(s, ret);
 }
 
 int store_job_get(store *s, int64_t id, store_job *out)
 {
     if (!s || !out) return -EINVAL;
-    pthread_mutex_lock(&s->lock);
-    sqlite3_stmt *st = stmt_get(s, ST_JOB_GET);
+    conn *c = read_begin(s);
+    sqlite3_stmt *st = stmt_get(c, ST_JOB_GET);
     int ret = -EIO;
     if (st) {
         sqlite3_bind_int64(st, 1, id);
-        ret = read_one(s, st, read_job, out);
+        ret = read_one(c, st, read_job, out);
     }
-    pthread_mutex_unlock(&s->lock);
+    read_end(s, c);
     return ret;
 }
 
@@ -1459,8 +1770,8 @@ int store_job_script_get(store *s, int64_t id, char **out)
 {
     if (!s || !out) return -EINVAL;
     *out = NULL;
-    pthread_mutex_lock(&s->lock);
-    sqlite3_stmt *st = stmt_get(s, ST_JOB_SCRIPT);
+    conn *c = read_begin(s);
+    sqlite3_stmt *st = stmt_get(c, ST_JOB_SCRIPT);
     int ret = -EIO;
     if (!st) goto out;
     sqlite3_bind_int64(st, 1, id);
@@ -1480,11 +1791,11 @@ int store_job_script_get(store *s, int64_t id, char **out)
     } else if (rc == SQLITE_DONE) {
         ret = -ENOENT;
     } else {
-        ret = db_error(s, sqlite3_extended_errcode(s->db), "job script");
+        ret = db_error(c, sqlite3_extended_errcode(c->db), "job script");
     }
     stmt_done(st);
 out:
-    pthread_mutex_unlock(&s->lock);
+    read_end(s, c);
     return ret;
 }
 
@@ -1497,17 +1808,17 @@ int store_job_list(store *s, int64_t user_id, const char *partner, size_t limit,
     int64_t lim = limit == 0 || limit > (size_t)INT64_MAX ? -1 : (int64_t)limit;
     enum stmt_id id = user_id > 0 ? (partner ? ST_JOB_LIST_USER_PARTNER : ST_JOB_LIST_USER)
                                   : (partner ? ST_JOB_LIST_PARTNER : ST_JOB_LIST);
-    pthread_mutex_lock(&s->lock);
-    sqlite3_stmt *st = stmt_get(s, id);
+    conn *c = read_begin(s);
+    sqlite3_stmt *st = stmt_get(c, id);
     int ret = -EIO;
     if (st) {
         /* every variant numbers its parameters alike (?1 user, ?2 partner, ?3 limit) */
         sqlite3_bind_int64(st, 1, user_id);
         bind_text(st, 2, partner);
         sqlite3_bind_int64(st, 3, lim);
-        ret = read_rows(s, st, sizeof **out, read_job, (void **)out, n);
+        ret = read_rows(c, st, sizeof **out, read_job, (void **)out, n);
     }
-    pthread_mutex_unlock(&s->lock);
+    read_end(s, c);
     return ret;
 }
 
@@ -1516,10 +1827,22 @@ int store_job_list_active(store *s, store_job **out, size_t *n)
     if (!s || !out || !n) return -EINVAL;
     *out = NULL;
     *n = 0;
-    pthread_mutex_lock(&s->lock);
-    sqlite3_stmt *st = stmt_get(s, ST_JOB_LIST_ACTIVE);
-    int ret = st ? read_rows(s, st, sizeof **out, read_job, (void **)out, n) : -EIO;
-    pthread_mutex_unlock(&s->lock);
+    conn *c = read_begin(s);
+    sqlite3_stmt *st = stmt_get(c, ST_JOB_LIST_ACTIVE);
+    int ret = st ? read_rows(c, st, sizeof **out, read_job, (void **)out, n) : -EIO;
+    read_end(s, c);
+    return ret;
+}
+
+int store_job_list_in_slurm(store *s, store_job **out, size_t *n)
+{
+    if (!s || !out || !n) return -EINVAL;
+    *out = NULL;
+    *n = 0;
+    conn *c = read_begin(s);
+    sqlite3_stmt *st = stmt_get(c, ST_JOB_LIST_IN_SLURM);
+    int ret = st ? read_rows(c, st, sizeof **out, read_job, (void **)out, n) : -EIO;
+    read_end(s, c);
     return ret;
 }
 
@@ -1537,14 +1860,14 @@ int store_job_dispatch_begin(store *s, int64_t id, const char *period, int64_t h
                              int64_t hold_cpu_seconds)
 {
     if (!s || !period_ok(period) || hold_gpu_seconds < 0 || hold_cpu_seconds < 0) return -EINVAL;
-    pthread_mutex_lock(&s->lock);
+    int ret = write_begin(s, true);
+    if (ret < 0) return ret;
+    conn *c = &s->w;
     /* BEGIN IMMEDIATE takes the database's write lock before the budget is read, so no other
      * connection, in this process or another, can add a hold between the check and the write. */
-    int ret = tx_begin(s);
-    if (ret < 0) goto out;
 
     job_billing b;
-    ret = job_billing_get(s, id, &b);
+    ret = job_billing_get(c, id, &b);
     if (ret < 0) goto out;
     if (strcmp(b.state, STORE_STATE_QUEUED) != 0) {
         ret = -EAGAIN;
@@ -1552,7 +1875,7 @@ int store_job_dispatch_begin(store *s, int64_t id, const char *period, int64_t h
     }
 
     int64_t budget_gpu = 0, budget_cpu = 0; /* a quota never set leaves no budget */
-    sqlite3_stmt *st = stmt_get(s, ST_QUOTA_BUDGET);
+    sqlite3_stmt *st = stmt_get(c, ST_QUOTA_BUDGET);
     if (!st) {
         ret = -EIO;
         goto out;
@@ -1564,12 +1887,12 @@ int store_job_dispatch_begin(store *s, int64_t id, const char *period, int64_t h
         budget_gpu = sqlite3_column_int64(st, 0);
         budget_cpu = sqlite3_column_int64(st, 1);
     } else if (rc != SQLITE_DONE) {
-        ret = db_error(s, sqlite3_extended_errcode(s->db), "quota budget");
+        ret = db_error(c, sqlite3_extended_errcode(c->db), "quota budget");
     }
     stmt_done(st);
     if (ret < 0) goto out;
 
-    st = stmt_get(s, ST_LEDGER_SUMS);
+    st = stmt_get(c, ST_LEDGER_SUMS);
     if (!st) {
         ret = -EIO;
         goto out;
@@ -1584,7 +1907,7 @@ int store_job_dispatch_begin(store *s, int64_t id, const char *period, int64_t h
         used_cpu = sqlite3_column_int64(st, 2);
         held_cpu = sqlite3_column_int64(st, 3);
     } else {
-        ret = db_error(s, sqlite3_extended_errcode(s->db), "ledger sums");
+        ret = db_error(c, sqlite3_extended_errcode(c->db), "ledger sums");
     }
     stmt_done(st);
     if (ret < 0) goto out;
@@ -1594,10 +1917,10 @@ int store_job_dispatch_begin(store *s, int64_t id, const char *period, int64_t h
         goto out;
     }
 
-    ret = ledger_append(s, id, b.partner_id, period, "hold", hold_gpu_seconds, hold_cpu_seconds,
+    ret = ledger_append(c, id, b.partner_id, period, "hold", hold_gpu_seconds, hold_cpu_seconds,
                         now());
     if (ret < 0) goto out;
-    st = stmt_get(s, ST_JOB_DISPATCH);
+    st = stmt_get(c, ST_JOB_DISPATCH);
     if (!st) {
         ret = -EIO;
         goto out;
@@ -1606,11 +1929,10 @@ int store_job_dispatch_begin(store *s, int64_t id, const char *period, int64_t h
     bind_text(st, 2, period);
     sqlite3_bind_int64(st, 3, hold_gpu_seconds);
     sqlite3_bind_int64(st, 4, hold_cpu_seconds);
-    ret = stmt_run(s, st, "job dispatch");
-    if (ret == 0 && sqlite3_changes(s->db) != 1) ret = -EIO; /* it was queued a moment ago */
+    ret = stmt_run(c, st, "job dispatch");
+    if (ret == 0 && sqlite3_changes(c->db) != 1) ret = -EIO; /* it was queued a moment ago */
 out:
-    ret = tx_end(s, ret);
-    pthread_mutex_unlock(&s->lock);
+    ret = write_end(s, ret);
     return ret;
 }
 
@@ -1619,12 +1941,12 @@ int store_job_transition(store *s, int64_t id, const char *from_state, const cha
 {
     if (!s || !state_ok(from_state) || !state_ok(to_state)) return -EINVAL;
     if (reason && !text_fits(reason, STORE_REASON_MAX)) return -EINVAL;
-    pthread_mutex_lock(&s->lock);
+    int ret = write_begin(s, true);
+    if (ret < 0) return ret;
+    conn *c = &s->w;
     int64_t t = now();
     bool terminal = store_state_terminal(to_state);
-    int ret = tx_begin(s);
-    if (ret < 0) goto out;
-    sqlite3_stmt *st = stmt_get(s, ST_JOB_TRANSITION);
+    sqlite3_stmt *st = stmt_get(c, ST_JOB_TRANSITION);
     if (!st) {
         ret = -EIO;
         goto out;
@@ -1635,27 +1957,26 @@ int store_job_transition(store *s, int64_t id, const char *from_state, const cha
     bind_text(st, 4, reason);
     sqlite3_bind_int(st, 5, terminal);
     sqlite3_bind_int64(st, 6, t);
-    ret = stmt_run(s, st, "job transition");
-    if (ret == 0 && sqlite3_changes(s->db) == 0) {
+    ret = stmt_run(c, st, "job transition");
+    if (ret == 0 && sqlite3_changes(c->db) == 0) {
         char cur[STORE_STATE_MAX];
-        ret = job_state(s, id, cur, sizeof cur);
+        ret = job_state(c, id, cur, sizeof cur);
         if (ret == 0) ret = -EAGAIN;
     }
     if (ret == 0 && (terminal || strcmp(to_state, STORE_STATE_QUEUED) == 0))
-        ret = hold_release(s, id, t);
+        ret = hold_release(c, id, t);
 out:
-    ret = tx_end(s, ret);
-    pthread_mutex_unlock(&s->lock);
+    ret = write_end(s, ret);
     return ret;
 }
 
 int store_job_set_dispatched(store *s, int64_t id, int64_t slurm_job_id)
 {
     if (!s || slurm_job_id <= 0) return -EINVAL;
-    pthread_mutex_lock(&s->lock);
-    int ret = tx_begin(s);
-    if (ret < 0) goto out;
-    sqlite3_stmt *st = stmt_get(s, ST_JOB_SET_DISPATCHED);
+    int ret = write_begin(s, true);
+    if (ret < 0) return ret;
+    conn *c = &s->w;
+    sqlite3_stmt *st = stmt_get(c, ST_JOB_SET_DISPATCHED);
     if (!st) {
         ret = -EIO;
         goto out;
@@ -1663,15 +1984,14 @@ int store_job_set_dispatched(store *s, int64_t id, int64_t slurm_job_id)
     sqlite3_bind_int64(st, 1, id);
     sqlite3_bind_int64(st, 2, slurm_job_id);
     sqlite3_bind_int64(st, 3, now());
-    ret = stmt_run(s, st, "job set dispatched");
-    if (ret == 0 && sqlite3_changes(s->db) == 0) {
+    ret = stmt_run(c, st, "job set dispatched");
+    if (ret == 0 && sqlite3_changes(c->db) == 0) {
         char cur[STORE_STATE_MAX];
-        ret = job_state(s, id, cur, sizeof cur);
+        ret = job_state(c, id, cur, sizeof cur);
         if (ret == 0) ret = -EAGAIN;
     }
 out:
-    ret = tx_end(s, ret);
-    pthread_mutex_unlock(&s->lock);
+    ret = write_end(s, ret);
     return ret;
 }
 
@@ -1681,12 +2001,12 @@ int store_job_update(store *s, const store_job *j)
         !text_fits(j->reason, sizeof j->reason) || j->charge_gpu_seconds < 0 ||
         j->charge_cpu_seconds < 0)
         return -EINVAL;
-    pthread_mutex_lock(&s->lock);
+    int ret = write_begin(s, true);
+    if (ret < 0) return ret;
+    conn *c = &s->w;
     int64_t t = now();
-    int ret = tx_begin(s);
-    if (ret < 0) goto out;
 
-    sqlite3_stmt *st = stmt_get(s, ST_JOB_UPDATE_READ);
+    sqlite3_stmt *st = stmt_get(c, ST_JOB_UPDATE_READ);
     if (!st) {
         ret = -EIO;
         goto out;
@@ -1694,7 +2014,7 @@ int store_job_update(store *s, const store_job *j)
     sqlite3_bind_int64(st, 1, j->id);
     int rc = sqlite3_step(st);
     if (rc != SQLITE_ROW) {
-        ret = rc == SQLITE_DONE ? -ENOENT : db_error(s, sqlite3_extended_errcode(s->db), "job");
+        ret = rc == SQLITE_DONE ? -ENOENT : db_error(c, sqlite3_extended_errcode(c->db), "job");
         stmt_done(st);
         goto out;
     }
@@ -1724,7 +2044,7 @@ int store_job_update(store *s, const store_job *j)
         started == cur_started && ended == cur_ended)
         goto out;
 
-    st = stmt_get(s, ST_JOB_UPDATE_WRITE);
+    st = stmt_get(c, ST_JOB_UPDATE_WRITE);
     if (!st) {
         ret = -EIO;
         goto out;
@@ -1739,13 +2059,12 @@ int store_job_update(store *s, const store_job *j)
         sqlite3_bind_null(st, 5);
     sqlite3_bind_int64(st, 6, started);
     sqlite3_bind_int64(st, 7, ended);
-    ret = stmt_run(s, st, "job update");
-    if (ret == 0 && terminal) ret = hold_release(s, j->id, t);
+    ret = stmt_run(c, st, "job update");
+    if (ret == 0 && terminal) ret = hold_release(c, j->id, t);
     if (ret == 0 && terminal && (j->charge_gpu_seconds > 0 || j->charge_cpu_seconds > 0))
-        ret = charge_write(s, j->id, j->charge_gpu_seconds, j->charge_cpu_seconds, t);
+        ret = charge_write(c, j->id, j->charge_gpu_seconds, j->charge_cpu_seconds, t);
 out:
-    ret = tx_end(s, ret);
-    pthread_mutex_unlock(&s->lock);
+    ret = write_end(s, ret);
     return ret;
 }
 
@@ -1753,32 +2072,31 @@ int store_job_cancel_request(store *s, int64_t id, bool *now_cancelled)
 {
     if (!s) return -EINVAL;
     if (now_cancelled) *now_cancelled = false;
-    pthread_mutex_lock(&s->lock);
+    int ret = write_begin(s, true);
+    if (ret < 0) return ret;
+    conn *c = &s->w;
     char cur[STORE_STATE_MAX];
     bool cancelled = false;
     int64_t t = now();
-    int ret = tx_begin(s);
-    if (ret < 0) goto out;
-    ret = job_state(s, id, cur, sizeof cur);
+    ret = job_state(c, id, cur, sizeof cur);
     if (ret < 0) goto out;
     if (store_state_terminal(cur)) {
         ret = -EALREADY;
         goto out;
     }
     cancelled = strcmp(cur, STORE_STATE_QUEUED) == 0;
-    sqlite3_stmt *st = stmt_get(s, cancelled ? ST_JOB_CANCEL_QUEUED : ST_JOB_CANCEL_FLAG);
+    sqlite3_stmt *st = stmt_get(c, cancelled ? ST_JOB_CANCEL_QUEUED : ST_JOB_CANCEL_FLAG);
     if (!st) {
         ret = -EIO;
         goto out;
     }
     sqlite3_bind_int64(st, 1, id);
     if (cancelled) sqlite3_bind_int64(st, 2, t);
-    ret = stmt_run(s, st, "job cancel");
+    ret = stmt_run(c, st, "job cancel");
     /* a queued job holds nothing; should one ever, its end still gives the hold back */
-    if (ret == 0 && cancelled) ret = hold_release(s, id, t);
+    if (ret == 0 && cancelled) ret = hold_release(c, id, t);
 out:
-    ret = tx_end(s, ret);
-    pthread_mutex_unlock(&s->lock);
+    ret = write_end(s, ret);
     if (ret == 0 && now_cancelled) *now_cancelled = cancelled;
     return ret;
 }
@@ -1823,8 +2141,8 @@ int store_usage_query(store *s, const store_usage_filter *f, store_usage_row **o
     for (size_t i = 0; f->by && i < sizeof usage_dims / sizeof usage_dims[0]; i++)
         if (strcmp(f->by, usage_dims[i].by) == 0) id = usage_dims[i].st;
     if (id == ST_COUNT) return -EINVAL;
-    pthread_mutex_lock(&s->lock);
-    sqlite3_stmt *st = stmt_get(s, id);
+    conn *c = read_begin(s);
+    sqlite3_stmt *st = stmt_get(c, id);
     int ret = -EIO;
     if (st) {
         bind_text_or_null(st, 1, f->partner);
@@ -1832,9 +2150,9 @@ int store_usage_query(store *s, const store_usage_filter *f, store_usage_row **o
         /* unbounded ends as the widest bounds: the (kind, at) index serves every query */
         sqlite3_bind_int64(st, 3, f->from != 0 ? f->from : INT64_MIN);
         sqlite3_bind_int64(st, 4, f->to != 0 ? f->to : INT64_MAX);
-        ret = read_rows(s, st, sizeof **out, read_usage_row, (void **)out, n);
+        ret = read_rows(c, st, sizeof **out, read_usage_row, (void **)out, n);
     }
-    pthread_mutex_unlock(&s->lock);
+    read_end(s, c);
     return ret;
 }
 
@@ -1844,16 +2162,111 @@ int store_job_list_charged(store *s, const char *partner, const char *period, st
     if (!s || !partner || !period || !out || !n) return -EINVAL;
     *out = NULL;
     *n = 0;
-    pthread_mutex_lock(&s->lock);
-    sqlite3_stmt *st = stmt_get(s, ST_JOB_LIST_CHARGED);
+    conn *c = read_begin(s);
+    sqlite3_stmt *st = stmt_get(c, ST_JOB_LIST_CHARGED);
     int ret = -EIO;
     if (st) {
         bind_text(st, 1, partner);
         bind_text(st, 2, period);
-        ret = read_rows(s, st, sizeof **out, read_job, (void **)out, n);
+        ret = read_rows(c, st, sizeof **out, read_job, (void **)out, n);
     }
-    pthread_mutex_unlock(&s->lock);
+    read_end(s, c);
     return ret;
+}
+
+/* --- idempotency records --- */
+
+static bool idem_key_ok(const char *key)
+{
+    return text_fits(key, STORE_IDEM_KEY_MAX) && key[0] != '\0';
+}
+
+int store_idem_get(store *s, int64_t user_id, const char *key, store_idem *out)
+{
+    if (!out) return -EINVAL;
+    memset(out, 0, sizeof *out);
+    if (!s || !idem_key_ok(key)) return -EINVAL;
+    conn *c = read_begin(s);
+    sqlite3_stmt *st = stmt_get(c, ST_IDEM_GET);
+    int ret = -EIO;
+    if (!st) goto out;
+    sqlite3_bind_int64(st, 1, user_id);
+    bind_text(st, 2, key);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        const unsigned char *body = sqlite3_column_text(st, 5);
+        size_t len = body ? (size_t)sqlite3_column_bytes(st, 5) : 0;
+        out->body = malloc(len + 1);
+        if (out->body) {
+            if (len) memcpy(out->body, body, len);
+            out->body[len] = '\0';
+            out->user_id = sqlite3_column_int64(st, 0);
+            col_text(st, 1, out->key, sizeof out->key);
+            col_text(st, 2, out->body_hash, sizeof out->body_hash);
+            out->job_id = sqlite3_column_int64(st, 3);
+            out->status = sqlite3_column_int(st, 4);
+            out->created_at = sqlite3_column_int64(st, 6);
+            ret = 0;
+        } else {
+            ret = -ENOMEM;
+        }
+    } else if (rc == SQLITE_DONE) {
+        ret = -ENOENT;
+    } else {
+        ret = db_error(c, sqlite3_extended_errcode(c->db), "idempotency get");
+    }
+    stmt_done(st);
+out:
+    read_end(s, c);
+    return ret;
+}
+
+int store_idem_put(store *s, const store_idem *e)
+{
+    if (!s || !e || !idem_key_ok(e->key) || !text_fits(e->body_hash, sizeof e->body_hash))
+        return -EINVAL;
+    int ret = write_begin(s, false);
+    if (ret < 0) return ret;
+    conn *c = &s->w;
+    sqlite3_stmt *st = stmt_get(c, ST_IDEM_PUT);
+    ret = -EIO;
+    if (st) {
+        sqlite3_bind_int64(st, 1, e->user_id);
+        bind_text(st, 2, e->key);
+        bind_text(st, 3, e->body_hash);
+        sqlite3_bind_int64(st, 4, e->job_id);
+        sqlite3_bind_int(st, 5, e->status);
+        bind_text(st, 6, e->body);
+        sqlite3_bind_int64(st, 7, e->created_at != 0 ? e->created_at : now());
+        ret = stmt_run(c, st, "idempotency put");
+    }
+    return write_end(s, ret);
+}
+
+void store_idem_clear(store_idem *e)
+{
+    if (!e) return;
+    free(e->body);
+    e->body = NULL;
+}
+
+int store_idem_prune(store *s, int64_t before, size_t max, size_t *removed)
+{
+    if (removed) *removed = 0;
+    if (!s) return -EINVAL;
+    int64_t lim = max == 0 || max > (size_t)INT64_MAX ? -1 : (int64_t)max;
+    int ret = write_begin(s, false);
+    if (ret < 0) return ret;
+    conn *c = &s->w;
+    sqlite3_stmt *st = stmt_get(c, ST_IDEM_PRUNE);
+    ret = -EIO;
+    if (st) {
+        sqlite3_bind_int64(st, 1, before);
+        sqlite3_bind_int64(st, 2, lim);
+        ret = stmt_run(c, st, "idempotency prune");
+        if (ret == 0 && removed) *removed = (size_t)sqlite3_changes(c->db);
+    }
+    return write_end(s, ret);
 }
 
 /* --- audit trail --- */
@@ -1871,13 +2284,13 @@ int store_audit_append(store *s, store_audit_entry *e, store_audit_hash_fn fn, v
     if (!x.details) x.details = audit_no_details;
     memset(x.prev_hash, 0, sizeof x.prev_hash);
     memset(x.hash, 0, sizeof x.hash);
-    pthread_mutex_lock(&s->lock);
+    int ret = write_begin(s, true);
+    if (ret < 0) return ret;
+    conn *c = &s->w;
     /* BEGIN IMMEDIATE: no other connection appends between reading the last entry and writing
      * this one, so seq has no gap or twin and prev_hash is the hash of seq - 1. */
-    int ret = tx_begin(s);
-    if (ret < 0) goto out;
 
-    sqlite3_stmt *st = stmt_get(s, ST_AUDIT_LAST);
+    sqlite3_stmt *st = stmt_get(c, ST_AUDIT_LAST);
     if (!st) {
         ret = -EIO;
         goto out;
@@ -1889,7 +2302,7 @@ int store_audit_append(store *s, store_audit_entry *e, store_audit_hash_fn fn, v
     } else if (rc == SQLITE_DONE) {
         x.seq = 1;
     } else {
-        ret = db_error(s, sqlite3_extended_errcode(s->db), "audit last entry");
+        ret = db_error(c, sqlite3_extended_errcode(c->db), "audit last entry");
     }
     stmt_done(st);
     if (ret < 0) goto out;
@@ -1903,7 +2316,7 @@ int store_audit_append(store *s, store_audit_entry *e, store_audit_hash_fn fn, v
     hash[STORE_HASH_HEX - 1] = '\0';
     memcpy(x.hash, hash, sizeof x.hash);
 
-    st = stmt_get(s, ST_AUDIT_INSERT);
+    st = stmt_get(c, ST_AUDIT_INSERT);
     if (!st) {
         ret = -EIO;
         goto out;
@@ -1916,10 +2329,9 @@ int store_audit_append(store *s, store_audit_entry *e, store_audit_hash_fn fn, v
     bind_text(st, 6, x.details);
     bind_text(st, 7, x.prev_hash);
     bind_text(st, 8, x.hash);
-    ret = stmt_run(s, st, "audit append");
+    ret = stmt_run(c, st, "audit append");
 out:
-    ret = tx_end(s, ret);
-    pthread_mutex_unlock(&s->lock);
+    ret = write_end(s, ret);
     if (ret < 0) return ret;
     e->seq = x.seq;
     e->at = x.at;
@@ -1931,9 +2343,9 @@ out:
 /* Returns the cached list statement for the filters in `mask` (prepared on first use from static
  * fragments), or NULL. Parameters: ?1 after_seq, ?2 since, ?3 actor, ?4 action (or prefix), ?5 the
  * end of the prefix range, ?6 limit (-1 = none). */
-static sqlite3_stmt *audit_list_stmt(store *s, unsigned mask)
+static sqlite3_stmt *audit_list_stmt(conn *c, unsigned mask)
 {
-    if (s->audit_list[mask]) return s->audit_list[mask];
+    if (c->audit_list[mask]) return c->audit_list[mask];
     char sql[320];
     snprintf(sql, sizeof sql,
              "SELECT " AUDIT_COLS " FROM audit WHERE seq > ?1%s%s%s "
@@ -1944,12 +2356,12 @@ static sqlite3_stmt *audit_list_stmt(store *s, unsigned mask)
              : mask & AUDIT_BY_ACTION ? " AND action = ?4"
                                       : "");
     int rc =
-        sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &s->audit_list[mask], NULL);
+        sqlite3_prepare_v3(c->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &c->audit_list[mask], NULL);
     if (rc != SQLITE_OK) {
-        db_error(s, rc, "prepare audit list");
-        s->audit_list[mask] = NULL;
+        db_error(c, rc, "prepare audit list");
+        c->audit_list[mask] = NULL;
     }
-    return s->audit_list[mask];
+    return c->audit_list[mask];
 }
 
 /* Reads one audit row into e, details copied. Returns 0 or -ENOMEM. */
@@ -1992,8 +2404,8 @@ int store_audit_list(store *s, int64_t after_seq, int64_t since, const char *act
     store_audit_entry *arr = NULL;
     size_t cnt = 0, cap = 0;
     int ret = 0, rc;
-    pthread_mutex_lock(&s->lock);
-    sqlite3_stmt *st = audit_list_stmt(s, mask);
+    conn *c = read_begin(s);
+    sqlite3_stmt *st = audit_list_stmt(c, mask);
     if (!st) {
         ret = -EIO;
         goto fail_stmt;
@@ -2015,11 +2427,11 @@ int store_audit_list(store *s, int64_t after_seq, int64_t since, const char *act
         if (ret < 0) goto fail_rows;
     }
     if (rc != SQLITE_DONE) {
-        ret = db_error(s, sqlite3_extended_errcode(s->db), "audit list");
+        ret = db_error(c, sqlite3_extended_errcode(c->db), "audit list");
         goto fail_rows;
     }
     stmt_done(st);
-    pthread_mutex_unlock(&s->lock);
+    read_end(s, c);
     free(prefix_end);
     *out = arr;
     *n = cnt;
@@ -2029,7 +2441,7 @@ fail_rows:
     stmt_done(st);
     store_audit_entries_free(arr, cnt); /* a slot pushed but not read has details NULL */
 fail_stmt:
-    pthread_mutex_unlock(&s->lock);
+    read_end(s, c);
     free(prefix_end);
     return ret;
 }

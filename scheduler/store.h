@@ -1,9 +1,17 @@
 /* store.h - antennad's durable state in SQLite (WAL): partners, users, tokens, jobs.
  *
  * The only module that includes sqlite3.h. Every function is blocking: call it from a worker thread
- * (uv_queue_work), never from the event-loop thread. Each call is one transaction; calls from
- * several threads are serialised by an internal mutex. A call that returns 0 after a write has
- * committed it to disk (synchronous=FULL), so an acknowledged job survives a crash.
+ * (uv_queue_work), never from the event-loop thread. Each call is one transaction (in a batch, a
+ * savepoint of the batch's: see store_batch_begin); writes from several threads are serialised by
+ * an internal write lock. Outside a batch, a call that returns 0 after a write has committed it to
+ * disk (synchronous=FULL), so an acknowledged job survives a crash; in a batch, its commit does.
+ *
+ * Reads (the _get, _list, _lookup and _query functions) run on a second connection with its own
+ * lock: they see the last committed state and never wait for a writer, not even for its fsync.
+ * A ":memory:" database has one connection only, so there reads wait for writes.
+ *
+ * Errors: a write that fails because the disk (or the file system quota) is full returns -ENOSPC
+ * (callers answer 503); any other database failure is -EIO.
  */
 #ifndef ANTENNA_STORE_H
 #define ANTENNA_STORE_H
@@ -112,11 +120,69 @@ typedef struct store_job {
  * Returns 0 and sets *out (free with store_free), or a negative errno with a message in err. */
 int store_new(const char *path, store **out, char *err, size_t errlen);
 
-/* Closes the database. Accepts NULL. */
+/* Closes the database. Accepts NULL. A batch or change the calling thread still holds is rolled
+ * back; none may be held by another thread. */
 void store_free(store *s);
 
 /* A random id made when the database was created; tags this broker's jobs in Slurm. Owned by s. */
 const char *store_instance_id(const store *s);
+
+/* --- batches (group commit) and changes ---
+ *
+ * A batch is one SQLite transaction that many changes share, so that they reach the disk with one
+ * commit (one fsync). While the calling thread holds a batch, every store_* call it makes runs
+ * inside it: a write runs in a savepoint of its own, so that its failure undoes its own writes
+ * only and returns its error as when called alone, and reads see the batch's writes not yet
+ * committed. Calls from other threads are not in the batch: their writes wait for it to end, and
+ * their reads see the last commit and do not wait. A thread holds at most one batch or change at a
+ * time, over all stores.
+ *
+ * What a call in a batch reports (a new id, an audit entry's seq and hash) stands only once the
+ * batch commits with that call kept: an id or seq whose insert was undone is handed out again.
+ * Should SQLite drop the whole batch itself (a full disk or an I/O error can make it roll the
+ * transaction back), the call that met it and every later call in the batch return that error,
+ * and so does store_batch_commit. */
+
+/* On the calling thread: takes the store's write lock, waiting for other writers, and begins a
+ * batch (BEGIN IMMEDIATE). Returns 0 (end it with store_batch_commit or store_batch_rollback on
+ * the same thread), -EINVAL (this thread already holds a batch or a change), -EBUSY (another
+ * process keeps the database locked), -ENOSPC, -EIO. */
+int store_batch_begin(store *s);
+
+/* Commits the calling thread's batch (one fsync) and releases the write lock, whatever the result.
+ * Returns 0: every change in it is on disk. On failure nothing of it is on disk: -ENOSPC (disk
+ * full), -EIO, or the error that made SQLite drop the batch earlier (a call in it returned it
+ * too); -EINVAL when a change is still open in it (the batch is rolled back), or when this
+ * thread holds no batch (nothing happens). */
+int store_batch_commit(store *s);
+
+/* Rolls back the calling thread's batch and releases the write lock. Does nothing when this thread
+ * holds no batch. */
+void store_batch_rollback(store *s);
+
+/* Returns true on the thread that holds a batch of s, between store_batch_begin and its end. */
+bool store_in_batch(const store *s);
+
+/* Begins a change: several store calls that stand or fall together (a job insert and its audit
+ * entry, say). In a batch (or an enclosing change) it is a savepoint; elsewhere it takes the write
+ * lock and begins a transaction of its own, so that the change is atomic either way. Changes nest.
+ * Returns 0 (end it with store_change_end on the same thread), -EINVAL (this thread holds another
+ * store's batch), -EBUSY, -ENOSPC, -EIO, or the error that made SQLite drop the batch. */
+int store_change_begin(store *s);
+
+/* Ends the innermost change of the calling thread. rc is the change's result: when it is not 0
+ * every write since store_change_begin is undone and rc is returned; when it is 0 the writes are
+ * kept (in the batch, to commit with it; outside a batch, committed now) and 0 is returned, or
+ * the error that kept them from being kept (then they are undone). -EINVAL: no change open. */
+int store_change_end(store *s, int rc);
+
+/* Checkpoints the write-ahead log into the database file and truncates the log to 0 bytes
+ * (PRAGMA wal_checkpoint(TRUNCATE)), so that it does not stay large after a burst (SQLite's
+ * autocheckpoint keeps running; PRAGMA journal_size_limit caps the log at 64 MiB when it restarts).
+ * Blocking: waits for the write lock and for readers of the log; call it from a worker thread
+ * when idle (the registry does, between batches). Returns 0, -EBUSY (readers or another process
+ * kept it from finishing: try later), -EINVAL (this thread holds a batch or a change), -EIO. */
+int store_checkpoint(store *s);
 
 /* --- partners --- */
 
@@ -213,6 +279,12 @@ int store_job_list(store *s, int64_t user_id, const char *partner, size_t limit,
  * non-terminal Slurm state, oldest first. Same ownership as store_job_list. */
 int store_job_list_active(store *s, store_job **out, size_t *n);
 
+/* Lists the active jobs that are in Slurm or being submitted to it: states dispatching, dispatched
+ * and every non-terminal Slurm state (the active jobs but the queued ones), oldest first. Reads
+ * them through an index of their own, so it costs nothing per queued job. Same ownership as
+ * store_job_list. */
+int store_job_list_in_slurm(store *s, store_job **out, size_t *n);
+
 /* Starts the dispatch of queued job `id` in one transaction: checks that the hold fits what is
  * left of its partner's budgets for `period` (budget - used - held; a quota never set leaves 0, an
  * unlimited budget always fits), writes a "hold" ledger row, records period and hold on the job,
@@ -306,6 +378,40 @@ int store_audit_list(store *s, int64_t after_seq, int64_t since, const char *act
 
 /* Frees what store_audit_list returned. Accepts NULL. */
 void store_audit_entries_free(store_audit_entry *e, size_t n);
+
+/* --- idempotency records ---
+ *
+ * The first answer to a request that carried an idempotency key, kept so that a retry with the
+ * same key gets the same answer instead of a second job. One record per user and key. */
+
+#define STORE_IDEM_KEY_MAX 256 /* key bytes + NUL */
+
+typedef struct store_idem {
+    int64_t user_id;
+    char key[STORE_IDEM_KEY_MAX];
+    char body_hash[STORE_HASH_HEX]; /* hash of the request body, to tell a replay from a misuse */
+    int64_t job_id;                 /* the job it made, 0 = none */
+    int status;                     /* the HTTP status answered */
+    char *body;                     /* the body answered; malloc'd, owned by the struct */
+    int64_t created_at;             /* unix seconds */
+} store_idem;
+
+/* Reads the record of `user_id` and `key` into *out (all of it overwritten; out->body is NULL
+ * unless 0 is returned). Returns 0 (free out->body with store_idem_clear), -ENOENT, -EINVAL (key
+ * empty or longer than STORE_IDEM_KEY_MAX - 1 bytes), -ENOMEM, -EIO. */
+int store_idem_get(store *s, int64_t user_id, const char *key, store_idem *out);
+
+/* Stores record *e (borrowed; body NULL = ""), created_at = now when e->created_at is 0. A record
+ * is never replaced. Returns 0, -EEXIST (this user already used this key), -EINVAL (bad key or
+ * hash), -ENOSPC, -EIO. */
+int store_idem_put(store *s, const store_idem *e);
+
+/* Frees e->body and sets it to NULL. Accepts NULL. */
+void store_idem_clear(store_idem *e);
+
+/* Deletes at most `max` (0 = no limit) records created before `before` (unix seconds), oldest
+ * first, and sets *removed (when not NULL) to their number. Returns 0, -ENOSPC, -EIO. */
+int store_idem_prune(store *s, int64_t before, size_t max, size_t *removed);
 
 /* Returns true when `state` is terminal (completed, failed, cancelled, timeout, ...). */
 bool store_state_terminal(const char *state);

@@ -10,6 +10,7 @@
 #include "store.h"
 
 #include <ctype.h>
+#include <stdbool.h>
 #include <dirent.h>
 #include <errno.h>
 #include <pthread.h>
@@ -18,6 +19,8 @@
 #include <string.h>
 #include <time.h>
 #include <sys/mman.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -26,6 +29,7 @@ typedef struct fixture {
     char path[128];
     store *s;
     int64_t user_id; /* alice of partner ulb */
+    bool mounted;    /* f->dir is a tmpfs of its own (setup_tiny_disk) */
 } fixture;
 
 static int open_store(fixture *f)
@@ -85,6 +89,7 @@ static int teardown(void **state)
         unlink(p);
     }
     if (d) closedir(d);
+    if (f->mounted && umount2(f->dir, MNT_DETACH) != 0) print_error("umount %s\n", f->dir);
     int ret = rmdir(f->dir);
     free(f);
     return ret;
@@ -1992,7 +1997,7 @@ static void migration_from_v1_fills_new_fields_with_defaults(void **state)
 
     char out[64];
     assert_int_equal(sqlite_cli(f, "PRAGMA user_version;", out, sizeof out), 0);
-    assert_string_equal(out, "3\n"); /* and on to the current version */
+    assert_string_equal(out, "4\n"); /* and on to the current version */
     /* script stays the last column of jobs (listing jobs never reads its overflow pages) */
     assert_int_equal(
         sqlite_cli(f, "SELECT name FROM pragma_table_info('jobs') ORDER BY cid DESC LIMIT 1;", out,
@@ -2144,7 +2149,7 @@ static void migration_from_v2_keeps_data(void **state)
     assert_int_equal(open_store(f), 0);
     char out[64];
     assert_int_equal(sqlite_cli(f, "PRAGMA user_version;", out, sizeof out), 0);
-    assert_string_equal(out, "3\n");
+    assert_string_equal(out, "4\n");
     assert_string_equal(store_instance_id(f->s), "fedcba9876543210");
 
     store_partner p;
@@ -3144,6 +3149,615 @@ static void audit_entries_free_accepts_null(void **state)
     store_audit_entries_free(NULL, 3);
 }
 
+/* --- batches, changes, the read connection --- */
+
+/* Closes and reopens f's store: what is found after this was on disk. */
+static void reopen(fixture *f)
+{
+    store_free(f->s);
+    f->s = NULL;
+    assert_int_equal(open_store(f), 0);
+}
+
+static size_t audit_count(fixture *f)
+{
+    store_audit_entry *es = NULL;
+    size_t n = 0;
+    assert_int_equal(store_audit_list(f->s, 0, 0, NULL, NULL, 0, &es, &n), 0);
+    store_audit_entries_free(es, n);
+    return n;
+}
+
+#define BATCH_JOBS 50
+
+static void batch_commit_makes_every_change_durable(void **state)
+{
+    fixture *f = *state;
+    int64_t ids[BATCH_JOBS];
+    assert_int_equal(store_batch_begin(f->s), 0);
+    assert_true(store_in_batch(f->s));
+    for (int i = 0; i < BATCH_JOBS; i++) {
+        ids[i] = insert_job(f, f->user_id, "batched");
+        audit_append(f, "alice", "job.submitted", 0);
+    }
+    assert_int_equal(store_partner_insert(f->s, "kul", "Leuven", 2, NULL), 0);
+    assert_int_equal(store_batch_commit(f->s), 0);
+    assert_false(store_in_batch(f->s));
+
+    reopen(f);
+    for (int i = 0; i < BATCH_JOBS; i++) {
+        store_job j;
+        assert_int_equal(store_job_get(f->s, ids[i], &j), 0);
+        assert_string_equal(j.state, STORE_STATE_QUEUED);
+    }
+    assert_int_equal(audit_count(f), BATCH_JOBS);
+    store_partner p;
+    assert_int_equal(store_partner_get(f->s, "kul", &p), 0);
+    assert_int_equal(p.share_weight, 2);
+}
+
+static void batch_failing_call_undoes_only_its_own_writes(void **state)
+{
+    fixture *f = *state;
+    set_budget(f, PERIOD, 1000, STORE_UNLIMITED);
+    int64_t queued = insert_job(f, f->user_id, "big");
+    assert_int_equal(store_batch_begin(f->s), 0);
+    int64_t a = insert_job(f, f->user_id, "a");
+    assert_int_equal(store_partner_insert(f->s, "ulb", "again", 1, NULL), -EEXIST);
+    /* the budget check reads, then fails after nothing: its savepoint leaves no hold row */
+    assert_int_equal(store_job_dispatch_begin(f->s, queued, PERIOD, 1001, 0), -EDQUOT);
+    assert_int_equal(store_job_dispatch_begin(f->s, a, PERIOD, 400, 0), 0);
+    assert_int_equal(store_job_transition(f->s, queued, "running", "failed", NULL), -EAGAIN);
+    int64_t b = insert_job(f, f->user_id, "b");
+    assert_int_equal(store_batch_commit(f->s), 0);
+
+    reopen(f);
+    store_job j;
+    assert_int_equal(store_job_get(f->s, a, &j), 0);
+    assert_string_equal(j.state, STORE_STATE_DISPATCHING);
+    assert_int_equal(j.hold_gpu_seconds, 400);
+    assert_int_equal(store_job_get(f->s, b, &j), 0);
+    assert_int_equal(store_job_get(f->s, queued, &j), 0);
+    assert_string_equal(j.state, STORE_STATE_QUEUED);
+    assert_int_equal(j.hold_gpu_seconds, 0);
+    assert_int_equal(ledger_rows(f, queued, NULL), 0);
+    assert_int_equal(ledger_rows(f, a, "hold"), 1);
+    store_partner p;
+    assert_int_equal(store_partner_get(f->s, "ulb", &p), 0);
+    assert_string_equal(p.description, "Universite libre de Bruxelles");
+}
+
+static void batch_rollback_leaves_nothing(void **state)
+{
+    fixture *f = *state;
+    assert_int_equal(store_batch_begin(f->s), 0);
+    int64_t id = insert_job(f, f->user_id, "gone");
+    audit_append(f, "alice", "job.submitted", 0);
+    assert_int_equal(store_partner_insert(f->s, "kul", NULL, 1, NULL), 0);
+    store_batch_rollback(f->s);
+    assert_false(store_in_batch(f->s));
+
+    reopen(f);
+    store_job j;
+    assert_int_equal(store_job_get(f->s, id, &j), -ENOENT);
+    assert_int_equal(audit_count(f), 0);
+    store_partner p;
+    assert_int_equal(store_partner_get(f->s, "kul", &p), -ENOENT);
+    /* and the store takes writes again */
+    assert_true(insert_job(f, f->user_id, "next") > 0);
+}
+
+/* Asserts that the store holds exactly the jobs named `first` and `second` (NULL: none), oldest
+ * first. */
+static void assert_job_names(fixture *f, const char *first, const char *second)
+{
+    store_job *js = NULL;
+    size_t n = 0;
+    assert_int_equal(store_job_list_active(f->s, &js, &n), 0);
+    assert_int_equal(n, (first != NULL) + (second != NULL));
+    if (first) assert_string_equal(js[0].name, first);
+    if (second) assert_string_equal(js[1].name, second);
+    free(js);
+}
+
+/* One change: a job insert and its audit entry; fails with `rc` after both when rc < 0. */
+static int submit_change(fixture *f, const char *name, int rc, int64_t *id)
+{
+    assert_int_equal(store_change_begin(f->s), 0);
+    *id = insert_job(f, f->user_id, name);
+    audit_append(f, "alice", "job.submitted", 0);
+    return store_change_end(f->s, rc);
+}
+
+static void change_end_with_error_undoes_that_change_only(void **state)
+{
+    fixture *f = *state;
+    int64_t kept1, undone, kept2;
+    assert_int_equal(store_batch_begin(f->s), 0);
+    assert_int_equal(submit_change(f, "one", 0, &kept1), 0);
+    assert_int_equal(submit_change(f, "two", -EDQUOT, &undone), -EDQUOT);
+    store_job j;
+    assert_int_equal(store_job_get(f->s, undone, &j), -ENOENT); /* undone in the batch already */
+    assert_int_equal(submit_change(f, "three", 0, &kept2), 0);
+    assert_int_equal(store_batch_commit(f->s), 0);
+
+    reopen(f);
+    assert_job_names(f, "one", "three");
+    assert_int_equal(store_job_get(f->s, kept1, &j), 0);
+    assert_int_equal(store_job_get(f->s, kept2, &j), 0);
+    assert_int_equal(kept2, undone); /* the undone insert took back its id */
+    /* two entries, chained without a gap: the undone change's entry left no trace */
+    store_audit_entry *es = NULL;
+    size_t n = 0;
+    assert_int_equal(store_audit_list(f->s, 0, 0, NULL, NULL, 0, &es, &n), 0);
+    assert_int_equal(n, 2);
+    assert_int_equal(es[0].seq, 1);
+    assert_int_equal(es[1].seq, 2);
+    assert_string_equal(es[1].prev_hash, es[0].hash);
+    store_audit_entries_free(es, n);
+}
+
+static void changes_nest_and_an_inner_failure_keeps_the_outer_writes(void **state)
+{
+    fixture *f = *state;
+    int64_t outer, inner;
+    assert_int_equal(store_batch_begin(f->s), 0);
+    assert_int_equal(store_change_begin(f->s), 0);
+    outer = insert_job(f, f->user_id, "outer");
+    assert_int_equal(submit_change(f, "inner", -EIO, &inner), -EIO);
+    assert_int_equal(store_change_end(f->s, 0), 0);
+    assert_int_equal(store_batch_commit(f->s), 0);
+    store_job j;
+    assert_int_equal(store_job_get(f->s, outer, &j), 0);
+    assert_int_equal(store_job_get(f->s, inner, &j), -ENOENT);
+    assert_int_equal(audit_count(f), 0);
+}
+
+static void change_outside_a_batch_is_its_own_transaction(void **state)
+{
+    fixture *f = *state;
+    int64_t undone, kept;
+    assert_int_equal(submit_change(f, "undone", -EEXIST, &undone), -EEXIST);
+    assert_false(store_in_batch(f->s));
+    assert_int_equal(submit_change(f, "kept", 0, &kept), 0);
+    reopen(f);
+    assert_job_names(f, "kept", NULL);
+    store_job j;
+    assert_int_equal(store_job_get(f->s, kept, &j), 0);
+    assert_int_equal(kept, undone);
+    assert_int_equal(audit_count(f), 1);
+}
+
+static void batch_reads_on_its_thread_see_its_uncommitted_writes(void **state)
+{
+    fixture *f = *state;
+    assert_int_equal(store_batch_begin(f->s), 0);
+    int64_t id = insert_job(f, f->user_id, "mine");
+    store_job j;
+    assert_int_equal(store_job_get(f->s, id, &j), 0);
+    assert_string_equal(j.name, "mine");
+    store_job *js = NULL;
+    size_t n = 0;
+    assert_int_equal(store_job_list_active(f->s, &js, &n), 0);
+    assert_int_equal(n, 1);
+    free(js);
+    assert_int_equal(store_batch_commit(f->s), 0);
+}
+
+static void batch_misuse_is_einval(void **state)
+{
+    fixture *f = *state;
+    assert_int_equal(store_batch_commit(f->s), -EINVAL);  /* no batch */
+    assert_int_equal(store_change_end(f->s, 0), -EINVAL); /* no change */
+    store_batch_rollback(f->s);                           /* no batch: nothing happens */
+    assert_int_equal(store_batch_begin(f->s), 0);
+    assert_int_equal(store_batch_begin(f->s), -EINVAL); /* nested */
+    assert_int_equal(store_checkpoint(f->s), -EINVAL);  /* inside the batch */
+    assert_int_equal(store_change_begin(f->s), 0);
+    /* a change still open: the batch is rolled back, and the store is free again */
+    int64_t id = insert_job(f, f->user_id, "open");
+    assert_int_equal(store_batch_commit(f->s), -EINVAL);
+    assert_false(store_in_batch(f->s));
+    store_job j;
+    assert_int_equal(store_job_get(f->s, id, &j), -ENOENT);
+    assert_int_equal(store_change_end(f->s, 0), -EINVAL);
+    assert_int_equal(store_batch_begin(f->s), 0);
+    store_batch_rollback(f->s);
+}
+
+/* A thread that does one store call while the test thread holds a batch. */
+typedef struct other_thread {
+    fixture *f;
+    int64_t job_id;
+    int ret;
+    int done; /* set (atomically) when the call returned */
+} other_thread;
+
+static void *other_job_get(void *arg)
+{
+    other_thread *o = arg;
+    store_job j;
+    o->ret = store_job_get(o->f->s, o->job_id, &j);
+    __atomic_store_n(&o->done, 1, __ATOMIC_SEQ_CST);
+    return NULL;
+}
+
+static void *other_partner_insert(void *arg)
+{
+    other_thread *o = arg;
+    assert_false(store_in_batch(o->f->s)); /* the batch is the test thread's only */
+    o->ret = store_partner_insert(o->f->s, "kul", NULL, 1, NULL);
+    __atomic_store_n(&o->done, 1, __ATOMIC_SEQ_CST);
+    return NULL;
+}
+
+/* Joins t within `seconds`; returns whether it ended. */
+static bool join_within(pthread_t t, int seconds)
+{
+    struct timespec deadline;
+    clock_gettime(CLOCK_REALTIME, &deadline);
+    deadline.tv_sec += seconds;
+    return pthread_timedjoin_np(t, NULL, &deadline) == 0;
+}
+
+static void reader_thread_is_not_blocked_by_a_batch_and_sees_committed_rows_only(void **state)
+{
+    fixture *f = *state;
+    assert_int_equal(store_batch_begin(f->s), 0);
+    other_thread o = {.f = f, .job_id = insert_job(f, f->user_id, "uncommitted")};
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, other_job_get, &o), 0);
+    bool ended = join_within(t, 5);
+    assert_int_equal(store_batch_commit(f->s), 0); /* before asserting: a blocked reader ends */
+    if (!ended) assert_int_equal(pthread_join(t, NULL), 0);
+    assert_true(ended);
+    assert_int_equal(o.ret, -ENOENT);
+
+    o.done = 0;
+    assert_int_equal(pthread_create(&t, NULL, other_job_get, &o), 0);
+    assert_int_equal(pthread_join(t, NULL), 0);
+    assert_int_equal(o.ret, 0); /* committed: found */
+}
+
+static void writer_thread_waits_for_the_batch_then_writes_outside_it(void **state)
+{
+    fixture *f = *state;
+    assert_int_equal(store_batch_begin(f->s), 0);
+    other_thread o = {.f = f};
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, other_partner_insert, &o), 0);
+    struct timespec pause = {.tv_nsec = 100 * 1000 * 1000};
+    nanosleep(&pause, NULL);
+    assert_int_equal(__atomic_load_n(&o.done, __ATOMIC_SEQ_CST), 0); /* waits for the lock */
+    store_batch_rollback(f->s);
+    assert_int_equal(pthread_join(t, NULL), 0);
+    assert_int_equal(o.ret, 0); /* its write was not in the batch rolled back */
+    store_partner p;
+    assert_int_equal(store_partner_get(f->s, "kul", &p), 0);
+}
+
+/* --- WAL checkpoint --- */
+
+static off_t wal_size(fixture *f)
+{
+    char wal[160];
+    snprintf(wal, sizeof wal, "%s-wal", f->path);
+    struct stat sb;
+    assert_int_equal(stat(wal, &sb), 0);
+    return sb.st_size;
+}
+
+static void checkpoint_truncates_the_wal(void **state)
+{
+    fixture *f = *state;
+    for (int i = 0; i < 300; i++)
+        insert_job(f, f->user_id, "fill");
+    assert_true(wal_size(f) > 0);
+    assert_int_equal(store_checkpoint(f->s), 0);
+    assert_int_equal(wal_size(f), 0);
+    /* the data is in the database file, and the store goes on */
+    store_job *js = NULL;
+    size_t n = 0;
+    assert_int_equal(store_job_list(f->s, 0, NULL, 0, &js, &n), 0);
+    assert_int_equal(n, 300);
+    free(js);
+    insert_job(f, f->user_id, "after");
+    assert_true(wal_size(f) > 0);
+}
+
+/* --- v4: idempotency records, jobs in Slurm --- */
+
+static store_idem idem_of(int64_t user_id, const char *key, int64_t job_id, const char *body,
+                          int64_t created_at)
+{
+    store_idem e;
+    memset(&e, 0, sizeof e);
+    e.user_id = user_id;
+    snprintf(e.key, sizeof e.key, "%s", key);
+    snprintf(e.body_hash, sizeof e.body_hash, "%064d", 7);
+    e.job_id = job_id;
+    e.status = 201;
+    e.body = (char *)body;
+    e.created_at = created_at;
+    return e;
+}
+
+static void idem_put_then_get_returns_it(void **state)
+{
+    fixture *f = *state;
+    int64_t before = time(NULL);
+    store_idem e = idem_of(f->user_id, "req-1", 42, "{\"id\":42}", 0);
+    assert_int_equal(store_idem_put(f->s, &e), 0);
+    store_idem got;
+    assert_int_equal(store_idem_get(f->s, f->user_id, "req-1", &got), 0);
+    assert_int_equal(got.user_id, f->user_id);
+    assert_string_equal(got.key, "req-1");
+    assert_string_equal(got.body_hash, e.body_hash);
+    assert_int_equal(got.job_id, 42);
+    assert_int_equal(got.status, 201);
+    assert_string_equal(got.body, "{\"id\":42}");
+    assert_true(got.created_at >= before && got.created_at <= time(NULL));
+    store_idem_clear(&got);
+    assert_null(got.body);
+    /* keys are per user */
+    assert_int_equal(store_idem_get(f->s, f->user_id + 1, "req-1", &got), -ENOENT);
+    assert_null(got.body);
+    assert_int_equal(store_idem_get(f->s, f->user_id, "req-2", &got), -ENOENT);
+}
+
+static void idem_put_same_key_twice_is_eexist_and_keeps_the_first(void **state)
+{
+    fixture *f = *state;
+    store_idem e = idem_of(f->user_id, "k", 1, "first", 100);
+    assert_int_equal(store_idem_put(f->s, &e), 0);
+    store_idem again = idem_of(f->user_id, "k", 2, "second", 200);
+    assert_int_equal(store_idem_put(f->s, &again), -EEXIST);
+    store_idem other_user = idem_of(f->user_id + 1, "k", 3, "other", 300);
+    assert_int_equal(store_idem_put(f->s, &other_user), 0);
+    store_idem got;
+    assert_int_equal(store_idem_get(f->s, f->user_id, "k", &got), 0);
+    assert_int_equal(got.job_id, 1);
+    assert_string_equal(got.body, "first");
+    assert_int_equal(got.created_at, 100);
+    store_idem_clear(&got);
+}
+
+static void idem_bad_key_or_hash_is_einval(void **state)
+{
+    fixture *f = *state;
+    char long_key[STORE_IDEM_KEY_MAX + 1];
+    memset(long_key, 'k', sizeof long_key - 1);
+    long_key[sizeof long_key - 1] = '\0';
+    store_idem e = idem_of(f->user_id, "", 1, "{}", 0);
+    assert_int_equal(store_idem_put(f->s, &e), -EINVAL);
+    memset(e.key, 'k', sizeof e.key); /* no NUL */
+    assert_int_equal(store_idem_put(f->s, &e), -EINVAL);
+    e = idem_of(f->user_id, "k", 1, "{}", 0);
+    memset(e.body_hash, 'a', sizeof e.body_hash);
+    assert_int_equal(store_idem_put(f->s, &e), -EINVAL);
+    assert_int_equal(store_idem_put(f->s, NULL), -EINVAL);
+    store_idem got;
+    assert_int_equal(store_idem_get(f->s, f->user_id, long_key, &got), -EINVAL);
+    assert_int_equal(store_idem_get(f->s, f->user_id, "", &got), -EINVAL);
+    /* the longest key fits */
+    long_key[STORE_IDEM_KEY_MAX - 1] = '\0';
+    e = idem_of(f->user_id, long_key, 1, NULL, 0); /* no body: "" */
+    assert_int_equal(store_idem_put(f->s, &e), 0);
+    assert_int_equal(store_idem_get(f->s, f->user_id, long_key, &got), 0);
+    assert_string_equal(got.body, "");
+    store_idem_clear(&got);
+    store_idem_clear(NULL);
+}
+
+static void idem_prune_removes_at_most_max_oldest_first_before_a_time(void **state)
+{
+    fixture *f = *state;
+    /* created at 500, 100, 400, 200, 300 */
+    const int64_t at[] = {500, 100, 400, 200, 300};
+    for (int i = 0; i < 5; i++) {
+        char key[16];
+        snprintf(key, sizeof key, "k%lld", (long long)at[i]);
+        store_idem e = idem_of(f->user_id, key, i, "{}", at[i]);
+        assert_int_equal(store_idem_put(f->s, &e), 0);
+    }
+    size_t removed = 99;
+    assert_int_equal(store_idem_prune(f->s, 400, 2, &removed), 0);
+    assert_int_equal(removed, 2); /* 100 and 200 */
+    store_idem got;
+    assert_int_equal(store_idem_get(f->s, f->user_id, "k100", &got), -ENOENT);
+    assert_int_equal(store_idem_get(f->s, f->user_id, "k200", &got), -ENOENT);
+    assert_int_equal(store_idem_get(f->s, f->user_id, "k300", &got), 0);
+    store_idem_clear(&got);
+    assert_int_equal(store_idem_prune(f->s, 400, 0, &removed), 0); /* 0: no limit */
+    assert_int_equal(removed, 1);                                  /* 300; 400 is not before */
+    assert_int_equal(store_idem_get(f->s, f->user_id, "k400", &got), 0);
+    store_idem_clear(&got);
+    assert_int_equal(store_idem_prune(f->s, 400, 0, NULL), 0);
+    assert_int_equal(store_idem_prune(f->s, INT64_MAX, 0, &removed), 0);
+    assert_int_equal(removed, 2);
+}
+
+static void idem_put_in_a_batch_is_seen_by_a_get_in_it_and_kept_by_its_commit(void **state)
+{
+    fixture *f = *state;
+    assert_int_equal(store_batch_begin(f->s), 0);
+    int64_t id = insert_job(f, f->user_id, "idem");
+    store_idem e = idem_of(f->user_id, "req", id, "{\"id\":1}", 0);
+    assert_int_equal(store_idem_put(f->s, &e), 0);
+    store_idem got;
+    assert_int_equal(store_idem_get(f->s, f->user_id, "req", &got), 0);
+    assert_int_equal(got.job_id, id);
+    store_idem_clear(&got);
+    assert_int_equal(store_idem_put(f->s, &e), -EEXIST); /* fails alone; the batch goes on */
+    assert_int_equal(store_batch_commit(f->s), 0);
+    reopen(f);
+    assert_int_equal(store_idem_get(f->s, f->user_id, "req", &got), 0);
+    assert_int_equal(got.job_id, id);
+    store_idem_clear(&got);
+}
+
+static void job_list_in_slurm_excludes_queued_and_terminal_jobs_oldest_first(void **state)
+{
+    fixture *f = *state;
+    insert_job(f, f->user_id, "queued");
+    int64_t dispatching = insert_job(f, f->user_id, "dispatching");
+    assert_int_equal(store_job_transition(f->s, dispatching, "queued", "dispatching", NULL), 0);
+    int64_t done = insert_running_job(f);
+    store_job u = {.id = done, .state = "completed", .has_exit_code = true};
+    assert_int_equal(store_job_update(f->s, &u), 0);
+    int64_t dispatched = insert_job(f, f->user_id, "dispatched");
+    assert_int_equal(store_job_transition(f->s, dispatched, "queued", "dispatching", NULL), 0);
+    assert_int_equal(store_job_set_dispatched(f->s, dispatched, 77), 0);
+    int64_t cancelled = insert_job(f, f->user_id, "cancelled");
+    assert_int_equal(store_job_cancel_request(f->s, cancelled, NULL), 0);
+    int64_t running = insert_running_job(f);
+    insert_job(f, f->user_id, "queued too");
+
+    store_job *js = NULL;
+    size_t n = 0;
+    assert_int_equal(store_job_list_in_slurm(f->s, &js, &n), 0);
+    assert_int_equal(n, 3);
+    assert_int_equal(js[0].id, dispatching);
+    assert_string_equal(js[0].state, STORE_STATE_DISPATCHING);
+    assert_int_equal(js[1].id, dispatched);
+    assert_int_equal(js[1].slurm_job_id, 77);
+    assert_int_equal(js[2].id, running);
+    assert_string_equal(js[2].state, "running");
+    free(js);
+    /* the active list still has the queued jobs too */
+    assert_int_equal(store_job_list_active(f->s, &js, &n), 0);
+    assert_int_equal(n, 5);
+    free(js);
+}
+
+static void job_list_in_slurm_of_no_job_is_empty(void **state)
+{
+    fixture *f = *state;
+    insert_job(f, f->user_id, "queued");
+    store_job *js = (store_job *)1;
+    size_t n = 9;
+    assert_int_equal(store_job_list_in_slurm(f->s, &js, &n), 0);
+    assert_int_equal(n, 0);
+    assert_null(js);
+}
+
+/* A v3 database is a v4 one without the v3 -> v4 step's table and index. */
+static void migration_from_v3_keeps_data_and_gives_the_schema_of_a_new_database(void **state)
+{
+    fixture *f = *state;
+    static char migrated[16384], fresh[16384];
+    assert_int_equal(sqlite_cli(f, SCHEMA_SQL, fresh, sizeof fresh), 0);
+    int64_t queued = insert_job(f, f->user_id, "old");
+    int64_t running = insert_running_job(f);
+    audit_append(f, "alice", "job.submitted", 0);
+    store_free(f->s);
+    f->s = NULL;
+    assert_int_equal(sqlite_cli(f,
+                                "DROP TABLE idempotency; DROP INDEX jobs_in_slurm; "
+                                "PRAGMA user_version = 3;",
+                                NULL, 0),
+                     0);
+    assert_int_equal(open_store(f), 0);
+    char out[16];
+    assert_int_equal(sqlite_cli(f, "PRAGMA user_version;", out, sizeof out), 0);
+    assert_string_equal(out, "4\n");
+    assert_int_equal(sqlite_cli(f, SCHEMA_SQL, migrated, sizeof migrated), 0);
+    assert_string_equal(migrated, fresh);
+    assert_non_null(strstr(fresh, "table|idempotency|idempotency|"));
+    assert_non_null(strstr(fresh, "index|jobs_in_slurm|jobs|"));
+
+    store_job j;
+    assert_int_equal(store_job_get(f->s, queued, &j), 0);
+    assert_string_equal(j.name, "old");
+    store_job *js = NULL;
+    size_t n = 0;
+    assert_int_equal(store_job_list_in_slurm(f->s, &js, &n), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(js[0].id, running);
+    free(js);
+    assert_int_equal(audit_count(f), 1);
+    store_idem e = idem_of(f->user_id, "k", queued, "{}", 0);
+    assert_int_equal(store_idem_put(f->s, &e), 0);
+}
+
+/* --- a full disk --- */
+
+/* setup_user on a 1 MiB tmpfs of its own, mounted over the test's directory. Without root or
+ * tmpfs (a container, say) it opens nothing: the test skips. */
+static int setup_tiny_disk(void **state)
+{
+    fixture *f = calloc(1, sizeof *f);
+    if (!f) return -1;
+    snprintf(f->dir, sizeof f->dir, "/tmp/test_store.XXXXXX");
+    if (!mkdtemp(f->dir)) {
+        free(f);
+        return -1;
+    }
+    snprintf(f->path, sizeof f->path, "%s/antenna.db", f->dir);
+    *state = f;
+    if (geteuid() != 0 ||
+        mount("tmpfs", f->dir, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=1m,mode=0700") != 0)
+        return 0;
+    f->mounted = true;
+    if (open_store(f) != 0 ||
+        store_partner_insert(f->s, "ulb", "Universite libre de Bruxelles", 1, NULL) != 0 ||
+        store_user_insert(f->s, "alice", "ulb", "alice", "user", "researcher", &f->user_id) != 0 ||
+        store_checkpoint(f->s) != 0) /* the migrations' log, out of the way */
+        return -1;                   /* teardown unmounts */
+    return 0;
+}
+
+#define BIG_SCRIPT (48 * 1024)
+
+static char *big_script(void)
+{
+    char *script = malloc(BIG_SCRIPT + 1);
+    assert_non_null(script);
+    memset(script, '#', BIG_SCRIPT);
+    script[BIG_SCRIPT] = '\0';
+    return script;
+}
+
+static void full_disk_write_is_enospc_and_a_batch_commit_leaves_nothing(void **state)
+{
+    fixture *f = *state;
+    if (!f->mounted) {
+        print_message("skipped: a full disk needs root and a tmpfs mount (mount -t tmpfs), "
+                      "not available here\n");
+        skip();
+    }
+    char *script = big_script();
+    int64_t first = insert_job(f, f->user_id, "small");
+    int ret = 0, i;
+    for (i = 0; i < 100 && ret == 0; i++) {
+        store_job j = {.user_id = f->user_id, .gpus = 1};
+        ret = store_job_insert(f->s, &j, script);
+    }
+    assert_int_equal(ret, -ENOSPC);
+    assert_true(i > 1); /* the disk held some before it was full */
+    store_job got;
+    assert_int_equal(store_job_get(f->s, first, &got), 0); /* reads go on */
+
+    store_job *before = NULL;
+    size_t n_before = 0;
+    assert_int_equal(store_job_list(f->s, 0, NULL, 0, &before, &n_before), 0);
+    free(before);
+    assert_int_equal(store_batch_begin(f->s), 0);
+    store_job j = {.user_id = f->user_id, .gpus = 1};
+    assert_int_equal(store_job_insert(f->s, &j, script), 0); /* in the page cache so far */
+    assert_int_equal(store_batch_commit(f->s), -ENOSPC);
+    assert_false(store_in_batch(f->s));
+    free(script);
+    store_job *after = NULL;
+    size_t n_after = 0;
+    assert_int_equal(store_job_list(f->s, 0, NULL, 0, &after, &n_after), 0);
+    free(after);
+    assert_int_equal(n_after, n_before);
+    /* the write lock was released: a new batch begins */
+    assert_int_equal(store_batch_begin(f->s), 0);
+    store_batch_rollback(f->s);
+}
+
 #define T(fn)  cmocka_unit_test_setup_teardown(fn, setup, teardown)
 #define TU(fn) cmocka_unit_test_setup_teardown(fn, setup_user, teardown)
 #define TE(fn) cmocka_unit_test_setup_teardown(fn, setup_empty, teardown)
@@ -3258,6 +3872,27 @@ int main(void)
         T(audit_append_with_failing_hash_writes_nothing),
         T(audit_append_without_actor_or_action_is_einval),
         T(audit_rows_edited_outside_are_listed_as_stored),
+        TU(batch_commit_makes_every_change_durable),
+        TU(batch_failing_call_undoes_only_its_own_writes),
+        TU(batch_rollback_leaves_nothing),
+        TU(change_end_with_error_undoes_that_change_only),
+        TU(changes_nest_and_an_inner_failure_keeps_the_outer_writes),
+        TU(change_outside_a_batch_is_its_own_transaction),
+        TU(batch_reads_on_its_thread_see_its_uncommitted_writes),
+        TU(batch_misuse_is_einval),
+        TU(reader_thread_is_not_blocked_by_a_batch_and_sees_committed_rows_only),
+        TU(writer_thread_waits_for_the_batch_then_writes_outside_it),
+        TU(checkpoint_truncates_the_wal),
+        TU(idem_put_then_get_returns_it),
+        TU(idem_put_same_key_twice_is_eexist_and_keeps_the_first),
+        TU(idem_bad_key_or_hash_is_einval),
+        TU(idem_prune_removes_at_most_max_oldest_first_before_a_time),
+        TU(idem_put_in_a_batch_is_seen_by_a_get_in_it_and_kept_by_its_commit),
+        TU(job_list_in_slurm_excludes_queued_and_terminal_jobs_oldest_first),
+        TU(job_list_in_slurm_of_no_job_is_empty),
+        TU(migration_from_v3_keeps_data_and_gives_the_schema_of_a_new_database),
+        cmocka_unit_test_setup_teardown(full_disk_write_is_enospc_and_a_batch_commit_leaves_nothing,
+                                        setup_tiny_disk, teardown),
         cmocka_unit_test(audit_entries_free_accepts_null),
         cmocka_unit_test(store_free_accepts_null),
     };
