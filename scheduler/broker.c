@@ -21,12 +21,12 @@
 #include "fault.h"
 #include "log.h"
 
-#define DISPATCH_BATCH     128 /* jobs begun per registry call */
-#define TICK_BUDGET_S      2   /* a tick stops dispatching after this long */
-#define IDLE_RETRY_S       30  /* dispatch is tried at least this often without a kick */
-#define HOUSEKEEP_S        60
-#define WINDOW_REFRESH_S   60
-#define CANCEL_INBOX_MAX   100000
+#define DISPATCH_BATCH   128 /* jobs begun per registry call */
+#define TICK_BUDGET_S    2   /* a tick stops dispatching after this long */
+#define IDLE_RETRY_S     30  /* dispatch is tried at least this often without a kick */
+#define HOUSEKEEP_S      60
+#define WINDOW_REFRESH_S 60
+#define CANCEL_INBOX_MAX 100000
 
 /* A job of ours in Slurm, as last recorded. */
 struct tracked {
@@ -56,7 +56,8 @@ struct broker {
     uv_work_t work;
     bool started, busy, kicked, closing;
     atomic_bool slurm_ok;
-    atomic_bool dirty; /* something may let a queued job go: try to dispatch */
+    atomic_bool dirty;              /* something may let a queued job go: try to dispatch */
+    atomic_uint_fast64_t rpc_since; /* uv_hrtime when the Slurm call under way began; 0 = none */
 
     /* worker-thread state (one tick at a time) */
     bool recovered;
@@ -101,6 +102,17 @@ static bool idvec_has(const struct idvec *v, int64_t id)
     for (size_t i = 0; i < v->n; i++)
         if (v->v[i] == id) return true;
     return false;
+}
+
+/* Marks a Slurm call under way, so that health sees a hung slurmctld at once. */
+static void rpc_begin(broker *b)
+{
+    atomic_store(&b->rpc_since, uv_hrtime());
+}
+
+static void rpc_end(broker *b)
+{
+    atomic_store(&b->rpc_since, 0);
 }
 
 /* --- the jobs followed in Slurm ------------------------------------------------------------- */
@@ -228,11 +240,13 @@ static void pend_keep(broker *b, const registry_outcome *o, size_t n)
 {
     if (b->npend + n > b->cappend) {
         size_t cap = b->cappend ? b->cappend : 64;
-        while (cap < b->npend + n) cap *= 2;
+        while (cap < b->npend + n)
+            cap *= 2;
         registry_outcome *p = realloc(b->pend, cap * sizeof *p);
         if (p == NULL) {
-            LOG(LOG_ERROR, "broker: out of memory keeping %zu dispatch outcomes; their jobs stay "
-                           "dispatching until a restart looks them up in Slurm",
+            LOG(LOG_ERROR,
+                "broker: out of memory keeping %zu dispatch outcomes; their jobs stay "
+                "dispatching until a restart looks them up in Slurm",
                 n);
             return;
         }
@@ -321,7 +335,9 @@ static int submit_one(broker *b, const store_job *j, registry_outcome *o)
         .mem_mb = j->mem_mb,
         .time_minutes = j->time_minutes,
     };
+    rpc_begin(b);
     int rc = slurm_adapter_submit(b->sa, &req, &slurm_id, err, sizeof err);
+    rpc_end(b);
     free(script);
     if (rc == -EAGAIN) {
         atomic_store(&b->slurm_ok, false);
@@ -369,7 +385,8 @@ static void dispatch(broker *b, int64_t start)
         if (o == NULL) {
             /* their outcomes are unknown to nobody but us: a restart looks them up */
             LOG(LOG_ERROR, "broker: out of memory dispatching %zu job(s)", n);
-            for (size_t i = 0; i < n; i++) idvec_push(&b->unresolved, jobs[i].id);
+            for (size_t i = 0; i < n; i++)
+                idvec_push(&b->unresolved, jobs[i].id);
             free(jobs);
             return;
         }
@@ -414,9 +431,8 @@ static bool job_changed(const struct tracked *t, const slurm_adapter_job *s,
     int64_t end = terminal ? s->end_time : 0;
     bool has_exit = s->has_exit_code && terminal;
     int exit_code = has_exit ? s->exit_code : 0;
-    if (strcmp(t->state, s->state) == 0 && strcmp(t->reason, s->reason) == 0 &&
-        t->start == start && t->end == end && t->has_exit == has_exit &&
-        t->exit_code == exit_code)
+    if (strcmp(t->state, s->state) == 0 && strcmp(t->reason, s->reason) == 0 && t->start == start &&
+        t->end == end && t->has_exit == has_exit && t->exit_code == exit_code)
         return false;
     memset(c, 0, sizeof *c);
     c->id = t->id;
@@ -497,8 +513,7 @@ static int apply_listing(broker *b, const slurm_adapter_job *sj, size_t n)
         if (chg[i].rc == -ENOENT || chg[i].finished || chg[i].lost) {
             if (chg[i].rc == 0 && chg[i].finished)
                 LOG(LOG_INFO,
-                    "job %" PRId64 " (Slurm %" PRId64 "): %s -> %s, charged %" PRId64
-                    " GPU-s",
+                    "job %" PRId64 " (Slurm %" PRId64 "): %s -> %s, charged %" PRId64 " GPU-s",
                     t->id, t->slurm_id, t->state, chg[i].state, chg[i].charge_gpu_seconds);
             if (chg[i].rc == 0 || chg[i].rc == -ENOENT) tracked_remove(b, t);
             continue;
@@ -568,7 +583,9 @@ static int poll_slurm(broker *b, bool full, bool resolve_now)
     bool changed = false;
     char err[256] = "";
     if (full) slurm_adapter_poll_reset(b->sa);
+    rpc_begin(b);
     int rc = slurm_adapter_poll(b->sa, b->tag_prefix, &sj, &n, &changed, err, sizeof err);
+    rpc_end(b);
     if (rc < 0) {
         if (atomic_exchange(&b->slurm_ok, false))
             LOG(LOG_WARN, "cannot poll Slurm: %s (will retry)", err);
@@ -607,10 +624,13 @@ static void send_cancels(broker *b)
                 b->cancels_open.v[keep++] = id;
             continue;
         }
+        rpc_begin(b);
         int rc = slurm_adapter_cancel(b->sa, (uint32_t)t->slurm_id, err, sizeof err);
+        rpc_end(b);
         if (rc == -EAGAIN) {
             atomic_store(&b->slurm_ok, false);
-            for (; i < b->cancels_open.n; i++) b->cancels_open.v[keep++] = b->cancels_open.v[i];
+            for (; i < b->cancels_open.n; i++)
+                b->cancels_open.v[keep++] = b->cancels_open.v[i];
             break;
         }
         if (rc < 0 && rc != -EALREADY && rc != -ENOENT)
@@ -660,8 +680,10 @@ static void refresh_window(broker *b, int64_t now)
     int cpus = 0, nodes = 0;
     char err[256];
     b->last_window = now;
-    if (slurm_adapter_partition_size(b->sa, b->partition, &cpus, &nodes, err, sizeof err) < 0)
-        return;
+    rpc_begin(b);
+    int rc = slurm_adapter_partition_size(b->sa, b->partition, &cpus, &nodes, err, sizeof err);
+    rpc_end(b);
+    if (rc < 0) return;
     int w = b->opt.cluster_window > 0 ? b->opt.cluster_window : 4;
     if (cpus > w) w = cpus;
     registry_window_set(b->reg, w);
@@ -755,10 +777,11 @@ int broker_new(uv_loop_t *loop, registry *reg, slurm_adapter *sa, const broker_o
     b->opt.spool_dir = b->spool_dir;
     if (b->opt.poll_interval_ms == 0) b->opt.poll_interval_ms = 1000;
     if (b->opt.resolve_after_ms == 0) b->opt.resolve_after_ms = 30000;
-    snprintf(b->tag_prefix, sizeof b->tag_prefix, "antenna:%s:",
-             store_instance_id(registry_store(reg)));
+    snprintf(b->tag_prefix, sizeof b->tag_prefix,
+             "antenna:%s:", store_instance_id(registry_store(reg)));
     atomic_init(&b->slurm_ok, false);
     atomic_init(&b->dirty, true);
+    atomic_init(&b->rpc_since, 0);
     pthread_mutex_init(&b->inbox_mu, NULL);
     int rc = uv_timer_init(loop, &b->timer);
     if (rc < 0) {
@@ -799,7 +822,13 @@ int broker_cancel_push(broker *b, int64_t id)
 
 bool broker_slurm_ok(const broker *b)
 {
-    return b != NULL && atomic_load(&((broker *)b)->slurm_ok);
+    if (b == NULL) return false;
+    broker *m = (broker *)b;
+    uint64_t since = atomic_load(&m->rpc_since);
+    /* a call that has not come back within a poll interval: slurmctld is not answering */
+    if (since != 0 && uv_hrtime() - since > (uint64_t)b->opt.poll_interval_ms * 1000000ull)
+        return false;
+    return atomic_load(&m->slurm_ok);
 }
 
 void broker_close(broker *b, void (*done)(void *arg), void *arg)

@@ -53,7 +53,8 @@ void broker_kick(broker *b);
  * Returns 0, -ENOSPC (too many pending: the next restart sends it), -ENOMEM. Accepts NULL. */
 int broker_cancel_push(broker *b, int64_t id);
 
-/* True while the last contact with Slurm succeeded. Any thread. Accepts NULL (false). */
+/* True while the last contact with Slurm succeeded and no call to it has been waiting longer
+ * than one poll interval (a hung slurmctld shows at once). Any thread. Accepts NULL (false). */
 bool broker_slurm_ok(const broker *b);
 
 /* The job folder and output file of job `id` into buf[len] ("<spool>/jobs/<id>/output.log").

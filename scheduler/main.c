@@ -291,8 +291,7 @@ static int bootstrap(const char *config_path, const char *user, const char *part
     }
     if ((rc = auth_token_generate(token, sizeof token)) < 0 ||
         (rc = auth_token_hash(token, hash, sizeof hash)) < 0 ||
-        (rc = registry_token_create(reg, &who, u.id, u.partner, hash, "bootstrap", &token_id)) <
-            0)
+        (rc = registry_token_create(reg, &who, u.id, u.partner, hash, "bootstrap", &token_id)) < 0)
         goto fail;
     registry_free(reg);
     audit_free(au);

@@ -295,10 +295,9 @@ static int apply_submit(registry *r, struct change *c)
     if ((rc = policy_job_check(r->pol, &pj, now, &s->verdict)) < 0) return rc;
     if (!s->verdict.admitted) {
         return audit_add(r, who_actor(c), who_partner(c), "job.refused",
-                         json_pack("{s:s,s:s,s:s,s:i,s:s,s:i}", "code", s->verdict.code,
-                                   "message", s->verdict.message, "name", j->name, "gpus",
-                                   j->gpus, "gpu_type", j->gpu_type, "time_minutes",
-                                   j->time_minutes));
+                         json_pack("{s:s,s:s,s:s,s:i,s:s,s:i}", "code", s->verdict.code, "message",
+                                   s->verdict.message, "name", j->name, "gpus", j->gpus, "gpu_type",
+                                   j->gpu_type, "time_minutes", j->time_minutes));
     }
     j->submitted_at = now;
     if ((rc = store_job_insert(r->st, j, s->script)) < 0) return rc;
@@ -306,8 +305,7 @@ static int apply_submit(registry *r, struct change *c)
                    json_pack("{s:I,s:s,s:i,s:s,s:i,s:i,s:I}", "job", (json_int_t)j->id, "name",
                              j->name, "gpus", j->gpus, "gpu_type", j->gpu_type, "cpus_per_task",
                              j->cpus_per_task, "time_minutes", j->time_minutes,
-                             "max_cost_gpu_seconds",
-                             (json_int_t)s->verdict.max_cost_gpu_seconds));
+                             "max_cost_gpu_seconds", (json_int_t)s->verdict.max_cost_gpu_seconds));
     if (rc < 0) return rc;
     pj.id = j->id;
     pj.submitted_at = j->submitted_at;
@@ -371,10 +369,9 @@ static int begin_one(registry *r, int64_t id, int64_t hold_gpu, int64_t hold_cpu
     if (rc == 0) rc = store_job_get(r->st, id, out);
     if (rc == 0)
         rc = audit_add(r, "antennad", out->partner, "job.dispatching",
-                       json_pack("{s:I,s:s,s:s,s:I,s:I}", "job", (json_int_t)id, "user",
-                                 out->user, "period", period, "hold_gpu_seconds",
-                                 (json_int_t)hold_gpu, "hold_cpu_seconds",
-                                 (json_int_t)hold_cpu));
+                       json_pack("{s:I,s:s,s:s,s:I,s:I}", "job", (json_int_t)id, "user", out->user,
+                                 "period", period, "hold_gpu_seconds", (json_int_t)hold_gpu,
+                                 "hold_cpu_seconds", (json_int_t)hold_cpu));
     rc = store_change_end(r->st, rc);
     if (rc == -EAGAIN || rc == -ENOENT) return 1;
     return rc;
@@ -441,8 +438,8 @@ static int outcome_one(registry *r, registry_outcome *o, int64_t now)
         if (rc == 0) rc = store_job_get(r->st, o->id, &j);
         if (rc == 0)
             rc = audit_add(r, "antennad", j.partner, "job.finished",
-                           json_pack("{s:I,s:s,s:s,s:b,s:i,s:s}", "job", (json_int_t)o->id,
-                                     "user", j.user, "state", "failed", "dispatched", 0,
+                           json_pack("{s:I,s:s,s:s,s:b,s:i,s:s}", "job", (json_int_t)o->id, "user",
+                                     j.user, "state", "failed", "dispatched", 0,
                                      "charge_gpu_seconds", 0, "reason", o->reason));
         if (rc == 0 && policy_job_finished(r->pol, o->id, 0, now, NULL, NULL, NULL) < 0)
             r->engine_suspect = true;
@@ -512,13 +509,13 @@ static int slurm_one(registry *r, registry_slurm_change *sc, int64_t now)
     if (terminal) {
         fault_point("charge.before");
         json_t *ec = u.has_exit_code ? json_integer(u.exit_code) : json_null();
-        rc = audit_add(r, "antennad", j.partner, "job.finished",
-                       json_pack("{s:I,s:I,s:s,s:s,s:o,s:I,s:I,s:I}", "job", (json_int_t)j.id,
-                                 "slurm_job_id", (json_int_t)j.slurm_job_id, "user", j.user,
-                                 "state", u.state, "exit_code", ec, "elapsed_seconds",
-                                 (json_int_t)elapsed, "charge_gpu_seconds",
-                                 (json_int_t)u.charge_gpu_seconds, "charge_cpu_seconds",
-                                 (json_int_t)u.charge_cpu_seconds));
+        rc =
+            audit_add(r, "antennad", j.partner, "job.finished",
+                      json_pack("{s:I,s:I,s:s,s:s,s:o,s:I,s:I,s:I}", "job", (json_int_t)j.id,
+                                "slurm_job_id", (json_int_t)j.slurm_job_id, "user", j.user, "state",
+                                u.state, "exit_code", ec, "elapsed_seconds", (json_int_t)elapsed,
+                                "charge_gpu_seconds", (json_int_t)u.charge_gpu_seconds,
+                                "charge_cpu_seconds", (json_int_t)u.charge_cpu_seconds));
         if (rc < 0) return rc;
         int64_t g = 0, cc = 0;
         if (policy_job_finished(r->pol, j.id, elapsed, now, &g, &cc, NULL) < 0 ||
@@ -530,9 +527,9 @@ static int slurm_one(registry *r, registry_slurm_change *sc, int64_t now)
     } else if (strcmp(u.state, j.state) != 0) {
         rc = audit_add(r, "antennad", j.partner,
                        !was_running && u.started_at > 0 ? "job.started" : "job.state",
-                       json_pack("{s:I,s:I,s:s,s:s,s:s}", "job", (json_int_t)j.id,
-                                 "slurm_job_id", (json_int_t)j.slurm_job_id, "user", j.user,
-                                 "from", j.state, "state", u.state));
+                       json_pack("{s:I,s:I,s:s,s:s,s:s}", "job", (json_int_t)j.id, "slurm_job_id",
+                                 (json_int_t)j.slurm_job_id, "user", j.user, "from", j.state,
+                                 "state", u.state));
         if (rc < 0) return rc;
         if (!was_running && u.started_at > 0) policy_job_started(r->pol, j.id);
     }
@@ -575,9 +572,9 @@ static int apply_partner(registry *r, struct change *c, bool create)
 static int apply_user(registry *r, struct change *c)
 {
     store_user u;
-    int rc = store_user_insert(r->st, c->u.who_rec.name, c->u.who_rec.partner,
-                               c->u.who_rec.unix_user, c->u.who_rec.role, c->u.who_rec.category,
-                               NULL);
+    int rc =
+        store_user_insert(r->st, c->u.who_rec.name, c->u.who_rec.partner, c->u.who_rec.unix_user,
+                          c->u.who_rec.role, c->u.who_rec.category, NULL);
     if (rc < 0) return rc;
     if ((rc = store_user_get(r->st, c->u.who_rec.name, &u)) < 0) return rc;
     rc = audit_add(r, who_actor(c), u.partner, "user.created",
@@ -596,13 +593,13 @@ static int apply_quota(registry *r, struct change *c)
     const store_quota *q = c->u.quota;
     int rc = store_quota_set(r->st, q);
     if (rc < 0) return rc;
-    rc = audit_add(r, who_actor(c), q->partner, "quota.set",
-                   json_pack("{s:s,s:I,s:I,s:i,s:i,s:i,s:i,s:i}", "period", q->period,
-                             "gpu_seconds", (json_int_t)q->gpu_seconds, "cpu_seconds",
-                             (json_int_t)q->cpu_seconds, "max_gpus", q->max_gpus,
-                             "max_running_jobs", q->max_running_jobs, "max_queued_jobs",
-                             q->max_queued_jobs, "max_walltime_minutes", q->max_walltime_minutes,
-                             "user_max_gpus", q->user_max_gpus));
+    rc =
+        audit_add(r, who_actor(c), q->partner, "quota.set",
+                  json_pack("{s:s,s:I,s:I,s:i,s:i,s:i,s:i,s:i}", "period", q->period, "gpu_seconds",
+                            (json_int_t)q->gpu_seconds, "cpu_seconds", (json_int_t)q->cpu_seconds,
+                            "max_gpus", q->max_gpus, "max_running_jobs", q->max_running_jobs,
+                            "max_queued_jobs", q->max_queued_jobs, "max_walltime_minutes",
+                            q->max_walltime_minutes, "user_max_gpus", q->user_max_gpus));
     if (rc < 0) return rc;
     policy_quota pq;
     quota_to_policy(q, &pq);
@@ -615,8 +612,7 @@ static int apply_token(registry *r, struct change *c, bool create)
     int rc;
     if (create) {
         int64_t id = 0;
-        rc = store_token_insert(r->st, c->u.token.user_id, c->u.token.hash, c->u.token.label,
-                                &id);
+        rc = store_token_insert(r->st, c->u.token.user_id, c->u.token.hash, c->u.token.label, &id);
         if (rc < 0) return rc;
         if (c->u.token.id_out) *c->u.token.id_out = id;
         return audit_add(r, who_actor(c), c->u.token.partner, "token.created",
@@ -649,19 +645,32 @@ static int apply_housekeep(registry *r, struct change *c)
 static int apply(registry *r, struct change *c)
 {
     switch (c->kind) {
-    case CH_SUBMIT: return apply_submit(r, c);
-    case CH_CANCEL: return apply_cancel(r, c);
-    case CH_DISPATCH_BEGIN: return apply_dispatch_begin(r, c);
-    case CH_OUTCOMES: return apply_outcomes(r, c);
-    case CH_SLURM: return apply_slurm(r, c);
-    case CH_PARTNER_CREATE: return apply_partner(r, c, true);
-    case CH_PARTNER_UPDATE: return apply_partner(r, c, false);
-    case CH_USER_CREATE: return apply_user(r, c);
-    case CH_QUOTA_SET: return apply_quota(r, c);
-    case CH_TOKEN_CREATE: return apply_token(r, c, true);
-    case CH_TOKEN_REVOKE: return apply_token(r, c, false);
-    case CH_AUDIT: return apply_audit(r, c);
-    case CH_HOUSEKEEP: return apply_housekeep(r, c);
+    case CH_SUBMIT:
+        return apply_submit(r, c);
+    case CH_CANCEL:
+        return apply_cancel(r, c);
+    case CH_DISPATCH_BEGIN:
+        return apply_dispatch_begin(r, c);
+    case CH_OUTCOMES:
+        return apply_outcomes(r, c);
+    case CH_SLURM:
+        return apply_slurm(r, c);
+    case CH_PARTNER_CREATE:
+        return apply_partner(r, c, true);
+    case CH_PARTNER_UPDATE:
+        return apply_partner(r, c, false);
+    case CH_USER_CREATE:
+        return apply_user(r, c);
+    case CH_QUOTA_SET:
+        return apply_quota(r, c);
+    case CH_TOKEN_CREATE:
+        return apply_token(r, c, true);
+    case CH_TOKEN_REVOKE:
+        return apply_token(r, c, false);
+    case CH_AUDIT:
+        return apply_audit(r, c);
+    case CH_HOUSEKEEP:
+        return apply_housekeep(r, c);
     }
     return -EINVAL;
 }
@@ -691,8 +700,8 @@ static void health_set(registry *r, int rc, const char *what)
         r->health_why[0] = '\0';
     } else {
         if (r->health_rc == 0)
-            LOG(LOG_ERROR, "store: %s failed (%s); changes are refused until it works again",
-                what, strerror(-rc));
+            LOG(LOG_ERROR, "store: %s failed (%s); changes are refused until it works again", what,
+                strerror(-rc));
         r->health_rc = rc;
         snprintf(r->health_why, sizeof r->health_why, "the store cannot %s: %s", what,
                  rc == -ENOSPC ? "the disk is full" : strerror(-rc));
@@ -723,7 +732,8 @@ static void run_batch(registry *r, struct change *list)
     bool touched = false;
     int rc = store_batch_begin(r->st);
     if (rc < 0) {
-        for (struct change *c = list; c; c = c->next) c->rc = rc;
+        for (struct change *c = list; c; c = c->next)
+            c->rc = rc;
         pthread_mutex_unlock(&r->eng_mu);
         health_set(r, rc, "begin a transaction");
         return;
@@ -763,7 +773,8 @@ static void *committer_main(void *arg)
     registry *r = arg;
     for (;;) {
         pthread_mutex_lock(&r->q_mu);
-        while (r->head == NULL && !r->stopping) pthread_cond_wait(&r->q_cv, &r->q_mu);
+        while (r->head == NULL && !r->stopping)
+            pthread_cond_wait(&r->q_cv, &r->q_mu);
         if (r->head == NULL) {
             pthread_mutex_unlock(&r->q_mu);
             break;
@@ -809,15 +820,15 @@ static int submit_change(registry *r, struct change *c)
         r->head = c;
     r->tail = c;
     pthread_cond_signal(&r->q_cv);
-    while (!c->done) pthread_cond_wait(&r->done_cv, &r->q_mu);
+    while (!c->done)
+        pthread_cond_wait(&r->done_cv, &r->q_mu);
     pthread_mutex_unlock(&r->q_mu);
     return c->rc;
 }
 
 /* --- lifecycle ------------------------------------------------------------------------------ */
 
-int registry_new(store *st, const registry_options *opt, registry **out, char *err,
-                 size_t errlen)
+int registry_new(store *st, const registry_options *opt, registry **out, char *err, size_t errlen)
 {
     int rc;
     registry *r = calloc(1, sizeof *r);
@@ -905,8 +916,8 @@ int registry_quota_usage(registry *r, const char *partner, const char *period, p
                          int64_t *held_cpu_s)
 {
     pthread_mutex_lock(&r->eng_mu);
-    int rc =
-        policy_quota_get(r->pol, partner, period, q, used_gpu_s, held_gpu_s, used_cpu_s, held_cpu_s);
+    int rc = policy_quota_get(r->pol, partner, period, q, used_gpu_s, held_gpu_s, used_cpu_s,
+                              held_cpu_s);
     pthread_mutex_unlock(&r->eng_mu);
     return rc;
 }

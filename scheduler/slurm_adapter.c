@@ -530,8 +530,8 @@ int slurm_adapter_partition_size(slurm_adapter *a, const char *partition, int *c
         break;
     }
     if (rc < 0)
-        set_err(err, errlen, "Slurm has no partition %s", partition && partition[0] ? partition
-                                                                                 : "(default)");
+        set_err(err, errlen, "Slurm has no partition %s",
+                partition && partition[0] ? partition : "(default)");
     slurm_free_partition_info_msg(msg);
     return rc;
 }

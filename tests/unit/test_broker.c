@@ -34,7 +34,7 @@ static struct fake {
     slurm_adapter_job jobs[FAKE_MAX];
     size_t n;
     uint32_t next_id;
-    int submit_rc; /* what the next submits return (0 = accept) */
+    int submit_rc;      /* what the next submits return (0 = accept) */
     bool accept_anyway; /* with submit_rc < 0: the job is created all the same (a lost answer) */
     int poll_rc;
     unsigned submits, polls, cancels;
@@ -290,6 +290,10 @@ static int64_t queue_gpus(struct world *w, int64_t user_id, int gpus, int minute
         return j.id;
     }
     registry_actor who = {.actor = "test", .partner = ""};
+    snprintf(j.user, sizeof j.user, "%s",
+             user_id == w->user_id       ? "alice"
+             : user_id == w->vub_user_id ? "victor"
+                                         : "rooty");
     registry_submit sub = {.job = j, .script = "#!/bin/bash\ntrue\n"};
     assert_int_equal(registry_job_submit(w->reg, &who, &sub), 0);
     assert_true(sub.verdict.admitted);
@@ -630,7 +634,9 @@ static void test_capped_partner_waits_while_another_dispatches(void **state)
     store_job j;
     store_job_get(w->st, b, &j);
     assert_string_equal(j.state, "queued");
-    assert_string_equal(j.reason, "PartnerGpuLimit");
+    registry_live live; /* wait reasons live in the engine */
+    registry_job_live(w->reg, b, time(NULL), &live);
+    assert_string_equal(live.reason, "PartnerGpuLimit");
     /* a slot frees: b goes */
     fake_set(a, "completed", 0);
     assert_true(run_until_state(w, b, "pending"));
