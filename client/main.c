@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -41,6 +42,10 @@ enum { EXIT_REFUSED = 1, EXIT_USAGE = 2, EXIT_UNREACHABLE = 3 };
 #define SCRIPT_MAX_BYTES ((size_t)16 * 1024 * 1024)
 /* How long --wait and logs --follow keep retrying while the server cannot be reached. */
 #define RETRY_SECONDS 60
+/* How long submit resends a job whose answer was lost, by default (--retry-for), and at most: well
+ * inside the 24 h antennad keeps an Idempotency-Key. */
+#define SUBMIT_RETRY_SECONDS     60
+#define SUBMIT_RETRY_MAX_SECONDS 3600
 
 enum opt_id {
     OPT_HELP,
@@ -71,6 +76,8 @@ enum opt_id {
     OPT_ACTOR,
     OPT_ACTION,
     OPT_AFTER,
+    OPT_IDEMPOTENCY_KEY,
+    OPT_RETRY_FOR,
     OPT_JOB,   /* an sbatch job option, applied through sbatch_opt_set */
     OPT_QUOTA, /* a `quota set` field, applied through quota_args_set */
     OPT_COUNT
@@ -335,7 +342,33 @@ static int report_refusal(cli *c, const api_client_response *r)
     else if (r->status == 403 && admission_code(code))
         fprintf(stderr, "antenna: hint: 'antenna quota' shows your partner's budget and limits; "
                         "'antenna submit --dry-run SCRIPT' checks a job without queueing it\n");
+    else if (r->status == 422 && strcmp(code, "idempotency_key_reused") == 0)
+        fprintf(stderr, "antenna: hint: that Idempotency-Key already queued a different job "
+                        "request; leave out --idempotency-key to submit this one as a new job\n");
     return EXIT_REFUSED;
+}
+
+/* The end of call() and submit_call(): rc, failure and err from the request, its answer in *r.
+ */
+static int handle_answer(cli *c, int rc, int failure, const char *err, api_client_response *r,
+                         json_t **json)
+{
+    if (rc == -EPIPE) return 0; /* our reader left (antenna logs ID | head): stop quietly */
+    if (rc != 0) {
+        print_error("%s", err);
+        return failure != 0 ? EXIT_UNREACHABLE : EXIT_REFUSED;
+    }
+    if (r->status < 200 || r->status > 299) return report_refusal(c, r);
+    if (json != NULL) {
+        *json = api_client_response_json(r);
+        if (*json == NULL) {
+            print_error("the server answered HTTP %ld but not with a JSON object; is the URL "
+                        "(%s, from %s) the one of antennad?",
+                        r->status, c->cfg.url.value, c->cfg.url.source);
+            return EXIT_REFUSED;
+        }
+    }
+    return 0;
 }
 
 /* Sends one request. Returns 0 with a 2xx answer in *r (and, when `json` is non-NULL, its JSON
@@ -354,22 +387,85 @@ static int call(cli *c, const char *method, const char *path, const json_t *body
     int failure = 0;
     rc = api_client_request(c->api, method, path, text, sink, r, &failure, err, sizeof err);
     free(text);
-    if (rc == -EPIPE) return 0; /* our reader left (antenna logs ID | head): stop quietly */
-    if (rc != 0) {
-        print_error("%s", err);
-        return failure != 0 ? EXIT_UNREACHABLE : EXIT_REFUSED;
+    return handle_answer(c, rc, failure, err, r, json);
+}
+
+/* Prints "retrying in 2 s" style seconds: whole ones as such, else with one decimal. */
+static void format_delay(double s, char *buf, size_t len)
+{
+    long tenths = lround(s * 10);
+    if (tenths % 10 == 0)
+        snprintf(buf, len, "%ld s", tenths / 10);
+    else
+        snprintf(buf, len, "%ld.%ld s", tenths / 10, tenths % 10);
+}
+
+/* What print_submit_retry needs and counts. */
+typedef struct submit_retry {
+    const char *key;
+    bool maybe_sent; /* an attempt may have reached antennad without its answer reaching us */
+} submit_retry;
+
+/* Whether a request that ended with `net` may have reached antennad. */
+static bool may_have_arrived(int net)
+{
+    return net == API_CLIENT_NET_TIMEOUT || net == API_CLIENT_NET_LOST ||
+           net == API_CLIENT_NET_EMPTY || net == API_CLIENT_NET_CUT;
+}
+
+/* api_client_retry_notify for submit: one line on stderr per retry; ctx is a submit_retry. */
+static void print_submit_retry(void *ctx, const api_client_response *r, unsigned attempt,
+                               double delay)
+{
+    (void)attempt;
+    submit_retry *sr = ctx;
+    const char *key = sr->key;
+    if (may_have_arrived(r->net)) sr->maybe_sent = true;
+    char when[32];
+    format_delay(delay, when, sizeof when);
+    if (r->net != API_CLIENT_NET_NONE) {
+        fprintf(stderr,
+                "antenna: no answer from antennad (%s); retrying in %s with the same "
+                "Idempotency-Key %s\n",
+                api_client_net_name(r->net), when, key);
+    } else {
+        char code[64], msg[512];
+        api_client_response_error(r, code, sizeof code, msg, sizeof msg);
+        fprintf(stderr,
+                "antenna: antennad is unavailable (HTTP %ld: %s); retrying in %s with the same "
+                "Idempotency-Key %s\n",
+                r->status, msg, when, key);
     }
-    if (r->status < 200 || r->status > 299) return report_refusal(c, r);
-    if (json != NULL) {
-        *json = api_client_response_json(r);
-        if (*json == NULL) {
-            print_error("the server answered HTTP %ld but not with a JSON object; is the URL "
-                        "(%s, from %s) the one of antennad?",
-                        r->status, c->cfg.url.value, c->cfg.url.source);
-            return EXIT_REFUSED;
-        }
+    fflush(stderr);
+}
+
+/* POSTs a job submission with Idempotency-Key `key`, resending it (same body, same key) for up to
+ * `retry_for` seconds while its answer is lost or antennad answers 503. Returns like call(); when
+ * no answer came at all, also says how to resend without risking a second job. */
+static int submit_call(cli *c, const json_t *body, const char *key, double retry_for,
+                       api_client_response *r, json_t **json)
+{
+    int rc = cli_connect(c);
+    if (rc != 0) return rc;
+    char *text = json_dumps(body, JSON_COMPACT);
+    if (text == NULL) {
+        print_error("out of memory");
+        return EXIT_REFUSED;
     }
-    return 0;
+    char err[1024];
+    int failure = 0;
+    submit_retry sr = {.key = key};
+    rc = api_client_request_retry(c->api, "POST", "/v1/jobs", text, key, retry_for,
+                                  print_submit_retry, &sr, r, &failure, err, sizeof err);
+    free(text);
+    int status = handle_answer(c, rc, failure, err, r, json);
+    if (rc != 0 && failure != 0 && (sr.maybe_sent || may_have_arrived(r->net)))
+        fprintf(stderr,
+                "antenna: hint: the job may or may not have been queued; to try again without "
+                "risking a second job, rerun the same command with --idempotency-key %s "
+                "(antennad remembers it for 24 h), or check with 'antenna jobs'\n",
+                key);
+    return status;
 }
 
 static void sleep_seconds(double s)
@@ -606,6 +702,32 @@ static int run_submit(cli *c, args *a)
     if (dry_run && a->given[OPT_WAIT])
         return usage_error(&cmd_submit, "--dry-run and --wait cannot be combined (a dry run "
                                         "queues nothing to wait for)");
+    if (dry_run && (a->given[OPT_IDEMPOTENCY_KEY] || a->given[OPT_RETRY_FOR]))
+        return usage_error(&cmd_submit,
+                           "--dry-run cannot be combined with %s (a dry run queues "
+                           "nothing, so it is sent once, without a key)",
+                           a->given[OPT_IDEMPOTENCY_KEY] ? "--idempotency-key" : "--retry-for");
+    char key[256];
+    if (a->given[OPT_IDEMPOTENCY_KEY]) {
+        if (api_client_idempotency_key_check(a->value[OPT_IDEMPOTENCY_KEY], err, sizeof err) != 0)
+            return usage_error(&cmd_submit, "--idempotency-key: %s", err);
+        snprintf(key, sizeof key, "%s", a->value[OPT_IDEMPOTENCY_KEY]);
+    } else if (!dry_run && api_client_idempotency_key_new(key, sizeof key) != 0) {
+        print_error("cannot read random bytes for the job's Idempotency-Key (getrandom and "
+                    "/dev/urandom failed); give one with --idempotency-key KEY");
+        return EXIT_USAGE;
+    }
+    long long retry_for = SUBMIT_RETRY_SECONDS;
+    if (a->given[OPT_RETRY_FOR]) {
+        const char *v = a->value[OPT_RETRY_FOR];
+        if (strcmp(v, "0") == 0)
+            retry_for = 0;
+        else if (parse_id(v, &retry_for) != 0 || retry_for > SUBMIT_RETRY_MAX_SECONDS)
+            return usage_error(&cmd_submit,
+                               "--retry-for must be a whole number of seconds from 0 (no retry) "
+                               "to %d (got '%s')",
+                               SUBMIT_RETRY_MAX_SECONDS, v);
+    }
     int rc = read_script(path, &text, &len);
     if (rc != 0) return rc;
     rc = EXIT_USAGE;
@@ -644,7 +766,10 @@ static int run_submit(cli *c, args *a)
     api_client_response r;
     api_client_response_init(&r);
     json_t *job = NULL;
-    rc = call(c, "POST", "/v1/jobs", body, NULL, &r, &job);
+    if (dry_run)
+        rc = call(c, "POST", "/v1/jobs", body, NULL, &r, &job);
+    else
+        rc = submit_call(c, body, key, (double)retry_for, &r, &job);
     json_decref(body);
     if (rc != 0) goto fail_call;
     if (dry_run) {
@@ -1628,6 +1753,8 @@ static const optdef submit_opts[] = {
     {"--wait", 'W', false, OPT_WAIT},
     {"--dry-run", 0, false, OPT_DRY_RUN},
     {"--json", 0, false, OPT_JSON},
+    {"--idempotency-key", 0, true, OPT_IDEMPOTENCY_KEY},
+    {"--retry-for", 0, true, OPT_RETRY_FOR},
     {NULL, 0, false, OPT_COUNT},
 };
 static const optdef json_opts[] = {{"--json", 0, false, OPT_JSON}, {NULL, 0, false, OPT_COUNT}};
@@ -1713,7 +1840,19 @@ static const command cmd_submit = {
     "                            --wait)\n"
     "      --json                print the server's job JSON instead of \"Submitted job ID\"\n"
     "                            (with --wait: the final job; progress goes to stderr; with\n"
-    "                            --dry-run: the quote)\n",
+    "                            --dry-run: the quote)\n"
+    "\n"
+    "Retries (not with --dry-run):\n"
+    "      --retry-for SECONDS   when antennad's answer is lost (connection refused, reset or\n"
+    "                            timed out, empty reply) or it answers 503 (stopping, disk\n"
+    "                            full), send the job again for up to SECONDS (default 60,\n"
+    "                            at most 3600; 0 = never), waiting 1, 2, 4 ... 16 s between\n"
+    "                            tries, or what Retry-After says (at most 30 s)\n"
+    "      --idempotency-key KEY\n"
+    "                            send KEY (1-255 printable ASCII characters, no spaces)\n"
+    "                            instead of a fresh random one; antennad queues at most one\n"
+    "                            job per key and remembers it for 24 h, so rerunning with the\n"
+    "                            key of a submit that failed cannot queue the job twice\n",
     submit_opts,
     1,
     1,

@@ -248,6 +248,16 @@ int policy_period_valid(const char *s)
     return year >= 2000 && month >= 1 && month <= 12;
 }
 
+void policy_charge(int gpus, int cpus, int time_minutes, int weight_milli, int64_t elapsed_s,
+                   int64_t *gpu_s, int64_t *cpu_s)
+{
+    /* never charge beyond the hold: Slurm may let a job overrun its limit (OverTimeLimit) */
+    int64_t limit = (int64_t)time_minutes * 60;
+    int64_t elapsed = elapsed_s < 0 ? 0 : elapsed_s > limit ? limit : elapsed_s;
+    if (gpu_s) *gpu_s = policy_cost(gpus, elapsed, weight_milli);
+    if (cpu_s) *cpu_s = cpu_cost(cpus, elapsed);
+}
+
 int64_t policy_cost(int gpus, int64_t seconds, int weight_milli)
 {
     if (gpus <= 0 || seconds <= 0 || weight_milli <= 0) return 0;
@@ -575,6 +585,18 @@ static const char *job_blocked(const struct pjob *j, const char *cur)
 {
     const struct ppartner *pa = j->user->partner;
     return blocked_by(period_find(pa, cur), pa, j->user, j->gpus, job_hold_gpu(j), job_hold_cpu(j));
+}
+
+int policy_window_set(policy *p, int window)
+{
+    if (p == NULL || window <= 0) return -EINVAL;
+    p->cfg.cluster_window = window;
+    return 0;
+}
+
+int policy_window(const policy *p)
+{
+    return p ? p->cfg.cluster_window : 0;
 }
 
 static bool window_full(const policy *p)
@@ -1182,11 +1204,8 @@ int policy_job_finished(policy *p, int64_t id, int64_t elapsed_s, int64_t now,
     if (p == NULL) return -ENOENT;
     struct pjob *j = job_find(p, id);
     if (j == NULL || !j->in_slurm) return -ENOENT;
-    /* never charge beyond the hold: Slurm may let a job overrun its limit (OverTimeLimit) */
-    int64_t limit = (int64_t)j->time_minutes * 60;
-    int64_t elapsed = elapsed_s < 0 ? 0 : elapsed_s > limit ? limit : elapsed_s;
-    int64_t cg = policy_cost(j->gpus, elapsed, j->weight_milli);
-    int64_t cc = cpu_cost(j->cpus, elapsed);
+    int64_t cg, cc;
+    policy_charge(j->gpus, j->cpus, j->time_minutes, j->weight_milli, elapsed_s, &cg, &cc);
     struct ppartner *pa = j->partner;
     struct pperiod *e = j->per;
     slurm_remove(p, j);

@@ -219,6 +219,13 @@ const char *policy_job_reason(const policy *p, int64_t id, int64_t now);
 /* The priority of queued job `id` now, or 0 when not queued. */
 double policy_job_priority(const policy *p, int64_t id, int64_t now);
 
+/* Sets the cluster window (jobs dispatched but not yet running) to `window` (> 0): antennad sizes
+ * it from the cluster's resources. Takes effect on the next pick. Returns 0 or -EINVAL. */
+int policy_window_set(policy *p, int window);
+
+/* The cluster window now. */
+int policy_window(const policy *p);
+
 /* The number of queued jobs. */
 size_t policy_queue_length(const policy *p);
 
@@ -232,6 +239,13 @@ int policy_period_valid(const char *s);
 
 /* cost = ceil(gpus x seconds x weight_milli / 1000), saturating at INT64_MAX. */
 int64_t policy_cost(int gpus, int64_t seconds, int weight_milli);
+
+/* The charge of a job that ran `elapsed_s` seconds: the one formula of a charge, used by the
+ * engine and by whatever writes the ledger. The time is capped at the job's limit (Slurm may let
+ * a job overrun it by OverTimeLimit: a charge never exceeds the hold) and a negative time is 0:
+ *   *gpu_s = policy_cost(gpus, t, weight_milli), *cpu_s = cpus x t. Either pointer may be NULL. */
+void policy_charge(int gpus, int cpus, int time_minutes, int weight_milli, int64_t elapsed_s,
+                   int64_t *gpu_s, int64_t *cpu_s);
 
 /* The billing weight of `gpu_type` ("" = the default type), or -1 if unknown. */
 int policy_gpu_weight(const policy *p, const char *gpu_type);

@@ -604,6 +604,8 @@ static void h_job_delete(api_call *c)
     LOG(LOG_INFO, "job %" PRId64 ": cancel asked by %s%s", c->id, c->user.name,
         now ? " (cancelled before dispatch)" : "");
     set_json(c, 202, job_json(&j, NULL));
+    if (!now && broker_cancel_push(c->a->br, c->id) < 0)
+        LOG(LOG_WARN, "job %" PRId64 ": cancel recorded; Slurm gets it after a restart", c->id);
     c->kick = !now;
 }
 

@@ -491,6 +491,34 @@ int audit_log(audit *a, const char *actor, const char *partner, const char *acti
     return ret;
 }
 
+int audit_append(audit *a, const char *actor, const char *partner, const char *action,
+                 const char *details_json, int64_t *seq, char hash[STORE_HASH_HEX])
+{
+    if (!a || !actor || !action) return -EINVAL;
+    store_audit_entry e;
+    memset(&e, 0, sizeof e);
+    if (copy_field(e.actor, sizeof e.actor, actor) < 0 ||
+        copy_field(e.partner, sizeof e.partner, partner) < 0 ||
+        copy_field(e.action, sizeof e.action, action) < 0)
+        return -EINVAL;
+    e.details = (char *)(details_json ? details_json : "{}"); /* borrowed, never written */
+    int ret = store_audit_append(a->st, &e, hash_cb, &a->h);
+    if (ret == 0) {
+        if (seq) *seq = e.seq;
+        if (hash) memcpy(hash, e.hash, STORE_HASH_HEX);
+    }
+    return ret;
+}
+
+int audit_head_sync(audit *a, int64_t seq, const char *hash)
+{
+    if (!a || seq <= 0 || !hash) return -EINVAL;
+    pthread_mutex_lock(&a->lock);
+    int ret = head_write(a->head_path, seq, hash);
+    pthread_mutex_unlock(&a->lock);
+    return ret;
+}
+
 int audit_logf(audit *a, const char *actor, const char *partner, const char *action,
                const char *details_fmt, ...)
 {

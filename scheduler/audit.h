@@ -32,6 +32,19 @@ void audit_free(audit *a);
 int audit_log(audit *a, const char *actor, const char *partner, const char *action,
               const char *details_json);
 
+/* Appends one entry like audit_log, but inside the calling thread's store batch (see
+ * store_batch_begin) and without touching the head file: the entry is durable when the batch
+ * commits, and the caller then records the batch's last entry with audit_head_sync. Sets *seq and
+ * hash[65] (either may be NULL) to the new entry's. Not thread-safe against another appender: the
+ * registry's committer is the only caller. Returns 0, -EINVAL (a field too long) or the store's
+ * error (nothing appended). */
+int audit_append(audit *a, const char *actor, const char *partner, const char *action,
+                 const char *details_json, int64_t *seq, char hash[STORE_HASH_HEX]);
+
+/* Rewrites the head file with `seq` and `hash` (the last committed entry). Blocking (two fsyncs).
+ * Returns 0 or a negative errno. */
+int audit_head_sync(audit *a, int64_t seq, const char *hash);
+
 /* Like audit_log with details built from printf-style key/value text: details_fmt must produce
  * a JSON object. */
 int audit_logf(audit *a, const char *actor, const char *partner, const char *action,

@@ -1,14 +1,15 @@
 /* broker.c - drives each job through durable steps: queued -> dispatching -> dispatched -> Slurm's
- * states -> a terminal state. Never calls libslurm or SQLite on the loop thread: every tick runs in
- * uv_queue_work, one at a time.
+ * states -> a terminal state, every step a registry change. Never calls libslurm, SQLite or the
+ * file system on the loop thread (every tick runs in uv_queue_work, one at a time) and never
+ * scans antennad's queue: it follows only the jobs that are in Slurm.
  */
 #include "broker.h"
 
 #include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <pthread.h>
 #include <pwd.h>
-#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,23 +18,61 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "fault.h"
 #include "log.h"
+
+#define DISPATCH_BATCH     128 /* jobs begun per registry call */
+#define TICK_BUDGET_S      2   /* a tick stops dispatching after this long */
+#define IDLE_RETRY_S       30  /* dispatch is tried at least this often without a kick */
+#define HOUSEKEEP_S        60
+#define WINDOW_REFRESH_S   60
+#define CANCEL_INBOX_MAX   100000
+
+/* A job of ours in Slurm, as last recorded. */
+struct tracked {
+    int64_t id, slurm_id;
+    char state[STORE_STATE_MAX];
+    char reason[STORE_REASON_MAX];
+    int64_t start, end;
+    bool has_exit;
+    int exit_code;
+    unsigned seen; /* the listing generation that last saw it */
+};
+
+struct idvec {
+    int64_t *v;
+    size_t n, cap;
+};
 
 struct broker {
     uv_loop_t *loop;
-    store *st;
+    registry *reg;
     slurm_adapter *sa;
-    policy_state *ps;
     broker_options opt;
     char partition[64];
     char spool_dir[PATH_MAX];
     char tag_prefix[64];
     uv_timer_t timer;
     uv_work_t work;
-    bool started, busy, kicked, closing, recovered;
+    bool started, busy, kicked, closing;
     atomic_bool slurm_ok;
-    int64_t *cancel_sent; /* our job ids whose cancel was sent by this process (worker only) */
-    size_t n_cancel_sent, cap_cancel_sent;
+    atomic_bool dirty; /* something may let a queued job go: try to dispatch */
+
+    /* worker-thread state (one tick at a time) */
+    bool recovered;
+    struct tracked *tr; /* sorted by slurm_id */
+    size_t ntr, captr;
+    unsigned gen;
+    struct idvec unresolved; /* dispatching, the submit's answer lost */
+    uint64_t unresolved_at;  /* when the latest was added (uv_hrtime, ns) */
+    registry_outcome *pend;  /* outcomes not recorded yet (the store failed) */
+    size_t npend, cappend;
+    struct idvec cancels_open; /* cancel asked, not yet sent to Slurm */
+    int64_t last_dispatch, last_housekeep, last_window;
+
+    pthread_mutex_t inbox_mu; /* cancels pushed by the API */
+    struct idvec inbox;
+
     void (*done)(void *);
     void *done_arg;
 };
@@ -44,25 +83,95 @@ char *broker_job_output_path(const broker_options *opt, long long id, char *buf,
     return buf;
 }
 
-/* --- worker-thread steps ------------------------------------------------------------------ */
-
-/* Appends an audit entry by the broker (actor "antennad"); details_fmt makes a JSON object. */
-static void broker_audit(broker *b, const store_job *j, const char *action, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-static void broker_audit(broker *b, const store_job *j, const char *action, const char *fmt, ...)
+static int idvec_push(struct idvec *v, int64_t id)
 {
-    char details[512];
-    va_list ap;
-    if (b->opt.audit == NULL) return;
-    va_start(ap, fmt);
-    vsnprintf(details, sizeof details, fmt, ap);
-    va_end(ap);
-    int rc = audit_log(b->opt.audit, "antennad", j->partner, action, details);
-    if (rc < 0)
-        LOG(LOG_ERROR, "audit: cannot append %s for job %" PRId64 " (%s)", action, j->id,
-            strerror(-rc));
+    if (v->n == v->cap) {
+        size_t cap = v->cap ? 2 * v->cap : 16;
+        int64_t *p = realloc(v->v, cap * sizeof *p);
+        if (p == NULL) return -ENOMEM;
+        v->v = p;
+        v->cap = cap;
+    }
+    v->v[v->n++] = id;
+    return 0;
 }
+
+static bool idvec_has(const struct idvec *v, int64_t id)
+{
+    for (size_t i = 0; i < v->n; i++)
+        if (v->v[i] == id) return true;
+    return false;
+}
+
+/* --- the jobs followed in Slurm ------------------------------------------------------------- */
+
+static size_t tracked_lower(const broker *b, int64_t slurm_id)
+{
+    size_t lo = 0, hi = b->ntr;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (b->tr[mid].slurm_id < slurm_id)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+static struct tracked *tracked_find(broker *b, int64_t slurm_id)
+{
+    size_t i = tracked_lower(b, slurm_id);
+    return i < b->ntr && b->tr[i].slurm_id == slurm_id ? &b->tr[i] : NULL;
+}
+
+static struct tracked *tracked_find_id(broker *b, int64_t id)
+{
+    for (size_t i = 0; i < b->ntr; i++)
+        if (b->tr[i].id == id) return &b->tr[i];
+    return NULL;
+}
+
+/* Follows job `id` as Slurm job `slurm_id` from state `state`. Slurm ids grow, so this is
+ * usually an append. */
+static int tracked_add(broker *b, int64_t id, int64_t slurm_id, const store_job *j)
+{
+    if (tracked_find(b, slurm_id) != NULL) return 0;
+    if (b->ntr == b->captr) {
+        size_t cap = b->captr ? 2 * b->captr : 64;
+        struct tracked *p = realloc(b->tr, cap * sizeof *p);
+        if (p == NULL) return -ENOMEM;
+        b->tr = p;
+        b->captr = cap;
+    }
+    size_t i = tracked_lower(b, slurm_id);
+    memmove(&b->tr[i + 1], &b->tr[i], (b->ntr - i) * sizeof *b->tr);
+    struct tracked *t = &b->tr[i];
+    memset(t, 0, sizeof *t);
+    t->id = id;
+    t->slurm_id = slurm_id;
+    t->seen = b->gen;
+    if (j != NULL) {
+        snprintf(t->state, sizeof t->state, "%s", j->state);
+        snprintf(t->reason, sizeof t->reason, "%s", j->reason);
+        t->start = j->started_at;
+        t->end = j->ended_at;
+        t->has_exit = j->has_exit_code;
+        t->exit_code = j->exit_code;
+    } else {
+        snprintf(t->state, sizeof t->state, "%s", STORE_STATE_DISPATCHED);
+    }
+    b->ntr++;
+    return 0;
+}
+
+static void tracked_remove(broker *b, struct tracked *t)
+{
+    size_t i = (size_t)(t - b->tr);
+    memmove(&b->tr[i], &b->tr[i + 1], (b->ntr - i - 1) * sizeof *b->tr);
+    b->ntr--;
+}
+
+/* --- worker-thread steps ------------------------------------------------------------------ */
 
 /* The account a job runs as. Returns 0, or -ENOENT / -EPERM with a reason. */
 static int lookup_account(const char *name, uid_t *uid, gid_t *gid, char *why, size_t len)
@@ -104,44 +213,80 @@ fail:
     return -EIO;
 }
 
-/* The engine side of a job that left Slurm's hands without running: its hold is released. */
-static void engine_finished(broker *b, int64_t id, int64_t elapsed, int64_t *charge_gpu,
-                            int64_t *charge_cpu)
+static void outcome_set(registry_outcome *o, int64_t id, registry_outcome_kind kind,
+                        int64_t slurm_id, const char *why)
 {
-    char period[8];
-    int64_t g = 0, c = 0;
-    policy *pol = policy_state_lock(b->ps);
-    policy_job_finished(pol, id, elapsed, time(NULL), &g, &c, period);
-    policy_state_unlock(b->ps);
-    if (charge_gpu) *charge_gpu = g;
-    if (charge_cpu) *charge_cpu = c;
+    memset(o, 0, sizeof *o);
+    o->id = id;
+    o->kind = kind;
+    o->slurm_job_id = slurm_id;
+    snprintf(o->reason, sizeof o->reason, "%s", why ? why : "");
 }
 
-static void fail_dispatch(broker *b, const store_job *j, const char *why)
+/* Keeps outcomes that could not be recorded, to record them on the next tick. */
+static void pend_keep(broker *b, const registry_outcome *o, size_t n)
 {
-    LOG(LOG_WARN, "job %" PRId64 ": not dispatched: %s", j->id, why);
-    if (store_job_transition(b->st, j->id, STORE_STATE_DISPATCHING, "failed", why) == 0) {
-        engine_finished(b, j->id, 0, NULL, NULL);
-        broker_audit(b, j, "job.finished",
-                     "{\"job\":%" PRId64 ",\"user\":\"%s\",\"state\":\"failed\","
-                     "\"dispatched\":false,\"charge_gpu_seconds\":0}",
-                     j->id, j->user);
+    if (b->npend + n > b->cappend) {
+        size_t cap = b->cappend ? b->cappend : 64;
+        while (cap < b->npend + n) cap *= 2;
+        registry_outcome *p = realloc(b->pend, cap * sizeof *p);
+        if (p == NULL) {
+            LOG(LOG_ERROR, "broker: out of memory keeping %zu dispatch outcomes; their jobs stay "
+                           "dispatching until a restart looks them up in Slurm",
+                n);
+            return;
+        }
+        b->pend = p;
+        b->cappend = cap;
     }
+    memcpy(&b->pend[b->npend], o, n * sizeof *o);
+    b->npend += n;
 }
 
-/* Slurm could not be reached: the job goes back to the queue and its hold is released. */
-static void requeue_dispatch(broker *b, int64_t id, const char *why)
+/* Records outcomes; on success follows the submitted jobs. Returns 0 or the registry's error
+ * (the outcomes are then kept for the next tick). */
+static int record_outcomes(broker *b, registry_outcome *o, size_t n)
 {
-    if (store_job_transition(b->st, id, STORE_STATE_DISPATCHING, STORE_STATE_QUEUED, why) == 0) {
-        policy *pol = policy_state_lock(b->ps);
-        policy_job_requeue(pol, id);
-        policy_state_unlock(b->ps);
+    if (n == 0) return 0;
+    int rc = registry_dispatch_outcomes(b->reg, o, n);
+    if (rc < 0) {
+        LOG(LOG_ERROR, "broker: cannot record %zu dispatch outcome(s) (%s); will retry", n,
+            strerror(-rc));
+        pend_keep(b, o, n);
+        return rc;
     }
+    for (size_t i = 0; i < n; i++) {
+        if (o[i].rc < 0 && o[i].rc != -EAGAIN)
+            LOG(LOG_ERROR, "job %" PRId64 ": outcome not recorded (%s)", o[i].id,
+                strerror(-o[i].rc));
+        if (o[i].rc == 0 && o[i].kind == REGISTRY_SUBMITTED) {
+            if (tracked_add(b, o[i].id, o[i].slurm_job_id, NULL) < 0)
+                LOG(LOG_ERROR, "job %" PRId64 ": out of memory following it", o[i].id);
+            LOG(LOG_INFO, "job %" PRId64 " dispatched as Slurm job %" PRId64, o[i].id,
+                o[i].slurm_job_id);
+        } else if (o[i].rc == 0 && o[i].kind == REGISTRY_REFUSED) {
+            LOG(LOG_WARN, "job %" PRId64 ": not dispatched: %s", o[i].id, o[i].reason);
+        }
+    }
+    b->dirty = true;
+    return 0;
 }
 
-/* Submits one job that this tick moved to dispatching. Returns -EAGAIN when Slurm is
- * unreachable (the job is back in the queue), else 0. */
-static int dispatch_one(broker *b, const store_job *j)
+static int retry_pending(broker *b)
+{
+    if (b->npend == 0) return 0;
+    size_t n = b->npend;
+    registry_outcome *o = b->pend;
+    b->pend = NULL;
+    b->npend = b->cappend = 0;
+    int rc = record_outcomes(b, o, n);
+    free(o);
+    return rc;
+}
+
+/* Submits one job that the registry moved to dispatching; fills its outcome. Returns 0, or
+ * -EAGAIN (Slurm unreachable: not sent), or -ETIMEDOUT (sent, answer lost). */
+static int submit_one(broker *b, const store_job *j, registry_outcome *o)
 {
     char why[STORE_REASON_MAX], dir[PATH_MAX], out[PATH_MAX + 32], tag[128], err[192] = "";
     char *script = NULL;
@@ -149,16 +294,14 @@ static int dispatch_one(broker *b, const store_job *j)
     gid_t gid;
     uint32_t slurm_id = 0;
 
-    if (lookup_account(j->unix_user, &uid, &gid, why, sizeof why) < 0) {
-        fail_dispatch(b, j, why);
+    if (lookup_account(j->unix_user, &uid, &gid, why, sizeof why) < 0 ||
+        make_job_dir(b, j->id, uid, gid, dir, sizeof dir, why, sizeof why) < 0) {
+        outcome_set(o, j->id, REGISTRY_REFUSED, 0, why);
         return 0;
     }
-    if (make_job_dir(b, j->id, uid, gid, dir, sizeof dir, why, sizeof why) < 0) {
-        fail_dispatch(b, j, why);
-        return 0;
-    }
-    if (store_job_script_get(b->st, j->id, &script) < 0) {
-        fail_dispatch(b, j, "the job's script could not be read from the store");
+    if (store_job_script_get(registry_store(b->reg), j->id, &script) < 0) {
+        outcome_set(o, j->id, REGISTRY_REFUSED, 0,
+                    "the job's script could not be read from the store");
         return 0;
     }
     snprintf(out, sizeof out, "%s/output.log", dir);
@@ -183,156 +326,201 @@ static int dispatch_one(broker *b, const store_job *j)
     if (rc == -EAGAIN) {
         atomic_store(&b->slurm_ok, false);
         snprintf(why, sizeof why, "waiting for Slurm: %s", err);
-        requeue_dispatch(b, j->id, why);
+        outcome_set(o, j->id, REGISTRY_REQUEUE, 0, why);
         LOG(LOG_WARN, "job %" PRId64 ": Slurm unreachable, requeued: %s", j->id, err);
         return -EAGAIN;
     }
+    if (rc == -ETIMEDOUT) {
+        atomic_store(&b->slurm_ok, false);
+        LOG(LOG_WARN,
+            "job %" PRId64 ": %s; it stays dispatching and is looked up in Slurm before any "
+            "resubmission",
+            j->id, err);
+        return -ETIMEDOUT;
+    }
     if (rc < 0) {
         snprintf(why, sizeof why, "Slurm refused the job: %s", err);
-        fail_dispatch(b, j, why);
+        outcome_set(o, j->id, REGISTRY_REFUSED, 0, why);
         return 0;
     }
     atomic_store(&b->slurm_ok, true);
-    rc = store_job_set_dispatched(b->st, j->id, slurm_id);
-    if (rc < 0)
-        LOG(LOG_ERROR,
-            "job %" PRId64 ": submitted as Slurm job %" PRIu32
-            " but not recorded (%d); it will be found again by its tag",
-            j->id, slurm_id, rc);
-    else
-        LOG(LOG_INFO, "job %" PRId64 " (%s, user %s as %s) dispatched as Slurm job %" PRIu32, j->id,
-            j->name, j->user, j->unix_user, slurm_id);
-    broker_audit(b, j, "job.dispatched",
-                 "{\"job\":%" PRId64 ",\"slurm_job_id\":%" PRIu32
-                 ",\"user\":\"%s\",\"unix_user\":\"%s\",\"period\":\"%s\","
-                 "\"hold_gpu_seconds\":%" PRId64 ",\"recorded\":%s}",
-                 j->id, slurm_id, j->user, j->unix_user, j->period, j->hold_gpu_seconds,
-                 rc < 0 ? "false" : "true");
+    fault_point("dispatch.sent");
+    outcome_set(o, j->id, REGISTRY_SUBMITTED, slurm_id, NULL);
     return 0;
 }
 
-/* Writes the engine's wait reason on every queued job whose reason changed. */
-static void refresh_reasons(broker *b, policy *pol, int64_t now)
+/* Begins, submits and records batches of jobs while the engine lets them go. */
+static void dispatch(broker *b, int64_t start)
 {
-    store_job *jobs = NULL;
-    size_t n = 0;
-    if (store_job_list_active(b->st, &jobs, &n) < 0) return;
-    for (size_t i = 0; i < n; i++) {
-        if (strcmp(jobs[i].state, STORE_STATE_QUEUED) != 0) continue;
-        const char *r = policy_job_reason(pol, jobs[i].id, now);
-        if (r != NULL && strcmp(r, jobs[i].reason) != 0) store_job_reason_set(b->st, jobs[i].id, r);
+    b->last_dispatch = start;
+    b->dirty = false;
+    for (;;) {
+        store_job *jobs = NULL;
+        size_t n = 0;
+        int rc = registry_dispatch_begin(b->reg, time(NULL), DISPATCH_BATCH, &jobs, &n);
+        if (rc < 0) {
+            LOG(LOG_ERROR, "broker: cannot begin dispatches (%s); will retry", strerror(-rc));
+            b->dirty = true;
+            return;
+        }
+        if (n == 0) return;
+        fault_point("dispatch.begun");
+        registry_outcome *o = calloc(n, sizeof *o);
+        if (o == NULL) {
+            /* their outcomes are unknown to nobody but us: a restart looks them up */
+            LOG(LOG_ERROR, "broker: out of memory dispatching %zu job(s)", n);
+            for (size_t i = 0; i < n; i++) idvec_push(&b->unresolved, jobs[i].id);
+            free(jobs);
+            return;
+        }
+        size_t k = 0;
+        bool stop = false;
+        for (size_t i = 0; i < n; i++) {
+            if (stop) {
+                outcome_set(&o[k++], jobs[i].id, REGISTRY_REQUEUE, 0,
+                            "waiting for Slurm: it could not be reached");
+                continue;
+            }
+            rc = submit_one(b, &jobs[i], &o[k]);
+            if (rc == -ETIMEDOUT) {
+                if (idvec_push(&b->unresolved, jobs[i].id) < 0)
+                    LOG(LOG_ERROR, "job %" PRId64 ": out of memory; a restart resolves it",
+                        jobs[i].id);
+                b->unresolved_at = uv_hrtime();
+                stop = true;
+                continue;
+            }
+            k++;
+            if (rc == -EAGAIN) stop = true;
+        }
+        free(jobs);
+        rc = record_outcomes(b, o, k);
+        free(o);
+        if (rc < 0 || stop || n < DISPATCH_BATCH) return;
+        if (time(NULL) - start >= TICK_BUDGET_S) {
+            b->dirty = true; /* the next tick goes on at once */
+            return;
+        }
     }
-    free(jobs);
 }
 
-/* Picks jobs in priority order while the engine allows, writing each one's hold and its move to
- * dispatching in one store transaction, then submits them to Slurm (outside the engine's lock). */
-static void dispatch_queued(broker *b)
+/* Compares Slurm's view of a followed job with what was recorded; fills `c` when it changed. */
+static bool job_changed(const struct tracked *t, const slurm_adapter_job *s,
+                        registry_slurm_change *c)
 {
-    int64_t now = time(NULL), *picked = NULL;
-    size_t n = 0, cap = 0;
-    policy *pol = policy_state_lock(b->ps);
-    for (;;) {
-        int64_t id, hold_gpu, hold_cpu;
-        char period[8];
-        if (policy_pick(pol, now, &id, &hold_gpu, &hold_cpu, period) < 0) break;
-        int rc = store_job_dispatch_begin(b->st, id, period, hold_gpu, hold_cpu);
-        if (rc == -EAGAIN || rc == -ENOENT) { /* no longer queued in the store */
-            policy_job_dequeue(pol, id);
-            continue;
-        }
-        if (rc < 0) {
-            LOG(LOG_ERROR, "job %" PRId64 ": cannot record its dispatch (%s); will retry", id,
-                rc == -EDQUOT ? "the store says the budget no longer fits" : strerror(-rc));
-            break;
-        }
-        policy_job_dispatched(pol, id, now);
-        if (n == cap) {
-            size_t ncap = cap ? 2 * cap : 16;
-            int64_t *p = realloc(picked, ncap * sizeof *p);
+    bool terminal = store_state_terminal(s->state);
+    bool started = strcmp(s->state, "pending") != 0 && s->start_time > 0;
+    int64_t start = started ? s->start_time : 0;
+    int64_t end = terminal ? s->end_time : 0;
+    bool has_exit = s->has_exit_code && terminal;
+    int exit_code = has_exit ? s->exit_code : 0;
+    if (strcmp(t->state, s->state) == 0 && strcmp(t->reason, s->reason) == 0 &&
+        t->start == start && t->end == end && t->has_exit == has_exit &&
+        t->exit_code == exit_code)
+        return false;
+    memset(c, 0, sizeof *c);
+    c->id = t->id;
+    c->slurm_job_id = t->slurm_id;
+    snprintf(c->state, sizeof c->state, "%s", s->state);
+    snprintf(c->reason, sizeof c->reason, "%s", s->reason);
+    c->start_time = s->start_time;
+    c->end_time = s->end_time;
+    c->has_exit_code = s->has_exit_code;
+    c->exit_code = s->exit_code;
+    return true;
+}
+
+static void tracked_apply(struct tracked *t, const registry_slurm_change *c)
+{
+    snprintf(t->state, sizeof t->state, "%s", c->state);
+    snprintf(t->reason, sizeof t->reason, "%s", c->reason);
+    bool terminal = store_state_terminal(c->state);
+    t->start = strcmp(c->state, "pending") != 0 && c->start_time > 0 ? c->start_time : 0;
+    t->end = terminal ? c->end_time : 0;
+    t->has_exit = c->has_exit_code && terminal;
+    t->exit_code = t->has_exit ? c->exit_code : 0;
+}
+
+/* Applies a full listing of our Slurm jobs to the followed jobs: O(listing log followed). */
+static int apply_listing(broker *b, const slurm_adapter_job *sj, size_t n)
+{
+    registry_slurm_change *chg = NULL;
+    size_t nchg = 0, cap = 0;
+    int rc = 0;
+    b->gen++;
+    for (size_t i = 0; i < n; i++) {
+        struct tracked *t = tracked_find(b, sj[i].job_id);
+        if (t == NULL) continue;
+        t->seen = b->gen;
+        if (nchg == cap) {
+            size_t ncap = cap ? 2 * cap : 64;
+            registry_slurm_change *p = realloc(chg, ncap * sizeof *p);
             if (p == NULL) {
-                /* cannot remember it: give it back, it will be picked again */
-                policy_state_unlock(b->ps);
-                requeue_dispatch(b, id, NULL);
-                pol = policy_state_lock(b->ps);
-                break;
+                rc = -ENOMEM;
+                goto out;
             }
-            picked = p;
+            chg = p;
             cap = ncap;
         }
-        picked[n++] = id;
+        if (job_changed(t, &sj[i], &chg[nchg])) nchg++;
     }
-    refresh_reasons(b, pol, now);
-    policy_state_unlock(b->ps);
-
-    for (size_t i = 0; i < n; i++) {
-        store_job j;
-        if (store_job_get(b->st, picked[i], &j) < 0) continue;
-        if (dispatch_one(b, &j) == -EAGAIN) {
-            for (size_t k = i + 1; k < n; k++)
-                requeue_dispatch(b, picked[k], "waiting for Slurm: it could not be reached");
-            break;
+    /* A followed job missing from a full listing is no longer known to Slurm. */
+    for (size_t i = 0; i < b->ntr; i++) {
+        if (b->tr[i].seen == b->gen) continue;
+        if (nchg == cap) {
+            size_t ncap = cap ? 2 * cap : 64;
+            registry_slurm_change *p = realloc(chg, ncap * sizeof *p);
+            if (p == NULL) {
+                rc = -ENOMEM;
+                goto out;
+            }
+            chg = p;
+            cap = ncap;
         }
+        memset(&chg[nchg], 0, sizeof chg[nchg]);
+        chg[nchg].id = b->tr[i].id;
+        chg[nchg].slurm_job_id = b->tr[i].slurm_id;
+        chg[nchg].lost = true;
+        snprintf(chg[nchg].state, sizeof chg[nchg].state, "lost");
+        nchg++;
     }
-    free(picked);
-}
-
-static bool cancel_was_sent(const broker *b, int64_t id)
-{
-    for (size_t i = 0; i < b->n_cancel_sent; i++)
-        if (b->cancel_sent[i] == id) return true;
-    return false;
-}
-
-static void cancel_mark_sent(broker *b, int64_t id)
-{
-    if (b->n_cancel_sent == b->cap_cancel_sent) {
-        size_t cap = b->cap_cancel_sent ? 2 * b->cap_cancel_sent : 16;
-        int64_t *p = realloc(b->cancel_sent, cap * sizeof *p);
-        if (p == NULL) return; /* sent again next tick: harmless */
-        b->cancel_sent = p;
-        b->cap_cancel_sent = cap;
+    if (nchg == 0) goto out;
+    rc = registry_slurm_changes(b->reg, chg, nchg);
+    if (rc < 0) {
+        LOG(LOG_ERROR, "broker: cannot record %zu Slurm change(s) (%s); will retry", nchg,
+            strerror(-rc));
+        goto out;
     }
-    b->cancel_sent[b->n_cancel_sent++] = id;
-}
-
-static void send_cancels(broker *b)
-{
-    store_job *jobs = NULL;
-    size_t n = 0;
-    char err[256];
-    if (store_job_list_active(b->st, &jobs, &n) < 0) return;
-    for (size_t i = 0; i < n; i++) {
-        const store_job *j = &jobs[i];
-        if (!j->cancel_requested || j->slurm_job_id <= 0 || cancel_was_sent(b, j->id)) continue;
-        int rc = slurm_adapter_cancel(b->sa, (uint32_t)j->slurm_job_id, err, sizeof err);
-        if (rc == -EAGAIN) {
-            atomic_store(&b->slurm_ok, false);
-            break;
+    for (size_t i = 0; i < nchg; i++) {
+        struct tracked *t = tracked_find(b, chg[i].slurm_job_id);
+        if (t == NULL) continue;
+        if (chg[i].rc == -ENOENT || chg[i].finished || chg[i].lost) {
+            if (chg[i].rc == 0 && chg[i].finished)
+                LOG(LOG_INFO,
+                    "job %" PRId64 " (Slurm %" PRId64 "): %s -> %s, charged %" PRId64
+                    " GPU-s",
+                    t->id, t->slurm_id, t->state, chg[i].state, chg[i].charge_gpu_seconds);
+            if (chg[i].rc == 0 || chg[i].rc == -ENOENT) tracked_remove(b, t);
+            continue;
         }
-        if (rc < 0 && rc != -EALREADY && rc != -ENOENT)
-            LOG(LOG_WARN, "job %" PRId64 ": cancel of Slurm job %" PRId64 " failed: %s", j->id,
-                j->slurm_job_id, err);
-        else
-            LOG(LOG_INFO, "job %" PRId64 ": cancel sent to Slurm job %" PRId64, j->id,
-                j->slurm_job_id);
-        cancel_mark_sent(b, j->id);
+        if (chg[i].rc < 0) {
+            LOG(LOG_ERROR, "job %" PRId64 ": Slurm change not recorded (%s)", t->id,
+                strerror(-chg[i].rc));
+            rc = chg[i].rc;
+            continue;
+        }
+        if (strcmp(t->state, chg[i].state) != 0)
+            LOG(LOG_INFO, "job %" PRId64 " (Slurm %" PRId64 "): %s -> %s", t->id, t->slurm_id,
+                t->state, chg[i].state);
+        tracked_apply(t, &chg[i]);
     }
-    free(jobs);
+    b->dirty = true;
+out:
+    free(chg);
+    return rc;
 }
 
-struct tag_index {
-    int64_t id;
-    const slurm_adapter_job *job;
-};
-
-static int tag_index_cmp(const void *x, const void *y)
-{
-    int64_t a = ((const struct tag_index *)x)->id, c = ((const struct tag_index *)y)->id;
-    return (a > c) - (a < c);
-}
-
-/* Our job id from a tag "antenna:<instance>:<id>", or -1. */
+/* The id in a tag "antenna:<instance>:<id>", or -1. */
 static int64_t tag_job_id(const broker *b, const char *tag)
 {
     size_t plen = strlen(b->tag_prefix);
@@ -344,126 +532,42 @@ static int64_t tag_job_id(const broker *b, const char *tag)
     return v;
 }
 
-/* Builds a sorted index of Slurm's jobs by our id: O(n log n), then O(log n) per lookup. */
-static struct tag_index *index_jobs(const broker *b, const slurm_adapter_job *sj, size_t n,
-                                    size_t *out_n)
+/* Looks each unresolved job up by its tag in a full listing: found, it is dispatched with that
+ * id; not found, it was never accepted and goes back to the queue. */
+static void resolve(broker *b, const slurm_adapter_job *sj, size_t n)
 {
-    struct tag_index *ix = calloc(n ? n : 1, sizeof *ix);
-    size_t k = 0;
-    if (ix == NULL) return NULL;
-    for (size_t i = 0; i < n; i++) {
-        int64_t id = tag_job_id(b, sj[i].tag);
-        if (id > 0) ix[k++] = (struct tag_index){id, &sj[i]};
-    }
-    qsort(ix, k, sizeof *ix, tag_index_cmp);
-    *out_n = k;
-    return ix;
-}
-
-static const slurm_adapter_job *find_job(struct tag_index *ix, size_t n, int64_t id,
-                                         int64_t slurm_id)
-{
-    struct tag_index key = {id, NULL};
-    struct tag_index *hit = bsearch(&key, ix, n, sizeof *ix, tag_index_cmp);
-    if (hit == NULL) return NULL;
-    /* A job resubmitted by hand could share the tag: prefer the one we recorded. */
-    for (struct tag_index *p = hit; p >= ix && p->id == id; p--)
-        if ((int64_t)p->job->job_id == slurm_id) return p->job;
-    for (struct tag_index *p = hit; p < ix + n && p->id == id; p++)
-        if ((int64_t)p->job->job_id == slurm_id) return p->job;
-    return hit->job;
-}
-
-/* Applies a full listing of our Slurm jobs to every job the store follows in Slurm. */
-static void apply_listing(broker *b, const slurm_adapter_job *sj, size_t n)
-{
-    store_job *jobs = NULL;
-    size_t njobs = 0, nix = 0;
-    struct tag_index *ix = index_jobs(b, sj, n, &nix);
-    if (ix == NULL) return;
-    if (store_job_list_active(b->st, &jobs, &njobs) < 0) goto out;
-    for (size_t i = 0; i < njobs; i++) {
-        store_job *j = &jobs[i];
-        if (j->slurm_job_id <= 0 || strcmp(j->state, STORE_STATE_DISPATCHING) == 0) continue;
-        const slurm_adapter_job *s = find_job(ix, nix, j->id, j->slurm_job_id);
-        store_job u = *j;
-        bool was_waiting = strcmp(j->state, "running") != 0 && strcmp(j->state, "suspended") != 0;
-        if (s == NULL) {
-            snprintf(u.state, sizeof u.state, "lost");
-            snprintf(u.reason, sizeof u.reason,
-                     "Slurm no longer knows job %" PRId64
-                     "; it ended while antennad was not watching (raise MinJobAge)",
-                     j->slurm_job_id);
-            u.ended_at = time(NULL);
+    if (b->unresolved.n == 0) return;
+    registry_outcome *o = calloc(b->unresolved.n, sizeof *o);
+    if (o == NULL) return;
+    for (size_t k = 0; k < b->unresolved.n; k++) {
+        int64_t id = b->unresolved.v[k];
+        const slurm_adapter_job *hit = NULL;
+        for (size_t i = 0; i < n && hit == NULL; i++)
+            if (tag_job_id(b, sj[i].tag) == id) hit = &sj[i];
+        if (hit != NULL) {
+            outcome_set(&o[k], id, REGISTRY_SUBMITTED, hit->job_id, NULL);
+            LOG(LOG_INFO, "job %" PRId64 ": found in Slurm as job %" PRIu32, id, hit->job_id);
         } else {
-            snprintf(u.state, sizeof u.state, "%s", s->state);
-            snprintf(u.reason, sizeof u.reason, "%s", s->reason);
-            bool started = strcmp(s->state, "pending") != 0 && s->start_time > 0;
-            u.started_at = started ? s->start_time : 0;
-            u.ended_at = store_state_terminal(s->state) ? s->end_time : 0;
-            u.has_exit_code = s->has_exit_code && store_state_terminal(s->state);
-            u.exit_code = u.has_exit_code ? s->exit_code : 0;
-        }
-        if (strcmp(u.state, j->state) == 0 && strcmp(u.reason, j->reason) == 0 &&
-            u.started_at == j->started_at && u.ended_at == j->ended_at &&
-            u.has_exit_code == j->has_exit_code && u.exit_code == j->exit_code)
-            continue;
-        bool terminal = store_state_terminal(u.state);
-        int64_t elapsed = 0;
-        if (terminal) {
-            /* Its charge: what really ran, from Slurm's start and end (a lost job is not
-             * charged: its end is unknown). The engine computes the same charge below. */
-            if (s != NULL && u.started_at > 0 && u.ended_at > u.started_at)
-                elapsed = u.ended_at - u.started_at;
-            /* Slurm may let a job overrun its limit by OverTimeLimit: never charge beyond the
-             * hold, so that used + held never exceeds the budget. */
-            if (elapsed > (int64_t)j->time_minutes * 60) elapsed = (int64_t)j->time_minutes * 60;
-            policy *pol = policy_state_lock(b->ps);
-            int w = policy_gpu_weight(pol, j->gpu_type);
-            policy_state_unlock(b->ps);
-            u.charge_gpu_seconds = policy_cost(j->gpus, elapsed, w < 0 ? 1000 : w);
-            u.charge_cpu_seconds = (int64_t)j->cpus_per_task * elapsed;
-        }
-        if (store_job_update(b->st, &u) < 0) {
-            LOG(LOG_ERROR, "job %" PRId64 ": could not record state %s", j->id, u.state);
-            continue;
-        }
-        if (terminal) {
-            engine_finished(b, j->id, elapsed, NULL, NULL);
-            char ec[16] = "null";
-            if (u.has_exit_code) snprintf(ec, sizeof ec, "%d", u.exit_code);
-            broker_audit(b, j, "job.finished",
-                         "{\"job\":%" PRId64 ",\"slurm_job_id\":%" PRId64
-                         ",\"user\":\"%s\",\"state\":\"%s\",\"exit_code\":%s,"
-                         "\"elapsed_seconds\":%" PRId64 ",\"charge_gpu_seconds\":%" PRId64
-                         ",\"charge_cpu_seconds\":%" PRId64 "}",
-                         j->id, j->slurm_job_id, j->user, u.state, ec, elapsed,
-                         u.charge_gpu_seconds, u.charge_cpu_seconds);
-        } else if (was_waiting && u.started_at > 0) {
-            policy *pol = policy_state_lock(b->ps);
-            policy_job_started(pol, j->id);
-            policy_state_unlock(b->ps);
-        }
-        if (strcmp(u.state, j->state) != 0) {
-            if (u.has_exit_code)
-                LOG(LOG_INFO, "job %" PRId64 " (Slurm %" PRId64 "): %s -> %s (exit %d)", j->id,
-                    j->slurm_job_id, j->state, u.state, u.exit_code);
-            else
-                LOG(LOG_INFO, "job %" PRId64 " (Slurm %" PRId64 "): %s -> %s", j->id,
-                    j->slurm_job_id, j->state, u.state);
+            outcome_set(&o[k], id, REGISTRY_REQUEUE, 0,
+                        "requeued: Slurm never accepted its submission");
+            LOG(LOG_INFO, "job %" PRId64 ": not in Slurm, requeued", id);
         }
     }
-out:
-    free(jobs);
-    free(ix);
+    size_t n_un = b->unresolved.n;
+    b->unresolved.n = 0;
+    if (record_outcomes(b, o, n_un) < 0) { /* kept in pend: retried next tick */
+    }
+    free(o);
 }
 
-static int poll_slurm(broker *b)
+/* Polls Slurm (a full listing when `full`) and applies what changed. Returns 0 or -EAGAIN. */
+static int poll_slurm(broker *b, bool full, bool resolve_now)
 {
     slurm_adapter_job *sj = NULL;
     size_t n = 0;
     bool changed = false;
     char err[256] = "";
+    if (full) slurm_adapter_poll_reset(b->sa);
     int rc = slurm_adapter_poll(b->sa, b->tag_prefix, &sj, &n, &changed, err, sizeof err);
     if (rc < 0) {
         if (atomic_exchange(&b->slurm_ok, false))
@@ -471,65 +575,125 @@ static int poll_slurm(broker *b)
         return rc;
     }
     if (!atomic_exchange(&b->slurm_ok, true)) LOG(LOG_INFO, "Slurm reachable");
-    if (changed) apply_listing(b, sj, n);
+    if (changed) {
+        if (resolve_now) resolve(b, sj, n);
+        /* a change not recorded is found again: the next poll returns the full table */
+        if (apply_listing(b, sj, n) < 0) slurm_adapter_poll_reset(b->sa);
+    }
     free(sj);
     return 0;
 }
 
-/* After a restart: every job left in "dispatching" may or may not be in Slurm. Look each one up
- * by its tag in a full listing; adopt it when found, requeue it when not. */
+/* Sends the cancels asked since the last tick, for jobs we follow in Slurm. A cancel of a job
+ * whose dispatch is still unrecorded waits for it. */
+static void send_cancels(broker *b)
+{
+    char err[256];
+    pthread_mutex_lock(&b->inbox_mu);
+    for (size_t i = 0; i < b->inbox.n; i++)
+        if (!idvec_has(&b->cancels_open, b->inbox.v[i]))
+            idvec_push(&b->cancels_open, b->inbox.v[i]);
+    b->inbox.n = 0;
+    pthread_mutex_unlock(&b->inbox_mu);
+    size_t keep = 0;
+    for (size_t i = 0; i < b->cancels_open.n; i++) {
+        int64_t id = b->cancels_open.v[i];
+        struct tracked *t = tracked_find_id(b, id);
+        if (t == NULL) {
+            /* not (yet) in Slurm: keep it while the job is still being dispatched */
+            store_job j;
+            if (store_job_get(registry_store(b->reg), id, &j) == 0 &&
+                !store_state_terminal(j.state) && strcmp(j.state, STORE_STATE_QUEUED) != 0)
+                b->cancels_open.v[keep++] = id;
+            continue;
+        }
+        int rc = slurm_adapter_cancel(b->sa, (uint32_t)t->slurm_id, err, sizeof err);
+        if (rc == -EAGAIN) {
+            atomic_store(&b->slurm_ok, false);
+            for (; i < b->cancels_open.n; i++) b->cancels_open.v[keep++] = b->cancels_open.v[i];
+            break;
+        }
+        if (rc < 0 && rc != -EALREADY && rc != -ENOENT)
+            LOG(LOG_WARN, "job %" PRId64 ": cancel of Slurm job %" PRId64 " failed: %s", id,
+                t->slurm_id, err);
+        else
+            LOG(LOG_INFO, "job %" PRId64 ": cancel sent to Slurm job %" PRId64, id, t->slurm_id);
+    }
+    b->cancels_open.n = keep;
+}
+
+/* After a restart: follows every job the store has in Slurm, and resolves every job left in
+ * "dispatching" by looking it up by its tag. */
 static int recover(broker *b)
 {
-    slurm_adapter_job *sj = NULL;
     store_job *jobs = NULL;
-    size_t n = 0, njobs = 0, nix = 0;
-    bool changed = false;
-    char err[256] = "";
-    slurm_adapter_poll_reset(b->sa);
-    int rc = slurm_adapter_poll(b->sa, b->tag_prefix, &sj, &n, &changed, err, sizeof err);
+    size_t n = 0;
+    int rc = store_job_list_in_slurm(registry_store(b->reg), &jobs, &n);
     if (rc < 0) {
-        atomic_store(&b->slurm_ok, false);
-        LOG(LOG_WARN, "recovery waits for Slurm: %s", err);
+        LOG(LOG_ERROR, "recovery: cannot list the jobs in Slurm (%s)", strerror(-rc));
         return rc;
     }
-    atomic_store(&b->slurm_ok, true);
-    struct tag_index *ix = index_jobs(b, sj, n, &nix);
-    if (ix == NULL || store_job_list_active(b->st, &jobs, &njobs) < 0) {
-        free(ix);
-        free(sj);
-        slurm_adapter_poll_reset(b->sa);
-        return -EIO;
+    b->ntr = 0;
+    b->unresolved.n = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(jobs[i].state, STORE_STATE_DISPATCHING) == 0)
+            rc = idvec_push(&b->unresolved, jobs[i].id);
+        else
+            rc = tracked_add(b, jobs[i].id, jobs[i].slurm_job_id, &jobs[i]);
+        if (rc == 0 && jobs[i].cancel_requested) rc = idvec_push(&b->cancels_open, jobs[i].id);
+        if (rc < 0) break;
     }
-    for (size_t i = 0; i < njobs; i++) {
-        if (strcmp(jobs[i].state, STORE_STATE_DISPATCHING) != 0) continue;
-        const slurm_adapter_job *s = find_job(ix, nix, jobs[i].id, 0);
-        if (s != NULL) {
-            store_job_set_dispatched(b->st, jobs[i].id, s->job_id);
-            LOG(LOG_INFO, "job %" PRId64 ": found in Slurm as job %" PRIu32 " after restart",
-                jobs[i].id, s->job_id);
-        } else {
-            requeue_dispatch(b, jobs[i].id, "requeued after restart: not found in Slurm");
-            LOG(LOG_INFO, "job %" PRId64 ": not in Slurm after restart, requeued", jobs[i].id);
-        }
-    }
-    apply_listing(b, sj, n);
-    LOG(LOG_INFO, "recovery done: %zu of our jobs known to Slurm, %zu followed", nix, njobs);
     free(jobs);
-    free(ix);
-    free(sj);
+    if (rc < 0) return rc;
+    if ((rc = poll_slurm(b, true, true)) < 0) {
+        LOG(LOG_WARN, "recovery waits for Slurm");
+        return rc;
+    }
+    LOG(LOG_INFO, "recovery done: %zu of our jobs followed in Slurm, %zu looked up", b->ntr, n);
     return 0;
+}
+
+/* Sizes the window of jobs waiting in Slurm from the partition's CPUs (each job takes one at
+ * least), never below the configured window. */
+static void refresh_window(broker *b, int64_t now)
+{
+    int cpus = 0, nodes = 0;
+    char err[256];
+    b->last_window = now;
+    if (slurm_adapter_partition_size(b->sa, b->partition, &cpus, &nodes, err, sizeof err) < 0)
+        return;
+    int w = b->opt.cluster_window > 0 ? b->opt.cluster_window : 4;
+    if (cpus > w) w = cpus;
+    registry_window_set(b->reg, w);
 }
 
 static void tick_work(uv_work_t *w)
 {
     broker *b = w->data;
+    int64_t now = time(NULL);
     if (!b->recovered) {
         if (recover(b) < 0) return;
         b->recovered = true;
+        refresh_window(b, now);
+        b->dirty = true;
     }
-    if (poll_slurm(b) < 0) return; /* no dispatch while Slurm cannot be reached */
+    retry_pending(b);
+    bool resolve_due = b->unresolved.n > 0 &&
+                       uv_hrtime() - b->unresolved_at >= b->opt.resolve_after_ms * 1000000ull;
+    if (poll_slurm(b, resolve_due, resolve_due) < 0) return; /* no dispatch while Slurm is away */
     send_cancels(b);
-    dispatch_queued(b);
+    if (now - b->last_window >= WINDOW_REFRESH_S) refresh_window(b, now);
+    /* A job whose submit answer was lost blocks nothing else, but nothing is sent while Slurm
+     * does not answer. */
+    if ((atomic_exchange(&b->dirty, false) || now - b->last_dispatch >= IDLE_RETRY_S) &&
+        atomic_load(&b->slurm_ok))
+        dispatch(b, now);
+    if (now - b->last_housekeep >= HOUSEKEEP_S) {
+        b->last_housekeep = now;
+        int rc = registry_housekeep(b->reg, now);
+        if (rc < 0 && rc != -EBUSY)
+            LOG(LOG_WARN, "broker: housekeeping failed (%s)", strerror(-rc));
+    }
 }
 
 /* --- loop-thread side ------------------------------------------------------------------------ */
@@ -541,7 +705,12 @@ static void timer_closed(uv_handle_t *h)
     broker *b = h->data;
     void (*done)(void *) = b->done;
     void *arg = b->done_arg;
-    free(b->cancel_sent);
+    free(b->tr);
+    free(b->unresolved.v);
+    free(b->pend);
+    free(b->cancels_open.v);
+    free(b->inbox.v);
+    pthread_mutex_destroy(&b->inbox_mu);
     free(b);
     if (done) done(arg);
 }
@@ -555,7 +724,8 @@ static void tick_done(uv_work_t *w, int status)
         uv_close((uv_handle_t *)&b->timer, timer_closed);
         return;
     }
-    uv_timer_start(&b->timer, on_timer, b->kicked ? 0 : b->opt.poll_interval_ms, 0);
+    bool again = b->kicked || atomic_load(&b->dirty);
+    uv_timer_start(&b->timer, on_timer, again ? 0 : b->opt.poll_interval_ms, 0);
     b->kicked = false;
 }
 
@@ -570,25 +740,29 @@ static void on_timer(uv_timer_t *t)
     }
 }
 
-int broker_new(uv_loop_t *loop, store *st, slurm_adapter *sa, policy_state *ps,
-               const broker_options *opt, broker **out)
+int broker_new(uv_loop_t *loop, registry *reg, slurm_adapter *sa, const broker_options *opt,
+               broker **out)
 {
     broker *b = calloc(1, sizeof *b);
     if (b == NULL) return -ENOMEM;
     b->loop = loop;
-    b->st = st;
+    b->reg = reg;
     b->sa = sa;
-    b->ps = ps;
     b->opt = *opt;
     snprintf(b->partition, sizeof b->partition, "%s", opt->partition ? opt->partition : "");
     snprintf(b->spool_dir, sizeof b->spool_dir, "%s", opt->spool_dir);
     b->opt.partition = b->partition[0] ? b->partition : NULL;
     b->opt.spool_dir = b->spool_dir;
     if (b->opt.poll_interval_ms == 0) b->opt.poll_interval_ms = 1000;
-    snprintf(b->tag_prefix, sizeof b->tag_prefix, "antenna:%s:", store_instance_id(st));
+    if (b->opt.resolve_after_ms == 0) b->opt.resolve_after_ms = 30000;
+    snprintf(b->tag_prefix, sizeof b->tag_prefix, "antenna:%s:",
+             store_instance_id(registry_store(reg)));
     atomic_init(&b->slurm_ok, false);
+    atomic_init(&b->dirty, true);
+    pthread_mutex_init(&b->inbox_mu, NULL);
     int rc = uv_timer_init(loop, &b->timer);
     if (rc < 0) {
+        pthread_mutex_destroy(&b->inbox_mu);
         free(b);
         return rc;
     }
@@ -607,10 +781,20 @@ int broker_start(broker *b)
 void broker_kick(broker *b)
 {
     if (b == NULL || b->closing || !b->started) return;
+    atomic_store(&b->dirty, true);
     if (b->busy)
         b->kicked = true;
     else
         uv_timer_start(&b->timer, on_timer, 0, 0);
+}
+
+int broker_cancel_push(broker *b, int64_t id)
+{
+    if (b == NULL) return 0;
+    pthread_mutex_lock(&b->inbox_mu);
+    int rc = b->inbox.n >= CANCEL_INBOX_MAX ? -ENOSPC : idvec_push(&b->inbox, id);
+    pthread_mutex_unlock(&b->inbox_mu);
+    return rc;
 }
 
 bool broker_slurm_ok(const broker *b)

@@ -1,13 +1,17 @@
 /* broker.h - follows every job from the queue to Slurm and to its end, in durable steps.
  *
  * The broker owns all talk with Slurm: one tick at a time runs on the libuv thread pool (never on
- * the loop thread) and does, in order: recovery after a restart (once), one incremental poll of
- * Slurm's job table (states, starts, ends and charges), cancel requests, and the dispatch of the
- * queued jobs that the policy engine picks (highest priority first, within partner caps, budgets
- * and the cluster window), each with its budget hold written in the same transaction as its state.
- * Every step is written to the store before the next one starts, so a crash at any point neither
- * loses a job nor submits it twice: a job found in state "dispatching" after a restart is looked up
- * in Slurm by its tag before it is ever submitted again.
+ * the loop thread) and does, in order: recovery after a restart (once), the outcomes it could not
+ * record yet, one incremental poll of Slurm's job table (only the jobs of ours that are in Slurm
+ * are followed, by their recorded Slurm id; a change is recorded only when Slurm's view of a job
+ * differs from the recorded one), the cancels asked, and the dispatch of the queued jobs that the
+ * policy engine picks, in batches: a batch's holds and moves to "dispatching" are one registry
+ * change, its submits follow, and their outcomes are a second one. Every step is in the store
+ * before the next one starts, so a crash at any point neither loses a job nor submits it twice:
+ * a job left in "dispatching" (after a restart, or when a submit's answer was lost) is looked up
+ * in Slurm by its tag before it is ever submitted again. A write that fails is retried on the next
+ * tick until it succeeds. Nothing runs when nothing changed: an idle tick is one cheap
+ * "no change" RPC.
  */
 #ifndef ANTENNA_BROKER_H
 #define ANTENNA_BROKER_H
@@ -15,10 +19,8 @@
 #include <stdbool.h>
 #include <uv.h>
 
-#include "audit.h"
-#include "policy_state.h"
+#include "registry.h"
 #include "slurm_adapter.h"
-#include "store.h"
 
 typedef struct broker broker;
 
@@ -26,14 +28,18 @@ typedef struct broker_options {
     const char *partition; /* Slurm partition for every job */
     const char *spool_dir; /* job folders: spool_dir/jobs/<id>/ (created, chowned to the user) */
     unsigned poll_interval_ms; /* time between ticks */
-    audit *audit;              /* the audit trail (borrowed); NULL = none (unit tests) */
+    unsigned resolve_after_ms; /* a job whose submit answer was lost is looked up in Slurm
+                                  this long after (slurmctld may still carry the request out
+                                  while it is hung); 0 = 30 s */
+    int cluster_window;        /* at least this many of our jobs may wait in Slurm (the window
+                                  grows to the partition's CPU count); 0 = 4 */
 } broker_options;
 
-/* Creates a broker on `loop` over `st`, `sa` and `ps` (borrowed; they must outlive the broker).
+/* Creates a broker on `loop` over `reg` and `sa` (borrowed; they must outlive the broker).
  * Strings in opt are copied. Returns 0 and sets *out, or a negative errno. Nothing runs until
  * broker_start. Loop thread only. */
-int broker_new(uv_loop_t *loop, store *st, slurm_adapter *sa, policy_state *ps,
-               const broker_options *opt, broker **out);
+int broker_new(uv_loop_t *loop, registry *reg, slurm_adapter *sa, const broker_options *opt,
+               broker **out);
 
 /* Starts ticking (the first tick at once). Returns 0 or a negative errno. Loop thread only. */
 int broker_start(broker *b);
@@ -41,6 +47,11 @@ int broker_start(broker *b);
 /* Asks for a tick as soon as possible (a job was queued or a cancel asked). Accepts NULL. Loop
  * thread only. */
 void broker_kick(broker *b);
+
+/* Tells the broker that a cancel of job `id` (in Slurm, or being dispatched) was committed: the
+ * next tick sends it to Slurm. A restart finds such cancels again in the store. Any thread.
+ * Returns 0, -ENOSPC (too many pending: the next restart sends it), -ENOMEM. Accepts NULL. */
+int broker_cancel_push(broker *b, int64_t id);
 
 /* True while the last contact with Slurm succeeded. Any thread. Accepts NULL (false). */
 bool broker_slurm_ok(const broker *b);

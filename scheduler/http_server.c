@@ -11,6 +11,14 @@
  * request and keep-alive idleness; it only closes (no 408 answer). It is off while the handler
  * holds a request. The process should ignore SIGPIPE; http_server_new does so if SIGPIPE is
  * still at SIG_DFL.
+ *
+ * Graceful stop (http_server_shutdown): the listener closes at once; a connection with no request
+ * under way goes straight to DRAINING (close_notify after anything still queued); one whose
+ * request the handler holds, or whose request has begun to arrive, stays OPEN until that request
+ * is answered, and the answer (Connection: close) takes it to DRAINING, so pipelined input behind
+ * it is never parsed. A server timer force-closes (conn_abort) what is left after the grace; it is
+ * closed early once the last connection is freed. The server is freed when the listener, the
+ * grace timer and every connection are closed, as with http_server_close.
  */
 #include "http_server.h"
 
@@ -116,10 +124,14 @@ struct http_server {
     size_t max_body_bytes;
     unsigned idle_ms;
     unsigned max_connections;
-    unsigned nconns;   /* counted connections */
-    unsigned nhandles; /* listener + every connection not yet freed */
+    unsigned nconns;    /* counted connections */
+    unsigned nhandles;  /* listener + grace timer + every connection not yet freed */
+    unsigned in_flight; /* requests the handler holds, on connections still open */
     int port;
-    bool closing;
+    bool closing;  /* not accepting; freed once nhandles reaches 0 */
+    bool draining; /* http_server_shutdown ran: answers close their connection */
+    bool grace_open;
+    uv_timer_t grace;  /* http_server_shutdown's deadline; a handle only while grace_open */
     bool limit_logged; /* the connection limit was hit; logged once until a connection gets in */
     void (*done)(void *arg);
     void *done_arg;
@@ -337,6 +349,31 @@ static void server_maybe_done(http_server *srv)
     if (done) done(arg);
 }
 
+static void on_grace_close(uv_handle_t *h)
+{
+    http_server *srv = h->data;
+    srv->nhandles--;
+    server_maybe_done(srv);
+}
+
+/* Closes the grace timer of a draining server once no connection is left (or at once if
+ * `force`). */
+static void server_grace_stop(http_server *srv, bool force)
+{
+    if (!srv->grace_open || (!force && srv->conns)) return;
+    srv->grace_open = false;
+    uv_timer_stop(&srv->grace);
+    uv_close((uv_handle_t *)&srv->grace, on_grace_close);
+}
+
+/* The handler no longer holds c's request for this connection (answered, or orphaned). */
+static void conn_unwait(http_conn *c)
+{
+    if (!c->waiting) return;
+    c->waiting = NULL;
+    c->srv->in_flight--;
+}
+
 static void conn_free(http_conn *c)
 {
     http_server *srv = c->srv;
@@ -350,6 +387,7 @@ static void conn_free(http_conn *c)
     free(c->in);
     free(c);
     srv->nhandles--;
+    server_grace_stop(srv, false);
     server_maybe_done(srv);
 }
 
@@ -366,7 +404,7 @@ static void conn_abort(http_conn *c)
     c->state = CONN_CLOSING;
     if (c->waiting) {
         c->waiting->conn = NULL;
-        c->waiting = NULL;
+        conn_unwait(c);
     }
     if (c->counted) {
         c->counted = false;
@@ -628,6 +666,7 @@ static void conn_dispatch(http_conn *c)
     }
     req->conn = c;
     c->waiting = req;
+    c->srv->in_flight++;
     uv_timer_stop(&c->timer);
     c->srv->handler(req, c->srv->arg);
 }
@@ -1105,15 +1144,73 @@ int http_server_port(const http_server *srv)
     return srv ? srv->port : -EINVAL;
 }
 
+/* Closes every connection at once; requests the handler holds are orphaned. */
+static void server_abort_all(http_server *srv)
+{
+    for (http_conn *c = srv->conns; c; c = c->next)
+        conn_abort(c);
+}
+
 void http_server_close(http_server *srv, void (*done)(void *arg), void *arg)
 {
-    if (!srv || srv->closing) return;
+    if (!srv) return;
+    if (srv->draining) {
+        /* A graceful stop is under way: cut it short. Its own done is the one that fires. */
+        if (srv->conns)
+            LOG(LOG_INFO, "http: closing now: %u request%s still in flight", srv->in_flight,
+                srv->in_flight == 1 ? "" : "s");
+        server_abort_all(srv);
+        server_grace_stop(srv, true);
+        return;
+    }
+    if (srv->closing) return;
     srv->closing = true;
     srv->done = done;
     srv->done_arg = arg;
     uv_close((uv_handle_t *)&srv->listener, on_listener_close);
+    server_abort_all(srv);
+}
+
+static void on_grace_timeout(uv_timer_t *t)
+{
+    http_server *srv = t->data;
+    unsigned n = 0;
     for (http_conn *c = srv->conns; c; c = c->next)
-        conn_abort(c);
+        if (c->state != CONN_CLOSING) n++;
+    LOG(LOG_WARN, "http: shutdown grace over: closing %u connection%s, %u request%s unanswered", n,
+        n == 1 ? "" : "s", srv->in_flight, srv->in_flight == 1 ? "" : "s");
+    server_abort_all(srv);
+    server_grace_stop(srv, true);
+}
+
+void http_server_shutdown(http_server *srv, unsigned grace_ms, void (*done)(void *arg), void *arg)
+{
+    if (!srv || srv->closing) return;
+    srv->closing = true;
+    srv->draining = true;
+    srv->done = done;
+    srv->done_arg = arg;
+    uv_close((uv_handle_t *)&srv->listener, on_listener_close);
+    uv_timer_init(srv->loop, &srv->grace);
+    srv->grace.data = srv;
+    srv->grace_open = true;
+    srv->nhandles++;
+    uv_timer_start(&srv->grace, on_grace_timeout, grace_ms, 0);
+    LOG(LOG_INFO, "http: shutting down: %u request%s in flight, %u ms grace", srv->in_flight,
+        srv->in_flight == 1 ? "" : "s", grace_ms);
+    for (http_conn *c = srv->conns; c; c = c->next) {
+        /* Busy: the handler holds its request, or one has begun to arrive. That request is
+         * answered (Connection: close) and the connection finishes after the answer. */
+        if (c->state != CONN_OPEN || c->waiting || c->cur) continue;
+        /* Idle: close_notify (if the handshake is done) after anything still queued. */
+        conn_finish(c, SSL_is_init_finished(c->ssl));
+    }
+    server_grace_stop(srv, false); /* no connection at all: nothing to wait for */
+}
+
+unsigned http_server_requests_in_flight(const http_server *srv)
+{
+    return srv ? srv->in_flight : 0;
 }
 
 const char *http_request_method(const http_request *req)
@@ -1196,7 +1293,7 @@ void http_request_respond(http_request *req, int status, const char *content_typ
         return;
     }
     bool keep_alive = req->keep_alive && !c->srv->closing;
-    c->waiting = NULL;
+    conn_unwait(c);
     if (c->state != CONN_OPEN) {
         request_free(req);
         return;

@@ -21,7 +21,8 @@
 #include "config.h"
 #include "http_server.h"
 #include "log.h"
-#include "policy_state.h"
+#include "registry.h"
+#include "fault.h"
 #include "slurm_adapter.h"
 #include "store.h"
 
@@ -49,7 +50,7 @@ struct daemon {
     config cfg;
     store *st;
     audit *audit;
-    policy_state *ps;
+    registry *reg;
     slurm_adapter *sa;
     http_server *srv;
     api *api;
@@ -57,13 +58,25 @@ struct daemon {
     int stopping;
 };
 
+/* The HTTP server has answered (and flushed) every request in flight: stop the broker. */
+static void on_http_stopped(void *arg)
+{
+    struct daemon *d = arg;
+    LOG(LOG_INFO, "every request in flight answered; stopping the broker");
+    broker_close(d->br, NULL, NULL);
+}
+
+/* SIGTERM/SIGINT: stop accepting, let the requests in flight finish and flush their answers
+ * (at most SHUTDOWN_GRACE_MS), then stop the broker after its tick; the registry commits what
+ * was handed to it before antennad exits. */
+#define SHUTDOWN_GRACE_MS 10000
 static void on_signal(uv_signal_t *s, int signum)
 {
     struct daemon *d = s->data;
     if (d->stopping++) return;
-    LOG(LOG_INFO, "signal %d: shutting down", signum);
-    http_server_close(d->srv, NULL, NULL);
-    broker_close(d->br, NULL, NULL);
+    LOG(LOG_INFO, "signal %d: shutting down (requests in flight get %d ms to finish)", signum,
+        SHUTDOWN_GRACE_MS);
+    http_server_shutdown(d->srv, SHUTDOWN_GRACE_MS, on_http_stopped, d);
     uv_close((uv_handle_t *)&d->sigint, NULL);
     uv_close((uv_handle_t *)&d->sigterm, NULL);
 }
@@ -99,6 +112,13 @@ static int serve(const char *config_path)
         return 1;
     }
     signal(SIGPIPE, SIG_IGN);
+    /* Submissions wait on a worker thread for their group commit: give the pool room for many
+     * at once (libuv reads this at its first use). */
+    setenv("UV_THREADPOOL_SIZE", "64", 0);
+    if (fault_init() < 0) {
+        LOG(LOG_ERROR, "ANTENNA_FAULT is malformed: use point or point:n");
+        return 2;
+    }
     if (mkdir(d.cfg.spool_dir, 0711) < 0 && errno != EEXIST) {
         LOG(LOG_ERROR, "cannot create spool_dir %s: %s", d.cfg.spool_dir, strerror(errno));
         return 1;
@@ -112,8 +132,9 @@ static int serve(const char *config_path)
         LOG(LOG_ERROR, "cannot open the audit trail: %s", err);
         goto fail_audit;
     }
-    if ((rc = policy_state_new(&d.cfg.policy, d.st, &d.ps, err, sizeof err)) < 0) {
-        LOG(LOG_ERROR, "cannot start the policy engine: %s", err);
+    registry_options ro = {.policy = &d.cfg.policy, .audit = d.audit};
+    if ((rc = registry_new(d.st, &ro, &d.reg, err, sizeof err)) < 0) {
+        LOG(LOG_ERROR, "cannot start the registry: %s", err);
         goto fail_policy;
     }
     if ((rc = slurm_adapter_new(d.cfg.slurm_conf[0] ? d.cfg.slurm_conf : NULL, &d.sa, err,
@@ -125,8 +146,8 @@ static int serve(const char *config_path)
     broker_options bo = {.partition = d.cfg.partition,
                          .spool_dir = d.cfg.spool_dir,
                          .poll_interval_ms = d.cfg.poll_interval_ms,
-                         .audit = d.audit};
-    if ((rc = broker_new(&d.loop, d.st, d.sa, d.ps, &bo, &d.br)) < 0) goto fail_broker;
+                         .cluster_window = d.cfg.policy.cluster_window};
+    if ((rc = broker_new(&d.loop, d.reg, d.sa, &bo, &d.br)) < 0) goto fail_broker;
     api_options ao = {.limits = {.max_gpus = d.cfg.max_gpus,
                                  .max_cpus = d.cfg.max_cpus,
                                  .max_time_minutes = d.cfg.max_time_minutes,
@@ -135,7 +156,7 @@ static int serve(const char *config_path)
                                  .gpu_types = d.cfg.gpu_type_list[0] ? d.cfg.gpu_type_list : NULL},
                       .spool_dir = d.cfg.spool_dir,
                       .audit = d.audit};
-    if ((rc = api_new(&d.loop, d.st, d.br, d.ps, &ao, &d.api)) < 0) goto fail_api;
+    if ((rc = api_new(&d.loop, d.reg, d.br, &ao, &d.api)) < 0) goto fail_api;
     http_server_options ho = {.host = d.cfg.listen_host,
                               .port = d.cfg.listen_port,
                               .cert_file = d.cfg.tls_cert,
@@ -162,7 +183,7 @@ static int serve(const char *config_path)
     api_free(d.api);
     uv_loop_close(&d.loop);
     slurm_adapter_free(d.sa);
-    policy_state_free(d.ps);
+    registry_free(d.reg);
     audit_free(d.audit);
     store_free(d.st);
     return 0;
@@ -181,7 +202,7 @@ fail_broker:
 fail_loop:
     slurm_adapter_free(d.sa);
 fail_slurm:
-    policy_state_free(d.ps);
+    registry_free(d.reg);
 fail_policy:
     audit_free(d.audit);
 fail_audit:
@@ -224,6 +245,7 @@ static int bootstrap(const char *config_path, const char *user, const char *part
     char err[512] = "", token[AUTH_TOKEN_LEN + 1], hash[AUTH_HASH_HEX_LEN + 1];
     store *st = NULL;
     audit *au = NULL;
+    registry *reg = NULL;
     int64_t token_id = 0;
     store_user u;
     struct passwd *pw;
@@ -242,30 +264,37 @@ static int bootstrap(const char *config_path, const char *user, const char *part
         fprintf(stderr, "antennad: cannot open the database %s: %s\n", cfg.database, err);
         return 1;
     }
-    rc = store_partner_insert(st, partner, "sustAIn.brussels operators", 1, NULL);
+    if (audit_new(st, cfg.audit_key_file, cfg.audit_head_file, &au, err, sizeof err) < 0) {
+        fprintf(stderr, "antennad: bootstrap: cannot open the audit trail: %s\n", err);
+        store_free(st);
+        return 1;
+    }
+    registry_options ro = {.policy = &cfg.policy, .audit = au};
+    if ((rc = registry_new(st, &ro, &reg, err, sizeof err)) < 0) {
+        fprintf(stderr, "antennad: bootstrap: %s\n", err);
+        audit_free(au);
+        store_free(st);
+        return 1;
+    }
+    registry_actor who = {.actor = "antennad-bootstrap", .partner = partner};
+    rc = registry_partner_create(reg, &who, partner, "sustAIn.brussels operators", 1, NULL);
     if (rc < 0 && rc != -EEXIST) goto fail;
-    rc = store_user_insert(st, user, partner, unix_user, "admin", "institution", NULL);
-    if (rc < 0 && rc != -EEXIST) goto fail;
-    if ((rc = store_user_get(st, user, &u)) < 0) goto fail;
+    rc = registry_user_create(reg, &who, user, partner, unix_user, "admin", "institution", &u);
+    if (rc == -EEXIST) rc = store_user_get(st, user, &u);
+    if (rc < 0) goto fail;
     if (strcmp(u.role, "admin") != 0) {
         fprintf(stderr, "antennad: bootstrap: user '%s' exists and is not an admin\n", user);
+        registry_free(reg);
+        audit_free(au);
         store_free(st);
         return 2;
     }
     if ((rc = auth_token_generate(token, sizeof token)) < 0 ||
         (rc = auth_token_hash(token, hash, sizeof hash)) < 0 ||
-        (rc = store_token_insert(st, u.id, hash, "bootstrap", &token_id)) < 0)
+        (rc = registry_token_create(reg, &who, u.id, u.partner, hash, "bootstrap", &token_id)) <
+            0)
         goto fail;
-    if (audit_new(st, cfg.audit_key_file, cfg.audit_head_file, &au, err, sizeof err) < 0 ||
-        audit_logf(au, "antennad-bootstrap", partner, "token.created",
-                   "{\"token_id\":%lld,\"user\":\"%s\",\"label\":\"bootstrap\",\"role\":"
-                   "\"admin\"}",
-                   (long long)token_id, user) < 0) {
-        fprintf(stderr, "antennad: bootstrap: cannot append to the audit trail: %s\n", err);
-        audit_free(au);
-        store_free(st);
-        return 1;
-    }
+    registry_free(reg);
     audit_free(au);
     store_free(st);
     printf("%s\n", token);
@@ -273,6 +302,8 @@ static int bootstrap(const char *config_path, const char *user, const char *part
     return 0;
 fail:
     fprintf(stderr, "antennad: bootstrap failed: %s\n", strerror(-rc));
+    registry_free(reg);
+    audit_free(au);
     store_free(st);
     return 1;
 }

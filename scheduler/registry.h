@@ -88,6 +88,10 @@ int registry_gpu_weight(registry *r, const char *gpu_type);
 /* The number of jobs queued in the engine. */
 size_t registry_queue_length(registry *r);
 
+/* Sets the cluster window (how many of our jobs may wait in Slurm, dispatched but not yet
+ * running): the broker sizes it from the cluster. Returns 0 or -EINVAL (window <= 0). */
+int registry_window_set(registry *r, int window);
+
 /* Whether the store took the last batch: 0 when it did, else the error of the last failed
  * COMMIT (-ENOSPC, -EIO) with a reason in why (cleared by the next batch that commits). */
 int registry_health(registry *r, char *why, size_t len);

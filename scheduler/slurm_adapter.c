@@ -81,6 +81,27 @@ static bool slurm_errno_transient(int e)
     }
 }
 
+/* True for errors after which a request may have reached slurmctld and been carried out: the
+ * answer was lost or never came (a receive error or timeout), as opposed to a connection that
+ * never opened or a request that was never fully sent. */
+static bool submit_outcome_unknown(int e)
+{
+    switch (e) {
+    case ETIMEDOUT:
+    case SLURM_COMMUNICATIONS_RECEIVE_ERROR:
+    case SLURMCTLD_COMMUNICATIONS_RECEIVE_ERROR:
+    case SLURM_COMMUNICATIONS_SHUTDOWN_ERROR:
+    case SLURMCTLD_COMMUNICATIONS_SHUTDOWN_ERROR:
+    case SLURM_PROTOCOL_SOCKET_IMPL_TIMEOUT:
+    case SLURM_PROTOCOL_SOCKET_IMPL_ZERO_RECV_LENGTH:
+    case SLURM_PROTOCOL_SOCKET_IMPL_NEGATIVE_RECV_LENGTH:
+    case ESLURM_PROTOCOL_INCOMPLETE_PACKET:
+        return true;
+    default:
+        return false;
+    }
+}
+
 /* Slurm's names for wait reasons (as squeue shows them). */
 static const char *const reason_names[] = {
     [WAIT_NO_REASON] = "",
@@ -374,6 +395,15 @@ int slurm_adapter_submit(slurm_adapter *a, const slurm_adapter_submit_req *req, 
     }
 
     if (slurm_submit_batch_job(&desc, &resp) != SLURM_SUCCESS) {
+        int e = slurm_get_errno();
+        if (submit_outcome_unknown(e)) {
+            const char *msg = slurm_strerror(e);
+            set_err(err, errlen,
+                    "no answer from Slurm to the submission (%s): it may have been accepted",
+                    msg ? msg : "?");
+            slurm_free_submit_response_response_msg(resp);
+            return -ETIMEDOUT;
+        }
         rc = slurm_fail("Slurm refused the job", err, errlen);
         slurm_free_submit_response_response_msg(resp);
         return rc;
@@ -476,4 +506,32 @@ int slurm_adapter_cancel(slurm_adapter *a, uint32_t job_id, char *err, size_t er
         return -ENOENT;
     }
     return slurm_fail("cannot cancel the Slurm job", err, errlen);
+}
+
+int slurm_adapter_partition_size(slurm_adapter *a, const char *partition, int *cpus, int *nodes,
+                                 char *err, size_t errlen)
+{
+    partition_info_msg_t *msg = NULL;
+    if (a == NULL || cpus == NULL || nodes == NULL) {
+        set_err(err, errlen, "slurm_adapter_partition_size: missing argument");
+        return -EINVAL;
+    }
+    if (slurm_load_partitions((time_t)0, &msg, SHOW_ALL) != SLURM_SUCCESS)
+        return slurm_fail("cannot read Slurm's partitions", err, errlen);
+    int rc = -ENOENT;
+    for (uint32_t i = 0; i < msg->record_count; i++) {
+        const partition_info_t *p = &msg->partition_array[i];
+        bool want = partition && partition[0] ? p->name && strcmp(p->name, partition) == 0
+                                              : (p->flags & PART_FLAG_DEFAULT) != 0;
+        if (!want) continue;
+        *cpus = (int)p->total_cpus;
+        *nodes = (int)p->total_nodes;
+        rc = 0;
+        break;
+    }
+    if (rc < 0)
+        set_err(err, errlen, "Slurm has no partition %s", partition && partition[0] ? partition
+                                                                                 : "(default)");
+    slurm_free_partition_info_msg(msg);
+    return rc;
 }

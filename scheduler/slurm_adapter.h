@@ -54,7 +54,9 @@ void slurm_adapter_free(slurm_adapter *a);
 
 /* Submits one batch job. Returns 0 and sets *job_id, or a negative errno with Slurm's message in
  * err (-EINVAL: Slurm refused the request, e.g. bad partition or too many GPUs; -EAGAIN: Slurm is
- * unreachable or busy, try again later; -EPERM: uid is 0). */
+ * unreachable or busy and the request did not reach it, try again later; -ETIMEDOUT: the request
+ * was sent but no answer came (a receive error or timeout): Slurm may have accepted it, so look
+ * the job up by its tag before submitting it again; -EPERM: uid is 0). */
 int slurm_adapter_submit(slurm_adapter *a, const slurm_adapter_submit_req *req, uint32_t *job_id,
                          char *err, size_t errlen);
 
@@ -72,5 +74,11 @@ void slurm_adapter_poll_reset(slurm_adapter *a);
 /* Cancels job `job_id` (SIGKILL to all steps, as scancel does). Returns 0, -ENOENT (Slurm no
  * longer knows the job), -EALREADY (already finished), -EAGAIN (unreachable), with err. */
 int slurm_adapter_cancel(slurm_adapter *a, uint32_t job_id, char *err, size_t errlen);
+
+/* The size of `partition` (NULL or "" = the default partition): its CPUs and nodes, for sizing
+ * how many jobs may wait in Slurm. Returns 0, -ENOENT (no such partition), -EAGAIN (unreachable),
+ * with err. */
+int slurm_adapter_partition_size(slurm_adapter *a, const char *partition, int *cpus, int *nodes,
+                                 char *err, size_t errlen);
 
 #endif

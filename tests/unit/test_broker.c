@@ -21,7 +21,7 @@
 
 #include "broker.h"
 #include "log.h"
-#include "policy_state.h"
+#include "registry.h"
 #include "slurm_adapter.h"
 #include "store.h"
 
@@ -35,6 +35,7 @@ static struct fake {
     size_t n;
     uint32_t next_id;
     int submit_rc; /* what the next submits return (0 = accept) */
+    bool accept_anyway; /* with submit_rc < 0: the job is created all the same (a lost answer) */
     int poll_rc;
     unsigned submits, polls, cancels;
     uid_t last_uid;
@@ -61,7 +62,7 @@ int slurm_adapter_submit(slurm_adapter *a, const slurm_adapter_submit_req *req, 
     pthread_mutex_lock(&fake.mu);
     fake.submits++;
     int rc = fake.submit_rc;
-    if (rc == 0) {
+    if (rc == 0 || fake.accept_anyway) {
         slurm_adapter_job *j = &fake.jobs[fake.n++];
         memset(j, 0, sizeof *j);
         j->job_id = fake.next_id++;
@@ -69,7 +70,7 @@ int slurm_adapter_submit(slurm_adapter *a, const slurm_adapter_submit_req *req, 
         snprintf(j->state, sizeof j->state, "pending");
         snprintf(j->reason, sizeof j->reason, "Priority");
         j->submit_time = time(NULL);
-        *job_id = j->job_id;
+        if (rc == 0) *job_id = j->job_id;
         fake.last_uid = req->uid;
         snprintf(fake.last_tag, sizeof fake.last_tag, "%s", req->tag);
         fake.changed = true;
@@ -102,6 +103,15 @@ int slurm_adapter_poll(slurm_adapter *a, const char *prefix, slurm_adapter_job *
     }
     pthread_mutex_unlock(&fake.mu);
     return rc;
+}
+
+int slurm_adapter_partition_size(slurm_adapter *a, const char *partition, int *cpus, int *nodes,
+                                 char *err, size_t errlen)
+{
+    (void)a, (void)partition, (void)err, (void)errlen;
+    *cpus = 2;
+    *nodes = 1;
+    return 0;
 }
 
 void slurm_adapter_poll_reset(slurm_adapter *a)
@@ -161,7 +171,7 @@ struct world {
     uv_loop_t loop;
     broker *br;
     slurm_adapter *sa;
-    policy_state *ps;
+    registry *reg;
     int64_t user_id, root_user_id, vub_user_id;
 };
 
@@ -178,13 +188,11 @@ static void set_quota(struct world *w, const char *partner, int64_t gpu_hours, i
                      .user_max_gpus = STORE_UNLIMITED};
     snprintf(q.partner, sizeof q.partner, "%s", partner);
     policy_period_of(time(NULL), q.period);
-    assert_int_equal(store_quota_set(w->st, &q), 0);
-    if (w->ps != NULL) {
-        policy_quota pq;
-        policy_state_quota_from_store(&q, &pq);
-        policy *pol = policy_state_lock(w->ps);
-        assert_int_equal(policy_quota_set(pol, partner, q.period, &pq), 0);
-        policy_state_unlock(w->ps);
+    if (w->reg != NULL) {
+        registry_actor who = {.actor = "test", .partner = ""};
+        assert_int_equal(registry_quota_set(w->reg, &who, &q), 0);
+    } else {
+        assert_int_equal(store_quota_set(w->st, &q), 0);
     }
 }
 
@@ -212,6 +220,7 @@ static int world_setup(void **state)
     fake.n = 0;
     fake.next_id = 100;
     fake.submit_rc = fake.poll_rc = 0;
+    fake.accept_anyway = false;
     fake.submits = fake.polls = fake.cancels = 0;
     fake.changed = true;
     pthread_mutex_unlock(&fake.mu);
@@ -228,7 +237,7 @@ static int world_teardown(void **state)
     broker_close(w->br, NULL, NULL);
     uv_run(&w->loop, UV_RUN_DEFAULT);
     uv_loop_close(&w->loop);
-    policy_state_free(w->ps);
+    registry_free(w->reg);
     store_free(w->st);
     snprintf(cmd, sizeof cmd, "rm -rf %s", w->dir);
     int rc = system(cmd);
@@ -240,12 +249,14 @@ static void start_broker(struct world *w)
 {
     char spool[128];
     snprintf(spool, sizeof spool, "%s/spool", w->dir);
-    broker_options o = {.partition = "gpu", .spool_dir = spool, .poll_interval_ms = 10};
+    broker_options o = {
+        .partition = "gpu", .spool_dir = spool, .poll_interval_ms = 10, .resolve_after_ms = 100};
     policy_config pc;
     char err[256];
     policy_config_defaults(&pc);
-    assert_int_equal(policy_state_new(&pc, w->st, &w->ps, err, sizeof err), 0);
-    assert_int_equal(broker_new(&w->loop, w->st, w->sa, w->ps, &o, &w->br), 0);
+    registry_options ro = {.policy = &pc};
+    assert_int_equal(registry_new(w->st, &ro, &w->reg, err, sizeof err), 0);
+    assert_int_equal(broker_new(&w->loop, w->reg, w->sa, &o, &w->br), 0);
     assert_int_equal(broker_start(w->br), 0);
 }
 
@@ -274,16 +285,17 @@ static int64_t queue_gpus(struct world *w, int64_t user_id, int gpus, int minute
     snprintf(j.gpu_type, sizeof j.gpu_type, "h100");
     j.cpus_per_task = 1;
     j.time_minutes = minutes;
-    assert_int_equal(store_job_insert(w->st, &j, "#!/bin/bash\ntrue\n"), 0);
-    if (w->ps != NULL) {
-        policy_job pj;
-        policy_state_job_from_store(&j, &pj);
-        policy *pol = policy_state_lock(w->ps);
-        assert_int_equal(policy_job_enqueue(pol, &pj), 0);
-        policy_state_unlock(w->ps);
-        broker_kick(w->br);
+    if (w->reg == NULL) {
+        assert_int_equal(store_job_insert(w->st, &j, "#!/bin/bash\ntrue\n"), 0);
+        return j.id;
     }
-    return j.id;
+    registry_actor who = {.actor = "test", .partner = ""};
+    registry_submit sub = {.job = j, .script = "#!/bin/bash\ntrue\n"};
+    assert_int_equal(registry_job_submit(w->reg, &who, &sub), 0);
+    assert_true(sub.verdict.admitted);
+    free(sub.body);
+    broker_kick(w->br);
+    return sub.job.id;
 }
 
 /* Sums the ledger rows of `kind` for job `id`. */
@@ -495,6 +507,51 @@ static void test_job_forgotten_by_slurm_becomes_lost(void **state)
     assert_true(run_until_state(w, id, "lost"));
 }
 
+static void test_lost_submit_answer_is_looked_up_not_resubmitted(void **state)
+{
+    struct world *w = *state;
+    pthread_mutex_lock(&fake.mu);
+    fake.submit_rc = -ETIMEDOUT; /* Slurm took it, but the answer never came */
+    fake.accept_anyway = true;
+    pthread_mutex_unlock(&fake.mu);
+    start_broker(w);
+    int64_t id = queue_gpus(w, w->user_id, 1, 5);
+    run_for(w, 50);
+    store_job j;
+    store_job_get(w->st, id, &j);
+    assert_string_equal(j.state, "dispatching");
+    pthread_mutex_lock(&fake.mu);
+    fake.submit_rc = 0;
+    fake.accept_anyway = false;
+    pthread_mutex_unlock(&fake.mu);
+    assert_true(run_until_state(w, id, "pending"));
+    run_for(w, 200);
+    store_job_get(w->st, id, &j);
+    assert_int_equal(j.slurm_job_id, 100);
+    assert_int_equal(fake.submits, 1);
+    assert_int_equal(fake.n, 1);
+}
+
+static void test_lost_submit_never_accepted_is_requeued_and_sent_once_more(void **state)
+{
+    struct world *w = *state;
+    pthread_mutex_lock(&fake.mu);
+    fake.submit_rc = -ETIMEDOUT; /* the request never reached slurmctld */
+    pthread_mutex_unlock(&fake.mu);
+    start_broker(w);
+    int64_t id = queue_gpus(w, w->user_id, 1, 5);
+    run_for(w, 50);
+    pthread_mutex_lock(&fake.mu);
+    fake.submit_rc = 0;
+    pthread_mutex_unlock(&fake.mu);
+    assert_true(run_until_state(w, id, "pending"));
+    run_for(w, 200);
+    assert_int_equal(fake.submits, 2);
+    assert_int_equal(fake.n, 1);
+    assert_int_equal(ledger_sum(w, id, "hold"), 2 * 5 * 60); /* held, released, held again */
+    assert_int_equal(ledger_sum(w, id, "release"), -5 * 60);
+}
+
 static void test_cancel_request_is_sent_to_slurm_once(void **state)
 {
     struct world *w = *state;
@@ -502,8 +559,10 @@ static void test_cancel_request_is_sent_to_slurm_once(void **state)
     start_broker(w);
     assert_true(run_until_state(w, id, "pending"));
     bool now = true;
-    assert_int_equal(store_job_cancel_request(w->st, id, &now), 0);
+    registry_actor who = {.actor = "test", .partner = ""};
+    assert_int_equal(registry_job_cancel(w->reg, &who, id, &now, NULL), 0);
     assert_false(now);
+    assert_int_equal(broker_cancel_push(w->br, id), 0);
     broker_kick(w->br);
     assert_true(run_until_state(w, id, "cancelled"));
     run_for(w, 100);
@@ -611,6 +670,8 @@ int main(void)
         T(test_job_forgotten_by_slurm_becomes_lost),
         T(test_cancel_request_is_sent_to_slurm_once),
         T(test_broker_keeps_polling_a_quiet_table),
+        T(test_lost_submit_answer_is_looked_up_not_resubmitted),
+        T(test_lost_submit_never_accepted_is_requeued_and_sent_once_more),
         T(test_dispatch_holds_the_maximum_cost_and_completion_charges_elapsed),
         T(test_refused_job_releases_its_hold),
         T(test_capped_partner_waits_while_another_dispatches),

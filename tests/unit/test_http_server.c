@@ -87,10 +87,16 @@ typedef struct world {
     /* commands for the loop thread (set by the test, cleared by the loop) */
     bool cmd_respond_held;
     bool cmd_close_server;
+    bool cmd_shutdown; /* http_server_shutdown with shutdown_grace_ms */
+    unsigned shutdown_grace_ms;
+    bool cmd_count; /* read http_server_requests_in_flight into in_flight */
     bool cmd_quit;
     /* what the loop thread did */
     bool server_closed;
     bool done_called;
+    int done_calls;
+    long done_at_ms; /* now_ms() when done ran */
+    unsigned in_flight;
     int later_pending;
     http_request *held;
     seen rec; /* what the handler saw last */
@@ -118,13 +124,15 @@ static void later_fire(uv_timer_t *t)
     uv_close((uv_handle_t *)&l->timer, later_closed);
 }
 
+static void on_server_done(void *arg);
+
 static void copy_str(char *dst, size_t len, const char *src)
 {
     snprintf(dst, len, "%s", src ? src : "(null)");
 }
 
-/* Routes: /hello, /echo..., /info, /later, /extra, /nocontent, /hold; anything else gets a JSON
- * 404. */
+/* Routes: /hello, /echo..., /info, /later, /extra, /nocontent, /hold, /unavailable, /stop;
+ * anything else gets a JSON 404. */
 static void handler(http_request *req, void *arg)
 {
     world *w = arg;
@@ -149,6 +157,7 @@ static void handler(http_request *req, void *arg)
     memcpy(rec->body, body, len);
     rec->body_len = len;
     rec->body_nul_terminated = body[len] == '\0';
+    pthread_cond_broadcast(&w->cv);
     pthread_mutex_unlock(&w->mu);
 
     if (strcmp(path, "/hello") == 0) {
@@ -183,6 +192,15 @@ static void handler(http_request *req, void *arg)
         http_request_respond(req, 200, "text/plain", text, strlen(text));
     } else if (strcmp(path, "/nocontent") == 0) {
         http_request_respond(req, 204, "text/plain", "dropped", 7);
+    } else if (strcmp(path, "/unavailable") == 0) {
+        int ok = http_request_header_add(req, "Retry-After", "30");
+        char msg[64];
+        snprintf(msg, sizeof msg, "shutting down (header_add %d)", ok);
+        http_request_respond_error(req, 503, "unavailable", msg);
+    } else if (strcmp(path, "/stop") == 0) {
+        /* A handler may start the shutdown itself, then answer. */
+        http_server_shutdown(w->srv, 5000, on_server_done, w);
+        http_request_respond(req, 200, "text/plain", "stopping", 8);
     } else if (strcmp(path, "/hold") == 0) {
         pthread_mutex_lock(&w->mu);
         w->held = req;
@@ -198,6 +216,8 @@ static void on_server_done(void *arg)
     world *w = arg;
     pthread_mutex_lock(&w->mu);
     w->done_called = true;
+    w->done_calls++;
+    w->done_at_ms = now_ms();
     pthread_cond_broadcast(&w->cv);
     pthread_mutex_unlock(&w->mu);
 }
@@ -208,12 +228,18 @@ static void on_wake(uv_async_t *a)
     pthread_mutex_lock(&w->mu);
     http_request *held = w->cmd_respond_held ? w->held : NULL;
     if (w->cmd_respond_held) w->held = NULL;
-    bool close_server = w->cmd_close_server && !w->server_closed;
+    /* Once done ran the server is gone: never touch it again. */
+    bool close_server = w->cmd_close_server && !w->server_closed && !w->done_called;
+    bool shutdown = w->cmd_shutdown && !w->done_called;
+    unsigned grace = w->shutdown_grace_ms;
+    bool count = w->cmd_count && !w->done_called;
     bool quit = w->cmd_quit;
     pthread_mutex_unlock(&w->mu);
 
     /* The mutex is not held here: respond may run the handler for a pipelined request. */
     if (held) http_request_respond(held, 200, "text/plain", "held", 4);
+    if (shutdown) http_server_shutdown(w->srv, grace, on_server_done, w);
+    unsigned in_flight = count ? http_server_requests_in_flight(w->srv) : 0;
     if (close_server) http_server_close(w->srv, on_server_done, w);
     if (quit) uv_close((uv_handle_t *)&w->wake, NULL);
 
@@ -221,6 +247,9 @@ static void on_wake(uv_async_t *a)
     w->cmd_respond_held = false;
     if (close_server) w->server_closed = true;
     w->cmd_close_server = false;
+    w->cmd_shutdown = false;
+    if (count) w->in_flight = in_flight;
+    w->cmd_count = false;
     pthread_cond_broadcast(&w->cv);
     pthread_mutex_unlock(&w->mu);
 }
@@ -296,6 +325,50 @@ static int world_calls(world *w)
     int n = w->rec.calls;
     pthread_mutex_unlock(&w->mu);
     return n;
+}
+
+/* Waits up to IO_TIMEOUT_S until the handler has run `n` times. */
+static bool world_wait_calls(world *w, int n)
+{
+    struct timespec dl;
+    clock_gettime(CLOCK_REALTIME, &dl);
+    dl.tv_sec += IO_TIMEOUT_S;
+    pthread_mutex_lock(&w->mu);
+    int r = 0;
+    while (w->rec.calls < n && r == 0)
+        r = pthread_cond_timedwait(&w->cv, &w->mu, &dl);
+    bool ok = w->rec.calls >= n;
+    pthread_mutex_unlock(&w->mu);
+    return ok;
+}
+
+/* Starts http_server_shutdown on the loop thread and waits until the call returned. */
+static void world_shutdown(world *w, unsigned grace_ms)
+{
+    pthread_mutex_lock(&w->mu);
+    w->shutdown_grace_ms = grace_ms;
+    pthread_mutex_unlock(&w->mu);
+    world_command(w, &w->cmd_shutdown);
+    assert_true(world_wait_flag(w, &w->cmd_shutdown, false));
+}
+
+/* http_server_requests_in_flight, read on the loop thread. */
+static unsigned world_in_flight(world *w)
+{
+    world_command(w, &w->cmd_count);
+    assert_true(world_wait_flag(w, &w->cmd_count, false));
+    pthread_mutex_lock(&w->mu);
+    unsigned n = w->in_flight;
+    pthread_mutex_unlock(&w->mu);
+    return n;
+}
+
+static bool world_done(world *w)
+{
+    pthread_mutex_lock(&w->mu);
+    bool done = w->done_called;
+    pthread_mutex_unlock(&w->mu);
+    return done;
 }
 
 static world *world_start(const http_server_options *extra)
@@ -1124,8 +1197,10 @@ static void client_disconnect_while_pending_then_respond_is_safe(void **state)
     client *c = client_connect(w->port);
     client_send_str(c, "POST /hold HTTP/1.1\r\nHost: localhost\r\nContent-Length: 4\r\n\r\nbody");
     assert_true(world_wait_held(w));
+    assert_int_equal(world_in_flight(w), 1);
     client_free(c); /* gone while the handler still holds the request */
     sleep_ms(200);  /* let the server see the EOF and free the connection */
+    assert_int_equal(world_in_flight(w), 0); /* orphaned: no longer counted */
     world_command(w, &w->cmd_respond_held);
     assert_true(world_wait_flag(w, &w->cmd_respond_held, false));
     pthread_mutex_lock(&w->mu);
@@ -1217,6 +1292,227 @@ static void server_close_with_open_connections_calls_done(void **state)
     client_free(idle);
     client_free(busy);
     client_free(fresh);
+}
+
+/* True if a TCP connect to `port` on 127.0.0.1 is refused (nothing listens). */
+static bool tcp_connect_refused(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    assert_true(fd >= 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    int r = connect(fd, (struct sockaddr *)&a, sizeof a);
+    int e = errno;
+    close(fd);
+    return r != 0 && e == ECONNREFUSED;
+}
+
+static long world_done_at(world *w)
+{
+    pthread_mutex_lock(&w->mu);
+    long t = w->done_at_ms;
+    pthread_mutex_unlock(&w->mu);
+    return t;
+}
+
+static int world_done_calls(world *w)
+{
+    pthread_mutex_lock(&w->mu);
+    int n = w->done_calls;
+    pthread_mutex_unlock(&w->mu);
+    return n;
+}
+
+static void shutdown_lets_late_answer_finish_with_connection_close(void **state)
+{
+    world *w = *state;
+    client *c = client_connect(w->port);
+    client_send_str(c, "GET /later?id=1 HTTP/1.1\r\nHost: localhost\r\n\r\n");
+    assert_true(world_wait_calls(w, 1));
+    long t0 = now_ms();
+    world_shutdown(w, 10000);
+    assert_int_equal(world_in_flight(w), 1); /* in flight when the shutdown started */
+    response r = {0};
+    assert_int_equal(client_read_response(c, &r), 0);
+    assert_int_equal(r.status, 200);
+    assert_string_equal(r.body, "later id=1");
+    assert_string_equal(resp_header(&r, "Content-Length"), "10");
+    assert_string_equal(resp_header(&r, "Connection"), "close");
+    assert_true(client_sees_close(c));
+    /* The server waits for our side to close too: done has not run yet. */
+    assert_false(world_done(w));
+    assert_int_equal(world_in_flight(w), 0);
+    client_free(c);
+    assert_true(world_wait_flag(w, &w->done_called, true));
+    assert_true(world_done_at(w) - t0 < 3000); /* long before the grace */
+    assert_int_equal(world_done_calls(w), 1);
+    assert_int_equal(world_calls(w), 1);
+    response_clear(&r);
+}
+
+static void shutdown_refuses_new_connections_at_once(void **state)
+{
+    world *w = *state;
+    client *busy = client_connect(w->port);
+    client_send_str(busy, "GET /hold HTTP/1.1\r\nHost: localhost\r\n\r\n");
+    assert_true(world_wait_held(w));
+    world_shutdown(w, 10000);
+    assert_true(tcp_connect_refused(w->port));
+    assert_false(world_done(w)); /* refused while the shutdown is still under way */
+    world_command(w, &w->cmd_respond_held);
+    assert_true(world_wait_flag(w, &w->cmd_respond_held, false));
+    response r = {0};
+    assert_int_equal(client_read_response(busy, &r), 0);
+    assert_int_equal(r.status, 200);
+    assert_string_equal(r.body, "held");
+    assert_string_equal(resp_header(&r, "Connection"), "close");
+    assert_true(client_sees_close(busy));
+    client_free(busy);
+    assert_true(world_wait_flag(w, &w->done_called, true));
+    response_clear(&r);
+}
+
+static void shutdown_closes_idle_connections_at_once(void **state)
+{
+    world *w = *state; /* idle timeout 30 s */
+    response r = {0};
+    client *idle = roundtrip(w, "GET /hello HTTP/1.1\r\nHost: localhost\r\n\r\n", &r);
+    assert_string_equal(resp_header(&r, "Connection"), "keep-alive");
+    client *fresh = client_connect(w->port); /* handshaken, no request yet */
+    long t0 = now_ms();
+    world_shutdown(w, 10000);
+    assert_true(client_sees_close(idle));
+    assert_true(SSL_get_shutdown(idle->ssl) & SSL_RECEIVED_SHUTDOWN); /* a TLS close_notify */
+    assert_true(client_sees_close(fresh));
+    assert_true(now_ms() - t0 < 1000);
+    client_free(idle);
+    client_free(fresh);
+    assert_true(world_wait_flag(w, &w->done_called, true));
+    assert_true(world_done_at(w) - t0 < 3000);
+    assert_int_equal(world_calls(w), 1);
+    response_clear(&r);
+}
+
+static void shutdown_force_closes_after_grace_and_late_respond_is_safe(void **state)
+{
+    world *w = *state;
+    client *busy = client_connect(w->port);
+    client_send_str(busy, "GET /hold HTTP/1.1\r\nHost: localhost\r\n\r\n");
+    assert_true(world_wait_held(w));
+    assert_int_equal(world_in_flight(w), 1);
+    long t0 = now_ms();
+    world_shutdown(w, 300);               /* the handler never answers */
+    assert_true(client_sees_close(busy)); /* closed with no answer */
+    long waited = now_ms() - t0;
+    assert_true(waited >= 200);
+    assert_true(waited < 3000);
+    assert_true(world_wait_flag(w, &w->done_called, true));
+    assert_true(world_done_at(w) - t0 >= 200);
+    /* The handler answers after the server is gone: dropped, and safe. */
+    world_command(w, &w->cmd_respond_held);
+    assert_true(world_wait_flag(w, &w->cmd_respond_held, false));
+    pthread_mutex_lock(&w->mu);
+    bool still_held = w->held != NULL;
+    pthread_mutex_unlock(&w->mu);
+    assert_false(still_held);
+    assert_int_equal(world_done_calls(w), 1);
+    client_free(busy);
+}
+
+static void shutdown_does_not_start_pipelined_request(void **state)
+{
+    world *w = *state;
+    client *c = client_connect(w->port);
+    /* One write, one TLS record: the second request is buffered at the server by the time the
+     * first reaches the handler. */
+    client_send_str(c, "GET /later?id=1 HTTP/1.1\r\nHost: localhost\r\n\r\n"
+                       "GET /hello HTTP/1.1\r\nHost: localhost\r\n\r\n");
+    assert_true(world_wait_calls(w, 1));
+    world_shutdown(w, 10000);
+    response r = {0};
+    assert_int_equal(client_read_response(c, &r), 0);
+    assert_int_equal(r.status, 200);
+    assert_string_equal(r.body, "later id=1");
+    assert_string_equal(resp_header(&r, "Connection"), "close");
+    assert_true(client_sees_close(c)); /* no second answer */
+    client_free(c);
+    assert_true(world_wait_flag(w, &w->done_called, true));
+    assert_int_equal(world_calls(w), 1); /* /hello never reached the handler */
+    response_clear(&r);
+}
+
+static void status_503_with_retry_after_reaches_client(void **state)
+{
+    world *w = *state;
+    response r = {0};
+    client *c = roundtrip(w, "GET /unavailable HTTP/1.1\r\nHost: localhost\r\n\r\n", &r);
+    assert_int_equal(r.status, 503);
+    assert_string_equal(resp_header(&r, "Retry-After"), "30");
+    assert_string_equal(resp_header(&r, "Content-Type"), "application/json");
+    assert_string_equal(error_code_of(&r), "unavailable");
+    assert_non_null(strstr(r.body, "header_add 0"));
+    assert_string_equal(resp_header(&r, "Connection"), "keep-alive");
+    /* Still a keep-alive connection. */
+    client_send_str(c, "GET /hello HTTP/1.1\r\nHost: localhost\r\n\r\n");
+    assert_int_equal(client_read_response(c, &r), 0);
+    assert_int_equal(r.status, 203);
+    response_clear(&r);
+    client_free(c);
+}
+
+static void shutdown_twice_then_close_forces_and_done_runs_once(void **state)
+{
+    world *w = *state;
+    client *busy = client_connect(w->port);
+    client_send_str(busy, "GET /hold HTTP/1.1\r\nHost: localhost\r\n\r\n");
+    assert_true(world_wait_held(w));
+    world_shutdown(w, 10000);
+    world_shutdown(w, 10); /* a no-op: the first grace stands */
+    sleep_ms(100);
+    assert_false(world_done(w));
+    long t0 = now_ms();
+    assert_true(world_close_server(w)); /* cuts the grace short; the shutdown's done runs */
+    assert_true(now_ms() - t0 < 3000);
+    assert_true(client_sees_close(busy));
+    world_command(w, &w->cmd_respond_held);
+    assert_true(world_wait_flag(w, &w->cmd_respond_held, false));
+    sleep_ms(50);
+    assert_int_equal(world_done_calls(w), 1);
+    client_free(busy);
+}
+
+static void handler_may_start_the_shutdown(void **state)
+{
+    world *w = *state;
+    response r = {0};
+    client *c = roundtrip(w, "GET /stop HTTP/1.1\r\nHost: localhost\r\n\r\n", &r);
+    assert_int_equal(r.status, 200);
+    assert_string_equal(r.body, "stopping");
+    assert_string_equal(resp_header(&r, "Connection"), "close");
+    assert_true(client_sees_close(c));
+    assert_true(tcp_connect_refused(w->port));
+    client_free(c);
+    assert_true(world_wait_flag(w, &w->done_called, true));
+    response_clear(&r);
+}
+
+static void shutdown_answers_request_already_arriving(void **state)
+{
+    world *w = *state;
+    client *c = client_connect(w->port);
+    client_send_str(c, "GET /hello HTTP/1.1\r\nHost: loc");
+    sleep_ms(100); /* let the server parse the first half */
+    world_shutdown(w, 10000);
+    client_send_str(c, "alhost\r\n\r\nGET /hello HTTP/1.1\r\nHost: localhost\r\n\r\n");
+    response r = {0};
+    assert_int_equal(client_read_response(c, &r), 0);
+    assert_int_equal(r.status, 203);
+    assert_string_equal(resp_header(&r, "Connection"), "close");
+    assert_true(client_sees_close(c)); /* the one behind it is not answered */
+    client_free(c);
+    assert_true(world_wait_flag(w, &w->done_called, true));
+    assert_int_equal(world_calls(w), 1);
+    response_clear(&r);
 }
 
 static void path_percent_decoded_and_raw_query_exposed(void **state)
@@ -1407,6 +1703,30 @@ static void port_in_use_refused(void **state)
     assert_int_equal(uv_loop_close(&loop), 0);
 }
 
+static void shutdown_without_connections_calls_done_soon(void **state)
+{
+    (void)state;
+    http_server_shutdown(NULL, 0, closed_done, NULL); /* accepted, nothing happens */
+    assert_int_equal(http_server_requests_in_flight(NULL), 0);
+    uv_loop_t loop;
+    assert_int_equal(uv_loop_init(&loop), 0);
+    http_server_options o = {.host = "127.0.0.1", .cert_file = cert_file, .key_file = key_file};
+    http_server *srv = NULL;
+    char err[256] = "";
+    assert_int_equal(http_server_new(&loop, &o, noop_handler, NULL, &srv, err, sizeof err), 0);
+    assert_int_equal(http_server_requests_in_flight(srv), 0);
+    int done = 0;
+    long t0 = now_ms();
+    http_server_shutdown(srv, 10000, closed_done, &done);
+    assert_int_equal(done, 0);                        /* never from inside shutdown */
+    http_server_shutdown(srv, 0, closed_done, &done); /* a no-op */
+    http_server_close(srv, closed_done, &done);       /* nothing left to cut short */
+    uv_run(&loop, UV_RUN_DEFAULT);
+    assert_int_equal(done, 1);
+    assert_true(now_ms() - t0 < 1000); /* no connection: no waiting for the grace */
+    assert_int_equal(uv_loop_close(&loop), 0);
+}
+
 static void make_cert_is_idempotent(void **state)
 {
     (void)state;
@@ -1504,6 +1824,15 @@ int main(void)
         WORLD_TEST(tls11_only_client_refused),
         WORLD_TEST(tls12_client_accepted),
         WORLD_TEST(server_close_with_open_connections_calls_done),
+        WORLD_TEST(shutdown_lets_late_answer_finish_with_connection_close),
+        WORLD_TEST(shutdown_refuses_new_connections_at_once),
+        WORLD_TEST(shutdown_closes_idle_connections_at_once),
+        WORLD_TEST(shutdown_force_closes_after_grace_and_late_respond_is_safe),
+        WORLD_TEST(shutdown_does_not_start_pipelined_request),
+        WORLD_TEST(status_503_with_retry_after_reaches_client),
+        WORLD_TEST(shutdown_twice_then_close_forces_and_done_runs_once),
+        WORLD_TEST(handler_may_start_the_shutdown),
+        WORLD_TEST(shutdown_answers_request_already_arriving),
         WORLD_TEST(path_percent_decoded_and_raw_query_exposed),
         WORLD_TEST(header_lookup_is_case_insensitive),
         WORLD_TEST(header_split_across_records_is_whole),
@@ -1517,6 +1846,7 @@ int main(void)
                                         world_teardown),
         cmocka_unit_test(bad_certificate_refused_with_message),
         cmocka_unit_test(port_in_use_refused),
+        cmocka_unit_test(shutdown_without_connections_calls_done_soon),
         cmocka_unit_test(make_cert_is_idempotent),
     };
     int failed = cmocka_run_group_tests(tests, make_certificate, remove_certificate);

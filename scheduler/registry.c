@@ -1,0 +1,1079 @@
+/* registry.c - the one owner of antennad's live state: a committer thread applies every change
+ * to the store (one savepoint each, with its ledger rows and audit entry) and to the policy
+ * engine, and commits the changes that arrive together in one transaction.
+ *
+ * Never talks to Slurm, never runs on the event-loop thread. Nothing outside this file writes the
+ * store or takes the engine's lock.
+ */
+#include "registry.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <jansson.h>
+
+#include "fault.h"
+#include "log.h"
+
+enum change_kind {
+    CH_SUBMIT,
+    CH_CANCEL,
+    CH_DISPATCH_BEGIN,
+    CH_OUTCOMES,
+    CH_SLURM,
+    CH_PARTNER_CREATE,
+    CH_PARTNER_UPDATE,
+    CH_USER_CREATE,
+    CH_QUOTA_SET,
+    CH_TOKEN_CREATE,
+    CH_TOKEN_REVOKE,
+    CH_AUDIT,
+    CH_HOUSEKEEP,
+};
+
+/* One change handed to the committer. Lives on the caller's stack until done. */
+struct change {
+    enum change_kind kind;
+    const registry_actor *who;
+    int rc;
+    bool done;
+    struct change *next;
+    union {
+        registry_submit *submit;
+        struct {
+            int64_t id;
+            bool *now_cancelled;
+            store_job *out;
+        } cancel;
+        struct {
+            int64_t now;
+            size_t max;
+            store_job *jobs;
+            size_t n;
+        } begin;
+        struct {
+            registry_outcome *o;
+            size_t n;
+        } outcomes;
+        struct {
+            registry_slurm_change *c;
+            size_t n;
+        } slurm;
+        struct {
+            const char *name, *description, *partner, *unix_user, *role, *category;
+            int share_weight;
+            store_partner *pout;
+            store_user *uout;
+        } who_rec;
+        const store_quota *quota;
+        struct {
+            int64_t user_id, id;
+            const char *partner, *hash, *label;
+            int64_t *id_out;
+        } token;
+        struct {
+            const char *action, *details;
+        } audit;
+        int64_t housekeep_now;
+    } u;
+};
+
+struct registry {
+    store *st;
+    audit *au;
+    policy *pol;
+    policy_config cfg;
+    size_t max_batch;
+    int64_t idem_keep;
+
+    pthread_mutex_t eng_mu; /* the engine; held by the committer for a whole batch */
+
+    pthread_mutex_t q_mu; /* the queue of changes and their completion */
+    pthread_cond_t q_cv;  /* changes arrived, or stopping */
+    pthread_cond_t done_cv;
+    struct change *head, *tail;
+    bool stopping;
+    pthread_t thread;
+
+    pthread_mutex_t health_mu;
+    int health_rc;
+    char health_why[160];
+
+    /* batch-local (committer thread only) */
+    int64_t batch_seq;
+    char batch_hash[STORE_HASH_HEX];
+    bool engine_suspect; /* an engine step failed after its store step: rebuild after commit */
+};
+
+/* --- loading the engine from the store ---------------------------------------------------------
+ */
+
+static void job_to_policy(const store_job *j, policy_job *out)
+{
+    memset(out, 0, sizeof *out);
+    out->id = j->id;
+    snprintf(out->user, sizeof out->user, "%s", j->user);
+    out->gpus = j->gpus;
+    snprintf(out->gpu_type, sizeof out->gpu_type, "%s", j->gpu_type);
+    out->cpus = j->cpus_per_task;
+    out->time_minutes = j->time_minutes;
+    out->submitted_at = j->submitted_at;
+}
+
+static void quota_to_policy(const store_quota *q, policy_quota *out)
+{
+    out->gpu_seconds = q->gpu_seconds;
+    out->cpu_seconds = q->cpu_seconds;
+    out->max_gpus = q->max_gpus;
+    out->max_running_jobs = q->max_running_jobs;
+    out->max_queued_jobs = q->max_queued_jobs;
+    out->max_walltime_minutes = q->max_walltime_minutes;
+    out->user_max_gpus = q->user_max_gpus;
+}
+
+static bool state_running(const char *state)
+{
+    return strcmp(state, "running") == 0 || strcmp(state, "suspended") == 0;
+}
+
+/* Builds a new engine from the store's committed rows (or the batch's, on the batch thread). */
+static policy *engine_load(const policy_config *cfg, store *st, char *err, size_t errlen)
+{
+    store_partner *ps = NULL;
+    store_user *us = NULL;
+    store_quota *qs = NULL;
+    store_ledger_totals *ts = NULL;
+    store_job *js = NULL;
+    size_t nps = 0, nus = 0, nqs = 0, nts = 0, njs = 0;
+    int rc;
+    const char *what = "the configuration";
+    policy *pol = policy_new(cfg, err, errlen);
+    if (pol == NULL) return NULL;
+
+    what = "partners";
+    if ((rc = store_partner_list(st, &ps, &nps)) < 0) goto fail;
+    for (size_t i = 0; i < nps; i++)
+        if ((rc = policy_partner_set(pol, ps[i].name, ps[i].share_weight)) < 0) goto fail;
+    what = "users";
+    if ((rc = store_user_list(st, NULL, &us, &nus)) < 0) goto fail;
+    for (size_t i = 0; i < nus; i++) {
+        policy_category cat = POLICY_CAT_RESEARCHER;
+        policy_category_parse(us[i].category, &cat);
+        if ((rc = policy_user_set(pol, us[i].name, us[i].partner, cat)) < 0) goto fail;
+    }
+    what = "quotas";
+    if ((rc = store_quota_list(st, NULL, &qs, &nqs)) < 0) goto fail;
+    for (size_t i = 0; i < nqs; i++) {
+        policy_quota q;
+        quota_to_policy(&qs[i], &q);
+        if ((rc = policy_quota_set(pol, qs[i].partner, qs[i].period, &q)) < 0) goto fail;
+    }
+    /* One row per partner and period, with the time of its last charge: fair share decays
+     * from there (O(partners x periods), not O(charges)). */
+    what = "the ledger";
+    if ((rc = store_ledger_totals_list(st, &ts, &nts)) < 0) goto fail;
+    for (size_t i = 0; i < nts; i++) {
+        if (ts[i].used_gpu_seconds == 0 && ts[i].used_cpu_seconds == 0) continue;
+        if ((rc = policy_usage_load(pol, ts[i].partner, ts[i].period, ts[i].used_gpu_seconds,
+                                    ts[i].used_cpu_seconds, ts[i].last_charge_at)) < 0)
+            goto fail;
+    }
+    what = "active jobs";
+    if ((rc = store_job_list_active(st, &js, &njs)) < 0) goto fail;
+    for (size_t i = 0; i < njs; i++) {
+        policy_job pj;
+        job_to_policy(&js[i], &pj);
+        if (strcmp(js[i].state, STORE_STATE_QUEUED) == 0) {
+            rc = policy_job_enqueue(pol, &pj);
+        } else {
+            /* A job dispatched by a release without periods has none: use its dispatch month. */
+            char period[8];
+            if (js[i].period[0])
+                snprintf(period, sizeof period, "%s", js[i].period);
+            else
+                policy_period_of(js[i].dispatched_at > 0 ? js[i].dispatched_at : time(NULL),
+                                 period);
+            rc = policy_job_restore(pol, &pj, state_running(js[i].state), period,
+                                    js[i].hold_gpu_seconds, js[i].hold_cpu_seconds);
+        }
+        if (rc < 0) goto fail;
+    }
+    free(ps);
+    free(us);
+    free(qs);
+    free(ts);
+    free(js);
+    return pol;
+fail:
+    snprintf(err, errlen, "cannot load %s into the policy engine (%s)", what, strerror(-rc));
+    free(ps);
+    free(us);
+    free(qs);
+    free(ts);
+    free(js);
+    policy_free(pol);
+    return NULL;
+}
+
+/* --- audit entries -------------------------------------------------------------------------- */
+
+/* Appends an entry in the open batch; takes ownership of `details` (a JSON object, may be NULL).
+ * Remembers it as the batch's last entry. Returns 0 or a negative errno. */
+static int audit_add(registry *r, const char *actor, const char *partner, const char *action,
+                     json_t *details)
+{
+    if (r->au == NULL) {
+        json_decref(details);
+        return 0;
+    }
+    char *text = details ? json_dumps(details, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+    json_decref(details);
+    if (details != NULL && text == NULL) return -ENOMEM;
+    int64_t seq = 0;
+    char hash[STORE_HASH_HEX];
+    int rc = audit_append(r->au, actor, partner ? partner : "", action, text, &seq, hash);
+    free(text);
+    if (rc == 0) {
+        r->batch_seq = seq;
+        memcpy(r->batch_hash, hash, sizeof hash);
+    }
+    return rc;
+}
+
+static const char *who_actor(const struct change *c)
+{
+    return c->who && c->who->actor ? c->who->actor : "antennad";
+}
+
+static const char *who_partner(const struct change *c)
+{
+    return c->who && c->who->partner ? c->who->partner : "";
+}
+
+/* --- applying each kind of change (committer thread, engine locked, inside the batch) ------- */
+
+static void live_of(registry *r, int64_t id, int64_t now, registry_live *out)
+{
+    const char *reason = policy_job_reason(r->pol, id, now);
+    snprintf(out->reason, sizeof out->reason, "%s", reason ? reason : "");
+    out->priority = policy_job_priority(r->pol, id, now);
+}
+
+static int apply_submit(registry *r, struct change *c)
+{
+    registry_submit *s = c->u.submit;
+    store_job *j = &s->job;
+    int rc;
+    if (s->idem_key != NULL) {
+        store_idem e;
+        memset(&e, 0, sizeof e);
+        rc = store_idem_get(r->st, j->user_id, s->idem_key, &e);
+        if (rc == 0) {
+            bool same = s->body_hash && strcmp(e.body_hash, s->body_hash) == 0;
+            if (same) {
+                s->replayed = true;
+                s->status = e.status;
+                s->body = e.body;
+                e.body = NULL;
+                j->id = e.job_id;
+                s->verdict.admitted = true;
+            }
+            store_idem_clear(&e);
+            return same ? 0 : -EEXIST;
+        }
+        if (rc != -ENOENT) return rc;
+    }
+    int64_t now = j->submitted_at ? j->submitted_at : time(NULL);
+    policy_job pj;
+    job_to_policy(j, &pj);
+    pj.submitted_at = now;
+    if ((rc = policy_job_check(r->pol, &pj, now, &s->verdict)) < 0) return rc;
+    if (!s->verdict.admitted) {
+        return audit_add(r, who_actor(c), who_partner(c), "job.refused",
+                         json_pack("{s:s,s:s,s:s,s:i,s:s,s:i}", "code", s->verdict.code,
+                                   "message", s->verdict.message, "name", j->name, "gpus",
+                                   j->gpus, "gpu_type", j->gpu_type, "time_minutes",
+                                   j->time_minutes));
+    }
+    j->submitted_at = now;
+    if ((rc = store_job_insert(r->st, j, s->script)) < 0) return rc;
+    rc = audit_add(r, who_actor(c), j->partner, "job.submitted",
+                   json_pack("{s:I,s:s,s:i,s:s,s:i,s:i,s:I}", "job", (json_int_t)j->id, "name",
+                             j->name, "gpus", j->gpus, "gpu_type", j->gpu_type, "cpus_per_task",
+                             j->cpus_per_task, "time_minutes", j->time_minutes,
+                             "max_cost_gpu_seconds",
+                             (json_int_t)s->verdict.max_cost_gpu_seconds));
+    if (rc < 0) return rc;
+    pj.id = j->id;
+    pj.submitted_at = j->submitted_at;
+    if ((rc = policy_job_enqueue(r->pol, &pj)) < 0) return rc;
+    s->status = 202;
+    if (s->render != NULL) {
+        registry_live live;
+        live_of(r, j->id, now, &live);
+        s->body = s->render(j, &live, s->render_arg);
+        if (s->body == NULL) {
+            rc = -ENOMEM;
+            goto fail_queued;
+        }
+    }
+    if (s->idem_key != NULL) {
+        store_idem e;
+        memset(&e, 0, sizeof e);
+        e.user_id = j->user_id;
+        snprintf(e.key, sizeof e.key, "%s", s->idem_key);
+        snprintf(e.body_hash, sizeof e.body_hash, "%s", s->body_hash ? s->body_hash : "");
+        e.job_id = j->id;
+        e.status = s->status;
+        e.body = s->body ? s->body : (char *)"";
+        e.created_at = now;
+        if ((rc = store_idem_put(r->st, &e)) < 0) goto fail_body;
+    }
+    return 0;
+fail_body:
+    free(s->body);
+    s->body = NULL;
+fail_queued:
+    policy_job_dequeue(r->pol, j->id);
+    return rc;
+}
+
+static int apply_cancel(registry *r, struct change *c)
+{
+    bool now = false;
+    store_job j;
+    int rc = store_job_cancel_request(r->st, c->u.cancel.id, &now);
+    if (rc < 0) return rc;
+    if ((rc = store_job_get(r->st, c->u.cancel.id, &j)) < 0) return rc;
+    rc = audit_add(r, who_actor(c), j.partner, "job.cancel_requested",
+                   json_pack("{s:I,s:s,s:b}", "job", (json_int_t)j.id, "owner", j.user,
+                             "cancelled_before_dispatch", now));
+    if (rc < 0) return rc;
+    if (now && policy_job_dequeue(r->pol, j.id) < 0) r->engine_suspect = true;
+    if (c->u.cancel.now_cancelled) *c->u.cancel.now_cancelled = now;
+    if (c->u.cancel.out) *c->u.cancel.out = j;
+    return 0;
+}
+
+/* One pick: its hold and its move to dispatching in a savepoint of its own. Returns 0 (moved,
+ * *moved = true), 1 (the store no longer had it queued: skipped), or a negative errno. */
+static int begin_one(registry *r, int64_t id, int64_t hold_gpu, int64_t hold_cpu,
+                     const char *period, store_job *out)
+{
+    int rc = store_change_begin(r->st);
+    if (rc < 0) return rc;
+    rc = store_job_dispatch_begin(r->st, id, period, hold_gpu, hold_cpu);
+    if (rc == 0) rc = store_job_get(r->st, id, out);
+    if (rc == 0)
+        rc = audit_add(r, "antennad", out->partner, "job.dispatching",
+                       json_pack("{s:I,s:s,s:s,s:I,s:I}", "job", (json_int_t)id, "user",
+                                 out->user, "period", period, "hold_gpu_seconds",
+                                 (json_int_t)hold_gpu, "hold_cpu_seconds",
+                                 (json_int_t)hold_cpu));
+    rc = store_change_end(r->st, rc);
+    if (rc == -EAGAIN || rc == -ENOENT) return 1;
+    return rc;
+}
+
+static int apply_dispatch_begin(registry *r, struct change *c)
+{
+    size_t cap = 0;
+    int64_t now = c->u.begin.now;
+    c->u.begin.jobs = NULL;
+    c->u.begin.n = 0;
+    while (c->u.begin.n < c->u.begin.max) {
+        int64_t id, hold_gpu, hold_cpu;
+        char period[8];
+        if (policy_pick(r->pol, now, &id, &hold_gpu, &hold_cpu, period) < 0) break;
+        if (c->u.begin.n == cap) {
+            size_t ncap = cap ? 2 * cap : 32;
+            if (ncap > c->u.begin.max) ncap = c->u.begin.max;
+            store_job *p = realloc(c->u.begin.jobs, ncap * sizeof *p);
+            if (p == NULL) break; /* what is picked so far goes */
+            c->u.begin.jobs = p;
+            cap = ncap;
+        }
+        store_job *j = &c->u.begin.jobs[c->u.begin.n];
+        int rc = begin_one(r, id, hold_gpu, hold_cpu, period, j);
+        if (rc == 1) { /* the store says it is not queued: the engine forgets it */
+            policy_job_dequeue(r->pol, id);
+            continue;
+        }
+        if (rc < 0) {
+            /* -EDQUOT: the store's budget disagrees with the engine's; -ENOSPC, -EIO: the store
+             * failed. Either way this job stays queued; what was picked before it goes. */
+            if (rc == -EDQUOT) r->engine_suspect = true;
+            if (c->u.begin.n == 0) {
+                free(c->u.begin.jobs);
+                c->u.begin.jobs = NULL;
+                return rc;
+            }
+            break;
+        }
+        if (policy_job_dispatched(r->pol, id, now) < 0) r->engine_suspect = true;
+        c->u.begin.n++;
+    }
+    return 0;
+}
+
+static int outcome_one(registry *r, registry_outcome *o, int64_t now)
+{
+    store_job j;
+    int rc;
+    switch (o->kind) {
+    case REGISTRY_SUBMITTED:
+        rc = store_job_set_dispatched(r->st, o->id, o->slurm_job_id);
+        if (rc == 0) rc = store_job_get(r->st, o->id, &j);
+        if (rc == 0)
+            rc = audit_add(r, "antennad", j.partner, "job.dispatched",
+                           json_pack("{s:I,s:I,s:s,s:s,s:s,s:I}", "job", (json_int_t)o->id,
+                                     "slurm_job_id", (json_int_t)o->slurm_job_id, "user", j.user,
+                                     "unix_user", j.unix_user, "period", j.period,
+                                     "hold_gpu_seconds", (json_int_t)j.hold_gpu_seconds));
+        return rc;
+    case REGISTRY_REFUSED:
+        rc = store_job_transition(r->st, o->id, STORE_STATE_DISPATCHING, "failed", o->reason);
+        if (rc == 0) rc = store_job_get(r->st, o->id, &j);
+        if (rc == 0)
+            rc = audit_add(r, "antennad", j.partner, "job.finished",
+                           json_pack("{s:I,s:s,s:s,s:b,s:i,s:s}", "job", (json_int_t)o->id,
+                                     "user", j.user, "state", "failed", "dispatched", 0,
+                                     "charge_gpu_seconds", 0, "reason", o->reason));
+        if (rc == 0 && policy_job_finished(r->pol, o->id, 0, now, NULL, NULL, NULL) < 0)
+            r->engine_suspect = true;
+        return rc;
+    case REGISTRY_REQUEUE:
+        rc = store_job_transition(r->st, o->id, STORE_STATE_DISPATCHING, STORE_STATE_QUEUED,
+                                  o->reason);
+        if (rc == 0) rc = store_job_get(r->st, o->id, &j);
+        if (rc == 0)
+            rc = audit_add(r, "antennad", j.partner, "job.requeued",
+                           json_pack("{s:I,s:s,s:s}", "job", (json_int_t)o->id, "user", j.user,
+                                     "reason", o->reason));
+        if (rc == 0 && policy_job_requeue(r->pol, o->id) < 0) r->engine_suspect = true;
+        return rc;
+    }
+    return -EINVAL;
+}
+
+static int apply_outcomes(registry *r, struct change *c)
+{
+    int64_t now = time(NULL);
+    for (size_t i = 0; i < c->u.outcomes.n; i++) {
+        registry_outcome *o = &c->u.outcomes.o[i];
+        int rc = store_change_begin(r->st);
+        if (rc == 0) rc = store_change_end(r->st, outcome_one(r, o, now));
+        o->rc = rc;
+        if (rc == -ENOSPC || rc == -EIO) return rc; /* the store failed: the whole call again */
+    }
+    return 0;
+}
+
+static int slurm_one(registry *r, registry_slurm_change *sc, int64_t now)
+{
+    store_job j;
+    int rc = store_job_get(r->st, sc->id, &j);
+    if (rc < 0) return rc;
+    if (store_state_terminal(j.state)) return 0; /* never changed again */
+    store_job u = j;
+    bool was_running = state_running(j.state);
+    if (sc->lost) {
+        snprintf(u.state, sizeof u.state, "lost");
+        snprintf(u.reason, sizeof u.reason,
+                 "Slurm no longer knows job %" PRId64
+                 "; it ended while antennad was not watching (raise MinJobAge)",
+                 j.slurm_job_id);
+        u.ended_at = now;
+    } else {
+        snprintf(u.state, sizeof u.state, "%s", sc->state);
+        snprintf(u.reason, sizeof u.reason, "%s", sc->reason);
+        bool started = strcmp(sc->state, "pending") != 0 && sc->start_time > 0;
+        u.started_at = started ? sc->start_time : 0;
+        u.ended_at = store_state_terminal(sc->state) ? sc->end_time : 0;
+        u.has_exit_code = sc->has_exit_code && store_state_terminal(sc->state);
+        u.exit_code = u.has_exit_code ? sc->exit_code : 0;
+    }
+    bool terminal = store_state_terminal(u.state);
+    int64_t elapsed = 0;
+    if (terminal) {
+        /* What really ran, from Slurm's start and end; a lost job's end is unknown. */
+        if (!sc->lost && u.started_at > 0 && u.ended_at > u.started_at)
+            elapsed = u.ended_at - u.started_at;
+        int w = policy_gpu_weight(r->pol, j.gpu_type);
+        policy_charge(j.gpus, j.cpus_per_task, j.time_minutes, w < 0 ? 1000 : w, elapsed,
+                      &u.charge_gpu_seconds, &u.charge_cpu_seconds);
+    }
+    if ((rc = store_job_update(r->st, &u)) < 0) return rc;
+    if (terminal) {
+        fault_point("charge.before");
+        json_t *ec = u.has_exit_code ? json_integer(u.exit_code) : json_null();
+        rc = audit_add(r, "antennad", j.partner, "job.finished",
+                       json_pack("{s:I,s:I,s:s,s:s,s:o,s:I,s:I,s:I}", "job", (json_int_t)j.id,
+                                 "slurm_job_id", (json_int_t)j.slurm_job_id, "user", j.user,
+                                 "state", u.state, "exit_code", ec, "elapsed_seconds",
+                                 (json_int_t)elapsed, "charge_gpu_seconds",
+                                 (json_int_t)u.charge_gpu_seconds, "charge_cpu_seconds",
+                                 (json_int_t)u.charge_cpu_seconds));
+        if (rc < 0) return rc;
+        int64_t g = 0, cc = 0;
+        if (policy_job_finished(r->pol, j.id, elapsed, now, &g, &cc, NULL) < 0 ||
+            g != u.charge_gpu_seconds || cc != u.charge_cpu_seconds)
+            r->engine_suspect = true;
+        sc->finished = true;
+        sc->charge_gpu_seconds = u.charge_gpu_seconds;
+        sc->charge_cpu_seconds = u.charge_cpu_seconds;
+    } else if (strcmp(u.state, j.state) != 0) {
+        rc = audit_add(r, "antennad", j.partner,
+                       !was_running && u.started_at > 0 ? "job.started" : "job.state",
+                       json_pack("{s:I,s:I,s:s,s:s,s:s}", "job", (json_int_t)j.id,
+                                 "slurm_job_id", (json_int_t)j.slurm_job_id, "user", j.user,
+                                 "from", j.state, "state", u.state));
+        if (rc < 0) return rc;
+        if (!was_running && u.started_at > 0) policy_job_started(r->pol, j.id);
+    }
+    return 0;
+}
+
+static int apply_slurm(registry *r, struct change *c)
+{
+    int64_t now = time(NULL);
+    for (size_t i = 0; i < c->u.slurm.n; i++) {
+        registry_slurm_change *sc = &c->u.slurm.c[i];
+        sc->finished = false;
+        int rc = store_change_begin(r->st);
+        if (rc == 0) rc = store_change_end(r->st, slurm_one(r, sc, now));
+        sc->rc = rc;
+        if (rc == -ENOSPC || rc == -EIO) return rc;
+    }
+    return 0;
+}
+
+static int apply_partner(registry *r, struct change *c, bool create)
+{
+    const char *name = c->u.who_rec.name;
+    store_partner p;
+    int rc = create ? store_partner_insert(r->st, name, c->u.who_rec.description,
+                                           c->u.who_rec.share_weight, NULL)
+                    : store_partner_update(r->st, name, c->u.who_rec.description,
+                                           c->u.who_rec.share_weight);
+    if (rc < 0) return rc;
+    if ((rc = store_partner_get(r->st, name, &p)) < 0) return rc;
+    rc = audit_add(r, who_actor(c), p.name, create ? "partner.created" : "partner.changed",
+                   json_pack("{s:s,s:s,s:i}", "name", p.name, "description", p.description,
+                             "share_weight", p.share_weight));
+    if (rc < 0) return rc;
+    if (policy_partner_set(r->pol, p.name, p.share_weight) < 0) r->engine_suspect = true;
+    if (c->u.who_rec.pout) *c->u.who_rec.pout = p;
+    return 0;
+}
+
+static int apply_user(registry *r, struct change *c)
+{
+    store_user u;
+    int rc = store_user_insert(r->st, c->u.who_rec.name, c->u.who_rec.partner,
+                               c->u.who_rec.unix_user, c->u.who_rec.role, c->u.who_rec.category,
+                               NULL);
+    if (rc < 0) return rc;
+    if ((rc = store_user_get(r->st, c->u.who_rec.name, &u)) < 0) return rc;
+    rc = audit_add(r, who_actor(c), u.partner, "user.created",
+                   json_pack("{s:s,s:s,s:s,s:s,s:s}", "name", u.name, "partner", u.partner,
+                             "unix_user", u.unix_user, "role", u.role, "category", u.category));
+    if (rc < 0) return rc;
+    policy_category cat = POLICY_CAT_RESEARCHER;
+    policy_category_parse(u.category, &cat);
+    if (policy_user_set(r->pol, u.name, u.partner, cat) < 0) r->engine_suspect = true;
+    if (c->u.who_rec.uout) *c->u.who_rec.uout = u;
+    return 0;
+}
+
+static int apply_quota(registry *r, struct change *c)
+{
+    const store_quota *q = c->u.quota;
+    int rc = store_quota_set(r->st, q);
+    if (rc < 0) return rc;
+    rc = audit_add(r, who_actor(c), q->partner, "quota.set",
+                   json_pack("{s:s,s:I,s:I,s:i,s:i,s:i,s:i,s:i}", "period", q->period,
+                             "gpu_seconds", (json_int_t)q->gpu_seconds, "cpu_seconds",
+                             (json_int_t)q->cpu_seconds, "max_gpus", q->max_gpus,
+                             "max_running_jobs", q->max_running_jobs, "max_queued_jobs",
+                             q->max_queued_jobs, "max_walltime_minutes", q->max_walltime_minutes,
+                             "user_max_gpus", q->user_max_gpus));
+    if (rc < 0) return rc;
+    policy_quota pq;
+    quota_to_policy(q, &pq);
+    if (policy_quota_set(r->pol, q->partner, q->period, &pq) < 0) r->engine_suspect = true;
+    return 0;
+}
+
+static int apply_token(registry *r, struct change *c, bool create)
+{
+    int rc;
+    if (create) {
+        int64_t id = 0;
+        rc = store_token_insert(r->st, c->u.token.user_id, c->u.token.hash, c->u.token.label,
+                                &id);
+        if (rc < 0) return rc;
+        if (c->u.token.id_out) *c->u.token.id_out = id;
+        return audit_add(r, who_actor(c), c->u.token.partner, "token.created",
+                         json_pack("{s:I,s:I,s:s}", "token_id", (json_int_t)id, "user_id",
+                                   (json_int_t)c->u.token.user_id, "label",
+                                   c->u.token.label ? c->u.token.label : ""));
+    }
+    if ((rc = store_token_revoke(r->st, c->u.token.id)) < 0) return rc;
+    return audit_add(r, who_actor(c), "", "token.revoked",
+                     json_pack("{s:I}", "token_id", (json_int_t)c->u.token.id));
+}
+
+static int apply_audit(registry *r, struct change *c)
+{
+    json_error_t jerr;
+    json_t *d = c->u.audit.details ? json_loads(c->u.audit.details, 0, &jerr) : NULL;
+    if (c->u.audit.details && !json_is_object(d)) {
+        json_decref(d);
+        return -EINVAL;
+    }
+    return audit_add(r, who_actor(c), who_partner(c), c->u.audit.action, d);
+}
+
+static int apply_housekeep(registry *r, struct change *c)
+{
+    size_t removed = 0;
+    return store_idem_prune(r->st, c->u.housekeep_now - r->idem_keep, 1000, &removed);
+}
+
+static int apply(registry *r, struct change *c)
+{
+    switch (c->kind) {
+    case CH_SUBMIT: return apply_submit(r, c);
+    case CH_CANCEL: return apply_cancel(r, c);
+    case CH_DISPATCH_BEGIN: return apply_dispatch_begin(r, c);
+    case CH_OUTCOMES: return apply_outcomes(r, c);
+    case CH_SLURM: return apply_slurm(r, c);
+    case CH_PARTNER_CREATE: return apply_partner(r, c, true);
+    case CH_PARTNER_UPDATE: return apply_partner(r, c, false);
+    case CH_USER_CREATE: return apply_user(r, c);
+    case CH_QUOTA_SET: return apply_quota(r, c);
+    case CH_TOKEN_CREATE: return apply_token(r, c, true);
+    case CH_TOKEN_REVOKE: return apply_token(r, c, false);
+    case CH_AUDIT: return apply_audit(r, c);
+    case CH_HOUSEKEEP: return apply_housekeep(r, c);
+    }
+    return -EINVAL;
+}
+
+/* Undoes what a change handed back to its caller when its batch did not commit. */
+static void change_undo(struct change *c)
+{
+    if (c->kind == CH_SUBMIT) {
+        free(c->u.submit->body);
+        c->u.submit->body = NULL;
+        c->u.submit->replayed = false;
+    } else if (c->kind == CH_DISPATCH_BEGIN) {
+        free(c->u.begin.jobs);
+        c->u.begin.jobs = NULL;
+        c->u.begin.n = 0;
+    }
+}
+
+/* --- the committer -------------------------------------------------------------------------- */
+
+static void health_set(registry *r, int rc, const char *what)
+{
+    pthread_mutex_lock(&r->health_mu);
+    if (rc == 0) {
+        if (r->health_rc != 0) LOG(LOG_INFO, "store: writes succeed again");
+        r->health_rc = 0;
+        r->health_why[0] = '\0';
+    } else {
+        if (r->health_rc == 0)
+            LOG(LOG_ERROR, "store: %s failed (%s); changes are refused until it works again",
+                what, strerror(-rc));
+        r->health_rc = rc;
+        snprintf(r->health_why, sizeof r->health_why, "the store cannot %s: %s", what,
+                 rc == -ENOSPC ? "the disk is full" : strerror(-rc));
+    }
+    pthread_mutex_unlock(&r->health_mu);
+}
+
+/* Rebuilds the engine from the store (committed rows). Engine lock held. */
+static void engine_rebuild(registry *r)
+{
+    char err[256];
+    policy *fresh = engine_load(&r->cfg, r->st, err, sizeof err);
+    if (fresh == NULL) {
+        LOG(LOG_ERROR, "registry: cannot rebuild the policy engine from the store: %s", err);
+        return;
+    }
+    policy_window_set(fresh, policy_window(r->pol));
+    policy_free(r->pol);
+    r->pol = fresh;
+    LOG(LOG_WARN, "registry: policy engine rebuilt from the store");
+}
+
+static void run_batch(registry *r, struct change *list)
+{
+    pthread_mutex_lock(&r->eng_mu);
+    r->batch_seq = 0;
+    r->engine_suspect = false;
+    bool touched = false;
+    int rc = store_batch_begin(r->st);
+    if (rc < 0) {
+        for (struct change *c = list; c; c = c->next) c->rc = rc;
+        pthread_mutex_unlock(&r->eng_mu);
+        health_set(r, rc, "begin a transaction");
+        return;
+    }
+    for (struct change *c = list; c; c = c->next) {
+        rc = store_change_begin(r->st);
+        if (rc == 0) rc = store_change_end(r->st, apply(r, c));
+        c->rc = rc;
+        touched = true;
+    }
+    fault_point("commit.before");
+    int64_t seq = r->batch_seq;
+    char hash[STORE_HASH_HEX];
+    memcpy(hash, r->batch_hash, sizeof hash);
+    rc = store_batch_commit(r->st);
+    if (rc < 0) {
+        for (struct change *c = list; c; c = c->next) {
+            if (c->rc == 0) change_undo(c);
+            c->rc = rc;
+        }
+        if (touched) engine_rebuild(r);
+        pthread_mutex_unlock(&r->eng_mu);
+        health_set(r, rc, "commit");
+        return;
+    }
+    if (r->engine_suspect) engine_rebuild(r);
+    pthread_mutex_unlock(&r->eng_mu);
+    health_set(r, 0, NULL);
+    if (seq > 0 && r->au != NULL && (rc = audit_head_sync(r->au, seq, hash)) < 0)
+        LOG(LOG_ERROR, "audit: cannot write the head file (%s); the chain itself is committed",
+            strerror(-rc));
+    fault_point("commit.after");
+}
+
+static void *committer_main(void *arg)
+{
+    registry *r = arg;
+    for (;;) {
+        pthread_mutex_lock(&r->q_mu);
+        while (r->head == NULL && !r->stopping) pthread_cond_wait(&r->q_cv, &r->q_mu);
+        if (r->head == NULL) {
+            pthread_mutex_unlock(&r->q_mu);
+            break;
+        }
+        struct change *list = r->head, *last = list;
+        size_t n = 1;
+        while (last->next != NULL && n < r->max_batch) {
+            last = last->next;
+            n++;
+        }
+        r->head = last->next;
+        if (r->head == NULL) r->tail = NULL;
+        last->next = NULL;
+        pthread_mutex_unlock(&r->q_mu);
+
+        run_batch(r, list);
+
+        pthread_mutex_lock(&r->q_mu);
+        for (struct change *c = list, *next; c; c = next) {
+            next = c->next;
+            c->done = true;
+        }
+        pthread_cond_broadcast(&r->done_cv);
+        pthread_mutex_unlock(&r->q_mu);
+    }
+    return NULL;
+}
+
+/* Hands `c` to the committer and waits until its batch is done. Returns c->rc. */
+static int submit_change(registry *r, struct change *c)
+{
+    c->done = false;
+    c->next = NULL;
+    c->rc = 0;
+    pthread_mutex_lock(&r->q_mu);
+    if (r->stopping) {
+        pthread_mutex_unlock(&r->q_mu);
+        return -ESHUTDOWN;
+    }
+    if (r->tail)
+        r->tail->next = c;
+    else
+        r->head = c;
+    r->tail = c;
+    pthread_cond_signal(&r->q_cv);
+    while (!c->done) pthread_cond_wait(&r->done_cv, &r->q_mu);
+    pthread_mutex_unlock(&r->q_mu);
+    return c->rc;
+}
+
+/* --- lifecycle ------------------------------------------------------------------------------ */
+
+int registry_new(store *st, const registry_options *opt, registry **out, char *err,
+                 size_t errlen)
+{
+    int rc;
+    registry *r = calloc(1, sizeof *r);
+    if (r == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return -ENOMEM;
+    }
+    r->st = st;
+    r->au = opt->audit;
+    if (opt->policy)
+        r->cfg = *opt->policy;
+    else
+        policy_config_defaults(&r->cfg);
+    r->max_batch = opt->max_batch ? opt->max_batch : 1024;
+    r->idem_keep = opt->idem_keep_seconds ? opt->idem_keep_seconds : 25 * 3600;
+    r->pol = engine_load(&r->cfg, st, err, errlen);
+    if (r->pol == NULL) {
+        rc = -EINVAL;
+        goto fail_engine;
+    }
+    pthread_mutex_init(&r->eng_mu, NULL);
+    pthread_mutex_init(&r->q_mu, NULL);
+    pthread_mutex_init(&r->health_mu, NULL);
+    pthread_cond_init(&r->q_cv, NULL);
+    pthread_cond_init(&r->done_cv, NULL);
+    if ((rc = -pthread_create(&r->thread, NULL, committer_main, r)) < 0) {
+        snprintf(err, errlen, "cannot start the committer thread: %s", strerror(-rc));
+        goto fail_thread;
+    }
+    *out = r;
+    return 0;
+fail_thread:
+    pthread_cond_destroy(&r->done_cv);
+    pthread_cond_destroy(&r->q_cv);
+    pthread_mutex_destroy(&r->health_mu);
+    pthread_mutex_destroy(&r->q_mu);
+    pthread_mutex_destroy(&r->eng_mu);
+    policy_free(r->pol);
+fail_engine:
+    free(r);
+    return rc;
+}
+
+void registry_free(registry *r)
+{
+    if (r == NULL) return;
+    pthread_mutex_lock(&r->q_mu);
+    r->stopping = true;
+    pthread_cond_signal(&r->q_cv);
+    pthread_mutex_unlock(&r->q_mu);
+    pthread_join(r->thread, NULL);
+    pthread_cond_destroy(&r->done_cv);
+    pthread_cond_destroy(&r->q_cv);
+    pthread_mutex_destroy(&r->health_mu);
+    pthread_mutex_destroy(&r->q_mu);
+    pthread_mutex_destroy(&r->eng_mu);
+    policy_free(r->pol);
+    free(r);
+}
+
+store *registry_store(registry *r)
+{
+    return r->st;
+}
+
+/* --- live reads ----------------------------------------------------------------------------- */
+
+void registry_job_live(registry *r, int64_t id, int64_t now, registry_live *out)
+{
+    pthread_mutex_lock(&r->eng_mu);
+    live_of(r, id, now, out);
+    pthread_mutex_unlock(&r->eng_mu);
+}
+
+int registry_job_quote(registry *r, const policy_job *j, int64_t now, policy_verdict *v)
+{
+    pthread_mutex_lock(&r->eng_mu);
+    int rc = policy_job_admit(r->pol, j, now, v);
+    pthread_mutex_unlock(&r->eng_mu);
+    return rc;
+}
+
+int registry_quota_usage(registry *r, const char *partner, const char *period, policy_quota *q,
+                         int64_t *used_gpu_s, int64_t *held_gpu_s, int64_t *used_cpu_s,
+                         int64_t *held_cpu_s)
+{
+    pthread_mutex_lock(&r->eng_mu);
+    int rc =
+        policy_quota_get(r->pol, partner, period, q, used_gpu_s, held_gpu_s, used_cpu_s, held_cpu_s);
+    pthread_mutex_unlock(&r->eng_mu);
+    return rc;
+}
+
+int registry_gpu_weight(registry *r, const char *gpu_type)
+{
+    pthread_mutex_lock(&r->eng_mu);
+    int w = policy_gpu_weight(r->pol, gpu_type);
+    pthread_mutex_unlock(&r->eng_mu);
+    return w;
+}
+
+size_t registry_queue_length(registry *r)
+{
+    pthread_mutex_lock(&r->eng_mu);
+    size_t n = policy_queue_length(r->pol);
+    pthread_mutex_unlock(&r->eng_mu);
+    return n;
+}
+
+int registry_health(registry *r, char *why, size_t len)
+{
+    pthread_mutex_lock(&r->health_mu);
+    int rc = r->health_rc;
+    if (why && len) snprintf(why, len, "%s", r->health_why);
+    pthread_mutex_unlock(&r->health_mu);
+    return rc;
+}
+
+int registry_window_set(registry *r, int window)
+{
+    pthread_mutex_lock(&r->eng_mu);
+    int rc = policy_window_set(r->pol, window);
+    pthread_mutex_unlock(&r->eng_mu);
+    return rc;
+}
+
+/* --- changes -------------------------------------------------------------------------------- */
+
+int registry_job_submit(registry *r, const registry_actor *who, registry_submit *s)
+{
+    struct change c = {.kind = CH_SUBMIT, .who = who, .u.submit = s};
+    s->replayed = false;
+    s->status = 0;
+    s->body = NULL;
+    memset(&s->verdict, 0, sizeof s->verdict);
+    return submit_change(r, &c);
+}
+
+int registry_job_cancel(registry *r, const registry_actor *who, int64_t id, bool *now_cancelled,
+                        store_job *out)
+{
+    struct change c = {.kind = CH_CANCEL, .who = who};
+    c.u.cancel.id = id;
+    c.u.cancel.now_cancelled = now_cancelled;
+    c.u.cancel.out = out;
+    return submit_change(r, &c);
+}
+
+int registry_dispatch_begin(registry *r, int64_t now, size_t max, store_job **out, size_t *n)
+{
+    struct change c = {.kind = CH_DISPATCH_BEGIN};
+    *out = NULL;
+    *n = 0;
+    if (max == 0) return 0;
+    c.u.begin.now = now;
+    c.u.begin.max = max;
+    int rc = submit_change(r, &c);
+    if (rc < 0) return rc;
+    *out = c.u.begin.jobs;
+    *n = c.u.begin.n;
+    return 0;
+}
+
+int registry_dispatch_outcomes(registry *r, registry_outcome *o, size_t n)
+{
+    if (n == 0) return 0;
+    struct change c = {.kind = CH_OUTCOMES};
+    c.u.outcomes.o = o;
+    c.u.outcomes.n = n;
+    return submit_change(r, &c);
+}
+
+int registry_slurm_changes(registry *r, registry_slurm_change *sc, size_t n)
+{
+    if (n == 0) return 0;
+    struct change c = {.kind = CH_SLURM};
+    c.u.slurm.c = sc;
+    c.u.slurm.n = n;
+    return submit_change(r, &c);
+}
+
+int registry_partner_create(registry *r, const registry_actor *who, const char *name,
+                            const char *description, int share_weight, store_partner *out)
+{
+    struct change c = {.kind = CH_PARTNER_CREATE, .who = who};
+    c.u.who_rec.name = name;
+    c.u.who_rec.description = description;
+    c.u.who_rec.share_weight = share_weight;
+    c.u.who_rec.pout = out;
+    return submit_change(r, &c);
+}
+
+int registry_partner_update(registry *r, const registry_actor *who, const char *name,
+                            const char *description, int share_weight, store_partner *out)
+{
+    struct change c = {.kind = CH_PARTNER_UPDATE, .who = who};
+    c.u.who_rec.name = name;
+    c.u.who_rec.description = description;
+    c.u.who_rec.share_weight = share_weight;
+    c.u.who_rec.pout = out;
+    return submit_change(r, &c);
+}
+
+int registry_user_create(registry *r, const registry_actor *who, const char *name,
+                         const char *partner, const char *unix_user, const char *role,
+                         const char *category, store_user *out)
+{
+    struct change c = {.kind = CH_USER_CREATE, .who = who};
+    c.u.who_rec.name = name;
+    c.u.who_rec.partner = partner;
+    c.u.who_rec.unix_user = unix_user;
+    c.u.who_rec.role = role;
+    c.u.who_rec.category = category;
+    c.u.who_rec.uout = out;
+    return submit_change(r, &c);
+}
+
+int registry_quota_set(registry *r, const registry_actor *who, const store_quota *q)
+{
+    struct change c = {.kind = CH_QUOTA_SET, .who = who, .u.quota = q};
+    return submit_change(r, &c);
+}
+
+int registry_token_create(registry *r, const registry_actor *who, int64_t user_id,
+                          const char *user_partner, const char *hash_hex, const char *label,
+                          int64_t *id)
+{
+    struct change c = {.kind = CH_TOKEN_CREATE, .who = who};
+    c.u.token.user_id = user_id;
+    c.u.token.partner = user_partner;
+    c.u.token.hash = hash_hex;
+    c.u.token.label = label;
+    c.u.token.id_out = id;
+    return submit_change(r, &c);
+}
+
+int registry_token_revoke(registry *r, const registry_actor *who, int64_t id)
+{
+    struct change c = {.kind = CH_TOKEN_REVOKE, .who = who};
+    c.u.token.id = id;
+    return submit_change(r, &c);
+}
+
+int registry_audit(registry *r, const registry_actor *who, const char *action,
+                   const char *details_json)
+{
+    struct change c = {.kind = CH_AUDIT, .who = who};
+    c.u.audit.action = action;
+    c.u.audit.details = details_json;
+    return submit_change(r, &c);
+}
+
+int registry_housekeep(registry *r, int64_t now)
+{
+    struct change c = {.kind = CH_HOUSEKEEP, .u.housekeep_now = now};
+    int rc = submit_change(r, &c);
+    if (rc < 0) return rc;
+    return store_checkpoint(r->st);
+}
