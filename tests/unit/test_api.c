@@ -1,7 +1,9 @@
 /* test_api.c - data-driven tests of the /v1 API: each folder of tests/api/cases holds a
- * request.json and the expected.json answer. The world (a temporary store with partners ulb and
- * vub, users alice, bob and admin, their tokens and three queued jobs) is served by the real
- * http_server + api on a free port, without a broker: jobs stay queued, Slurm is never involved.
+ * request.json and the expected.json answer; then a few dedicated tests (Idempotency-Key, one
+ * audit entry per change) run in the same world, after every folder. The world (a temporary
+ * store and a registry over it, with partners, users, their tokens and three queued jobs, all
+ * made through the registry) is served by the real http_server + api on a free port, without a
+ * broker: jobs stay queued, Slurm is never involved.
  *
  * The world: partners ulb (quota: 100 GPU-hours, 4 GPUs, 3 per user, 600 min walltime), vub (100
  * GPU-hours, at most 1 queued job), sirris (1 GPU-hour) and agoria (no quota set); users alice and
@@ -10,14 +12,19 @@
  *
  * request.json: {"as": "<user>|revoked|unknown|garbage|none", "method": "POST",
  *                "path": "/v1/jobs", "headers": {"Name": "value"}, "json": <body as JSON>,
- *                "body": "<raw body>", "repeat": {"char": "a", "times": N}}
+ *                "body": "<raw body>", "repeat": {"char": "a", "times": N},
+ *                "send": N (the same request N times, default 1)}
  * expected.json: {"status": 400, "body": <subset the JSON answer must contain>,
- *                 "text": "<substring of the answer>", "absent": "<not in the answer>"}
- * A subset matches when every key it has is in the answer with a matching value; arrays must
- * have the same length and match element by element.
+ *                 "text": "<substring of the answer>", "absent": "<not in the answer>",
+ *                 "headers": {"Name": "value"} (response headers, name case-insensitive),
+ *                 "same_body": true (every answer byte-identical to the first)}
+ * The expectations are checked on the last answer. A subset matches when every key it has is in
+ * the answer with a matching value; arrays must have the same length and match element by
+ * element.
  */
 #include <dirent.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -26,6 +33,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -40,7 +48,7 @@
 #include "auth.h"
 #include "http_server.h"
 #include "policy.h"
-#include "policy_state.h"
+#include "registry.h"
 #include "store.h"
 
 #define CASES_DIR "tests/api/cases"
@@ -55,7 +63,7 @@ static struct world {
     api *api;
     http_server *srv;
     int port;
-    policy_state *ps;
+    registry *reg;
     audit *audit;
     char tok[10][AUTH_TOKEN_LEN + 1]; /* tokens of world_users, then the revoked one */
 } w;
@@ -72,23 +80,43 @@ static const struct {
 
 static const char *const gpu_types[] = {"h100", NULL};
 
-static int add_token(int64_t user_id, char *tok, int64_t *id)
+/* Seeds the world as its admin would: through the registry. */
+static const registry_actor seeder = {.actor = "admin", .partner = "ulb"};
+
+static int add_token(const store_user *u, char *tok, int64_t *id)
 {
     char hash[AUTH_HASH_HEX_LEN + 1];
     if (auth_token_generate(tok, AUTH_TOKEN_LEN + 1) < 0) return -1;
     if (auth_token_hash(tok, hash, sizeof hash) < 0) return -1;
-    return store_token_insert(w.st, user_id, hash, "test", id);
+    return registry_token_create(w.reg, &seeder, u->id, u->partner, hash, "test", id);
 }
 
-static int add_job(int64_t user_id, const char *name)
+static char *render_empty(const store_job *j, const registry_live *live, void *arg)
 {
-    store_job j;
-    memset(&j, 0, sizeof j);
-    j.user_id = user_id;
-    snprintf(j.name, sizeof j.name, "%s", name);
-    j.cpus_per_task = 1;
-    j.time_minutes = 10;
-    return store_job_insert(w.st, &j, "#!/bin/bash\necho hi\n");
+    (void)j, (void)live, (void)arg;
+    return strdup("{}");
+}
+
+static int add_job(const store_user *u, const char *name)
+{
+    registry_submit s;
+    registry_actor who = {.actor = u->name, .partner = u->partner};
+    memset(&s, 0, sizeof s);
+    s.job.user_id = u->id;
+    snprintf(s.job.user, sizeof s.job.user, "%s", u->name);
+    snprintf(s.job.name, sizeof s.job.name, "%s", name);
+    s.job.cpus_per_task = 1;
+    s.job.time_minutes = 10;
+    s.job.submitted_at = time(NULL);
+    s.script = "#!/bin/bash\necho hi\n";
+    s.render = render_empty;
+    int rc = registry_job_submit(w.reg, &who, &s);
+    free(s.body);
+    if (rc == 0 && !s.verdict.admitted) {
+        fprintf(stderr, "world: job %s refused: %s\n", name, s.verdict.message);
+        return -1;
+    }
+    return rc;
 }
 
 static void on_stop(uv_async_t *a)
@@ -108,30 +136,45 @@ static int world_start(void **state)
 {
     (void)state;
     char cmd[256], err[256];
-    store_user u;
+    store_user u, users[N_WORLD_USERS];
     int64_t rid = 0;
     snprintf(w.dir, sizeof w.dir, "/tmp/antenna-test-api.XXXXXX");
     if (mkdtemp(w.dir) == NULL) return -1;
     snprintf(cmd, sizeof cmd, "deploy/make-cert.sh %s > /dev/null", w.dir);
     if (system(cmd) != 0) return -1;
     snprintf(w.ca, sizeof w.ca, "%s/ca.pem", w.dir);
-    char db[128], cert[128], key[128];
+    char db[128], cert[128], key[128], akey[128], ahead[128];
     snprintf(db, sizeof db, "%s/antenna.db", w.dir);
     snprintf(cert, sizeof cert, "%s/server.pem", w.dir);
     snprintf(key, sizeof key, "%s/server.key", w.dir);
+    snprintf(akey, sizeof akey, "%s/audit.key", w.dir);
+    snprintf(ahead, sizeof ahead, "%s/audit.head", w.dir);
     if (store_new(db, &w.st, err, sizeof err) < 0) return -1;
+    if (audit_new(w.st, akey, ahead, &w.audit, err, sizeof err) < 0) {
+        fprintf(stderr, "audit_new: %s\n", err);
+        return -1;
+    }
+    policy_config pc;
+    policy_config_defaults(&pc);
+    registry_options ro = {.policy = &pc, .audit = w.audit};
+    if (registry_new(w.st, &ro, &w.reg, err, sizeof err) < 0) {
+        fprintf(stderr, "registry_new: %s\n", err);
+        return -1;
+    }
+    /* The first audit entry is the creation of ulb by admin (see audit-auditor-lists). */
     const char *partners[] = {"ulb", "vub", "sirris", "agoria"};
     for (int i = 0; i < 4; i++)
-        if (store_partner_insert(w.st, partners[i], partners[i], 1, NULL) < 0) return -1;
+        if (registry_partner_create(w.reg, &seeder, partners[i], partners[i], 1, NULL) < 0)
+            return -1;
     for (size_t i = 0; i < N_WORLD_USERS; i++) {
-        if (store_user_insert(w.st, world_users[i].name, world_users[i].partner, "nobody",
-                              world_users[i].role, world_users[i].category, NULL) < 0 ||
-            store_user_get(w.st, world_users[i].name, &u) < 0 ||
-            add_token(u.id, w.tok[i], &rid) < 0)
+        if (registry_user_create(w.reg, &seeder, world_users[i].name, world_users[i].partner,
+                                 "nobody", world_users[i].role, world_users[i].category,
+                                 &users[i]) < 0 ||
+            add_token(&users[i], w.tok[i], &rid) < 0)
             return -1;
     }
-    if (store_user_get(w.st, "alice", &u) < 0 || add_token(u.id, w.tok[N_WORLD_USERS], &rid) < 0 ||
-        store_token_revoke(w.st, rid) < 0)
+    if (add_token(&users[0], w.tok[N_WORLD_USERS], &rid) < 0 ||
+        registry_token_revoke(w.reg, &seeder, rid) < 0)
         return -1;
     char period[8];
     policy_period_of(time(NULL), period);
@@ -144,32 +187,20 @@ static int world_start(void **state)
                      .user_max_gpus = 3};
     snprintf(q.period, sizeof q.period, "%s", period);
     snprintf(q.partner, sizeof q.partner, "ulb");
-    if (store_quota_set(w.st, &q) < 0) return -1;
+    if (registry_quota_set(w.reg, &seeder, &q) < 0) return -1;
     q.max_gpus = q.max_walltime_minutes = q.user_max_gpus = STORE_UNLIMITED;
     q.max_queued_jobs = 1;
     snprintf(q.partner, sizeof q.partner, "vub");
-    if (store_quota_set(w.st, &q) < 0) return -1;
+    if (registry_quota_set(w.reg, &seeder, &q) < 0) return -1;
     q.max_queued_jobs = STORE_UNLIMITED;
     q.gpu_seconds = 3600;
     snprintf(q.partner, sizeof q.partner, "sirris");
-    if (store_quota_set(w.st, &q) < 0) return -1;
+    if (registry_quota_set(w.reg, &seeder, &q) < 0) return -1;
     /* job 1: alice's, job 2: bob's, job 3: alice's (cancelled by a case) */
-    if (store_user_get(w.st, "alice", &u) < 0 || add_job(u.id, "alice-one") < 0) return -1;
-    if (store_user_get(w.st, "bob", &u) < 0 || add_job(u.id, "bob-one") < 0) return -1;
-    if (store_user_get(w.st, "alice", &u) < 0 || add_job(u.id, "alice-two") < 0) return -1;
-    policy_config pc;
-    policy_config_defaults(&pc);
-    if (policy_state_new(&pc, w.st, &w.ps, err, sizeof err) < 0) {
-        fprintf(stderr, "policy_state_new: %s\n", err);
-        return -1;
-    }
+    if (store_user_get(w.st, "alice", &u) < 0 || add_job(&u, "alice-one") < 0) return -1;
+    if (store_user_get(w.st, "bob", &u) < 0 || add_job(&u, "bob-one") < 0) return -1;
+    if (store_user_get(w.st, "alice", &u) < 0 || add_job(&u, "alice-two") < 0) return -1;
 
-    char akey[128], ahead[128];
-    snprintf(akey, sizeof akey, "%s/audit.key", w.dir);
-    snprintf(ahead, sizeof ahead, "%s/audit.head", w.dir);
-    if (audit_new(w.st, akey, ahead, &w.audit, err, sizeof err) < 0 ||
-        audit_log(w.audit, "admin", "ulb", "partner.created", "{\"name\":\"ulb\"}") < 0)
-        return -1;
     if (uv_loop_init(&w.loop) < 0) return -1;
     api_options ao = {.limits = {.max_gpus = 8,
                                  .max_cpus = 32,
@@ -179,7 +210,7 @@ static int world_start(void **state)
                                  .gpu_types = gpu_types},
                       .spool_dir = w.dir,
                       .audit = w.audit};
-    if (api_new(&w.loop, w.st, NULL, w.ps, &ao, &w.api) < 0) return -1;
+    if (api_new(&w.loop, w.reg, NULL, &ao, &w.api) < 0) return -1;
     http_server_options ho = {.host = "127.0.0.1",
                               .port = 0,
                               .cert_file = cert,
@@ -204,8 +235,8 @@ static int world_stop(void **state)
     pthread_join(w.thread, NULL);
     uv_loop_close(&w.loop);
     api_free(w.api);
+    registry_free(w.reg);
     audit_free(w.audit);
-    policy_state_free(w.ps);
     store_free(w.st);
     curl_global_cleanup();
     snprintf(cmd, sizeof cmd, "rm -rf %s", w.dir);
@@ -228,6 +259,66 @@ static size_t on_data(char *data, size_t size, size_t nmemb, void *arg)
     b->n += len;
     b->p[b->n] = '\0';
     return len;
+}
+
+/* One answer: its status, body and raw header block. */
+struct answer {
+    long status;
+    struct buf body, head;
+};
+
+static void answer_free(struct answer *a)
+{
+    free(a->body.p);
+    free(a->head.p);
+    memset(a, 0, sizeof *a);
+}
+
+/* Copies the value of response header `name` (case-insensitive) into out[len]. Returns whether
+ * the answer has it. */
+static bool answer_header(const struct answer *a, const char *name, char *out, size_t len)
+{
+    size_t nlen = strlen(name);
+    for (const char *l = a->head.p; l && *l;) {
+        const char *eol = strstr(l, "\r\n");
+        size_t llen = eol ? (size_t)(eol - l) : strlen(l);
+        if (llen > nlen && strncasecmp(l, name, nlen) == 0 && l[nlen] == ':') {
+            const char *v = l + nlen + 1;
+            while (*v == ' ')
+                v++;
+            snprintf(out, len, "%.*s", (int)(llen - (size_t)(v - l)), v);
+            return true;
+        }
+        l = eol ? eol + 2 : NULL;
+    }
+    return false;
+}
+
+/* Sends one request; fills *a (answer_free it). Returns curl's code. */
+static CURLcode perform(const char *method, const char *path, struct curl_slist *headers,
+                        const char *body, size_t body_len, struct answer *a)
+{
+    char url[512];
+    memset(a, 0, sizeof *a);
+    snprintf(url, sizeof url, "https://127.0.0.1:%d%s", w.port, path);
+    CURL *c = curl_easy_init();
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+    curl_easy_setopt(c, CURLOPT_CAINFO, w.ca);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &a->body);
+    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_data);
+    curl_easy_setopt(c, CURLOPT_HEADERDATA, &a->head);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, 20L);
+    if (body) {
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)body_len);
+    }
+    CURLcode rc = curl_easy_perform(c);
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &a->status);
+    curl_easy_cleanup(c);
+    return rc;
 }
 
 /* Returns NULL when `want` is a subset of `got`, else a malloc'd description of the mismatch. */
@@ -286,7 +377,7 @@ static const char *token_for(const char *who)
 static void run_case(void **state)
 {
     const char *name = *state;
-    char path[512], url[512], hdr[20000];
+    char path[512], hdr[20000];
     json_error_t jerr;
     snprintf(path, sizeof path, "%s/%s/request.json", CASES_DIR, name);
     json_t *req = json_load_file(path, 0, &jerr);
@@ -300,11 +391,9 @@ static void run_case(void **state)
     const char *rpath = json_string_value(json_object_get(req, "path"));
     assert_non_null(method);
     assert_non_null(rpath);
-    snprintf(url, sizeof url, "https://127.0.0.1:%d%s", w.port, rpath);
 
-    CURL *c = curl_easy_init();
     struct curl_slist *headers = NULL;
-    struct buf out = {NULL, 0};
+    struct answer out;
     char *body = NULL;
     size_t body_len = 0;
     const char *tok = who ? token_for(who) : NULL;
@@ -344,33 +433,38 @@ static void run_case(void **state)
         }
         headers = curl_slist_append(headers, hdr);
     }
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
-    curl_easy_setopt(c, CURLOPT_CAINFO, w.ca);
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, &out);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT, 20L);
-    if (body) {
-        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
-        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)body_len);
+    json_int_t sends = json_integer_value(json_object_get(req, "send"));
+    bool same_body = json_is_true(json_object_get(exp, "same_body"));
+    char *first = NULL;
+    size_t first_len = 0;
+    memset(&out, 0, sizeof out);
+    for (json_int_t i = 0; i < (sends > 1 ? sends : 1); i++) {
+        answer_free(&out);
+        CURLcode rc = perform(method, rpath, headers, body, body_len, &out);
+        if (rc != CURLE_OK && out.status == 0) fail_msg("%s: %s", name, curl_easy_strerror(rc));
+        if (i == 0) {
+            first_len = out.body.n;
+            first = calloc(1, first_len + 1);
+            if (out.body.n) memcpy(first, out.body.p, out.body.n);
+        } else if (same_body && (out.body.n != first_len ||
+                                 (first_len && memcmp(out.body.p, first, first_len) != 0))) {
+            fail_msg("%s: answer %d differs from the first: %.300s vs %.300s", name, (int)i + 1,
+                     out.body.p ? out.body.p : "", first);
+        }
     }
-    CURLcode rc = curl_easy_perform(c);
-    long status = 0;
-    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+    free(first);
     curl_slist_free_all(headers);
-    curl_easy_cleanup(c);
     free(body);
-    if (rc != CURLE_OK && status == 0) fail_msg("%s: %s", name, curl_easy_strerror(rc));
 
     long want_status = (long)json_integer_value(json_object_get(exp, "status"));
-    if (status != want_status)
-        fail_msg("%s: status %ld, wanted %ld; body: %.300s", name, status, want_status,
-                 out.p ? out.p : "");
+    if (out.status != want_status)
+        fail_msg("%s: status %ld, wanted %ld; body: %.300s", name, out.status, want_status,
+                 out.body.p ? out.body.p : "");
     json_t *want_body = json_object_get(exp, "body");
     if (want_body) {
-        json_t *got = out.p ? json_loads(out.p, 0, &jerr) : NULL;
-        if (got == NULL) fail_msg("%s: answer is not JSON: %.300s", name, out.p ? out.p : "");
+        json_t *got = out.body.p ? json_loads(out.body.p, 0, &jerr) : NULL;
+        if (got == NULL)
+            fail_msg("%s: answer is not JSON: %.300s", name, out.body.p ? out.body.p : "");
         char *mismatch = subset_mismatch(want_body, got, "body");
         json_decref(got);
         if (mismatch) {
@@ -380,16 +474,367 @@ static void run_case(void **state)
             fail_msg("%s: %s", name, copy);
         }
     }
+    json_object_foreach(json_object_get(exp, "headers"), k, v)
+    {
+        char got[512];
+        if (!answer_header(&out, k, got, sizeof got))
+            fail_msg("%s: the answer has no header %s", name, k);
+        if (strcmp(got, json_string_value(v)) != 0)
+            fail_msg("%s: header %s is \"%s\", wanted \"%s\"", name, k, got, json_string_value(v));
+    }
     const char *text = json_string_value(json_object_get(exp, "text"));
-    if (text && (out.p == NULL || strstr(out.p, text) == NULL))
-        fail_msg("%s: answer lacks \"%s\": %.300s", name, text, out.p ? out.p : "");
+    if (text && (out.body.p == NULL || strstr(out.body.p, text) == NULL))
+        fail_msg("%s: answer lacks \"%s\": %.300s", name, text, out.body.p ? out.body.p : "");
     const char *absent = json_string_value(json_object_get(exp, "absent"));
-    if (absent && out.p && strstr(out.p, absent) != NULL)
-        fail_msg("%s: answer has \"%s\": %.300s", name, absent, out.p);
-    free(out.p);
+    if (absent && out.body.p && strstr(out.body.p, absent) != NULL)
+        fail_msg("%s: answer has \"%s\": %.300s", name, absent, out.body.p);
+    answer_free(&out);
     json_decref(req);
     json_decref(exp);
 }
+
+/* --- dedicated tests (after every folder, in the same world) ---------------------------------- */
+
+/* Sends `method path` with token `tok` (NULL = none), an optional Idempotency-Key (NULL = none)
+ * and an optional JSON body text; fills *a (answer_free it). */
+static void call(const char *tok, const char *method, const char *path, const char *idem,
+                 const char *json_body, struct answer *a)
+{
+    char hdr[512];
+    struct curl_slist *headers = NULL;
+    if (tok) {
+        snprintf(hdr, sizeof hdr, "Authorization: Bearer %s", tok);
+        headers = curl_slist_append(headers, hdr);
+    }
+    if (idem) {
+        if (idem[0])
+            snprintf(hdr, sizeof hdr, "Idempotency-Key: %s", idem);
+        else
+            snprintf(hdr, sizeof hdr, "Idempotency-Key;"); /* curl's way to send it empty */
+        headers = curl_slist_append(headers, hdr);
+    }
+    if (json_body) headers = curl_slist_append(headers, "Content-Type: application/json");
+    CURLcode rc = perform(method, path, headers, json_body, json_body ? strlen(json_body) : 0, a);
+    curl_slist_free_all(headers);
+    if (rc != CURLE_OK && a->status == 0)
+        fail_msg("%s %s: %s", method, path, curl_easy_strerror(rc));
+}
+
+/* The JSON of an answer (decref it); fails the test when it is not JSON. */
+static json_t *answer_json(const struct answer *a)
+{
+    json_error_t jerr;
+    json_t *o = a->body.p ? json_loads(a->body.p, 0, &jerr) : NULL;
+    if (o == NULL) fail_msg("answer is not JSON: %.300s", a->body.p ? a->body.p : "");
+    return o;
+}
+
+static void expect_status(const struct answer *a, long status)
+{
+    if (a->status != status)
+        fail_msg("status %ld, wanted %ld; body: %.300s", a->status, status,
+                 a->body.p ? a->body.p : "");
+}
+
+static void expect_error(const struct answer *a, long status, const char *code)
+{
+    expect_status(a, status);
+    json_t *o = answer_json(a);
+    const char *got = json_string_value(json_object_get(json_object_get(o, "error"), "code"));
+    if (got == NULL || strcmp(got, code) != 0)
+        fail_msg("error code %s, wanted %s", got ? got : "(none)", code);
+    json_decref(o);
+}
+
+/* The number of jobs `who` sees. */
+static size_t count_jobs(const char *who)
+{
+    struct answer a;
+    call(token_for(who), "GET", "/v1/jobs?limit=1000", NULL, NULL, &a);
+    expect_status(&a, 200);
+    json_t *o = answer_json(&a);
+    size_t n = json_array_size(json_object_get(o, "jobs"));
+    json_decref(o);
+    answer_free(&a);
+    return n;
+}
+
+/* The audit entries after `seq` (decref them). */
+static json_t *audit_after(int64_t seq)
+{
+    char path[128];
+    struct answer a;
+    snprintf(path, sizeof path, "/v1/audit?after=%" PRId64 "&limit=100000", seq);
+    call(token_for("admin"), "GET", path, NULL, NULL, &a);
+    expect_status(&a, 200);
+    json_t *o = answer_json(&a);
+    json_t *entries = json_incref(json_object_get(o, "entries"));
+    json_decref(o);
+    answer_free(&a);
+    assert_non_null(entries);
+    return entries;
+}
+
+/* The seq of the last audit entry. */
+static int64_t audit_last_seq(void)
+{
+    json_t *e = audit_after(0);
+    size_t n = json_array_size(e);
+    int64_t seq = n ? json_integer_value(json_object_get(json_array_get(e, n - 1), "seq")) : 0;
+    json_decref(e);
+    return seq;
+}
+
+static const char *const job_a = "{\"script\":\"#!/bin/bash\\necho a\\n\",\"name\":\"idem-a\"}";
+static const char *const job_b = "{\"script\":\"#!/bin/bash\\necho b\\n\",\"name\":\"idem-b\"}";
+
+/* A retry with the same key and body gets the first answer, byte for byte, and no second job. */
+static void test_idem_replay_same_answer_one_job(void **state)
+{
+    (void)state;
+    struct answer a1, a2;
+    char v[16];
+    size_t before = count_jobs("alice");
+    call(token_for("alice"), "POST", "/v1/jobs", "replay-0001", job_a, &a1);
+    call(token_for("alice"), "POST", "/v1/jobs", "replay-0001", job_a, &a2);
+    expect_status(&a1, 202);
+    expect_status(&a2, 202);
+    assert_string_equal(a1.body.p, a2.body.p);
+    assert_false(answer_header(&a1, "Idempotent-Replayed", v, sizeof v));
+    assert_true(answer_header(&a2, "Idempotent-Replayed", v, sizeof v));
+    assert_string_equal(v, "true");
+    assert_int_equal(count_jobs("alice"), before + 1);
+    answer_free(&a1);
+    answer_free(&a2);
+}
+
+/* The same key with another body is refused (422) and creates nothing. */
+static void test_idem_other_body_is_422(void **state)
+{
+    (void)state;
+    struct answer a;
+    size_t before = count_jobs("alice");
+    call(token_for("alice"), "POST", "/v1/jobs", "other-body-0001", job_a, &a);
+    expect_status(&a, 202);
+    answer_free(&a);
+    call(token_for("alice"), "POST", "/v1/jobs", "other-body-0001", job_b, &a);
+    expect_error(&a, 422, "idempotency_key_reused");
+    assert_non_null(strstr(a.body.p, "fresh key"));
+    answer_free(&a);
+    assert_int_equal(count_jobs("alice"), before + 1);
+}
+
+/* Keys are per user: two users sending the same key and body get a job each. */
+static void test_idem_key_is_per_user(void **state)
+{
+    (void)state;
+    struct answer a1, a2;
+    char v[16];
+    size_t alice = count_jobs("alice"), frank = count_jobs("frank");
+    call(token_for("alice"), "POST", "/v1/jobs", "shared-0001", job_a, &a1);
+    call(token_for("frank"), "POST", "/v1/jobs", "shared-0001", job_a, &a2);
+    expect_status(&a1, 202);
+    expect_status(&a2, 202);
+    assert_false(answer_header(&a2, "Idempotent-Replayed", v, sizeof v));
+    json_t *j1 = answer_json(&a1), *j2 = answer_json(&a2);
+    assert_string_equal(json_string_value(json_object_get(j1, "user")), "alice");
+    assert_string_equal(json_string_value(json_object_get(j2, "user")), "frank");
+    assert_int_not_equal(json_integer_value(json_object_get(j1, "id")),
+                         json_integer_value(json_object_get(j2, "id")));
+    json_decref(j1);
+    json_decref(j2);
+    answer_free(&a1);
+    answer_free(&a2);
+    assert_int_equal(count_jobs("alice"), alice + 1);
+    assert_int_equal(count_jobs("frank"), frank + 1);
+}
+
+/* A malformed key (empty, a space, a control or non-ASCII byte, over 255) is 400 and creates
+ * nothing. */
+static void test_idem_bad_key_is_400(void **state)
+{
+    (void)state;
+    static const char *const bad[] = {"", "two words", "tab\there", "cl\xc3\xa9"};
+    struct answer a;
+    char long_key[300];
+    size_t before = count_jobs("alice");
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        call(token_for("alice"), "POST", "/v1/jobs", bad[i], job_a, &a);
+        expect_error(&a, 400, "invalid_idempotency_key");
+        answer_free(&a);
+    }
+    memset(long_key, 'k', 256);
+    long_key[256] = '\0';
+    call(token_for("alice"), "POST", "/v1/jobs", long_key, job_a, &a);
+    expect_error(&a, 400, "invalid_idempotency_key");
+    assert_non_null(strstr(a.body.p, "255"));
+    answer_free(&a);
+    assert_int_equal(count_jobs("alice"), before);
+    long_key[255] = '\0'; /* 255 is allowed */
+    call(token_for("alice"), "POST", "/v1/jobs", long_key, job_a, &a);
+    expect_status(&a, 202);
+    answer_free(&a);
+    assert_int_equal(count_jobs("alice"), before + 1);
+}
+
+/* A dry run with a key creates nothing and does not use the key up. */
+static void test_idem_dry_run_creates_nothing(void **state)
+{
+    (void)state;
+    struct answer a;
+    char v[16];
+    size_t before = count_jobs("alice");
+    int64_t seq = audit_last_seq();
+    call(token_for("alice"), "POST", "/v1/jobs", "dry-0001",
+         "{\"script\":\"#!/bin/bash\\necho a\\n\",\"dry_run\":true}", &a);
+    expect_status(&a, 200);
+    json_t *o = answer_json(&a);
+    assert_true(json_is_true(json_object_get(o, "dry_run")));
+    json_decref(o);
+    answer_free(&a);
+    assert_int_equal(count_jobs("alice"), before);
+    json_t *e = audit_after(seq);
+    assert_int_equal(json_array_size(e), 0);
+    json_decref(e);
+    /* the key is still fresh: a real submission with another body is taken, not refused */
+    call(token_for("alice"), "POST", "/v1/jobs", "dry-0001", job_a, &a);
+    expect_status(&a, 202);
+    assert_false(answer_header(&a, "Idempotent-Replayed", v, sizeof v));
+    answer_free(&a);
+    assert_int_equal(count_jobs("alice"), before + 1);
+}
+
+/* How many of `entries` have `action` (and, when not NULL, `actor`). */
+static size_t count_action(json_t *entries, const char *action, const char *actor)
+{
+    size_t n = 0, i;
+    json_t *e;
+    json_array_foreach(entries, i, e)
+    {
+        const char *ac = json_string_value(json_object_get(e, "action"));
+        const char *who = json_string_value(json_object_get(e, "actor"));
+        if (ac && strcmp(ac, action) == 0 && (actor == NULL || (who && strcmp(who, actor) == 0)))
+            n++;
+    }
+    return n;
+}
+
+/* Every change the API makes has exactly one audit entry, by the right actor; reads and dry runs
+ * have none. */
+static void test_audit_one_entry_per_change(void **state)
+{
+    (void)state;
+    struct answer a;
+    const char *admin = token_for("admin");
+    char zed[AUTH_TOKEN_LEN + 1], path[64];
+    int64_t seq = audit_last_seq();
+
+    call(admin, "POST", "/v1/partners", NULL, "{\"name\":\"acme\",\"share_weight\":2}", &a);
+    expect_status(&a, 201);
+    answer_free(&a);
+    call(admin, "PATCH", "/v1/partners/acme", NULL, "{\"description\":\"Acme SA\"}", &a);
+    expect_status(&a, 200);
+    answer_free(&a);
+    call(admin, "POST", "/v1/users", NULL,
+         "{\"name\":\"zed\",\"partner\":\"acme\",\"unix_user\":\"nobody\",\"category\":\"sme\"}",
+         &a);
+    expect_status(&a, 201);
+    answer_free(&a);
+    call(admin, "PATCH", "/v1/quotas/acme/current", NULL, "{\"gpu_hours\":10}", &a);
+    expect_status(&a, 200);
+    answer_free(&a);
+    call(admin, "POST", "/v1/tokens", NULL, "{\"user\":\"zed\",\"label\":\"laptop\"}", &a);
+    expect_status(&a, 201);
+    json_t *o = answer_json(&a);
+    snprintf(zed, sizeof zed, "%s", json_string_value(json_object_get(o, "token")));
+    int64_t token_id = json_integer_value(json_object_get(o, "id"));
+    json_decref(o);
+    answer_free(&a);
+    call(zed, "POST", "/v1/jobs", NULL,
+         "{\"script\":\"#!/bin/bash\\necho z\\n\",\"gpus\":1,\"time_minutes\":30}", &a);
+    expect_status(&a, 202);
+    o = answer_json(&a);
+    int64_t job_id = json_integer_value(json_object_get(o, "id"));
+    json_decref(o);
+    answer_free(&a);
+    call(zed, "POST", "/v1/jobs", NULL, "{\"script\":\"#!/bin/bash\\n\",\"dry_run\":true}", &a);
+    expect_status(&a, 200);
+    answer_free(&a);
+    snprintf(path, sizeof path, "/v1/jobs/%" PRId64, job_id);
+    call(zed, "GET", path, NULL, NULL, &a);
+    expect_status(&a, 200);
+    answer_free(&a);
+    call(zed, "DELETE", path, NULL, NULL, &a);
+    expect_status(&a, 202);
+    answer_free(&a);
+    snprintf(path, sizeof path, "/v1/tokens/%" PRId64, token_id);
+    call(admin, "DELETE", path, NULL, NULL, &a);
+    expect_status(&a, 200);
+    answer_free(&a);
+    /* dave's partner has no GPU budget: refused */
+    call(token_for("dave"), "POST", "/v1/jobs", NULL,
+         "{\"script\":\"#!/bin/bash\\n\",\"gpus\":1,\"time_minutes\":30}", &a);
+    expect_status(&a, 403);
+    answer_free(&a);
+    call(zed, "GET", "/v1/jobs", NULL, NULL, &a); /* revoked now */
+    expect_status(&a, 401);
+    answer_free(&a);
+
+    json_t *e = audit_after(seq);
+    static const struct {
+        const char *action, *actor;
+    } want[] = {
+        {"partner.created", "admin"},    {"partner.changed", "admin"},
+        {"user.created", "admin"},       {"quota.set", "admin"},
+        {"token.created", "admin"},      {"job.submitted", "zed"},
+        {"job.cancel_requested", "zed"}, {"token.revoked", "admin"},
+        {"job.refused", "dave"},         {"auth.failed", "-"},
+    };
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
+        if (count_action(e, want[i].action, want[i].actor) != 1) {
+            char *dump = json_dumps(e, JSON_COMPACT);
+            char copy[1500];
+            snprintf(copy, sizeof copy, "%s", dump ? dump : "");
+            free(dump);
+            fail_msg("%s by %s: %zu entries, wanted 1; entries: %s", want[i].action, want[i].actor,
+                     count_action(e, want[i].action, want[i].actor), copy);
+        }
+    assert_int_equal(json_array_size(e), sizeof want / sizeof want[0]);
+    json_decref(e);
+}
+
+/* Creating a user is audited (user.created, by its creator, naming the user). */
+static void test_audit_user_created(void **state)
+{
+    (void)state;
+    struct answer a;
+    int64_t seq = audit_last_seq();
+    call(token_for("stan"), "POST", "/v1/users", NULL,
+         "{\"name\":\"yuri\",\"partner\":\"vub\",\"unix_user\":\"nobody\",\"category\":"
+         "\"researcher\"}",
+         &a);
+    expect_status(&a, 201);
+    answer_free(&a);
+    json_t *e = audit_after(seq);
+    assert_int_equal(json_array_size(e), 1);
+    assert_int_equal(count_action(e, "user.created", "stan"), 1);
+    char *details = json_dumps(json_object_get(json_array_get(e, 0), "details"), JSON_COMPACT);
+    assert_non_null(details);
+    if (strstr(details, "\"yuri\"") == NULL) fail_msg("details do not name the user: %s", details);
+    free(details);
+    json_decref(e);
+}
+
+static const struct CMUnitTest dedicated[] = {
+    cmocka_unit_test(test_idem_replay_same_answer_one_job),
+    cmocka_unit_test(test_idem_other_body_is_422),
+    cmocka_unit_test(test_idem_key_is_per_user),
+    cmocka_unit_test(test_idem_bad_key_is_400),
+    cmocka_unit_test(test_idem_dry_run_creates_nothing),
+    cmocka_unit_test(test_audit_one_entry_per_change),
+    cmocka_unit_test(test_audit_user_created),
+};
+#define N_DEDICATED (sizeof dedicated / sizeof dedicated[0])
 
 static int name_cmp(const void *a, const void *b)
 {
@@ -413,13 +858,15 @@ int main(void)
     }
     closedir(d);
     qsort(names, n, sizeof *names, name_cmp);
-    struct CMUnitTest *tests = calloc(n, sizeof *tests);
+    struct CMUnitTest *tests = calloc(n + N_DEDICATED, sizeof *tests);
     for (size_t i = 0; i < n; i++) {
         tests[i].name = names[i];
         tests[i].test_func = run_case;
         tests[i].initial_state = names[i];
     }
-    int rc = _cmocka_run_group_tests("api_cases", tests, n, world_start, world_stop);
+    for (size_t i = 0; i < N_DEDICATED; i++)
+        tests[n + i] = dedicated[i];
+    int rc = _cmocka_run_group_tests("api_cases", tests, n + N_DEDICATED, world_start, world_stop);
     for (size_t i = 0; i < n; i++)
         free(names[i]);
     free(names);
