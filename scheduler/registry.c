@@ -740,7 +740,15 @@ static void run_batch(registry *r, struct change *list)
     }
     for (struct change *c = list; c; c = c->next) {
         rc = store_change_begin(r->st);
-        if (rc == 0) rc = store_change_end(r->st, apply(r, c));
+        if (rc == 0) {
+            int arc = apply(r, c);
+            rc = store_change_end(r->st, arc);
+            /* a change of many items may have moved the engine for items before the one that
+             * failed, and a change whose savepoint would not release has moved it too */
+            if ((arc < 0 && (c->kind == CH_OUTCOMES || c->kind == CH_SLURM)) ||
+                (arc == 0 && rc < 0))
+                r->engine_suspect = true;
+        }
         c->rc = rc;
         touched = true;
     }
@@ -768,13 +776,55 @@ static void run_batch(registry *r, struct change *list)
     fault_point("commit.after");
 }
 
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* While the store refuses writes (disk full): one small probe write at most every
+ * PROBE_EVERY_MS; until one succeeds, changes fail at once with the store's error (no batch is
+ * tried, so the engine is never touched). Returns 0 when the store takes writes. */
+#define PROBE_EVERY_MS 250
+static int degraded_check(registry *r, int64_t *last_probe)
+{
+    int rc = registry_health(r, NULL, 0);
+    if (rc == 0) return 0;
+    int64_t now = mono_ms();
+    if (now - *last_probe < PROBE_EVERY_MS) return rc;
+    *last_probe = now;
+    rc = store_probe(r->st);
+    if (rc == 0) health_set(r, 0, NULL);
+    return rc;
+}
+
 static void *committer_main(void *arg)
 {
     registry *r = arg;
+    int64_t last_probe = 0;
     for (;;) {
         pthread_mutex_lock(&r->q_mu);
-        while (r->head == NULL && !r->stopping)
-            pthread_cond_wait(&r->q_cv, &r->q_mu);
+        while (r->head == NULL && !r->stopping) {
+            if (registry_health(r, NULL, 0) == 0) {
+                pthread_cond_wait(&r->q_cv, &r->q_mu);
+                continue;
+            }
+            /* degraded and idle: wake up to probe, so that health recovers by itself */
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            ts.tv_nsec += PROBE_EVERY_MS * 1000000L;
+            if (ts.tv_nsec >= 1000000000L) {
+                ts.tv_sec++;
+                ts.tv_nsec -= 1000000000L;
+            }
+            pthread_cond_timedwait(&r->q_cv, &r->q_mu, &ts);
+            if (r->head == NULL) {
+                pthread_mutex_unlock(&r->q_mu);
+                degraded_check(r, &last_probe);
+                pthread_mutex_lock(&r->q_mu);
+            }
+        }
         if (r->head == NULL) {
             pthread_mutex_unlock(&r->q_mu);
             break;
@@ -790,7 +840,13 @@ static void *committer_main(void *arg)
         last->next = NULL;
         pthread_mutex_unlock(&r->q_mu);
 
-        run_batch(r, list);
+        int drc = degraded_check(r, &last_probe);
+        if (drc < 0) {
+            for (struct change *c = list; c; c = c->next)
+                c->rc = drc;
+        } else {
+            run_batch(r, list);
+        }
 
         pthread_mutex_lock(&r->q_mu);
         for (struct change *c = list, *next; c; c = next) {

@@ -1211,6 +1211,21 @@ int store_checkpoint(store *s)
     return ret;
 }
 
+int store_probe(store *s)
+{
+    if (!s || held_here(s)) return -EINVAL;
+    int ret = write_begin(s, false);
+    if (ret < 0) return ret;
+    char sql[128];
+    snprintf(sql, sizeof sql,
+             "INSERT INTO meta (key, value) VALUES ('probe', '%lld') "
+             "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+             (long long)now());
+    int rc = sqlite3_exec(s->w.db, sql, NULL, NULL, NULL);
+    ret = rc == SQLITE_OK ? 0 : db_error(&s->w, rc, "probe");
+    return write_end(s, ret);
+}
+
 /* --- partners --- */
 
 int store_partner_insert(store *s, const char *name, const char *description, int share_weight,

@@ -184,6 +184,11 @@ int store_change_end(store *s, int rc);
  * kept it from finishing: try later), -EINVAL (this thread holds a batch or a change), -EIO. */
 int store_checkpoint(store *s);
 
+/* Writes one small row (meta "probe") in a transaction of its own and commits it (an fsync):
+ * proves the database can take writes again after a failure (a disk full). Returns 0, -ENOSPC,
+ * -EIO, -EINVAL (this thread holds a batch or a change). */
+int store_probe(store *s);
+
 /* --- partners --- */
 
 /* Inserts a partner with a fair-share weight (>= 1). Returns 0 (sets *id when id is not NULL),
