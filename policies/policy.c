@@ -21,6 +21,7 @@
 #include "policy.h"
 
 #include "heap.h"
+#include "rank.h"
 
 #include <errno.h>
 #include <math.h> /* macros only (isfinite, HUGE_VAL): no libm */
@@ -56,10 +57,11 @@ struct puser {
     struct ppartner *partner;
     policy_category cat;
     int64_t gpus_in_slurm;
-    size_t n_jobs; /* queued + in Slurm: `queue` has room for all of them (requeue never fails) */
-    heap queue;    /* queued jobs, by job key */
-    size_t slot;   /* in policy.users_q, HEAP_NONE when it has no queued job */
-    double key;    /* fs_term + category term + top job's key, while in users_q */
+    size_t n_jobs;   /* queued + in Slurm: `queue` has room for all of them (requeue never fails) */
+    heap queue;      /* queued jobs, by job key */
+    rank_set ranked; /* the same jobs, by job key, for queue positions */
+    size_t slot;     /* in policy.users_q, HEAP_NONE when it has no queued job */
+    double key;      /* fs_term + category term + top job's key, while in users_q */
 };
 
 struct pjob {
@@ -70,6 +72,7 @@ struct pjob {
     int64_t submitted_at;
     double key; /* W_size x S - W_age x submitted_at / (3600 x unit) */
     size_t slot;
+    rank_node rk; /* in its user's `ranked` while queued */
     bool in_slurm, running;
     char period[8];      /* in Slurm: the period of its hold */
     struct pperiod *per; /* in Slurm: its hold's entry, NULL when it holds nothing there */
@@ -763,6 +766,7 @@ int policy_user_set(policy *p, const char *name, const char *partner, policy_cat
     u->cat = cat;
     u->slot = HEAP_NONE;
     heap_init(&u->queue, job_before, job_moved);
+    rank_init(&u->ranked);
     memmove(&p->users[i + 1], &p->users[i], (p->n_users - i) * sizeof *p->users);
     p->users[i] = u;
     p->n_users++;
@@ -865,14 +869,12 @@ static void quote(const policy *p, const struct puser *u, const policy_job *j, i
     bool next = true;
 
     v->priority = priority_of(p, u, j->gpus, j->submitted_at, now);
-    /* every queued job that ranks at or above it goes first (ties: the one queued earlier) */
+    /* every queued job that ranks at or above it goes first (ties: the one queued earlier):
+     * O(users x log jobs) with each user's jobs ranked by key */
     for (size_t i = 0; i < heap_len(&p->users_q); i++) {
         const struct puser *x = heap_at(&p->users_q, i);
         double base = x->partner->fs_term + cat_term(p, x->cat);
-        for (size_t k = 0; k < heap_len(&x->queue); k++) {
-            const struct pjob *q = heap_at(&x->queue, k);
-            if (base + q->key >= full) ahead++;
-        }
+        ahead += rank_count_at_or_above(&x->ranked, full - base);
     }
     v->queue_position = ahead + 1;
 
@@ -992,6 +994,7 @@ static void queue_push(policy *p, struct pjob *j)
     j->running = false;
     j->partner = u->partner;
     heap_push(&u->queue, j);
+    rank_insert(&u->ranked, &j->rk, j->key, j->id);
     j->partner->queued++;
     p->n_queued++;
     user_rekey(p, u);
@@ -1001,6 +1004,7 @@ static void queue_push(policy *p, struct pjob *j)
 static void queue_take(policy *p, struct pjob *j)
 {
     heap_remove(&j->user->queue, j->slot);
+    rank_remove(&j->user->ranked, &j->rk);
     j->partner->queued--;
     p->n_queued--;
     user_rekey(p, j->user);

@@ -168,9 +168,9 @@ int policy_usage_load(policy *p, const char *partner, const char *period, int64_
 int policy_job_admit(const policy *p, const policy_job *j, int64_t now, policy_verdict *v);
 
 /* The same decision as policy_job_admit, without the quote: queue_position, wait_reason and
- * priority are left 0/"" (costs and budgets left are filled). O(log n) where the quote is O(n) in
- * the queued jobs: use it for a real submission, policy_job_admit for a dry run. Returns 0 or
- * -EINVAL. */
+ * priority are left 0/"" (costs and budgets left are filled). O(log n), where the quote is
+ * O(u log n) for u users with queued jobs: use it for a real submission, policy_job_admit for a
+ * dry run. Returns 0 or -EINVAL. */
 int policy_job_check(const policy *p, const policy_job *j, int64_t now, policy_verdict *v);
 
 /* Queues `j` (already admitted and on disk). Returns 0, -EEXIST (id known), -ENOENT (unknown
