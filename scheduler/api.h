@@ -1,10 +1,11 @@
 /* api.h - the /v1 HTTP+JSON API of antennad: routing, authentication, validation, answers.
  *
  * Runs its handlers on the libuv thread pool (they read the store and make registry changes);
- * never calls SQLite, the registry or does file I/O on the loop thread, and never talks to Slurm:
- * reads are served from antennad's own state, and changes for Slurm go through the broker. Never
- * writes the store, never takes the policy engine's lock and never appends to the audit trail
- * itself: every change is one registry call, which audits it.
+ * never calls SQLite or the registry on the loop thread (but registry_health, which only reads a
+ * flag, for /healthz), never does file I/O there, and never talks to Slurm: reads are served
+ * from antennad's own state, and changes for Slurm go through the broker. Never writes the store,
+ * never takes the policy engine's lock and never appends to the audit trail itself: every change
+ * is one registry call, which audits it.
  */
 #ifndef ANTENNA_API_H
 #define ANTENNA_API_H

@@ -24,6 +24,7 @@
  */
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <setjmp.h>
@@ -34,6 +35,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/mount.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -66,6 +68,8 @@ static struct world {
     registry *reg;
     audit *audit;
     char tok[10][AUTH_TOKEN_LEN + 1]; /* tokens of world_users, then the revoked one */
+    bool tiny;   /* dir is a tmpfs of its own (as root), which the disk-full tests fill */
+    bool filled; /* the disk-full tests filled it (dir/filler) */
 } w;
 
 static const struct {
@@ -140,6 +144,10 @@ static int world_start(void **state)
     int64_t rid = 0;
     snprintf(w.dir, sizeof w.dir, "/tmp/antenna-test-api.XXXXXX");
     if (mkdtemp(w.dir) == NULL) return -1;
+    /* As root, the world lives on a small disk of its own, for the disk-full tests; elsewhere
+     * they skip. */
+    w.tiny = geteuid() == 0 && mount("tmpfs", w.dir, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC,
+                                     "size=32m,mode=0700") == 0;
     snprintf(cmd, sizeof cmd, "deploy/make-cert.sh %s > /dev/null", w.dir);
     if (system(cmd) != 0) return -1;
     snprintf(w.ca, sizeof w.ca, "%s/ca.pem", w.dir);
@@ -239,6 +247,7 @@ static int world_stop(void **state)
     audit_free(w.audit);
     store_free(w.st);
     curl_global_cleanup();
+    if (w.tiny && umount2(w.dir, MNT_DETACH) != 0) fprintf(stderr, "umount %s failed\n", w.dir);
     snprintf(cmd, sizeof cmd, "rm -rf %s", w.dir);
     return system(cmd) == 0 ? 0 : -1;
 }
@@ -825,6 +834,101 @@ static void test_audit_user_created(void **state)
     json_decref(e);
 }
 
+/* --- a full disk (root only: the world is then on a 32 MiB tmpfs) ---------------------------- */
+
+/* Fills the world's disk to its last byte with dir/filler. */
+static void fill_disk(void)
+{
+    char path[128], chunk[65536];
+    snprintf(path, sizeof path, "%s/filler", w.dir);
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    assert_true(fd >= 0);
+    memset(chunk, 'f', sizeof chunk);
+    for (size_t len = sizeof chunk; len > 0; len /= 2)
+        while (write(fd, chunk, len) == (ssize_t)len)
+            ;
+    close(fd);
+    w.filled = true;
+}
+
+/* With the disk full, a submission is 503 unavailable with Retry-After: 5, and is not recorded. */
+static void test_disk_full_submit_is_503_with_retry_after(void **state)
+{
+    (void)state;
+    if (!w.tiny) {
+        print_message("skipped: a full disk needs root and a tmpfs mount\n");
+        skip();
+    }
+    /* big scripts, so that the database must grow on disk soon */
+    static char body[70000];
+    char script[60001], v[16];
+    memset(script, '#', sizeof script - 1);
+    memcpy(script, "#!/bin/bash\\n", 13); /* JSON-escaped newline */
+    script[sizeof script - 1] = '\0';
+    snprintf(body, sizeof body, "{\"script\":\"%s\"}", script);
+    size_t before = count_jobs("alice"), taken = 0;
+    fill_disk();
+    struct answer a;
+    memset(&a, 0, sizeof a);
+    for (int i = 0; i < 200; i++) {
+        answer_free(&a);
+        call(token_for("alice"), "POST", "/v1/jobs", NULL, body, &a);
+        if (a.status != 202) break;
+        taken++;
+    }
+    expect_error(&a, 503, "unavailable");
+    assert_non_null(strstr(a.body.p, "disk full"));
+    assert_non_null(strstr(a.body.p, "nothing was recorded"));
+    assert_true(answer_header(&a, "Retry-After", v, sizeof v));
+    assert_string_equal(v, "5");
+    answer_free(&a);
+    assert_int_equal(count_jobs("alice"), before + taken);
+}
+
+/* While the store cannot write, /healthz is 503 degraded and says why. */
+static void test_disk_full_healthz_is_degraded(void **state)
+{
+    (void)state;
+    if (!w.filled) {
+        print_message("skipped: the disk was not filled\n");
+        skip();
+    }
+    struct answer a;
+    call(NULL, "GET", "/healthz", NULL, NULL, &a);
+    expect_status(&a, 503);
+    json_t *o = answer_json(&a);
+    assert_string_equal(json_string_value(json_object_get(o, "status")), "degraded");
+    json_t *reasons = json_object_get(o, "reasons");
+    assert_int_equal(json_array_size(reasons), 1);
+    assert_non_null(strstr(json_string_value(json_array_get(reasons, 0)), "store"));
+    json_decref(o);
+    answer_free(&a);
+}
+
+/* Once space is back, submissions are taken and /healthz is ok again. */
+static void test_disk_freed_recovers(void **state)
+{
+    (void)state;
+    char path[128];
+    if (!w.filled) {
+        print_message("skipped: the disk was not filled\n");
+        skip();
+    }
+    snprintf(path, sizeof path, "%s/filler", w.dir);
+    assert_int_equal(unlink(path), 0);
+    w.filled = false;
+    struct answer a;
+    size_t before = count_jobs("alice");
+    call(token_for("alice"), "POST", "/v1/jobs", NULL, job_a, &a);
+    expect_status(&a, 202);
+    answer_free(&a);
+    assert_int_equal(count_jobs("alice"), before + 1);
+    call(NULL, "GET", "/healthz", NULL, NULL, &a);
+    expect_status(&a, 200);
+    assert_non_null(strstr(a.body.p, "\"status\":\"ok\""));
+    answer_free(&a);
+}
+
 static const struct CMUnitTest dedicated[] = {
     cmocka_unit_test(test_idem_replay_same_answer_one_job),
     cmocka_unit_test(test_idem_other_body_is_422),
@@ -833,6 +937,9 @@ static const struct CMUnitTest dedicated[] = {
     cmocka_unit_test(test_idem_dry_run_creates_nothing),
     cmocka_unit_test(test_audit_one_entry_per_change),
     cmocka_unit_test(test_audit_user_created),
+    cmocka_unit_test(test_disk_full_submit_is_503_with_retry_after),
+    cmocka_unit_test(test_disk_full_healthz_is_degraded),
+    cmocka_unit_test(test_disk_freed_recovers),
 };
 #define N_DEDICATED (sizeof dedicated / sizeof dedicated[0])
 
