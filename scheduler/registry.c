@@ -98,6 +98,7 @@ struct registry {
     pthread_cond_t done_cv;
     struct change *head, *tail;
     bool stopping;
+    size_t callers; /* threads inside submit_change: registry_free waits for them to leave */
     pthread_t thread;
 
     pthread_mutex_t health_mu;
@@ -280,14 +281,19 @@ static int apply_submit(registry *r, struct change *c)
                 s->status = e.status;
                 s->body = e.body;
                 e.body = NULL;
-                j->id = e.job_id;
                 s->verdict.admitted = true;
+                if (store_job_get(r->st, e.job_id, j) < 0) j->id = e.job_id;
             }
             store_idem_clear(&e);
             return same ? 0 : -EEXIST;
         }
         if (rc != -ENOENT) return rc;
     }
+    /* the submitter, as the store has it: its name and id must agree */
+    store_user owner;
+    if (j->user[0] == '\0') return -ENOENT;
+    if ((rc = store_user_get(r->st, j->user, &owner)) < 0) return rc;
+    if (owner.id != j->user_id) return -ENOENT;
     int64_t now = j->submitted_at ? j->submitted_at : time(NULL);
     policy_job pj;
     job_to_policy(j, &pj);
@@ -739,6 +745,10 @@ static void run_batch(registry *r, struct change *list)
         return;
     }
     for (struct change *c = list; c; c = c->next) {
+        /* the batch's last audit entry, to restore if this change is undone */
+        int64_t seq0 = r->batch_seq;
+        char hash0[STORE_HASH_HEX];
+        memcpy(hash0, r->batch_hash, sizeof hash0);
         rc = store_change_begin(r->st);
         if (rc == 0) {
             int arc = apply(r, c);
@@ -748,6 +758,10 @@ static void run_batch(registry *r, struct change *list)
             if ((arc < 0 && (c->kind == CH_OUTCOMES || c->kind == CH_SLURM)) ||
                 (arc == 0 && rc < 0))
                 r->engine_suspect = true;
+        }
+        if (rc != 0) {
+            r->batch_seq = seq0;
+            memcpy(r->batch_hash, hash0, sizeof hash0);
         }
         c->rc = rc;
         touched = true;
@@ -870,6 +884,7 @@ static int submit_change(registry *r, struct change *c)
         pthread_mutex_unlock(&r->q_mu);
         return -ESHUTDOWN;
     }
+    r->callers++;
     if (r->tail)
         r->tail->next = c;
     else
@@ -878,8 +893,10 @@ static int submit_change(registry *r, struct change *c)
     pthread_cond_signal(&r->q_cv);
     while (!c->done)
         pthread_cond_wait(&r->done_cv, &r->q_mu);
+    int rc = c->rc;
+    if (--r->callers == 0 && r->stopping) pthread_cond_broadcast(&r->done_cv);
     pthread_mutex_unlock(&r->q_mu);
-    return c->rc;
+    return rc;
 }
 
 /* --- lifecycle ------------------------------------------------------------------------------ */
@@ -936,6 +953,10 @@ void registry_free(registry *r)
     pthread_cond_signal(&r->q_cv);
     pthread_mutex_unlock(&r->q_mu);
     pthread_join(r->thread, NULL);
+    pthread_mutex_lock(&r->q_mu); /* woken callers may still be leaving submit_change */
+    while (r->callers > 0)
+        pthread_cond_wait(&r->done_cv, &r->q_mu);
+    pthread_mutex_unlock(&r->q_mu);
     pthread_cond_destroy(&r->done_cv);
     pthread_cond_destroy(&r->q_cv);
     pthread_mutex_destroy(&r->health_mu);

@@ -55,7 +55,9 @@ void registry_free(registry *r);
 store *registry_store(registry *r);
 
 /* Who makes a change, for its audit entry. Strings are borrowed for the call. actor: a user's
- * name, "antennad" (the broker) or "-" (unauthenticated); partner: "" or NULL when none. */
+ * name, "antennad" (the broker) or "-" (unauthenticated); partner: the actor's partner ("" or
+ * NULL when none), used for entries that concern no partner of their own (job.refused, plain
+ * registry_audit events); every other entry carries the partner the change concerns. */
 typedef struct registry_actor {
     const char *actor;
     const char *partner;
@@ -92,8 +94,10 @@ size_t registry_queue_length(registry *r);
  * running): the broker sizes it from the cluster. Returns 0 or -EINVAL (window <= 0). */
 int registry_window_set(registry *r, int window);
 
-/* Whether the store took the last batch: 0 when it did, else the error of the last failed
- * COMMIT (-ENOSPC, -EIO) with a reason in why (cleared by the next batch that commits). */
+/* Whether the store takes writes: 0 when it does, else the error of the last failed write
+ * (-ENOSPC, -EIO) with a reason in why. While it fails, changes fail at once with that error and
+ * a small probe write every 250 ms clears it when the store works again. Never blocks (reads a
+ * flag under a mutex): safe on the event-loop thread, e.g. for /healthz. */
 int registry_health(registry *r, char *why, size_t len);
 
 /* --- changes ------------------------------------------------------------------------------------
@@ -124,8 +128,11 @@ typedef struct registry_submit {
     char *body;             /* the answer's body, malloc'd: the caller frees it */
 } registry_submit;
 
-/* Returns 0 (admitted, refused or replayed: see s), -EEXIST (key reused with another body),
- * -ENOENT (no such user), or a common error. */
+/* On a replay, job is the job as the store has it now, status and body the first answer's, and
+ * verdict.admitted is true (the rest of the verdict is not filled). Without a key, render is
+ * still called when set. Returns 0 (admitted, refused or replayed: see s), -EEXIST (key reused
+ * with another body), -ENOENT (no user with this id and name), -EINVAL (bad job fields), or a
+ * common error. */
 int registry_job_submit(registry *r, const registry_actor *who, registry_submit *s);
 
 /* Asks to cancel job `id`: a queued job is cancelled at once (*now_cancelled = true; it leaves the
