@@ -94,6 +94,7 @@ format:
 
 format-check:
 	$(Q)clang-format --dry-run --Werror $(wildcard */*.[ch] tests/unit/*.[ch] tests/integration/*.[ch] tests/bench/*.[ch]) && echo "  format ok"
+	$(Q)tests/lint.sh
 
 test: deps
 	$(Q)$(MAKE) --no-print-directory format-check
