@@ -259,10 +259,19 @@ static void pend_keep(broker *b, const registry_outcome *o, size_t n)
 
 /* Records outcomes; on success follows the submitted jobs. Returns 0 or the registry's error
  * (the outcomes are then kept for the next tick). */
+static int outcomes_recorded(broker *b, registry_outcome *o, size_t n, int rc);
+
 static int record_outcomes(broker *b, registry_outcome *o, size_t n)
 {
     if (n == 0) return 0;
-    int rc = registry_dispatch_outcomes(b->reg, o, n);
+    return outcomes_recorded(b, o, n, registry_dispatch_outcomes(b->reg, o, n));
+}
+
+/* What follows the recording of n outcomes with result rc: kept for the next tick when it failed,
+ * followed in Slurm when submitted. Returns rc. */
+static int outcomes_recorded(broker *b, registry_outcome *o, size_t n, int rc)
+{
+    if (n == 0) return 0;
     if (rc < 0) {
         LOG(LOG_ERROR, "broker: cannot record %zu dispatch outcome(s) (%s); will retry", n,
             strerror(-rc));
@@ -365,15 +374,25 @@ static int submit_one(broker *b, const store_job *j, registry_outcome *o)
     return 0;
 }
 
-/* Begins, submits and records batches of jobs while the engine lets them go. */
+/* Begins, submits and records batches of jobs while the engine lets them go, pipelined: the
+ * outcomes of one batch and the begin of the next share one group commit. */
 static void dispatch(broker *b, int64_t start)
 {
+    registry_outcome *prev = NULL;
+    size_t nprev = 0;
+    bool more = true;
     b->last_dispatch = start;
     b->dirty = false;
-    for (;;) {
+    while (more || nprev > 0) {
         store_job *jobs = NULL;
         size_t n = 0;
-        int rc = registry_dispatch_begin(b->reg, time(NULL), DISPATCH_BATCH, &jobs, &n);
+        int orc = 0;
+        size_t max = more ? DISPATCH_BATCH : 0;
+        int rc = registry_dispatch_step(b->reg, prev, nprev, time(NULL), max, &jobs, &n, &orc);
+        outcomes_recorded(b, prev, nprev, orc);
+        free(prev);
+        prev = NULL;
+        nprev = 0;
         if (rc < 0) {
             LOG(LOG_ERROR, "broker: cannot begin dispatches (%s); will retry", strerror(-rc));
             b->dirty = true;
@@ -381,24 +400,23 @@ static void dispatch(broker *b, int64_t start)
         }
         if (n == 0) return;
         fault_point("dispatch.begun");
-        registry_outcome *o = calloc(n, sizeof *o);
-        if (o == NULL) {
-            /* their outcomes are unknown to nobody but us: a restart looks them up */
+        prev = calloc(n, sizeof *prev);
+        if (prev == NULL) {
+            /* their outcomes are known to nobody but us: a lookup in Slurm resolves them */
             LOG(LOG_ERROR, "broker: out of memory dispatching %zu job(s)", n);
             for (size_t i = 0; i < n; i++)
                 idvec_push(&b->unresolved, jobs[i].id);
             free(jobs);
             return;
         }
-        size_t k = 0;
         bool stop = false;
         for (size_t i = 0; i < n; i++) {
             if (stop) {
-                outcome_set(&o[k++], jobs[i].id, REGISTRY_REQUEUE, 0,
+                outcome_set(&prev[nprev++], jobs[i].id, REGISTRY_REQUEUE, 0,
                             "waiting for Slurm: it could not be reached");
                 continue;
             }
-            rc = submit_one(b, &jobs[i], &o[k]);
+            rc = submit_one(b, &jobs[i], &prev[nprev]);
             if (rc == -ETIMEDOUT) {
                 if (idvec_push(&b->unresolved, jobs[i].id) < 0)
                     LOG(LOG_ERROR, "job %" PRId64 ": out of memory; a restart resolves it",
@@ -407,16 +425,14 @@ static void dispatch(broker *b, int64_t start)
                 stop = true;
                 continue;
             }
-            k++;
+            nprev++;
             if (rc == -EAGAIN) stop = true;
         }
         free(jobs);
-        rc = record_outcomes(b, o, k);
-        free(o);
-        if (rc < 0 || stop || n < DISPATCH_BATCH) return;
-        if (time(NULL) - start >= TICK_BUDGET_S) {
+        more = !stop && n == DISPATCH_BATCH;
+        if (more && time(NULL) - start >= TICK_BUDGET_S) {
             b->dirty = true; /* the next tick goes on at once */
-            return;
+            more = false;
         }
     }
 }

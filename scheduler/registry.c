@@ -874,29 +874,38 @@ static void *committer_main(void *arg)
 }
 
 /* Hands `c` to the committer and waits until its batch is done. Returns c->rc. */
-static int submit_change(registry *r, struct change *c)
+static int submit_changes(registry *r, struct change **cs, size_t n)
 {
-    c->done = false;
-    c->next = NULL;
-    c->rc = 0;
+    for (size_t i = 0; i < n; i++) {
+        cs[i]->done = false;
+        cs[i]->next = i + 1 < n ? cs[i + 1] : NULL;
+        cs[i]->rc = 0;
+    }
     pthread_mutex_lock(&r->q_mu);
     if (r->stopping) {
         pthread_mutex_unlock(&r->q_mu);
         return -ESHUTDOWN;
     }
     r->callers++;
+    /* handed over together: they go into the same batch unless it is full */
     if (r->tail)
-        r->tail->next = c;
+        r->tail->next = cs[0];
     else
-        r->head = c;
-    r->tail = c;
+        r->head = cs[0];
+    r->tail = cs[n - 1];
     pthread_cond_signal(&r->q_cv);
-    while (!c->done)
+    while (!cs[n - 1]->done)
         pthread_cond_wait(&r->done_cv, &r->q_mu);
-    int rc = c->rc;
+    int rc = cs[0]->rc;
     if (--r->callers == 0 && r->stopping) pthread_cond_broadcast(&r->done_cv);
     pthread_mutex_unlock(&r->q_mu);
     return rc;
+}
+
+/* Hands `c` to the committer and waits until its batch is done. Returns c->rc. */
+static int submit_change(registry *r, struct change *c)
+{
+    return submit_changes(r, &c, 1);
 }
 
 /* --- lifecycle ------------------------------------------------------------------------------ */
@@ -1066,6 +1075,35 @@ int registry_dispatch_begin(registry *r, int64_t now, size_t max, store_job **ou
     if (rc < 0) return rc;
     *out = c.u.begin.jobs;
     *n = c.u.begin.n;
+    return 0;
+}
+
+int registry_dispatch_step(registry *r, registry_outcome *o, size_t n_out, int64_t now, size_t max,
+                           store_job **out, size_t *n, int *outcomes_rc)
+{
+    struct change rec = {.kind = CH_OUTCOMES}, begin = {.kind = CH_DISPATCH_BEGIN};
+    struct change *cs[2];
+    size_t k = 0;
+    *out = NULL;
+    *n = 0;
+    *outcomes_rc = 0;
+    rec.u.outcomes.o = o;
+    rec.u.outcomes.n = n_out;
+    begin.u.begin.now = now;
+    begin.u.begin.max = max;
+    if (n_out > 0) cs[k++] = &rec;
+    if (max > 0) cs[k++] = &begin;
+    if (k == 0) return 0;
+    int rc = submit_changes(r, cs, k);
+    if (rc == -ESHUTDOWN) {
+        *outcomes_rc = rc;
+        return rc;
+    }
+    if (n_out > 0) *outcomes_rc = rec.rc;
+    if (max == 0) return 0;
+    if (begin.rc < 0) return begin.rc;
+    *out = begin.u.begin.jobs;
+    *n = begin.u.begin.n;
     return 0;
 }
 

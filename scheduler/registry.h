@@ -170,6 +170,13 @@ typedef struct registry_outcome {
  * again later with the same outcomes). */
 int registry_dispatch_outcomes(registry *r, registry_outcome *o, size_t n);
 
+/* The broker's pipelined step: records the outcomes of the last batch (as
+ * registry_dispatch_outcomes, result in *outcomes_rc) and begins the next one (as
+ * registry_dispatch_begin, up to `max` jobs at `now`), handed over together so that both share
+ * one group commit. Either part may be empty (n_out 0, max 0). Returns the begin's result. */
+int registry_dispatch_step(registry *r, registry_outcome *o, size_t n_out, int64_t now, size_t max,
+                           store_job **out, size_t *n, int *outcomes_rc);
+
 /* A change Slurm reported for one of our jobs in Slurm (or that Slurm no longer knows it). */
 typedef struct registry_slurm_change {
     int64_t id;
