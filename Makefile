@@ -108,13 +108,34 @@ demo: deps all
 demo-stop:
 	$(Q)deploy/demo.sh stop
 
-# Benchmarks: print measurements, never fail on a time.
-$(BUILD)/bench/%: tests/bench/%.c $(BUILD)/libpolicies.a
+# Benchmarks: print measurements, never fail on a time. `make bench` runs tests/bench/run.sh: one
+# private Slurm cluster with antennad and slurmrestd side by side, a table on stdout and
+# $(BUILD)/bench.json. Knobs (environment): BENCH_DURATION (10s), BENCH_QUEUED (100000),
+# BENCH_DISPATCH_N, BENCH_IDLE, BENCH_POLICY_MAX... (see tests/bench/run.sh).
+BENCH_BIN := $(addprefix $(BUILD)/bench/,bench_policy bench_dispatch loadgen bench_report)
+
+$(BUILD)/bench/bench_policy: tests/bench/bench_policy.c $(BUILD)/libpolicies.a
 	@mkdir -p $(dir $@)
 	$(call say,LD,$@)$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $^ -lm
 
-bench: $(BUILD)/bench/bench_policy
-	$(Q)$(BUILD)/bench/bench_policy
+$(BUILD)/bench/bench_dispatch: tests/bench/bench_dispatch.c $(BUILD)/libscheduler.a $(BUILD)/libpolicies.a
+	@mkdir -p $(dir $@)
+	$(call say,LD,$@)$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LIBS_SCHED)
+
+$(BUILD)/bench/loadgen: tests/bench/loadgen.c
+	@mkdir -p $(dir $@)
+	$(call say,LD,$@)$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $^ -lssl -lcrypto -lpthread -lm
+
+$(BUILD)/bench/bench_report: tests/bench/bench_report.c
+	@mkdir -p $(dir $@)
+	$(call say,LD,$@)$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $^ -ljansson -lm
+
+.PHONY: bench-bin
+bench-bin: all $(BENCH_BIN)
+
+bench: deps
+	$(Q)$(MAKE) --no-print-directory bench-bin
+	$(Q)tests/bench/run.sh $(BUILD)
 
 clean:
 	$(Q)rm -rf build build-san

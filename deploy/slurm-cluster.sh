@@ -10,6 +10,14 @@
 #   slurm-cluster.sh stop DIR     stops this cluster's daemons and jobs; idempotent.
 #   slurm-cluster.sh status DIR   prints the daemons' pids and the node state; exit 0 iff all run.
 #
+# Opt-in settings for start, from the environment (unset: none of this happens), for the bench:
+#   SLURM_CLUSTER_MAX_JOB_COUNT=N  MaxJobCount=N in slurm.conf (Slurm's default is 10000)
+#   SLURM_CLUSTER_MIN_JOB_AGE=S    MinJobAge=S instead of 3600
+#   SLURM_CLUSTER_SLURMRESTD_USER=ACCOUNT  also starts slurmrestd (-s openapi/v0.0.38
+#       -a rest_auth/local) as that unprivileged account on the unix socket
+#       DIR/run/restd/slurmrestd.sock, log DIR/log/slurmrestd.log. Best effort: if it does not come
+#       up, start says why on stderr and still succeeds; stop stops it with the other daemons.
+#
 # Diagnostics go to stderr. Must run as root (slurmd runs jobs as other accounts).
 set -euo pipefail
 
@@ -44,7 +52,8 @@ pid_alive() {
 # daemon_pids: the pids of this cluster's live daemons, from their pid files.
 daemon_pids() {
     local p f
-    for f in "$RUN/slurmd.pid:slurmd" "$RUN/slurmctld.pid:slurmctld" "$MUNGE/munged.pid:munged"; do
+    for f in "$RUN/slurmd.pid:slurmd" "$RUN/slurmctld.pid:slurmctld" "$MUNGE/munged.pid:munged" \
+        "$RUN/slurmrestd.pid:slurmrestd"; do
         if p=$(pid_alive "${f%%:*}" "${f##*:}"); then echo "$p"; fi
     done
 }
@@ -214,13 +223,14 @@ SwitchType=switch/none
 GresTypes=gpu
 MailProg=/bin/true
 ReturnToService=2
-MinJobAge=3600
+MinJobAge=${MIN_JOB_AGE:-3600}
 KillWait=5
 InactiveLimit=0
 SlurmdParameters=config_overrides
 SchedulerType=sched/backfill
 SchedulerParameters=batch_sched_delay=0,sched_interval=2,bf_interval=2,sched_min_interval=0
-NodeName=$node NodeAddr=127.0.0.1 CPUs=$CPUS RealMemory=$MEM_MB$gres_line State=UNKNOWN
+${MAX_JOB_COUNT:+MaxJobCount=$MAX_JOB_COUNT
+}NodeName=$node NodeAddr=127.0.0.1 CPUs=$CPUS RealMemory=$MEM_MB$gres_line State=UNKNOWN
 PartitionName=gpu Nodes=$node Default=YES MaxTime=INFINITE State=UP
 CONF
     mv "$CONF.tmp" "$CONF"
@@ -247,6 +257,35 @@ start_munged() {
         --seed-file="$MUNGE/munged.seed" >&2 2>&1 || fail_start "munged did not start"
 }
 
+# start_slurmrestd ACCOUNT: best effort; says why on stderr when it does not come up.
+start_slurmrestd() {
+    local acct=$1 sock=$RUN/restd/slurmrestd.sock pid
+    if ! command -v slurmrestd >/dev/null; then
+        say "slurmrestd not started: it is not installed (Debian package slurmrestd)"
+        return 0
+    fi
+    if ! id -u "$acct" >/dev/null 2>&1 || [ "$(id -u "$acct")" -eq 0 ]; then
+        say "slurmrestd not started: '$acct' is not an unprivileged account"
+        return 0
+    fi
+    install -d -m 0755 -o "$acct" "$RUN/restd"
+    # setsid: its own session, so that it outlives nothing of the caller's; all output to its log.
+    SLURM_CONF=$CONF setsid slurmrestd -f "$CONF" -s openapi/v0.0.38 -a rest_auth/local \
+        -u "$acct" "unix:$sock" >"$LOG/slurmrestd.log" 2>&1 </dev/null &
+    pid=$!
+    echo "$pid" >"$RUN/slurmrestd.pid"
+    local deadline=$((SECONDS + 10))
+    while [ ! -S "$sock" ]; do
+        if ! kill -0 "$pid" 2>/dev/null || [ $SECONDS -ge $deadline ]; then
+            say "slurmrestd did not come up: $(tail -n 3 "$LOG/slurmrestd.log" | tr '\n' ' ')"
+            kill -TERM "$pid" 2>/dev/null || true
+            return 0
+        fi
+        sleep 0.1
+    done
+    say "slurmrestd up on unix:$sock as $acct (pid $pid)"
+}
+
 node_state() {
     SLURM_CONF=$CONF sinfo -h -N -n "$1" -o '%T' 2>/dev/null | head -n 1
 }
@@ -256,7 +295,8 @@ cmd_start() {
     if [ -z "$CTLD_PORT" ] || [ -z "$SLURMD_PORT" ]; then usage; fi
     [ "$CTLD_PORT" != "$SLURMD_PORT" ] || die "--ctld-port and --slurmd-port must differ"
     local v
-    for v in "$CTLD_PORT" "$SLURMD_PORT" "$GPUS" "$CPUS" "$MEM_MB"; do
+    for v in "$CTLD_PORT" "$SLURMD_PORT" "$GPUS" "$CPUS" "$MEM_MB" ${MAX_JOB_COUNT:+"$MAX_JOB_COUNT"} \
+        ${MIN_JOB_AGE:+"$MIN_JOB_AGE"}; do
         [[ "$v" =~ ^[0-9]+$ ]] || die "'$v' is not a non-negative integer"
     done
     if [ "$CPUS" -lt 1 ] || [ "$MEM_MB" -lt 1 ]; then die "--cpus and --mem-mb must be at least 1"; fi
@@ -323,6 +363,7 @@ cmd_start() {
         sleep 0.2
     done
     say "cluster $CLUSTER up in $DIR (node $node idle, ctld port $CTLD_PORT, slurmd port $SLURMD_PORT)"
+    if [ -n "$RESTD_USER" ]; then start_slurmrestd "$RESTD_USER"; fi
     echo "SLURM_CONF=$CONF"
 }
 
@@ -362,6 +403,10 @@ while [ $# -gt 0 ]; do
     esac
     shift 2
 done
+
+MAX_JOB_COUNT=${SLURM_CLUSTER_MAX_JOB_COUNT:-}
+MIN_JOB_AGE=${SLURM_CLUSTER_MIN_JOB_AGE:-}
+RESTD_USER=${SLURM_CLUSTER_SLURMRESTD_USER:-}
 
 CONF=$DIR/etc/slurm.conf
 RUN=$DIR/run
