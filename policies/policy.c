@@ -48,7 +48,9 @@ struct ppartner {
     double fs_term; /* W_fairshare x F */
     int64_t gpus_in_slurm, jobs_in_slurm;
     size_t queued;
-    struct pperiod **periods; /* sorted by period */
+    rank_set ranked[POLICY_CAT_COUNT]; /* its queued jobs by job key, per user category: every
+                                          job of one set has the same priority base */
+    struct pperiod **periods;          /* sorted by period */
     size_t n_periods, cap_periods;
 };
 
@@ -57,11 +59,10 @@ struct puser {
     struct ppartner *partner;
     policy_category cat;
     int64_t gpus_in_slurm;
-    size_t n_jobs;   /* queued + in Slurm: `queue` has room for all of them (requeue never fails) */
-    heap queue;      /* queued jobs, by job key */
-    rank_set ranked; /* the same jobs, by job key, for queue positions */
-    size_t slot;     /* in policy.users_q, HEAP_NONE when it has no queued job */
-    double key;      /* fs_term + category term + top job's key, while in users_q */
+    size_t n_jobs; /* queued + in Slurm: `queue` has room for all of them (requeue never fails) */
+    heap queue;    /* queued jobs, by job key */
+    size_t slot;   /* in policy.users_q, HEAP_NONE when it has no queued job */
+    double key;    /* fs_term + category term + top job's key, while in users_q */
 };
 
 struct pjob {
@@ -72,7 +73,7 @@ struct pjob {
     int64_t submitted_at;
     double key; /* W_size x S - W_age x submitted_at / (3600 x unit) */
     size_t slot;
-    rank_node rk; /* in its user's `ranked` while queued */
+    rank_node rk; /* in partner->ranked[user->cat] while queued */
     bool in_slurm, running;
     char period[8];      /* in Slurm: the period of its hold */
     struct pperiod *per; /* in Slurm: its hold's entry, NULL when it holds nothing there */
@@ -717,15 +718,18 @@ int policy_partner_set(policy *p, const char *name, int share_weight)
 
 /* Moves `u` (and its queued jobs) to partner `to`; its jobs in Slurm keep counting against the
  * partner they were dispatched for. */
-static void user_move(policy *p, struct puser *u, struct ppartner *to)
+static void user_move(policy *p, struct puser *u, struct ppartner *to, policy_category cat)
 {
     for (size_t i = 0; i < heap_len(&u->queue); i++) {
         struct pjob *j = heap_at(&u->queue, i);
+        rank_remove(&j->partner->ranked[u->cat], &j->rk);
         j->partner->queued--;
         to->queued++;
         j->partner = to;
+        rank_insert(&to->ranked[cat], &j->rk, j->key, j->id);
     }
     u->partner = to;
+    u->cat = cat;
     user_rekey(p, u);
 }
 
@@ -740,9 +744,8 @@ int policy_user_set(policy *p, const char *name, const char *partner, policy_cat
     size_t i = name_search((void *const *)p->users, p->n_users, name, &found);
     if (found) {
         struct puser *u = p->users[i];
-        u->cat = cat;
-        if (u->partner != pa)
-            user_move(p, u, pa);
+        if (u->partner != pa || u->cat != cat)
+            user_move(p, u, pa, cat);
         else
             user_rekey(p, u);
         return 0;
@@ -766,7 +769,6 @@ int policy_user_set(policy *p, const char *name, const char *partner, policy_cat
     u->cat = cat;
     u->slot = HEAP_NONE;
     heap_init(&u->queue, job_before, job_moved);
-    rank_init(&u->ranked);
     memmove(&p->users[i + 1], &p->users[i], (p->n_users - i) * sizeof *p->users);
     p->users[i] = u;
     p->n_users++;
@@ -870,11 +872,15 @@ static void quote(const policy *p, const struct puser *u, const policy_job *j, i
 
     v->priority = priority_of(p, u, j->gpus, j->submitted_at, now);
     /* every queued job that ranks at or above it goes first (ties: the one queued earlier):
-     * O(users x log jobs) with each user's jobs ranked by key */
-    for (size_t i = 0; i < heap_len(&p->users_q); i++) {
-        const struct puser *x = heap_at(&p->users_q, i);
-        double base = x->partner->fs_term + cat_term(p, x->cat);
-        ahead += rank_count_at_or_above(&x->ranked, full - base);
+     * O(partners x categories x log jobs), the jobs of each partner and category ranked by key */
+    for (size_t i = 0; i < p->n_partners; i++) {
+        const struct ppartner *x = p->partners[i];
+        for (int c = 0; c < POLICY_CAT_COUNT; c++) {
+            double base = x->fs_term + cat_term(p, (policy_category)c);
+            /* (a tie must count whatever the rounding of full - base: distinct priorities
+             * differ by far more, one second of age being W_age / 86400 / age_unit) */
+            ahead += rank_count_at_or_above(&x->ranked[c], full - base - 1e-6);
+        }
     }
     v->queue_position = ahead + 1;
 
@@ -994,7 +1000,7 @@ static void queue_push(policy *p, struct pjob *j)
     j->running = false;
     j->partner = u->partner;
     heap_push(&u->queue, j);
-    rank_insert(&u->ranked, &j->rk, j->key, j->id);
+    rank_insert(&j->partner->ranked[u->cat], &j->rk, j->key, j->id);
     j->partner->queued++;
     p->n_queued++;
     user_rekey(p, u);
@@ -1004,7 +1010,7 @@ static void queue_push(policy *p, struct pjob *j)
 static void queue_take(policy *p, struct pjob *j)
 {
     heap_remove(&j->user->queue, j->slot);
-    rank_remove(&j->user->ranked, &j->rk);
+    rank_remove(&j->partner->ranked[j->user->cat], &j->rk);
     j->partner->queued--;
     p->n_queued--;
     user_rekey(p, j->user);

@@ -169,7 +169,7 @@ int policy_job_admit(const policy *p, const policy_job *j, int64_t now, policy_v
 
 /* The same decision as policy_job_admit, without the quote: queue_position, wait_reason and
  * priority are left 0/"" (costs and budgets left are filled). O(log n), where the quote is
- * O(u log n) for u users with queued jobs: use it for a real submission, policy_job_admit for a
+ * O(p log n) for p partners (x 3 categories): use it for a real submission, policy_job_admit for a
  * dry run. Returns 0 or -EINVAL. */
 int policy_job_check(const policy *p, const policy_job *j, int64_t now, policy_verdict *v);
 

@@ -357,6 +357,13 @@ static void op_submit(sim *s)
     CHECK(s, v.budget_left_gpu_seconds == (limited(q.gpu_seconds) ? left_gpu : POLICY_UNLIMITED),
           "quote left %" PRId64 ", model %" PRId64, v.budget_left_gpu_seconds, left_gpu);
     CHECK(s, v.queue_position >= 1 && v.queue_position <= (size_t)s->queued + 1, "position");
+    size_t ahead = 0; /* the quote counts every queued job of higher or equal priority */
+    for (int k = 0; k < s->n_jobs; k++)
+        if (s->jobs[k].st == S_QUEUED &&
+            policy_job_priority(s->p, s->jobs[k].id, s->now) >= v.priority - 1e-6)
+            ahead++;
+    CHECK(s, v.queue_position == ahead + 1, "position %zu, brute force %zu", v.queue_position,
+          ahead + 1);
     CHECK(s, policy_job_enqueue(s->p, &j) == 0, "enqueue");
 
     s_job *sj = &s->jobs[s->n_jobs++];
