@@ -115,6 +115,12 @@ $(BUILD)/bench/%: tests/bench/%.c $(BUILD)/libpolicies.a
 bench: $(BUILD)/bench/bench_policy
 	$(Q)$(BUILD)/bench/bench_policy
 
+# Fault harness on its own cluster (tests/reliability/run.sh): prints a table, writes
+# docs/reliability.md, fails on any non-zero cell. RELIABILITY_QUICK=1 for a short pass.
+.PHONY: reliability
+reliability: all
+	$(Q)tests/reliability/run.sh $(BUILD)
+
 clean:
 	$(Q)rm -rf build build-san
 
