@@ -137,6 +137,12 @@ bench: deps
 	$(Q)$(MAKE) --no-print-directory bench-bin
 	$(Q)tests/bench/run.sh $(BUILD)
 
+# Fault harness on its own cluster (tests/reliability/run.sh): prints a table, writes
+# docs/reliability.md, fails on any non-zero cell. RELIABILITY_QUICK=1 for a short pass.
+.PHONY: reliability
+reliability: all
+	$(Q)tests/reliability/run.sh $(BUILD)
+
 clean:
 	$(Q)rm -rf build build-san
 
