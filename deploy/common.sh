@@ -1,11 +1,15 @@
 # common.sh - shell helpers shared by deploy/demo.sh and tests/integration/run.sh (sourced, not run).
 # Starts and stops one antennad in a private folder; never touches a system-wide installation.
 
-# free_port: prints a TCP port on 127.0.0.1 that nothing listens on (20000-59999).
+# free_port: prints a TCP port on 127.0.0.1 that nothing listens on, below the kernel's
+# ephemeral range (outgoing connections take ports from that range, and one of them could take
+# ours between this check and the daemon's bind).
 free_port() {
-    local p
+    local p lo=20000 hi
+    hi=$(awk '{ print $1 - 1 }' /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null)
+    [ -n "$hi" ] && [ "$hi" -gt $((lo + 1000)) ] || hi=32767
     for _ in $(seq 1 200); do
-        p=$(( 20000 + (RANDOM * 32768 + RANDOM) % 40000 ))
+        p=$(( lo + (RANDOM * 32768 + RANDOM) % (hi - lo + 1) ))
         if ! ss -Hltn "sport = :$p" 2>/dev/null | grep -q .; then echo "$p"; return 0; fi
     done
     echo "no free port found" >&2; return 1

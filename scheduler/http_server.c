@@ -49,6 +49,7 @@
 #define DEFAULT_IDLE_MS          30000u
 #define DEFAULT_MAX_CONNECTIONS  1024u
 #define LINGER_MAX_MS            5000u  /* how long a closing connection waits for the peer's EOF */
+#define LINGER_STOPPING_MS       1000u  /* the same while the server shuts down */
 #define IN_BACKLOG_MAX           65536u /* buffered input above which reading pauses */
 #define SSL_READ_CHUNK           16384u
 #define PEER_MAX                 64
@@ -456,6 +457,8 @@ static void conn_finish(http_conn *c, bool tls_notify)
         return;
     }
     unsigned linger = c->srv->idle_ms < LINGER_MAX_MS ? c->srv->idle_ms : LINGER_MAX_MS;
+    /* while the server stops, a peer that keeps its end open only delays the exit */
+    if (c->srv->closing && linger > LINGER_STOPPING_MS) linger = LINGER_STOPPING_MS;
     uv_timer_stop(&c->timer);
     uv_timer_start(&c->timer, on_linger_timeout, linger, 0);
     conn_start_reading(c);
