@@ -1,5 +1,6 @@
 # Antenna - plain Makefile. `make` builds build/antennad and build/antenna; `make test` runs
-# everything (unit tests, sanitizer build, format check, integration on a real Slurm cluster).
+# everything (format and lint checks, unit tests, sanitizer build, integration on a real Slurm
+# cluster, the quick pass of the fault harness). `make bench` and `make reliability` run long.
 # Quiet unless V=1. SANITIZER=address,undefined builds into build-san/.
 
 CC      ?= cc
@@ -47,7 +48,7 @@ ITEST_SRC := $(wildcard tests/integration/test_*.c)
 ITEST_BIN := $(ITEST_SRC:tests/integration/%.c=$(BUILD)/itests/%)
 
 .SECONDARY:
-.PHONY: all deps test unit unit-san integration format format-check demo demo-stop clean bench
+.PHONY: all deps test unit unit-san integration format format-check demo demo-stop clean bench bench-bin reliability
 
 all: $(BUILD)/antennad $(BUILD)/antenna
 
@@ -101,6 +102,7 @@ test: deps
 	$(Q)$(MAKE) --no-print-directory unit
 	$(Q)$(MAKE) --no-print-directory unit-san
 	$(Q)$(MAKE) --no-print-directory integration
+	$(Q)RELIABILITY_QUICK=1 RELIABILITY_DOC=- tests/reliability/run.sh $(BUILD)
 
 demo: deps all
 	$(Q)deploy/demo.sh start
@@ -140,7 +142,9 @@ bench: deps
 # Fault harness on its own cluster (tests/reliability/run.sh): prints a table, writes
 # docs/reliability.md, fails on any non-zero cell. RELIABILITY_QUICK=1 for a short pass.
 .PHONY: reliability
-reliability: all
+# The fault harness: SIGKILLs, a hung and a dead slurmctld, SIGTERM restarts, a full disk
+# (docs/reliability.md). `make test` runs its quick pass.
+reliability: deps all
 	$(Q)tests/reliability/run.sh $(BUILD)
 
 clean:

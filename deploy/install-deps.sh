@@ -9,7 +9,7 @@ PACKAGES=(
     libuv1-dev libhttp-parser-dev libssl-dev libjansson-dev libsqlite3-dev
     libslurm-dev slurmctld slurmd slurm-client munge libmunge-dev
     libcurl4-openssl-dev libcmocka-dev passwd procps iproute2
-    wrk slurmrestd
+    wrk slurmrestd python3
 )
 
 # One dpkg-query for all packages: prints "name status" for the ones dpkg knows about.
