@@ -108,16 +108,26 @@ abort() {
 
 step "private Slurm cluster in $work/slurm (node drained: jobs stay pending)"
 "$root/deploy/ensure-unix-user.sh" "$ACCOUNT" > /dev/null || abort "cannot create the account $ACCOUNT"
-ctld=$(free_port) && slurmd=$(free_port) && port=$(free_port) || abort "no free port"
-while [ "$slurmd" = "$ctld" ]; do slurmd=$(free_port); done
-while [ "$port" = "$ctld" ] || [ "$port" = "$slurmd" ]; do port=$(free_port); done
-slurm_conf=$(SLURM_CLUSTER_MAX_JOB_COUNT=${BENCH_MAX_JOB_COUNT:-100000} \
-    SLURM_CLUSTER_MIN_JOB_AGE=${BENCH_MIN_JOB_AGE:-30} SLURM_CLUSTER_SLURMRESTD_USER=$ACCOUNT \
-    "$root/deploy/slurm-cluster.sh" start "$work/slurm" --ctld-port "$ctld" --slurmd-port "$slurmd" \
-    --gpus 8 --gpu-type h100 --cpus 32 2> "$work/cluster.err") || {
+# A port free when picked may be taken before the daemon binds it (by another cluster on this
+# machine, or an outgoing connection's local port): up to 3 tries with fresh ports.
+slurm_conf=""
+for try in 1 2 3; do
+    ctld=$(free_port) && slurmd=$(free_port) && port=$(free_port) || abort "no free port"
+    while [ "$slurmd" = "$ctld" ]; do slurmd=$(free_port); done
+    while [ "$port" = "$ctld" ] || [ "$port" = "$slurmd" ]; do port=$(free_port); done
+    if slurm_conf=$(SLURM_CLUSTER_MAX_JOB_COUNT=${BENCH_MAX_JOB_COUNT:-100000} \
+        SLURM_CLUSTER_MIN_JOB_AGE=${BENCH_MIN_JOB_AGE:-30} SLURM_CLUSTER_SLURMRESTD_USER=$ACCOUNT \
+        "$root/deploy/slurm-cluster.sh" start "$work/slurm" --ctld-port "$ctld" \
+        --slurmd-port "$slurmd" --gpus 8 --gpu-type h100 --cpus 32 2> "$work/cluster.err"); then
+        break
+    fi
+    slurm_conf=""
+    echo "bench: cluster start $try of 3 failed: $(grep -h 'fatal\|start failed' "$work/cluster.err" | tail -2 | tr '\n' ' ')" >&2
+done
+if [ -z "$slurm_conf" ]; then
     cat "$work/cluster.err" >&2
     abort "the Slurm cluster did not start (see above)"
-}
+fi
 export SLURM_CONF=${slurm_conf#SLURM_CONF=}
 ctld_log=$work/slurm/log/slurmctld.log
 node=$(hostname -s)
