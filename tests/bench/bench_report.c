@@ -474,7 +474,17 @@ int main(int argc, char **argv)
                  fmt_num(n1, sizeof n1, num(mem, "rss0_kib")),
                  fmt_num(n2, sizeof n2, num(mem, "rss1_kib")),
                  fmt_num(n3, sizeof n3, num(mem, "queued1") - num(mem, "queued0")));
-    row("RSS per queued job", a, b, "< 1 KiB", vs);
+    row("RSS per queued job (median)", a, b, "< 1 KiB", vs);
+    if (!error_of(mem) && !isnan(num(mem, "bytes_per_job_min"))) {
+        snprintf(a, sizeof a, "%s..%s B/job", fmt_num(n1, sizeof n1, num(mem, "bytes_per_job_min")),
+                 fmt_num(n2, sizeof n2, num(mem, "bytes_per_job_max")));
+        snprintf(b, sizeof b, "min..max of %.0f samples; peak %s KiB", num(mem, "idle_seconds"),
+                 fmt_num(n3, sizeof n3, num(mem, "hwm_kib")));
+        row("", a, b, "", "");
+    }
+    if (!error_of(mem) && num(mem, "queued1") < num(mem, "queued_target"))
+        printf("%-40s only %.0f of %.0f jobs could be queued within BENCH_FILL_MAX\n", "",
+               num(mem, "queued1"), num(mem, "queued_target"));
     measure("idle_cpu_pct", "% of one core", error_of(mem) ? NAN : idle, "<", 1, NULL, vs,
             sizeof vs);
     if (!error_of(mem)) snprintf(a, sizeof a, "%.2f %% of a core", idle);

@@ -11,7 +11,9 @@
 #   BENCH_CONNS=64         keep-alive connections;  BENCH_THREADS=2  load-generator threads
 #   BENCH_DISPATCH_N=5000  jobs for antennad's dispatch and the raw libslurm loop
 #   BENCH_SBATCH_N=1000    jobs for the sbatch loop
-#   BENCH_IDLE=20          seconds of idle CPU measurement
+#   BENCH_IDLE=20          seconds of idle CPU measurement (VmRSS is sampled each second of it)
+#   BENCH_FILL_MAX=600     at most this many seconds to queue BENCH_QUEUED (the rounds "at 100k"
+#                          then run with what is queued, and say so)
 #   BENCH_POLICY_MAX=1000000  largest queue of the engine bench
 #   BENCH_WRK=1            0 skips the wrk cross-check
 #   BENCH_KEEP=0           1 keeps the work folder (logs, raw results) for inspection
@@ -32,6 +34,7 @@ DISPATCH_N=${BENCH_DISPATCH_N:-5000}
 SBATCH_N=${BENCH_SBATCH_N:-1000}
 IDLE=${BENCH_IDLE:-20}
 POLICY_MAX=${BENCH_POLICY_MAX:-1000000}
+FILL_MAX=${BENCH_FILL_MAX:-600}
 WRK=${BENCH_WRK:-1}
 KEEP=${BENCH_KEEP:-0}
 ACCOUNT=antenna-bench
@@ -74,12 +77,12 @@ calc() { awk "BEGIN { printf \"%.6f\", ($1) }"; }
 # --- machine and knobs ----------------------------------------------------------------------
 cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)
 ram_kib=$(awk '/^MemTotal:/ { print $2 }' /proc/meminfo)
-for v in "$QUEUED" "$CONNS" "$THREADS" "$DISPATCH_N" "$SBATCH_N" "$IDLE" "$POLICY_MAX"; do
+for v in "$QUEUED" "$CONNS" "$THREADS" "$DISPATCH_N" "$SBATCH_N" "$IDLE" "$POLICY_MAX" "$FILL_MAX"; do
     [[ "$v" =~ ^[0-9]+$ ]] || { echo "bench: knob value '$v' is not a whole number" >&2; exit 2; }
 done
 knobs="{\"BENCH_DURATION\": \"${DURATION}s\", \"BENCH_QUEUED\": $QUEUED, \"BENCH_CONNS\": $CONNS,"
 knobs+=" \"BENCH_THREADS\": $THREADS, \"BENCH_DISPATCH_N\": $DISPATCH_N, \"BENCH_SBATCH_N\": $SBATCH_N,"
-knobs+=" \"BENCH_IDLE\": $IDLE, \"BENCH_POLICY_MAX\": $POLICY_MAX}"
+knobs+=" \"BENCH_IDLE\": $IDLE, \"BENCH_FILL_MAX\": $FILL_MAX, \"BENCH_POLICY_MAX\": $POLICY_MAX}"
 echo '{}' | put machine cpu="$cpu" nproc:="$(nproc)" ram_kib:="$ram_kib" kernel="$(uname -r)" \
     slurm="$(slurmctld -V 2> /dev/null)" commit="$(git -C "$root" rev-parse --short HEAD 2> /dev/null)" \
     date="$(date -u +%Y-%m-%dT%H:%M:%SZ)" knobs:="$knobs"
@@ -105,16 +108,26 @@ abort() {
 
 step "private Slurm cluster in $work/slurm (node drained: jobs stay pending)"
 "$root/deploy/ensure-unix-user.sh" "$ACCOUNT" > /dev/null || abort "cannot create the account $ACCOUNT"
-ctld=$(free_port) && slurmd=$(free_port) && port=$(free_port) || abort "no free port"
-while [ "$slurmd" = "$ctld" ]; do slurmd=$(free_port); done
-while [ "$port" = "$ctld" ] || [ "$port" = "$slurmd" ]; do port=$(free_port); done
-slurm_conf=$(SLURM_CLUSTER_MAX_JOB_COUNT=${BENCH_MAX_JOB_COUNT:-100000} \
-    SLURM_CLUSTER_MIN_JOB_AGE=${BENCH_MIN_JOB_AGE:-30} SLURM_CLUSTER_SLURMRESTD_USER=$ACCOUNT \
-    "$root/deploy/slurm-cluster.sh" start "$work/slurm" --ctld-port "$ctld" --slurmd-port "$slurmd" \
-    --gpus 8 --gpu-type h100 --cpus 32 2> "$work/cluster.err") || {
+# A port free when picked may be taken before the daemon binds it (by another cluster on this
+# machine, or an outgoing connection's local port): up to 3 tries with fresh ports.
+slurm_conf=""
+for try in 1 2 3; do
+    ctld=$(free_port) && slurmd=$(free_port) && port=$(free_port) || abort "no free port"
+    while [ "$slurmd" = "$ctld" ]; do slurmd=$(free_port); done
+    while [ "$port" = "$ctld" ] || [ "$port" = "$slurmd" ]; do port=$(free_port); done
+    if slurm_conf=$(SLURM_CLUSTER_MAX_JOB_COUNT=${BENCH_MAX_JOB_COUNT:-100000} \
+        SLURM_CLUSTER_MIN_JOB_AGE=${BENCH_MIN_JOB_AGE:-30} SLURM_CLUSTER_SLURMRESTD_USER=$ACCOUNT \
+        "$root/deploy/slurm-cluster.sh" start "$work/slurm" --ctld-port "$ctld" \
+        --slurmd-port "$slurmd" --gpus 8 --gpu-type h100 --cpus 32 2> "$work/cluster.err"); then
+        break
+    fi
+    slurm_conf=""
+    echo "bench: cluster start $try of 3 failed: $(grep -h 'fatal\|start failed' "$work/cluster.err" | tail -2 | tr '\n' ' ')" >&2
+done
+if [ -z "$slurm_conf" ]; then
     cat "$work/cluster.err" >&2
     abort "the Slurm cluster did not start (see above)"
-}
+fi
 export SLURM_CONF=${slurm_conf#SLURM_CONF=}
 ctld_log=$work/slurm/log/slurmctld.log
 node=$(hostname -s)
@@ -177,6 +190,9 @@ lg_restd() { "$BIN/loadgen" -c "$CONNS" -t "$THREADS" "$@" "unix:$restd_sock"; }
 
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat" 2> /dev/null || echo 0; }
 rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status" 2> /dev/null || echo 0; }
+hwm_kib() { awk '/^VmHWM:/ { print $2 }' "/proc/$1/status" 2> /dev/null || echo 0; }
+# median: of the numbers on stdin.
+median() { sort -n | awk '{ v[NR] = $1 } END { print NR ? v[int((NR + 1) / 2)] : 0 }'; }
 hz=$(getconf CLK_TCK)
 # wait_quiet PID [MAX_S]: until PID used < 10 % of a core in each of 3 seconds in a row (longer
 # than a broker tick), or MAX_S passes.
@@ -281,8 +297,9 @@ if [ -n "$restd_err" ]; then
     put_error status_slurmrestd "$restd_err"
 elif [ "$raw_lo" -gt 0 ]; then
     step "status: GET /slurm/v0.0.38/job/{id} over Slurm ids $raw_lo-$raw_hi"
+    slurm_jobs=$(squeue -h -t PD 2> /dev/null | wc -l)
     lg_restd --label status_slurmrestd -d "$DURATION" -p '/slurm/v0.0.38/job/{id}' \
-        --ids "$raw_lo-$raw_hi" | put status_slurmrestd
+        --ids "$raw_lo-$raw_hi" | put status_slurmrestd slurm_jobs:="$slurm_jobs"
 else
     put_error status_slurmrestd "no Slurm job to read (the raw loop submitted none)"
 fi
@@ -319,29 +336,41 @@ queued_now() {
     if [[ "$n" =~ ^[0-9]+$ ]]; then echo "$n"; else echo "$held"; fi
 }
 wait_quiet "$apid" 30 || true
-rss0=$(rss_kib "$apid")
+# VmRSS moves with what each broker tick allocates: the median of a few samples, a second apart.
+rss0=$(for _ in 1 2 3 4 5; do rss_kib "$apid"; sleep 1; done | median)
 held=$(queued_now)
 held0=$held
 need=$((QUEUED - held))
 if [ "$need" -gt 0 ]; then
     step "queue $need more jobs in antennad (to $QUEUED queued)"
-    lg_submit "$tok_hold" fill_hold -n "$need" --max-time 900 | put fill_hold
+    lg_submit "$tok_hold" fill_hold -n "$need" --max-time "$FILL_MAX" | put fill_hold
     held=$((held + $(ok_count fill_hold)))
 fi
 sleep 3
 held=$(queued_now)
-rss1=$(rss_kib "$apid")
-step "idle: antennad's CPU over ${IDLE}s with $held queued, no traffic"
+step "idle: antennad's CPU over ${IDLE}s with $held queued, no traffic (VmRSS each second)"
 c0=$(cpu_ticks "$apid")
 t_a=$(date +%s.%N)
-sleep "$IDLE"
+for _ in $(seq 1 "$IDLE"); do
+    sleep 1
+    rss_kib "$apid"
+done > "$work/rss1.txt"
 c1=$(cpu_ticks "$apid")
 t_b=$(date +%s.%N)
+rss1=$(median < "$work/rss1.txt")
+rss1_min=$(sort -n "$work/rss1.txt" | head -1)
+rss1_max=$(sort -n "$work/rss1.txt" | tail -1)
 idle_s=$(calc "$t_b - $t_a")
-bpj=null
-[ "$held" -le "$held0" ] || bpj=$(calc "($rss1 - $rss0) * 1024 / ($held - $held0)")
-echo '{}' | put memory rss0_kib:="$rss0" rss1_kib:="$rss1" queued0:="$held0" queued1:="$held" \
-    bytes_per_job:="$bpj" idle_seconds:="$idle_s" idle_ticks:="$((c1 - c0))" hz:="$hz" \
+bpj=null bpj_min=null bpj_max=null
+if [ "$held" -gt "$held0" ]; then
+    bpj=$(calc "($rss1 - $rss0) * 1024 / ($held - $held0)")
+    bpj_min=$(calc "($rss1_min - $rss0) * 1024 / ($held - $held0)")
+    bpj_max=$(calc "($rss1_max - $rss0) * 1024 / ($held - $held0)")
+fi
+echo '{}' | put memory rss0_kib:="$rss0" rss1_kib:="$rss1" rss1_min_kib:="$rss1_min" \
+    rss1_max_kib:="$rss1_max" hwm_kib:="$(hwm_kib "$apid")" queued0:="$held0" queued1:="$held" \
+    bytes_per_job:="$bpj" bytes_per_job_min:="$bpj_min" bytes_per_job_max:="$bpj_max" \
+    queued_target:="$QUEUED" idle_seconds:="$idle_s" idle_ticks:="$((c1 - c0))" hz:="$hz" \
     idle_cpu_pct:="$(calc "($c1 - $c0) / $hz / $idle_s * 100")"
 
 step "submit at $held queued, ${DURATION}s"
