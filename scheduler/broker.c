@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <pwd.h>
 #include <stdatomic.h>
@@ -728,6 +729,7 @@ static void tick_work(uv_work_t *w)
         dispatch(b, now);
     if (now - b->last_housekeep >= HOUSEKEEP_S) {
         b->last_housekeep = now;
+        malloc_trim(0); /* give back what bursts of requests freed */
         int rc = registry_housekeep(b->reg, now);
         if (rc < 0 && rc != -EBUSY)
             LOG(LOG_WARN, "broker: housekeeping failed (%s)", strerror(-rc));

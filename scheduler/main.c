@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <pwd.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -115,6 +116,9 @@ static int serve(const char *config_path)
     /* Submissions wait on a worker thread for their group commit: give the pool room for many
      * at once (libuv reads this at its first use). */
     setenv("UV_THREADPOOL_SIZE", "64", 0);
+    /* Many worker threads would each get a malloc arena that keeps what it freed: a few arenas
+     * keep the memory antennad holds close to what it uses. */
+    mallopt(M_ARENA_MAX, 2);
     if (fault_init() < 0) {
         LOG(LOG_ERROR, "ANTENNA_FAULT is malformed: use point or point:n");
         return 2;

@@ -200,6 +200,35 @@ static const char *const migrations[] = {
     "  PRIMARY KEY (user_id, key));"
     "CREATE INDEX idempotency_created ON idempotency (created_at);"
     "CREATE INDEX jobs_in_slurm ON jobs (id) WHERE state NOT IN " NOT_IN_SLURM_SQL ";",
+
+    /* v4 -> v5: the ledger's running sums per partner and period, kept by a trigger in the same
+     * statement as each ledger row, so that a dispatch's budget check reads one row instead of
+     * summing the month's ledger (which made dispatching n jobs cost O(n^2)). */
+    "CREATE TABLE ledger_sums ("
+    "  partner_id INTEGER NOT NULL,"
+    "  period TEXT NOT NULL,"
+    "  used_gpu INTEGER NOT NULL,"
+    "  held_gpu INTEGER NOT NULL,"
+    "  used_cpu INTEGER NOT NULL,"
+    "  held_cpu INTEGER NOT NULL,"
+    "  PRIMARY KEY (partner_id, period));"
+    "INSERT INTO ledger_sums SELECT partner_id, period,"
+    "  coalesce(sum(CASE WHEN kind = 'charge' THEN gpu_seconds END), 0),"
+    "  coalesce(sum(CASE WHEN kind <> 'charge' THEN gpu_seconds END), 0),"
+    "  coalesce(sum(CASE WHEN kind = 'charge' THEN cpu_seconds END), 0),"
+    "  coalesce(sum(CASE WHEN kind <> 'charge' THEN cpu_seconds END), 0)"
+    "  FROM ledger GROUP BY partner_id, period;"
+    "CREATE TRIGGER ledger_sums_add AFTER INSERT ON ledger BEGIN"
+    "  INSERT INTO ledger_sums (partner_id, period, used_gpu, held_gpu, used_cpu, held_cpu)"
+    "  VALUES (NEW.partner_id, NEW.period,"
+    "    CASE WHEN NEW.kind = 'charge' THEN NEW.gpu_seconds ELSE 0 END,"
+    "    CASE WHEN NEW.kind <> 'charge' THEN NEW.gpu_seconds ELSE 0 END,"
+    "    CASE WHEN NEW.kind = 'charge' THEN NEW.cpu_seconds ELSE 0 END,"
+    "    CASE WHEN NEW.kind <> 'charge' THEN NEW.cpu_seconds ELSE 0 END)"
+    "  ON CONFLICT (partner_id, period) DO UPDATE SET"
+    "    used_gpu = used_gpu + excluded.used_gpu, held_gpu = held_gpu + excluded.held_gpu,"
+    "    used_cpu = used_cpu + excluded.used_cpu, held_cpu = held_cpu + excluded.held_cpu;"
+    " END;",
 };
 
 #define STORE_SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
@@ -365,11 +394,9 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_LEDGER_INSERT] = "INSERT INTO ledger (job_id, partner_id, period, kind, gpu_seconds, "
                          "cpu_seconds, at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
     /* used GPU, held GPU, used CPU, held CPU of one partner and period */
-    [ST_LEDGER_SUMS] = "SELECT coalesce(sum(CASE WHEN kind = 'charge' THEN gpu_seconds END), 0), "
-                       "coalesce(sum(CASE WHEN kind <> 'charge' THEN gpu_seconds END), 0), "
-                       "coalesce(sum(CASE WHEN kind = 'charge' THEN cpu_seconds END), 0), "
-                       "coalesce(sum(CASE WHEN kind <> 'charge' THEN cpu_seconds END), 0) "
-                       "FROM ledger WHERE partner_id = ?1 AND period = ?2",
+    [ST_LEDGER_SUMS] = "SELECT coalesce(max(used_gpu), 0), coalesce(max(held_gpu), 0), "
+                       "coalesce(max(used_cpu), 0), coalesce(max(held_cpu), 0) "
+                       "FROM ledger_sums WHERE partner_id = ?1 AND period = ?2",
     [ST_LEDGER_TOTALS] = "SELECT p.name, l.period, "
                          "coalesce(sum(CASE WHEN l.kind = 'charge' THEN l.gpu_seconds END), 0), "
                          "coalesce(sum(CASE WHEN l.kind <> 'charge' THEN l.gpu_seconds END), 0), "

@@ -17,6 +17,7 @@
 #   BENCH_POLICY_MAX=1000000  largest queue of the engine bench
 #   BENCH_WRK=1            0 skips the wrk cross-check
 #   BENCH_KEEP=0           1 keeps the work folder (logs, raw results) for inspection
+#   BENCH_PERF=0           1 records a perf profile of antennad's dispatch (with BENCH_KEEP=1)
 set -uo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 build=$(cd "${1:-$root/build}" 2> /dev/null && pwd) || {
@@ -238,12 +239,24 @@ if [ "$n_disp" -gt 0 ]; then
     wait_quiet "$apid" 30 || true
     offset=$(stat -c %s "$ctld_log")
     t_release=$(date +%s.%N)
+    perf_pid=""
+    if [ "${BENCH_PERF:-0}" = 1 ] && command -v perf > /dev/null; then
+        perf record -g -p "$apid" -o "$work/perf.dispatch.data" > /dev/null 2>&1 &
+        perf_pid=$!
+    fi
     if api PATCH /v1/quotas/disp/current '{"max_running_jobs":null}' > /dev/null; then
         limit=$((60 + n_disp / 20))
         t_start=$SECONDS
         while [ "$(ctld_submits "$offset")" -lt "$n_disp" ] && [ $((SECONDS - t_start)) -lt $limit ]; do
             sleep 0.25
         done
+        if [ -n "$perf_pid" ]; then
+            kill -INT "$perf_pid" 2> /dev/null
+            wait "$perf_pid" 2> /dev/null
+            perf report -i "$work/perf.dispatch.data" --no-children --stdio 2> /dev/null |
+                grep -v '^#' | grep '%' | head -40 > "$work/perf.dispatch.txt"
+            step "perf profile of antennad's dispatch: $work/perf.dispatch.txt"
+        fi
         "$BIN/bench_dispatch" logscan "$ctld_log" --offset "$offset" --since "$t_release" -n "$n_disp" |
             put dispatch_antennad timeout_s:="$limit"
     else
@@ -307,6 +320,10 @@ step "cancel every Slurm job"
 cancel_all
 
 # --- submissions with (almost) nothing queued -------------------------------------------------
+# The memory baseline: antennad warmed up (every round so far ran) and nothing queued yet; the
+# submission rounds below already queue most of the jobs that the memory step divides by.
+wait_quiet "$apid" 30 || true
+rss_empty=$(for _ in 1 2 3 4 5; do rss_kib "$apid"; sleep 1; done | median)
 held=0 # jobs of partner hold queued in antennad (202 answers)
 step "submit: POST /v1/jobs (durable, held in antennad), ${DURATION}s"
 lg_submit "$tok_hold" submit0_antennad -d "$DURATION" | put submit0_antennad
@@ -335,11 +352,11 @@ queued_now() {
     n=$(sqlite3 "file:$work/antenna.db?mode=ro" "SELECT count(*) FROM jobs WHERE state='queued'" 2> /dev/null)
     if [[ "$n" =~ ^[0-9]+$ ]]; then echo "$n"; else echo "$held"; fi
 }
-wait_quiet "$apid" 30 || true
-# VmRSS moves with what each broker tick allocates: the median of a few samples, a second apart.
-rss0=$(for _ in 1 2 3 4 5; do rss_kib "$apid"; sleep 1; done | median)
+# VmRSS is the median of a few samples, a second apart (allocator noise); the baseline is the
+# one taken before the first submission round, with nothing queued.
+rss0=$rss_empty
 held=$(queued_now)
-held0=$held
+held0=0
 need=$((QUEUED - held))
 if [ "$need" -gt 0 ]; then
     step "queue $need more jobs in antennad (to $QUEUED queued)"

@@ -1997,7 +1997,7 @@ static void migration_from_v1_fills_new_fields_with_defaults(void **state)
 
     char out[64];
     assert_int_equal(sqlite_cli(f, "PRAGMA user_version;", out, sizeof out), 0);
-    assert_string_equal(out, "4\n"); /* and on to the current version */
+    assert_string_equal(out, "5\n"); /* and on to the current version */
     /* script stays the last column of jobs (listing jobs never reads its overflow pages) */
     assert_int_equal(
         sqlite_cli(f, "SELECT name FROM pragma_table_info('jobs') ORDER BY cid DESC LIMIT 1;", out,
@@ -2149,7 +2149,7 @@ static void migration_from_v2_keeps_data(void **state)
     assert_int_equal(open_store(f), 0);
     char out[64];
     assert_int_equal(sqlite_cli(f, "PRAGMA user_version;", out, sizeof out), 0);
-    assert_string_equal(out, "4\n");
+    assert_string_equal(out, "5\n");
     assert_string_equal(store_instance_id(f->s), "fedcba9876543210");
 
     store_partner p;
@@ -2750,6 +2750,32 @@ static void statement_totals_equal_ledger_sums_on_random_data(void **state)
     store_usage_row total = rand_sum(js, RANDOM_JOBS, "total", "", NULL, NULL);
     assert_int_equal(grand, total.gpu_seconds);
     assert_int_equal(grand_jobs, total.jobs);
+}
+
+/* The running sums that a dispatch's budget check reads equal the ledger's own sums. */
+static void ledger_running_sums_equal_the_ledger_on_random_data(void **state)
+{
+    fixture *f = *state;
+    static rand_job js[RANDOM_JOBS];
+    make_random_jobs(f, js, RANDOM_JOBS);
+    static char sums[65536], want[65536];
+    assert_int_equal(sqlite_cli(f,
+                                "SELECT partner_id, period, used_gpu, held_gpu, used_cpu, held_cpu "
+                                "FROM ledger_sums ORDER BY 1, 2;",
+                                sums, sizeof sums),
+                     0);
+    assert_int_equal(
+        sqlite_cli(f,
+                   "SELECT partner_id, period,"
+                   " coalesce(sum(CASE WHEN kind = 'charge' THEN gpu_seconds END), 0),"
+                   " coalesce(sum(CASE WHEN kind <> 'charge' THEN gpu_seconds END), 0),"
+                   " coalesce(sum(CASE WHEN kind = 'charge' THEN cpu_seconds END), 0),"
+                   " coalesce(sum(CASE WHEN kind <> 'charge' THEN cpu_seconds END), 0)"
+                   " FROM ledger GROUP BY partner_id, period ORDER BY 1, 2;",
+                   want, sizeof want),
+        0);
+    assert_true(strlen(want) > 10);
+    assert_string_equal(sums, want);
 }
 
 /* --- v3: statements --- */
@@ -3641,7 +3667,8 @@ static void job_list_in_slurm_of_no_job_is_empty(void **state)
     assert_null(js);
 }
 
-/* A v3 database is a v4 one without the v3 -> v4 step's table and index. */
+/* A v3 database is a v5 one without the v3 -> v4 and v4 -> v5 steps' tables, index and
+ * trigger. */
 static void migration_from_v3_keeps_data_and_gives_the_schema_of_a_new_database(void **state)
 {
     fixture *f = *state;
@@ -3653,6 +3680,7 @@ static void migration_from_v3_keeps_data_and_gives_the_schema_of_a_new_database(
     store_free(f->s);
     f->s = NULL;
     assert_int_equal(sqlite_cli(f,
+                                "DROP TRIGGER ledger_sums_add; DROP TABLE ledger_sums; "
                                 "DROP TABLE idempotency; DROP INDEX jobs_in_slurm; "
                                 "PRAGMA user_version = 3;",
                                 NULL, 0),
@@ -3660,7 +3688,7 @@ static void migration_from_v3_keeps_data_and_gives_the_schema_of_a_new_database(
     assert_int_equal(open_store(f), 0);
     char out[16];
     assert_int_equal(sqlite_cli(f, "PRAGMA user_version;", out, sizeof out), 0);
-    assert_string_equal(out, "4\n");
+    assert_string_equal(out, "5\n");
     assert_int_equal(sqlite_cli(f, SCHEMA_SQL, migrated, sizeof migrated), 0);
     assert_string_equal(migrated, fresh);
     assert_non_null(strstr(fresh, "table|idempotency|idempotency|"));
@@ -3863,6 +3891,7 @@ int main(void)
         TU(usage_unknown_by_is_einval),
         TU(usage_random_charges_sum_the_same_in_every_dimension_and_in_the_ledger),
         TU(statement_totals_equal_ledger_sums_on_random_data),
+        TU(ledger_running_sums_equal_the_ledger_on_random_data),
         TU(job_list_charged_lists_charged_jobs_of_partner_and_period_by_end_time),
         T(audit_append_chains_entries_and_hashes_their_final_fields),
         T(audit_append_stamps_at_only_when_zero_and_stores_no_details_as_empty_object),
