@@ -375,65 +375,109 @@ static int submit_one(broker *b, const store_job *j, registry_outcome *o)
     return 0;
 }
 
-/* Begins, submits and records batches of jobs while the engine lets them go, pipelined: the
- * outcomes of one batch and the begin of the next share one group commit. */
+/* Submits the n jobs of one begun batch into cur[] (room for n). Sets *stop when Slurm stopped
+ * answering (the jobs not sent are then requeued). Returns the number of outcomes. */
+static size_t submit_batch(broker *b, const store_job *jobs, size_t n, registry_outcome *cur,
+                           bool *stop)
+{
+    size_t k = 0;
+    fault_point("dispatch.begun");
+    for (size_t i = 0; i < n; i++) {
+        if (*stop) {
+            outcome_set(&cur[k++], jobs[i].id, REGISTRY_REQUEUE, 0,
+                        "waiting for Slurm: it could not be reached");
+            continue;
+        }
+        int rc = submit_one(b, &jobs[i], &cur[k]);
+        if (rc == -ETIMEDOUT) {
+            if (idvec_push(&b->unresolved, jobs[i].id) < 0)
+                LOG(LOG_ERROR, "job %" PRId64 ": out of memory; a restart resolves it", jobs[i].id);
+            b->unresolved_at = uv_hrtime();
+            *stop = true;
+            continue;
+        }
+        k++;
+        if (rc == -EAGAIN) *stop = true;
+    }
+    return k;
+}
+
+/* Begins, submits and records batches of jobs while the engine lets them go, pipelined: while
+ * one batch is submitted to Slurm, the registry records the previous batch's outcomes and begins
+ * the next batch, in one group commit. */
 static void dispatch(broker *b, int64_t start)
 {
-    registry_outcome *prev = NULL;
-    size_t nprev = 0;
-    bool more = true;
+    store_job *jobs = NULL;
+    size_t n = 0;
+    int orc = 0;
     b->last_dispatch = start;
     b->dirty = false;
-    while (more || nprev > 0) {
-        store_job *jobs = NULL;
-        size_t n = 0;
-        int orc = 0;
-        size_t max = more ? DISPATCH_BATCH : 0;
-        int rc = registry_dispatch_step(b->reg, prev, nprev, time(NULL), max, &jobs, &n, &orc);
-        outcomes_recorded(b, prev, nprev, orc);
-        free(prev);
-        prev = NULL;
-        nprev = 0;
-        if (rc < 0) {
-            LOG(LOG_ERROR, "broker: cannot begin dispatches (%s); will retry", strerror(-rc));
-            b->dirty = true;
-            return;
-        }
-        if (n == 0) return;
-        fault_point("dispatch.begun");
-        prev = calloc(n, sizeof *prev);
-        if (prev == NULL) {
-            /* their outcomes are known to nobody but us: a lookup in Slurm resolves them */
-            LOG(LOG_ERROR, "broker: out of memory dispatching %zu job(s)", n);
-            for (size_t i = 0; i < n; i++)
-                idvec_push(&b->unresolved, jobs[i].id);
-            free(jobs);
-            return;
-        }
-        bool stop = false;
-        for (size_t i = 0; i < n; i++) {
-            if (stop) {
-                outcome_set(&prev[nprev++], jobs[i].id, REGISTRY_REQUEUE, 0,
-                            "waiting for Slurm: it could not be reached");
-                continue;
-            }
-            rc = submit_one(b, &jobs[i], &prev[nprev]);
-            if (rc == -ETIMEDOUT) {
-                if (idvec_push(&b->unresolved, jobs[i].id) < 0)
-                    LOG(LOG_ERROR, "job %" PRId64 ": out of memory; a restart resolves it",
-                        jobs[i].id);
-                b->unresolved_at = uv_hrtime();
-                stop = true;
-                continue;
-            }
-            nprev++;
-            if (rc == -EAGAIN) stop = true;
-        }
-        free(jobs);
-        more = !stop && n == DISPATCH_BATCH;
+    int rc = registry_dispatch_step(b->reg, NULL, 0, time(NULL), DISPATCH_BATCH, &jobs, &n, &orc);
+    if (rc < 0) {
+        LOG(LOG_ERROR, "broker: cannot begin dispatches (%s); will retry", strerror(-rc));
+        b->dirty = true;
+        return;
+    }
+    registry_outcome *prev = NULL;
+    size_t nprev = 0;
+    bool stop = false;
+    while (n > 0 || nprev > 0) {
+        bool more = !stop && n == DISPATCH_BATCH;
         if (more && time(NULL) - start >= TICK_BUDGET_S) {
             b->dirty = true; /* the next tick goes on at once */
             more = false;
+        }
+        registry_step *t = NULL;
+        if (registry_dispatch_step_start(b->reg, prev, nprev, time(NULL), more ? DISPATCH_BATCH : 0,
+                                         &t) < 0) {
+            pend_keep(b, prev, nprev); /* out of memory: recorded on the next tick */
+            free(prev);
+            prev = NULL;
+            nprev = 0;
+            more = false;
+        }
+        registry_outcome *cur = NULL;
+        size_t ncur = 0;
+        if (n > 0) {
+            cur = calloc(n, sizeof *cur);
+            if (cur == NULL) {
+                /* their outcomes are known to nobody but us: a lookup in Slurm resolves them */
+                LOG(LOG_ERROR, "broker: out of memory dispatching %zu job(s)", n);
+                for (size_t i = 0; i < n; i++)
+                    idvec_push(&b->unresolved, jobs[i].id);
+            } else {
+                ncur = submit_batch(b, jobs, n, cur, &stop);
+            }
+        }
+        free(jobs);
+        jobs = NULL;
+        n = 0;
+        if (t != NULL) {
+            rc = registry_dispatch_step_finish(b->reg, t, &jobs, &n, &orc);
+            outcomes_recorded(b, prev, nprev, orc);
+            if (rc < 0) {
+                LOG(LOG_ERROR, "broker: cannot begin dispatches (%s); will retry", strerror(-rc));
+                b->dirty = true;
+            }
+        }
+        free(prev);
+        prev = cur;
+        nprev = ncur;
+        if (stop && n > 0) {
+            /* Slurm stopped answering while the next batch was begun: it goes back */
+            registry_outcome *p = realloc(prev, (nprev + n) * sizeof *p);
+            if (p != NULL) {
+                prev = p;
+                for (size_t i = 0; i < n; i++)
+                    outcome_set(&prev[nprev++], jobs[i].id, REGISTRY_REQUEUE, 0,
+                                "waiting for Slurm: it could not be reached");
+            } else {
+                for (size_t i = 0; i < n; i++)
+                    idvec_push(&b->unresolved, jobs[i].id);
+            }
+            free(jobs);
+            jobs = NULL;
+            n = 0;
         }
     }
 }

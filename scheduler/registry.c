@@ -873,8 +873,9 @@ static void *committer_main(void *arg)
     return NULL;
 }
 
-/* Hands `c` to the committer and waits until its batch is done. Returns c->rc. */
-static int submit_changes(registry *r, struct change **cs, size_t n)
+/* Hands cs[0..n-1] to the committer together (they go into the same batch unless it is full),
+ * without waiting. Returns 0 (then wait with changes_wait), or -ESHUTDOWN (nothing handed). */
+static int changes_hand(registry *r, struct change **cs, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         cs[i]->done = false;
@@ -887,19 +888,34 @@ static int submit_changes(registry *r, struct change **cs, size_t n)
         return -ESHUTDOWN;
     }
     r->callers++;
-    /* handed over together: they go into the same batch unless it is full */
     if (r->tail)
         r->tail->next = cs[0];
     else
         r->head = cs[0];
     r->tail = cs[n - 1];
     pthread_cond_signal(&r->q_cv);
-    while (!cs[n - 1]->done)
+    pthread_mutex_unlock(&r->q_mu);
+    return 0;
+}
+
+/* Waits until the last of the changes handed with changes_hand is done. Returns last->rc. */
+static int changes_wait(registry *r, struct change *last)
+{
+    pthread_mutex_lock(&r->q_mu);
+    while (!last->done)
         pthread_cond_wait(&r->done_cv, &r->q_mu);
-    int rc = cs[0]->rc;
+    int rc = last->rc;
     if (--r->callers == 0 && r->stopping) pthread_cond_broadcast(&r->done_cv);
     pthread_mutex_unlock(&r->q_mu);
     return rc;
+}
+
+static int submit_changes(registry *r, struct change **cs, size_t n)
+{
+    int rc = changes_hand(r, cs, n);
+    if (rc < 0) return rc;
+    changes_wait(r, cs[n - 1]);
+    return cs[0]->rc;
 }
 
 /* Hands `c` to the committer and waits until its batch is done. Returns c->rc. */
@@ -1078,33 +1094,64 @@ int registry_dispatch_begin(registry *r, int64_t now, size_t max, store_job **ou
     return 0;
 }
 
-int registry_dispatch_step(registry *r, registry_outcome *o, size_t n_out, int64_t now, size_t max,
-                           store_job **out, size_t *n, int *outcomes_rc)
-{
-    struct change rec = {.kind = CH_OUTCOMES}, begin = {.kind = CH_DISPATCH_BEGIN};
+struct registry_step {
+    struct change rec, begin;
     struct change *cs[2];
-    size_t k = 0;
+    size_t k;
+    int handed; /* 0, or -ESHUTDOWN */
+};
+
+int registry_dispatch_step_start(registry *r, registry_outcome *o, size_t n_out, int64_t now,
+                                 size_t max, registry_step **out)
+{
+    registry_step *t = calloc(1, sizeof *t);
+    if (t == NULL) return -ENOMEM;
+    t->rec.kind = CH_OUTCOMES;
+    t->rec.u.outcomes.o = o;
+    t->rec.u.outcomes.n = n_out;
+    t->begin.kind = CH_DISPATCH_BEGIN;
+    t->begin.u.begin.now = now;
+    t->begin.u.begin.max = max;
+    if (n_out > 0) t->cs[t->k++] = &t->rec;
+    if (max > 0) t->cs[t->k++] = &t->begin;
+    if (t->k > 0) t->handed = changes_hand(r, t->cs, t->k);
+    *out = t;
+    return 0;
+}
+
+int registry_dispatch_step_finish(registry *r, registry_step *t, store_job **out, size_t *n,
+                                  int *outcomes_rc)
+{
     *out = NULL;
     *n = 0;
     *outcomes_rc = 0;
-    rec.u.outcomes.o = o;
-    rec.u.outcomes.n = n_out;
-    begin.u.begin.now = now;
-    begin.u.begin.max = max;
-    if (n_out > 0) cs[k++] = &rec;
-    if (max > 0) cs[k++] = &begin;
-    if (k == 0) return 0;
-    int rc = submit_changes(r, cs, k);
-    if (rc == -ESHUTDOWN) {
+    int rc = t->handed;
+    if (t->k > 0 && rc == 0) changes_wait(r, t->cs[t->k - 1]);
+    if (rc == 0 && t->rec.u.outcomes.n > 0) *outcomes_rc = t->rec.rc;
+    if (rc < 0) *outcomes_rc = rc;
+    if (rc == 0 && t->begin.u.begin.max > 0) {
+        rc = t->begin.rc;
+        if (rc == 0) {
+            *out = t->begin.u.begin.jobs;
+            *n = t->begin.u.begin.n;
+        }
+    }
+    free(t);
+    return rc;
+}
+
+int registry_dispatch_step(registry *r, registry_outcome *o, size_t n_out, int64_t now, size_t max,
+                           store_job **out, size_t *n, int *outcomes_rc)
+{
+    registry_step *t;
+    int rc = registry_dispatch_step_start(r, o, n_out, now, max, &t);
+    if (rc < 0) {
+        *out = NULL;
+        *n = 0;
         *outcomes_rc = rc;
         return rc;
     }
-    if (n_out > 0) *outcomes_rc = rec.rc;
-    if (max == 0) return 0;
-    if (begin.rc < 0) return begin.rc;
-    *out = begin.u.begin.jobs;
-    *n = begin.u.begin.n;
-    return 0;
+    return registry_dispatch_step_finish(r, t, out, n, outcomes_rc);
 }
 
 int registry_dispatch_outcomes(registry *r, registry_outcome *o, size_t n)

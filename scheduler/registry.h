@@ -177,6 +177,17 @@ int registry_dispatch_outcomes(registry *r, registry_outcome *o, size_t n);
 int registry_dispatch_step(registry *r, registry_outcome *o, size_t n_out, int64_t now, size_t max,
                            store_job **out, size_t *n, int *outcomes_rc);
 
+/* The same step in two halves, so that the broker submits one batch while the registry records
+ * the previous one and begins the next: _start hands both changes over and returns at once (*out
+ * is the step; `o` must stay valid until _finish), _finish waits for them and gives what
+ * registry_dispatch_step gives, then frees the step. Every started step must be finished.
+ * _start returns 0 or -ENOMEM (nothing handed over). */
+typedef struct registry_step registry_step;
+int registry_dispatch_step_start(registry *r, registry_outcome *o, size_t n_out, int64_t now,
+                                 size_t max, registry_step **out);
+int registry_dispatch_step_finish(registry *r, registry_step *t, store_job **out, size_t *n,
+                                  int *outcomes_rc);
+
 /* A change Slurm reported for one of our jobs in Slurm (or that Slurm no longer knows it). */
 typedef struct registry_slurm_change {
     int64_t id;

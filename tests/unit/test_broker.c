@@ -28,13 +28,14 @@
 /* --- the fake Slurm ----------------------------------------------------------------------------
  */
 
-#define FAKE_MAX 64
+#define FAKE_MAX 1024
 static struct fake {
     pthread_mutex_t mu;
     slurm_adapter_job jobs[FAKE_MAX];
     size_t n;
     uint32_t next_id;
     int submit_rc;      /* what the next submits return (0 = accept) */
+    int accept_left;    /* >= 0: accept this many more, then answer -EAGAIN; -1 = no limit */
     bool accept_anyway; /* with submit_rc < 0: the job is created all the same (a lost answer) */
     int poll_rc;
     unsigned submits, polls, cancels;
@@ -62,6 +63,9 @@ int slurm_adapter_submit(slurm_adapter *a, const slurm_adapter_submit_req *req, 
     pthread_mutex_lock(&fake.mu);
     fake.submits++;
     int rc = fake.submit_rc;
+    if (rc == 0 && fake.accept_left == 0) rc = -EAGAIN;
+    if (rc == 0 && fake.accept_left > 0) fake.accept_left--;
+    if (rc == 0 && fake.n == FAKE_MAX) rc = -EAGAIN;
     if (rc == 0 || fake.accept_anyway) {
         slurm_adapter_job *j = &fake.jobs[fake.n++];
         memset(j, 0, sizeof *j);
@@ -172,6 +176,7 @@ struct world {
     broker *br;
     slurm_adapter *sa;
     registry *reg;
+    int window; /* the broker's cluster_window (0 = default) */
     int64_t user_id, root_user_id, vub_user_id;
 };
 
@@ -221,6 +226,7 @@ static int world_setup(void **state)
     fake.next_id = 100;
     fake.submit_rc = fake.poll_rc = 0;
     fake.accept_anyway = false;
+    fake.accept_left = -1;
     fake.submits = fake.polls = fake.cancels = 0;
     fake.changed = true;
     pthread_mutex_unlock(&fake.mu);
@@ -249,8 +255,11 @@ static void start_broker(struct world *w)
 {
     char spool[128];
     snprintf(spool, sizeof spool, "%s/spool", w->dir);
-    broker_options o = {
-        .partition = "gpu", .spool_dir = spool, .poll_interval_ms = 10, .resolve_after_ms = 100};
+    broker_options o = {.partition = "gpu",
+                        .spool_dir = spool,
+                        .poll_interval_ms = 10,
+                        .resolve_after_ms = 100,
+                        .cluster_window = w->window};
     policy_config pc;
     char err[256];
     policy_config_defaults(&pc);
@@ -556,6 +565,66 @@ static void test_lost_submit_never_accepted_is_requeued_and_sent_once_more(void 
     assert_int_equal(ledger_sum(w, id, "release"), -5 * 60);
 }
 
+/* Counts the fake's Slurm jobs tagged for our job `id`. */
+static int fake_count_tagged(int64_t id)
+{
+    char suffix[32];
+    int c = 0;
+    snprintf(suffix, sizeof suffix, ":%lld", (long long)id);
+    pthread_mutex_lock(&fake.mu);
+    for (size_t i = 0; i < fake.n; i++) {
+        size_t tl = strlen(fake.jobs[i].tag), sl = strlen(suffix);
+        if (tl >= sl && strcmp(fake.jobs[i].tag + tl - sl, suffix) == 0) c++;
+    }
+    pthread_mutex_unlock(&fake.mu);
+    return c;
+}
+
+static void test_pipelined_dispatch_of_many_batches_sends_each_job_once(void **state)
+{
+    struct world *w = *state;
+    int64_t ids[600];
+    for (int i = 0; i < 600; i++)
+        ids[i] = queue_job(w, i % 2 ? w->user_id : w->vub_user_id);
+    w->window = 10000;
+    start_broker(w);
+    assert_true(run_until_state(w, ids[599], "pending"));
+    run_for(w, 200);
+    assert_int_equal(fake.submits, 600);
+    for (int i = 0; i < 600; i++) {
+        assert_int_equal(fake_count_tagged(ids[i]), 1);
+        store_job j;
+        assert_int_equal(store_job_get(w->st, ids[i], &j), 0);
+        assert_string_equal(j.state, "pending");
+    }
+}
+
+static void test_slurm_lost_mid_batch_requeues_the_rest_and_sends_each_once(void **state)
+{
+    struct world *w = *state;
+    int64_t ids[300];
+    for (int i = 0; i < 300; i++)
+        ids[i] = queue_job(w, w->user_id);
+    pthread_mutex_lock(&fake.mu);
+    fake.accept_left = 150; /* Slurm goes away inside the second batch */
+    pthread_mutex_unlock(&fake.mu);
+    w->window = 10000;
+    start_broker(w);
+    assert_true(run_until_state(w, ids[149], "pending"));
+    run_for(w, 200);
+    store_job j;
+    assert_int_equal(store_job_get(w->st, ids[200], &j), 0);
+    assert_string_equal(j.state, "queued");
+    assert_int_equal(ledger_sum(w, ids[200], "hold") + ledger_sum(w, ids[200], "release"), 0);
+    pthread_mutex_lock(&fake.mu);
+    fake.accept_left = -1; /* back */
+    pthread_mutex_unlock(&fake.mu);
+    assert_true(run_until_state(w, ids[299], "pending"));
+    run_for(w, 200);
+    for (int i = 0; i < 300; i++)
+        assert_int_equal(fake_count_tagged(ids[i]), 1);
+}
+
 static void test_cancel_request_is_sent_to_slurm_once(void **state)
 {
     struct world *w = *state;
@@ -677,6 +746,8 @@ int main(void)
         T(test_cancel_request_is_sent_to_slurm_once),
         T(test_broker_keeps_polling_a_quiet_table),
         T(test_lost_submit_answer_is_looked_up_not_resubmitted),
+        T(test_pipelined_dispatch_of_many_batches_sends_each_job_once),
+        T(test_slurm_lost_mid_batch_requeues_the_rest_and_sends_each_once),
         T(test_lost_submit_never_accepted_is_requeued_and_sent_once_more),
         T(test_dispatch_holds_the_maximum_cost_and_completion_charges_elapsed),
         T(test_refused_job_releases_its_hold),
