@@ -375,30 +375,83 @@ static int submit_one(broker *b, const store_job *j, registry_outcome *o)
     return 0;
 }
 
-/* Submits the n jobs of one begun batch into cur[] (room for n). Sets *stop when Slurm stopped
- * answering (the jobs not sent are then requeued). Returns the number of outcomes. */
-static size_t submit_batch(broker *b, const store_job *jobs, size_t n, registry_outcome *cur,
-                           bool *stop)
+/* One share of a batch's submits, for one thread. */
+struct submit_share {
+    broker *b;
+    const store_job *jobs;
+    size_t from, to;
+    registry_outcome *out; /* out[i] is jobs[i]'s outcome */
+    bool *lost;            /* lost[i]: its answer was lost (no outcome: resolved later) */
+    atomic_bool *stop;     /* Slurm stopped answering: the jobs not sent go back */
+};
+
+static void submit_share_run(struct submit_share *sh)
 {
-    size_t k = 0;
-    fault_point("dispatch.begun");
-    for (size_t i = 0; i < n; i++) {
-        if (*stop) {
-            outcome_set(&cur[k++], jobs[i].id, REGISTRY_REQUEUE, 0,
+    for (size_t i = sh->from; i < sh->to; i++) {
+        if (atomic_load(sh->stop)) {
+            outcome_set(&sh->out[i], sh->jobs[i].id, REGISTRY_REQUEUE, 0,
                         "waiting for Slurm: it could not be reached");
             continue;
         }
-        int rc = submit_one(b, &jobs[i], &cur[k]);
-        if (rc == -ETIMEDOUT) {
-            if (idvec_push(&b->unresolved, jobs[i].id) < 0)
-                LOG(LOG_ERROR, "job %" PRId64 ": out of memory; a restart resolves it", jobs[i].id);
-            b->unresolved_at = uv_hrtime();
-            *stop = true;
+        int rc = submit_one(sh->b, &sh->jobs[i], &sh->out[i]);
+        if (rc == -ETIMEDOUT) sh->lost[i] = true;
+        if (rc == -ETIMEDOUT || rc == -EAGAIN) atomic_store(sh->stop, true);
+    }
+}
+
+static void *submit_share_main(void *arg)
+{
+    submit_share_run(arg);
+    return NULL;
+}
+
+/* Submits the n jobs of one begun batch, from two threads when the batch is large enough
+ * (slurmctld serves RPCs concurrently, so two submitters keep it busier than one), into cur[]
+ * (room for n), in the batch's order. Sets *stop when Slurm stopped answering (the jobs not sent
+ * are then requeued). A job whose answer was lost gets no outcome: it is left to the lookup.
+ * Returns the number of outcomes. */
+#define SUBMIT_SPLIT_MIN 16
+static size_t submit_batch(broker *b, const store_job *jobs, size_t n, registry_outcome *cur,
+                           bool *stop)
+{
+    registry_outcome *out = calloc(n, sizeof *out);
+    bool *lost = calloc(n, sizeof *lost);
+    atomic_bool stp;
+    atomic_init(&stp, *stop);
+    if (out == NULL || lost == NULL) {
+        free(out);
+        free(lost);
+        LOG(LOG_ERROR, "broker: out of memory dispatching %zu job(s)", n);
+        for (size_t i = 0; i < n; i++)
+            outcome_set(&cur[i], jobs[i].id, REGISTRY_REQUEUE, 0, "antennad ran out of memory");
+        return n;
+    }
+    fault_point("dispatch.begun");
+    struct submit_share a = {b, jobs, 0, n, out, lost, &stp}, c = a;
+    pthread_t th;
+    bool split = n >= SUBMIT_SPLIT_MIN;
+    if (split) {
+        a.to = c.from = n / 2;
+        if (pthread_create(&th, NULL, submit_share_main, &c) != 0) {
+            split = false;
+            a.to = n;
+        }
+    }
+    submit_share_run(&a);
+    if (split) pthread_join(th, NULL);
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!lost[i]) {
+            cur[k++] = out[i];
             continue;
         }
-        k++;
-        if (rc == -EAGAIN) *stop = true;
+        if (idvec_push(&b->unresolved, jobs[i].id) < 0)
+            LOG(LOG_ERROR, "job %" PRId64 ": out of memory; a restart resolves it", jobs[i].id);
+        b->unresolved_at = uv_hrtime();
     }
+    *stop = atomic_load(&stp);
+    free(out);
+    free(lost);
     return k;
 }
 

@@ -98,6 +98,24 @@ fi
 fatal=""
 report() {
     "$BIN/bench_report" "$res" "$build/bench.json" || echo "bench: the report could not be built" >&2
+    if [ -s "$work/cpu.txt" ]; then
+        echo
+        echo "where the CPU went (2 cores shared by the load generator and the servers):"
+        cat "$work/cpu.txt"
+    fi
+}
+# machine_busy: busy and total jiffies of all CPUs, from /proc/stat.
+machine_jiffies() { awk '/^cpu / { t = 0; for (i = 2; i <= NF; i++) t += $i; print t - $5 - $6, t }' /proc/stat; }
+# cpu_round LABEL REQUESTS A0 B0 M0 T0: one line of antennad's CPU per request and the machine's load
+# over a round, from ticks (USER_HZ 100) taken before it.
+cpu_round() {
+    local label=$1 reqs=$2 a0=$3 m0=$4 t0=$5 a1 m1 t1
+    a1=$(cpu_ticks "$apid")
+    read -r m1 t1 < <(machine_jiffies)
+    [ "${reqs:-0}" -gt 0 ] || return 0
+    printf '  %-28s antennad %6.1f us of CPU per request (%.2f cores); machine %3.0f %% busy\n' "$label" \
+        "$(calc "($a1 - $a0) * 10000 / $reqs")" "$(calc "($a1 - $a0) / (($t1 - $t0) / $(nproc))")" \
+        "$(calc "100 * ($m1 - $m0) / ($t1 - $t0)")" >> "$work/cpu.txt"
 }
 abort() {
     fatal=$1
@@ -292,8 +310,11 @@ ids=$(curl -fsS --cacert "$ca" -H "Authorization: Bearer $tok_disp" "$url/v1/job
     "$J" idrange -)
 step "status: GET /v1/jobs/{id} over ids $ids, ${DURATION}s, $CONNS connections"
 if [ -n "$ids" ]; then
+    a0=$(cpu_ticks "$apid")
+    read -r m0 t0 < <(machine_jiffies)
     lg_antennad "$tok_disp" --label status_antennad -d "$DURATION" -p '/v1/jobs/{id}' --ids "$ids" |
         put status_antennad
+    cpu_round "status (GET one job)" "$(ok_count status_antennad)" "$a0" "$m0" "$t0"
     if [ "$WRK" = 1 ] && command -v wrk > /dev/null; then
         WRK_MODE=status WRK_TOKEN=$tok_disp WRK_IDS=$ids wrk -t "$THREADS" -c "$CONNS" \
             -d "${DURATION}s" -s "$root/tests/bench/wrk.lua" "$url" 2>&1 |
@@ -326,7 +347,10 @@ wait_quiet "$apid" 30 || true
 rss_empty=$(for _ in 1 2 3 4 5; do rss_kib "$apid"; sleep 1; done | median)
 held=0 # jobs of partner hold queued in antennad (202 answers)
 step "submit: POST /v1/jobs (durable, held in antennad), ${DURATION}s"
+a0=$(cpu_ticks "$apid")
+read -r m0 t0 < <(machine_jiffies)
 lg_submit "$tok_hold" submit0_antennad -d "$DURATION" | put submit0_antennad
+cpu_round "submit (POST, durable)" "$(ok_count submit0_antennad)" "$a0" "$m0" "$t0"
 held=$((held + $(ok_count submit0_antennad)))
 if [ "$WRK" = 1 ] && command -v wrk > /dev/null; then
     WRK_MODE=submit WRK_TOKEN=$tok_hold wrk -t "$THREADS" -c "$CONNS" -d "${DURATION}s" \
