@@ -1400,7 +1400,7 @@ static void call_work(uv_work_t *w)
                   "CLI)");
         return;
     }
-    int rc = store_token_lookup(c->a->st, c->token_hash, &c->user);
+    int rc = registry_token_lookup(c->a->reg, c->token_hash, &c->user);
     if (rc == -ENOENT) {
         LOG(LOG_WARN, "authentication failed from %s: unknown or revoked token",
             http_request_peer(c->req));

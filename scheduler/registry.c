@@ -101,6 +101,10 @@ struct registry {
     size_t callers; /* threads inside submit_change: registry_free waits for them to leave */
     pthread_t thread;
 
+    pthread_mutex_t tok_mu; /* the token cache */
+    uint64_t tok_gen;       /* bumped when a token is revoked: lookups begun before it never fill */
+    struct tok_slot *tok;   /* TOKEN_CACHE_SLOTS entries */
+
     pthread_mutex_t health_mu;
     int health_rc;
     char health_why[160];
@@ -110,6 +114,23 @@ struct registry {
     char batch_hash[STORE_HASH_HEX];
     bool engine_suspect; /* an engine step failed after its store step: rebuild after commit */
 };
+
+/* The token cache: who holds each token, so that authenticating a request reads no row. A
+ * direct-mapped table: a collision only costs a store lookup. */
+#define TOKEN_CACHE_SLOTS 4096
+struct tok_slot {
+    bool used;
+    char hash[STORE_HASH_HEX];
+    store_user user;
+};
+
+static size_t tok_slot_of(const char *hash)
+{
+    uint64_t h = 1469598103934665603ull; /* FNV-1a */
+    for (const char *p = hash; *p; p++)
+        h = (h ^ (unsigned char)*p) * 1099511628211ull;
+    return (size_t)(h & (TOKEN_CACHE_SLOTS - 1));
+}
 
 /* --- loading the engine from the store ---------------------------------------------------------
  */
@@ -783,6 +804,15 @@ static void run_batch(registry *r, struct change *list)
     }
     if (r->engine_suspect) engine_rebuild(r);
     pthread_mutex_unlock(&r->eng_mu);
+    bool revoked = false;
+    for (struct change *c = list; c; c = c->next)
+        revoked = revoked || (c->kind == CH_TOKEN_REVOKE && c->rc == 0);
+    if (revoked) { /* before the revoker hears of it: a revoked token never authenticates */
+        pthread_mutex_lock(&r->tok_mu);
+        r->tok_gen++;
+        memset(r->tok, 0, TOKEN_CACHE_SLOTS * sizeof *r->tok);
+        pthread_mutex_unlock(&r->tok_mu);
+    }
     health_set(r, 0, NULL);
     if (seq > 0 && r->au != NULL && (rc = audit_head_sync(r->au, seq, hash)) < 0)
         LOG(LOG_ERROR, "audit: cannot write the head file (%s); the chain itself is committed",
@@ -941,6 +971,12 @@ int registry_new(store *st, const registry_options *opt, registry **out, char *e
     else
         policy_config_defaults(&r->cfg);
     r->max_batch = opt->max_batch ? opt->max_batch : 1024;
+    r->tok = calloc(TOKEN_CACHE_SLOTS, sizeof *r->tok);
+    if (r->tok == NULL) {
+        snprintf(err, errlen, "out of memory");
+        free(r);
+        return -ENOMEM;
+    }
     r->idem_keep = opt->idem_keep_seconds ? opt->idem_keep_seconds : 25 * 3600;
     r->pol = engine_load(&r->cfg, st, err, errlen);
     if (r->pol == NULL) {
@@ -950,6 +986,7 @@ int registry_new(store *st, const registry_options *opt, registry **out, char *e
     pthread_mutex_init(&r->eng_mu, NULL);
     pthread_mutex_init(&r->q_mu, NULL);
     pthread_mutex_init(&r->health_mu, NULL);
+    pthread_mutex_init(&r->tok_mu, NULL);
     pthread_cond_init(&r->q_cv, NULL);
     pthread_cond_init(&r->done_cv, NULL);
     if ((rc = -pthread_create(&r->thread, NULL, committer_main, r)) < 0) {
@@ -959,6 +996,7 @@ int registry_new(store *st, const registry_options *opt, registry **out, char *e
     *out = r;
     return 0;
 fail_thread:
+    pthread_mutex_destroy(&r->tok_mu);
     pthread_cond_destroy(&r->done_cv);
     pthread_cond_destroy(&r->q_cv);
     pthread_mutex_destroy(&r->health_mu);
@@ -966,6 +1004,7 @@ fail_thread:
     pthread_mutex_destroy(&r->eng_mu);
     policy_free(r->pol);
 fail_engine:
+    free(r->tok);
     free(r);
     return rc;
 }
@@ -984,11 +1023,38 @@ void registry_free(registry *r)
     pthread_mutex_unlock(&r->q_mu);
     pthread_cond_destroy(&r->done_cv);
     pthread_cond_destroy(&r->q_cv);
+    pthread_mutex_destroy(&r->tok_mu);
     pthread_mutex_destroy(&r->health_mu);
     pthread_mutex_destroy(&r->q_mu);
     pthread_mutex_destroy(&r->eng_mu);
     policy_free(r->pol);
+    free(r->tok);
     free(r);
+}
+
+int registry_token_lookup(registry *r, const char *hash_hex, store_user *out)
+{
+    if (hash_hex == NULL || strlen(hash_hex) >= STORE_HASH_HEX) return -ENOENT;
+    size_t i = tok_slot_of(hash_hex);
+    pthread_mutex_lock(&r->tok_mu);
+    struct tok_slot *t = &r->tok[i];
+    if (t->used && strcmp(t->hash, hash_hex) == 0) {
+        *out = t->user;
+        pthread_mutex_unlock(&r->tok_mu);
+        return 0;
+    }
+    uint64_t gen = r->tok_gen;
+    pthread_mutex_unlock(&r->tok_mu);
+    int rc = store_token_lookup(r->st, hash_hex, out);
+    if (rc < 0) return rc;
+    pthread_mutex_lock(&r->tok_mu);
+    if (r->tok_gen == gen) {
+        t->used = true;
+        snprintf(t->hash, sizeof t->hash, "%s", hash_hex);
+        t->user = *out;
+    }
+    pthread_mutex_unlock(&r->tok_mu);
+    return 0;
 }
 
 store *registry_store(registry *r)

@@ -94,6 +94,12 @@ size_t registry_queue_length(registry *r);
  * running): the broker sizes it from the cluster. Returns 0 or -EINVAL (window <= 0). */
 int registry_window_set(registry *r, int window);
 
+/* The user holding the active token whose SHA-256 is hash_hex, from a cache of the store
+ * (filled on a miss; emptied when a token is revoked, before registry_token_revoke returns, so
+ * that a revoked token never authenticates again). Returns 0 and fills *out, -ENOENT (unknown or
+ * revoked), or the store's error. */
+int registry_token_lookup(registry *r, const char *hash_hex, store_user *out);
+
 /* Whether the store takes writes: 0 when it does, else the error of the last failed write
  * (-ENOSPC, -EIO) with a reason in why. While it fails, changes fail at once with that error and
  * a small probe write every 250 ms clears it when the store works again. Never blocks (reads a

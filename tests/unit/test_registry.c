@@ -1156,6 +1156,22 @@ static void token_revoke_is_audited_token_revoked(void **state)
     assert_int_equal(audit_count(w, NULL, 0), 2);
 }
 
+static void token_lookup_is_cached_and_a_revoked_token_no_longer_authenticates(void **state)
+{
+    struct world *w = *state;
+    int64_t id = 0;
+    assert_int_equal(registry_token_create(w->reg, &WHO, w->alice, "ulb", HASH_A, "laptop", &id),
+                     0);
+    store_user u;
+    assert_int_equal(registry_token_lookup(w->reg, HASH_A, &u), 0); /* fills the cache */
+    assert_string_equal(u.name, "alice");
+    assert_int_equal(registry_token_lookup(w->reg, HASH_A, &u), 0); /* from the cache */
+    assert_string_equal(u.name, "alice");
+    assert_int_equal(registry_token_revoke(w->reg, &WHO, id), 0);
+    assert_int_equal(registry_token_lookup(w->reg, HASH_A, &u), -ENOENT);
+    assert_int_equal(registry_token_lookup(w->reg, "nonsense", &u), -ENOENT);
+}
+
 /* --- a full disk -------------------------------------------------------------------------------
  */
 
@@ -1472,6 +1488,7 @@ int main(void)
         T(quota_set_is_audited_quota_set),
         T(token_create_is_audited_token_created),
         T(token_revoke_is_audited_token_revoked),
+        T(token_lookup_is_cached_and_a_revoked_token_no_longer_authenticates),
         TD(full_disk_submit_is_enospc_in_health_and_recovers_once_freed),
         T(batch_change_that_fails_leaves_the_others_of_its_batch_committed),
         T(free_with_changes_in_flight_completes_them_or_shuts_them_down),
