@@ -390,13 +390,20 @@ fi
 sleep 3
 held=$(queued_now)
 step "idle: antennad's CPU over ${IDLE}s with $held queued, no traffic (VmRSS each second)"
+wait_quiet "$apid" 30 || true # what the fill left to do (the WAL's checkpoint) is not idle cost
 c0=$(cpu_ticks "$apid")
 t_a=$(date +%s.%N)
+cp=$c0
 for _ in $(seq 1 "$IDLE"); do
     sleep 1
     rss_kib "$apid"
+    cn=$(cpu_ticks "$apid")
+    printf '%s ' $((cn - cp)) >> "$work/idle_ticks.txt"
+    cp=$cn
 done > "$work/rss1.txt"
 c1=$(cpu_ticks "$apid")
+printf '  %-28s antennad CPU ticks (1/100 s) in each second: %s\n' "idle" \
+    "$(cat "$work/idle_ticks.txt" 2> /dev/null)" >> "$work/cpu.txt"
 t_b=$(date +%s.%N)
 rss1=$(median < "$work/rss1.txt")
 rss1_min=$(sort -n "$work/rss1.txt" | head -1)
