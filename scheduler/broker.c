@@ -533,6 +533,8 @@ static void dispatch(broker *b, int64_t start)
             n = 0;
         }
     }
+    free(prev); /* a last batch whose every answer was lost leaves an empty array */
+    free(jobs);
 }
 
 /* Compares Slurm's view of a followed job with what was recorded; fills `c` when it changed. */
