@@ -309,6 +309,7 @@ class Harness:
         self.last_job_id = 0
         self.scenarios = []
         self.selftest = None
+        self.skipped = []  # (scenario number, why): printed with the table, never counted as passed
         self.selftest_sc = None
         self.current = None
         self.clients = []
@@ -1116,6 +1117,20 @@ class Harness:
             bad.append("self-test missed: %s" % ", ".join(self.selftest[2]))
         return bad
 
+    def tmpfs_unavailable(self):
+        """Why a tmpfs cannot be mounted here (scenario 6 needs one), or "" when it can."""
+        probe = os.path.join(self.work, "tmpfs-probe")
+        os.makedirs(probe, exist_ok=True)
+        r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", probe],
+                           capture_output=True, text=True)
+        if r.returncode != 0:
+            return "cannot mount a tmpfs on this machine (%s)" % (r.stderr.strip() or "mount failed")
+        subprocess.run(["umount", probe], capture_output=True)
+        return ""
+
+    def skipped_text(self):
+        return "".join("Scenario %d was NOT run: %s.\n" % (n, why) for n, why in self.skipped)
+
     def selftest_text(self):
         if self.selftest is None:
             return "Self-test (planted faults) not run (RELIABILITY_SELFTEST=1 runs it)."
@@ -1147,7 +1162,8 @@ class Harness:
             mode=mode, title="full run" if mode == "full" else "quick run (RELIABILITY_QUICK=1)",
             date=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), commit=commit,
             elapsed=elapsed, seed=self.seed, only=only, table=self.table(), verdict=verdict,
-            selftest=self.selftest_text(), notes=notes)
+            selftest=self.selftest_text() + ("\n\n" + self.skipped_text() if self.skipped else ""),
+            notes=notes)
         sections = {"full": "<!-- run:full -->\n## Latest full run\n\nNot run yet.\n<!-- /run:full -->\n",
                     "quick": "<!-- run:quick -->\n## Latest quick run (RELIABILITY_QUICK=1)\n\n"
                              "Not run yet.\n<!-- /run:quick -->\n"}
@@ -1185,6 +1201,12 @@ class Harness:
             if num == 3 and self.quick:
                 print("\n== scenario 3: skipped in quick mode (60 s outage)", flush=True)
                 continue
+            if num == 6:
+                why = self.tmpfs_unavailable()
+                if why:
+                    print("\n== scenario 6: SKIPPED: %s" % why, flush=True)
+                    self.skipped.append((6, why))
+                    continue
             try:
                 fn()
             except Exception as e:  # a scenario that breaks the harness is a failed row, not a hang
@@ -1216,12 +1238,15 @@ class Harness:
             "quick" if self.quick else "full", elapsed, commit, self.seed))
         print(self.table())
         print(self.selftest_text() + "\n")
+        if self.skipped:
+            print(self.skipped_text())
         for sc in self.scenarios:
             for f in sc.failures:
                 print("FAIL %d: %s" % (sc.num, f))
         self.write_doc(elapsed, commit)
         bad = self.failed()
-        print("\nreliability: %s" % ("PASS (every cell 0)" if not bad else
+        print("\nreliability: %s" % (("PASS (every cell 0%s)" % "".join(
+            "; scenario %d NOT run: %s" % (n, w) for n, w in self.skipped)) if not bad else
                                      "FAIL (%d): %s" % (len(bad), ", ".join(bad[:12]))))
         for p in self.clients:
             if p.poll() is None:

@@ -613,15 +613,25 @@ static void test_slurm_lost_mid_batch_requeues_the_rest_and_sends_each_once(void
     int pending = 0, queued = 0;
     for (int round = 0; round < 300 && pending < 150; round++) {
         run_for(w, 20);
-        pending = queued = 0;
+        pending = 0;
         for (int i = 0; i < 300; i++) {
             store_job j;
             assert_int_equal(store_job_get(w->st, ids[i], &j), 0);
             pending += strcmp(j.state, "pending") == 0;
-            queued += strcmp(j.state, "queued") == 0;
         }
     }
+    /* Slurm away altogether: no tick dispatches, and the rest settle back in the queue */
+    pthread_mutex_lock(&fake.mu);
+    fake.poll_rc = -EAGAIN;
+    pthread_mutex_unlock(&fake.mu);
     run_for(w, 200);
+    pending = queued = 0;
+    for (int i = 0; i < 300; i++) {
+        store_job j;
+        assert_int_equal(store_job_get(w->st, ids[i], &j), 0);
+        pending += strcmp(j.state, "pending") == 0;
+        queued += strcmp(j.state, "queued") == 0;
+    }
     assert_int_equal(pending, 150); /* the 150 Slurm took, and no other */
     assert_int_equal(queued, 150);  /* the others are back in the queue, holding nothing */
     for (int i = 0; i < 300; i++) {
@@ -632,6 +642,7 @@ static void test_slurm_lost_mid_batch_requeues_the_rest_and_sends_each_once(void
     }
     pthread_mutex_lock(&fake.mu);
     fake.accept_left = -1; /* back */
+    fake.poll_rc = 0;
     pthread_mutex_unlock(&fake.mu);
     for (int i = 0; i < 300; i++)
         assert_true(run_until_state(w, ids[i], "pending"));
