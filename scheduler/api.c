@@ -1,7 +1,8 @@
 /* api.c - routes /v1 requests, authenticates bearer tokens, validates bodies, answers in JSON.
  *
- * Every handler runs on the thread pool (uv_queue_work) because it reads the store and makes
- * registry changes; the loop thread only routes, queues and sends. Never talks to Slurm: reads
+ * Every handler runs off the loop thread, because it reads the store and makes registry changes:
+ * the cheap, frequent reads on the API's read lane, the rest on libuv's pool (uv_queue_work); the
+ * loop thread only routes, queues and sends. Never talks to Slurm: reads
  * come from the store and the registry's live reads, and a change that Slurm must see (a new job,
  * a cancel) only kicks the broker. Never writes the store, never takes the engine's lock and never
  * appends to the audit trail: every change is one registry call, audited by the registry.
@@ -12,6 +13,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <pthread.h>
 #include <pwd.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -31,6 +33,25 @@
 
 #define ANTENNA_VERSION "0.1.0"
 
+typedef struct api_call api_call;
+
+/* The read lane: a few threads of the API's own that serve the cheap, frequent reads (a job's
+ * status, the job list) one after another, with one wake-up per burst instead of one per request
+ * through libuv's pool (whose threads also wait on group commits). Answers go back to the loop
+ * through one coalesced uv_async. */
+#define LANE_THREADS 2
+struct lane {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    api_call *head, *tail;           /* to serve */
+    api_call *done_head, *done_tail; /* served, to answer on the loop thread */
+    bool stop;
+    unsigned idle; /* threads waiting on cv */
+    pthread_t th[LANE_THREADS];
+    size_t n_th;
+    uv_async_t async;
+};
+
 struct api {
     uv_loop_t *loop;
     registry *reg;
@@ -39,9 +60,8 @@ struct api {
     api_options opt;
     char spool_dir[PATH_MAX];
     unsigned pending;
+    struct lane lane;
 };
-
-typedef struct api_call api_call;
 typedef void (*handler_fn)(api_call *c);
 
 /* Roles, as bits: a route lists the roles that may call it. */
@@ -70,10 +90,12 @@ struct route {
     const char *pattern; /* segments; "*" matches a numeric id, "%" a name */
     handler_fn fn;
     int roles;
+    bool lane; /* a cheap read, served by the read lane */
 };
 
 struct api_call {
     uv_work_t work;
+    api_call *lane_next;
     api *a;
     http_request *req;
     const struct route *route;
@@ -1349,26 +1371,26 @@ static void h_audit_verify(api_call *c)
 }
 
 static const struct route routes[] = {
-    {"POST", "v1/jobs", h_jobs_post, R_SUBMITTERS},
-    {"GET", "v1/jobs", h_jobs_list, R_ALL},
-    {"GET", "v1/jobs/*", h_job_get, R_ALL},
-    {"DELETE", "v1/jobs/*", h_job_delete, R_SUBMITTERS},
-    {"GET", "v1/jobs/*/output", h_job_output, R_ALL},
-    {"POST", "v1/partners", h_partners_post, R_STAFFS},
-    {"GET", "v1/partners", h_partners_list, R_READERS},
-    {"GET", "v1/partners/%", h_partner_get, R_ALL},
-    {"PATCH", "v1/partners/%", h_partner_patch, R_STAFFS},
-    {"POST", "v1/users", h_users_post, R_STAFFS},
-    {"GET", "v1/users", h_users_list, R_READERS | R_MANAGER},
-    {"GET", "v1/quotas", h_quotas_list, R_ALL},
-    {"PATCH", "v1/quotas/%/%", h_quota_patch, R_STAFFS},
-    {"POST", "v1/tokens", h_tokens_post, R_ADMIN},
-    {"GET", "v1/tokens", h_tokens_list, R_ADMIN},
-    {"DELETE", "v1/tokens/*", h_token_delete, R_ADMIN},
-    {"GET", "v1/usage", h_usage, R_ALL},
-    {"GET", "v1/reports/%/%", h_report, R_ALL},
-    {"GET", "v1/audit", h_audit_list, R_ADMIN | R_AUDITOR},
-    {"GET", "v1/audit/verify", h_audit_verify, R_ADMIN | R_AUDITOR},
+    {"POST", "v1/jobs", h_jobs_post, R_SUBMITTERS, false},
+    {"GET", "v1/jobs", h_jobs_list, R_ALL, true},
+    {"GET", "v1/jobs/*", h_job_get, R_ALL, true},
+    {"DELETE", "v1/jobs/*", h_job_delete, R_SUBMITTERS, false},
+    {"GET", "v1/jobs/*/output", h_job_output, R_ALL, false},
+    {"POST", "v1/partners", h_partners_post, R_STAFFS, false},
+    {"GET", "v1/partners", h_partners_list, R_READERS, false},
+    {"GET", "v1/partners/%", h_partner_get, R_ALL, false},
+    {"PATCH", "v1/partners/%", h_partner_patch, R_STAFFS, false},
+    {"POST", "v1/users", h_users_post, R_STAFFS, false},
+    {"GET", "v1/users", h_users_list, R_READERS | R_MANAGER, false},
+    {"GET", "v1/quotas", h_quotas_list, R_ALL, false},
+    {"PATCH", "v1/quotas/%/%", h_quota_patch, R_STAFFS, false},
+    {"POST", "v1/tokens", h_tokens_post, R_ADMIN, false},
+    {"GET", "v1/tokens", h_tokens_list, R_ADMIN, false},
+    {"DELETE", "v1/tokens/*", h_token_delete, R_ADMIN, false},
+    {"GET", "v1/usage", h_usage, R_ALL, false},
+    {"GET", "v1/reports/%/%", h_report, R_ALL, false},
+    {"GET", "v1/audit", h_audit_list, R_ADMIN | R_AUDITOR, false},
+    {"GET", "v1/audit/verify", h_audit_verify, R_ADMIN | R_AUDITOR, false},
 };
 
 /* --- loop-thread side ---------------------------------------------------------------------- */
@@ -1511,6 +1533,83 @@ static void respond_health(api *a, http_request *req)
     free(s);
 }
 
+/* --- the read lane ----------------------------------------------------------------------- */
+
+static void *lane_main(void *arg)
+{
+    api *a = arg;
+    struct lane *l = &a->lane;
+    pthread_mutex_lock(&l->mu);
+    for (;;) {
+        while (l->head == NULL && !l->stop) {
+            l->idle++;
+            pthread_cond_wait(&l->cv, &l->mu);
+            l->idle--;
+        }
+        if (l->head == NULL) break;
+        api_call *c = l->head;
+        l->head = c->lane_next;
+        if (l->head == NULL) l->tail = NULL;
+        pthread_mutex_unlock(&l->mu);
+        call_work(&c->work);
+        pthread_mutex_lock(&l->mu);
+        c->lane_next = NULL;
+        if (l->done_tail)
+            l->done_tail->lane_next = c;
+        else
+            l->done_head = c;
+        l->done_tail = c;
+        /* the loop is told once per burst: the last one served before the queue ran dry */
+        if (l->head == NULL) uv_async_send(&l->async);
+    }
+    pthread_mutex_unlock(&l->mu);
+    return NULL;
+}
+
+/* Loop thread: answers what the lane served. */
+static void lane_answered(uv_async_t *h)
+{
+    api *a = h->data;
+    struct lane *l = &a->lane;
+    pthread_mutex_lock(&l->mu);
+    api_call *c = l->done_head;
+    l->done_head = l->done_tail = NULL;
+    pthread_mutex_unlock(&l->mu);
+    while (c != NULL) {
+        api_call *next = c->lane_next;
+        call_done(&c->work, 0);
+        c = next;
+    }
+}
+
+/* Loop thread: hands `c` to the lane. Returns 0. */
+static int lane_push(api *a, api_call *c)
+{
+    struct lane *l = &a->lane;
+    c->lane_next = NULL;
+    pthread_mutex_lock(&l->mu);
+    if (l->tail)
+        l->tail->lane_next = c;
+    else
+        l->head = c;
+    l->tail = c;
+    if (l->idle > 0) pthread_cond_signal(&l->cv);
+    pthread_mutex_unlock(&l->mu);
+    return 0;
+}
+
+static void lane_stop(api *a)
+{
+    struct lane *l = &a->lane;
+    pthread_mutex_lock(&l->mu);
+    l->stop = true;
+    pthread_cond_broadcast(&l->cv);
+    pthread_mutex_unlock(&l->mu);
+    for (size_t i = 0; i < l->n_th; i++)
+        pthread_join(l->th[i], NULL);
+    l->n_th = 0;
+}
+
 void api_handle(http_request *req, void *arg)
 {
     api *a = arg;
@@ -1564,7 +1663,9 @@ void api_handle(http_request *req, void *arg)
     c->work.data = c;
     c->bad_auth = bad_auth;
     if ((!bad_auth && auth_token_hash(token, c->token_hash, sizeof c->token_hash) < 0) ||
-        uv_queue_work(a->loop, &c->work, call_work, call_done) < 0) {
+        (route->lane && a->lane.n_th > 0
+             ? lane_push(a, c)
+             : uv_queue_work(a->loop, &c->work, call_work, call_done)) < 0) {
         free(c);
         http_request_respond_error(req, 503, "unavailable", "the broker is busy; try again");
         return;
@@ -1583,13 +1684,41 @@ int api_new(uv_loop_t *loop, registry *reg, broker *br, const api_options *opt, 
     a->opt = *opt;
     snprintf(a->spool_dir, sizeof a->spool_dir, "%s", opt->spool_dir ? opt->spool_dir : "");
     a->opt.spool_dir = a->spool_dir;
+    struct lane *l = &a->lane;
+    pthread_mutex_init(&l->mu, NULL);
+    pthread_cond_init(&l->cv, NULL);
+    if (uv_async_init(loop, &l->async, lane_answered) < 0) goto fail_async;
+    l->async.data = a;
+    uv_unref((uv_handle_t *)&l->async); /* never keeps the loop alive by itself */
+    for (size_t i = 0; i < LANE_THREADS; i++) {
+        if (pthread_create(&l->th[i], NULL, lane_main, a) != 0) break;
+        l->n_th++;
+    }
+    /* no lane thread: every request goes through libuv's pool, as the others do */
     *out = a;
     return 0;
+fail_async:
+    pthread_cond_destroy(&l->cv);
+    pthread_mutex_destroy(&l->mu);
+    free(a);
+    return -ENOMEM;
+}
+
+static void lane_closed(uv_handle_t *h)
+{
+    api *a = h->data;
+    pthread_cond_destroy(&a->lane.cv);
+    pthread_mutex_destroy(&a->lane.mu);
+    free(a);
 }
 
 void api_free(api *a)
 {
-    free(a);
+    if (a == NULL) return;
+    lane_stop(a);
+    /* the lane's handle is freed by its close callback: run the (stopped) loop once for it */
+    uv_close((uv_handle_t *)&a->lane.async, lane_closed);
+    uv_run(a->loop, UV_RUN_NOWAIT);
 }
 
 unsigned api_pending(const api *a)

@@ -1,6 +1,8 @@
 /* api.h - the /v1 HTTP+JSON API of antennad: routing, authentication, validation, answers.
  *
- * Runs its handlers on the libuv thread pool (they read the store and make registry changes);
+ * Runs its handlers off the loop thread: the cheap, frequent reads (a job, the job list) on a read
+ * lane of two threads of its own, the rest on the libuv thread pool (they read the store and make
+ * registry changes);
  * never calls SQLite or the registry on the loop thread (but registry_health, which only reads a
  * flag, for /healthz), never does file I/O there, and never talks to Slurm: reads are served
  * from antennad's own state, and changes for Slurm go through the broker. Never writes the store,
@@ -33,7 +35,9 @@ typedef struct api_options {
  * not report Slurm, which unit tests use). Returns 0 and sets *out, or -ENOMEM. */
 int api_new(uv_loop_t *loop, registry *reg, broker *br, const api_options *opt, api **out);
 
-/* Frees the API. Requests still in flight must have been answered (close the HTTP server first
+/* Frees the API: stops its read lane's threads, closes its handle and runs the (stopped) loop once
+ * for that close, so call it on the loop's thread after uv_run returned and before
+ * uv_loop_close. Requests still in flight must have been answered (close the HTTP server first
  * and let the loop drain). Accepts NULL. */
 void api_free(api *a);
 

@@ -312,8 +312,19 @@ step "status: GET /v1/jobs/{id} over ids $ids, ${DURATION}s, $CONNS connections"
 if [ -n "$ids" ]; then
     a0=$(cpu_ticks "$apid")
     read -r m0 t0 < <(machine_jiffies)
+    perf_pid=""
+    if [ "${BENCH_PERF:-0}" = 1 ] && command -v perf > /dev/null; then
+        perf record -g -p "$apid" -o "$work/perf.status.data" > /dev/null 2>&1 &
+        perf_pid=$!
+    fi
     lg_antennad "$tok_disp" --label status_antennad -d "$DURATION" -p '/v1/jobs/{id}' --ids "$ids" |
         put status_antennad
+    if [ -n "$perf_pid" ]; then
+        kill -INT "$perf_pid" 2> /dev/null
+        wait "$perf_pid" 2> /dev/null
+        perf report -i "$work/perf.status.data" --no-children --stdio --sort dso,sym 2> /dev/null |
+            grep -v '^#' | grep '%' | grep -v -- '--' | head -60 > "$work/perf.status.txt"
+    fi
     cpu_round "status (GET one job)" "$(ok_count status_antennad)" "$a0" "$m0" "$t0"
     if [ "$WRK" = 1 ] && command -v wrk > /dev/null; then
         WRK_MODE=status WRK_TOKEN=$tok_disp WRK_IDS=$ids wrk -t "$THREADS" -c "$CONNS" \

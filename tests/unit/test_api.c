@@ -241,8 +241,8 @@ static int world_stop(void **state)
     char cmd[128];
     uv_async_send(&w.stop);
     pthread_join(w.thread, NULL);
-    uv_loop_close(&w.loop);
-    api_free(w.api);
+    api_free(w.api); /* closes its own handle on the stopped loop */
+    assert_int_equal(uv_loop_close(&w.loop), 0);
     registry_free(w.reg);
     audit_free(w.audit);
     store_free(w.st);
