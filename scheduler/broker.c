@@ -405,12 +405,14 @@ static void *submit_share_main(void *arg)
     return NULL;
 }
 
-/* Submits the n jobs of one begun batch, from two threads when the batch is large enough
- * (slurmctld serves RPCs concurrently, so two submitters keep it busier than one), into cur[]
+/* Submits the n jobs of one begun batch, from SUBMIT_THREADS threads when the batch is large
+ * enough (slurmctld serves RPCs concurrently, so several submitters keep it busier than one),
+ * into cur[]
  * (room for n), in the batch's order. Sets *stop when Slurm stopped answering (the jobs not sent
  * are then requeued). A job whose answer was lost gets no outcome: it is left to the lookup.
  * Returns the number of outcomes. */
 #define SUBMIT_SPLIT_MIN 16
+#define SUBMIT_THREADS   3
 static size_t submit_batch(broker *b, const store_job *jobs, size_t n, registry_outcome *cur,
                            bool *stop)
 {
@@ -427,18 +429,22 @@ static size_t submit_batch(broker *b, const store_job *jobs, size_t n, registry_
         return n;
     }
     fault_point("dispatch.begun");
-    struct submit_share a = {b, jobs, 0, n, out, lost, &stp}, c = a;
-    pthread_t th;
-    bool split = n >= SUBMIT_SPLIT_MIN;
-    if (split) {
-        a.to = c.from = n / 2;
-        if (pthread_create(&th, NULL, submit_share_main, &c) != 0) {
-            split = false;
-            a.to = n;
-        }
+    /* shares of the batch: this thread takes the first, helpers the others */
+    struct submit_share sh[SUBMIT_THREADS];
+    pthread_t th[SUBMIT_THREADS];
+    bool started[SUBMIT_THREADS] = {false};
+    size_t parts = n >= SUBMIT_SPLIT_MIN ? SUBMIT_THREADS : 1;
+    for (size_t p = 0; p < parts; p++)
+        sh[p] = (struct submit_share){b, jobs, n * p / parts, n * (p + 1) / parts, out, lost, &stp};
+    for (size_t p = 1; p < parts; p++)
+        started[p] = pthread_create(&th[p], NULL, submit_share_main, &sh[p]) == 0;
+    submit_share_run(&sh[0]);
+    for (size_t p = 1; p < parts; p++) {
+        if (started[p])
+            pthread_join(th[p], NULL);
+        else
+            submit_share_run(&sh[p]); /* no thread: this one does it */
     }
-    submit_share_run(&a);
-    if (split) pthread_join(th, NULL);
     size_t k = 0;
     for (size_t i = 0; i < n; i++) {
         if (!lost[i]) {

@@ -3,7 +3,7 @@
  * The only module that includes slurm/slurm.h. It never spawns sbatch/squeue/scancel. Every call
  * is a blocking RPC: run it from a worker thread, never on the event-loop thread. Submits may run
  * from several threads at once (libslurm's RPCs are thread-safe; the broker submits a batch from
- * two); the other calls on one adapter must not overlap with each other or with submits.
+ * three); the other calls on one adapter must not overlap with each other or with submits.
  */
 #ifndef ANTENNA_SLURM_ADAPTER_H
 #define ANTENNA_SLURM_ADAPTER_H
