@@ -390,19 +390,6 @@ static bool idem_key_valid(const char *k)
     return true;
 }
 
-/* The engine's view of a job. */
-static void job_to_policy(const store_job *j, policy_job *out)
-{
-    memset(out, 0, sizeof *out);
-    out->id = j->id;
-    snprintf(out->user, sizeof out->user, "%s", j->user);
-    out->gpus = j->gpus;
-    snprintf(out->gpu_type, sizeof out->gpu_type, "%s", j->gpu_type);
-    out->cpus = j->cpus_per_task;
-    out->time_minutes = j->time_minutes;
-    out->submitted_at = j->submitted_at;
-}
-
 /* registry_submit's render: the 202 body of a new job, the same job object as GET answers.
  * Runs inside the registry's change (its committer thread). */
 static char *render_job(const store_job *j, const registry_live *live, void *arg)
@@ -471,7 +458,7 @@ static void h_jobs_post(api_call *c)
     if (dry_run) { /* a quote changes nothing: an Idempotency-Key is not recorded */
         policy_job pj;
         policy_verdict v;
-        job_to_policy(j, &pj);
+        registry_job_to_policy(j, &pj);
         int rc = registry_job_quote(c->a->reg, &pj, j->submitted_at, &v);
         if (rc == -EINVAL)
             set_error(c, 400, "invalid_value", "the policy engine cannot price this job");

@@ -472,25 +472,6 @@ static int copy_field(char *dst, size_t n, const char *s)
     return 0;
 }
 
-int audit_log(audit *a, const char *actor, const char *partner, const char *action,
-              const char *details_json)
-{
-    if (!a || !actor || !action) return -EINVAL;
-    store_audit_entry e;
-    memset(&e, 0, sizeof e);
-    if (copy_field(e.actor, sizeof e.actor, actor) < 0 ||
-        copy_field(e.partner, sizeof e.partner, partner) < 0 ||
-        copy_field(e.action, sizeof e.action, action) < 0)
-        return -EINVAL;
-    e.details = (char *)(details_json ? details_json : "{}"); /* borrowed, never written */
-
-    pthread_mutex_lock(&a->lock);
-    int ret = store_audit_append(a->st, &e, hash_cb, &a->h);
-    if (ret == 0) ret = head_write(a->head_path, e.seq, e.hash);
-    pthread_mutex_unlock(&a->lock);
-    return ret;
-}
-
 int audit_append(audit *a, const char *actor, const char *partner, const char *action,
                  const char *details_json, int64_t *seq, char hash[STORE_HASH_HEX])
 {
@@ -507,6 +488,19 @@ int audit_append(audit *a, const char *actor, const char *partner, const char *a
         if (seq) *seq = e.seq;
         if (hash) memcpy(hash, e.hash, STORE_HASH_HEX);
     }
+    return ret;
+}
+
+int audit_log(audit *a, const char *actor, const char *partner, const char *action,
+              const char *details_json)
+{
+    if (!a) return -EINVAL;
+    int64_t seq = 0;
+    char hash[STORE_HASH_HEX];
+    pthread_mutex_lock(&a->lock);
+    int ret = audit_append(a, actor, partner, action, details_json, &seq, hash);
+    if (ret == 0) ret = head_write(a->head_path, seq, hash);
+    pthread_mutex_unlock(&a->lock);
     return ret;
 }
 

@@ -135,7 +135,7 @@ static size_t tok_slot_of(const char *hash)
 /* --- loading the engine from the store ---------------------------------------------------------
  */
 
-static void job_to_policy(const store_job *j, policy_job *out)
+void registry_job_to_policy(const store_job *j, policy_job *out)
 {
     memset(out, 0, sizeof *out);
     out->id = j->id;
@@ -209,7 +209,7 @@ static policy *engine_load(const policy_config *cfg, store *st, char *err, size_
     if ((rc = store_job_list_active(st, &js, &njs)) < 0) goto fail;
     for (size_t i = 0; i < njs; i++) {
         policy_job pj;
-        job_to_policy(&js[i], &pj);
+        registry_job_to_policy(&js[i], &pj);
         if (strcmp(js[i].state, STORE_STATE_QUEUED) == 0) {
             rc = policy_job_enqueue(pol, &pj);
         } else {
@@ -317,7 +317,7 @@ static int apply_submit(registry *r, struct change *c)
     if (owner.id != j->user_id) return -ENOENT;
     int64_t now = j->submitted_at ? j->submitted_at : time(NULL);
     policy_job pj;
-    job_to_policy(j, &pj);
+    registry_job_to_policy(j, &pj);
     pj.submitted_at = now;
     if ((rc = policy_job_check(r->pol, &pj, now, &s->verdict)) < 0) return rc;
     if (!s->verdict.admitted) {
@@ -1238,10 +1238,11 @@ int registry_slurm_changes(registry *r, registry_slurm_change *sc, size_t n)
     return submit_change(r, &c);
 }
 
-int registry_partner_create(registry *r, const registry_actor *who, const char *name,
-                            const char *description, int share_weight, store_partner *out)
+static int partner_change(registry *r, enum change_kind kind, const registry_actor *who,
+                          const char *name, const char *description, int share_weight,
+                          store_partner *out)
 {
-    struct change c = {.kind = CH_PARTNER_CREATE, .who = who};
+    struct change c = {.kind = kind, .who = who};
     c.u.who_rec.name = name;
     c.u.who_rec.description = description;
     c.u.who_rec.share_weight = share_weight;
@@ -1249,15 +1250,16 @@ int registry_partner_create(registry *r, const registry_actor *who, const char *
     return submit_change(r, &c);
 }
 
+int registry_partner_create(registry *r, const registry_actor *who, const char *name,
+                            const char *description, int share_weight, store_partner *out)
+{
+    return partner_change(r, CH_PARTNER_CREATE, who, name, description, share_weight, out);
+}
+
 int registry_partner_update(registry *r, const registry_actor *who, const char *name,
                             const char *description, int share_weight, store_partner *out)
 {
-    struct change c = {.kind = CH_PARTNER_UPDATE, .who = who};
-    c.u.who_rec.name = name;
-    c.u.who_rec.description = description;
-    c.u.who_rec.share_weight = share_weight;
-    c.u.who_rec.pout = out;
-    return submit_change(r, &c);
+    return partner_change(r, CH_PARTNER_UPDATE, who, name, description, share_weight, out);
 }
 
 int registry_user_create(registry *r, const registry_actor *who, const char *name,

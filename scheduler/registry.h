@@ -63,6 +63,10 @@ typedef struct registry_actor {
     const char *partner;
 } registry_actor;
 
+/* The engine's view of store job `j` (its id, user, resources, time limit and submission time)
+ * into *out. Pure: the one conversion the registry and the API's dry run share. */
+void registry_job_to_policy(const store_job *j, policy_job *out);
+
 /* --- live reads (the engine) ------------------------------------------------------------------ */
 
 /* A queued job's live state in the engine. */
