@@ -543,7 +543,9 @@ static void dispatch(broker *b, int64_t start)
     free(jobs);
 }
 
-/* Compares Slurm's view of a followed job with what was recorded; fills `c` when it changed. */
+/* Compares Slurm's view of a followed job with what was recorded; when it changed, fills `c`
+ * with Slurm's view as antennad records it: a start only once the job left pending, an end and
+ * an exit code only once it is terminal. */
 static bool job_changed(const struct tracked *t, const slurm_adapter_job *s,
                         registry_slurm_change *c)
 {
@@ -561,22 +563,35 @@ static bool job_changed(const struct tracked *t, const slurm_adapter_job *s,
     c->slurm_job_id = t->slurm_id;
     snprintf(c->state, sizeof c->state, "%s", s->state);
     snprintf(c->reason, sizeof c->reason, "%s", s->reason);
-    c->start_time = s->start_time;
-    c->end_time = s->end_time;
-    c->has_exit_code = s->has_exit_code;
-    c->exit_code = s->exit_code;
+    c->start_time = start;
+    c->end_time = end;
+    c->has_exit_code = has_exit;
+    c->exit_code = exit_code;
     return true;
 }
 
+/* Records in `t` what change `c` (as job_changed made it) says. */
 static void tracked_apply(struct tracked *t, const registry_slurm_change *c)
 {
     snprintf(t->state, sizeof t->state, "%s", c->state);
     snprintf(t->reason, sizeof t->reason, "%s", c->reason);
-    bool terminal = store_state_terminal(c->state);
-    t->start = strcmp(c->state, "pending") != 0 && c->start_time > 0 ? c->start_time : 0;
-    t->end = terminal ? c->end_time : 0;
-    t->has_exit = c->has_exit_code && terminal;
-    t->exit_code = t->has_exit ? c->exit_code : 0;
+    t->start = c->start_time;
+    t->end = c->end_time;
+    t->has_exit = c->has_exit_code;
+    t->exit_code = c->exit_code;
+}
+
+/* A free slot at the end of *chg (n used, *cap allocated), growing it. NULL on no memory. */
+static registry_slurm_change *chg_slot(registry_slurm_change **chg, size_t n, size_t *cap)
+{
+    if (n == *cap) {
+        size_t ncap = *cap ? 2 * *cap : 64;
+        registry_slurm_change *p = realloc(*chg, ncap * sizeof *p);
+        if (p == NULL) return NULL;
+        *chg = p;
+        *cap = ncap;
+    }
+    return &(*chg)[n];
 }
 
 /* Applies a full listing of our Slurm jobs to the followed jobs: O(listing log followed). */
@@ -590,30 +605,18 @@ static int apply_listing(broker *b, const slurm_adapter_job *sj, size_t n)
         struct tracked *t = tracked_find(b, sj[i].job_id);
         if (t == NULL) continue;
         t->seen = b->gen;
-        if (nchg == cap) {
-            size_t ncap = cap ? 2 * cap : 64;
-            registry_slurm_change *p = realloc(chg, ncap * sizeof *p);
-            if (p == NULL) {
-                rc = -ENOMEM;
-                goto out;
-            }
-            chg = p;
-            cap = ncap;
+        if (chg_slot(&chg, nchg, &cap) == NULL) {
+            rc = -ENOMEM;
+            goto out;
         }
         if (job_changed(t, &sj[i], &chg[nchg])) nchg++;
     }
     /* A followed job missing from a full listing is no longer known to Slurm. */
     for (size_t i = 0; i < b->ntr; i++) {
         if (b->tr[i].seen == b->gen) continue;
-        if (nchg == cap) {
-            size_t ncap = cap ? 2 * cap : 64;
-            registry_slurm_change *p = realloc(chg, ncap * sizeof *p);
-            if (p == NULL) {
-                rc = -ENOMEM;
-                goto out;
-            }
-            chg = p;
-            cap = ncap;
+        if (chg_slot(&chg, nchg, &cap) == NULL) {
+            rc = -ENOMEM;
+            goto out;
         }
         memset(&chg[nchg], 0, sizeof chg[nchg]);
         chg[nchg].id = b->tr[i].id;
