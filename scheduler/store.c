@@ -1238,6 +1238,21 @@ int store_checkpoint(store *s)
     return ret;
 }
 
+/* Reads every row of statement `id` (no parameters) into a malloc'd array of `item`-sized
+ * records made by `read`, on the read connection. Returns 0 (sets *out, NULL when *n is 0), or a
+ * negative errno. */
+static int list_all(store *s, enum stmt_id id, size_t item, row_reader read, void **out, size_t *n)
+{
+    if (!s || !out || !n) return -EINVAL;
+    *out = NULL;
+    *n = 0;
+    conn *c = read_begin(s);
+    sqlite3_stmt *st = stmt_get(c, id);
+    int ret = st ? read_rows(c, st, item, read, out, n) : -EIO;
+    read_end(s, c);
+    return ret;
+}
+
 int store_probe(store *s)
 {
     if (!s || held_here(s)) return -EINVAL;
@@ -1314,14 +1329,7 @@ int store_partner_get(store *s, const char *name, store_partner *out)
 
 int store_partner_list(store *s, store_partner **out, size_t *n)
 {
-    if (!s || !out || !n) return -EINVAL;
-    *out = NULL;
-    *n = 0;
-    conn *c = read_begin(s);
-    sqlite3_stmt *st = stmt_get(c, ST_PARTNER_LIST);
-    int ret = st ? read_rows(c, st, sizeof **out, read_partner, (void **)out, n) : -EIO;
-    read_end(s, c);
-    return ret;
+    return list_all(s, ST_PARTNER_LIST, sizeof **out, read_partner, (void **)out, n);
 }
 
 /* --- users --- */
@@ -1498,14 +1506,7 @@ int store_quota_list(store *s, const char *period, store_quota **out, size_t *n)
 
 int store_ledger_totals_list(store *s, store_ledger_totals **out, size_t *n)
 {
-    if (!s || !out || !n) return -EINVAL;
-    *out = NULL;
-    *n = 0;
-    conn *c = read_begin(s);
-    sqlite3_stmt *st = stmt_get(c, ST_LEDGER_TOTALS);
-    int ret = st ? read_rows(c, st, sizeof **out, read_ledger_totals, (void **)out, n) : -EIO;
-    read_end(s, c);
-    return ret;
+    return list_all(s, ST_LEDGER_TOTALS, sizeof **out, read_ledger_totals, (void **)out, n);
 }
 
 int store_ledger_list(store *s, const char *partner, int64_t job_id, const char *kind,
@@ -1866,26 +1867,12 @@ int store_job_list(store *s, int64_t user_id, const char *partner, size_t limit,
 
 int store_job_list_active(store *s, store_job **out, size_t *n)
 {
-    if (!s || !out || !n) return -EINVAL;
-    *out = NULL;
-    *n = 0;
-    conn *c = read_begin(s);
-    sqlite3_stmt *st = stmt_get(c, ST_JOB_LIST_ACTIVE);
-    int ret = st ? read_rows(c, st, sizeof **out, read_job, (void **)out, n) : -EIO;
-    read_end(s, c);
-    return ret;
+    return list_all(s, ST_JOB_LIST_ACTIVE, sizeof **out, read_job, (void **)out, n);
 }
 
 int store_job_list_in_slurm(store *s, store_job **out, size_t *n)
 {
-    if (!s || !out || !n) return -EINVAL;
-    *out = NULL;
-    *n = 0;
-    conn *c = read_begin(s);
-    sqlite3_stmt *st = stmt_get(c, ST_JOB_LIST_IN_SLURM);
-    int ret = st ? read_rows(c, st, sizeof **out, read_job, (void **)out, n) : -EIO;
-    read_end(s, c);
-    return ret;
+    return list_all(s, ST_JOB_LIST_IN_SLURM, sizeof **out, read_job, (void **)out, n);
 }
 
 /* Whether `hold` fits what is left of `budget` (STORE_UNLIMITED: always). */
