@@ -397,6 +397,14 @@ check "every submission answered before the stop exists ($acked answered)" test 
 check "after retries with their keys, each of the 16 exists exactly once" test "$(ledger "SELECT count(*) || ':' || count(DISTINCT name) FROM jobs WHERE name LIKE 'gs-%'")" = "16:16"
 check "antenna audit verify still says OK" antenna audit verify
 
+# Topic files (tests/integration/t_*.sh), sourced in name order on the same cluster and daemon:
+# each starts with its own `echo "== ..."` and uses the helpers above (check, expect_api, as, api).
+for topic in "$root"/tests/integration/t_*.sh; do
+    [ -e "$topic" ] || continue
+    # shellcheck source=/dev/null
+    . "$topic"
+done
+
 echo "== stop: nothing left running"
 antennad_stop "$work"
 "$root/deploy/slurm-cluster.sh" stop "$work/slurm" > /dev/null 2>&1
