@@ -279,60 +279,63 @@ static bool hash_equal(const char *stored, const char *computed)
 
 /* --- the head file --- */
 
-/* Replaces the head file `path` with "seq hash\n" atomically: temp file in the same directory,
- * fsync, rename, fsync of the directory. Returns 0 or a negative errno. */
+/* Writes "seq hash\n" over the head file `path`, in place, then fdatasync: one sync per group
+ * commit (a temp file, its fsync, a rename and the directory's fsync cost a new inode and a second
+ * sync each time). The record is under 128 bytes at offset 0, inside the first sector, which a
+ * disk writes whole; it only ever grows (seq gains digits), so no byte of an older record is left
+ * behind; a longer file (edited by hand) is cut to the record. A head file made here for the first
+ * time is made durable with its directory's fsync. Never follows a link. Returns 0 or a negative
+ * errno. */
 static int head_write(const char *path, int64_t seq, const char *hash)
 {
     char line[AUDIT_HEAD_MAX];
     int len = snprintf(line, sizeof line, "%lld %s\n", (long long)seq, hash);
     if (len < 0 || (size_t)len >= sizeof line) return -EINVAL;
-    size_t plen = strlen(path);
-    char *tmp = malloc(plen + 8);
-    if (!tmp) return -ENOMEM;
-    memcpy(tmp, path, plen);
-    memcpy(tmp + plen, ".XXXXXX", 8);
-    int ret;
-    int fd = mkostemp(tmp, O_CLOEXEC);
-    if (fd < 0) {
+    bool created = false;
+    int fd = open(path, O_WRONLY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0 && errno == ENOENT) {
+        fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+        created = fd >= 0;
+    }
+    if (fd < 0) return -errno;
+    int ret = 0;
+    struct stat sb;
+    size_t done = 0;
+    while (done < (size_t)len) {
+        ssize_t w = pwrite(fd, line + done, (size_t)len - done, (off_t)done);
+        if (w < 0 && errno == EINTR) continue;
+        if (w < 0) {
+            ret = -errno;
+            goto out;
+        }
+        done += (size_t)w;
+    }
+    if (fstat(fd, &sb) < 0 || (sb.st_size > len && ftruncate(fd, len) < 0) || fdatasync(fd) < 0) {
         ret = -errno;
-        goto fail_tmp;
+        goto out;
     }
-    if ((ret = write_all(fd, line, (size_t)len)) < 0) goto fail_write;
-    if (fsync(fd) < 0) {
-        ret = -errno;
-        goto fail_write;
+    if (created) {
+        char *dir = strdup(path);
+        if (dir == NULL) {
+            ret = -ENOMEM;
+            goto out;
+        }
+        char *slash = strrchr(dir, '/');
+        if (slash == dir)
+            dir[1] = '\0';
+        else if (slash)
+            *slash = '\0';
+        else
+            strcpy(dir, ".");
+        int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (dfd >= 0) {
+            if (fsync(dfd) < 0) ret = -errno;
+            close(dfd);
+        }
+        free(dir);
     }
-    if (close(fd) < 0) {
-        ret = -errno;
-        fd = -1;
-        goto fail_write;
-    }
-    fd = -1;
-    if (rename(tmp, path) < 0) {
-        ret = -errno;
-        goto fail_write;
-    }
-    /* the rename itself is durable once the directory is synced */
-    char *slash = strrchr(tmp, '/');
-    if (slash == tmp)
-        tmp[1] = '\0';
-    else if (slash)
-        *slash = '\0';
-    else
-        strcpy(tmp, ".");
-    int dfd = open(tmp, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd >= 0) {
-        if (fsync(dfd) < 0) ret = -errno;
-        close(dfd);
-    }
-    free(tmp);
-    return ret < 0 ? ret : 0;
-
-fail_write:
-    if (fd >= 0) close(fd);
-    unlink(tmp);
-fail_tmp:
-    free(tmp);
+out:
+    if (close(fd) < 0 && ret == 0) ret = -errno;
     return ret;
 }
 
@@ -397,7 +400,7 @@ int audit_new(store *st, const char *key_path, const char *head_path, audit **ou
         set_err(err, errlen, "out of memory");
         goto fail_paths;
     }
-    /* The head file's directory must be there: each append writes a temp file in it. */
+    /* The head file's directory must be there: the head file is made in it. */
     char *dir = strdup(head_path);
     if (!dir) {
         ret = -ENOMEM;
