@@ -601,7 +601,7 @@ static int peek_after(store *st, int64_t seq, store_audit_entry **arr, size_t *n
 
 /* The verification of audit_verify: the chain of `st` in seq order, then the head file. */
 static int verify_chain(store *st, const hasher *h, const char *key_path, const char *head_path,
-                        audit_report *r)
+                        pthread_mutex_t *head_lock, audit_report *r)
 {
     enum head_state hs = HEAD_NONE;
     int64_t head_seq = 0;
@@ -611,7 +611,10 @@ static int verify_chain(store *st, const hasher *h, const char *key_path, const 
     /* The head is read before the chain: entries appended meanwhile are after it, and the chain
      * only grows, so a head ahead of the chain read next means entries went missing. */
     if (head_path) {
+        /* the head is rewritten in place: a reader inside the process takes the appends' lock */
+        if (head_lock) pthread_mutex_lock(head_lock);
         ret = head_read(head_path, &head_seq, head_hash);
+        if (head_lock) pthread_mutex_unlock(head_lock);
         if (ret == 0) {
             hs = HEAD_OK;
             r->head_seq = head_seq;
@@ -752,7 +755,7 @@ int audit_verify(store *st, const char *key_path, const char *head_path, audit_r
         snprintf(r->problem, sizeof r->problem, "cannot set up HMAC-SHA256 (OpenSSL)");
         goto fail_hasher;
     }
-    ret = verify_chain(st, &h, key_path, head_path, r);
+    ret = verify_chain(st, &h, key_path, head_path, NULL, r);
     hasher_close(&h);
 fail_hasher:
     key_free(key, keylen);
@@ -773,7 +776,7 @@ int audit_verify_open(audit *a, audit_report *r)
         snprintf(r->problem, sizeof r->problem, "cannot set up HMAC-SHA256 (OpenSSL)");
         return -EIO;
     }
-    int ret = verify_chain(a->st, &h, a->key_path, a->head_path, r);
+    int ret = verify_chain(a->st, &h, a->key_path, a->head_path, &a->lock, r);
     hasher_close(&h);
     return ret;
 }

@@ -63,8 +63,10 @@ typedef struct audit_report {
 } audit_report;
 
 /* Verifies the whole chain of `st` with the key file and head file (NULL = no head check).
- * Blocking. Returns 0 (whatever the verdict, in *r) or a negative errno with a message in
- * r->problem (key missing, store error). */
+ * Blocking. For a trail no antennad is appending to (the head file is rewritten in place: read
+ * while a daemon writes it, it may look malformed; a daemon's own check is audit_verify_open).
+ * Returns 0 (whatever the verdict, in *r) or a negative errno with a message in r->problem (key
+ * missing, store error). */
 int audit_verify(store *st, const char *key_path, const char *head_path, audit_report *r);
 
 /* Same, with an opened audit's key and head file. */
