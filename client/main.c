@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <jansson.h>
 
@@ -31,6 +32,7 @@
 #include "report_view.h"
 #include "sbatch_script.h"
 #include "table.h"
+#include "term_text.h"
 #include "usage_view.h"
 
 #ifndef ANTENNA_VERSION
@@ -78,8 +80,11 @@ enum opt_id {
     OPT_AFTER,
     OPT_IDEMPOTENCY_KEY,
     OPT_RETRY_FOR,
-    OPT_JOB,   /* an sbatch job option, applied through sbatch_opt_set */
-    OPT_QUOTA, /* a `quota set` field, applied through quota_args_set */
+    OPT_RAW,        /* logs: bytes unchanged on a terminal too */
+    OPT_CHECKPOINT, /* audit verify: a signed checkpoint file */
+    OPT_PUBLIC_KEY, /* audit verify: the broker's public key, pinned by the auditor */
+    OPT_JOB,        /* an sbatch job option, applied through sbatch_opt_set */
+    OPT_QUOTA,      /* a `quota set` field, applied through quota_args_set */
     OPT_COUNT
 };
 
@@ -939,7 +944,10 @@ static int run_logs(cli *c, args *a)
     if (follow && as_json) return usage_error(&cmd_logs, "--follow and --json cannot be combined");
     char *captured = NULL;
     size_t captured_len = 0;
-    FILE *out = as_json ? open_memstream(&captured, &captured_len) : stdout;
+    /* a terminal gets the job's bytes through the escaper, unless --raw */
+    bool escape = !as_json && !a->given[OPT_RAW] && isatty(STDOUT_FILENO);
+    FILE *esc = escape ? term_text_stream(stdout) : NULL;
+    FILE *out = as_json ? open_memstream(&captured, &captured_len) : escape ? esc : stdout;
     if (out == NULL) {
         print_error("out of memory");
         return EXIT_REFUSED;
@@ -997,6 +1005,7 @@ static int run_logs(cli *c, args *a)
     }
 done:
     api_client_response_close(&r);
+    if (esc != NULL && fclose(esc) == EOF && rc == 0) rc = EXIT_REFUSED;
     if (as_json) {
         char state[32] = "";
         fclose(out);
@@ -1762,6 +1771,7 @@ static const optdef jobs_opts[] = {
     {"--json", 0, false, OPT_JSON}, {"--limit", 'n', true, OPT_LIMIT}, {NULL, 0, false, OPT_COUNT}};
 static const optdef logs_opts[] = {{"--follow", 'f', false, OPT_FOLLOW},
                                    {"--json", 0, false, OPT_JSON},
+                                   {"--raw", 0, false, OPT_RAW},
                                    {NULL, 0, false, OPT_COUNT}};
 static const optdef partner_add_opts[] = {
     {"--description", 0, true, OPT_DESCRIPTION},
@@ -1902,11 +1912,15 @@ static const command cmd_cancel = {
 static const command cmd_logs = {
     NULL,
     "logs",
-    "antenna logs [--follow | --json] ID",
-    "Prints the job's output (stdout and stderr) so far.\n"
+    "antenna logs [--follow | --json] [--raw] ID",
+    "Prints the job's output (stdout and stderr) so far, a chunk at a time.\n"
+    "On a terminal, control characters the job wrote (escape sequences, other C0 and C1\n"
+    "characters, DEL; not newline or tab) are shown as \\xNN so that they cannot act on the\n"
+    "terminal; when stdout is not a terminal (a pipe, a file) the bytes pass unchanged.\n"
     "\n"
     "  -f, --follow   keep printing new output until the job ends\n"
-    "  --json         print {\"id\", \"state\", \"output\"} as JSON instead\n",
+    "  --json         print {\"id\", \"state\", \"output\"} as JSON instead\n"
+    "  --raw          pass the bytes unchanged to a terminal too\n",
     logs_opts,
     1,
     1,
