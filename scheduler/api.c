@@ -1382,6 +1382,47 @@ static void h_audit_verify(api_call *c)
                        r.problem, "head_seq", (json_int_t)r.head_seq));
 }
 
+/* Signs the chain's last entry (the whole chain verified first) for an auditor to keep elsewhere.
+ * Changes nothing, so it is not itself audited. */
+static void h_audit_checkpoint(api_call *c)
+{
+    audit_checkpoint cp;
+    char err[320] = "";
+    if (c->a->opt.audit == NULL) {
+        set_error(c, 503, "unavailable", "the audit trail is not configured");
+        return;
+    }
+    int rc = audit_checkpoint_take(c->a->opt.audit, &cp, err, sizeof err);
+    if (rc == -EBADMSG) {
+        set_error(c, 409, "conflict", "%s", err);
+        return;
+    }
+    if (rc < 0) {
+        LOG(LOG_ERROR, "audit checkpoint: %s", err);
+        set_error(c, 500, "internal", "cannot sign a checkpoint: %s", err);
+        return;
+    }
+    set_json(c, 201, audit_checkpoint_json(&cp, 1));
+}
+
+/* The checkpoint key's public half (the private half never leaves the broker host). */
+static void h_audit_public_key(api_call *c)
+{
+    char hex[AUDIT_PUBKEY_HEX], id[AUDIT_KEY_ID_HEX], *pem = NULL;
+    if (c->a->opt.audit == NULL) {
+        set_error(c, 503, "unavailable", "the audit trail is not configured");
+        return;
+    }
+    if (audit_public_key(c->a->opt.audit, hex, id, &pem) < 0) {
+        set_error(c, 500, "internal", "cannot read the audit signing key's public half");
+        return;
+    }
+    set_json(c, 200,
+             json_pack("{s:s,s:s,s:s,s:s}", "algorithm", "ed25519", "key_id", id, "public_key", hex,
+                       "pem", pem));
+    free(pem);
+}
+
 static const struct route routes[] = {
     {"POST", "v1/jobs", h_jobs_post, R_SUBMITTERS, false},
     {"GET", "v1/jobs", h_jobs_list, R_ALL, true},
@@ -1403,6 +1444,8 @@ static const struct route routes[] = {
     {"GET", "v1/reports/%/%", h_report, R_ALL, false},
     {"GET", "v1/audit", h_audit_list, R_ADMIN | R_AUDITOR, false},
     {"GET", "v1/audit/verify", h_audit_verify, R_ADMIN | R_AUDITOR, false},
+    {"POST", "v1/audit/checkpoint", h_audit_checkpoint, R_ADMIN | R_AUDITOR, false},
+    {"GET", "v1/audit/public-key", h_audit_public_key, R_ADMIN | R_AUDITOR, false},
 };
 
 /* --- loop-thread side ---------------------------------------------------------------------- */
