@@ -1445,7 +1445,7 @@ static const struct route routes[] = {
     {"GET", "v1/audit", h_audit_list, R_ADMIN | R_AUDITOR, false},
     {"GET", "v1/audit/verify", h_audit_verify, R_ADMIN | R_AUDITOR, false},
     {"POST", "v1/audit/checkpoint", h_audit_checkpoint, R_ADMIN | R_AUDITOR, false},
-    {"GET", "v1/audit/public-key", h_audit_public_key, R_ADMIN | R_AUDITOR, false},
+    {"GET", "v1/audit/public-key", h_audit_public_key, R_ALL, false},
 };
 
 /* --- loop-thread side ---------------------------------------------------------------------- */
