@@ -2314,7 +2314,7 @@ static const command cmd_audit = {
     "                   prefix (job. = every job action). Actions: job.submitted,\n"
     "                   job.refused, job.dispatched, job.finished, job.cancel_requested,\n"
     "                   partner.created, partner.changed, user.created, token.created,\n"
-    "                   token.revoked, quota.set, auth.failed\n"
+    "                   token.revoked, quota.set, auth.failed, audit.head_accepted\n"
     "  --after SEQ      only entries after entry number SEQ (to read on from a table)\n"
     "  -n, --limit N    at most N entries\n"
     "  --format F       table (default; DETAILS is the entry's details as compact JSON,\n"

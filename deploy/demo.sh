@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # demo.sh start|stop|check-modes - the newcomer's demo: a private Slurm cluster, antennad, a demo
 # partner, user and token, and a sample training job followed to its end. Leaves the cluster and
-# antennad running and writes demo.env at the repository root. Never touches /etc/slurm or a system antennad.
+# antennad running and writes demo.env at the repository root. Never touches /etc/slurm or a
+# system antennad.
 # Secret files (tokens, demo.env, the database) are created under umask 077 and kept 0600;
 # `check-modes` checks that, and `start` ends with it.
 set -euo pipefail
