@@ -16,6 +16,7 @@
 #include <pthread.h>
 #include <pwd.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,6 +29,7 @@
 #include <openssl/crypto.h>
 
 #include "auth.h"
+#include "job_output.h"
 #include "log.h"
 #include "policy.h"
 
@@ -63,6 +65,7 @@ struct api {
     char spool_dir[PATH_MAX];
     unsigned pending;
     struct lane lane;
+    job_output_lane *out_lane; /* GET .../output only: file reads never hold the other calls */
 };
 typedef void (*handler_fn)(api_call *c);
 
@@ -115,6 +118,10 @@ struct api_call {
     int retry_after;                 /* > 0: a Retry-After header (seconds) */
     bool replayed;                   /* an Idempotency-Key replay: Idempotent-Replayed: true */
     bool kick;
+    job_output_task otask; /* on the output lane (GET .../output) */
+    bool out_chunk;        /* an output chunk: the X-Antenna-Output-* headers */
+    bool out_end;
+    uint64_t out_next;
 };
 
 /* --- answers --------------------------------------------------------------------------------- */
@@ -620,11 +627,15 @@ static void h_job_delete(api_call *c)
     c->kick = !now;
 }
 
+/* Runs on the output lane (see api_handle): the file is the job's owner's to replace, so it is
+ * read by job_output_read (no link followed, nothing but a regular file of the job's account with
+ * one link) one bounded chunk at a time; the headers say where the next chunk starts and whether
+ * this one reached the end of the file. */
 static void h_job_output(api_call *c)
 {
     store_job j;
     long long offset = 0;
-    char path[PATH_MAX + 64];
+    char path[PATH_MAX + 64], err[256] = "";
     if (!load_own_job(c, &j)) return;
     if (query_int(http_request_query(c->req), "offset", &offset) == -EINVAL) {
         set_error(c, 400, "invalid_value", "offset must be a non-negative integer");
@@ -633,28 +644,40 @@ static void h_job_output(api_call *c)
     broker_options bo = {.spool_dir = c->a->spool_dir};
     broker_job_output_path(&bo, (long long)j.id, path, sizeof path);
     snprintf(c->job_state, sizeof c->job_state, "%s", j.state);
-    size_t cap = c->a->opt.max_output_bytes ? c->a->opt.max_output_bytes : 4u << 20;
-    char *buf = malloc(cap + 1);
-    size_t got = 0;
-    if (buf == NULL) {
-        set_error(c, 500, "internal", "out of memory");
+    struct passwd pw, *res = NULL;
+    char pwbuf[4096];
+    if (getpwnam_r(j.unix_user, &pw, pwbuf, sizeof pwbuf, &res) != 0 || res == NULL) {
+        set_error(c, 409, "output_refused",
+                  "job %" PRId64 "'s Unix account '%s' no longer exists on the broker host, so its "
+                  "output cannot be checked; ask your administrator",
+                  c->id, j.unix_user);
         return;
     }
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-    if (fd >= 0) {
-        while (got < cap) {
-            ssize_t r = pread(fd, buf + got, cap - got, (off_t)offset + (off_t)got);
-            if (r <= 0) break;
-            got += (size_t)r;
-        }
-        close(fd);
+    job_output_chunk ch;
+    size_t cap = c->a->opt.max_output_bytes ? c->a->opt.max_output_bytes : JOB_OUTPUT_CHUNK_DEFAULT;
+    int rc = job_output_read(path, pw.pw_uid, (uint64_t)offset, cap, &ch, err, sizeof err);
+    if (rc == -ENOENT) { /* not started yet, or nothing written: empty, and the end */
+        memset(&ch, 0, sizeof ch);
+        ch.offset = ch.next = (uint64_t)offset;
+        ch.end = true;
+    } else if (rc == -EPERM) {
+        LOG(LOG_WARN, "job %" PRId64 ": output refused: %s", c->id, err);
+        set_error(c, 409, "output_refused", "job %" PRId64 ": %s", c->id, err);
+        return;
+    } else if (rc < 0) {
+        LOG(LOG_ERROR, "job %" PRId64 ": cannot read its output: %s", c->id, err);
+        set_error(c, 500, "internal", "cannot read job %" PRId64 "'s output; try again", c->id);
+        return;
     }
-    buf[got] = '\0';
+    c->out_next = ch.next;
+    c->out_end = ch.end;
+    c->out_chunk = true;
     free(c->body);
-    c->body = buf;
-    c->body_len = got;
+    c->body = ch.data ? ch.data : strdup("");
+    c->body_len = ch.len;
     c->ctype = "text/plain; charset=utf-8";
-    c->status = 200;
+    c->status = c->body ? 200 : 500;
+    if (c->body == NULL) set_error(c, 500, "internal", "out of memory");
 }
 
 static json_t *partner_json(const store_partner *p)
@@ -1359,6 +1382,47 @@ static void h_audit_verify(api_call *c)
                        r.problem, "head_seq", (json_int_t)r.head_seq));
 }
 
+/* Signs the chain's last entry (the whole chain verified first) for an auditor to keep elsewhere.
+ * Changes nothing, so it is not itself audited. */
+static void h_audit_checkpoint(api_call *c)
+{
+    audit_checkpoint cp;
+    char err[320] = "";
+    if (c->a->opt.audit == NULL) {
+        set_error(c, 503, "unavailable", "the audit trail is not configured");
+        return;
+    }
+    int rc = audit_checkpoint_take(c->a->opt.audit, &cp, err, sizeof err);
+    if (rc == -EBADMSG) {
+        set_error(c, 409, "conflict", "%s", err);
+        return;
+    }
+    if (rc < 0) {
+        LOG(LOG_ERROR, "audit checkpoint: %s", err);
+        set_error(c, 500, "internal", "cannot sign a checkpoint: %s", err);
+        return;
+    }
+    set_json(c, 201, audit_checkpoint_json(&cp, 1));
+}
+
+/* The checkpoint key's public half (the private half never leaves the broker host). */
+static void h_audit_public_key(api_call *c)
+{
+    char hex[AUDIT_PUBKEY_HEX], id[AUDIT_KEY_ID_HEX], *pem = NULL;
+    if (c->a->opt.audit == NULL) {
+        set_error(c, 503, "unavailable", "the audit trail is not configured");
+        return;
+    }
+    if (audit_public_key(c->a->opt.audit, hex, id, &pem) < 0) {
+        set_error(c, 500, "internal", "cannot read the audit signing key's public half");
+        return;
+    }
+    set_json(c, 200,
+             json_pack("{s:s,s:s,s:s,s:s}", "algorithm", "ed25519", "key_id", id, "public_key", hex,
+                       "pem", pem));
+    free(pem);
+}
+
 static const struct route routes[] = {
     {"POST", "v1/jobs", h_jobs_post, R_SUBMITTERS, false},
     {"GET", "v1/jobs", h_jobs_list, R_ALL, true},
@@ -1380,6 +1444,8 @@ static const struct route routes[] = {
     {"GET", "v1/reports/%/%", h_report, R_ALL, false},
     {"GET", "v1/audit", h_audit_list, R_ADMIN | R_AUDITOR, false},
     {"GET", "v1/audit/verify", h_audit_verify, R_ADMIN | R_AUDITOR, false},
+    {"POST", "v1/audit/checkpoint", h_audit_checkpoint, R_ADMIN | R_AUDITOR, false},
+    {"GET", "v1/audit/public-key", h_audit_public_key, R_ALL, false},
 };
 
 /* --- loop-thread side ---------------------------------------------------------------------- */
@@ -1441,6 +1507,12 @@ static void call_done(uv_work_t *w, int status)
         http_request_header_add(c->req, "Retry-After", secs);
     }
     if (c->replayed) http_request_header_add(c->req, "Idempotent-Replayed", "true");
+    if (c->out_chunk) {
+        char next[24];
+        snprintf(next, sizeof next, "%" PRIu64, c->out_next);
+        http_request_header_add(c->req, "X-Antenna-Output-Next-Offset", next);
+        http_request_header_add(c->req, "X-Antenna-Output-End", c->out_end ? "true" : "false");
+    }
     http_request_respond(c->req, c->status, c->ctype, c->body, c->body_len);
     if (c->kick) broker_kick(a->br);
     a->pending--;
@@ -1599,6 +1671,43 @@ static void lane_stop(api *a)
     l->n_th = 0;
 }
 
+/* --- the output lane ---------------------------------------------------------------------- */
+
+static void output_work(job_output_task *t)
+{
+    api_call *c = (api_call *)((char *)t - offsetof(api_call, otask));
+    call_work(&c->work);
+}
+
+static void output_done(job_output_task *t)
+{
+    api_call *c = (api_call *)((char *)t - offsetof(api_call, otask));
+    call_done(&c->work, 0);
+}
+
+/* Loop thread: hands an output call to the output lane (its own threads, a bound on the reads it
+ * holds), or answers 503 with Retry-After when that bound is reached. Takes `c`. */
+static void output_push(api *a, api_call *c, bool bad_auth, const char *token)
+{
+    http_request *req = c->req;
+    c->otask.work = output_work;
+    c->otask.done = output_done;
+    int rc = a->out_lane == NULL ? -EAGAIN : 0;
+    if (rc == 0 && !bad_auth && auth_token_hash(token, c->token_hash, sizeof c->token_hash) < 0)
+        rc = -ENOMEM;
+    if (rc == 0) rc = job_output_lane_push(a->out_lane, &c->otask);
+    if (rc < 0) {
+        free(c);
+        http_request_header_add(req, "Retry-After", "1");
+        http_request_respond_error(req, 503, "unavailable",
+                                   rc == -EBUSY ? "too many job output reads are under way; try "
+                                                  "again in a second"
+                                                : "the broker is busy; try again");
+        return;
+    }
+    a->pending++;
+}
+
 void api_handle(http_request *req, void *arg)
 {
     api *a = arg;
@@ -1651,6 +1760,10 @@ void api_handle(http_request *req, void *arg)
     memcpy(c->seg, seg, sizeof c->seg);
     c->work.data = c;
     c->bad_auth = bad_auth;
+    if (route->fn == h_job_output) {
+        output_push(a, c, bad_auth, token);
+        return;
+    }
     if ((!bad_auth && auth_token_hash(token, c->token_hash, sizeof c->token_hash) < 0) ||
         (route->lane && a->lane.n_th > 0
              ? lane_push(a, c)
@@ -1684,6 +1797,8 @@ int api_new(uv_loop_t *loop, registry *reg, broker *br, const api_options *opt, 
         l->n_th++;
     }
     /* no lane thread: every request goes through libuv's pool, as the others do */
+    if (job_output_lane_new(loop, 0, 0, &a->out_lane) < 0)
+        a->out_lane = NULL; /* output calls then answer 503 */
     *out = a;
     return 0;
 fail_async:
@@ -1705,6 +1820,7 @@ void api_free(api *a)
 {
     if (a == NULL) return;
     lane_stop(a);
+    job_output_lane_free(a->out_lane);
     /* the lane's handle is freed by its close callback: run the (stopped) loop once for it */
     uv_close((uv_handle_t *)&a->lane.async, lane_closed);
     uv_run(a->loop, UV_RUN_NOWAIT);

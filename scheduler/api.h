@@ -2,7 +2,8 @@
  *
  * Runs its handlers off the loop thread: the cheap, frequent reads (a job, the job list) on a read
  * lane of two threads of its own, the rest on the libuv thread pool (they read the store and make
- * registry changes);
+ * registry changes), and a job's output on an output lane of its own (scheduler/job_output.h: a
+ * few threads, a bound on the reads in flight, 503 beyond it);
  * never calls SQLite or the registry on the loop thread (but registry_health, which only reads a
  * flag, for /healthz), never does file I/O there, and never talks to Slurm: reads are served
  * from antennad's own state, and changes for Slurm go through the broker. Never writes the store,
@@ -25,9 +26,10 @@ typedef struct api api;
 typedef struct api_options {
     jobreq_limits limits;    /* gpu_types is borrowed and must outlive the api */
     const char *spool_dir;   /* where job output lives (see broker_job_output_path); copied */
-    size_t max_output_bytes; /* per GET .../output answer; 0 = 4 MiB */
-    audit *audit; /* the audit trail (borrowed), for GET /v1/audit/verify only (the registry
-                     appends); NULL = not configured (verify answers 503) */
+    size_t max_output_bytes; /* per GET .../output answer; 0 = 256 KiB (JOB_OUTPUT_CHUNK_DEFAULT),
+                                at most JOB_OUTPUT_CHUNK_MAX */
+    audit *audit; /* the audit trail (borrowed), for GET /v1/audit/verify, checkpoints and the
+                     public key only (the registry appends); NULL = not configured (503) */
 } api_options;
 
 /* Creates the API over `reg` (borrowed: every change goes through it; reads go to
