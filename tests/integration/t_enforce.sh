@@ -77,3 +77,30 @@ check "it is charged 4 GPUs x its elapsed time ($ev_charge = $ev_expect GPU-seco
     test -n "$ev_charge" -a "$ev_charge" = "$ev_expect" -a "${ev_expect:-0}" -gt 0
 check "its hold is released" test "$(ledger "SELECT sum(gpu_seconds) FROM ledger WHERE job_id=$ev AND kind IN ('hold','release')")" = 0
 check "the slot freed: the second job runs to completion" wait_state "$erin" "$second" completed 60
+
+# Issue 8 item 11: antennad works with what deploy/antennad.service leaves it (uid 0, only
+# CAP_CHOWN and CAP_DAC_READ_SEARCH, no new privileges), then runs as before for what follows.
+echo "== enforcement: antennad with the systemd unit's capabilities only"
+caps=$(sed -n 's/^CapabilityBoundingSet=//p' "$root/deploy/antennad.service")
+check "the unit keeps exactly CAP_CHOWN and CAP_DAC_READ_SEARCH" test "$caps" = "CAP_CHOWN CAP_DAC_READ_SEARCH"
+cat > "$work/antennad-unit-caps" << SH
+#!/bin/bash
+exec setpriv --bounding-set=-all,+chown,+dac_read_search --no-new-privs "$build/antennad" "\$@"
+SH
+chmod 755 "$work/antennad-unit-caps"
+antennad_stop "$work"
+check "antennad starts with the unit's capabilities" antennad_start "$work/antennad-unit-caps" "$work"
+unit_pid=$(cat "$work/antennad.pid")
+check "it holds only those capabilities (CapEff 5)" grep -qx $'CapEff:\t0000000000000005' "/proc/$unit_pid/status"
+check "and no new privileges" grep -qx $'NoNewPrivs:\t1' "/proc/$unit_pid/status"
+printf '#!/bin/bash\n#SBATCH --gres=gpu:h100:1\n#SBATCH --time=00:05:00\necho caps-ok-$(id -un)\n' > "$work/caps.sh"
+caps_job=$(as "$erin" submit --wait "$work/caps.sh" | sed -n 's/^Submitted job \([0-9]*\).*/\1/p')
+check "a job is dispatched into its chowned folder and completes" test "$(job_field "$erin" "$caps_job" state)" = completed
+check "its output (in the account's 0700 folder) is served" bash -c "ANTENNA_TOKEN=$erin '$build/antenna' logs $caps_job | grep -q caps-ok-antenna-it3"
+printf '#!/bin/bash\n#SBATCH --time=00:05:00\nsleep 300\n' > "$work/caps-long.sh"
+caps_long=$(as "$erin" submit "$work/caps-long.sh" | sed -n 's/^Submitted job \([0-9]*\).*/\1/p')
+wait_state "$erin" "$caps_long" running 60 > /dev/null
+check "a running job is cancelled" as "$erin" cancel "$caps_long"
+check "and ends cancelled" wait_state "$erin" "$caps_long" cancelled 60
+antennad_stop "$work"
+antennad_start "$build/antennad" "$work"
