@@ -851,6 +851,8 @@ static void test_requeued_job_is_charged_from_its_first_start(void **state)
     fake.changed = true;
     pthread_mutex_unlock(&fake.mu);
     assert_true(run_until_state(w, id, "pending"));
+    store_job_get(w->st, id, &j);
+    assert_int_equal(j.started_at, first); /* the store keeps it too: a restart charges from it */
     pthread_mutex_lock(&fake.mu);
     for (size_t i = 0; i < fake.n; i++)
         if (fake.ours[i] == id) {
