@@ -135,8 +135,11 @@ for try in 1 2 3; do
     ctld=$(free_port) && slurmd=$(free_port) && port=$(free_port) || abort "no free port"
     while [ "$slurmd" = "$ctld" ]; do slurmd=$(free_port); done
     while [ "$port" = "$ctld" ] || [ "$port" = "$slurmd" ]; do port=$(free_port); done
+    # SLURM_CLUSTER_ROOT_ONLY=0: the slurmrestd baseline submits as the unprivileged $ACCOUNT
+    # (rest_auth/local), which the dev cluster's broker-only door would refuse.
     if slurm_conf=$(SLURM_CLUSTER_MAX_JOB_COUNT=${BENCH_MAX_JOB_COUNT:-100000} \
         SLURM_CLUSTER_MIN_JOB_AGE=${BENCH_MIN_JOB_AGE:-30} SLURM_CLUSTER_SLURMRESTD_USER=$ACCOUNT \
+        SLURM_CLUSTER_ROOT_ONLY=0 \
         "$root/deploy/slurm-cluster.sh" start "$work/slurm" --ctld-port "$ctld" \
         --slurmd-port "$slurmd" --gpus 8 --gpu-type h100 --cpus 32 2> "$work/cluster.err"); then
         break
