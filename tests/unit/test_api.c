@@ -224,7 +224,8 @@ static int world_start(void **state)
                               .cert_file = cert,
                               .key_file = key,
                               .max_header_bytes = 16384,
-                              .max_body_bytes = 1 << 20};
+                              .max_body_bytes = 1 << 20,
+                              .on_headers = api_headers};
     if (http_server_new(&w.loop, &ho, api_handle, w.api, &w.srv, err, sizeof err) < 0) {
         fprintf(stderr, "http_server_new: %s\n", err);
         return -1;
