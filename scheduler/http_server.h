@@ -135,9 +135,10 @@ int http_percent_decode(const char *s, size_t n, char *out, size_t len);
  * arrived in reads of at most `chunk` bytes (0 = all at once), with the limits and on_headers of
  * `opt` (host, port, cert_file, key_file are not used; port, if set, is the port absolute-form
  * targets must name) and `handler` (which must answer at once, inside the call). The bytes the
- * server would have sent (answers, 100 Continue) are appended to *out (malloc'd, NUL-terminated,
- * at most 1 MiB kept; caller frees; out may be NULL) and their length to *out_len. Returns the
- * number of requests handed to the handler, or -ENOMEM. Loop-free and thread-safe. */
+ * server would have sent (answers, 100 Continue) are put in *out (malloc'd, NUL-terminated, at
+ * most 1 MiB kept, NULL if nothing was sent; caller frees; out may be NULL) and their length in
+ * *out_len. Returns the number of requests handed to the handler, -EINVAL (no opt or handler) or
+ * -ENOMEM. Needs no loop; thread-safe (every call has its own state). */
 int http_server_parse_buffer(const http_server_options *opt, const char *data, size_t len,
                              size_t chunk, http_handler_fn handler, void *arg, char **out,
                              size_t *out_len);
