@@ -66,6 +66,9 @@ struct api {
     unsigned pending;
     struct lane lane;
     job_output_lane *out_lane; /* GET .../output only: file reads never hold the other calls */
+    /* calls queued on libuv's pool and not yet started, oldest first (for /healthz) */
+    pthread_mutex_t wait_mu;
+    api_call *wait_head, *wait_tail;
 };
 typedef void (*handler_fn)(api_call *c);
 
@@ -122,7 +125,14 @@ struct api_call {
     bool out_chunk;        /* an output chunk: the X-Antenna-Output-* headers */
     bool out_end;
     uint64_t out_next;
+    int64_t queued_ms; /* monotonic ms when it was queued (pool or lane) */
+    bool pool_waiting; /* on a->wait_head's list (queued on the pool, not started) */
+    api_call *wait_prev, *wait_next;
 };
+
+/* The answer to a missing or malformed bearer token (the worker's and api_headers' 401). */
+static const char no_token_message[] =
+    "send your token as \"Authorization: Bearer <token>\" (set ANTENNA_TOKEN for the CLI)";
 
 /* --- answers --------------------------------------------------------------------------------- */
 
@@ -236,6 +246,17 @@ struct field {
     bool required;
 };
 
+/* True if a Content-Type is exactly application/json (any case), parameters allowed
+ * ("application/json; charset=utf-8"); "application/jsonx" or "application/json-seq" are not. */
+static bool media_type_is_json(const char *ct)
+{
+    if (strncasecmp(ct, "application/json", 16) != 0) return false;
+    const char *p = ct + 16;
+    while (*p == ' ' || *p == '\t')
+        p++;
+    return *p == '\0' || *p == ';';
+}
+
 /* Parses the body as a JSON object with only `fields` (of the right types). Returns the object
  * (caller decrefs) or NULL with the error answer set. */
 static json_t *parse_body(api_call *c, const struct field *fields, size_t nfields)
@@ -247,7 +268,7 @@ static json_t *parse_body(api_call *c, const struct field *fields, size_t nfield
     const char *key;
     json_t *v;
 
-    if (ct != NULL && strncasecmp(ct, "application/json", 16) != 0) {
+    if (ct != NULL && !media_type_is_json(ct)) {
         set_error(c, 415, "unsupported_media_type",
                   "the body must be JSON: send Content-Type: application/json");
         return NULL;
@@ -531,23 +552,21 @@ out:
     json_decref(o);
 }
 
+static int query_str(const char *query, const char *name, char *out, size_t len);
+
+/* The non-negative integer value of `name` in `query` (percent-decoded, see query_str): 0,
+ * -ENOENT if absent, -EINVAL if not such an integer. */
 static int query_int(const char *query, const char *name, long long *out)
 {
-    size_t nlen = strlen(name);
-    for (const char *p = query; p && *p;) {
-        if (strncmp(p, name, nlen) == 0 && p[nlen] == '=') {
-            char *end;
-            errno = 0;
-            long long v = strtoll(p + nlen + 1, &end, 10);
-            if (errno || end == p + nlen + 1 || (*end != '\0' && *end != '&') || v < 0)
-                return -EINVAL;
-            *out = v;
-            return 0;
-        }
-        p = strchr(p, '&');
-        if (p) p++;
-    }
-    return -ENOENT;
+    char buf[32];
+    int rc = query_str(query, name, buf, sizeof buf);
+    if (rc < 0) return rc;
+    char *end;
+    errno = 0;
+    long long v = strtoll(buf, &end, 10);
+    if (errno || end == buf || *end != '\0' || v < 0) return -EINVAL;
+    *out = v;
+    return 0;
 }
 
 static void h_jobs_list(api_call *c)
@@ -888,6 +907,10 @@ static void h_users_post(api_call *c)
     json_decref(o);
 }
 
+/* The value of `name` in `query` (the raw query string), percent-decoded into out (`len` bytes
+ * with the NUL; '+' stays '+'): 0, -ENOENT if absent, -EINVAL if malformed (a bad escape, an
+ * escaped NUL) or too long. The one place query values are decoded: every handler reads them
+ * through this (or query_int). */
 static int query_str(const char *query, const char *name, char *out, size_t len)
 {
     size_t nlen = strlen(name);
@@ -895,10 +918,7 @@ static int query_str(const char *query, const char *name, char *out, size_t len)
         if (strncmp(p, name, nlen) == 0 && p[nlen] == '=') {
             const char *v = p + nlen + 1, *e = strchr(v, '&');
             size_t vlen = e ? (size_t)(e - v) : strlen(v);
-            if (vlen >= len) return -EINVAL;
-            memcpy(out, v, vlen);
-            out[vlen] = '\0';
-            return 0;
+            return http_percent_decode(v, vlen, out, len) < 0 ? -EINVAL : 0;
         }
         p = strchr(p, '&');
         if (p) p++;
@@ -1465,16 +1485,55 @@ static void audit_auth_failed(api_call *c, const char *reason)
     free(text);
 }
 
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Loop thread: c goes on the list of calls queued on the pool and not started. O(1). */
+static void pool_wait_add(api *a, api_call *c)
+{
+    pthread_mutex_lock(&a->wait_mu);
+    c->pool_waiting = true;
+    c->wait_next = NULL;
+    c->wait_prev = a->wait_tail;
+    if (a->wait_tail)
+        a->wait_tail->wait_next = c;
+    else
+        a->wait_head = c;
+    a->wait_tail = c;
+    pthread_mutex_unlock(&a->wait_mu);
+}
+
+/* Any thread: c has started (or was never queued): off the list. O(1). */
+static void pool_wait_remove(api *a, api_call *c)
+{
+    pthread_mutex_lock(&a->wait_mu);
+    if (c->pool_waiting) {
+        c->pool_waiting = false;
+        if (c->wait_prev)
+            c->wait_prev->wait_next = c->wait_next;
+        else
+            a->wait_head = c->wait_next;
+        if (c->wait_next)
+            c->wait_next->wait_prev = c->wait_prev;
+        else
+            a->wait_tail = c->wait_prev;
+    }
+    pthread_mutex_unlock(&a->wait_mu);
+}
+
 static void call_work(uv_work_t *w)
 {
     api_call *c = w->data;
+    pool_wait_remove(c->a, c);
     if (c->bad_auth) {
         LOG(LOG_WARN, "authentication failed from %s: missing or malformed bearer token",
             http_request_peer(c->req));
         audit_auth_failed(c, "missing or malformed bearer token");
-        set_error(c, 401, "unauthorized",
-                  "send your token as \"Authorization: Bearer <token>\" (set ANTENNA_TOKEN for the "
-                  "CLI)");
+        set_error(c, 401, "unauthorized", "%s", no_token_message);
         return;
     }
     int rc = registry_token_lookup(c->a->reg, c->token_hash, &c->user);
@@ -1576,6 +1635,27 @@ static void respond_health(api *a, http_request *req)
         json_array_append_new(reasons, json_string(r));
     }
     if (!slurm_ok) json_array_append_new(reasons, json_string("slurm: unreachable"));
+    /* a starved worker pool: the oldest call still waiting to start has waited too long */
+    int64_t now = mono_ms(), pool_at = 0, lane_at = 0;
+    pthread_mutex_lock(&a->wait_mu);
+    if (a->wait_head) pool_at = a->wait_head->queued_ms;
+    pthread_mutex_unlock(&a->wait_mu);
+    pthread_mutex_lock(&a->lane.mu);
+    if (a->lane.head) lane_at = a->lane.head->queued_ms;
+    pthread_mutex_unlock(&a->lane.mu);
+    unsigned starved_ms = a->opt.starved_after_ms ? a->opt.starved_after_ms : 5000;
+    const struct {
+        const char *name;
+        int64_t at;
+    } pools[] = {{"the worker pool", pool_at}, {"the read lane", lane_at}};
+    for (size_t i = 0; i < 2; i++) {
+        if (pools[i].at == 0 || now - pools[i].at <= (int64_t)starved_ms) continue;
+        char r[160];
+        snprintf(r, sizeof r,
+                 "workers: %s is starved: a request has waited %" PRId64 " ms to start",
+                 pools[i].name, now - pools[i].at);
+        json_array_append_new(reasons, json_string(r));
+    }
     bool ok = json_array_size(reasons) == 0;
     json_t *o = json_pack("{s:s,s:s,s:s}", "status", ok ? "ok" : "degraded", "slurm",
                           a->br == NULL ? "not_configured"
@@ -1648,6 +1728,7 @@ static int lane_push(api *a, api_call *c)
 {
     struct lane *l = &a->lane;
     c->lane_next = NULL;
+    c->queued_ms = mono_ms();
     pthread_mutex_lock(&l->mu);
     if (l->tail)
         l->tail->lane_next = c;
@@ -1717,8 +1798,10 @@ void api_handle(http_request *req, void *arg)
     int64_t id = 0;
     char token[256], seg[2][64] = {"", ""};
 
+    /* HEAD is served wherever GET is: same answer, the server sends no body */
+    const char *as_method = strcmp(method, "HEAD") == 0 ? "GET" : method;
     if (strcmp(path, "/healthz") == 0) {
-        if (strcmp(method, "GET") == 0)
+        if (strcmp(as_method, "GET") == 0)
             respond_health(a, req);
         else
             http_request_respond_error(req, 405, "method_not_allowed", "use GET /healthz");
@@ -1729,7 +1812,7 @@ void api_handle(http_request *req, void *arg)
         char rseg[2][64] = {"", ""};
         if (!path_match(routes[i].pattern, path, &rid, rseg)) continue;
         path_known = true;
-        if (strcmp(routes[i].method, method) == 0) {
+        if (strcmp(routes[i].method, as_method) == 0) {
             route = &routes[i];
             id = rid;
             memcpy(seg, rseg, sizeof seg);
@@ -1764,15 +1847,35 @@ void api_handle(http_request *req, void *arg)
         output_push(a, c, bad_auth, token);
         return;
     }
+    bool on_lane = route->lane && a->lane.n_th > 0;
+    c->queued_ms = mono_ms();
+    if (!on_lane) pool_wait_add(a, c);
     if ((!bad_auth && auth_token_hash(token, c->token_hash, sizeof c->token_hash) < 0) ||
-        (route->lane && a->lane.n_th > 0
-             ? lane_push(a, c)
-             : uv_queue_work(a->loop, &c->work, call_work, call_done)) < 0) {
+        (on_lane ? lane_push(a, c) : uv_queue_work(a->loop, &c->work, call_work, call_done)) < 0) {
+        pool_wait_remove(a, c);
         free(c);
         http_request_respond_error(req, 503, "unavailable", "the broker is busy; try again");
         return;
     }
     a->pending++;
+}
+
+void api_headers(http_request *req, void *arg)
+{
+    (void)arg;
+    char token[256];
+    /* /healthz needs no token; every other path does (an unknown one too: 401 before 404) */
+    if (strcmp(http_request_path(req), "/healthz") == 0) return;
+    if (auth_bearer_parse(http_request_header(req, "Authorization"), token, sizeof token) < 0) {
+        /* Not audited here (the loop thread never writes): the per-peer count of failed
+         * authentications (issue 8, item 5) belongs at this spot. */
+        LOG(LOG_WARN, "authentication failed from %s: missing or malformed bearer token",
+            http_request_peer(req));
+        http_request_respond_error(req, 401, "unauthorized", no_token_message);
+        return;
+    }
+    /* The token's validity is checked here by registry_token_check (memory only): an unknown,
+     * revoked or expired token is answered 401 at this point too, before its body arrives. */
 }
 
 int api_new(uv_loop_t *loop, registry *reg, broker *br, const api_options *opt, api **out)
@@ -1789,6 +1892,7 @@ int api_new(uv_loop_t *loop, registry *reg, broker *br, const api_options *opt, 
     struct lane *l = &a->lane;
     pthread_mutex_init(&l->mu, NULL);
     pthread_cond_init(&l->cv, NULL);
+    pthread_mutex_init(&a->wait_mu, NULL);
     if (uv_async_init(loop, &l->async, lane_answered) < 0) goto fail_async;
     l->async.data = a;
     uv_unref((uv_handle_t *)&l->async); /* never keeps the loop alive by itself */
@@ -1802,6 +1906,7 @@ int api_new(uv_loop_t *loop, registry *reg, broker *br, const api_options *opt, 
     *out = a;
     return 0;
 fail_async:
+    pthread_mutex_destroy(&a->wait_mu);
     pthread_cond_destroy(&l->cv);
     pthread_mutex_destroy(&l->mu);
     free(a);
@@ -1813,6 +1918,7 @@ static void lane_closed(uv_handle_t *h)
     api *a = h->data;
     pthread_cond_destroy(&a->lane.cv);
     pthread_mutex_destroy(&a->lane.mu);
+    pthread_mutex_destroy(&a->wait_mu);
     free(a);
 }
 

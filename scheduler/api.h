@@ -30,6 +30,8 @@ typedef struct api_options {
                                 at most JOB_OUTPUT_CHUNK_MAX */
     audit *audit; /* the audit trail (borrowed), for GET /v1/audit/verify, checkpoints and the
                      public key only (the registry appends); NULL = not configured (503) */
+    unsigned starved_after_ms; /* /healthz says degraded when a request has waited this long to
+                                  start on the worker pool or the read lane; 0 = 5000 */
 } api_options;
 
 /* Creates the API over `reg` (borrowed: every change goes through it; reads go to
@@ -45,6 +47,12 @@ void api_free(api *a);
 
 /* The http_handler_fn to give http_server_new, with the api as its arg. Loop thread only. */
 void api_handle(http_request *req, void *api);
+
+/* The http_headers_fn to give http_server_options.on_headers, with the api as its arg: answers
+ * 401 unauthorized at once (before any body byte is buffered) to a request for anything but
+ * /healthz that has no well-formed "Authorization: Bearer" token. Loop thread only; never blocks
+ * (no store, no audit). */
+void api_headers(http_request *req, void *api);
 
 /* The number of requests whose work is still in flight. */
 unsigned api_pending(const api *a);

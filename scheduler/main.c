@@ -206,7 +206,8 @@ static int serve(const char *config_path, bool accept_head)
                                  .max_script_bytes = d.cfg.max_script_bytes,
                                  .gpu_types = d.cfg.gpu_type_list[0] ? d.cfg.gpu_type_list : NULL},
                       .spool_dir = d.cfg.spool_dir,
-                      .audit = d.audit};
+                      .audit = d.audit,
+                      .starved_after_ms = d.cfg.healthz_starved_ms};
     if ((rc = api_new(&d.loop, d.reg, d.br, &ao, &d.api)) < 0) goto fail_api;
     http_server_options ho = {.host = d.cfg.listen_host,
                               .port = d.cfg.listen_port,
@@ -214,7 +215,13 @@ static int serve(const char *config_path, bool accept_head)
                               .key_file = d.cfg.tls_key,
                               .max_header_bytes = d.cfg.max_header_bytes,
                               .max_body_bytes = d.cfg.max_body_bytes,
-                              .idle_timeout_ms = d.cfg.idle_timeout_ms};
+                              .idle_timeout_ms = d.cfg.idle_timeout_ms,
+                              .max_connections_per_peer = d.cfg.max_connections_per_peer,
+                              .handshake_timeout_ms = d.cfg.handshake_timeout_ms,
+                              .request_timeout_ms = d.cfg.request_timeout_ms,
+                              .max_unsent_bytes = d.cfg.max_unsent_bytes,
+                              .max_buffered_body_bytes = d.cfg.max_buffered_body_bytes,
+                              .on_headers = api_headers};
     if ((rc = http_server_new(&d.loop, &ho, api_handle, d.api, &d.srv, err, sizeof err)) < 0) {
         LOG(LOG_ERROR, "cannot serve HTTPS on %s:%d: %s", d.cfg.listen_host, d.cfg.listen_port,
             err);
