@@ -12,8 +12,11 @@
 #ifndef ANTENNA_API_H
 #define ANTENNA_API_H
 
+#include <stdbool.h>
+
 #include <uv.h>
 
+#include "account.h"
 #include "audit.h"
 #include "broker.h"
 #include "http_server.h"
@@ -28,6 +31,13 @@ typedef struct api_options {
     size_t max_output_bytes; /* per GET .../output answer; 0 = 4 MiB */
     audit *audit; /* the audit trail (borrowed), for GET /v1/audit/verify only (the registry
                      appends); NULL = not configured (verify answers 503) */
+    account_rules accounts; /* which Unix accounts users may be mapped to (strings borrowed) */
+    unsigned auth_failures_per_minute; /* failed authentications per peer address and minute
+                                          before 429 rate_limited; 0 = no limit */
+    unsigned token_rate_per_second;    /* requests per token (token bucket); 0 = no limit */
+    unsigned token_burst;              /* the bucket's size (0 = twice the rate) */
+    int64_t token_default_lifetime_s;  /* a new token's lifetime when none is asked; 0 = never */
+    int64_t token_max_lifetime_s;      /* the longest lifetime that may be asked; 0 = none */
 } api_options;
 
 /* Creates the API over `reg` (borrowed: every change goes through it; reads go to
@@ -35,7 +45,17 @@ typedef struct api_options {
  * not report Slurm, which unit tests use). Returns 0 and sets *out, or -ENOMEM. */
 int api_new(uv_loop_t *loop, registry *reg, broker *br, const api_options *opt, api **out);
 
-/* Frees the API: stops its read lane's threads, closes its handle and runs the (stopped) loop once
+/* Failed authentications are counted per peer and minute in memory and written to the audit trail
+ * as one "auth.failed" entry per peer and minute (with the counts), by a timer every 15 s through
+ * the thread pool; api_free writes what is left. */
+
+/* Writes the failed-authentication counts of the minutes that ended (all of them when `all`) to
+ * the audit trail, one "auth.failed" entry per peer and minute ({"peer", "minute", "failures",
+ * "refused"}). Blocking (registry calls): never on the loop thread. Returns 0 or the last error. */
+int api_auth_flush(api *a, bool all);
+
+/* Frees the API: writes the failed-authentication counts not yet audited (blocking: the loop has
+ * stopped), stops its read lane's threads, closes its handle and runs the (stopped) loop once
  * for that close, so call it on the loop's thread after uv_run returned and before
  * uv_loop_close. Requests still in flight must have been answered (close the HTTP server first
  * and let the loop drain). Accepts NULL. */

@@ -160,6 +160,19 @@ static int serve(const char *config_path)
                                  .gpu_types = d.cfg.gpu_type_list[0] ? d.cfg.gpu_type_list : NULL},
                       .spool_dir = d.cfg.spool_dir,
                       .audit = d.audit};
+    /* accounts and authentication (login.defs is read here, once, before the loop runs) */
+    char slurm_user[64] = "";
+    if (slurm_adapter_slurm_user(d.sa, slurm_user, sizeof slurm_user) < 0) slurm_user[0] = '\0';
+    ao.accounts.uid_min = d.cfg.unix_uid_min ? d.cfg.unix_uid_min : account_uid_min_read(NULL);
+    ao.accounts.slurm_user = slurm_user;
+    ao.accounts.deny = d.cfg.unix_deny_list;
+    ao.auth_failures_per_minute = d.cfg.auth_failures_per_minute;
+    ao.token_rate_per_second = d.cfg.token_rate_per_second;
+    ao.token_burst = d.cfg.token_burst;
+    ao.token_default_lifetime_s = (int64_t)d.cfg.token_default_lifetime_days * 86400;
+    ao.token_max_lifetime_s = (int64_t)d.cfg.token_max_lifetime_days * 86400;
+    LOG(LOG_INFO, "accounts: uid >= %u, SlurmUser %s and munge refused", ao.accounts.uid_min,
+        slurm_user[0] ? slurm_user : "(unknown)");
     if ((rc = api_new(&d.loop, d.reg, d.br, &ao, &d.api)) < 0) goto fail_api;
     http_server_options ho = {.host = d.cfg.listen_host,
                               .port = d.cfg.listen_port,
