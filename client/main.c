@@ -78,6 +78,7 @@ enum opt_id {
     OPT_AFTER,
     OPT_IDEMPOTENCY_KEY,
     OPT_RETRY_FOR,
+    OPT_EXPIRES,
     OPT_JOB,   /* an sbatch job option, applied through sbatch_opt_set */
     OPT_QUOTA, /* a `quota set` field, applied through quota_args_set */
     OPT_COUNT
@@ -1384,12 +1385,97 @@ static int run_quota_set(cli *c, args *a)
     return rc;
 }
 
-static const command cmd_token_create;
+static const command cmd_token_create, cmd_user_set, cmd_user_disable, cmd_user_enable;
+
+/* PATCH /v1/users/NAME with `body` (taken), printing the user's new state. */
+static int user_patch(cli *c, const command *cmd, args *a, json_t *body, const char *done)
+{
+    int rc = check_ident(cmd, "user name", a->pos[0]);
+    if (rc != 0) {
+        json_decref(body);
+        return rc;
+    }
+    char path[128];
+    snprintf(path, sizeof path, "/v1/users/%s", a->pos[0]);
+    json_t *j = NULL;
+    rc = send_body(c, "PATCH", path, body, &j);
+    if (rc == 0) {
+        if (a->given[OPT_JSON])
+            rc = print_json(j);
+        else
+            printf("User %s %s (Unix account %s%s).\n", a->pos[0], done,
+                   json_string_value(json_object_get(j, "unix_user"))
+                       ? json_string_value(json_object_get(j, "unix_user"))
+                       : "?",
+                   json_is_true(json_object_get(j, "disabled")) ? ", disabled" : "");
+    }
+    json_decref(j);
+    return rc;
+}
+
+static int run_user_set(cli *c, args *a)
+{
+    if (!a->given[OPT_UNIX_USER]) return usage_error(&cmd_user_set, "--unix-user is required");
+    int rc = check_ident(&cmd_user_set, "Unix user", a->value[OPT_UNIX_USER]);
+    if (rc != 0) return rc;
+    return user_patch(c, &cmd_user_set, a, json_pack("{s:s}", "unix_user", a->value[OPT_UNIX_USER]),
+                      "changed");
+}
+
+static int run_user_disable(cli *c, args *a)
+{
+    return user_patch(c, &cmd_user_disable, a, json_pack("{s:b}", "disabled", 1),
+                      "disabled: its tokens are refused from now on");
+}
+
+static int run_user_enable(cli *c, args *a)
+{
+    return user_patch(c, &cmd_user_enable, a, json_pack("{s:b}", "disabled", 0), "enabled");
+}
+
+/* --expires: a lifetime "N" (seconds) or "N" followed by s, m, h, d or w, set as "expires_in";
+ * or a UTC date "YYYY-MM-DD" or time "YYYY-MM-DDTHH:MM:SSZ", set as "expires_at". Returns 0 or
+ * -EINVAL. */
+static int expires_set(json_t *body, const char *v)
+{
+    if (v[0] >= '0' && v[0] <= '9' && strchr(v, '-') == NULL) {
+        char *end = NULL;
+        errno = 0;
+        long long n = strtoll(v, &end, 10);
+        long long unit = 1;
+        if (errno != 0 || end == v || n <= 0) return -EINVAL;
+        if (*end != '\0') {
+            const char *units = "smhdw";
+            static const long long secs[] = {1, 60, 3600, 86400, 7 * 86400};
+            const char *u = strchr(units, *end);
+            if (u == NULL || end[1] != '\0') return -EINVAL;
+            unit = secs[u - units];
+        }
+        if (n > 100LL * 365 * 86400 / unit) return -EINVAL;
+        return json_object_set_new(body, "expires_in", json_integer(n * unit)) == 0 ? 0 : -EINVAL;
+    }
+    struct tm tm;
+    memset(&tm, 0, sizeof tm);
+    const char *end = strptime(v, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    if (end == NULL || *end != '\0') {
+        memset(&tm, 0, sizeof tm);
+        end = strptime(v, "%Y-%m-%d", &tm);
+        if (end == NULL || *end != '\0') return -EINVAL;
+    }
+    return json_object_set_new(body, "expires_at", json_string(v)) == 0 ? 0 : -EINVAL;
+}
 
 static int run_token_create(cli *c, args *a)
 {
     if (!a->given[OPT_USER]) return usage_error(&cmd_token_create, "--user is required");
     json_t *body = json_pack("{s:s}", "user", a->value[OPT_USER]);
+    if (body && a->given[OPT_EXPIRES] && expires_set(body, a->value[OPT_EXPIRES]) < 0) {
+        json_decref(body);
+        return usage_error(&cmd_token_create,
+                           "--expires must be a lifetime like 3600, 90m, 12h, 30d or 2w, or a UTC "
+                           "date YYYY-MM-DD (got '%s')",
+                           a->value[OPT_EXPIRES]);
+    }
     if (body && a->given[OPT_LABEL] &&
         json_object_set_new(body, "label", json_string(a->value[OPT_LABEL])) != 0) {
         json_decref(body);
@@ -1411,11 +1497,12 @@ static int run_token_create(cli *c, args *a)
             printf("%s\n", token);
             fflush(stdout);
             json_t *tid = json_object_get(j, "id");
+            const char *exp = json_string_value(json_object_get(j, "expires_at"));
             fprintf(stderr,
-                    "antenna: token %lld created for %s; it is shown only this once, keep it "
-                    "safe\n",
+                    "antenna: token %lld created for %s (expires %s); it is shown only this "
+                    "once, keep it safe\n",
                     json_is_integer(tid) ? (long long)json_integer_value(tid) : 0LL,
-                    a->value[OPT_USER]);
+                    a->value[OPT_USER], exp ? exp : "never");
         }
     }
     json_decref(j);
@@ -1424,9 +1511,10 @@ static int run_token_create(cli *c, args *a)
 
 static int run_token_list(cli *c, args *a)
 {
-    static const char *const headers[] = {"ID", "USER", "LABEL", "CREATED", "REVOKED"};
-    static const char *const fields[] = {"id", "user", "label", "created_at", "revoked_at"};
-    return run_list(c, a, "/v1/tokens", "tokens", 5, headers, fields,
+    static const char *const headers[] = {"ID", "USER", "LABEL", "CREATED", "EXPIRES", "REVOKED"};
+    static const char *const fields[] = {"id",         "user",       "label",
+                                         "created_at", "expires_at", "revoked_at"};
+    return run_list(c, a, "/v1/tokens", "tokens", 6, headers, fields,
                     "No tokens yet. Create one with: antenna token create --user NAME");
 }
 
@@ -1809,8 +1897,12 @@ static const optdef audit_opts[] = {
     {"--json", 0, false, OPT_JSON},    {NULL, 0, false, OPT_COUNT},
 };
 static const optdef token_create_opts[] = {
-    {"--user", 0, true, OPT_USER},
-    {"--label", 0, true, OPT_LABEL},
+    {"--user", 0, true, OPT_USER},       {"--label", 0, true, OPT_LABEL},
+    {"--expires", 0, true, OPT_EXPIRES}, {"--json", 0, false, OPT_JSON},
+    {NULL, 0, false, OPT_COUNT},
+};
+static const optdef user_set_opts[] = {
+    {"--unix-user", 0, true, OPT_UNIX_USER},
     {"--json", 0, false, OPT_JSON},
     {NULL, 0, false, OPT_COUNT},
 };
@@ -2000,6 +2092,49 @@ static const command cmd_user_list = {
     0,
     run_user_list,
 };
+static const command cmd_user_set = {
+    "user",
+    "set",
+    "antenna user set --unix-user U [--json] NAME",
+    "Maps a user to another Unix account (staff or admin; only an admin may change staff, admin\n"
+    "or auditor users). The account is checked as at creation: an ordinary unprivileged account\n"
+    "(uid >= UID_MIN), not the SlurmUser, munge or a denied account, and not one that serves\n"
+    "another partner's users. The change is audited with the old and new account.\n"
+    "\n"
+    "  --unix-user U   the Unix account the user's jobs run as from now on (required)\n"
+    "  --json          print the server's JSON\n",
+    user_set_opts,
+    1,
+    1,
+    run_user_set,
+};
+static const command cmd_user_disable = {
+    "user",
+    "disable",
+    "antenna user disable [--json] NAME",
+    "Disables a user (staff or admin): every token of the user is refused from the moment this\n"
+    "returns. The user's queued and running jobs are left as they are (cancel them with antenna\n"
+    "cancel if needed). Audited; undo with antenna user enable.\n"
+    "\n"
+    "  --json   print the server's JSON\n",
+    json_opts,
+    1,
+    1,
+    run_user_disable,
+};
+static const command cmd_user_enable = {
+    "user",
+    "enable",
+    "antenna user enable [--json] NAME",
+    "Enables a disabled user again (staff or admin): its tokens that are neither revoked nor\n"
+    "expired work again. Audited.\n"
+    "\n"
+    "  --json   print the server's JSON\n",
+    json_opts,
+    1,
+    1,
+    run_user_enable,
+};
 static const command cmd_quota = {
     NULL,
     "quota",
@@ -2044,14 +2179,17 @@ static const command cmd_quota_set = {
 static const command cmd_token_create = {
     "token",
     "create",
-    "antenna token create --user U [--label L] [--json]",
+    "antenna token create --user U [--label L] [--expires LIFETIME|DATE] [--json]",
     "Creates an API token for a user (admin) and prints it alone on stdout, e.g.\n"
-    "  export ANTENNA_TOKEN=$(antenna token create --user alice --label laptop)\n"
-    "The token is shown only this once.\n"
+    "  export ANTENNA_TOKEN=$(antenna token create --user alice --label laptop --expires 30d)\n"
+    "The token is shown only this once. Without --expires it lives as long as the server's\n"
+    "default (token_default_lifetime_days); the server refuses more than its maximum.\n"
     "\n"
-    "  --user U    the user the token authenticates (required)\n"
-    "  --label L   a note, e.g. where the token is used\n"
-    "  --json      print the server's JSON\n",
+    "  --user U      the user the token authenticates (required)\n"
+    "  --label L     a note, e.g. where the token is used\n"
+    "  --expires E   a lifetime (3600, 90m, 12h, 30d, 2w) or a UTC date (YYYY-MM-DD or\n"
+    "                YYYY-MM-DDTHH:MM:SSZ) at which the token stops working\n"
+    "  --json        print the server's JSON\n",
     token_create_opts,
     0,
     0,
@@ -2171,10 +2309,11 @@ static const command cmd_audit_verify = {
 /* `quota set` comes before `quota` (and `audit verify` before `audit`) so that "antenna help
  * quota set" finds it. */
 static const command *const commands[] = {
-    &cmd_submit,       &cmd_jobs,     &cmd_show,        &cmd_cancel,       &cmd_logs,
-    &cmd_quota_set,    &cmd_quota,    &cmd_partner_add, &cmd_partner_list, &cmd_partner_show,
-    &cmd_partner_set,  &cmd_user_add, &cmd_user_list,   &cmd_token_create, &cmd_token_list,
-    &cmd_token_revoke, &cmd_usage,    &cmd_report,      &cmd_audit_verify, &cmd_audit,
+    &cmd_submit,      &cmd_jobs,         &cmd_show,        &cmd_cancel,       &cmd_logs,
+    &cmd_quota_set,   &cmd_quota,        &cmd_partner_add, &cmd_partner_list, &cmd_partner_show,
+    &cmd_partner_set, &cmd_user_add,     &cmd_user_list,   &cmd_user_set,     &cmd_user_disable,
+    &cmd_user_enable, &cmd_token_create, &cmd_token_list,  &cmd_token_revoke, &cmd_usage,
+    &cmd_report,      &cmd_audit_verify, &cmd_audit,
 };
 
 static const char main_usage[] = "Usage: antenna [--url URL] [--token TOKEN] [--ca FILE] COMMAND "
@@ -2204,6 +2343,8 @@ static void print_main_help(void)
            "  user add NAME --partner P --category sme|researcher|institution --unix-user U\n"
            "      [--role user|manager|staff|admin|auditor]\n"
            "  user list [--partner P]\n"
+           "  user set NAME --unix-user U        map the user to another Unix account\n"
+           "  user disable NAME, user enable NAME   stop (or restore) all of a user's tokens\n"
            "\nUsage and statements:\n"
            "  usage [--by partner|user|category|gpu-type|day|month] [--partner P] [--user U]\n"
            "      [--from DATE] [--to DATE] [--format table|csv|json]\n"
@@ -2214,7 +2355,7 @@ static void print_main_help(void)
            "  audit [--since DATE] [--actor A] [--action ACT] [--limit N] [--format table|json]\n"
            "  audit verify               check the trail's hash chain (exit 1 when broken)\n"
            "\nTokens (admin role):\n"
-           "  token create --user U [--label L]\n"
+           "  token create --user U [--label L] [--expires 30d|YYYY-MM-DD]\n"
            "  token list\n"
            "  token revoke ID\n"
            "\nMost commands take --json to print the server's JSON; 'antenna COMMAND --help'\n"

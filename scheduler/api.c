@@ -1151,9 +1151,8 @@ static bool token_expiry(api_call *c, json_t *o, int64_t now, int64_t *expires_a
             return false;
         }
     } else {
-        *expires_at = c->a->opt.token_default_lifetime_s > 0
-                          ? now + c->a->opt.token_default_lifetime_s
-                          : 0;
+        *expires_at =
+            c->a->opt.token_default_lifetime_s > 0 ? now + c->a->opt.token_default_lifetime_s : 0;
     }
     if (max > 0 && (*expires_at == 0 || *expires_at - now > max)) {
         set_error(c, 400, "expiry_too_far",
@@ -1534,9 +1533,9 @@ int api_auth_flush(api *a, bool all)
         for (size_t i = 0; i < n; i++) {
             auth_peer_count *k = &counts[i];
             registry_actor who = {.actor = "-", .partner = ""};
-            json_t *d = json_pack("{s:s,s:o,s:I,s:I}", "peer", k->peer, "minute",
-                                  json_time(k->minute), "failures", (json_int_t)k->failures,
-                                  "refused", (json_int_t)k->refused);
+            json_t *d =
+                json_pack("{s:s,s:o,s:I,s:I}", "peer", k->peer, "minute", json_time(k->minute),
+                          "failures", (json_int_t)k->failures, "refused", (json_int_t)k->refused);
             char *text = d ? json_dumps(d, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
             json_decref(d);
             int rc = text ? registry_audit(a->reg, &who, "auth.failed", text) : -ENOMEM;

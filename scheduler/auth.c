@@ -107,7 +107,9 @@ int auth_peer_ip(const char *peer, char *out, size_t len)
 
 /* --- fixed-size tables ------------------------------------------------------------------------ */
 
-#define NEIGHBOURHOOD 8 /* slots a key may live in, from its hash on: the O(1) bound of a lookup */
+#define NEIGHBOURHOOD                                                                              \
+    8 /* slots a key may live in, from its hash on: the O(1) bound of a lookup                     \
+       */
 
 static size_t table_size(size_t slots)
 {

@@ -65,9 +65,9 @@ void auth_peers_fail(auth_peers *p, const char *peer_ip, int64_t now);
 /* The counts of one peer for one minute. */
 typedef struct auth_peer_count {
     char peer[AUTH_PEER_MAX];
-    int64_t minute;     /* unix seconds of the minute's start */
-    unsigned failures;  /* failed attempts (unknown, revoked or expired token, disabled user...) */
-    unsigned refused;   /* attempts refused with 429 without looking the token up */
+    int64_t minute;    /* unix seconds of the minute's start */
+    unsigned failures; /* failed attempts (unknown, revoked or expired token, disabled user...) */
+    unsigned refused;  /* attempts refused with 429 without looking the token up */
 } auth_peer_count;
 
 /* Takes out (and forgets) the counts of the minutes that ended before `now`'s minute, or of every

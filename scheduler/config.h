@@ -42,12 +42,12 @@ typedef struct config {
     size_t max_header_bytes;
     unsigned idle_timeout_ms;
     /* accounts and authentication */
-    unsigned unix_uid_min;                        /* 0 = UID_MIN of /etc/login.defs */
-    char unix_deny[CONFIG_MAX_UNIX_DENY][64];     /* Unix accounts never mapped to a user */
+    unsigned unix_uid_min;                                /* 0 = UID_MIN of /etc/login.defs */
+    char unix_deny[CONFIG_MAX_UNIX_DENY][64];             /* Unix accounts never mapped to a user */
     const char *unix_deny_list[CONFIG_MAX_UNIX_DENY + 1]; /* NULL-terminated view of unix_deny */
-    unsigned auth_failures_per_minute; /* per peer address, then 429; 0 = no limit */
-    unsigned token_rate_per_second;    /* requests per token (token bucket); 0 = no limit */
-    unsigned token_burst;              /* the bucket's size */
+    unsigned auth_failures_per_minute;    /* per peer address, then 429; 0 = no limit */
+    unsigned token_rate_per_second;       /* requests per token (token bucket); 0 = no limit */
+    unsigned token_burst;                 /* the bucket's size */
     unsigned token_default_lifetime_days; /* a new token's lifetime when none is asked; 0 = never */
     unsigned token_max_lifetime_days;     /* the longest a token may be asked for; 0 = no maximum */
     /* policies: billing weights ("gpu_weights": {"h100": 1.0}), priority and the cluster window.

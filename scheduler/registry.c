@@ -108,9 +108,9 @@ struct registry {
     size_t callers; /* threads inside submit_change: registry_free waits for them to leave */
     pthread_t thread;
 
-    pthread_mutex_t tok_mu;  /* the token table */
-    struct tok_entry **tok;  /* tok_nb chains, by hash */
-    size_t tok_nb, tok_n;    /* buckets (a power of two) and entries */
+    pthread_mutex_t tok_mu; /* the token table */
+    struct tok_entry **tok; /* tok_nb chains, by hash */
+    size_t tok_nb, tok_n;   /* buckets (a power of two) and entries */
 
     pthread_mutex_t health_mu;
     int health_rc;
@@ -772,8 +772,8 @@ static int apply_token(registry *r, struct change *c, bool create)
     if (create) {
         int64_t id = 0;
         struct tok_entry *e = c->u.token.entry;
-        rc = store_token_insert_until(r->st, c->u.token.user_id, c->u.token.hash,
-                                      c->u.token.label, c->u.token.expires_at, &id);
+        rc = store_token_insert_until(r->st, c->u.token.user_id, c->u.token.hash, c->u.token.label,
+                                      c->u.token.expires_at, &id);
         if (rc < 0) return rc;
         if ((rc = store_user_get_id(r->st, c->u.token.user_id, &e->user)) < 0) return rc;
         snprintf(e->hash, sizeof e->hash, "%s", c->u.token.hash);
@@ -950,8 +950,9 @@ static void run_batch(registry *r, struct change *list)
      * never authenticates again once the call returns */
     bool tokens = false;
     for (struct change *c = list; c; c = c->next)
-        tokens = tokens || (c->rc == 0 && (c->kind == CH_TOKEN_CREATE ||
-                                           c->kind == CH_TOKEN_REVOKE || c->kind == CH_USER_UPDATE));
+        tokens =
+            tokens || (c->rc == 0 && (c->kind == CH_TOKEN_CREATE || c->kind == CH_TOKEN_REVOKE ||
+                                      c->kind == CH_USER_UPDATE));
     if (tokens) {
         pthread_mutex_lock(&r->tok_mu);
         for (struct change *c = list; c; c = c->next) {

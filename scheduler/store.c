@@ -248,8 +248,7 @@ static const char *const migrations[] = {
 
 #define PARTNER_COLS "id, name, description, share_weight, created_at"
 
-#define USER_COLS                                                                                  \
-    "u.id, u.name, p.name, u.unix_user, u.role, u.category, u.created_at, u.disabled"
+#define USER_COLS "u.id, u.name, p.name, u.unix_user, u.role, u.category, u.created_at, u.disabled"
 
 #define TOKEN_COLS "t.id, t.user_id, u.name, t.label, t.created_at, t.revoked_at, t.expires_at"
 

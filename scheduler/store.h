@@ -95,7 +95,7 @@ typedef struct store_token {
 /* An active token as authentication needs it: its hash, expiry and user. */
 typedef struct store_token_auth {
     int64_t id;
-    char hash[64 + 1]; /* SHA-256 hex */
+    char hash[64 + 1];  /* SHA-256 hex */
     int64_t expires_at; /* 0 = never */
     store_user user;
 } store_token_auth;
