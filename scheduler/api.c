@@ -810,19 +810,18 @@ static void h_partner_patch(api_call *c)
     json_decref(o);
 }
 
-/* The answer to a Unix account that account_check refused (rc, with its message). */
+/* The answer to a Unix account that account_check refused (a missing, invalid or privileged
+ * account: rc -ENOENT, -EINVAL or -EPERM), with its message. */
 static void account_refused(api_call *c, int rc, const char *why)
 {
-    if (rc == -EPERM)
-        set_error(c, 403, "account_refused", "%s", why);
-    else
-        set_error(c, 400, "invalid_value", "%s", why);
+    (void)rc;
+    set_error(c, 400, "invalid_value", "%s", why);
 }
 
 /* The answer to a Unix account already mapped to users of another partner. */
 static void account_taken(api_call *c, const char *unix_user)
 {
-    set_error(c, 409, "account_in_use",
+    set_error(c, 409, "conflict",
               "Unix account \"%.64s\" already runs the jobs of another partner's users; one "
               "account serves the users of one partner only: map this user to an account of its "
               "own partner (create one with deploy/ensure-unix-user.sh NAME)",

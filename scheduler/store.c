@@ -1420,7 +1420,6 @@ int store_user_insert(store *s, const char *name, const char *partner, const cha
         ret = db_error(c, sqlite3_extended_errcode(c->db), "partner lookup");
     stmt_done(st);
     if (ret < 0) goto out;
-    if ((ret = unix_user_free_for(c, unix_user, partner_id)) < 0) goto out;
 
     st = stmt_get(c, ST_USER_INSERT);
     if (!st) {
@@ -1435,6 +1434,8 @@ int store_user_insert(store *s, const char *name, const char *partner, const cha
     sqlite3_bind_int64(st, 6, now());
     ret = stmt_run(c, st, "user insert");
     if (ret == 0) new_id = sqlite3_last_insert_rowid(c->db);
+    /* after the insert, so that a taken name is -EEXIST whatever the account */
+    if (ret == 0) ret = unix_user_free_for(c, unix_user, partner_id);
 out:
     ret = write_end(s, ret);
     if (ret == 0 && id) *id = new_id;
