@@ -1052,6 +1052,8 @@ static int print_list(const json_t *j, const char *key, size_t ncols, const char
                 snprintf(cells[k], sizeof cells[k], "%s", json_string_value(v));
             else if (json_is_integer(v))
                 snprintf(cells[k], sizeof cells[k], "%lld", (long long)json_integer_value(v));
+            else if (json_is_true(v))
+                snprintf(cells[k], sizeof cells[k], "yes");
             else
                 cells[k][0] = '\0';
             row[k] = cells[k];
@@ -1289,10 +1291,10 @@ static int run_user_add(cli *c, args *a)
 
 static int run_user_list(cli *c, args *a)
 {
-    static const char *const headers[] = {"NAME",     "PARTNER", "UNIX_USER",
-                                          "CATEGORY", "ROLE",    "CREATED"};
-    static const char *const fields[] = {"name",     "partner", "unix_user",
-                                         "category", "role",    "created_at"};
+    static const char *const headers[] = {"NAME", "PARTNER", "UNIX_USER", "CATEGORY",
+                                          "ROLE", "CREATED", "DISABLED"};
+    static const char *const fields[] = {"name", "partner",    "unix_user", "category",
+                                         "role", "created_at", "disabled"};
     char path[128] = "/v1/users";
     char empty[192] = "No users yet. Add one with: antenna user add NAME --partner P "
                       "--category C --unix-user U";
@@ -1302,7 +1304,7 @@ static int run_user_list(cli *c, args *a)
         snprintf(path, sizeof path, "/v1/users?partner=%s", a->value[OPT_PARTNER]);
         snprintf(empty, sizeof empty, "No users in partner %s.", a->value[OPT_PARTNER]);
     }
-    return run_list(c, a, path, "users", 6, headers, fields, empty);
+    return run_list(c, a, path, "users", 7, headers, fields, empty);
 }
 
 /* ---- quotas ---- */

@@ -2,7 +2,8 @@
  *
  * Every handler runs off the loop thread, because it reads the store and makes registry changes:
  * the cheap, frequent reads on the API's read lane, the rest on libuv's pool (uv_queue_work); the
- * loop thread only routes, queues and sends. Never talks to Slurm: reads
+ * loop thread only routes, authenticates (from memory: registry_token_check and the limits of
+ * auth.h), queues and sends. Never talks to Slurm: reads
  * come from the store and the registry's live reads, and a change that Slurm must see (a new job,
  * a cancel) only kicks the broker. Never writes the store, never takes the engine's lock and never
  * appends to the audit trail: every change is one registry call, audited by the registry.

@@ -4,7 +4,9 @@
  * lane of two threads of its own, the rest on the libuv thread pool (they read the store and make
  * registry changes);
  * never calls SQLite or the registry on the loop thread (but registry_health, which only reads a
- * flag, for /healthz), never does file I/O there, and never talks to Slurm: reads are served
+ * flag, for /healthz, and registry_token_check, which authenticates each request from memory
+ * before it is queued, with the per-peer and per-token limits of auth.h), never does file I/O
+ * there, and never talks to Slurm: reads are served
  * from antennad's own state, and changes for Slurm go through the broker. Never writes the store,
  * never takes the policy engine's lock and never appends to the audit trail itself: every change
  * is one registry call, which audits it.

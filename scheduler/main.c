@@ -15,6 +15,7 @@
 
 #include <uv.h>
 
+#include "account.h"
 #include "api.h"
 #include "audit.h"
 #include "auth.h"
@@ -265,16 +266,14 @@ static int bootstrap(const char *config_path, const char *user, const char *part
     registry *reg = NULL;
     int64_t token_id = 0;
     store_user u;
-    struct passwd *pw;
     int rc;
 
     if (load_config(config_path, &cfg) < 0) return 2;
-    pw = getpwnam(unix_user);
-    if (pw == NULL || pw->pw_uid == 0) {
-        fprintf(stderr,
-                "antennad: bootstrap: Unix account '%s' %s; pass --unix-user with an "
-                "unprivileged account\n",
-                unix_user, pw == NULL ? "does not exist" : "is root");
+    account_rules rules = {.uid_min =
+                               cfg.unix_uid_min ? cfg.unix_uid_min : account_uid_min_read(NULL),
+                           .deny = cfg.unix_deny_list};
+    if (account_check(&rules, unix_user, NULL, err, sizeof err) < 0) {
+        fprintf(stderr, "antennad: bootstrap: %s; pass --unix-user with such an account\n", err);
         return 2;
     }
     if ((rc = store_new(cfg.database, &st, err, sizeof err)) < 0) {
