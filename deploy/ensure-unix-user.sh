@@ -53,7 +53,9 @@ if [ "$uid" -lt "$uid_min" ]; then
     old_uid=$uid old_gid=$gid
     new_uid=$(free_id passwd)
     [ -n "$new_uid" ] || die "no free uid between $uid_min and $uid_max"
-    usermod -u "$new_uid" "$name" > /dev/null # also moves the ownership of files in its home
+    # (usermod also moves the ownership of the files in its home)
+    usermod -u "$new_uid" "$name" > /dev/null ||
+        die "cannot move $name to uid $new_uid (a process running as $name? stop it and run this again)"
     group=$(getent group "$old_gid" | cut -d: -f1)
     if [ "$group" = "$name" ] && [ "$old_gid" -lt "$uid_min" ]; then
         new_gid=$(free_id group)
