@@ -70,6 +70,7 @@ struct api {
     uv_timer_t flush_timer;
     uv_work_t flush_work;
     bool flushing;
+    int closing; /* handles still closing in api_free */
 };
 typedef void (*handler_fn)(api_call *c);
 
@@ -1935,9 +1936,12 @@ fail_peers:
     return -ENOMEM;
 }
 
+/* The close callback of the api's two handles (the lane's async and the flush timer): the last one
+ * frees the api, whatever order libuv closes them in. */
 static void lane_closed(uv_handle_t *h)
 {
     api *a = h->data;
+    if (--a->closing > 0) return;
     pthread_cond_destroy(&a->lane.cv);
     pthread_mutex_destroy(&a->lane.mu);
     auth_rate_free(a->rate);
@@ -1950,8 +1954,9 @@ void api_free(api *a)
     if (a == NULL) return;
     api_auth_flush(a, true);
     lane_stop(a);
-    uv_close((uv_handle_t *)&a->flush_timer, NULL);
-    /* the lane's handle is freed by its close callback: run the (stopped) loop once for it */
+    /* the handles are freed by their close callbacks: run the (stopped) loop once for them */
+    a->closing = 2;
+    uv_close((uv_handle_t *)&a->flush_timer, lane_closed);
     uv_close((uv_handle_t *)&a->lane.async, lane_closed);
     uv_run(a->loop, UV_RUN_NOWAIT);
 }
