@@ -83,8 +83,9 @@ enum opt_id {
     OPT_RAW,        /* logs: bytes unchanged on a terminal too */
     OPT_CHECKPOINT, /* audit verify: a signed checkpoint file */
     OPT_PUBLIC_KEY, /* audit verify: the broker's public key, pinned by the auditor */
-    OPT_JOB,        /* an sbatch job option, applied through sbatch_opt_set */
-    OPT_QUOTA,      /* a `quota set` field, applied through quota_args_set */
+    OPT_EXPIRES,
+    OPT_JOB,   /* an sbatch job option, applied through sbatch_opt_set */
+    OPT_QUOTA, /* a `quota set` field, applied through quota_args_set */
     OPT_COUNT
 };
 
@@ -1060,6 +1061,8 @@ static int print_list(const json_t *j, const char *key, size_t ncols, const char
                 snprintf(cells[k], sizeof cells[k], "%s", json_string_value(v));
             else if (json_is_integer(v))
                 snprintf(cells[k], sizeof cells[k], "%lld", (long long)json_integer_value(v));
+            else if (json_is_true(v))
+                snprintf(cells[k], sizeof cells[k], "yes");
             else
                 cells[k][0] = '\0';
             row[k] = cells[k];
@@ -1297,10 +1300,10 @@ static int run_user_add(cli *c, args *a)
 
 static int run_user_list(cli *c, args *a)
 {
-    static const char *const headers[] = {"NAME",     "PARTNER", "UNIX_USER",
-                                          "CATEGORY", "ROLE",    "CREATED"};
-    static const char *const fields[] = {"name",     "partner", "unix_user",
-                                         "category", "role",    "created_at"};
+    static const char *const headers[] = {"NAME", "PARTNER", "UNIX_USER", "CATEGORY",
+                                          "ROLE", "CREATED", "DISABLED"};
+    static const char *const fields[] = {"name", "partner",    "unix_user", "category",
+                                         "role", "created_at", "disabled"};
     char path[128] = "/v1/users";
     char empty[192] = "No users yet. Add one with: antenna user add NAME --partner P "
                       "--category C --unix-user U";
@@ -1310,7 +1313,7 @@ static int run_user_list(cli *c, args *a)
         snprintf(path, sizeof path, "/v1/users?partner=%s", a->value[OPT_PARTNER]);
         snprintf(empty, sizeof empty, "No users in partner %s.", a->value[OPT_PARTNER]);
     }
-    return run_list(c, a, path, "users", 6, headers, fields, empty);
+    return run_list(c, a, path, "users", 7, headers, fields, empty);
 }
 
 /* ---- quotas ---- */
@@ -1393,12 +1396,97 @@ static int run_quota_set(cli *c, args *a)
     return rc;
 }
 
-static const command cmd_token_create;
+static const command cmd_token_create, cmd_user_set, cmd_user_disable, cmd_user_enable;
+
+/* PATCH /v1/users/NAME with `body` (taken), printing the user's new state. */
+static int user_patch(cli *c, const command *cmd, args *a, json_t *body, const char *done)
+{
+    int rc = check_ident(cmd, "user name", a->pos[0]);
+    if (rc != 0) {
+        json_decref(body);
+        return rc;
+    }
+    char path[128];
+    snprintf(path, sizeof path, "/v1/users/%s", a->pos[0]);
+    json_t *j = NULL;
+    rc = send_body(c, "PATCH", path, body, &j);
+    if (rc == 0) {
+        if (a->given[OPT_JSON])
+            rc = print_json(j);
+        else
+            printf("User %s %s (Unix account %s%s).\n", a->pos[0], done,
+                   json_string_value(json_object_get(j, "unix_user"))
+                       ? json_string_value(json_object_get(j, "unix_user"))
+                       : "?",
+                   json_is_true(json_object_get(j, "disabled")) ? ", disabled" : "");
+    }
+    json_decref(j);
+    return rc;
+}
+
+static int run_user_set(cli *c, args *a)
+{
+    if (!a->given[OPT_UNIX_USER]) return usage_error(&cmd_user_set, "--unix-user is required");
+    int rc = check_ident(&cmd_user_set, "Unix user", a->value[OPT_UNIX_USER]);
+    if (rc != 0) return rc;
+    return user_patch(c, &cmd_user_set, a, json_pack("{s:s}", "unix_user", a->value[OPT_UNIX_USER]),
+                      "changed");
+}
+
+static int run_user_disable(cli *c, args *a)
+{
+    return user_patch(c, &cmd_user_disable, a, json_pack("{s:b}", "disabled", 1),
+                      "disabled: its tokens are refused from now on");
+}
+
+static int run_user_enable(cli *c, args *a)
+{
+    return user_patch(c, &cmd_user_enable, a, json_pack("{s:b}", "disabled", 0), "enabled");
+}
+
+/* --expires: a lifetime "N" (seconds) or "N" followed by s, m, h, d or w, set as "expires_in";
+ * or a UTC date "YYYY-MM-DD" or time "YYYY-MM-DDTHH:MM:SSZ", set as "expires_at". Returns 0 or
+ * -EINVAL. */
+static int expires_set(json_t *body, const char *v)
+{
+    if (v[0] >= '0' && v[0] <= '9' && strchr(v, '-') == NULL) {
+        char *end = NULL;
+        errno = 0;
+        long long n = strtoll(v, &end, 10);
+        long long unit = 1;
+        if (errno != 0 || end == v || n <= 0) return -EINVAL;
+        if (*end != '\0') {
+            const char *units = "smhdw";
+            static const long long secs[] = {1, 60, 3600, 86400, 7 * 86400};
+            const char *u = strchr(units, *end);
+            if (u == NULL || end[1] != '\0') return -EINVAL;
+            unit = secs[u - units];
+        }
+        if (n > 100LL * 365 * 86400 / unit) return -EINVAL;
+        return json_object_set_new(body, "expires_in", json_integer(n * unit)) == 0 ? 0 : -EINVAL;
+    }
+    struct tm tm;
+    memset(&tm, 0, sizeof tm);
+    const char *end = strptime(v, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    if (end == NULL || *end != '\0') {
+        memset(&tm, 0, sizeof tm);
+        end = strptime(v, "%Y-%m-%d", &tm);
+        if (end == NULL || *end != '\0') return -EINVAL;
+    }
+    return json_object_set_new(body, "expires_at", json_string(v)) == 0 ? 0 : -EINVAL;
+}
 
 static int run_token_create(cli *c, args *a)
 {
     if (!a->given[OPT_USER]) return usage_error(&cmd_token_create, "--user is required");
     json_t *body = json_pack("{s:s}", "user", a->value[OPT_USER]);
+    if (body && a->given[OPT_EXPIRES] && expires_set(body, a->value[OPT_EXPIRES]) < 0) {
+        json_decref(body);
+        return usage_error(&cmd_token_create,
+                           "--expires must be a lifetime like 3600, 90m, 12h, 30d or 2w, or a UTC "
+                           "date YYYY-MM-DD (got '%s')",
+                           a->value[OPT_EXPIRES]);
+    }
     if (body && a->given[OPT_LABEL] &&
         json_object_set_new(body, "label", json_string(a->value[OPT_LABEL])) != 0) {
         json_decref(body);
@@ -1420,11 +1508,12 @@ static int run_token_create(cli *c, args *a)
             printf("%s\n", token);
             fflush(stdout);
             json_t *tid = json_object_get(j, "id");
+            const char *exp = json_string_value(json_object_get(j, "expires_at"));
             fprintf(stderr,
-                    "antenna: token %lld created for %s; it is shown only this once, keep it "
-                    "safe\n",
+                    "antenna: token %lld created for %s (expires %s); it is shown only this "
+                    "once, keep it safe\n",
                     json_is_integer(tid) ? (long long)json_integer_value(tid) : 0LL,
-                    a->value[OPT_USER]);
+                    a->value[OPT_USER], exp ? exp : "never");
         }
     }
     json_decref(j);
@@ -1433,9 +1522,10 @@ static int run_token_create(cli *c, args *a)
 
 static int run_token_list(cli *c, args *a)
 {
-    static const char *const headers[] = {"ID", "USER", "LABEL", "CREATED", "REVOKED"};
-    static const char *const fields[] = {"id", "user", "label", "created_at", "revoked_at"};
-    return run_list(c, a, "/v1/tokens", "tokens", 5, headers, fields,
+    static const char *const headers[] = {"ID", "USER", "LABEL", "CREATED", "EXPIRES", "REVOKED"};
+    static const char *const fields[] = {"id",         "user",       "label",
+                                         "created_at", "expires_at", "revoked_at"};
+    return run_list(c, a, "/v1/tokens", "tokens", 6, headers, fields,
                     "No tokens yet. Create one with: antenna token create --user NAME");
 }
 
@@ -1951,8 +2041,12 @@ static const optdef audit_opts[] = {
     {"--json", 0, false, OPT_JSON},    {NULL, 0, false, OPT_COUNT},
 };
 static const optdef token_create_opts[] = {
-    {"--user", 0, true, OPT_USER},
-    {"--label", 0, true, OPT_LABEL},
+    {"--user", 0, true, OPT_USER},       {"--label", 0, true, OPT_LABEL},
+    {"--expires", 0, true, OPT_EXPIRES}, {"--json", 0, false, OPT_JSON},
+    {NULL, 0, false, OPT_COUNT},
+};
+static const optdef user_set_opts[] = {
+    {"--unix-user", 0, true, OPT_UNIX_USER},
     {"--json", 0, false, OPT_JSON},
     {NULL, 0, false, OPT_COUNT},
 };
@@ -2146,6 +2240,49 @@ static const command cmd_user_list = {
     0,
     run_user_list,
 };
+static const command cmd_user_set = {
+    "user",
+    "set",
+    "antenna user set --unix-user U [--json] NAME",
+    "Maps a user to another Unix account (staff or admin; only an admin may change staff, admin\n"
+    "or auditor users). The account is checked as at creation: an ordinary unprivileged account\n"
+    "(uid >= UID_MIN), not the SlurmUser, munge or a denied account, and not one that serves\n"
+    "another partner's users. The change is audited with the old and new account.\n"
+    "\n"
+    "  --unix-user U   the Unix account the user's jobs run as from now on (required)\n"
+    "  --json          print the server's JSON\n",
+    user_set_opts,
+    1,
+    1,
+    run_user_set,
+};
+static const command cmd_user_disable = {
+    "user",
+    "disable",
+    "antenna user disable [--json] NAME",
+    "Disables a user (staff or admin): every token of the user is refused from the moment this\n"
+    "returns. The user's queued and running jobs are left as they are (cancel them with antenna\n"
+    "cancel if needed). Audited; undo with antenna user enable.\n"
+    "\n"
+    "  --json   print the server's JSON\n",
+    json_opts,
+    1,
+    1,
+    run_user_disable,
+};
+static const command cmd_user_enable = {
+    "user",
+    "enable",
+    "antenna user enable [--json] NAME",
+    "Enables a disabled user again (staff or admin): its tokens that are neither revoked nor\n"
+    "expired work again. Audited.\n"
+    "\n"
+    "  --json   print the server's JSON\n",
+    json_opts,
+    1,
+    1,
+    run_user_enable,
+};
 static const command cmd_quota = {
     NULL,
     "quota",
@@ -2190,14 +2327,17 @@ static const command cmd_quota_set = {
 static const command cmd_token_create = {
     "token",
     "create",
-    "antenna token create --user U [--label L] [--json]",
+    "antenna token create --user U [--label L] [--expires LIFETIME|DATE] [--json]",
     "Creates an API token for a user (admin) and prints it alone on stdout, e.g.\n"
-    "  export ANTENNA_TOKEN=$(antenna token create --user alice --label laptop)\n"
-    "The token is shown only this once.\n"
+    "  export ANTENNA_TOKEN=$(antenna token create --user alice --label laptop --expires 30d)\n"
+    "The token is shown only this once. Without --expires it lives as long as the server's\n"
+    "default (token_default_lifetime_days); the server refuses more than its maximum.\n"
     "\n"
-    "  --user U    the user the token authenticates (required)\n"
-    "  --label L   a note, e.g. where the token is used\n"
-    "  --json      print the server's JSON\n",
+    "  --user U      the user the token authenticates (required)\n"
+    "  --label L     a note, e.g. where the token is used\n"
+    "  --expires E   a lifetime (3600, 90m, 12h, 30d, 2w) or a UTC date (YYYY-MM-DD or\n"
+    "                YYYY-MM-DDTHH:MM:SSZ) at which the token stops working\n"
+    "  --json        print the server's JSON\n",
     token_create_opts,
     0,
     0,
@@ -2364,6 +2504,9 @@ static const command *const commands[] = {
     &cmd_partner_set,
     &cmd_user_add,
     &cmd_user_list,
+    &cmd_user_set,
+    &cmd_user_disable,
+    &cmd_user_enable,
     &cmd_token_create,
     &cmd_token_list,
     &cmd_token_revoke,
@@ -2402,6 +2545,8 @@ static void print_main_help(void)
            "  user add NAME --partner P --category sme|researcher|institution --unix-user U\n"
            "      [--role user|manager|staff|admin|auditor]\n"
            "  user list [--partner P]\n"
+           "  user set NAME --unix-user U        map the user to another Unix account\n"
+           "  user disable NAME, user enable NAME   stop (or restore) all of a user's tokens\n"
            "\nUsage and statements:\n"
            "  usage [--by partner|user|category|gpu-type|day|month] [--partner P] [--user U]\n"
            "      [--from DATE] [--to DATE] [--format table|csv|json]\n"
@@ -2414,7 +2559,7 @@ static void print_main_help(void)
            "  audit checkpoint           a signed checkpoint of the trail's last entry (JSON)\n"
            "  audit public-key           the key checkpoints are signed with (PEM)\n"
            "\nTokens (admin role):\n"
-           "  token create --user U [--label L]\n"
+           "  token create --user U [--label L] [--expires 30d|YYYY-MM-DD]\n"
            "  token list\n"
            "  token revoke ID\n"
            "\nMost commands take --json to print the server's JSON; 'antenna COMMAND --help'\n"

@@ -2,7 +2,8 @@
  *
  * Every handler runs off the loop thread, because it reads the store and makes registry changes:
  * the cheap, frequent reads on the API's read lane, the rest on libuv's pool (uv_queue_work); the
- * loop thread only routes, queues and sends. Never talks to Slurm: reads
+ * loop thread only routes, authenticates (from memory: registry_token_check and the limits of
+ * auth.h), queues and sends. Never talks to Slurm: reads
  * come from the store and the registry's live reads, and a change that Slurm must see (a new job,
  * a cancel) only kicks the broker. Never writes the store, never takes the engine's lock and never
  * appends to the audit trail: every change is one registry call, audited by the registry.
@@ -69,6 +70,13 @@ struct api {
     /* calls queued on libuv's pool and not yet started, oldest first (for /healthz) */
     pthread_mutex_t wait_mu;
     api_call *wait_head, *wait_tail;
+    /* authentication limits (auth.h) and the timer that audits failed attempts */
+    auth_peers *peers;
+    auth_rate *rate;
+    uv_timer_t flush_timer;
+    uv_work_t flush_work;
+    bool flushing;
+    int closing; /* handles still closing in api_free */
 };
 typedef void (*handler_fn)(api_call *c);
 
@@ -109,9 +117,7 @@ struct api_call {
     const struct route *route;
     int64_t id;      /* the "*" segment */
     char seg[2][64]; /* the "%" segments, in order */
-    bool bad_auth;   /* no well-formed bearer token: answered 401 (and audited) by the worker */
-    char token_hash[AUTH_HASH_HEX_LEN + 1];
-    store_user user; /* who asks (after authentication) */
+    store_user user; /* who asks (authenticated on the loop thread before the call is queued) */
     /* the answer */
     int status;
     char *body;
@@ -130,7 +136,7 @@ struct api_call {
     api_call *wait_prev, *wait_next;
 };
 
-/* The answer to a missing or malformed bearer token (the worker's and api_headers' 401). */
+/* The answer to a missing or malformed bearer token. */
 static const char no_token_message[] =
     "send your token as \"Authorization: Bearer <token>\" (set ANTENNA_TOKEN for the CLI)";
 
@@ -663,6 +669,13 @@ static void h_job_output(api_call *c)
     broker_options bo = {.spool_dir = c->a->spool_dir};
     broker_job_output_path(&bo, (long long)j.id, path, sizeof path);
     snprintf(c->job_state, sizeof c->job_state, "%s", j.state);
+    job_output_chunk ch;
+    if (strcmp(j.state, STORE_STATE_QUEUED) == 0) { /* never dispatched: no folder, no file */
+        memset(&ch, 0, sizeof ch);
+        ch.offset = ch.next = (uint64_t)offset;
+        ch.end = true;
+        goto answer;
+    }
     struct passwd pw, *res = NULL;
     char pwbuf[4096];
     if (getpwnam_r(j.unix_user, &pw, pwbuf, sizeof pwbuf, &res) != 0 || res == NULL) {
@@ -672,7 +685,6 @@ static void h_job_output(api_call *c)
                   c->id, j.unix_user);
         return;
     }
-    job_output_chunk ch;
     size_t cap = c->a->opt.max_output_bytes ? c->a->opt.max_output_bytes : JOB_OUTPUT_CHUNK_DEFAULT;
     int rc = job_output_read(path, pw.pw_uid, (uint64_t)offset, cap, &ch, err, sizeof err);
     if (rc == -ENOENT) { /* not started yet, or nothing written: empty, and the end */
@@ -688,6 +700,7 @@ static void h_job_output(api_call *c)
         set_error(c, 500, "internal", "cannot read job %" PRId64 "'s output; try again", c->id);
         return;
     }
+answer:
     c->out_next = ch.next;
     c->out_end = ch.end;
     c->out_chunk = true;
@@ -707,9 +720,9 @@ static json_t *partner_json(const store_partner *p)
 
 static json_t *user_json(const store_user *u)
 {
-    return json_pack("{s:s,s:s,s:s,s:s,s:s,s:o}", "name", u->name, "partner", u->partner,
+    return json_pack("{s:s,s:s,s:s,s:s,s:s,s:o,s:b}", "name", u->name, "partner", u->partner,
                      "unix_user", u->unix_user, "role", u->role, "category", u->category,
-                     "created_at", json_time(u->created_at));
+                     "created_at", json_time(u->created_at), "disabled", u->disabled);
 }
 
 static json_t *int_or_null(int v)
@@ -848,6 +861,24 @@ static void h_partner_patch(api_call *c)
     json_decref(o);
 }
 
+/* The answer to a Unix account that account_check refused (a missing, invalid or privileged
+ * account: rc -ENOENT, -EINVAL or -EPERM), with its message. */
+static void account_refused(api_call *c, int rc, const char *why)
+{
+    (void)rc;
+    set_error(c, 400, "invalid_value", "%s", why);
+}
+
+/* The answer to a Unix account already mapped to users of another partner. */
+static void account_taken(api_call *c, const char *unix_user)
+{
+    set_error(c, 409, "conflict",
+              "Unix account \"%.64s\" already runs the jobs of another partner's users; one "
+              "account serves the users of one partner only: map this user to an account of its "
+              "own partner (create one with deploy/ensure-unix-user.sh NAME)",
+              unix_user);
+}
+
 static void h_users_post(api_call *c)
 {
     static const struct field fields[] = {{"name", F_STR, true},
@@ -860,10 +891,10 @@ static void h_users_post(api_call *c)
     const char *name = str_field(o, "name", ""), *partner = str_field(o, "partner", "");
     const char *unix_user = str_field(o, "unix_user", ""), *role = str_field(o, "role", "user");
     const char *category = str_field(o, "category", "");
-    struct passwd pw, *res = NULL;
-    char pwbuf[4096];
+    char why[512];
     store_user u;
     policy_category cat;
+    int arc = 0;
     if (!jobreq_ident_valid(name)) {
         set_error(c, 400, "invalid_name",
                   "user name \"%.64s\" is not valid: use 1-63 letters, digits, '.', '_' or '-'",
@@ -876,23 +907,16 @@ static void h_users_post(api_call *c)
     } else if (policy_category_parse(category, &cat) < 0) {
         set_error(c, 400, "invalid_value",
                   "category must be sme, researcher or institution, not \"%.32s\"", category);
-    } else if (!jobreq_ident_valid(unix_user) ||
-               getpwnam_r(unix_user, &pw, pwbuf, sizeof pwbuf, &res) != 0 || res == NULL) {
-        set_error(c, 400, "invalid_value",
-                  "Unix account \"%.64s\" does not exist on the broker host; create it first "
-                  "(e.g. useradd --system %.64s)",
-                  unix_user, unix_user);
-    } else if (pw.pw_uid == 0) {
-        set_error(c, 400, "invalid_value",
-                  "Unix account \"%.64s\" is root; jobs never run as root: map the user to an "
-                  "unprivileged account",
-                  unix_user);
+    } else if ((arc = account_check(&c->a->opt.accounts, unix_user, NULL, why, sizeof why)) < 0) {
+        account_refused(c, arc, why);
     } else {
         registry_actor who = actor_of(c, partner);
         int rc =
             registry_user_create(c->a->reg, &who, name, partner, unix_user, role, category, &u);
         if (rc == -EEXIST)
             set_error(c, 409, "conflict", "user \"%s\" already exists", name);
+        else if (rc == -ENOTUNIQ)
+            account_taken(c, unix_user);
         else if (rc == -ENOENT)
             set_error(c, 400, "invalid_value",
                       "partner \"%.64s\" does not exist; create it with: antenna partner add "
@@ -902,6 +926,48 @@ static void h_users_post(api_call *c)
             LOG(LOG_INFO, "user %s (partner %s, unix %s, role %s, %s) created by %s", name, partner,
                 unix_user, role, category, c->user.name);
             set_json(c, 201, user_json(&u));
+        }
+    }
+    json_decref(o);
+}
+
+/* PATCH /v1/users/NAME {"unix_user": "...", "disabled": true|false}: a new mapping (checked as at
+ * creation, audited with the old and new account) and disabling or enabling the user (its tokens
+ * stop or work again before the answer; its jobs are left as they are). */
+static void h_user_patch(api_call *c)
+{
+    static const struct field fields[] = {{"unix_user", F_STR, false}, {"disabled", F_BOOL, false}};
+    json_t *o = parse_body(c, fields, 2);
+    if (o == NULL) return;
+    json_t *d = json_object_get(o, "disabled");
+    const char *unix_user = str_field(o, "unix_user", NULL);
+    int disabled = d ? (json_is_true(d) ? 1 : 0) : -1;
+    char why[512];
+    store_user u;
+    int rc = store_user_get(c->a->st, c->seg[0], &u);
+    if (rc == -ENOENT) {
+        set_error(c, 404, "not_found", "no user \"%s\"; see antenna user list", c->seg[0]);
+    } else if (store_failed(c, rc, "read the user")) {
+    } else if ((role_bit(u.role) & (R_STAFF | R_ADMIN | R_AUDITOR)) && !has_role(c, R_ADMIN)) {
+        set_error(c, 403, "forbidden", "only an admin may change a user with the %s role", u.role);
+    } else if (unix_user == NULL && disabled < 0) {
+        set_error(c, 400, "invalid_value", "nothing to change: give unix_user or disabled");
+    } else if (disabled == 1 && u.id == c->user.id) {
+        set_error(c, 409, "conflict", "you cannot disable yourself; ask another administrator");
+    } else if (unix_user &&
+               (rc = account_check(&c->a->opt.accounts, unix_user, NULL, why, sizeof why)) < 0) {
+        account_refused(c, rc, why);
+    } else {
+        registry_actor who = actor_of(c, u.partner);
+        rc = registry_user_update(c->a->reg, &who, u.name, unix_user, disabled, &u);
+        if (rc == -ENOTUNIQ)
+            account_taken(c, unix_user);
+        else if (rc == -ENOENT)
+            set_error(c, 404, "not_found", "no user \"%s\"; see antenna user list", c->seg[0]);
+        else if (!store_failed(c, rc, "change the user")) {
+            LOG(LOG_INFO, "user %s changed by %s (unix %s%s)", u.name, c->user.name, u.unix_user,
+                u.disabled ? ", disabled" : "");
+            set_json(c, 200, user_json(&u));
         }
     }
     json_decref(o);
@@ -1088,15 +1154,80 @@ out:
     json_decref(o);
 }
 
+/* Parses "YYYY-MM-DD" (UTC midnight) or "YYYY-MM-DDTHH:MM:SSZ" into unix seconds. */
+static int parse_expiry_time(const char *s, int64_t *t)
+{
+    struct tm tm;
+    memset(&tm, 0, sizeof tm);
+    const char *end = strptime(s, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    if (end == NULL || *end != '\0') {
+        memset(&tm, 0, sizeof tm);
+        end = strptime(s, "%Y-%m-%d", &tm);
+        if (end == NULL || *end != '\0') return -EINVAL;
+    }
+    *t = (int64_t)timegm(&tm);
+    return 0;
+}
+
+/* A new token's expiry from "expires_in" (seconds) or "expires_at" (a UTC date or time), or the
+ * configured default lifetime; refused beyond the configured maximum. Returns false with the
+ * error answer set. */
+static bool token_expiry(api_call *c, json_t *o, int64_t now, int64_t *expires_at)
+{
+    json_t *in = json_object_get(o, "expires_in");
+    const char *at = str_field(o, "expires_at", NULL);
+    int64_t max = c->a->opt.token_max_lifetime_s;
+    if (in && at) {
+        set_error(c, 400, "invalid_value", "give expires_in or expires_at, not both");
+        return false;
+    }
+    if (in) {
+        json_int_t v = json_integer_value(in);
+        if (v <= 0 || v > (json_int_t)100 * 365 * 86400) {
+            set_error(c, 400, "invalid_value",
+                      "expires_in must be a number of seconds between 1 and 3153600000");
+            return false;
+        }
+        *expires_at = now + (int64_t)v;
+    } else if (at) {
+        if (parse_expiry_time(at, expires_at) < 0) {
+            set_error(c, 400, "invalid_value",
+                      "expires_at must be a UTC date YYYY-MM-DD or time YYYY-MM-DDTHH:MM:SSZ, not "
+                      "\"%.40s\"",
+                      at);
+            return false;
+        }
+        if (*expires_at <= now) {
+            set_error(c, 400, "invalid_value", "expires_at %.40s is in the past", at);
+            return false;
+        }
+    } else {
+        *expires_at =
+            c->a->opt.token_default_lifetime_s > 0 ? now + c->a->opt.token_default_lifetime_s : 0;
+    }
+    if (max > 0 && (*expires_at == 0 || *expires_at - now > max)) {
+        set_error(c, 400, "expiry_too_far",
+                  "a token may live at most %" PRId64 " days here (token_max_lifetime_days); ask "
+                  "for a shorter expiry",
+                  max / 86400);
+        return false;
+    }
+    return true;
+}
+
 static void h_tokens_post(api_call *c)
 {
-    static const struct field fields[] = {{"user", F_STR, true}, {"label", F_STR, false}};
-    json_t *o = parse_body(c, fields, 2);
+    static const struct field fields[] = {{"user", F_STR, true},
+                                          {"label", F_STR, false},
+                                          {"expires_in", F_INT, false},
+                                          {"expires_at", F_STR, false}};
+    json_t *o = parse_body(c, fields, 4);
     if (o == NULL) return;
     const char *name = str_field(o, "user", ""), *label = str_field(o, "label", "");
     char token[AUTH_TOKEN_LEN + 1], hash[AUTH_HASH_HEX_LEN + 1];
     store_user u;
-    int64_t id = 0;
+    int64_t id = 0, expires_at = 0;
+    if (!token_expiry(c, o, time(NULL), &expires_at)) goto out;
     int rc = store_user_get(c->a->st, name, &u);
     if (rc == -ENOENT) {
         set_error(c, 400, "invalid_value",
@@ -1104,21 +1235,29 @@ static void h_tokens_post(api_call *c)
     } else if (strlen(label) >= STORE_NAME_MAX) {
         set_error(c, 400, "invalid_value", "label is too long (at most %d characters)",
                   STORE_NAME_MAX - 1);
-    } else if (!store_failed(c, rc, "read the user")) {
+    } else if (store_failed(c, rc, "read the user")) {
+    } else if (u.disabled) {
+        set_error(c, 409, "user_disabled",
+                  "user \"%s\" is disabled; enable it first (antenna user enable %s)", u.name,
+                  u.name);
+    } else {
         registry_actor who = actor_of(c, u.partner);
         if (auth_token_generate(token, sizeof token) < 0 ||
             auth_token_hash(token, hash, sizeof hash) < 0) {
             set_error(c, 500, "internal", "could not make a random token");
-        } else if (!store_failed(
-                       c, registry_token_create(c->a->reg, &who, u.id, u.partner, hash, label, &id),
-                       "store the token")) {
+        } else if (!store_failed(c,
+                                 registry_token_issue(c->a->reg, &who, u.id, u.partner, hash, label,
+                                                      expires_at, &id),
+                                 "store the token")) {
             LOG(LOG_INFO, "token %" PRId64 " created for user %s by %s", id, u.name, c->user.name);
             set_json(c, 201,
-                     json_pack("{s:I,s:s,s:s,s:s}", "id", (json_int_t)id, "user", u.name, "label",
-                               label, "token", token));
+                     json_pack("{s:I,s:s,s:s,s:s,s:o}", "id", (json_int_t)id, "user", u.name,
+                               "label", label, "token", token, "expires_at",
+                               json_time(expires_at)));
         }
         OPENSSL_cleanse(token, sizeof token);
     }
+out:
     json_decref(o);
 }
 
@@ -1129,10 +1268,12 @@ static void h_tokens_list(api_call *c)
     if (store_failed(c, store_token_list(c->a->st, 0, &ts, &n), "list tokens")) return;
     json_t *arr = json_array();
     for (size_t i = 0; i < n; i++)
-        json_array_append_new(arr, json_pack("{s:I,s:s,s:s,s:o,s:o}", "id", (json_int_t)ts[i].id,
-                                             "user", ts[i].user, "label", ts[i].label, "created_at",
-                                             json_time(ts[i].created_at), "revoked_at",
-                                             json_time(ts[i].revoked_at)));
+        json_array_append_new(
+            arr, json_pack("{s:I,s:s,s:s,s:o,s:o,s:o,s:b}", "id", (json_int_t)ts[i].id, "user",
+                           ts[i].user, "label", ts[i].label, "created_at",
+                           json_time(ts[i].created_at), "revoked_at", json_time(ts[i].revoked_at),
+                           "expires_at", json_time(ts[i].expires_at), "expired",
+                           ts[i].expires_at > 0 && ts[i].expires_at <= time(NULL)));
     free(ts);
     set_json(c, 200, json_pack("{s:o}", "tokens", arr));
 }
@@ -1455,6 +1596,7 @@ static const struct route routes[] = {
     {"PATCH", "v1/partners/%", h_partner_patch, R_STAFFS, false},
     {"POST", "v1/users", h_users_post, R_STAFFS, false},
     {"GET", "v1/users", h_users_list, R_READERS | R_MANAGER, false},
+    {"PATCH", "v1/users/%", h_user_patch, R_STAFFS, false},
     {"GET", "v1/quotas", h_quotas_list, R_ALL, false},
     {"PATCH", "v1/quotas/%/%", h_quota_patch, R_STAFFS, false},
     {"POST", "v1/tokens", h_tokens_post, R_ADMIN, false},
@@ -1470,19 +1612,57 @@ static const struct route routes[] = {
 
 /* --- loop-thread side ---------------------------------------------------------------------- */
 
-/* Audits a failed authentication (worker threads only). The caller gets 401 whatever becomes of
- * the entry: a failure to record it is logged, not answered (a retry could not help them). */
-static void audit_auth_failed(api_call *c, const char *reason)
+/* --- failed authentications: counted per peer and minute, audited once per peer and minute -- */
+
+#define FLUSH_EVERY_MS 15000
+#define FLUSH_BATCH    256
+
+int api_auth_flush(api *a, bool all)
 {
-    registry_actor who = {.actor = "-", .partner = ""};
-    json_t *d =
-        json_pack("{s:s,s:s,s:s,s:s}", "method", http_request_method(c->req), "path",
-                  http_request_path(c->req), "peer", http_request_peer(c->req), "reason", reason);
-    char *text = d ? json_dumps(d, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
-    json_decref(d);
-    int rc = text ? registry_audit(c->a->reg, &who, "auth.failed", text) : -ENOMEM;
-    if (rc < 0) LOG(LOG_ERROR, "audit: cannot record auth.failed (%s)", strerror(-rc));
-    free(text);
+    auth_peer_count counts[FLUSH_BATCH];
+    int ret = 0;
+    size_t n;
+    do {
+        n = auth_peers_drain(a->peers, time(NULL), all, counts, FLUSH_BATCH);
+        for (size_t i = 0; i < n; i++) {
+            auth_peer_count *k = &counts[i];
+            registry_actor who = {.actor = "-", .partner = ""};
+            json_t *d =
+                json_pack("{s:s,s:o,s:I,s:I}", "peer", k->peer, "minute", json_time(k->minute),
+                          "failures", (json_int_t)k->failures, "refused", (json_int_t)k->refused);
+            char *text = d ? json_dumps(d, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+            json_decref(d);
+            int rc = text ? registry_audit(a->reg, &who, "auth.failed", text) : -ENOMEM;
+            free(text);
+            LOG(LOG_WARN, "authentication failed %u time(s) from %s in one minute (%u refused)",
+                k->failures, k->peer, k->refused);
+            if (rc < 0) {
+                LOG(LOG_ERROR, "audit: cannot record auth.failed (%s)", strerror(-rc));
+                ret = rc;
+            }
+        }
+    } while (n == FLUSH_BATCH);
+    return ret;
+}
+
+static void flush_work(uv_work_t *w)
+{
+    api_auth_flush(w->data, false);
+}
+
+static void flush_done(uv_work_t *w, int status)
+{
+    api *a = w->data;
+    (void)status;
+    a->flushing = false;
+}
+
+static void flush_tick(uv_timer_t *t)
+{
+    api *a = t->data;
+    if (a->flushing) return;
+    a->flush_work.data = a;
+    if (uv_queue_work(a->loop, &a->flush_work, flush_work, flush_done) == 0) a->flushing = true;
 }
 
 static int64_t mono_ms(void)
@@ -1490,6 +1670,74 @@ static int64_t mono_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* A 429 rate_limited answer with Retry-After. */
+static void respond_limited(http_request *req, int wait, const char *msg)
+{
+    char secs[16];
+    snprintf(secs, sizeof secs, "%d", wait);
+    http_request_header_add(req, "Retry-After", secs);
+    http_request_respond_error(req, 429, "rate_limited", msg);
+}
+
+/* Authenticates `req` on the loop thread, from memory only (auth.h limits, registry_token_check):
+ * returns true with *user filled, or false with the request answered (401 or 429). A peer past
+ * its failed attempts per minute gets 429 without its token being looked up. With take_rate, a
+ * request of the token's bucket is used up (the call made once per request, when it is served;
+ * the check at the headers, before its body, leaves the bucket alone). */
+static bool authenticate(api *a, http_request *req, store_user *user, bool take_rate)
+{
+    char ip[AUTH_PEER_MAX], token[256], hash[AUTH_HASH_HEX_LEN + 1], msg[256];
+    int64_t now = time(NULL);
+    auth_peer_ip(http_request_peer(req), ip, sizeof ip);
+    int wait = auth_peers_check(a->peers, ip, now);
+    if (wait > 0) {
+        snprintf(msg, sizeof msg,
+                 "too many failed authentications from %s; try again in %d s with a valid token",
+                 ip, wait);
+        respond_limited(req, wait, msg);
+        return false;
+    }
+    if (auth_bearer_parse(http_request_header(req, "Authorization"), token, sizeof token) < 0) {
+        auth_peers_fail(a->peers, ip, now);
+        http_request_respond_error(req, 401, "unauthorized", no_token_message);
+        return false;
+    }
+    int rc = auth_token_hash(token, hash, sizeof hash);
+    OPENSSL_cleanse(token, sizeof token);
+    if (rc < 0) {
+        http_request_respond_error(req, 503, "unavailable", "cannot hash the token; try again");
+        return false;
+    }
+    rc = registry_token_check(a->reg, hash, now, user);
+    if (rc < 0) {
+        auth_peers_fail(a->peers, ip, now);
+        if (rc == -EKEYEXPIRED)
+            snprintf(msg, sizeof msg,
+                     "this token expired; ask your administrator for a new one (antenna token "
+                     "create --user %s)",
+                     user->name);
+        else if (rc == -EACCES)
+            snprintf(msg, sizeof msg,
+                     "user %s is disabled; ask your administrator to enable it (antenna user "
+                     "enable %s)",
+                     user->name, user->name);
+        else
+            snprintf(msg, sizeof msg,
+                     "the token is unknown or revoked; ask your administrator for a new one");
+        http_request_respond_error(req, 401, "unauthorized", msg);
+        return false;
+    }
+    if (!take_rate) return true;
+    wait = auth_rate_take(a->rate, hash, mono_ms());
+    if (wait > 0) {
+        snprintf(msg, sizeof msg,
+                 "too many requests with this token; slow down and try again in %d s", wait);
+        respond_limited(req, wait, msg);
+        return false;
+    }
+    return true;
 }
 
 /* Loop thread: c goes on the list of calls queued on the pool and not started. O(1). */
@@ -1529,23 +1777,6 @@ static void call_work(uv_work_t *w)
 {
     api_call *c = w->data;
     pool_wait_remove(c->a, c);
-    if (c->bad_auth) {
-        LOG(LOG_WARN, "authentication failed from %s: missing or malformed bearer token",
-            http_request_peer(c->req));
-        audit_auth_failed(c, "missing or malformed bearer token");
-        set_error(c, 401, "unauthorized", "%s", no_token_message);
-        return;
-    }
-    int rc = registry_token_lookup(c->a->reg, c->token_hash, &c->user);
-    if (rc == -ENOENT) {
-        LOG(LOG_WARN, "authentication failed from %s: unknown or revoked token",
-            http_request_peer(c->req));
-        audit_auth_failed(c, "unknown or revoked token");
-        set_error(c, 401, "unauthorized",
-                  "the token is unknown or revoked; ask your administrator for a new one");
-        return;
-    }
-    if (store_failed(c, rc, "check the token")) return;
     if (!has_role(c, c->route->roles)) {
         set_error(c, 403, "forbidden", "your role (%s) may not %s %s", c->user.role,
                   c->route->method, http_request_path(c->req));
@@ -1768,15 +1999,12 @@ static void output_done(job_output_task *t)
 
 /* Loop thread: hands an output call to the output lane (its own threads, a bound on the reads it
  * holds), or answers 503 with Retry-After when that bound is reached. Takes `c`. */
-static void output_push(api *a, api_call *c, bool bad_auth, const char *token)
+static void output_push(api *a, api_call *c)
 {
     http_request *req = c->req;
     c->otask.work = output_work;
     c->otask.done = output_done;
-    int rc = a->out_lane == NULL ? -EAGAIN : 0;
-    if (rc == 0 && !bad_auth && auth_token_hash(token, c->token_hash, sizeof c->token_hash) < 0)
-        rc = -ENOMEM;
-    if (rc == 0) rc = job_output_lane_push(a->out_lane, &c->otask);
+    int rc = a->out_lane == NULL ? -EAGAIN : job_output_lane_push(a->out_lane, &c->otask);
     if (rc < 0) {
         free(c);
         http_request_header_add(req, "Retry-After", "1");
@@ -1796,7 +2024,7 @@ void api_handle(http_request *req, void *arg)
     const struct route *route = NULL;
     bool path_known = false;
     int64_t id = 0;
-    char token[256], seg[2][64] = {"", ""};
+    char seg[2][64] = {"", ""};
 
     /* HEAD is served wherever GET is: same answer, the server sends no body */
     const char *as_method = strcmp(method, "HEAD") == 0 ? "GET" : method;
@@ -1829,8 +2057,8 @@ void api_handle(http_request *req, void *arg)
                                        "docs/API.md)");
         return;
     }
-    bool bad_auth =
-        auth_bearer_parse(http_request_header(req, "Authorization"), token, sizeof token) < 0;
+    store_user user;
+    if (!authenticate(a, req, &user, true)) return;
     api_call *c = calloc(1, sizeof *c);
     if (c == NULL) {
         http_request_respond_error(req, 503, "unavailable", "out of memory; try again");
@@ -1842,16 +2070,15 @@ void api_handle(http_request *req, void *arg)
     c->id = id;
     memcpy(c->seg, seg, sizeof c->seg);
     c->work.data = c;
-    c->bad_auth = bad_auth;
+    c->user = user;
     if (route->fn == h_job_output) {
-        output_push(a, c, bad_auth, token);
+        output_push(a, c);
         return;
     }
     bool on_lane = route->lane && a->lane.n_th > 0;
     c->queued_ms = mono_ms();
     if (!on_lane) pool_wait_add(a, c);
-    if ((!bad_auth && auth_token_hash(token, c->token_hash, sizeof c->token_hash) < 0) ||
-        (on_lane ? lane_push(a, c) : uv_queue_work(a->loop, &c->work, call_work, call_done)) < 0) {
+    if ((on_lane ? lane_push(a, c) : uv_queue_work(a->loop, &c->work, call_work, call_done)) < 0) {
         pool_wait_remove(a, c);
         free(c);
         http_request_respond_error(req, 503, "unavailable", "the broker is busy; try again");
@@ -1862,20 +2089,13 @@ void api_handle(http_request *req, void *arg)
 
 void api_headers(http_request *req, void *arg)
 {
-    (void)arg;
-    char token[256];
-    /* /healthz needs no token; every other path does (an unknown one too: 401 before 404) */
+    api *a = arg;
+    store_user user;
+    /* /healthz needs no token; every other path does (an unknown one too: 401 before 404). The
+     * same check as when the request is served (memory only, counted per peer), before its body
+     * arrives: a client without a valid token never gets a body buffered. */
     if (strcmp(http_request_path(req), "/healthz") == 0) return;
-    if (auth_bearer_parse(http_request_header(req, "Authorization"), token, sizeof token) < 0) {
-        /* Not audited here (the loop thread never writes): the per-peer count of failed
-         * authentications (issue 8, item 5) belongs at this spot. */
-        LOG(LOG_WARN, "authentication failed from %s: missing or malformed bearer token",
-            http_request_peer(req));
-        http_request_respond_error(req, 401, "unauthorized", no_token_message);
-        return;
-    }
-    /* The token's validity is checked here by registry_token_check (memory only): an unknown,
-     * revoked or expired token is answered 401 at this point too, before its body arrives. */
+    (void)authenticate(a, req, &user, false);
 }
 
 int api_new(uv_loop_t *loop, registry *reg, broker *br, const api_options *opt, api **out)
@@ -1890,6 +2110,14 @@ int api_new(uv_loop_t *loop, registry *reg, broker *br, const api_options *opt, 
     snprintf(a->spool_dir, sizeof a->spool_dir, "%s", opt->spool_dir ? opt->spool_dir : "");
     a->opt.spool_dir = a->spool_dir;
     struct lane *l = &a->lane;
+    unsigned burst = opt->token_burst ? opt->token_burst : 2 * opt->token_rate_per_second;
+    if (auth_peers_new(0, opt->auth_failures_per_minute, &a->peers) < 0) goto fail_peers;
+    if (auth_rate_new(0, opt->token_rate_per_second, burst ? burst : 1, &a->rate) < 0)
+        goto fail_rate;
+    if (uv_timer_init(loop, &a->flush_timer) < 0) goto fail_timer;
+    a->flush_timer.data = a;
+    uv_timer_start(&a->flush_timer, flush_tick, FLUSH_EVERY_MS, FLUSH_EVERY_MS);
+    uv_unref((uv_handle_t *)&a->flush_timer); /* never keeps the loop alive by itself */
     pthread_mutex_init(&l->mu, NULL);
     pthread_cond_init(&l->cv, NULL);
     pthread_mutex_init(&a->wait_mu, NULL);
@@ -1909,25 +2137,41 @@ fail_async:
     pthread_mutex_destroy(&a->wait_mu);
     pthread_cond_destroy(&l->cv);
     pthread_mutex_destroy(&l->mu);
+    /* the timer's handle is freed by the loop: close it, run the loop once for it */
+    uv_close((uv_handle_t *)&a->flush_timer, NULL);
+    uv_run(loop, UV_RUN_NOWAIT);
+fail_timer:
+    auth_rate_free(a->rate);
+fail_rate:
+    auth_peers_free(a->peers);
+fail_peers:
     free(a);
     return -ENOMEM;
 }
 
+/* The close callback of the api's two handles (the lane's async and the flush timer): the last one
+ * frees the api, whatever order libuv closes them in. */
 static void lane_closed(uv_handle_t *h)
 {
     api *a = h->data;
+    if (--a->closing > 0) return;
     pthread_cond_destroy(&a->lane.cv);
     pthread_mutex_destroy(&a->lane.mu);
     pthread_mutex_destroy(&a->wait_mu);
+    auth_rate_free(a->rate);
+    auth_peers_free(a->peers);
     free(a);
 }
 
 void api_free(api *a)
 {
     if (a == NULL) return;
+    api_auth_flush(a, true);
     lane_stop(a);
     job_output_lane_free(a->out_lane);
-    /* the lane's handle is freed by its close callback: run the (stopped) loop once for it */
+    /* the handles are freed by their close callbacks: run the (stopped) loop once for them */
+    a->closing = 2;
+    uv_close((uv_handle_t *)&a->flush_timer, lane_closed);
     uv_close((uv_handle_t *)&a->lane.async, lane_closed);
     uv_run(a->loop, UV_RUN_NOWAIT);
 }

@@ -5,7 +5,9 @@
  * registry changes), and a job's output on an output lane of its own (scheduler/job_output.h: a
  * few threads, a bound on the reads in flight, 503 beyond it);
  * never calls SQLite or the registry on the loop thread (but registry_health, which only reads a
- * flag, for /healthz), never does file I/O there, and never talks to Slurm: reads are served
+ * flag, for /healthz, and registry_token_check, which authenticates each request from memory
+ * before it is queued, with the per-peer and per-token limits of auth.h), never does file I/O
+ * there, and never talks to Slurm: reads are served
  * from antennad's own state, and changes for Slurm go through the broker. Never writes the store,
  * never takes the policy engine's lock and never appends to the audit trail itself: every change
  * is one registry call, which audits it.
@@ -13,8 +15,11 @@
 #ifndef ANTENNA_API_H
 #define ANTENNA_API_H
 
+#include <stdbool.h>
+
 #include <uv.h>
 
+#include "account.h"
 #include "audit.h"
 #include "broker.h"
 #include "http_server.h"
@@ -32,6 +37,13 @@ typedef struct api_options {
                      public key only (the registry appends); NULL = not configured (503) */
     unsigned starved_after_ms; /* /healthz says degraded when a request has waited this long to
                                   start on the worker pool or the read lane; 0 = 5000 */
+    account_rules accounts;    /* which Unix accounts users may be mapped to (strings borrowed) */
+    unsigned auth_failures_per_minute; /* failed authentications per peer address and minute
+                                          before 429 rate_limited; 0 = no limit */
+    unsigned token_rate_per_second;    /* requests per token (token bucket); 0 = no limit */
+    unsigned token_burst;              /* the bucket's size (0 = twice the rate) */
+    int64_t token_default_lifetime_s;  /* a new token's lifetime when none is asked; 0 = never */
+    int64_t token_max_lifetime_s;      /* the longest lifetime that may be asked; 0 = none */
 } api_options;
 
 /* Creates the API over `reg` (borrowed: every change goes through it; reads go to
@@ -39,7 +51,17 @@ typedef struct api_options {
  * not report Slurm, which unit tests use). Returns 0 and sets *out, or -ENOMEM. */
 int api_new(uv_loop_t *loop, registry *reg, broker *br, const api_options *opt, api **out);
 
-/* Frees the API: stops its read lane's threads, closes its handle and runs the (stopped) loop once
+/* Failed authentications are counted per peer and minute in memory and written to the audit trail
+ * as one "auth.failed" entry per peer and minute (with the counts), by a timer every 15 s through
+ * the thread pool; api_free writes what is left. */
+
+/* Writes the failed-authentication counts of the minutes that ended (all of them when `all`) to
+ * the audit trail, one "auth.failed" entry per peer and minute ({"peer", "minute", "failures",
+ * "refused"}). Blocking (registry calls): never on the loop thread. Returns 0 or the last error. */
+int api_auth_flush(api *a, bool all);
+
+/* Frees the API: writes the failed-authentication counts not yet audited (blocking: the loop has
+ * stopped), stops its read lane's threads, closes its handle and runs the (stopped) loop once
  * for that close, so call it on the loop's thread after uv_run returned and before
  * uv_loop_close. Requests still in flight must have been answered (close the HTTP server first
  * and let the loop drain). Accepts NULL. */
@@ -48,10 +70,12 @@ void api_free(api *a);
 /* The http_handler_fn to give http_server_new, with the api as its arg. Loop thread only. */
 void api_handle(http_request *req, void *api);
 
-/* The http_headers_fn to give http_server_options.on_headers, with the api as its arg: answers
- * 401 unauthorized at once (before any body byte is buffered) to a request for anything but
- * /healthz that has no well-formed "Authorization: Bearer" token. Loop thread only; never blocks
- * (no store, no audit). */
+/* The http_headers_fn to give http_server_options.on_headers, with the api as its arg: checks
+ * the bearer token of a request for anything but /healthz as soon as its headers are in (before
+ * any body byte is buffered), and answers it at once when the token is missing, malformed,
+ * unknown, revoked, expired or its user disabled (401), or when its peer is past its failed
+ * attempts (429). Loop thread only; never blocks (memory only: registry_token_check; failures
+ * are counted per peer and audited by minute, see api_auth_flush). */
 void api_headers(http_request *req, void *api);
 
 /* The number of requests whose work is still in flight. */

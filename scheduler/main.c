@@ -15,6 +15,7 @@
 
 #include <uv.h>
 
+#include "account.h"
 #include "api.h"
 #include "audit.h"
 #include "auth.h"
@@ -208,6 +209,19 @@ static int serve(const char *config_path, bool accept_head)
                       .spool_dir = d.cfg.spool_dir,
                       .audit = d.audit,
                       .starved_after_ms = d.cfg.healthz_starved_ms};
+    /* accounts and authentication (login.defs is read here, once, before the loop runs) */
+    char slurm_user[64] = "";
+    if (slurm_adapter_slurm_user(d.sa, slurm_user, sizeof slurm_user) < 0) slurm_user[0] = '\0';
+    ao.accounts.uid_min = d.cfg.unix_uid_min ? d.cfg.unix_uid_min : account_uid_min_read(NULL);
+    ao.accounts.slurm_user = slurm_user;
+    ao.accounts.deny = d.cfg.unix_deny_list;
+    ao.auth_failures_per_minute = d.cfg.auth_failures_per_minute;
+    ao.token_rate_per_second = d.cfg.token_rate_per_second;
+    ao.token_burst = d.cfg.token_burst;
+    ao.token_default_lifetime_s = (int64_t)d.cfg.token_default_lifetime_days * 86400;
+    ao.token_max_lifetime_s = (int64_t)d.cfg.token_max_lifetime_days * 86400;
+    LOG(LOG_INFO, "accounts: uid >= %u, SlurmUser %s and munge refused", ao.accounts.uid_min,
+        slurm_user[0] ? slurm_user : "(unknown)");
     if ((rc = api_new(&d.loop, d.reg, d.br, &ao, &d.api)) < 0) goto fail_api;
     http_server_options ho = {.host = d.cfg.listen_host,
                               .port = d.cfg.listen_port,
@@ -306,16 +320,14 @@ static int bootstrap(const char *config_path, const char *user, const char *part
     registry *reg = NULL;
     int64_t token_id = 0;
     store_user u;
-    struct passwd *pw;
     int rc;
 
     if (load_config(config_path, &cfg) < 0) return 2;
-    pw = getpwnam(unix_user);
-    if (pw == NULL || pw->pw_uid == 0) {
-        fprintf(stderr,
-                "antennad: bootstrap: Unix account '%s' %s; pass --unix-user with an "
-                "unprivileged account\n",
-                unix_user, pw == NULL ? "does not exist" : "is root");
+    account_rules rules = {.uid_min =
+                               cfg.unix_uid_min ? cfg.unix_uid_min : account_uid_min_read(NULL),
+                           .deny = cfg.unix_deny_list};
+    if (account_check(&rules, unix_user, NULL, err, sizeof err) < 0) {
+        fprintf(stderr, "antennad: bootstrap: %s; pass --unix-user with such an account\n", err);
         return 2;
     }
     if ((rc = store_new(cfg.database, &st, err, sizeof err)) < 0) {

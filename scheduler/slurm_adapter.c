@@ -554,3 +554,15 @@ int slurm_adapter_partition_size(slurm_adapter *a, const char *partition, int *c
     slurm_free_partition_info_msg(msg);
     return rc;
 }
+
+/* slurm_init() parses slurm.conf into libslurm's global slurm_conf (exported by libslurm, declared
+ * only in its private headers). */
+extern slurm_conf_t slurm_conf;
+
+int slurm_adapter_slurm_user(const slurm_adapter *a, char *name, size_t len)
+{
+    if (a == NULL || name == NULL || len == 0) return -EINVAL;
+    const char *u = slurm_conf.slurm_user_name;
+    int n = snprintf(name, len, "%s", u && u[0] ? u : "root");
+    return n < 0 || (size_t)n >= len ? -EINVAL : 0;
+}

@@ -92,4 +92,9 @@ int slurm_adapter_cancel(slurm_adapter *a, uint32_t job_id, char *err, size_t er
 int slurm_adapter_partition_size(slurm_adapter *a, const char *partition, int *cpus, int *nodes,
                                  char *err, size_t errlen);
 
+/* The SlurmUser (the account slurmctld runs as) of the configuration libslurm read when `a` was
+ * made, into name[len] ("root" when the configuration names none). Reads memory only (no RPC).
+ * Returns 0, or -EINVAL (no adapter, or the name does not fit). */
+int slurm_adapter_slurm_user(const slurm_adapter *a, char *name, size_t len);
+
 #endif

@@ -220,7 +220,8 @@ static int world_setup(void **state)
         return -1;
     if (store_user_insert(w->st, "rooty", "ulb", "root", "user", "sme", &w->root_user_id) < 0)
         return -1;
-    if (store_user_insert(w->st, "victor", "vub", "nobody", "user", "sme", &w->vub_user_id) < 0)
+    /* one Unix account serves one partner only: vub's user runs as another account */
+    if (store_user_insert(w->st, "victor", "vub", "daemon", "user", "sme", &w->vub_user_id) < 0)
         return -1;
     set_quota(w, "ulb", -1, -1);
     set_quota(w, "vub", -1, -1);
