@@ -122,6 +122,39 @@ struct api_call {
 static void set_error(api_call *c, int status, const char *code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
+/* Replaces with '?' each byte of `s` that does not start a well-formed UTF-8 character (jansson
+ * refuses such a string, which left an error answer without a body: a message quoting the user's
+ * bytes, cut by a %.64s or by jansson's own error text, may end in half a character; found by
+ * tests/fuzz/fuzz_job_json.c). */
+static void utf8_scrub(char *s)
+{
+    unsigned char *p = (unsigned char *)s;
+    while (*p) {
+        size_t n, i;
+        uint32_t cp;
+        if (*p < 0x80) {
+            p++;
+            continue;
+        }
+        if ((*p & 0xE0) == 0xC0)
+            n = 2, cp = *p & 0x1F;
+        else if ((*p & 0xF0) == 0xE0)
+            n = 3, cp = *p & 0x0F;
+        else if ((*p & 0xF8) == 0xF0)
+            n = 4, cp = *p & 0x07;
+        else
+            n = 0, cp = 0;
+        for (i = 1; i < n && (p[i] & 0xC0) == 0x80; i++)
+            cp = (cp << 6) | (p[i] & 0x3F);
+        bool ok = n > 0 && i == n && !(n == 2 && cp < 0x80) && !(n == 3 && cp < 0x800) &&
+                  !(n == 4 && (cp < 0x10000 || cp > 0x10FFFF)) && !(cp >= 0xD800 && cp <= 0xDFFF);
+        if (!ok)
+            *p++ = '?';
+        else
+            p += n;
+    }
+}
+
 static void set_error(api_call *c, int status, const char *code, const char *fmt, ...)
 {
     char msg[512];
@@ -129,6 +162,7 @@ static void set_error(api_call *c, int status, const char *code, const char *fmt
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    utf8_scrub(msg);
     json_t *o = json_pack("{s:{s:s,s:s}}", "error", "code", code, "message", msg);
     free(c->body);
     c->body = json_dumps(o, JSON_COMPACT);

@@ -180,7 +180,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         size_t n = next_line(data, size, &pos, f, ROW_FIELDS);
         for (size_t i = n; i < ROW_FIELDS; i++)
             snprintf(f[i], MAX_FIELD, "%s", i == 6 || i == 7 ? "=" : i == 5 ? "{}" : "");
-        seq = strcmp(f[0], "+") == 0 ? seq + 1 : strtoll(f[0], NULL, 10);
+        if (strcmp(f[0], "+") != 0)
+            seq = strtoll(f[0], NULL, 10);
+        else if (seq < INT64_MAX)
+            seq++;
         int64_t at = strtoll(f[1], NULL, 10);
         const char *prev_hash = strcmp(f[6], "=") == 0 ? prev : f[6];
         char h[65];
