@@ -136,11 +136,11 @@ def build_request(case, env):
     if "json" in case:
         body = json.dumps(case["json"]).encode()
     elif "body" in case:
-        body = expand(case["body"], env).encode("latin-1")
+        body = expand(case["body"], env).encode("utf-8")
     if "repeat" in case:
         r = case["repeat"]
         body = (expand(r.get("before", ""), env) + expand(r["text"], env) * r["times"] +
-                expand(r.get("after", ""), env)).encode("latin-1")
+                expand(r.get("after", ""), env)).encode("utf-8")
     if body and not case.get("no_content_type"):
         headers.append(("Content-Type", "application/json"))
     for name, value in case.get("headers", []):
