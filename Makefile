@@ -163,7 +163,9 @@ $(BUILD)/fuzz/%: $(BUILD)/tests/fuzz/%.o $(BUILD)/libscheduler.a $(BUILD)/libcli
 	@mkdir -p $(dir $@)
 	$(call say,LD,$@)$(CC) $(LDFLAGS) -fsanitize=fuzzer -o $@ $^ $(LIBS_SCHED) $(LIBS_CLIENT)
 
+# (fuzz-bin is the inner step of `make fuzz`, which sets clang and the sanitizers.)
 fuzz-bin: $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/fuzz/%)
+	@:
 
 fuzz:
 	$(Q)$(MAKE) --no-print-directory BUILD=$(FUZZ_BUILD) CC=clang \
