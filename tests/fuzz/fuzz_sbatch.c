@@ -56,6 +56,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if ((o.set & SBATCH_SET_TIME) && o.time_minutes < 1) abort();
         if ((o.set & SBATCH_SET_MEM) && o.mem_mb < 0) abort();
         if ((o.set & SBATCH_SET_GPUS) && o.gpus < 0) abort();
+        if ((o.set & SBATCH_SET_CPUS) && o.cpus_per_task < 1) abort();
+        for (const char *p = o.name; (o.set & SBATCH_SET_NAME) && *p; p++)
+            if ((unsigned char)*p < 0x20 || *p == 0x7f) abort();
         if (memchr(o.name, '\0', sizeof o.name) == NULL) abort();
         if (memchr(o.gpu_type, '\0', sizeof o.gpu_type) == NULL) abort();
         jobreq r;
