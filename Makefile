@@ -25,7 +25,7 @@ CFLAGS  += -std=c11 $(WARN) $(HARDEN) $(OPT) $(SANFLAGS) -MMD -MP
 LDFLAGS += -pie -Wl,-z,relro -Wl,-z,now $(SANFLAGS)
 
 LIBS_SCHED  := -luv -lhttp_parser -lssl -lcrypto -ljansson -lsqlite3 -lslurm -lpthread -lm
-LIBS_CLIENT := -lcurl -ljansson -lm
+LIBS_CLIENT := -lcurl -ljansson -lcrypto -lm
 LIBS_TEST   := -lcmocka
 
 ifeq ($(V),0)
@@ -53,9 +53,19 @@ ITEST_BIN := $(ITEST_SRC:tests/integration/%.c=$(BUILD)/itests/%)
 
 all: $(BUILD)/antennad $(BUILD)/antenna
 
-$(BUILD)/%.o: %.c
+$(BUILD)/%.o: %.c | $(BUILD)/.build-deps
 	@mkdir -p $(dir $@)
 	$(call say,CC,$<)$(CC) $(CPPFLAGS) $(CFLAGS) -c $< -o $@
+
+# Before the first compile: name the missing Debian packages (and `make deps`) instead of a
+# compiler error about a header. Checked once per build folder.
+$(BUILD)/.build-deps: deploy/check-build-deps.sh
+	@mkdir -p $(dir $@)
+	$(Q)deploy/check-build-deps.sh $(CC) && touch $@
+$(BUILD)/.test-deps: deploy/check-build-deps.sh
+	@mkdir -p $(dir $@)
+	$(Q)deploy/check-build-deps.sh $(CC) test && touch $@
+$(TEST_SRC:tests/unit/%.c=$(BUILD)/tests/unit/%.o): | $(BUILD)/.test-deps
 
 $(BUILD)/libpolicies.a: $(POL_OBJ)
 	$(call say,AR,$@)$(AR) rcs $@ $^

@@ -10,6 +10,7 @@ PACKAGES=(
     libslurm-dev slurmctld slurmd slurm-client munge libmunge-dev
     libcurl4-openssl-dev libcmocka-dev passwd procps iproute2
     wrk slurmrestd python3
+    slurmdbd mariadb-server mariadb-client
 )
 
 # One dpkg-query for all packages: prints "name status" for the ones dpkg knows about.
@@ -33,6 +34,15 @@ fi
 
 echo "install-deps: installing ${missing[*]}" >&2
 export DEBIAN_FRONTEND=noninteractive
+# Packages such as mariadb-server, munge and slurmctld start a system service when installed;
+# Antenna runs its own daemons in private folders instead, so no service may start: a
+# policy-rc.d that denies every start, for the time of the install (unless one is already there).
+policy=/usr/sbin/policy-rc.d
+if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\n# made by Antenna install-deps.sh for one apt-get install\nexit 101\n' > "$policy"
+    chmod 755 "$policy"
+    trap 'rm -f "$policy"' EXIT
+fi
 apt-get update -q
 apt-get install -y -q --no-install-recommends "${missing[@]}"
 

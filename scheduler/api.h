@@ -2,7 +2,8 @@
  *
  * Runs its handlers off the loop thread: the cheap, frequent reads (a job, the job list) on a read
  * lane of two threads of its own, the rest on the libuv thread pool (they read the store and make
- * registry changes);
+ * registry changes), and a job's output on an output lane of its own (scheduler/job_output.h: a
+ * few threads, a bound on the reads in flight, 503 beyond it);
  * never calls SQLite or the registry on the loop thread (but registry_health, which only reads a
  * flag, for /healthz), never does file I/O there, and never talks to Slurm: reads are served
  * from antennad's own state, and changes for Slurm go through the broker. Never writes the store,
@@ -25,9 +26,12 @@ typedef struct api api;
 typedef struct api_options {
     jobreq_limits limits;    /* gpu_types is borrowed and must outlive the api */
     const char *spool_dir;   /* where job output lives (see broker_job_output_path); copied */
-    size_t max_output_bytes; /* per GET .../output answer; 0 = 4 MiB */
-    audit *audit; /* the audit trail (borrowed), for GET /v1/audit/verify only (the registry
-                     appends); NULL = not configured (verify answers 503) */
+    size_t max_output_bytes; /* per GET .../output answer; 0 = 256 KiB (JOB_OUTPUT_CHUNK_DEFAULT),
+                                at most JOB_OUTPUT_CHUNK_MAX */
+    audit *audit; /* the audit trail (borrowed), for GET /v1/audit/verify, checkpoints and the
+                     public key only (the registry appends); NULL = not configured (503) */
+    unsigned starved_after_ms; /* /healthz says degraded when a request has waited this long to
+                                  start on the worker pool or the read lane; 0 = 5000 */
 } api_options;
 
 /* Creates the API over `reg` (borrowed: every change goes through it; reads go to
@@ -52,6 +56,12 @@ void api_handle(http_request *req, void *api);
  * caller frees it). Any thread; allocates only what it returns. */
 int api_job_body_check(const char *content_type, const char *body, size_t len,
                        const jobreq_limits *lim, jobreq *r, int *status, char **error_json);
+
+/* The http_headers_fn to give http_server_options.on_headers, with the api as its arg: answers
+ * 401 unauthorized at once (before any body byte is buffered) to a request for anything but
+ * /healthz that has no well-formed "Authorization: Bearer" token. Loop thread only; never blocks
+ * (no store, no audit). */
+void api_headers(http_request *req, void *api);
 
 /* The number of requests whose work is still in flight. */
 unsigned api_pending(const api *a);

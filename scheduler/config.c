@@ -28,6 +28,12 @@ void config_defaults(config *c)
     c->max_body_bytes = 1024 * 1024;
     c->max_header_bytes = 16 * 1024;
     c->idle_timeout_ms = 30000;
+    c->max_connections_per_peer = 32;
+    c->handshake_timeout_ms = 5000;
+    c->request_timeout_ms = 10000;
+    c->max_unsent_bytes = 1024 * 1024;
+    c->max_buffered_body_bytes = 64 * 1024 * 1024;
+    c->healthz_starved_ms = 5000;
     policy_config_defaults(&c->policy);
     snprintf(c->gpu_types[0], sizeof c->gpu_types[0], "%s", c->policy.gpu_types[0].name);
     c->gpu_type_list[0] = c->gpu_types[0];
@@ -195,6 +201,12 @@ static const struct key keys[] = {
     NUM(max_body_bytes, K_SIZE, 1024, 256LL << 20),
     NUM(max_header_bytes, K_SIZE, 1024, 1LL << 20),
     NUM(idle_timeout_ms, K_UINT, 100, 3600000),
+    NUM(max_connections_per_peer, K_UINT, 1, 65536),
+    NUM(handshake_timeout_ms, K_UINT, 100, 3600000),
+    NUM(request_timeout_ms, K_UINT, 100, 3600000),
+    NUM(max_unsent_bytes, K_SIZE, 16384, 1LL << 30),
+    NUM(max_buffered_body_bytes, K_SIZE, 1024 * 1024, 16LL << 30),
+    NUM(healthz_starved_ms, K_UINT, 100, 3600000),
 };
 
 static int load_gpu_types(config *c, json_t *v, char *err, size_t errlen)

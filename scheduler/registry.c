@@ -42,6 +42,7 @@ struct change {
     const registry_actor *who;
     int rc;
     bool done;
+    pthread_cond_t *waiter; /* the caller waiting for this change, signalled alone (q_mu) */
     struct change *next;
     union {
         registry_submit *submit;
@@ -93,9 +94,9 @@ struct registry {
 
     pthread_mutex_t eng_mu; /* the engine; held by the committer for a whole batch */
 
-    pthread_mutex_t q_mu; /* the queue of changes and their completion */
-    pthread_cond_t q_cv;  /* changes arrived, or stopping */
-    pthread_cond_t done_cv;
+    pthread_mutex_t q_mu;   /* the queue of changes and their completion */
+    pthread_cond_t q_cv;    /* changes arrived, or stopping */
+    pthread_cond_t done_cv; /* the last caller left while stopping (registry_free waits) */
     struct change *head, *tail;
     bool stopping;
     size_t callers; /* threads inside submit_change: registry_free waits for them to leave */
@@ -897,12 +898,16 @@ static void *committer_main(void *arg)
             run_batch(r, list);
         }
 
+        /* Only the callers of this batch wake up, each on its own condition (a broadcast woke
+         * every waiting caller at each batch). The signals go out under q_mu: a caller cannot
+         * return, and end its condition's life, before the committer lets go of it. */
         pthread_mutex_lock(&r->q_mu);
         for (struct change *c = list, *next; c; c = next) {
             next = c->next;
+            pthread_cond_t *w = c->waiter;
             c->done = true;
+            if (w != NULL) pthread_cond_signal(w);
         }
-        pthread_cond_broadcast(&r->done_cv);
         pthread_mutex_unlock(&r->q_mu);
     }
     return NULL;
@@ -914,6 +919,7 @@ static int changes_hand(registry *r, struct change **cs, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         cs[i]->done = false;
+        cs[i]->waiter = NULL;
         cs[i]->next = i + 1 < n ? cs[i + 1] : NULL;
         cs[i]->rc = 0;
     }
@@ -936,12 +942,16 @@ static int changes_hand(registry *r, struct change **cs, size_t n)
 /* Waits until the last of the changes handed with changes_hand is done. Returns last->rc. */
 static int changes_wait(registry *r, struct change *last)
 {
+    pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
     pthread_mutex_lock(&r->q_mu);
+    last->waiter = &cv;
     while (!last->done)
-        pthread_cond_wait(&r->done_cv, &r->q_mu);
+        pthread_cond_wait(&cv, &r->q_mu);
+    last->waiter = NULL;
     int rc = last->rc;
     if (--r->callers == 0 && r->stopping) pthread_cond_broadcast(&r->done_cv);
     pthread_mutex_unlock(&r->q_mu);
+    pthread_cond_destroy(&cv);
     return rc;
 }
 

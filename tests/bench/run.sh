@@ -17,7 +17,8 @@
 #   BENCH_POLICY_MAX=1000000  largest queue of the engine bench
 #   BENCH_WRK=1            0 skips the wrk cross-check
 #   BENCH_KEEP=0           1 keeps the work folder (logs, raw results) for inspection
-#   BENCH_PERF=0           1 records a perf profile of antennad's dispatch (with BENCH_KEEP=1)
+#   BENCH_PERF=0           1 records perf profiles of antennad's dispatch, status and submissions
+#                          at BENCH_QUEUED (with BENCH_KEEP=1)
 set -uo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 build=$(cd "${1:-$root/build}" 2> /dev/null && pwd) || {
@@ -134,8 +135,11 @@ for try in 1 2 3; do
     ctld=$(free_port) && slurmd=$(free_port) && port=$(free_port) || abort "no free port"
     while [ "$slurmd" = "$ctld" ]; do slurmd=$(free_port); done
     while [ "$port" = "$ctld" ] || [ "$port" = "$slurmd" ]; do port=$(free_port); done
+    # SLURM_CLUSTER_ROOT_ONLY=0: the slurmrestd baseline submits as the unprivileged $ACCOUNT
+    # (rest_auth/local), which the dev cluster's broker-only door would refuse.
     if slurm_conf=$(SLURM_CLUSTER_MAX_JOB_COUNT=${BENCH_MAX_JOB_COUNT:-100000} \
         SLURM_CLUSTER_MIN_JOB_AGE=${BENCH_MIN_JOB_AGE:-30} SLURM_CLUSTER_SLURMRESTD_USER=$ACCOUNT \
+        SLURM_CLUSTER_ROOT_ONLY=0 \
         "$root/deploy/slurm-cluster.sh" start "$work/slurm" --ctld-port "$ctld" \
         --slurmd-port "$slurmd" --gpus 8 --gpu-type h100 --cpus 32 2> "$work/cluster.err"); then
         break
@@ -433,7 +437,22 @@ echo '{}' | put memory rss0_kib:="$rss0" rss1_kib:="$rss1" rss1_min_kib:="$rss1_
     idle_cpu_pct:="$(calc "($c1 - $c0) / $hz / $idle_s * 100")"
 
 step "submit at $held queued, ${DURATION}s"
+a0=$(cpu_ticks "$apid")
+read -r m0 t0 < <(machine_jiffies)
+perf_pid=""
+if [ "${BENCH_PERF:-0}" = 1 ] && command -v perf > /dev/null; then
+    perf record -g -p "$apid" -o "$work/perf.submit.data" > /dev/null 2>&1 &
+    perf_pid=$!
+fi
 lg_submit "$tok_hold" submit100k_antennad -d "$DURATION" | put submit100k_antennad queued_before:="$held"
+if [ -n "$perf_pid" ]; then
+    kill -INT "$perf_pid" 2> /dev/null
+    wait "$perf_pid" 2> /dev/null
+    perf report -i "$work/perf.submit.data" --no-children --stdio --sort dso,sym 2> /dev/null |
+        grep -v '^#' | grep '%' | grep -v -- '--' | head -60 > "$work/perf.submit.txt"
+    step "perf profile of antennad's submissions: $work/perf.submit.txt"
+fi
+cpu_round "submit at $held queued" "$(ok_count submit100k_antennad)" "$a0" "$m0" "$t0"
 step "status at $held queued, ${DURATION}s"
 hold_ids=$(curl -fsS --cacert "$ca" -H "Authorization: Bearer $tok_hold" "$url/v1/jobs?limit=1000" |
     "$J" idrange -)

@@ -217,14 +217,16 @@ static int world_start(void **state)
                                  .max_script_bytes = 65536,
                                  .gpu_types = gpu_types},
                       .spool_dir = w.dir,
-                      .audit = w.audit};
+                      .audit = w.audit,
+                      .starved_after_ms = 1500};
     if (api_new(&w.loop, w.reg, NULL, &ao, &w.api) < 0) return -1;
     http_server_options ho = {.host = "127.0.0.1",
                               .port = 0,
                               .cert_file = cert,
                               .key_file = key,
                               .max_header_bytes = 16384,
-                              .max_body_bytes = 1 << 20};
+                              .max_body_bytes = 1 << 20,
+                              .on_headers = api_headers};
     if (http_server_new(&w.loop, &ho, api_handle, w.api, &w.srv, err, sizeof err) < 0) {
         fprintf(stderr, "http_server_new: %s\n", err);
         return -1;
@@ -313,6 +315,8 @@ static CURLcode perform(const char *method, const char *path, struct curl_slist 
     CURL *c = curl_easy_init();
     curl_easy_setopt(c, CURLOPT_URL, url);
     curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+    if (strcmp(method, "HEAD") == 0)
+        curl_easy_setopt(c, CURLOPT_NOBODY, 1L); /* no body to wait for */
     curl_easy_setopt(c, CURLOPT_CAINFO, w.ca);
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
@@ -984,6 +988,98 @@ static void test_job_body_check_refuses_with_the_api_error(void **state)
     free(answer);
 }
 
+/* The blocking work that starves libuv's (process-wide) pool in the test below. */
+static struct pool_block {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int started;
+    bool release;
+} pb = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, false};
+
+static void pool_block_work(uv_work_t *req)
+{
+    (void)req;
+    pthread_mutex_lock(&pb.mu);
+    pb.started++;
+    pthread_cond_broadcast(&pb.cv);
+    while (!pb.release)
+        pthread_cond_wait(&pb.cv, &pb.mu);
+    pthread_mutex_unlock(&pb.mu);
+}
+
+static void pool_block_done(uv_work_t *req, int status)
+{
+    (void)req;
+    (void)status;
+}
+
+static void *starved_call(void *arg)
+{
+    struct answer *a = arg;
+    char hdr[512];
+    snprintf(hdr, sizeof hdr, "Authorization: Bearer %s", token_for("admin"));
+    struct curl_slist *headers = curl_slist_append(NULL, hdr);
+    perform("GET", "/v1/partners", headers, NULL, 0, a); /* a pool route, not the read lane */
+    curl_slist_free_all(headers);
+    return NULL;
+}
+
+/* Every thread of libuv's pool is busy: a request that cannot start makes /healthz degraded
+ * (naming the pool) once it has waited over starved_after_ms, and ok again once it ran. */
+static void test_healthz_degraded_when_the_worker_pool_is_starved(void **state)
+{
+    (void)state;
+    const char *env = getenv("UV_THREADPOOL_SIZE");
+    int nthreads = env && atoi(env) > 0 ? atoi(env) : 4;
+    uv_loop_t bl;
+    assert_int_equal(uv_loop_init(&bl), 0);
+    uv_work_t *works = calloc((size_t)nthreads, sizeof *works);
+    assert_non_null(works);
+    for (int i = 0; i < nthreads; i++)
+        assert_int_equal(uv_queue_work(&bl, &works[i], pool_block_work, pool_block_done), 0);
+    pthread_mutex_lock(&pb.mu);
+    while (pb.started < nthreads)
+        pthread_cond_wait(&pb.cv, &pb.mu);
+    pthread_mutex_unlock(&pb.mu);
+
+    struct answer starved;
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, starved_call, &starved), 0);
+    struct timespec ts = {2, 0}; /* over the world's 1500 ms */
+    nanosleep(&ts, NULL);
+    struct answer a;
+    call(NULL, "GET", "/healthz", NULL, NULL, &a);
+    int status = (int)a.status;
+    json_t *o = answer_json(&a);
+    char *dump = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    json_decref(o);
+    answer_free(&a);
+
+    pthread_mutex_lock(&pb.mu);
+    pb.release = true;
+    pthread_cond_broadcast(&pb.cv);
+    pthread_mutex_unlock(&pb.mu);
+    pthread_join(th, NULL);
+    uv_run(&bl, UV_RUN_DEFAULT);
+    uv_loop_close(&bl);
+    free(works);
+    int starved_status = (int)starved.status;
+    answer_free(&starved);
+
+    bool named = dump && strstr(dump, "\"degraded\"") && strstr(dump, "worker pool is starved");
+    if (status != 503 || !named) {
+        char copy[600];
+        snprintf(copy, sizeof copy, "%s", dump ? dump : "(no body)");
+        free(dump);
+        fail_msg("/healthz while the pool is starved: %d %s", status, copy);
+    }
+    free(dump);
+    assert_int_equal(starved_status, 200); /* the waiting request ran once the pool was free */
+    call(NULL, "GET", "/healthz", NULL, NULL, &a);
+    expect_status(&a, 200);
+    answer_free(&a);
+}
+
 static const struct CMUnitTest dedicated[] = {
     cmocka_unit_test(test_job_body_check_accepts_a_valid_body),
     cmocka_unit_test(test_job_body_check_refuses_with_the_api_error),
@@ -997,6 +1093,7 @@ static const struct CMUnitTest dedicated[] = {
     cmocka_unit_test(test_disk_full_submit_is_503_with_retry_after),
     cmocka_unit_test(test_disk_full_healthz_is_degraded),
     cmocka_unit_test(test_disk_freed_recovers),
+    cmocka_unit_test(test_healthz_degraded_when_the_worker_pool_is_starved),
 };
 #define N_DEDICATED (sizeof dedicated / sizeof dedicated[0])
 

@@ -175,6 +175,33 @@ static void test_out_of_range_is_an_error(void **state)
     assert_int_equal(load("{\"poll_interval_ms\": 1}", &c, err, sizeof err), -EINVAL);
 }
 
+static void test_http_bounds_load_and_default(void **state)
+{
+    (void)state;
+    config c;
+    char err[256] = "";
+    config_defaults(&c);
+    assert_int_equal(c.max_connections_per_peer, 32);
+    assert_int_equal(c.handshake_timeout_ms, 5000);
+    assert_int_equal(c.request_timeout_ms, 10000);
+    assert_int_equal(c.max_unsent_bytes, 1024 * 1024);
+    assert_int_equal(c.max_buffered_body_bytes, 64 * 1024 * 1024);
+    assert_int_equal(c.healthz_starved_ms, 5000);
+    assert_int_equal(load("{\"max_connections_per_peer\": 4, \"handshake_timeout_ms\": 2000, "
+                          "\"request_timeout_ms\": 3000, \"max_unsent_bytes\": 65536, "
+                          "\"max_buffered_body_bytes\": 8388608, \"healthz_starved_ms\": 900}",
+                          &c, err, sizeof err),
+                     0);
+    assert_int_equal(c.max_connections_per_peer, 4);
+    assert_int_equal(c.handshake_timeout_ms, 2000);
+    assert_int_equal(c.request_timeout_ms, 3000);
+    assert_int_equal(c.max_unsent_bytes, 65536);
+    assert_int_equal(c.max_buffered_body_bytes, 8388608);
+    assert_int_equal(c.healthz_starved_ms, 900);
+    assert_int_equal(load("{\"max_connections_per_peer\": 0}", &c, err, sizeof err), -EINVAL);
+    assert_non_null(strstr(err, "max_connections_per_peer"));
+}
+
 static void test_malformed_json_reports_line(void **state)
 {
     (void)state;
@@ -231,6 +258,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_wrong_type_is_an_error_naming_the_key, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_out_of_range_is_an_error, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_http_bounds_load_and_default, setup, teardown),
         cmocka_unit_test_setup_teardown(test_malformed_json_reports_line, setup, teardown),
         cmocka_unit_test_setup_teardown(test_non_object_is_an_error, setup, teardown),
         cmocka_unit_test(test_the_example_config_loads),
