@@ -758,6 +758,19 @@ static int on_body(http_parser *p, const char *at, size_t len)
     return 0;
 }
 
+/* A chunk's size line is in (http_parser keeps the size in content_length): a chunk that cannot
+ * fit under the body limit is refused now, not after max_body_bytes of it were read. */
+static int on_chunk_header(http_parser *p)
+{
+    http_conn *c = p->data;
+    const http_request *req = c->cur;
+    if (p->content_length > c->srv->max_body_bytes - req->body_len) {
+        c->cb_error = 413;
+        return -1;
+    }
+    return 0;
+}
+
 static int on_message_complete(http_parser *p)
 {
     http_conn *c = p->data;
@@ -773,6 +786,7 @@ static const http_parser_settings parser_settings = {
     .on_header_value = on_header_value,
     .on_headers_complete = on_headers_complete,
     .on_body = on_body,
+    .on_chunk_header = on_chunk_header,
     .on_message_complete = on_message_complete,
 };
 

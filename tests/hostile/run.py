@@ -15,7 +15,7 @@ One case = one JSON file (see tests/hostile/README.md for every field):
    "json": ..., "body": "...", "repeat": {"text": "a", "times": N}, "raw": "...",
    "kind": "http|tls|slowloris|burst|stream|headers_only",
    "expect": {"status": 404 or [400, 505], "code": "not_found", "no_body": true, ...},
-   "needs": "h-http"}
+   "hole": "issue 8: ..."}
 Prints a table (case, expected, got, ok) and exits 1 when a case fails.
 """
 import argparse
@@ -342,6 +342,9 @@ def check(case, got):
     if exp.get("absent") and exp["absent"].encode() in body:
         ok = False
         text += " (body has %r)" % exp["absent"]
+    if exp.get("contains") and exp["contains"].encode() not in body:
+        ok = False
+        text += " (body lacks %r)" % exp["contains"]
     return ok, text
 
 
@@ -378,7 +381,7 @@ def main():
         except (OSError, KeyError) as e:
             got = "error: %s" % e
         ok, text = check(case, got)
-        label = name[:-5] + (" [needs %s]" % case["needs"] if case.get("needs") else "")
+        label = name[:-5] + (" [hole]" if case.get("hole") else "")
         rows.append((label, expected_text(case["expect"]), text, "ok" if ok else "FAIL"))
         if not ok:
             failed.append(label)

@@ -1,8 +1,8 @@
 # t_hostile.sh - sourced by tests/integration/run.sh on its cluster and daemon: the hostile
 # regression table (tests/hostile/run.py over tests/hostile/cases/), one check per case.
 # Makes its own tokens (run.sh's $bob is revoked by then), a ulb manager, a revoked token and one
-# job each for alice and bob; changes nothing else. Cases marked "needs" test holes other branches
-# of issue 8 close: they fail until those are merged.
+# job each for alice and bob, a disabled user's token and an expired token; changes nothing else.
+# Cases marked "hole" were open before issue 8.
 echo "== hostile table (tests/hostile)"
 hx_tok() { antenna token create --user "$1" --label hostile; }
 antenna user add hx-mgr --partner ulb --category sme --unix-user antenna-it --role manager > /dev/null 2>&1
@@ -10,6 +10,13 @@ hx_alice=$(hx_tok alice)
 hx_bob=$(hx_tok bob)
 hx_mgr=$(hx_tok hx-mgr)
 hx_revoked=$(hx_tok alice)
+antenna user add hx-off --partner ulb --category sme --unix-user antenna-it > /dev/null 2>&1
+hx_off=$(hx_tok hx-off)
+check "hostile: disable user hx-off" antenna user disable hx-off
+hx_expired=$(curl -sS --cacert "$ANTENNA_CA" -H "Authorization: Bearer $admin" -H 'Content-Type: application/json' \
+    -d '{"user":"alice","label":"hostile-expiring","expires_in":1}' "$ANTENNA_URL/v1/tokens" |
+    grep -o '"token": *"[^"]*"' | sed 's/.*"\(ant_[^"]*\)"/\1/')
+sleep 2
 check "hostile: tokens made for alice, bob and a ulb manager" test "${#hx_alice}" -eq 68 -a "${#hx_bob}" -eq 68 -a "${#hx_mgr}" -eq 68
 hx_rid=$(antenna token list --json | grep -o '"id": *[0-9]*' | tail -1 | grep -o '[0-9]*$')
 check "hostile: revoke a fresh token of alice" antenna token revoke "$hx_rid"
@@ -24,6 +31,7 @@ check "hostile: a finished job each for alice ($hx_alice_job) and bob ($hx_bob_j
 cat > "$work/hostile-vars.json" <<JSON
 {"token.admin": "$admin", "token.alice": "$hx_alice", "token.bob": "$hx_bob",
  "token.manager": "$hx_mgr", "token.revoked": "$hx_revoked",
+ "token.disabled": "$hx_off", "token.expired": "$hx_expired",
  "token.garbage": "not-a-token", "token.unknown": "ant_$(printf '%064d' 0)",
  "token.alice_short": "${hx_alice%?}",
  "alice_job": "${hx_alice_job:-0}", "bob_job": "${hx_bob_job:-0}", "month": "$(date -u +%Y-%m)"}

@@ -1209,6 +1209,24 @@ static void chunked_body_over_limit_gets_413(void **state)
     client_free(c);
 }
 
+/* A chunk whose size line alone is over the limit is refused at that line: no byte of it read. */
+static void chunk_announced_over_limit_gets_413_at_its_size_line(void **state)
+{
+    world *w = *state; /* max_body_bytes = 4096 */
+    client *c = client_connect(w->port);
+    client_send_str(c,
+                    "POST /echo HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\n"
+                    "1000000000000000\r\n");
+    response r = {0};
+    assert_int_equal(client_read_response(c, &r), 0);
+    assert_int_equal(r.status, 413);
+    assert_string_equal(error_code_of(&r), "body_too_large");
+    assert_true(client_sees_close(c));
+    assert_int_equal(world_calls(w), 0);
+    response_clear(&r);
+    client_free(c);
+}
+
 static void garbage_request_gets_400_json(void **state)
 {
     world *w = *state;
@@ -2266,6 +2284,7 @@ int main(void)
         SMALL_TEST(huge_headers_get_431_before_they_end),
         SMALL_TEST(oversized_content_length_gets_413_without_reading_body),
         SMALL_TEST(chunked_body_over_limit_gets_413),
+        SMALL_TEST(chunk_announced_over_limit_gets_413_at_its_size_line),
         WORLD_TEST(garbage_request_gets_400_json),
         WORLD_TEST(malformed_percent_escape_gets_400),
         WORLD_TEST(http10_request_closes_after_answer),
