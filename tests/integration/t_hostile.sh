@@ -9,7 +9,6 @@ antenna user add hx-mgr --partner ulb --category sme --unix-user antenna-it --ro
 hx_alice=$(hx_tok alice)
 hx_bob=$(hx_tok bob)
 hx_mgr=$(hx_tok hx-mgr)
-hx_revoked=$(hx_tok alice)
 antenna user add hx-off --partner ulb --category sme --unix-user antenna-it > /dev/null 2>&1
 hx_off=$(hx_tok hx-off)
 check "hostile: disable user hx-off" antenna user disable hx-off
@@ -17,6 +16,7 @@ hx_expired=$(curl -sS --cacert "$ANTENNA_CA" -H "Authorization: Bearer $admin" -
     -d '{"user":"alice","label":"hostile-expiring","expires_in":1}' "$ANTENNA_URL/v1/tokens" |
     grep -o '"token": *"[^"]*"' | sed 's/.*"\(ant_[^"]*\)"/\1/')
 sleep 2
+hx_revoked=$(hx_tok alice)
 check "hostile: tokens made for alice, bob and a ulb manager" test "${#hx_alice}" -eq 68 -a "${#hx_bob}" -eq 68 -a "${#hx_mgr}" -eq 68
 hx_rid=$(antenna token list --json | grep -o '"id": *[0-9]*' | tail -1 | grep -o '[0-9]*$')
 check "hostile: revoke a fresh token of alice" antenna token revoke "$hx_rid"
