@@ -30,6 +30,7 @@
 #include "auth.h"
 #include "log.h"
 #include "policy.h"
+#include "ui_assets.h"
 
 #define ANTENNA_VERSION "0.1.0"
 
@@ -668,6 +669,12 @@ static json_t *user_json(const store_user *u)
     return json_pack("{s:s,s:s,s:s,s:s,s:s,s:o}", "name", u->name, "partner", u->partner,
                      "unix_user", u->unix_user, "role", u->role, "category", u->category,
                      "created_at", json_time(u->created_at));
+}
+
+/* GET /v1/me: who the token belongs to (the web console shows the pages of this role). */
+static void h_me(api_call *c)
+{
+    set_json(c, 200, user_json(&c->user));
 }
 
 static json_t *int_or_null(int v)
@@ -1380,6 +1387,7 @@ static const struct route routes[] = {
     {"GET", "v1/reports/%/%", h_report, R_ALL, false},
     {"GET", "v1/audit", h_audit_list, R_ADMIN | R_AUDITOR, false},
     {"GET", "v1/audit/verify", h_audit_verify, R_ADMIN | R_AUDITOR, false},
+    {"GET", "v1/me", h_me, R_ALL, true},
 };
 
 /* --- loop-thread side ---------------------------------------------------------------------- */
@@ -1613,6 +1621,11 @@ void api_handle(http_request *req, void *arg)
             respond_health(a, req);
         else
             http_request_respond_error(req, 405, "method_not_allowed", "use GET /healthz");
+        return;
+    }
+    /* the web console's static files: from memory, no token (its data calls go to /v1) */
+    if (ui_assets_path_is_ui(path)) {
+        ui_assets_respond(req);
         return;
     }
     for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
