@@ -43,7 +43,9 @@ function h(tag, attrs, ...kids) {
 
 function fmtHours(v) {
   if (v === null || v === undefined) return 'unlimited';
-  return Number(v).toFixed(2);
+  const n = Number(v);
+  return n !== 0 && Math.abs(n) < 0.1 ? n.toFixed(4) : n.toFixed(2); // a short test job still shows
+
 }
 
 function fmtTime(s) {
@@ -114,10 +116,10 @@ async function api(method, path, body, accept) {
       const e = await res.json();
       code = e.error.code; message = e.error.message;
     } catch (_) { /* not JSON */ }
-    if (res.status === 401 && me) signOut(`Signed out: ${message}`);
+    if (res.status === 401 && me) signOut(`Signed out (401): ${message}`);
     throw new ApiError(res.status, code, message);
   }
-  if (accept === 'text') return { text: await res.text(), headers: res.headers };
+  if (accept === 'bytes') return { bytes: new Uint8Array(await res.arrayBuffer()), headers: res.headers };
   return res.json();
 }
 
@@ -199,10 +201,10 @@ async function signIn(token) {
 
 function signOut(message) {
   sessionStorage.removeItem(TOKEN_KEY);
+  if (message) sessionStorage.setItem('antenna.flash', message); // shown after the reload
   me = null;
   location.hash = '';
   location.reload();
-  if (message) say(message, 'error');
 }
 
 function route() {
@@ -306,11 +308,19 @@ async function jobsPage(box, { queue }) {
     await refreshOutput(pre, j.id);
     pre.focus();
   }
+  // Follows the output from the byte offset read so far (as `antenna logs --follow` does).
   async function refreshOutput(pre, id) {
+    if (!pre.follow || pre.follow.id !== id) pre.follow = { id, offset: 0, text: '', dec: new TextDecoder() };
+    const f = pre.follow;
     try {
-      const r = await api('GET', `/v1/jobs/${id}/output`, undefined, 'text');
-      pre.textContent = r.text || '(no output yet)';
-      pre.dataset.state = r.headers.get('X-Antenna-Job-State') || '';
+      for (let i = 0; i < 16; i++) { // a long output comes in bounded pieces: read a few per refresh
+        const r = await api('GET', `/v1/jobs/${id}/output?offset=${f.offset}`, undefined, 'bytes');
+        pre.dataset.state = r.headers.get('X-Antenna-Job-State') || '';
+        if (r.bytes.length === 0) break;
+        f.offset += r.bytes.length;
+        f.text += f.dec.decode(r.bytes, { stream: true });
+      }
+      pre.textContent = f.text || '(no output yet)';
     } catch (err) {
       pre.textContent = explain(err);
     }
@@ -577,6 +587,11 @@ window.addEventListener('hashchange', route);
 
 (async () => {
   const tok = sessionStorage.getItem(TOKEN_KEY);
+  const flash = sessionStorage.getItem('antenna.flash');
+  sessionStorage.removeItem('antenna.flash');
   if (tok && (await signIn(tok))) route();
-  else document.getElementById('token').focus();
+  else {
+    if (flash) say(flash, 'error');
+    document.getElementById('token').focus();
+  }
 })();

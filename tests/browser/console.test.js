@@ -205,6 +205,13 @@ async function asUser(browser) {
 
 async function asManager(browser) {
   const { ctx, page, errors } = await open(browser, LAPTOP);
+  await check('a wrong token is refused with a clear message and no page is shown', async () => {
+    await page.fill('#token', 'ant_' + '0'.repeat(64));
+    await page.click('#signin-form button[type=submit]');
+    const t = await text(page, '#status [data-alert="error"]');
+    assert(/refused/.test(t) && (await page.$('#nav a')) === null, t);
+    errors.length = 0; // the browser logs the 401 itself
+  });
   await signIn(page, T.manager);
   const nav = await navNames(page);
   await check('a manager sees statements but not the queue or the audit trail', () => assert(nav.includes('statements') && !nav.includes('queue') && !nav.includes('audit'), nav.join(',')));
