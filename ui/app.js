@@ -519,9 +519,9 @@ async function pageStatements(box) {
         table([{ label: 'User' }, { label: 'Category' }, { label: 'Jobs', num: true }, { label: 'GPU-hours', num: true }],
           r.by_user.map((u) => [u.user, u.category, u.jobs, fmtHours(u.gpu_hours)]), 'By user'),
         h('h4', {}, 'Jobs'),
-        table([{ label: 'Id', num: true }, { label: 'Name' }, { label: 'User' }, { label: 'GPUs', num: true }, { label: 'State' },
+        h('div', { id: 'statement-jobs' }, table([{ label: 'Id', num: true }, { label: 'Name' }, { label: 'User' }, { label: 'GPUs', num: true }, { label: 'State' },
           { label: 'Started (UTC)' }, { label: 'Ended (UTC)' }, { label: 'GPU-hours', num: true }],
-        r.jobs.map((j) => [j.id, j.name, j.user, j.gpus, j.state, fmtTime(j.started_at), fmtTime(j.ended_at), fmtHours(j.charge_gpu_hours)]), 'Jobs'),
+        r.jobs.map((j) => [j.id, j.name, j.user, j.gpus, j.state, fmtTime(j.started_at), fmtTime(j.ended_at), fmtHours(j.charge_gpu_hours)]), 'Jobs')),
         h('button', { type: 'button', class: 'secondary', onclick: () => window.print() }, 'Print')));
       const days = [...r.by_day].sort((a, b) => a.day.localeCompare(b.day));
       if (days.length) {

@@ -220,8 +220,11 @@ async function asManager(browser) {
     const h = await text(page, '#statement h3');
     assert(/Statement of ulb/.test(h), h);
     await page.waitForSelector('#statement [data-chart="statement"] canvas');
-    const t = await page.textContent('#statement');
-    assert(/it-train/.test(t), 'no it-train job in the statement');
+    const month = new Date().toISOString().slice(0, 7);
+    const r = (await api(T.manager, 'GET', `/v1/reports/ulb/${month}`)).body;
+    assert(r.jobs.length > 0, 'the API\'s statement has no job');
+    const ids = await page.$$eval('#statement-jobs tbody tr td:first-child', (tds) => tds.map((t) => Number(t.textContent)));
+    assert(JSON.stringify(ids.sort()) === JSON.stringify(r.jobs.map((j) => j.id).sort()), `page jobs ${ids} vs API ${r.jobs.map((j) => j.id)}`);
   });
   await check('the manager may only pick their own partner', async () => {
     const opts = await page.$$eval('#stmt-partner option', (o) => o.map((x) => x.value));
