@@ -24,7 +24,7 @@ CFLAGS  += -std=c11 $(WARN) $(HARDEN) $(OPT) $(SANFLAGS) -MMD -MP
 LDFLAGS += -pie -Wl,-z,relro -Wl,-z,now $(SANFLAGS)
 
 LIBS_SCHED  := -luv -lhttp_parser -lssl -lcrypto -ljansson -lsqlite3 -lslurm -lpthread -lm
-LIBS_CLIENT := -lcurl -ljansson -lm
+LIBS_CLIENT := -lcurl -ljansson -lcrypto -lm
 LIBS_TEST   := -lcmocka
 
 ifeq ($(V),0)
