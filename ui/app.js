@@ -313,12 +313,13 @@ async function jobsPage(box, { queue }) {
     if (!pre.follow || pre.follow.id !== id) pre.follow = { id, offset: 0, text: '', dec: new TextDecoder() };
     const f = pre.follow;
     try {
-      for (let i = 0; i < 16; i++) { // a long output comes in bounded pieces: read a few per refresh
+      for (let i = 0; i < 16; i++) { // bounded chunks (X-Antenna-Output-*): a few per refresh
         const r = await api('GET', `/v1/jobs/${id}/output?offset=${f.offset}`, undefined, 'bytes');
         pre.dataset.state = r.headers.get('X-Antenna-Job-State') || '';
-        if (r.bytes.length === 0) break;
-        f.offset += r.bytes.length;
         f.text += f.dec.decode(r.bytes, { stream: true });
+        const next = Number(r.headers.get('X-Antenna-Output-Next-Offset'));
+        f.offset = Number.isFinite(next) && next >= f.offset ? next : f.offset + r.bytes.length;
+        if (r.bytes.length === 0 || r.headers.get('X-Antenna-Output-End') !== 'false') break;
       }
       pre.textContent = f.text || '(no output yet)';
     } catch (err) {
