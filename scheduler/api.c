@@ -146,6 +146,39 @@ static const char no_token_message[] =
 static void set_error(api_call *c, int status, const char *code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
+/* Replaces with '?' each byte of `s` that does not start a well-formed UTF-8 character (jansson
+ * refuses such a string, which left an error answer without a body: a message quoting the user's
+ * bytes, cut by a %.64s or by jansson's own error text, may end in half a character; found by
+ * tests/fuzz/fuzz_job_json.c). */
+static void utf8_scrub(char *s)
+{
+    unsigned char *p = (unsigned char *)s;
+    while (*p) {
+        size_t n, i;
+        uint32_t cp;
+        if (*p < 0x80) {
+            p++;
+            continue;
+        }
+        if ((*p & 0xE0) == 0xC0)
+            n = 2, cp = *p & 0x1F;
+        else if ((*p & 0xF0) == 0xE0)
+            n = 3, cp = *p & 0x0F;
+        else if ((*p & 0xF8) == 0xF0)
+            n = 4, cp = *p & 0x07;
+        else
+            n = 0, cp = 0;
+        for (i = 1; i < n && (p[i] & 0xC0) == 0x80; i++)
+            cp = (cp << 6) | (p[i] & 0x3F);
+        bool ok = n > 0 && i == n && !(n == 2 && cp < 0x80) && !(n == 3 && cp < 0x800) &&
+                  !(n == 4 && (cp < 0x10000 || cp > 0x10FFFF)) && !(cp >= 0xD800 && cp <= 0xDFFF);
+        if (!ok)
+            *p++ = '?';
+        else
+            p += n;
+    }
+}
+
 static void set_error(api_call *c, int status, const char *code, const char *fmt, ...)
 {
     char msg[512];
@@ -153,6 +186,7 @@ static void set_error(api_call *c, int status, const char *code, const char *fmt
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    utf8_scrub(msg);
     json_t *o = json_pack("{s:{s:s,s:s}}", "error", "code", code, "message", msg);
     free(c->body);
     c->body = json_dumps(o, JSON_COMPACT);
@@ -264,13 +298,12 @@ static bool media_type_is_json(const char *ct)
     return *p == '\0' || *p == ';';
 }
 
-/* Parses the body as a JSON object with only `fields` (of the right types). Returns the object
- * (caller decrefs) or NULL with the error answer set. */
-static json_t *parse_body(api_call *c, const struct field *fields, size_t nfields)
+/* Parses `body` (len bytes, sent with Content-Type `ct`, NULL = none) as a JSON object with only
+ * `fields` (of the right types). Returns the object (caller decrefs) or NULL with the error answer
+ * set. */
+static json_t *parse_json_body(api_call *c, const char *ct, const char *body, size_t len,
+                               const struct field *fields, size_t nfields)
 {
-    size_t len = 0;
-    const char *body = http_request_body(c->req, &len);
-    const char *ct = http_request_header(c->req, "Content-Type");
     json_error_t jerr;
     const char *key;
     json_t *v;
@@ -341,6 +374,15 @@ static json_t *parse_body(api_call *c, const struct field *fields, size_t nfield
         }
     }
     return o;
+}
+
+/* parse_json_body over the request's body and Content-Type. */
+static json_t *parse_body(api_call *c, const struct field *fields, size_t nfields)
+{
+    size_t len = 0;
+    const char *body = http_request_body(c->req, &len);
+    const char *ct = http_request_header(c->req, "Content-Type");
+    return parse_json_body(c, ct, body, len, fields, nfields);
 }
 
 static const char *str_field(json_t *o, const char *name, const char *dflt)
@@ -438,13 +480,62 @@ static char *render_job(const store_job *j, const registry_live *live, void *arg
     return s;
 }
 
-static void h_jobs_post(api_call *c)
+/* Reads a POST /v1/jobs body (len bytes sent with Content-Type `ct`) into `r` and validates it
+ * against `lim`; sets *dry_run. Returns the parsed object, which r->script borrows (caller
+ * decrefs), or NULL with the error answer set. */
+static json_t *job_body_read(api_call *c, const char *ct, const char *body, size_t len,
+                             const jobreq_limits *lim, jobreq *r, bool *dry_run)
 {
     static const struct field fields[] = {
         {"script", F_STR, true},        {"name", F_STR, false},          {"gpus", F_INT, false},
         {"gpu_type", F_STR, false},     {"cpus_per_task", F_INT, false}, {"mem_mb", F_INT, false},
         {"time_minutes", F_INT, false}, {"dry_run", F_BOOL, false},
     };
+    jobreq_error jerr;
+    json_t *o = parse_json_body(c, ct, body, len, fields, sizeof fields / sizeof fields[0]);
+    if (o == NULL) return NULL;
+    jobreq_init(r);
+    r->script = str_field(o, "script", NULL);
+    *dry_run = json_is_true(json_object_get(o, "dry_run"));
+    if (!copy_str(c, r->name, sizeof r->name, "name", str_field(o, "name", "antenna-job"),
+                  "invalid_name") ||
+        !copy_str(c, r->gpu_type, sizeof r->gpu_type, "gpu_type", str_field(o, "gpu_type", ""),
+                  "invalid_gpu_type"))
+        goto fail;
+    if (r->name[0] == '\0') snprintf(r->name, sizeof r->name, "antenna-job");
+    r->gpus = (int)int_field(o, "gpus", r->gpus);
+    r->cpus_per_task = (int)int_field(o, "cpus_per_task", r->cpus_per_task);
+    r->mem_mb = int_field(o, "mem_mb", r->mem_mb);
+    r->time_minutes = (int)int_field(o, "time_minutes", r->time_minutes);
+    if (jobreq_validate(r, lim, &jerr) < 0) {
+        set_error(c, 400, jerr.code, "%s", jerr.message);
+        goto fail;
+    }
+    return o;
+fail:
+    json_decref(o);
+    return NULL;
+}
+
+int api_job_body_check(const char *content_type, const char *body, size_t len,
+                       const jobreq_limits *lim, jobreq *r, int *status, char **error_json)
+{
+    api_call c;
+    bool dry_run = false;
+    memset(&c, 0, sizeof c);
+    *status = 0;
+    *error_json = NULL;
+    json_t *o = job_body_read(&c, content_type, body, len, lim, r, &dry_run);
+    r->script = NULL; /* it pointed into o */
+    json_decref(o);
+    if (o != NULL) return 0;
+    *status = c.status;
+    *error_json = c.body;
+    return -EINVAL;
+}
+
+static void h_jobs_post(api_call *c)
+{
     const char *idem = http_request_header(c->req, "Idempotency-Key");
     if (idem != NULL && !idem_key_valid(idem)) {
         set_error(c, 400, "invalid_idempotency_key",
@@ -453,27 +544,13 @@ static void h_jobs_post(api_call *c)
                   IDEM_KEY_MAX);
         return;
     }
-    json_t *o = parse_body(c, fields, sizeof fields / sizeof fields[0]);
-    if (o == NULL) return;
     jobreq r;
-    jobreq_error jerr;
-    jobreq_init(&r);
-    r.script = str_field(o, "script", NULL);
-    bool dry_run = json_is_true(json_object_get(o, "dry_run"));
-    if (!copy_str(c, r.name, sizeof r.name, "name", str_field(o, "name", "antenna-job"),
-                  "invalid_name") ||
-        !copy_str(c, r.gpu_type, sizeof r.gpu_type, "gpu_type", str_field(o, "gpu_type", ""),
-                  "invalid_gpu_type"))
-        goto out;
-    if (r.name[0] == '\0') snprintf(r.name, sizeof r.name, "antenna-job");
-    r.gpus = (int)int_field(o, "gpus", r.gpus);
-    r.cpus_per_task = (int)int_field(o, "cpus_per_task", r.cpus_per_task);
-    r.mem_mb = int_field(o, "mem_mb", r.mem_mb);
-    r.time_minutes = (int)int_field(o, "time_minutes", r.time_minutes);
-    if (jobreq_validate(&r, &c->a->opt.limits, &jerr) < 0) {
-        set_error(c, 400, jerr.code, "%s", jerr.message);
-        goto out;
-    }
+    bool dry_run = false;
+    size_t in_len = 0;
+    const char *in = http_request_body(c->req, &in_len);
+    json_t *o = job_body_read(c, http_request_header(c->req, "Content-Type"), in, in_len,
+                              &c->a->opt.limits, &r, &dry_run);
+    if (o == NULL) return;
     /* A job naming no GPU type runs, and is billed, as the site's default type. */
     if (r.gpus > 0 && r.gpu_type[0] == '\0' && c->a->opt.limits.gpu_types != NULL &&
         c->a->opt.limits.gpu_types[0] != NULL)

@@ -70,6 +70,15 @@ void api_free(api *a);
 /* The http_handler_fn to give http_server_new, with the api as its arg. Loop thread only. */
 void api_handle(http_request *req, void *api);
 
+/* The validation POST /v1/jobs applies to its body, without a request or a store (the fuzz target
+ * tests/fuzz/fuzz_job_json.c calls it): `body` (len bytes, borrowed, need not end in NUL) sent
+ * with `content_type` (NULL = none) must be a JSON object of the job fields whose request passes
+ * jobreq_validate against `lim`. Returns 0 with *r filled (r->script is NULL: it pointed into the
+ * freed body), or -EINVAL with the 4xx *status and *error_json, the answer's body (malloc'd, the
+ * caller frees it). Any thread; allocates only what it returns. */
+int api_job_body_check(const char *content_type, const char *body, size_t len,
+                       const jobreq_limits *lim, jobreq *r, int *status, char **error_json);
+
 /* The http_headers_fn to give http_server_options.on_headers, with the api as its arg: checks
  * the bearer token of a request for anything but /healthz as soon as its headers are in (before
  * any body byte is buffered), and answers it at once when the token is missing, malformed,

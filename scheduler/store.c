@@ -2517,14 +2517,14 @@ out:
 }
 
 /* Returns the cached list statement for the filters in `mask` (prepared on first use from static
- * fragments), or NULL. Parameters: ?1 after_seq, ?2 since, ?3 actor, ?4 action (or prefix), ?5 the
- * end of the prefix range, ?6 limit (-1 = none). */
+ * fragments), or NULL. Parameters: ?1 the first seq, ?2 since, ?3 actor, ?4 action (or prefix), ?5
+ * the end of the prefix range, ?6 limit (-1 = none). */
 static sqlite3_stmt *audit_list_stmt(conn *c, unsigned mask)
 {
     if (c->audit_list[mask]) return c->audit_list[mask];
     char sql[320];
     snprintf(sql, sizeof sql,
-             "SELECT " AUDIT_COLS " FROM audit WHERE seq > ?1%s%s%s "
+             "SELECT " AUDIT_COLS " FROM audit WHERE seq >= ?1%s%s%s "
              "ORDER BY seq LIMIT ?6",
              mask & AUDIT_BY_SINCE ? " AND at >= ?2" : "",
              mask & AUDIT_BY_ACTOR ? " AND actor = ?3" : "",
@@ -2586,8 +2586,11 @@ int store_audit_list(store *s, int64_t after_seq, int64_t since, const char *act
         ret = -EIO;
         goto fail_stmt;
     }
-    /* ?6 is in every variant, so ?1..?6 can all be bound even where one is not used */
-    sqlite3_bind_int64(st, 1, after_seq);
+    /* ?6 is in every variant, so ?1..?6 can all be bound even where one is not used. ?1 is the
+     * first seq listed: after_seq + 1, but INT64_MIN itself for INT64_MIN (a row there is listed
+     * too: the verifier walks from it, found by fuzz_audit_verify). */
+    if (after_seq == INT64_MAX) goto fail_stmt;
+    sqlite3_bind_int64(st, 1, after_seq == INT64_MIN ? INT64_MIN : after_seq + 1);
     sqlite3_bind_int64(st, 2, since);
     bind_text(st, 3, actor);
     bind_text(st, 4, action);

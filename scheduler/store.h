@@ -407,7 +407,8 @@ typedef int (*store_audit_hash_fn)(const store_audit_entry *e, char out[STORE_HA
  * borrowed (NULL = "{}"). Returns 0, or the hash function's error, or -EIO. */
 int store_audit_append(store *s, store_audit_entry *e, store_audit_hash_fn fn, void *arg);
 
-/* Lists entries in seq order with seq > after_seq, at >= since (0 = all), of `actor` and `action`
+/* Lists entries in seq order with seq > after_seq (INT64_MIN = every row, one at seq INT64_MIN
+ * included), at >= since (0 = all), of `actor` and `action`
  * (NULL = any; an action ending in '.' matches as a prefix), at most `limit` (0 = no limit).
  * Returns 0 and a malloc'd array to free with store_audit_entries_free, -EIO. Rows are returned
  * as stored, even when tampered with (verification is the caller's job). */

@@ -4,9 +4,9 @@
 # job cannot get resources from Slurm behind antennad's back; the tag is in AdminComment. Never
 # leaves a job running.
 echo "== enforcement: jobs cannot evade their quota, Slurm takes jobs only from antennad"
-"$root/deploy/ensure-unix-user.sh" antenna-it3 > /dev/null
+"$root/deploy/ensure-unix-user.sh" antenna-it4 > /dev/null
 check "partner add enf" antenna partner add enf
-check "user add erin (enf)" antenna user add erin --partner enf --category sme --unix-user antenna-it3
+check "user add erin (enf)" antenna user add erin --partner enf --category sme --unix-user antenna-it4
 check "quota set enf: 10 GPU-hours, 4 GPUs at once" antenna quota set enf --gpu-hours 10 --max-gpus 4
 erin=$(antenna token create --user erin --label it)
 enf_inst=$(ledger "SELECT value FROM meta WHERE key='instance_id'")
@@ -49,7 +49,7 @@ check "Slurm refused the job's change of its comment and name" grep -q "^update_
 check "Slurm refused the job's change of its AdminComment" grep -q "^update_admincomment_rc=1" "$work/evade.out"
 check "Slurm refused the job's longer time limit" grep -q "^update_timelimit_rc=1" "$work/evade.out"
 check "Slurm refused the job's requeue" grep -q "^update_requeue_rc=1" "$work/evade.out"
-check "no Slurm job exists for the account but the one antennad submitted" test "$(slurm_jobs_of antenna-it3)" = 1
+check "no Slurm job exists for the account but the one antennad submitted" test "$(slurm_jobs_of antenna-it4)" = 1
 scontrol -o show job "$ev_sid" > "$work/evade.job"
 check "the tag is in AdminComment" grep -qE " AdminComment=antenna:$enf_inst:$ev( |\$)" "$work/evade.job"
 check "the tag is not in Comment (unset, the user's)" bash -c "! grep -q ' Comment=' '$work/evade.job'"
@@ -96,7 +96,7 @@ check "and no new privileges" grep -qx $'NoNewPrivs:\t1' "/proc/$unit_pid/status
 printf '#!/bin/bash\n#SBATCH --gres=gpu:h100:1\n#SBATCH --time=00:05:00\necho caps-ok-$(id -un)\n' > "$work/caps.sh"
 caps_job=$(as "$erin" submit --wait "$work/caps.sh" | sed -n 's/^Submitted job \([0-9]*\).*/\1/p')
 check "a job is dispatched into its chowned folder and completes" test "$(job_field "$erin" "$caps_job" state)" = completed
-check "its output (in the account's 0700 folder) is served" bash -c "ANTENNA_TOKEN=$erin '$build/antenna' logs $caps_job | grep -q caps-ok-antenna-it3"
+check "its output (in the account's 0700 folder) is served" bash -c "ANTENNA_TOKEN=$erin '$build/antenna' logs $caps_job | grep -q caps-ok-antenna-it4"
 printf '#!/bin/bash\n#SBATCH --time=00:05:00\nsleep 300\n' > "$work/caps-long.sh"
 caps_long=$(as "$erin" submit "$work/caps-long.sh" | sed -n 's/^Submitted job \([0-9]*\).*/\1/p')
 wait_state "$erin" "$caps_long" running 60 > /dev/null

@@ -946,6 +946,61 @@ static void test_disk_freed_recovers(void **state)
     answer_free(&a);
 }
 
+/* api_job_body_check, the fuzz target's entry point, is the validation POST /v1/jobs applies. */
+static void test_job_body_check_accepts_a_valid_body(void **state)
+{
+    (void)state;
+    static const char body[] = "{\"script\":\"#!/bin/sh\\n\",\"gpus\":2,\"gpu_type\":\"h100\","
+                               "\"name\":\"x\",\"time_minutes\":5}";
+    const jobreq_limits lim = {.max_gpus = 8,
+                               .max_cpus = 4,
+                               .max_time_minutes = 60,
+                               .max_mem_mb = 1024,
+                               .max_script_bytes = 1024,
+                               .gpu_types = gpu_types};
+    jobreq r;
+    int status = -1;
+    char *answer = (char *)"unset";
+    assert_int_equal(
+        api_job_body_check("application/json", body, sizeof body - 1, &lim, &r, &status, &answer),
+        0);
+    assert_int_equal(status, 0);
+    assert_null(answer);
+    assert_null(r.script);
+    assert_int_equal(r.gpus, 2);
+    assert_int_equal(r.time_minutes, 5);
+    assert_string_equal(r.name, "x");
+    assert_string_equal(r.gpu_type, "h100");
+}
+
+static void test_job_body_check_refuses_with_the_api_error(void **state)
+{
+    (void)state;
+    static const char body[] = "{\"script\":\"#!/bin/sh\\n\",\"gpus\":9}";
+    const jobreq_limits lim = {.max_gpus = 8,
+                               .max_cpus = 4,
+                               .max_time_minutes = 60,
+                               .max_mem_mb = 1024,
+                               .max_script_bytes = 1024,
+                               .gpu_types = gpu_types};
+    jobreq r;
+    int status = 0;
+    char *answer = NULL;
+    assert_int_equal(
+        api_job_body_check("application/json", body, sizeof body - 1, &lim, &r, &status, &answer),
+        -EINVAL);
+    assert_int_equal(status, 400);
+    assert_non_null(answer);
+    assert_non_null(strstr(answer, "\"code\":\"invalid_gpus\""));
+    free(answer);
+    assert_int_equal(
+        api_job_body_check("text/plain", body, sizeof body - 1, &lim, &r, &status, &answer),
+        -EINVAL);
+    assert_int_equal(status, 415);
+    assert_non_null(strstr(answer, "unsupported_media_type"));
+    free(answer);
+}
+
 /* The blocking work that starves libuv's (process-wide) pool in the test below. */
 static struct pool_block {
     pthread_mutex_t mu;
@@ -1217,6 +1272,8 @@ static void test_failed_auth_from_one_peer_is_rate_limited_and_audited_per_minut
 }
 
 static const struct CMUnitTest dedicated[] = {
+    cmocka_unit_test(test_job_body_check_accepts_a_valid_body),
+    cmocka_unit_test(test_job_body_check_refuses_with_the_api_error),
     cmocka_unit_test(test_idem_replay_same_answer_one_job),
     cmocka_unit_test(test_idem_other_body_is_422),
     cmocka_unit_test(test_idem_key_is_per_user),

@@ -407,6 +407,20 @@ static void test_row_inserted_before_the_first_named(void **state)
     assert_non_null(strstr(r.problem, "inserted or reordered at 0"));
 }
 
+/* Found by tests/fuzz/fuzz_audit_verify.c: a row at the lowest seq there is (INT64_MIN) was hidden
+ * from the walk, which lists the rows after INT64_MIN, and the chain verified. */
+static void test_row_inserted_at_the_lowest_seq_named(void **state)
+{
+    fixture *f = *state;
+    tamper(f, "INSERT INTO audit (seq, at, actor, partner, action, details, prev_hash, hash) "
+              "VALUES (-9223372036854775808, 1, 'admin', '', 'token.revoked', '{}', '', "
+              "lower(hex(randomblob(32))));");
+    audit_report r = verify(f);
+    assert_int_equal(r.ok, 0);
+    assert_int_equal(r.first_bad, INT64_MIN);
+    assert_non_null(strstr(r.problem, "inserted or reordered at -9223372036854775808"));
+}
+
 static void test_truncated_tail_caught_by_the_head_file(void **state)
 {
     fixture *f = *state;
@@ -943,6 +957,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_inserted_row_with_made_up_link_named, setup, teardown),
         cmocka_unit_test_setup_teardown(test_row_appended_after_the_head_named, setup, teardown),
         cmocka_unit_test_setup_teardown(test_row_inserted_before_the_first_named, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_row_inserted_at_the_lowest_seq_named, setup, teardown),
         cmocka_unit_test_setup_teardown(test_truncated_tail_caught_by_the_head_file, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_missing_head_file_is_reported, setup, teardown),
