@@ -33,6 +33,7 @@
 #include "job_output.h"
 #include "log.h"
 #include "policy.h"
+#include "ui_assets.h"
 
 #define ANTENNA_VERSION "0.1.0"
 
@@ -800,6 +801,12 @@ static json_t *user_json(const store_user *u)
     return json_pack("{s:s,s:s,s:s,s:s,s:s,s:o,s:b}", "name", u->name, "partner", u->partner,
                      "unix_user", u->unix_user, "role", u->role, "category", u->category,
                      "created_at", json_time(u->created_at), "disabled", u->disabled);
+}
+
+/* GET /v1/me: who the token belongs to (the web console shows the pages of this role). */
+static void h_me(api_call *c)
+{
+    set_json(c, 200, user_json(&c->user));
 }
 
 static json_t *int_or_null(int v)
@@ -1683,6 +1690,7 @@ static const struct route routes[] = {
     {"GET", "v1/reports/%/%", h_report, R_ALL, false},
     {"GET", "v1/audit", h_audit_list, R_ADMIN | R_AUDITOR, false},
     {"GET", "v1/audit/verify", h_audit_verify, R_ADMIN | R_AUDITOR, false},
+    {"GET", "v1/me", h_me, R_ALL, true},
     {"POST", "v1/audit/checkpoint", h_audit_checkpoint, R_ADMIN | R_AUDITOR, false},
     {"GET", "v1/audit/public-key", h_audit_public_key, R_ALL, false},
 };
@@ -2112,6 +2120,11 @@ void api_handle(http_request *req, void *arg)
             http_request_respond_error(req, 405, "method_not_allowed", "use GET /healthz");
         return;
     }
+    /* the web console's static files: from memory, no token (its data calls go to /v1) */
+    if (ui_assets_path_is_ui(path)) {
+        ui_assets_respond(req);
+        return;
+    }
     for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
         int64_t rid = 0;
         char rseg[2][64] = {"", ""};
@@ -2172,6 +2185,7 @@ void api_headers(http_request *req, void *arg)
      * same check as when the request is served (memory only, counted per peer), before its body
      * arrives: a client without a valid token never gets a body buffered. */
     if (strcmp(http_request_path(req), "/healthz") == 0) return;
+    if (ui_assets_path_is_ui(http_request_path(req))) return; /* the console's files: no token */
     (void)authenticate(a, req, &user, false);
 }
 
