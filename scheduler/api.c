@@ -871,6 +871,7 @@ static void h_partners_post(api_call *c)
             set_error(c, 409, "conflict", "partner \"%s\" already exists", name);
         else if (!store_failed(c, rc, "create the partner")) {
             LOG(LOG_INFO, "partner %s (share %lld) created by %s", name, share, c->user.name);
+            broker_assoc_push(c->a->br, p.name, NULL); /* its Slurm account */
             set_json(c, 201, partner_json(&p));
         }
     }
@@ -1002,6 +1003,7 @@ static void h_users_post(api_call *c)
         else if (!store_failed(c, rc, "create the user")) {
             LOG(LOG_INFO, "user %s (partner %s, unix %s, role %s, %s) created by %s", name, partner,
                 unix_user, role, category, c->user.name);
+            broker_assoc_push(c->a->br, u.partner, u.unix_user); /* Slurm's association */
             set_json(c, 201, user_json(&u));
         }
     }
