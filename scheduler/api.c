@@ -1227,6 +1227,7 @@ static void h_quota_patch(api_call *c)
     }
     if (store_failed(c, rc, "set the quota")) goto out;
     LOG(LOG_INFO, "quota of %s for %s set by %s", p.name, period, c->user.name);
+    broker_gpu_limit_push(c->a->br, p.name, period, q.gpu_seconds); /* Slurm's mirror, if on */
     set_json(c, 200, quota_json(c, &p, period));
     c->kick = true; /* takes effect at once on the queue */
 out:

@@ -43,6 +43,12 @@ struct tracked {
     int64_t missing_since; /* when slurmctld was first seen not to know it; 0 = it knows it */
 };
 
+/* A partner's GPU budget to mirror as GrpTRESMins (weighted GPU-seconds; < 0 = none). */
+struct gpu_limit {
+    char partner[STORE_NAME_MAX];
+    int64_t gpu_seconds;
+};
+
 /* Partner/Unix-account pairs whose Slurm associations exist ("partner\tunix_user"; a partner's
  * own account as "partner\t"), sorted. Bounded by partners + users. */
 struct strset {
@@ -90,6 +96,8 @@ struct broker {
     struct strset ensured;    /* associations known to exist */
     struct strset assoc_todo; /* pushed by the API, ensured on the next tick */
     atomic_bool no_dbd;       /* the cluster has no slurmdbd: no associations, no records */
+    struct gpu_limit *limits; /* budgets to mirror in Slurm (opt.gpu_limits), under assoc_mu */
+    size_t nlimits, caplimits;
 
     void (*done)(void *);
     void *done_arg;
@@ -446,6 +454,94 @@ int broker_assoc_push(broker *b, const char *partner, const char *unix_user)
     int rc = b->assoc_todo.n >= ASSOC_INBOX_MAX ? -ENOSPC : strset_add(&b->assoc_todo, key);
     pthread_mutex_unlock(&b->assoc_mu);
     return rc;
+}
+
+int broker_gpu_limit_push(broker *b, const char *partner, const char *period, int64_t gpu_seconds)
+{
+    char now[8];
+    if (b == NULL || partner == NULL || period == NULL || !b->opt.gpu_limits) return 0;
+    if (strcmp(policy_period_of(time(NULL), now), period) != 0) return 0; /* not this month's */
+    pthread_mutex_lock(&b->assoc_mu);
+    int rc = 0;
+    size_t i = 0;
+    while (i < b->nlimits && strcmp(b->limits[i].partner, partner) != 0)
+        i++;
+    if (i == b->nlimits) {
+        if (b->nlimits >= ASSOC_INBOX_MAX) {
+            rc = -ENOSPC;
+        } else if (b->nlimits == b->caplimits) {
+            size_t cap = b->caplimits ? 2 * b->caplimits : 16;
+            struct gpu_limit *p = realloc(b->limits, cap * sizeof *p);
+            if (p == NULL)
+                rc = -ENOMEM;
+            else
+                b->limits = p, b->caplimits = cap;
+        }
+        if (rc == 0) snprintf(b->limits[b->nlimits++].partner, STORE_NAME_MAX, "%s", partner);
+    }
+    if (rc == 0) b->limits[i].gpu_seconds = gpu_seconds;
+    pthread_mutex_unlock(&b->assoc_mu);
+    return rc;
+}
+
+/* Mirrors the budgets pushed since the last tick (the latest per partner), keeping those
+ * slurmdbd could not take for the next tick. */
+static void gpu_limits_drain(broker *b)
+{
+    pthread_mutex_lock(&b->assoc_mu);
+    struct gpu_limit *v = b->limits;
+    size_t n = b->nlimits;
+    b->limits = NULL;
+    b->nlimits = b->caplimits = 0;
+    pthread_mutex_unlock(&b->assoc_mu);
+    char err[256] = "";
+    size_t i = 0;
+    for (; i < n && !atomic_load(&b->no_dbd); i++) {
+        int64_t s = v[i].gpu_seconds;
+        int64_t minutes = s < 0 ? -1 : (s + 59) / 60;
+        int rc = assoc_ready(b, v[i].partner, NULL, err, sizeof err);
+        if (rc == 0)
+            rc = slurm_adapter_account_gpu_limit(b->sa, v[i].partner, minutes, err, sizeof err);
+        if (rc == -ENOTSUP || rc == -EINVAL) {
+            LOG(LOG_WARN, "Slurm GPU limit of %s not mirrored: %s", v[i].partner, err);
+            continue;
+        }
+        if (rc < 0) {
+            LOG(LOG_WARN, "Slurm GPU limits wait for slurmdbd: %s (will retry)", err);
+            break;
+        }
+        LOG(LOG_INFO, "Slurm account %s: GrpTRESMins=gres/gpu=%" PRId64, v[i].partner, minutes);
+    }
+    /* kept for the next tick, unless a newer budget of the same partner came meanwhile */
+    for (; i < n; i++) {
+        char period[8];
+        bool newer = false;
+        pthread_mutex_lock(&b->assoc_mu);
+        for (size_t k = 0; k < b->nlimits && !newer; k++)
+            newer = strcmp(b->limits[k].partner, v[i].partner) == 0;
+        pthread_mutex_unlock(&b->assoc_mu);
+        if (!newer)
+            broker_gpu_limit_push(b, v[i].partner, policy_period_of(time(NULL), period),
+                                  v[i].gpu_seconds);
+    }
+    free(v);
+}
+
+/* At start-up, with opt.gpu_limits: every partner's budget of this month, mirrored. */
+static void gpu_limits_all(broker *b)
+{
+    store_quota *q = NULL;
+    size_t n = 0;
+    char period[8];
+    if (!b->opt.gpu_limits) return;
+    policy_period_of(time(NULL), period);
+    if (store_quota_list(registry_store(b->reg), period, &q, &n) < 0) {
+        LOG(LOG_WARN, "Slurm GPU limits: cannot list this month's quotas");
+        return;
+    }
+    for (size_t i = 0; i < n; i++)
+        broker_gpu_limit_push(b, q[i].partner, period, q[i].gpu_seconds);
+    free(q);
 }
 
 /* At start-up: every partner's account and every mapped account's association (proportional to
@@ -1110,6 +1206,7 @@ static void tick_work(uv_work_t *w)
         if (recover(b) < 0) return;
         b->recovered = true;
         assoc_all(b);
+        gpu_limits_all(b);
         refresh_window(b, now);
         b->dirty = true;
     }
@@ -1120,6 +1217,7 @@ static void tick_work(uv_work_t *w)
     if (recheck) b->recheck_at = 0;
     if (poll_slurm(b, resolve_due || recheck, resolve_due) < 0) return; /* Slurm away */
     assoc_drain(b);
+    gpu_limits_drain(b);
     send_cancels(b);
     if (now - b->last_window >= WINDOW_REFRESH_S) refresh_window(b, now);
     /* A job whose submit answer was lost blocks nothing else, but nothing is sent while Slurm
@@ -1155,6 +1253,7 @@ static void timer_closed(uv_handle_t *h)
     free(b->ensured.v);
     strset_clear(&b->assoc_todo);
     free(b->assoc_todo.v);
+    free(b->limits);
     pthread_mutex_destroy(&b->assoc_mu);
     free(b);
     if (done) done(arg);

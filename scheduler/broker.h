@@ -43,6 +43,8 @@ typedef struct broker_options {
     unsigned record_grace_ms;  /* a job slurmctld forgot is read from slurmdbd; when slurmdbd
                                   (reachable) has no finished record of it yet, it is asked again
                                   for this long before the job is `lost`; 0 = 30 s */
+    bool gpu_limits;           /* mirror each partner's GPU budget of the current month as
+                                  GrpTRESMins=gres/gpu on its Slurm account */
 } broker_options;
 
 /* Creates a broker on `loop` over `reg` and `sa` (borrowed; they must outlive the broker).
@@ -77,6 +79,12 @@ char *broker_job_output_path(const broker_options *opt, long long id, char *buf,
  * submitted in any case). Strings are copied. Any thread. Returns 0, -ENOSPC (too many waiting:
  * the submit path still ensures it), -ENOMEM. Accepts NULL. */
 int broker_assoc_push(broker *b, const char *partner, const char *unix_user);
+
+/* With opt.gpu_limits: asks the broker to mirror `partner`'s GPU budget for `period` (weighted
+ * GPU-seconds, STORE_UNLIMITED = none) on its Slurm account, off the loop on its next tick, when
+ * `period` is the current month (retried while slurmdbd is away). Without: does nothing. Any
+ * thread. Returns 0, -ENOSPC (too many waiting), -ENOMEM. Accepts NULL. */
+int broker_gpu_limit_push(broker *b, const char *partner, const char *period, int64_t gpu_seconds);
 
 /* Stops the broker: no new tick starts; a tick in flight finishes; then the memory is released
  * and `done` (may be NULL) is called on the loop thread. Accepts NULL. */

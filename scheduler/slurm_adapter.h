@@ -128,7 +128,9 @@ typedef struct slurm_adapter_record {
  * *out (malloc'd array, free with slurm_adapter_records_free) and *n. Returns 0, -ENOTSUP (the
  * cluster has no slurmdbd: AccountingStorageType is not slurmdbd), or a negative errno with a
  * message in err. A Slurm id used twice (a cluster whose state was reset reuses ids) gives one
- * record per job that carried it: match the admin_comment tag and submit time. */
+ * record per job that carried it: match the admin_comment tag and submit time. slurmdbd fills a
+ * record from several messages of slurmctld: for a few seconds around a job's end some fields
+ * (partition, admin_comment) may still be empty. */
 int slurm_adapter_records_by_id(slurm_adapter *a, const uint32_t *ids, size_t n_ids,
                                 slurm_adapter_record **out, size_t *n, char *err, size_t errlen);
 

@@ -636,8 +636,8 @@ static void test_unreachable_controller_gives_eagain(void **state)
     assert_int_equal(slurm_adapter_new(T.conf, &T.sa, err, sizeof err), 0);
 }
 
-/* Polls slurmdbd (it records a job's end shortly after slurmctld) until job `id` has a finished
- * record; fills *r. */
+/* Polls slurmdbd (it records a job's end shortly after slurmctld, and under load may write the
+ * end before the rest of the record) until job `id` has a finished, complete record; fills *r. */
 static bool wait_record(uint32_t id, slurm_adapter_record *r)
 {
     char err[256] = "";
@@ -650,7 +650,8 @@ static bool wait_record(uint32_t id, slurm_adapter_record *r)
             return false;
         }
         for (size_t k = 0; k < n; k++) {
-            if (v[k].job_id == id && v[k].end_time > 0 && terminal(v[k].state)) {
+            if (v[k].job_id == id && v[k].end_time > 0 && terminal(v[k].state) &&
+                v[k].partition[0] != '\0' && v[k].admin_comment[0] != '\0') {
                 *r = v[k];
                 slurm_adapter_records_free(v);
                 return true;

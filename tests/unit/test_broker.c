@@ -52,6 +52,8 @@ static struct fake {
     unsigned account_ensures, user_ensures;
     char last_account[64];  /* of the last submit */
     char last_ensured[128]; /* "account/user" of the last user ensure */
+    unsigned gpu_limit_calls;
+    char last_gpu_limit[128]; /* "account=minutes" of the last GrpTRESMins call */
 } fake = {.mu = PTHREAD_MUTEX_INITIALIZER};
 
 int slurm_adapter_records_by_id(slurm_adapter *a, const uint32_t *ids, size_t n_ids,
@@ -117,7 +119,12 @@ int slurm_adapter_user_ensure(slurm_adapter *a, const char *unix_user, const cha
 int slurm_adapter_account_gpu_limit(slurm_adapter *a, const char *account, int64_t gpu_minutes,
                                     char *err, size_t errlen)
 {
-    (void)a, (void)account, (void)gpu_minutes, (void)err, (void)errlen;
+    (void)a, (void)err, (void)errlen;
+    pthread_mutex_lock(&fake.mu);
+    fake.gpu_limit_calls++;
+    snprintf(fake.last_gpu_limit, sizeof fake.last_gpu_limit, "%s=%lld", account,
+             (long long)gpu_minutes);
+    pthread_mutex_unlock(&fake.mu);
     return 0;
 }
 
@@ -287,7 +294,8 @@ struct world {
     broker *br;
     slurm_adapter *sa;
     registry *reg;
-    int window; /* the broker's cluster_window (0 = default) */
+    int window;      /* the broker's cluster_window (0 = default) */
+    bool gpu_limits; /* the broker's gpu_limits */
     int64_t user_id, root_user_id, vub_user_id;
 };
 
@@ -344,7 +352,8 @@ static int world_setup(void **state)
     fake.nrecs = 0;
     fake.records_rc = fake.ensure_rc = 0;
     fake.record_reads = fake.account_ensures = fake.user_ensures = 0;
-    fake.last_account[0] = fake.last_ensured[0] = '\0';
+    fake.last_account[0] = fake.last_ensured[0] = fake.last_gpu_limit[0] = '\0';
+    fake.gpu_limit_calls = 0;
     pthread_mutex_unlock(&fake.mu);
     slurm_adapter_new(NULL, &w->sa, err, sizeof err);
     if (uv_loop_init(&w->loop) < 0) return -1;
@@ -376,7 +385,8 @@ static void start_broker(struct world *w)
                         .poll_interval_ms = 10,
                         .resolve_after_ms = 100,
                         .cluster_window = w->window,
-                        .record_grace_ms = 100};
+                        .record_grace_ms = 100,
+                        .gpu_limits = w->gpu_limits};
     policy_config pc;
     char err[256];
     policy_config_defaults(&pc);
@@ -736,6 +746,38 @@ static void test_submission_names_the_partners_account_once_its_association_exis
     int64_t c = queue_gpus(w, w->user_id, 1, 10);
     assert_true(run_until_state(w, c, "pending"));
     assert_int_equal(fake.user_ensures, users);
+}
+
+static void test_gpu_budget_is_mirrored_at_start_and_on_a_quota_change_when_on(void **state)
+{
+    struct world *w = *state;
+    char period[8];
+    policy_period_of(time(NULL), period);
+    set_quota(w, "ulb", 10, -1);
+    w->gpu_limits = true;
+    start_broker(w);
+    for (int i = 0; i < 100 && strcmp(fake.last_gpu_limit, "vub=-1") != 0; i++)
+        run_for(w, 20);
+    assert_true(fake.gpu_limit_calls >= 2); /* ulb and vub at start-up */
+    assert_int_equal(broker_gpu_limit_push(w->br, "ulb", period, 3 * 3600 + 1), 0);
+    for (int i = 0; i < 100 && strcmp(fake.last_gpu_limit, "ulb=181") != 0; i++)
+        run_for(w, 20);
+    assert_string_equal(fake.last_gpu_limit, "ulb=181"); /* GPU-minutes, rounded up */
+    unsigned calls = fake.gpu_limit_calls;
+    assert_int_equal(broker_gpu_limit_push(w->br, "ulb", "2000-01", 60), 0); /* not this month */
+    run_for(w, 200);
+    assert_int_equal(fake.gpu_limit_calls, calls);
+}
+
+static void test_gpu_budget_is_not_mirrored_by_default(void **state)
+{
+    struct world *w = *state;
+    char period[8];
+    policy_period_of(time(NULL), period);
+    start_broker(w);
+    assert_int_equal(broker_gpu_limit_push(w->br, "ulb", period, 3600), 0);
+    run_for(w, 300);
+    assert_int_equal(fake.gpu_limit_calls, 0);
 }
 
 static void test_slurmdbd_away_keeps_a_job_without_association_queued(void **state)
@@ -1125,6 +1167,8 @@ int main(void)
         T(test_without_slurmdbd_a_forgotten_job_is_lost_with_its_full_hold),
         T(test_submission_names_the_partners_account_once_its_association_exists),
         T(test_slurmdbd_away_keeps_a_job_without_association_queued),
+        T(test_gpu_budget_is_mirrored_at_start_and_on_a_quota_change_when_on),
+        T(test_gpu_budget_is_not_mirrored_by_default),
         T(test_cancel_request_is_sent_to_slurm_once),
         T(test_broker_keeps_polling_a_quiet_table),
         T(test_lost_submit_answer_is_looked_up_not_resubmitted),
