@@ -80,3 +80,27 @@ check "antenna audit verify still says OK" antenna audit verify
 
 sed -i 's/^MinJobAge=.*/MinJobAge=3600/' "$acc_conf"
 scontrol reconfigure > /dev/null 2>&1
+
+# The documented fallback: a second small cluster without slurmdbd, side by side with the first.
+acc_nodbd=$work/slurm-nodbd
+acc_c=$(free_port)
+acc_s=$(free_port)
+while [ "$acc_s" = "$acc_c" ]; do acc_s=$(free_port); done
+if acc_out=$(SLURM_CLUSTER_ACCOUNTING=0 "$root/deploy/slurm-cluster.sh" start "$acc_nodbd" --ctld-port "$acc_c" \
+    --slurmd-port "$acc_s" --gpus 2 --cpus 4 --mem-mb 4096 2> "$work/nodbd.err"); then
+    ok "a cluster without slurmdbd (SLURM_CLUSTER_ACCOUNTING=0) starts beside the first"
+    check "it keeps no accounting (accounting_storage/none)" \
+        grep -qx 'AccountingStorageType=accounting_storage/none' "$acc_nodbd/etc/slurm.conf"
+    check "and runs no slurmdbd" test ! -e "$acc_nodbd/acct"
+    if SLURM_CONF=${acc_out#SLURM_CONF=} ANTENNA_TEST_UNIX_USER=antenna-it \
+        "$build/itests/test_slurm_adapter_nodbd" > "$work/nodbd.log" 2>&1; then
+        ok "adapter without slurmdbd: records and associations -ENOTSUP, jobs still run ($(grep -c '^\[       OK \]' "$work/nodbd.log") passed)"
+    else
+        ko "adapter without slurmdbd"
+        grep -E 'FAILED|ERROR|Failure' "$work/nodbd.log" | head -10
+    fi
+else
+    ko "a cluster without slurmdbd starts: $(tail -3 "$work/nodbd.err" | tr '\n' ' ')"
+fi
+"$root/deploy/slurm-cluster.sh" stop "$acc_nodbd" > /dev/null 2>&1
+check "the first cluster still answers" scontrol ping
