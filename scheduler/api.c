@@ -1046,6 +1046,7 @@ static void h_user_patch(api_call *c)
         else if (!store_failed(c, rc, "change the user")) {
             LOG(LOG_INFO, "user %s changed by %s (unix %s%s)", u.name, c->user.name, u.unix_user,
                 u.disabled ? ", disabled" : "");
+            broker_assoc_push(c->a->br, u.partner, u.unix_user); /* a remap: Slurm's association */
             set_json(c, 200, user_json(&u));
         }
     }

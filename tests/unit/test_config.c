@@ -322,7 +322,6 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_default_token_lifetime_over_the_maximum_is_an_error,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_unix_deny_must_be_names, setup, teardown),
-
         cmocka_unit_test_setup_teardown(test_slurm_gpu_limits_is_off_by_default_and_takes_0_or_1,
                                         setup, teardown),
     };
