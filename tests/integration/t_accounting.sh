@@ -5,7 +5,7 @@
 # from slurmdbd's record, and a job that neither slurmctld nor slurmdbd knows is `lost`, charged its
 # full hold, with the reason audited. Leaves MinJobAge as it found it and antennad running.
 echo "== accounting of record: slurmdbd, partners in Slurm, ends read from the record"
-"$root/deploy/ensure-unix-user.sh" antenna-it4 > /dev/null
+"$root/deploy/ensure-unix-user.sh" antenna-it5 > /dev/null
 acc_conf=$SLURM_CONF
 # acc_until SECONDS CMD...: true as soon as CMD succeeds, false after SECONDS.
 acc_until() {
@@ -31,11 +31,11 @@ check "sacctmgr shows an account per partner (ulb, vub)" acc_until 10 bash -c \
 check "alice's Unix account is a user of ulb" acc_until 10 acc_assoc ulb antenna-it
 check "bob's Unix account is a user of vub" acc_until 10 acc_assoc vub antenna-it2
 check "partner add acc" antenna partner add acc --description "accounting test"
-check "user add dora (acc)" antenna user add dora --partner acc --category sme --unix-user antenna-it4
+check "user add dora (acc)" antenna user add dora --partner acc --category sme --unix-user antenna-it5
 check "quota set acc: 10 GPU-hours" antenna quota set acc --gpu-hours 10 --max-gpus 8
 dora=$(antenna token create --user dora --label it)
 check "a new partner gets its Slurm account without any job" acc_until 10 acc_account acc
-check "a new user becomes a user of it" acc_until 10 acc_assoc acc antenna-it4
+check "a new user becomes a user of it" acc_until 10 acc_assoc acc antenna-it5
 
 # MinJobAge low, so that slurmctld forgets a finished job within the test (it purges old jobs
 # once a minute); set back at the end.
