@@ -878,6 +878,7 @@ static void h_partners_post(api_call *c)
             set_error(c, 409, "conflict", "partner \"%s\" already exists", name);
         else if (!store_failed(c, rc, "create the partner")) {
             LOG(LOG_INFO, "partner %s (share %lld) created by %s", name, share, c->user.name);
+            broker_assoc_push(c->a->br, p.name, NULL); /* its Slurm account */
             set_json(c, 201, partner_json(&p));
         }
     }
@@ -1009,6 +1010,7 @@ static void h_users_post(api_call *c)
         else if (!store_failed(c, rc, "create the user")) {
             LOG(LOG_INFO, "user %s (partner %s, unix %s, role %s, %s) created by %s", name, partner,
                 unix_user, role, category, c->user.name);
+            broker_assoc_push(c->a->br, u.partner, u.unix_user); /* Slurm's association */
             set_json(c, 201, user_json(&u));
         }
     }
@@ -1051,6 +1053,7 @@ static void h_user_patch(api_call *c)
         else if (!store_failed(c, rc, "change the user")) {
             LOG(LOG_INFO, "user %s changed by %s (unix %s%s)", u.name, c->user.name, u.unix_user,
                 u.disabled ? ", disabled" : "");
+            broker_assoc_push(c->a->br, u.partner, u.unix_user); /* a remap: Slurm's association */
             set_json(c, 200, user_json(&u));
         }
     }
@@ -1232,6 +1235,7 @@ static void h_quota_patch(api_call *c)
     }
     if (store_failed(c, rc, "set the quota")) goto out;
     LOG(LOG_INFO, "quota of %s for %s set by %s", p.name, period, c->user.name);
+    broker_gpu_limit_push(c->a->br, p.name, period, q.gpu_seconds); /* Slurm's mirror, if on */
     set_json(c, 200, quota_json(c, &p, period));
     c->kick = true; /* takes effect at once on the queue */
 out:

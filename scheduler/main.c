@@ -198,7 +198,8 @@ static int serve(const char *config_path, bool accept_head)
     broker_options bo = {.partition = d.cfg.partition,
                          .spool_dir = d.cfg.spool_dir,
                          .poll_interval_ms = d.cfg.poll_interval_ms,
-                         .cluster_window = d.cfg.policy.cluster_window};
+                         .cluster_window = d.cfg.policy.cluster_window,
+                         .gpu_limits = d.cfg.slurm_gpu_limits != 0};
     if ((rc = broker_new(&d.loop, d.reg, d.sa, &bo, &d.br)) < 0) goto fail_broker;
     api_options ao = {.limits = {.max_gpus = d.cfg.max_gpus,
                                  .max_cpus = d.cfg.max_cpus,

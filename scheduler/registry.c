@@ -617,10 +617,13 @@ static int slurm_one(registry *r, registry_slurm_change *sc, int64_t now)
     bool was_running = state_running(j.state);
     if (sc->lost) {
         snprintf(u.state, sizeof u.state, "lost");
-        snprintf(u.reason, sizeof u.reason,
-                 "Slurm no longer knows job %" PRId64
-                 "; it ended while antennad was not watching (raise MinJobAge)",
-                 j.slurm_job_id);
+        if (sc->reason[0] != '\0')
+            snprintf(u.reason, sizeof u.reason, "%s", sc->reason);
+        else
+            snprintf(u.reason, sizeof u.reason,
+                     "neither slurmctld nor slurmdbd knows Slurm job %" PRId64
+                     ": charged its full hold until staff correct it",
+                     j.slurm_job_id);
         u.ended_at = now;
     } else {
         snprintf(u.state, sizeof u.state, "%s", sc->state);
@@ -637,6 +640,9 @@ static int slurm_one(registry *r, registry_slurm_change *sc, int64_t now)
         /* What really ran, from Slurm's start and end; a lost job's end is unknown. */
         if (!sc->lost && u.started_at > 0 && u.ended_at > u.started_at)
             elapsed = u.ended_at - u.started_at;
+        /* nobody knows what a lost job used: it is charged its full hold (its time limit),
+         * never 0, until staff correct it */
+        if (sc->lost) elapsed = (int64_t)j.time_minutes * 60;
         int w = policy_gpu_weight(r->pol, j.gpu_type);
         policy_charge(j.gpus, j.cpus_per_task, j.time_minutes, w < 0 ? 1000 : w, elapsed,
                       &u.charge_gpu_seconds, &u.charge_cpu_seconds);
@@ -645,13 +651,14 @@ static int slurm_one(registry *r, registry_slurm_change *sc, int64_t now)
     if (terminal) {
         fault_point("charge.before");
         json_t *ec = u.has_exit_code ? json_integer(u.exit_code) : json_null();
-        rc =
-            audit_add(r, "antennad", j.partner, "job.finished",
-                      json_pack("{s:I,s:I,s:s,s:s,s:o,s:I,s:I,s:I}", "job", (json_int_t)j.id,
+        json_t *det = json_pack("{s:I,s:I,s:s,s:s,s:o,s:I,s:I,s:I}", "job", (json_int_t)j.id,
                                 "slurm_job_id", (json_int_t)j.slurm_job_id, "user", j.user, "state",
                                 u.state, "exit_code", ec, "elapsed_seconds", (json_int_t)elapsed,
                                 "charge_gpu_seconds", (json_int_t)u.charge_gpu_seconds,
-                                "charge_cpu_seconds", (json_int_t)u.charge_cpu_seconds));
+                                "charge_cpu_seconds", (json_int_t)u.charge_cpu_seconds);
+        /* a lost job's entry says why it was charged its full hold */
+        if (sc->lost && det != NULL) json_object_set_new(det, "reason", json_string(u.reason));
+        rc = audit_add(r, "antennad", j.partner, "job.finished", det);
         if (rc < 0) return rc;
         int64_t g = 0, cc = 0;
         if (policy_job_finished(r->pol, j.id, elapsed, now, &g, &cc, NULL) < 0 ||

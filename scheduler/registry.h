@@ -212,7 +212,8 @@ typedef struct registry_slurm_change {
     int64_t start_time, end_time; /* unix seconds, 0 = unknown */
     bool has_exit_code;
     int exit_code;
-    bool lost; /* Slurm no longer knows it and its end is unknown: state "lost" */
+    bool lost; /* neither slurmctld nor slurmdbd knows its end: state "lost", charged its full
+                  hold (its time limit), with `reason` (or a default) in its audit entry */
     /* out */
     int rc;                     /* 0, -ENOENT (no such job), or an error */
     bool finished;              /* this change ended it */

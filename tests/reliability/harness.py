@@ -685,6 +685,9 @@ class Harness:
             elapsed = 0
             if j["state"] != "lost" and st and en and en > st:
                 elapsed = min(en - st, int(j.get("time_minutes") or 0) * 60)
+            elif j["state"] == "lost":
+                # neither slurmctld nor slurmdbd knew its end: charged its full hold
+                elapsed = int(j.get("time_minutes") or 0) * 60
             elapsed_of[i] = elapsed
             want = round(int(j.get("gpus") or 0) * elapsed * self.weight)
             got = j.get("charge_gpu_hours")

@@ -974,32 +974,42 @@ static void slurm_second_terminal_change_changes_nothing(void **state)
     assert_int_equal(held, 0);
 }
 
-static void slurm_lost_job_is_lost_and_charged_nothing(void **state)
+static void slurm_lost_job_is_lost_charged_its_full_hold_and_audited_with_why(void **state)
 {
     struct world *w = *state;
-    int64_t id = dispatched_job(w, 4242);
+    int64_t id = dispatched_job(w, 4242); /* 1 GPU for 5 minutes */
     registry_slurm_change c = slurm_change(id, 4242, "running", time(NULL) - 100, 0);
     slurm_apply(w, &c);
     c = slurm_change(id, 4242, "", 0, 0);
     c.lost = true;
+    snprintf(c.reason, sizeof c.reason, "nobody knows it: charged its full hold");
     slurm_apply(w, &c);
     assert_true(c.finished);
-    assert_int_equal(c.charge_gpu_seconds, 0);
-    assert_int_equal(c.charge_cpu_seconds, 0);
+    assert_int_equal(c.charge_gpu_seconds, 5 * 60);
     store_job j = job_get(w, id);
     assert_string_equal(j.state, "lost");
-    assert_int_equal(j.charge_gpu_seconds, 0);
+    assert_string_equal(j.reason, "nobody knows it: charged its full hold");
+    assert_int_equal(j.charge_gpu_seconds, 5 * 60);
     assert_int_equal(j.hold_gpu_seconds, 0);
     size_t charges = 0;
-    assert_int_equal(ledger_sum(w, id, "charge", &charges), 0);
-    assert_int_equal(charges, 0);
+    assert_int_equal(ledger_sum(w, id, "charge", &charges), 5 * 60);
+    assert_int_equal(charges, 1);
     assert_int_equal(ledger_sum(w, id, "hold", NULL) + ledger_sum(w, id, "release", NULL), 0);
     assert_int_equal(audit_count(w, "job.finished", id), 1);
+    store_audit_entry *es = NULL;
+    size_t n = 0;
+    bool why = false;
+    assert_int_equal(store_audit_list(w->st, 0, 0, NULL, "job.finished", 0, &es, &n), 0);
+    for (size_t i = 0; i < n; i++)
+        if (entry_job(&es[i]) == id && strstr(es[i].details, "\"reason\":\"nobody knows it"))
+            why = true;
+    store_audit_entries_free(es, n);
+    assert_true(why);
     policy_quota q;
     int64_t used = -1, held = -1, ucpu, hcpu;
     assert_int_equal(registry_quota_usage(w->reg, "ulb", w->period, &q, &used, &held, &ucpu, &hcpu),
                      0);
-    assert_int_equal(used, 0);
+    assert_int_equal(used, 5 * 60);
     assert_int_equal(held, 0);
 }
 
@@ -1592,7 +1602,7 @@ int main(void)
         T(slurm_pending_then_running_is_audited_job_started),
         T(slurm_completed_charges_its_elapsed_time_and_releases_its_hold),
         T(slurm_second_terminal_change_changes_nothing),
-        T(slurm_lost_job_is_lost_and_charged_nothing),
+        T(slurm_lost_job_is_lost_charged_its_full_hold_and_audited_with_why),
         T(cancel_of_a_queued_job_cancels_it_at_once_and_leaves_the_queue),
         T(cancel_of_a_terminal_job_is_ealready),
         T(partner_create_is_audited_partner_created),
