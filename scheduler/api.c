@@ -1214,6 +1214,8 @@ static void h_usage(api_call *c)
     set_json(c, 200, o);
 }
 
+static json_t *adjustment_json(const store_adjustment *a);
+
 static void h_report(api_call *c)
 {
     store_partner p;
@@ -1299,6 +1301,15 @@ static void h_report(api_call *c)
                           "quota", quota_json(c, &p, month), "by_day", by_day, "by_user", by_user,
                           "jobs", jarr, "total", "gpu_hours", total / 3600.0, "gpu_seconds",
                           (json_int_t)total, "jobs", (json_int_t)n);
+    store_adjustment *as = NULL;
+    size_t nas = 0;
+    if (o != NULL && store_adjustment_list(c->a->st, p.name, month, 0, &as, &nas) == 0) {
+        json_t *aarr = json_array();
+        for (size_t i = 0; i < nas; i++)
+            json_array_append_new(aarr, adjustment_json(&as[i]));
+        json_object_set_new(o, "adjustments", aarr);
+    }
+    free(as);
     set_json(c, 200, o);
 }
 
@@ -1359,6 +1370,108 @@ static void h_audit_verify(api_call *c)
                        r.problem, "head_seq", (json_int_t)r.head_seq));
 }
 
+/* --- refunds and corrections ------------------------------------------------------------------ */
+
+static json_t *adjustment_json(const store_adjustment *a)
+{
+    return json_pack("{s:I,s:s,s:s,s:f,s:I,s:I,s:s,s:s,s:o}", "job", (json_int_t)a->job_id, "kind",
+                     a->kind, "period", a->period, "gpu_hours", a->gpu_seconds / 3600.0,
+                     "gpu_seconds", (json_int_t)a->gpu_seconds, "cpu_seconds",
+                     (json_int_t)a->cpu_seconds, "reason", a->reason, "actor", a->actor, "at",
+                     json_time(a->at));
+}
+
+/* Reads an optional amount in hours (a number >= 0) into *out seconds; absent keeps *out. */
+static bool amount_field(api_call *c, json_t *o, const char *name, int64_t *out)
+{
+    json_t *v = json_object_get(o, name);
+    if (v == NULL) return true;
+    double h = json_is_number(v) ? json_number_value(v) : -1;
+    if (h < 0 || h > 1e9) {
+        set_error(c, 400, "invalid_value", "%s must be a number of hours >= 0", name);
+        return false;
+    }
+    *out = (int64_t)(h * 3600.0 + 0.5);
+    return true;
+}
+
+/* POST /v1/jobs/{id}/refund and /correct: one registry change each, audited with its reason. */
+static void job_adjust(api_call *c, bool correct)
+{
+    static const struct field fields[] = {{"reason", F_STR, true},
+                                          {"gpu_hours", F_NUM_NULL, false},
+                                          {"cpu_hours", F_NUM_NULL, false}};
+    json_t *o = parse_body(c, fields, sizeof fields / sizeof fields[0]);
+    if (o == NULL) return;
+    const char *reason = str_field(o, "reason", "");
+    int64_t gpu = -1, cpu = -1;
+    if (reason[0] == '\0' || strlen(reason) >= STORE_REASON_MAX) {
+        set_error(c, 400, "invalid_value", "reason must say why, in 1 to %d characters",
+                  STORE_REASON_MAX - 1);
+        goto out;
+    }
+    if (!amount_field(c, o, "gpu_hours", &gpu) || !amount_field(c, o, "cpu_hours", &cpu)) goto out;
+    if (correct && gpu < 0) {
+        set_error(c, 400, "missing_field",
+                  "field \"gpu_hours\" is required: the charge the job should have (GPU-hours)");
+        goto out;
+    }
+    if (!correct && gpu >= 0 && cpu < 0) cpu = 0; /* a GPU amount alone refunds GPU-hours only */
+    if (!correct && cpu >= 0 && gpu < 0) gpu = 0;
+    store_job j;
+    int rc = store_job_get(c->a->st, c->id, &j);
+    if (rc == -ENOENT) {
+        set_error(c, 404, "not_found", "no job %" PRId64 "; see antenna jobs --all", c->id);
+        goto out;
+    }
+    if (store_failed(c, rc, "read the job")) goto out;
+    registry_actor who = actor_of(c, j.partner);
+    int64_t charged = j.charge_gpu_seconds;
+    rc = correct ? registry_job_correct(c->a->reg, &who, c->id, gpu, cpu, reason, &j)
+                 : registry_job_refund(c->a->reg, &who, c->id, gpu, cpu, reason, &j);
+    if (rc == -ENOENT) {
+        set_error(c, 404, "not_found", "no job %" PRId64 "; see antenna jobs --all", c->id);
+    } else if (rc == -EAGAIN) {
+        set_error(c, 409, "conflict",
+                  "job %" PRId64 " has not ended (%s): %s it once it has ended and been charged",
+                  c->id, j.state, correct ? "correct" : "refund");
+    } else if (rc == -ERANGE) {
+        set_error(c, 409, "conflict",
+                  "job %" PRId64 " was charged %.4f GPU-hours (net, after earlier refunds): a "
+                  "refund can't exceed what was charged",
+                  c->id, charged / 3600.0);
+    } else if (rc == -EALREADY) {
+        set_error(c, 409, "conflict",
+                  "job %" PRId64 "'s charge already is that (%.4f GPU-hours): nothing to %s", c->id,
+                  charged / 3600.0, correct ? "correct" : "refund");
+    } else if (!store_failed(c, rc, correct ? "correct the charge" : "refund the job")) {
+        LOG(LOG_INFO, "job %" PRId64 ": %s by %s", c->id, correct ? "charge corrected" : "refunded",
+            c->user.name);
+        store_adjustment *as = NULL;
+        size_t n = 0;
+        json_t *arr = json_array();
+        if (store_adjustment_list(c->a->st, NULL, NULL, c->id, &as, &n) == 0)
+            for (size_t i = 0; i < n; i++)
+                json_array_append_new(arr, adjustment_json(&as[i]));
+        free(as);
+        json_t *jo = job_json(&j, NULL);
+        json_object_set_new(jo, "adjustments", arr);
+        set_json(c, 200, jo);
+    }
+out:
+    json_decref(o);
+}
+
+static void h_job_refund(api_call *c)
+{
+    job_adjust(c, false);
+}
+
+static void h_job_correct(api_call *c)
+{
+    job_adjust(c, true);
+}
+
 static const struct route routes[] = {
     {"POST", "v1/jobs", h_jobs_post, R_SUBMITTERS, false},
     {"GET", "v1/jobs", h_jobs_list, R_ALL, true},
@@ -1380,6 +1493,8 @@ static const struct route routes[] = {
     {"GET", "v1/reports/%/%", h_report, R_ALL, false},
     {"GET", "v1/audit", h_audit_list, R_ADMIN | R_AUDITOR, false},
     {"GET", "v1/audit/verify", h_audit_verify, R_ADMIN | R_AUDITOR, false},
+    {"POST", "v1/jobs/*/refund", h_job_refund, R_STAFFS, false},
+    {"POST", "v1/jobs/*/correct", h_job_correct, R_STAFFS, false},
 };
 
 /* --- loop-thread side ---------------------------------------------------------------------- */
