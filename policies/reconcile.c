@@ -28,7 +28,8 @@ void reconcile_result_clear(reconcile_result *r)
 
 static int cmp_job(const void *a, const void *b)
 {
-    const reconcile_job *x = *(const reconcile_job *const *)a, *y = *(const reconcile_job *const *)b;
+    const reconcile_job *x = *(const reconcile_job *const *)a,
+                        *y = *(const reconcile_job *const *)b;
     return (x->slurm_job_id > y->slurm_job_id) - (x->slurm_job_id < y->slurm_job_id);
 }
 
@@ -135,14 +136,14 @@ int reconcile_compare(const reconcile_job *jobs, size_t n_jobs, const reconcile_
         if (rec_ended && (!j->ended || j->held))
             add(out, RECONCILE_HELD_AFTER_END, j, r, j->ended_at, r->end_time);
         if (j->ended && rec_ended) {
-            int64_t el = j->started_at > 0 && j->ended_at > j->started_at
-                             ? j->ended_at - j->started_at
-                             : 0;
+            int64_t el =
+                j->started_at > 0 && j->ended_at > j->started_at ? j->ended_at - j->started_at : 0;
             int64_t d = el - r->elapsed_s;
             if (d > RECONCILE_ELAPSED_SLACK_S || d < -RECONCILE_ELAPSED_SLACK_S)
                 add(out, RECONCILE_ELAPSED, j, r, el, r->elapsed_s);
         }
-        if (r->start_time > 0 && j->gpus != r->gpus) add(out, RECONCILE_GPUS, j, r, j->gpus, r->gpus);
+        if (r->start_time > 0 && j->gpus != r->gpus)
+            add(out, RECONCILE_GPUS, j, r, j->gpus, r->gpus);
     }
     /* the cluster's side: records of ours that no Antenna job explains */
     for (size_t i = 0; i < n_recs; i++) {

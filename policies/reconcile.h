@@ -1,5 +1,5 @@
-/* reconcile.h - compares Antenna's jobs and charges with the cluster's accounting records (slurmdbd),
- * job by job, and names every difference.
+/* reconcile.h - compares Antenna's jobs and charges with the cluster's accounting records
+ * (slurmdbd), job by job, and names every difference.
  *
  * Pure: no I/O, no Slurm or SQLite type, never logs. The caller reads both sides (the store, the
  * Slurm adapter) and hands them over as plain arrays; the comparison is this one function.
@@ -38,11 +38,11 @@ typedef struct reconcile_record {
 
 /* The kinds of difference. */
 typedef enum reconcile_kind {
-    RECONCILE_NO_RECORD = 0,   /* a charge with no record in slurmdbd */
-    RECONCILE_ESCAPED,         /* a record on Antenna's partitions or accounts, no Antenna job */
-    RECONCILE_ELAPSED,         /* elapsed time differs by more than RECONCILE_ELAPSED_SLACK_S */
-    RECONCILE_GPUS,            /* GPU counts differ */
-    RECONCILE_HELD_AFTER_END,  /* Antenna still holds budget (or runs it) after its record ended */
+    RECONCILE_NO_RECORD = 0,  /* a charge with no record in slurmdbd */
+    RECONCILE_ESCAPED,        /* a record on Antenna's partitions or accounts, no Antenna job */
+    RECONCILE_ELAPSED,        /* elapsed time differs by more than RECONCILE_ELAPSED_SLACK_S */
+    RECONCILE_GPUS,           /* GPU counts differ */
+    RECONCILE_HELD_AFTER_END, /* Antenna still holds budget (or runs it) after its record ended */
     RECONCILE_KINDS
 } reconcile_kind;
 
@@ -52,8 +52,8 @@ typedef enum reconcile_kind {
  * NO_RECORD, 0 where a side has none). */
 typedef struct reconcile_diff {
     reconcile_kind kind;
-    int64_t job_id;       /* Antenna's job, 0 for ESCAPED */
-    int64_t slurm_job_id; /* Slurm's job id */
+    int64_t job_id;                   /* Antenna's job, 0 for ESCAPED */
+    int64_t slurm_job_id;             /* Slurm's job id */
     char partner[RECONCILE_NAME_MAX]; /* Antenna's partner, or the record's account (ESCAPED) */
     int64_t antenna, slurm;
 } reconcile_diff;

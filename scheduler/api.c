@@ -1215,6 +1215,7 @@ static void h_usage(api_call *c)
 }
 
 static json_t *adjustment_json(const store_adjustment *a);
+static json_t *reconciled_json(api_call *c, const char *partner, const char *month);
 
 static void h_report(api_call *c)
 {
@@ -1310,6 +1311,7 @@ static void h_report(api_call *c)
         json_object_set_new(o, "adjustments", aarr);
     }
     free(as);
+    if (o != NULL) json_object_set_new(o, "reconciled", reconciled_json(c, p.name, month));
     set_json(c, 200, o);
 }
 
@@ -1472,6 +1474,80 @@ static void h_job_correct(api_call *c)
     job_adjust(c, true);
 }
 
+/* --- reconciliation with the cluster's accounting -----------------------------------------------
+ */
+
+static void h_reconcile(api_call *c)
+{
+    char month[16] = "", err[512] = "";
+    if (query_str(http_request_query(c->req), "month", month, sizeof month) == -EINVAL ||
+        !policy_period_valid(month)) {
+        set_error(c, 400, "invalid_value", "month=YYYY-MM is required, e.g. ?month=2026-11");
+        return;
+    }
+    if (c->a->opt.reconciler == NULL) {
+        set_error(c, 503, "no_accounting",
+                  "the cluster keeps no accounting of record (antennad runs without slurmdbd): "
+                  "reconciliation needs it");
+        return;
+    }
+    registry_actor who = actor_of(c, "");
+    char *text = NULL;
+    int rc = reconciler_run(c->a->opt.reconciler, &who, month, time(NULL), &text, err, sizeof err);
+    if (rc == -EINVAL) {
+        set_error(c, 400, "invalid_value", "%s", err);
+    } else if (rc == -ENOTSUP) {
+        set_error(c, 503, "no_accounting", "%s", err);
+    } else if (rc == -EAGAIN) {
+        set_error(c, 503, "unavailable",
+                  "the cluster's accounting does not answer (%s); retry later", err);
+        c->retry_after = 30;
+    } else if (rc < 0) {
+        LOG(LOG_ERROR, "reconcile %s failed: %s", month, err);
+        set_error(c, 500, "internal", "the reconciliation failed (%s); tell the operators", err);
+    } else {
+        json_error_t jerr;
+        json_t *o = json_loads(text, 0, &jerr);
+        if (o == NULL)
+            set_error(c, 500, "internal", "the reconciliation's answer is not JSON");
+        else
+            set_json(c, 200, o);
+    }
+    free(text);
+}
+
+/* The latest reconciliation of `month` (audited "reconcile.ran"), as the statement of `partner`
+ * shows it: {"at", "jobs", "differences"} of that partner, or null when none ran. Reads the runs
+ * audited since the month began (one a day, and those asked). */
+static json_t *reconciled_json(api_call *c, const char *partner, const char *month)
+{
+    int64_t from = 0, to = 0;
+    store_audit_entry *es = NULL;
+    size_t n = 0;
+    json_t *best = NULL;
+    int64_t best_at = 0;
+    if (reconciler_month_bounds(month, &from, &to) < 0 ||
+        store_audit_list(c->a->st, 0, from, NULL, "reconcile.ran", 0, &es, &n) < 0)
+        return json_null();
+    for (size_t i = 0; i < n; i++) {
+        json_error_t jerr;
+        json_t *d = json_loads(es[i].details ? es[i].details : "{}", 0, &jerr);
+        const char *m = json_string_value(json_object_get(d, "month"));
+        if (m && strcmp(m, month) == 0 && es[i].at >= best_at) {
+            json_t *p = json_object_get(json_object_get(d, "partners"), partner);
+            json_decref(best);
+            best =
+                json_pack("{s:o,s:I,s:I}", "at", json_time(es[i].at), "jobs",
+                          (json_int_t)json_integer_value(json_object_get(p, "jobs")), "differences",
+                          (json_int_t)json_integer_value(json_object_get(p, "differences")));
+            best_at = es[i].at;
+        }
+        json_decref(d);
+    }
+    store_audit_entries_free(es, n);
+    return best ? best : json_null();
+}
+
 static const struct route routes[] = {
     {"POST", "v1/jobs", h_jobs_post, R_SUBMITTERS, false},
     {"GET", "v1/jobs", h_jobs_list, R_ALL, true},
@@ -1495,6 +1571,7 @@ static const struct route routes[] = {
     {"GET", "v1/audit/verify", h_audit_verify, R_ADMIN | R_AUDITOR, false},
     {"POST", "v1/jobs/*/refund", h_job_refund, R_STAFFS, false},
     {"POST", "v1/jobs/*/correct", h_job_correct, R_STAFFS, false},
+    {"GET", "v1/reconcile", h_reconcile, R_READERS, false},
 };
 
 /* --- loop-thread side ---------------------------------------------------------------------- */

@@ -18,6 +18,7 @@
 #include "broker.h"
 #include "http_server.h"
 #include "job_request.h"
+#include "reconciler.h"
 #include "registry.h"
 
 typedef struct api api;
@@ -28,6 +29,7 @@ typedef struct api_options {
     size_t max_output_bytes; /* per GET .../output answer; 0 = 4 MiB */
     audit *audit; /* the audit trail (borrowed), for GET /v1/audit/verify only (the registry
                      appends); NULL = not configured (verify answers 503) */
+    reconciler *reconciler; /* GET /v1/reconcile (borrowed); NULL = no accounting (503) */
 } api_options;
 
 /* Creates the API over `reg` (borrowed: every change goes through it; reads go to

@@ -35,23 +35,16 @@ struct rcase {
 
 /* An ended job of ulb that ran `el` seconds on `gpus` GPUs, charged `charge` GPU-seconds. */
 #define JOB(id_, sid, gpus_, el, charge)                                                           \
-    {.id = id_,                                                                                    \
-     .slurm_job_id = sid,                                                                          \
-     .partner = "ulb",                                                                             \
-     .gpus = gpus_,                                                                                \
-     .started_at = T0,                                                                             \
-     .ended_at = T0 + (el),                                                                        \
-     .ended = true,                                                                                \
-     .charge_gpu_seconds = charge}
+    {                                                                                              \
+        .id = id_, .slurm_job_id = sid, .partner = "ulb", .gpus = gpus_, .started_at = T0,         \
+        .ended_at = T0 + (el), .ended = true, .charge_gpu_seconds = charge                         \
+    }
 /* Its record on partition gpu, account ulb. */
 #define REC(sid, gpus_, el)                                                                        \
-    {.job_id = sid,                                                                                \
-     .account = "ulb",                                                                             \
-     .partition = "gpu",                                                                           \
-     .start_time = T0,                                                                             \
-     .end_time = T0 + (el),                                                                        \
-     .elapsed_s = el,                                                                              \
-     .gpus = gpus_}
+    {                                                                                              \
+        .job_id = sid, .account = "ulb", .partition = "gpu", .start_time = T0,                     \
+        .end_time = T0 + (el), .elapsed_s = el, .gpus = gpus_                                      \
+    }
 
 static const struct rcase cases[] = {
     {.name = "nothing_on_either_side_is_clean"},
@@ -123,7 +116,11 @@ static const struct rcase cases[] = {
      .n_want = 1,
      .jobs_compared = 1},
     {.name = "a_running_job_and_its_running_record_are_clean",
-     .jobs = {{.id = 1, .slurm_job_id = 101, .partner = "ulb", .gpus = 1, .started_at = T0,
+     .jobs = {{.id = 1,
+               .slurm_job_id = 101,
+               .partner = "ulb",
+               .gpus = 1,
+               .started_at = T0,
                .held = true}},
      .n_jobs = 1,
      .recs = {{.job_id = 101, .account = "ulb", .partition = "gpu", .start_time = T0, .gpus = 1}},
