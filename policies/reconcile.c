@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 static const char *const kind_names[RECONCILE_KINDS] = {
     [RECONCILE_NO_RECORD] = "no_record",
@@ -48,18 +49,19 @@ static int cmp_diff(const void *a, const void *b)
     return (x->job_id > y->job_id) - (x->job_id < y->job_id);
 }
 
-static bool in_list(const char *s, const char *const *list, size_t n)
+/* Slurm keeps account names lowercase: accounts compare without case. */
+static bool in_list(const char *s, const char *const *list, size_t n, bool nocase)
 {
     for (size_t i = 0; i < n; i++)
-        if (list[i] && strcmp(s, list[i]) == 0) return true;
+        if (list[i] && (nocase ? strcasecmp(s, list[i]) : strcmp(s, list[i])) == 0) return true;
     return false;
 }
 
 static bool in_scope(const reconcile_record *r, const reconcile_scope *sc)
 {
     if (sc == NULL) return true;
-    return in_list(r->partition, sc->partitions, sc->n_partitions) ||
-           in_list(r->account, sc->accounts, sc->n_accounts);
+    return in_list(r->partition, sc->partitions, sc->n_partitions, false) ||
+           in_list(r->account, sc->accounts, sc->n_accounts, true);
 }
 
 static const reconcile_record *rec_find(const reconcile_record *const *rs, size_t n, int64_t id)
