@@ -292,6 +292,40 @@ static void month_bounds_are_the_utc_month(void **state)
     assert_int_equal(reconciler_month_bounds("2026-1", &from, &to), -EINVAL);
 }
 
+static void stop_loop(uv_timer_t *t)
+{
+    uv_stop(t->loop);
+}
+
+static void daily_run_audits_yesterdays_month_once_as_antennad(void **state)
+{
+    struct world *w = *state;
+    reconciler_close(w->rec); /* one with a short check interval instead */
+    uv_run(&w->loop, UV_RUN_DEFAULT);
+    reconciler_source src = {.records = fake_records, .ctx = &w->fake};
+    reconciler_options opt = {.partition = "gpu", .check_interval_ms = 20};
+    assert_int_equal(reconciler_new(&w->loop, w->reg, &src, &opt, &w->rec), 0);
+    assert_int_equal(reconciler_start(w->rec), 0);
+    uv_timer_t stop;
+    uv_timer_init(&w->loop, &stop);
+    uv_timer_start(&stop, stop_loop, 600, 0);
+    uv_run(&w->loop, UV_RUN_DEFAULT);
+    reconciler_close(w->rec);
+    w->rec = NULL;
+    uv_close((uv_handle_t *)&stop, NULL);
+    uv_run(&w->loop, UV_RUN_DEFAULT); /* both closed, a run in flight finished */
+    store_audit_entry *es = NULL;
+    size_t n = 0;
+    assert_int_equal(store_audit_list(w->st, 0, 0, "antennad", "reconcile.ran", 0, &es, &n), 0);
+    assert_int_equal(n, 1); /* many checks, one run a day */
+    char month[8];
+    int64_t today = time(NULL) / 86400;
+    policy_period_of(today * 86400 - 1, month);
+    assert_non_null(strstr(es[0].details, month));
+    store_audit_entries_free(es, n);
+    assert_int_equal(w->fake.calls, 1);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 int main(void)
@@ -303,6 +337,7 @@ int main(void)
         T(escaped_record_missing_record_and_other_elapsed_are_each_named),
         T(no_accounting_is_enotsup_and_audits_nothing),
         T(a_bad_or_future_month_is_einval_and_reads_nothing),
+        T(daily_run_audits_yesterdays_month_once_as_antennad),
         cmocka_unit_test(month_bounds_are_the_utc_month),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
