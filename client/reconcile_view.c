@@ -12,7 +12,7 @@
 static const char *const kinds[][2] = {
     {"no_record", "charges with no record"},    {"escaped", "records with no Antenna job"},
     {"elapsed", "elapsed times that differ"},   {"gpus", "GPU counts that differ"},
-    {"held_after_end", "held after their end"},
+    {"held_after_end", "held after their end"}, {"charge", "charges that differ"},
 };
 
 static long long ll_of(const json_t *o, const char *key)
@@ -81,7 +81,8 @@ int reconcile_view_print(FILE *out, const json_t *answer)
             fprintf(out, "(only the first %zu differences are listed; --json has the same)\n",
                     json_array_size(arr));
         fputs("ANTENNA and SLURM: seconds for elapsed, GPUs for gpus, GPU-seconds charged for no "
-              "record, end times for held after end.\n",
+              "record, end times for held after end, GPU-seconds (the ledger's, and what Slurm's "
+              "elapsed time costs) for charge.\n",
               out);
     }
     if (ferror(out)) return -EIO;

@@ -2,6 +2,8 @@
  * never logs, never changes its inputs. */
 #include "reconcile.h"
 
+#include "policy.h"
+
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +15,7 @@ static const char *const kind_names[RECONCILE_KINDS] = {
     [RECONCILE_ELAPSED] = "elapsed",
     [RECONCILE_GPUS] = "gpus",
     [RECONCILE_HELD_AFTER_END] = "held_after_end",
+    [RECONCILE_CHARGE] = "charge",
 };
 
 const char *reconcile_kind_name(reconcile_kind k)
@@ -113,8 +116,9 @@ int reconcile_compare(const reconcile_job *jobs, size_t n_jobs, const reconcile_
     memset(out, 0, sizeof *out);
     const reconcile_job **js = calloc(n_jobs ? n_jobs : 1, sizeof *js);
     const reconcile_record **rs = calloc(n_recs ? n_recs : 1, sizeof *rs);
-    /* at most 3 differences per job (held, elapsed, gpus, or no record) plus one per record */
-    out->diffs = calloc(3 * n_jobs + n_recs + 1, sizeof *out->diffs);
+    /* at most 4 differences per job (held, elapsed, gpus, charge; or no record) plus one per
+     * record */
+    out->diffs = calloc(4 * n_jobs + n_recs + 1, sizeof *out->diffs);
     if (js == NULL || rs == NULL || out->diffs == NULL) goto fail_alloc;
     for (size_t i = 0; i < n_jobs; i++)
         js[i] = &jobs[i];
@@ -146,6 +150,18 @@ int reconcile_compare(const reconcile_job *jobs, size_t n_jobs, const reconcile_
         }
         if (r->start_time > 0 && j->gpus != r->gpus)
             add(out, RECONCILE_GPUS, j, r, j->gpus, r->gpus);
+        if (j->ended && rec_ended && j->has_ledger) {
+            /* what the record's elapsed time costs, give or take the elapsed slack */
+            int64_t want = 0, lo = 0, hi = 0, sl = RECONCILE_ELAPSED_SLACK_S;
+            policy_charge(j->gpus, j->cpus, j->time_minutes, j->weight_milli, r->elapsed_s, &want,
+                          NULL);
+            policy_charge(j->gpus, j->cpus, j->time_minutes, j->weight_milli, r->elapsed_s - sl,
+                          &lo, NULL);
+            policy_charge(j->gpus, j->cpus, j->time_minutes, j->weight_milli, r->elapsed_s + sl,
+                          &hi, NULL);
+            if (j->ledger_gpu_seconds < lo || j->ledger_gpu_seconds > hi)
+                add(out, RECONCILE_CHARGE, j, r, j->ledger_gpu_seconds, want);
+        }
     }
     /* the cluster's side: records of ours that no Antenna job explains */
     for (size_t i = 0; i < n_recs; i++) {

@@ -19,10 +19,16 @@ typedef struct reconcile_job {
     int64_t slurm_job_id; /* > 0 */
     char partner[RECONCILE_NAME_MAX];
     int gpus;
-    int64_t started_at, ended_at; /* unix seconds, 0 = not (yet) */
-    bool ended;                   /* in a terminal state */
-    bool held;                    /* still holds budget */
-    int64_t charge_gpu_seconds, charge_cpu_seconds;
+    int64_t started_at, ended_at;                   /* unix seconds, 0 = not (yet) */
+    bool ended;                                     /* in a terminal state */
+    bool held;                                      /* still holds budget */
+    int64_t charge_gpu_seconds, charge_cpu_seconds; /* its net charge (after refunds) */
+    /* for the charge check: what its ledger rows say it used (the sum of its charge rows but the
+     * refunds since its last correction, which are deliberate; a correction states what it
+     * used), and how it is charged */
+    bool has_ledger;
+    int64_t ledger_gpu_seconds;
+    int cpus, time_minutes, weight_milli;
 } reconcile_job;
 
 /* The cluster's side: one record of slurmdbd. */
@@ -43,13 +49,16 @@ typedef enum reconcile_kind {
     RECONCILE_ELAPSED,        /* elapsed time differs by more than RECONCILE_ELAPSED_SLACK_S */
     RECONCILE_GPUS,           /* GPU counts differ */
     RECONCILE_HELD_AFTER_END, /* Antenna still holds budget (or runs it) after its record ended */
+    RECONCILE_CHARGE,         /* the ledger's charge is not what the record's elapsed time costs */
     RECONCILE_KINDS
 } reconcile_kind;
 
 #define RECONCILE_ELAPSED_SLACK_S 1
 
 /* One difference. antenna/slurm: the two values compared (seconds, GPUs, GPU-seconds charged for
- * NO_RECORD, 0 where a side has none). */
+ * NO_RECORD, end times for HELD_AFTER_END, GPU-seconds for CHARGE: the ledger's and what the
+ * record's elapsed time costs by policy_charge; 0 where a side has none). A CHARGE difference is
+ * one beyond what RECONCILE_ELAPSED_SLACK_S seconds either way cost. */
 typedef struct reconcile_diff {
     reconcile_kind kind;
     int64_t job_id;                   /* Antenna's job, 0 for ESCAPED */
@@ -87,7 +96,7 @@ int reconcile_compare(const reconcile_job *jobs, size_t n_jobs, const reconcile_
 void reconcile_result_clear(reconcile_result *r);
 
 /* The kind's name, as the API shows it: "no_record", "escaped", "elapsed", "gpus",
- * "held_after_end". Static. */
+ * "held_after_end", "charge". Static. */
 const char *reconcile_kind_name(reconcile_kind k);
 
 #endif

@@ -170,7 +170,17 @@ static json_t *time_json(int64_t t)
     return json_string(buf);
 }
 
-static void job_of(const store_job *s, reconcile_job *j)
+static int cmp_sum(const void *a, const void *b)
+{
+    int64_t x = ((const store_ledger_job_sum *)a)->job_id,
+            y = ((const store_ledger_job_sum *)b)->job_id;
+    return (x > y) - (x < y);
+}
+
+/* Antenna's side of job `s`; `sums` (by job id) are the ledger sums per job of the period it is
+ * charged to (NULL: a job of another period, whose charge is not checked). */
+static void job_of(registry *reg, const store_job *s, const store_ledger_job_sum *sums,
+                   size_t nsums, reconcile_job *j)
 {
     memset(j, 0, sizeof *j);
     j->id = s->id;
@@ -183,6 +193,14 @@ static void job_of(const store_job *s, reconcile_job *j)
     j->held = s->hold_gpu_seconds > 0 || s->hold_cpu_seconds > 0;
     j->charge_gpu_seconds = s->charge_gpu_seconds;
     j->charge_cpu_seconds = s->charge_cpu_seconds;
+    store_ledger_job_sum key = {.job_id = s->id};
+    const store_ledger_job_sum *e = bsearch(&key, sums, nsums, sizeof *sums, cmp_sum);
+    j->has_ledger = sums != NULL; /* a job of the period without a charge row was charged 0 */
+    j->ledger_gpu_seconds = e ? e->charge_gpu_seconds - e->refund_gpu_seconds : 0;
+    j->cpus = s->cpus_per_task;
+    j->time_minutes = s->time_minutes;
+    int w = registry_gpu_weight(reg, s->gpu_type);
+    j->weight_milli = w < 0 ? 1000 : w;
 }
 
 static int cmp_i64(const void *a, const void *b)
@@ -209,6 +227,8 @@ int reconciler_run(reconciler *rc, const registry_actor *who, const char *month,
     store *st = registry_store(rc->reg);
     store_job *sj = NULL;
     store_partner *ps = NULL;
+    store_ledger_job_sum *sums = NULL;
+    size_t nsums = 0;
     reconcile_record *recs = NULL;
     reconcile_job *jobs = NULL;
     int64_t *ids = NULL;
@@ -234,6 +254,11 @@ int reconciler_run(reconciler *rc, const registry_actor *who, const char *month,
         snprintf(err, errlen, "cannot read the month's jobs (%s)", strerror(-r));
         goto fail_jobs;
     }
+    if ((r = store_ledger_job_sums(st, month, &sums, &nsums)) < 0) {
+        snprintf(err, errlen, "cannot read the month's ledger (%s)", strerror(-r));
+        goto fail_jobs;
+    }
+    if (sums == NULL && (sums = calloc(1, sizeof *sums)) == NULL) goto fail_nomem;
     ids = calloc(nsj + 1, sizeof *ids);
     if (ids == NULL) goto fail_nomem;
     for (size_t i = 0; i < nsj; i++)
@@ -244,12 +269,13 @@ int reconciler_run(reconciler *rc, const registry_actor *who, const char *month,
     jobs = calloc(nsj + nrec + 1, sizeof *jobs);
     if (jobs == NULL) goto fail_nomem;
     for (size_t i = 0; i < nsj; i++)
-        job_of(&sj[i], &jobs[nj++]);
+        job_of(rc->reg, &sj[i], sums, nsums, &jobs[nj++]);
     /* a record of an Antenna job of another month (it ran across the month's start) */
     for (size_t i = 0; i < nrec; i++) {
         store_job x;
         if (bsearch(&recs[i].job_id, ids, nsj, sizeof *ids, cmp_i64) != NULL) continue;
-        if (store_job_get_by_slurm_id(st, recs[i].job_id, &x) == 0) job_of(&x, &jobs[nj++]);
+        if (store_job_get_by_slurm_id(st, recs[i].job_id, &x) == 0)
+            job_of(rc->reg, &x, NULL, 0, &jobs[nj++]); /* its ledger is another month's */
     }
     if ((r = store_partner_list(st, &ps, &nps)) < 0) {
         snprintf(err, errlen, "cannot read the partners (%s)", strerror(-r));
@@ -318,6 +344,7 @@ done:
     reconcile_result_clear(&res);
     free(accts);
     free(ps);
+    free(sums);
     free(jobs);
     free(recs);
     free(ids);

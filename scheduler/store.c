@@ -247,7 +247,8 @@ static const char *const migrations[] = {
     "CREATE TRIGGER ledger_adjustments_no_delete BEFORE DELETE ON ledger_adjustments"
     " BEGIN SELECT RAISE(ABORT, 'the ledger is append-only'); END;"
     "CREATE INDEX jobs_period ON jobs (period, id) WHERE slurm_job_id > 0;"
-    "CREATE INDEX jobs_slurm_id ON jobs (slurm_job_id) WHERE slurm_job_id > 0;",
+    "CREATE INDEX jobs_slurm_id ON jobs (slurm_job_id) WHERE slurm_job_id > 0;"
+    "CREATE INDEX ledger_period_job ON ledger (period, job_id) WHERE kind = 'charge';",
 };
 
 #define STORE_SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
@@ -359,6 +360,7 @@ enum stmt_id {
     ST_ADJUST_LIST,
     ST_JOB_LIST_PERIOD,
     ST_JOB_GET_SLURM,
+    ST_LEDGER_JOB_SUMS,
     ST_COUNT
 };
 
@@ -521,6 +523,13 @@ static const char *const stmt_sql[ST_COUNT] = {
         "AND (?2 IS NULL OR l.period = ?2) AND (?3 = 0 OR a.job_id = ?3) ORDER BY a.ledger_id",
     [ST_JOB_LIST_PERIOD] =
         "SELECT " JOB_COLS " FROM jobs WHERE period = ?1 AND slurm_job_id > 0 ORDER BY id",
+    [ST_LEDGER_JOB_SUMS] =
+        "SELECT l.job_id, sum(l.gpu_seconds), "
+        "coalesce(sum(CASE WHEN a.kind = 'refund' AND l.id > coalesce((SELECT max(c.ledger_id) "
+        "FROM ledger_adjustments c WHERE c.job_id = l.job_id AND c.kind = 'correction'), 0) "
+        "THEN l.gpu_seconds END), 0) FROM ledger l "
+        "LEFT JOIN ledger_adjustments a ON a.ledger_id = l.id "
+        "WHERE l.kind = 'charge' AND l.period = ?1 GROUP BY l.job_id ORDER BY l.job_id",
     [ST_JOB_GET_SLURM] = "SELECT " JOB_COLS " FROM jobs WHERE slurm_job_id = ?1 AND "
                          "slurm_job_id > 0 ORDER BY id DESC LIMIT 1",
 };
@@ -2356,6 +2365,30 @@ int store_job_list_period(store *s, const char *period, store_job **out, size_t 
     if (st) {
         bind_text(st, 1, period);
         ret = read_rows(c, st, sizeof **out, read_job, (void **)out, n);
+    }
+    read_end(s, c);
+    return ret;
+}
+
+static void read_job_sum(sqlite3_stmt *st, void *item)
+{
+    store_ledger_job_sum *e = item;
+    e->job_id = sqlite3_column_int64(st, 0);
+    e->charge_gpu_seconds = sqlite3_column_int64(st, 1);
+    e->refund_gpu_seconds = sqlite3_column_int64(st, 2);
+}
+
+int store_ledger_job_sums(store *s, const char *period, store_ledger_job_sum **out, size_t *n)
+{
+    if (!s || !period || !out || !n) return -EINVAL;
+    *out = NULL;
+    *n = 0;
+    conn *c = read_begin(s);
+    sqlite3_stmt *st = stmt_get(c, ST_LEDGER_JOB_SUMS);
+    int ret = -EIO;
+    if (st) {
+        bind_text(st, 1, period);
+        ret = read_rows(c, st, sizeof **out, read_job_sum, (void **)out, n);
     }
     read_end(s, c);
     return ret;

@@ -455,6 +455,18 @@ int store_adjustment_list(store *s, const char *partner, const char *period, int
  * an index. Same ownership as store_job_list. */
 int store_job_list_period(store *s, const char *period, store_job **out, size_t *n);
 
+/* One job's charge rows in a period: their sum, and the part of it that refunds made since its last
+ * correction are (<= 0; a correction states the job's whole charge, earlier refunds included). */
+typedef struct store_ledger_job_sum {
+    int64_t job_id;
+    int64_t charge_gpu_seconds;
+    int64_t refund_gpu_seconds;
+} store_ledger_job_sum;
+
+/* Sums the ledger's charge rows of `period` per job, by job id, from the rows themselves (not the
+ * jobs' charge fields), through an index. Same ownership as store_quota_list. */
+int store_ledger_job_sums(store *s, const char *period, store_ledger_job_sum **out, size_t *n);
+
 /* Reads the job Slurm knows as `slurm_job_id` (the newest, should ids be reused). Returns 0,
  * -ENOENT, -EIO. */
 int store_job_get_by_slurm_id(store *s, int64_t slurm_job_id, store_job *out);

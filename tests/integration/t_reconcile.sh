@@ -69,8 +69,8 @@ if [ "$acct_type" = accounting_storage/slurmdbd ]; then
     n_sa=$(sacct -a -X -n -P -S "$month-01T00:00:00" -o jobid,account 2> /dev/null | grep -c '|antenna-sa-test')
     n_esc=$(kind_count "$r1" escaped)
     n_esc_sa=$(printf '%s' "$r1" | grep -o '"kind":"escaped","job":null,"slurm_job_id":[0-9]*,"partner":"antenna-sa-test[^"]*"' | wc -l)
-    show_unless "after the run's jobs: 0 differences on Antenna's jobs (no record, elapsed, GPUs, held)" \
-        "$work/reconcile.out" test "$(kind_count "$r1" no_record):$(kind_count "$r1" elapsed):$(kind_count "$r1" gpus):$(kind_count "$r1" held_after_end)" = "0:0:0:0"
+    show_unless "after the run's jobs: 0 differences on Antenna's jobs (no record, elapsed, GPUs, held, charge)" \
+        "$work/reconcile.out" test "$(kind_count "$r1" no_record):$(kind_count "$r1" elapsed):$(kind_count "$r1" gpus):$(kind_count "$r1" held_after_end):$(kind_count "$r1" charge)" = "0:0:0:0:0"
     show_unless "the only escaped records are the adapter self-test's $n_sa jobs ($n_esc = $n_esc_sa = $n_sa)" \
         "$work/reconcile.out" test "$n_esc" = "$n_sa" -a "$n_esc_sa" = "$n_sa"
     n_cmp=$(printf '%s' "$r1" | grep -o '"jobs_compared":[0-9]*' | grep -o '[0-9]*$')
@@ -95,6 +95,20 @@ if [ "$acct_type" = accounting_storage/slurmdbd ]; then
     check "and is the only new difference" test "$(kind_count "$r2" escaped):$(printf '%s' "$r2" | grep -o '"differences":[0-9]*' | head -1 | grep -o '[0-9]*$')" = "$((n_esc + 1)):$((n_esc + 1))"
     rep=$(api "$admin" GET "/v1/reports/ulb/$month")
     check "ulb's statement shows the latest reconciliation: its one difference" bash -c "printf '%s' '$rep' | grep -q '\"reconciled\":{[^}]*\"differences\":1'"
+    # A ledger charge changed in the database (an extra hour on the refunded-and-corrected job;
+    # the ledger takes inserts only), then put right the same way.
+    plant() {
+        ledger "INSERT INTO ledger (job_id, partner_id, period, kind, gpu_seconds, cpu_seconds, at)
+            SELECT j.id, u.partner_id, j.period, 'charge', $1, 0, strftime('%s','now')
+            FROM jobs j JOIN users u ON u.id = j.user_id WHERE j.id = $rj"
+    }
+    plant 3600
+    r3=$(api "$admin" GET "/v1/reconcile?month=$month")
+    check "a ledger charge changed in the database is a charge difference naming job $rj" \
+        bash -c "[ '$(kind_count "$r3" charge)' = 1 ] && printf '%s' '$r3' | grep -q '\"kind\":\"charge\",\"job\":$rj,'"
+    plant -3600
+    r4=$(api "$admin" GET "/v1/reconcile?month=$month")
+    check "put right, the charge difference is gone" test "$(kind_count "$r4" charge)" = 0
     antenna report --partner ulb --month "$month" --format html --output "$work/report-rec.html" 2> /dev/null
     check "the statement page says 'reconciled with the cluster's accounting on'" \
         grep -q "reconciled with the cluster&#39;s accounting on" "$work/report-rec.html"

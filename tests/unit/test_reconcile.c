@@ -39,6 +39,13 @@ struct rcase {
         .id = id_, .slurm_job_id = sid, .partner = "ulb", .gpus = gpus_, .started_at = T0,         \
         .ended_at = T0 + (el), .ended = true, .charge_gpu_seconds = charge                         \
     }
+/* The same with its ledger: `ledger` GPU-seconds, charged at weight 1000 with a 60 min limit. */
+#define JOBL(id_, sid, gpus_, el, ledger)                                                          \
+    {                                                                                              \
+        .id = id_, .slurm_job_id = sid, .partner = "ulb", .gpus = gpus_, .started_at = T0,         \
+        .ended_at = T0 + (el), .ended = true, .charge_gpu_seconds = ledger, .has_ledger = true,    \
+        .ledger_gpu_seconds = ledger, .cpus = 1, .time_minutes = 60, .weight_milli = 1000          \
+    }
 /* Its record on partition gpu, account ulb. */
 #define REC(sid, gpus_, el)                                                                        \
     {                                                                                              \
@@ -145,6 +152,36 @@ static const struct rcase cases[] = {
      .want = {{RECONCILE_ESCAPED, 700, 0, 9}},
      .n_want = 1,
      .jobs_compared = 1},
+    {.name = "a_ledger_charge_that_is_what_the_record_costs_is_clean",
+     .jobs = {JOBL(1, 101, 2, 600, 1200), JOBL(2, 102, 2, 601, 1202)},
+     .n_jobs = 2,
+     .recs = {REC(101, 2, 600), REC(102, 2, 600)},
+     .n_recs = 2,
+     .jobs_compared = 2},
+    {.name = "a_ledger_charge_changed_is_a_charge_difference",
+     .jobs = {JOBL(1, 101, 2, 600, 1200 + 3600)},
+     .n_jobs = 1,
+     .recs = {REC(101, 2, 600)},
+     .n_recs = 1,
+     .want = {{RECONCILE_CHARGE, 101, 4800, 1200}},
+     .n_want = 1,
+     .jobs_compared = 1},
+    {.name = "a_job_that_ran_but_was_charged_nothing_is_a_charge_difference",
+     .jobs = {JOBL(1, 101, 1, 0, 0)},
+     .n_jobs = 1,
+     .recs = {REC(101, 1, 300)},
+     .n_recs = 1,
+     .want = {{RECONCILE_ELAPSED, 101, 0, 300}, {RECONCILE_CHARGE, 101, 0, 300}},
+     .n_want = 2,
+     .jobs_compared = 1},
+    {.name = "a_charge_beyond_the_time_limit_is_capped_as_the_charge_is",
+     .jobs = {JOBL(1, 101, 1, 3600, 3600)},
+     .n_jobs = 1,
+     .recs = {REC(101, 1, 3650)}, /* Slurm's OverTimeLimit let it run 50 s over */
+     .n_recs = 1,
+     .want = {{RECONCILE_ELAPSED, 101, 3600, 3650}},
+     .n_want = 1,
+     .jobs_compared = 1},
     {.name = "several_kinds_come_by_kind_then_slurm_id",
      .jobs = {JOB(3, 103, 1, 100, 100), JOB(1, 101, 1, 600, 600), JOB(2, 102, 1, 50, 50)},
      .n_jobs = 3,
@@ -209,6 +246,7 @@ static void kind_names_are_the_api_names(void **state)
     assert_string_equal(reconcile_kind_name(RECONCILE_NO_RECORD), "no_record");
     assert_string_equal(reconcile_kind_name(RECONCILE_ESCAPED), "escaped");
     assert_string_equal(reconcile_kind_name(RECONCILE_HELD_AFTER_END), "held_after_end");
+    assert_string_equal(reconcile_kind_name(RECONCILE_CHARGE), "charge");
     assert_string_equal(reconcile_kind_name(RECONCILE_KINDS), "unknown");
 }
 

@@ -237,10 +237,11 @@ static void escaped_record_missing_record_and_other_elapsed_are_each_named(void 
     record(w, 201, "ulb", 1, 500);
     record(w, 999, "ulb", 4, 30); /* behind Antenna's back */
     json_t *o = run_ok(w);
-    assert_int_equal(summary(o, "differences"), 3);
+    assert_int_equal(summary(o, "differences"), 4);
     assert_int_equal(by_kind(o, "no_record"), 1);
     assert_int_equal(by_kind(o, "escaped"), 1);
     assert_int_equal(by_kind(o, "elapsed"), 1);
+    assert_int_equal(by_kind(o, "charge"), 1); /* charged 600 s, the record says 500 */
     json_t *diffs = json_object_get(o, "differences");
     json_t *esc = json_array_get(diffs, 1);
     assert_string_equal(json_string_value(json_object_get(esc, "kind")), "escaped");
@@ -250,11 +251,33 @@ static void escaped_record_missing_record_and_other_elapsed_are_each_named(void 
     assert_int_equal(json_integer_value(json_object_get(el, "job")), a);
     assert_int_equal(json_integer_value(json_object_get(el, "antenna")), 600);
     assert_int_equal(json_integer_value(json_object_get(el, "slurm")), 500);
+    json_t *ch = json_array_get(diffs, 3);
+    assert_string_equal(json_string_value(json_object_get(ch, "kind")), "charge");
+    assert_int_equal(json_integer_value(json_object_get(ch, "antenna")), 600);
+    assert_int_equal(json_integer_value(json_object_get(ch, "slurm")), 500);
     json_decref(o);
     json_t *d = NULL;
     assert_int_equal(runs_audited(w, &d), 1);
-    assert_int_equal(json_integer_value(json_object_get(d, "differences")), 3);
+    assert_int_equal(json_integer_value(json_object_get(d, "differences")), 4);
     json_decref(d);
+}
+
+static void
+a_correction_to_what_ran_clears_a_charge_difference_a_refund_does_not_make_one(void **state)
+{
+    struct world *w = *state;
+    int64_t a = ran_job(w, 401, 1, 600), b = ran_job(w, 402, 1, 600);
+    record(w, 401, "ulb", 1, 300); /* the record: it ran 300 s; Antenna charged 600 */
+    record(w, 402, "ulb", 1, 600);
+    json_t *o = run_ok(w);
+    assert_int_equal(by_kind(o, "charge"), 1);
+    json_decref(o);
+    assert_int_equal(registry_job_correct(w->reg, &WHO, a, 300, -1, "ran 300 s", NULL), 0);
+    assert_int_equal(registry_job_refund(w->reg, &WHO, b, 100, -1, "goodwill", NULL), 0);
+    o = run_ok(w);
+    assert_int_equal(by_kind(o, "charge"), 0);
+    assert_int_equal(by_kind(o, "elapsed"), 1); /* Antenna's times are what Slurm said at the end */
+    json_decref(o);
 }
 
 static void no_accounting_is_enotsup_and_audits_nothing(void **state)
@@ -335,6 +358,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         T(clean_run_reports_no_difference_and_audits_reconcile_ran),
         T(escaped_record_missing_record_and_other_elapsed_are_each_named),
+        T(a_correction_to_what_ran_clears_a_charge_difference_a_refund_does_not_make_one),
         T(no_accounting_is_enotsup_and_audits_nothing),
         T(a_bad_or_future_month_is_einval_and_reads_nothing),
         T(daily_run_audits_yesterdays_month_once_as_antennad),

@@ -3670,7 +3670,8 @@ static void job_list_in_slurm_of_no_job_is_empty(void **state)
 /* What the v5 -> v6 step adds (refunds and corrections, the reconciliation's indexes). */
 #define V6_DROP                                                                                    \
     "DROP TRIGGER ledger_adjustments_no_update; DROP TRIGGER ledger_adjustments_no_delete; "       \
-    "DROP TABLE ledger_adjustments; DROP INDEX jobs_period; DROP INDEX jobs_slurm_id; "
+    "DROP TABLE ledger_adjustments; DROP INDEX jobs_period; DROP INDEX jobs_slurm_id; "            \
+    "DROP INDEX ledger_period_job; "
 
 /* A v3 database is a v5 one without the v3 -> v4 and v4 -> v5 steps' tables, index and
  * trigger. */
@@ -3902,6 +3903,20 @@ static void job_list_period_and_get_by_slurm_id_find_jobs_in_slurm(void **state)
     assert_int_equal(store_job_get_by_slurm_id(f->s, 64, &j), 0);
     assert_int_equal(j.id, a);
     assert_int_equal(store_job_get_by_slurm_id(f->s, 65, &j), -ENOENT);
+    assert_int_equal(store_job_adjust(f->s, a, "refund", -300, 0, "x", "stan", NULL), 0);
+    assert_int_equal(store_job_adjust(f->s, a, "correction", 100, 0, "y", "stan", NULL), 0);
+    store_ledger_job_sum *sums = NULL;
+    assert_int_equal(store_ledger_job_sums(f->s, PERIOD, &sums, &n), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(sums[0].job_id, a);
+    assert_int_equal(sums[0].charge_gpu_seconds, 800 - 300 + 100);
+    assert_int_equal(sums[0].refund_gpu_seconds, 0); /* the correction came after the refund */
+    free(sums);
+    assert_int_equal(store_job_adjust(f->s, a, "refund", -50, 0, "z", "stan", NULL), 0);
+    assert_int_equal(store_ledger_job_sums(f->s, PERIOD, &sums, &n), 0);
+    assert_int_equal(sums[0].charge_gpu_seconds, 800 - 300 + 100 - 50);
+    assert_int_equal(sums[0].refund_gpu_seconds, -50);
+    free(sums);
 }
 
 int main(void)
