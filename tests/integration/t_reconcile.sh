@@ -51,6 +51,11 @@ echo "== reconciliation with the cluster's accounting (slurmdbd)"
 expect_api "a user may not reconcile" 403 forbidden "$alice" GET "/v1/reconcile?month=$month"
 expect_api "reconcile needs a month" 400 invalid_value "$admin" GET "/v1/reconcile"
 acct_type=$(scontrol show config 2> /dev/null | sed -n 's/^AccountingStorageType *= *//p')
+# diffs_of JSON 'P1|P2' [KIND]: how many differences a reconciliation lists for partners P1, P2
+# (of KIND, default any).
+diffs_of() {
+    printf '%s' "$1" | grep -oE "\{\"kind\":\"${3:-[a-z_]+}\",\"job\":[0-9a-z]+,\"slurm_job_id\":[0-9]+,\"partner\":\"($2)\"" | wc -l
+}
 # kind_count JSON KIND: the count of KIND in a reconciliation's summary.
 kind_count() { printf '%s' "$1" | grep -o "\"$2\":[0-9]*" | head -1 | grep -o '[0-9]*$'; }
 if [ "$acct_type" = accounting_storage/slurmdbd ]; then
@@ -64,15 +69,14 @@ if [ "$acct_type" = accounting_storage/slurmdbd ]; then
     rrc=$?
     show_unless "antenna reconcile runs (exit $rrc)" "$work/reconcile.out" test "$rrc" -eq 0
     r1=$(api "$admin" GET "/v1/reconcile?month=$month")
-    # The slurm adapter's own tests (above) submit jobs straight to Slurm under accounts
-    # antenna-sa-test*, on Antenna's partition: real escaped jobs, and the only ones.
-    n_sa=$(sacct -a -X -n -P -S "$month-01T00:00:00" -o jobid,account 2> /dev/null | grep -c '|antenna-sa-test')
-    n_esc=$(kind_count "$r1" escaped)
-    n_esc_sa=$(printf '%s' "$r1" | grep -o '"kind":"escaped","job":null,"slurm_job_id":[0-9]*,"partner":"antenna-sa-test[^"]*"' | wc -l)
-    show_unless "after the run's jobs: 0 differences on Antenna's jobs (no record, elapsed, GPUs, held, charge)" \
-        "$work/reconcile.out" test "$(kind_count "$r1" no_record):$(kind_count "$r1" elapsed):$(kind_count "$r1" gpus):$(kind_count "$r1" held_after_end):$(kind_count "$r1" charge)" = "0:0:0:0:0"
-    show_unless "the only escaped records are the adapter self-test's $n_sa jobs ($n_esc = $n_esc_sa = $n_sa)" \
-        "$work/reconcile.out" test "$n_esc" = "$n_sa" -a "$n_esc_sa" = "$n_sa"
+    # The differences of run.sh's own partners (ulb, vub) must be none; other topic files and the
+    # slurm adapter's self-test (accounts antenna-sa-test*) run jobs behind Antenna's back or plant
+    # differences of their own, under their own partners and accounts: shown, not judged here.
+    ours=$(diffs_of "$r1" 'ulb|vub')
+    show_unless "after the run's jobs: 0 differences for ulb and vub (no record, escaped, elapsed, GPUs, held, charge)" \
+        "$work/reconcile.out" test "$ours" = 0
+    others=$(( $(printf '%s' "$r1" | grep -o '"differences":[0-9]*' | head -1 | grep -o '[0-9]*$') - ours ))
+    echo "    (differences of other partners and accounts, not judged here: $others)"
     n_cmp=$(printf '%s' "$r1" | grep -o '"jobs_compared":[0-9]*' | grep -o '[0-9]*$')
     n_in=$(ledger "SELECT count(*) FROM jobs WHERE period='$month' AND slurm_job_id > 0")
     check "it compared every job of the month in Slurm ($n_cmp = $n_in)" test "${n_cmp:-x}" = "$n_in"
@@ -92,7 +96,8 @@ if [ "$acct_type" = accounting_storage/slurmdbd ]; then
     show_unless "the escaped job shows up as a record with no Antenna job" "$work/reconcile2.out" \
         grep -Eq "^escaped +- +$esc +ulb" "$work/reconcile2.out"
     r2=$(api "$admin" GET "/v1/reconcile?month=$month")
-    check "and is the only new difference" test "$(kind_count "$r2" escaped):$(printf '%s' "$r2" | grep -o '"differences":[0-9]*' | head -1 | grep -o '[0-9]*$')" = "$((n_esc + 1)):$((n_esc + 1))"
+    check "and is the only new difference (ulb: 1 escaped, nothing else)" \
+        test "$(diffs_of "$r2" ulb escaped):$(diffs_of "$r2" 'ulb|vub')" = "1:1"
     rep=$(api "$admin" GET "/v1/reports/ulb/$month")
     check "ulb's statement shows the latest reconciliation: its one difference" bash -c "printf '%s' '$rep' | grep -q '\"reconciled\":{[^}]*\"differences\":1'"
     # A ledger charge changed in the database (an extra hour on the refunded-and-corrected job;
@@ -105,10 +110,10 @@ if [ "$acct_type" = accounting_storage/slurmdbd ]; then
     plant 3600
     r3=$(api "$admin" GET "/v1/reconcile?month=$month")
     check "a ledger charge changed in the database is a charge difference naming job $rj" \
-        bash -c "[ '$(kind_count "$r3" charge)' = 1 ] && printf '%s' '$r3' | grep -q '\"kind\":\"charge\",\"job\":$rj,'"
+        bash -c "[ '$(diffs_of "$r3" ulb charge)' = 1 ] && printf '%s' '$r3' | grep -q '\"kind\":\"charge\",\"job\":$rj,'"
     plant -3600
     r4=$(api "$admin" GET "/v1/reconcile?month=$month")
-    check "put right, the charge difference is gone" test "$(kind_count "$r4" charge)" = 0
+    check "put right, the charge difference is gone" test "$(diffs_of "$r4" ulb charge)" = 0
     antenna report --partner ulb --month "$month" --format html --output "$work/report-rec.html" 2> /dev/null
     check "the statement page says 'reconciled with the cluster's accounting on'" \
         grep -q "reconciled with the cluster&#39;s accounting on" "$work/report-rec.html"
