@@ -64,7 +64,13 @@ if [ "$acct_type" = accounting_storage/slurmdbd ]; then
         [ "$(ledger "SELECT count(*) FROM jobs WHERE slurm_job_id > 0 AND state NOT IN ('completed','failed','cancelled','timeout','node_fail','preempted','boot_fail','deadline','out_of_memory','lost')")" = 0 ] && break
         sleep 0.2
     done
-    sleep 2 # slurmctld sends the last job ends to slurmdbd asynchronously
+    # slurmctld sends jobs to slurmdbd asynchronously, in steps: sacct shows a job COMPLETED
+    # before its record is whole (no partition yet) and before slurmdbd's window queries find it.
+    records_whole() {
+        [ "$(sacct -a -X -n -P -S "$month-01T00:00:00" -o partition 2> /dev/null | grep -c '^$')" = 0 ]
+    }
+    for _ in $(seq 1 60); do records_whole && break; sleep 0.5; done
+    sleep 1
     antenna reconcile --month "$month" > "$work/reconcile.out" 2>&1
     rrc=$?
     show_unless "antenna reconcile runs (exit $rrc)" "$work/reconcile.out" test "$rrc" -eq 0
@@ -89,9 +95,10 @@ if [ "$acct_type" = accounting_storage/slurmdbd ]; then
     show_unless "an escaped job was submitted with sbatch as root (Slurm id ${esc:-none})" \
         "$work/esc.err" test -n "$esc"
     for _ in $(seq 1 100); do
-        sacct -n -X -P -j "${esc:-0}" -o state 2> /dev/null | grep -q COMPLETED && break
+        [ "$(sacct -n -X -P -j "${esc:-0}" -o state,partition 2> /dev/null)" = "COMPLETED|gpu" ] && break
         sleep 0.3
     done
+    sleep 1
     antenna reconcile --month "$month" > "$work/reconcile2.out" 2>&1
     show_unless "the escaped job shows up as a record with no Antenna job" "$work/reconcile2.out" \
         grep -Eq "^escaped +- +$esc +ulb" "$work/reconcile2.out"
