@@ -1,6 +1,7 @@
 # Antenna - plain Makefile. `make` builds build/antennad and build/antenna; `make test` runs
 # everything (format and lint checks, unit tests, sanitizer build, integration on a real Slurm
-# cluster, the quick pass of the fault harness). `make bench` and `make reliability` run long.
+# cluster with the hostile table, a short fuzz pass, the quick pass of the fault harness).
+# `make bench`, `make reliability` and `make fuzz` run long.
 # Quiet unless V=1. SANITIZER=address,undefined builds into build-san/.
 
 CC      ?= cc
@@ -24,7 +25,7 @@ CFLAGS  += -std=c11 $(WARN) $(HARDEN) $(OPT) $(SANFLAGS) -MMD -MP
 LDFLAGS += -pie -Wl,-z,relro -Wl,-z,now $(SANFLAGS)
 
 LIBS_SCHED  := -luv -lhttp_parser -lssl -lcrypto -ljansson -lsqlite3 -lslurm -lpthread -lm
-LIBS_CLIENT := -lcurl -ljansson -lm
+LIBS_CLIENT := -lcurl -ljansson -lcrypto -lm
 LIBS_TEST   := -lcmocka
 
 ifeq ($(V),0)
@@ -101,10 +102,10 @@ integration: all $(ITEST_BIN)
 	$(Q)tests/integration/run.sh $(BUILD)
 
 format:
-	$(Q)clang-format -i $(wildcard */*.[ch] tests/unit/*.[ch] tests/integration/*.[ch] tests/bench/*.[ch])
+	$(Q)clang-format -i $(wildcard */*.[ch] tests/unit/*.[ch] tests/integration/*.[ch] tests/bench/*.[ch] tests/fuzz/*.[ch])
 
 format-check:
-	$(Q)clang-format --dry-run --Werror $(wildcard */*.[ch] tests/unit/*.[ch] tests/integration/*.[ch] tests/bench/*.[ch]) && echo "  format ok"
+	$(Q)clang-format --dry-run --Werror $(wildcard */*.[ch] tests/unit/*.[ch] tests/integration/*.[ch] tests/bench/*.[ch] tests/fuzz/*.[ch]) && echo "  format ok"
 	$(Q)tests/lint.sh
 
 test: deps
@@ -112,6 +113,7 @@ test: deps
 	$(Q)$(MAKE) --no-print-directory unit
 	$(Q)$(MAKE) --no-print-directory unit-san
 	$(Q)$(MAKE) --no-print-directory integration
+	$(Q)$(MAKE) --no-print-directory fuzz-quick
 	$(Q)RELIABILITY_QUICK=1 RELIABILITY_DOC=- tests/reliability/run.sh $(BUILD)
 
 demo: deps all
@@ -157,7 +159,33 @@ bench: deps
 reliability: deps all
 	$(Q)tests/reliability/run.sh $(BUILD)
 
+# Fuzzing (libFuzzer, clang, ASan+UBSan): every tests/fuzz/fuzz_<name>.c is a target, built into
+# $(FUZZ_BUILD) against the project's objects (compiled there by clang with fuzzer-no-link) and run
+# by tests/fuzz/run.sh for FUZZ_SECONDS each from a scratch copy of tests/fuzz/seeds/<name>/;
+# any crash, leak or sanitizer report fails. `make test` runs a short pass (fuzz-quick).
+FUZZ_SRC     := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_BUILD   ?= $(BUILD)-fuzz
+FUZZ_SECONDS ?= 60
+FUZZ_QUICK_SECONDS ?= 4
+.PHONY: fuzz fuzz-bin fuzz-quick
+
+$(BUILD)/fuzz/%: $(BUILD)/tests/fuzz/%.o $(BUILD)/libscheduler.a $(BUILD)/libclient.a $(BUILD)/libpolicies.a
+	@mkdir -p $(dir $@)
+	$(call say,LD,$@)$(CC) $(LDFLAGS) -fsanitize=fuzzer -o $@ $^ $(LIBS_SCHED) $(LIBS_CLIENT)
+
+# (fuzz-bin is the inner step of `make fuzz`, which sets clang and the sanitizers.)
+fuzz-bin: $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/fuzz/%)
+	@:
+
+fuzz:
+	$(Q)$(MAKE) --no-print-directory BUILD=$(FUZZ_BUILD) CC=clang \
+		SANITIZER=fuzzer-no-link,address,undefined fuzz-bin
+	$(Q)tests/fuzz/run.sh $(FUZZ_BUILD) $(FUZZ_SECONDS)
+
+fuzz-quick:
+	$(Q)$(MAKE) --no-print-directory FUZZ_SECONDS=$(FUZZ_QUICK_SECONDS) fuzz
+
 clean:
-	$(Q)rm -rf build build-san
+	$(Q)rm -rf build build-san build-fuzz
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

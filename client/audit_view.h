@@ -1,5 +1,7 @@
 /* audit_view.h - how the CLI shows the audit trail: the `antenna audit` table of GET /v1/audit
- * entries and the verdict of GET /v1/audit/verify.
+ * entries and the verdict of GET /v1/audit/verify; and how it checks a signed checkpoint that an
+ * auditor kept (its Ed25519 signature, with the public key the auditor pinned, and that the chain
+ * still holds its entry with its hash).
  *
  * Never talks to the network; prints only to the stream it is given. Tolerates any JSON: missing
  * fields or fields of the wrong type show as "-", control characters as spaces.
@@ -33,5 +35,18 @@ int audit_view_print_table(FILE *out, const json_t *entries, size_t width);
  * Returns the CLI's exit status for it: 0 when the trail verified, 1 when it is broken; or
  * -EINVAL (nothing printed) when the answer has no boolean "ok", or -EIO. */
 int audit_view_print_verify(FILE *out, const json_t *verdict);
+
+/* Checks a checkpoint (the JSON object POST /v1/audit/checkpoint answered, see
+ * scheduler/audit.h) against `pinned_pem`, the broker's public key in PEM that the auditor pinned:
+ * format, seq, hash, key_id, public_key and signature present and well formed, public_key the
+ * pinned key, and the Ed25519 signature valid over the checkpoint without "signature" (compact
+ * JSON, keys sorted). Returns 0 when it holds; 1 when it does not, with why[len] saying why; or
+ * -EINVAL when pinned_pem is not an Ed25519 public key (why says so). */
+int audit_view_checkpoint_check(const json_t *cp, const char *pinned_pem, char *why, size_t len);
+
+/* Compares a checkpoint with `entries`, the array GET /v1/audit?after=SEQ-1&limit=1 answered for
+ * its seq. Returns 0 when the chain holds the entry with the checkpoint's hash; 1 when not
+ * (deleted, or rewritten: why[len] says which). */
+int audit_view_checkpoint_in_chain(const json_t *cp, const json_t *entries, char *why, size_t len);
 
 #endif

@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <jansson.h>
 
@@ -32,6 +33,7 @@
 #include "report_view.h"
 #include "sbatch_script.h"
 #include "table.h"
+#include "term_text.h"
 #include "usage_view.h"
 
 #ifndef ANTENNA_VERSION
@@ -79,6 +81,10 @@ enum opt_id {
     OPT_AFTER,
     OPT_IDEMPOTENCY_KEY,
     OPT_RETRY_FOR,
+    OPT_RAW,        /* logs: bytes unchanged on a terminal too */
+    OPT_CHECKPOINT, /* audit verify: a signed checkpoint file */
+    OPT_PUBLIC_KEY, /* audit verify: the broker's public key, pinned by the auditor */
+    OPT_EXPIRES,
     OPT_JOB,   /* an sbatch job option, applied through sbatch_opt_set */
     OPT_QUOTA, /* a `quota set` field, applied through quota_args_set */
     OPT_REASON,
@@ -943,7 +949,10 @@ static int run_logs(cli *c, args *a)
     if (follow && as_json) return usage_error(&cmd_logs, "--follow and --json cannot be combined");
     char *captured = NULL;
     size_t captured_len = 0;
-    FILE *out = as_json ? open_memstream(&captured, &captured_len) : stdout;
+    /* a terminal gets the job's bytes through the escaper, unless --raw */
+    bool escape = !as_json && !a->given[OPT_RAW] && isatty(STDOUT_FILENO);
+    FILE *esc = escape ? term_text_stream(stdout) : NULL;
+    FILE *out = as_json ? open_memstream(&captured, &captured_len) : escape ? esc : stdout;
     if (out == NULL) {
         print_error("out of memory");
         return EXIT_REFUSED;
@@ -1001,6 +1010,7 @@ static int run_logs(cli *c, args *a)
     }
 done:
     api_client_response_close(&r);
+    if (esc != NULL && fclose(esc) == EOF && rc == 0) rc = EXIT_REFUSED;
     if (as_json) {
         char state[32] = "";
         fclose(out);
@@ -1055,6 +1065,8 @@ static int print_list(const json_t *j, const char *key, size_t ncols, const char
                 snprintf(cells[k], sizeof cells[k], "%s", json_string_value(v));
             else if (json_is_integer(v))
                 snprintf(cells[k], sizeof cells[k], "%lld", (long long)json_integer_value(v));
+            else if (json_is_true(v))
+                snprintf(cells[k], sizeof cells[k], "yes");
             else
                 cells[k][0] = '\0';
             row[k] = cells[k];
@@ -1292,10 +1304,10 @@ static int run_user_add(cli *c, args *a)
 
 static int run_user_list(cli *c, args *a)
 {
-    static const char *const headers[] = {"NAME",     "PARTNER", "UNIX_USER",
-                                          "CATEGORY", "ROLE",    "CREATED"};
-    static const char *const fields[] = {"name",     "partner", "unix_user",
-                                         "category", "role",    "created_at"};
+    static const char *const headers[] = {"NAME", "PARTNER", "UNIX_USER", "CATEGORY",
+                                          "ROLE", "CREATED", "DISABLED"};
+    static const char *const fields[] = {"name", "partner",    "unix_user", "category",
+                                         "role", "created_at", "disabled"};
     char path[128] = "/v1/users";
     char empty[192] = "No users yet. Add one with: antenna user add NAME --partner P "
                       "--category C --unix-user U";
@@ -1305,7 +1317,7 @@ static int run_user_list(cli *c, args *a)
         snprintf(path, sizeof path, "/v1/users?partner=%s", a->value[OPT_PARTNER]);
         snprintf(empty, sizeof empty, "No users in partner %s.", a->value[OPT_PARTNER]);
     }
-    return run_list(c, a, path, "users", 6, headers, fields, empty);
+    return run_list(c, a, path, "users", 7, headers, fields, empty);
 }
 
 /* ---- quotas ---- */
@@ -1388,12 +1400,97 @@ static int run_quota_set(cli *c, args *a)
     return rc;
 }
 
-static const command cmd_token_create;
+static const command cmd_token_create, cmd_user_set, cmd_user_disable, cmd_user_enable;
+
+/* PATCH /v1/users/NAME with `body` (taken), printing the user's new state. */
+static int user_patch(cli *c, const command *cmd, args *a, json_t *body, const char *done)
+{
+    int rc = check_ident(cmd, "user name", a->pos[0]);
+    if (rc != 0) {
+        json_decref(body);
+        return rc;
+    }
+    char path[128];
+    snprintf(path, sizeof path, "/v1/users/%s", a->pos[0]);
+    json_t *j = NULL;
+    rc = send_body(c, "PATCH", path, body, &j);
+    if (rc == 0) {
+        if (a->given[OPT_JSON])
+            rc = print_json(j);
+        else
+            printf("User %s %s (Unix account %s%s).\n", a->pos[0], done,
+                   json_string_value(json_object_get(j, "unix_user"))
+                       ? json_string_value(json_object_get(j, "unix_user"))
+                       : "?",
+                   json_is_true(json_object_get(j, "disabled")) ? ", disabled" : "");
+    }
+    json_decref(j);
+    return rc;
+}
+
+static int run_user_set(cli *c, args *a)
+{
+    if (!a->given[OPT_UNIX_USER]) return usage_error(&cmd_user_set, "--unix-user is required");
+    int rc = check_ident(&cmd_user_set, "Unix user", a->value[OPT_UNIX_USER]);
+    if (rc != 0) return rc;
+    return user_patch(c, &cmd_user_set, a, json_pack("{s:s}", "unix_user", a->value[OPT_UNIX_USER]),
+                      "changed");
+}
+
+static int run_user_disable(cli *c, args *a)
+{
+    return user_patch(c, &cmd_user_disable, a, json_pack("{s:b}", "disabled", 1),
+                      "disabled: its tokens are refused from now on");
+}
+
+static int run_user_enable(cli *c, args *a)
+{
+    return user_patch(c, &cmd_user_enable, a, json_pack("{s:b}", "disabled", 0), "enabled");
+}
+
+/* --expires: a lifetime "N" (seconds) or "N" followed by s, m, h, d or w, set as "expires_in";
+ * or a UTC date "YYYY-MM-DD" or time "YYYY-MM-DDTHH:MM:SSZ", set as "expires_at". Returns 0 or
+ * -EINVAL. */
+static int expires_set(json_t *body, const char *v)
+{
+    if (v[0] >= '0' && v[0] <= '9' && strchr(v, '-') == NULL) {
+        char *end = NULL;
+        errno = 0;
+        long long n = strtoll(v, &end, 10);
+        long long unit = 1;
+        if (errno != 0 || end == v || n <= 0) return -EINVAL;
+        if (*end != '\0') {
+            const char *units = "smhdw";
+            static const long long secs[] = {1, 60, 3600, 86400, 7 * 86400};
+            const char *u = strchr(units, *end);
+            if (u == NULL || end[1] != '\0') return -EINVAL;
+            unit = secs[u - units];
+        }
+        if (n > 100LL * 365 * 86400 / unit) return -EINVAL;
+        return json_object_set_new(body, "expires_in", json_integer(n * unit)) == 0 ? 0 : -EINVAL;
+    }
+    struct tm tm;
+    memset(&tm, 0, sizeof tm);
+    const char *end = strptime(v, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    if (end == NULL || *end != '\0') {
+        memset(&tm, 0, sizeof tm);
+        end = strptime(v, "%Y-%m-%d", &tm);
+        if (end == NULL || *end != '\0') return -EINVAL;
+    }
+    return json_object_set_new(body, "expires_at", json_string(v)) == 0 ? 0 : -EINVAL;
+}
 
 static int run_token_create(cli *c, args *a)
 {
     if (!a->given[OPT_USER]) return usage_error(&cmd_token_create, "--user is required");
     json_t *body = json_pack("{s:s}", "user", a->value[OPT_USER]);
+    if (body && a->given[OPT_EXPIRES] && expires_set(body, a->value[OPT_EXPIRES]) < 0) {
+        json_decref(body);
+        return usage_error(&cmd_token_create,
+                           "--expires must be a lifetime like 3600, 90m, 12h, 30d or 2w, or a UTC "
+                           "date YYYY-MM-DD (got '%s')",
+                           a->value[OPT_EXPIRES]);
+    }
     if (body && a->given[OPT_LABEL] &&
         json_object_set_new(body, "label", json_string(a->value[OPT_LABEL])) != 0) {
         json_decref(body);
@@ -1415,11 +1512,12 @@ static int run_token_create(cli *c, args *a)
             printf("%s\n", token);
             fflush(stdout);
             json_t *tid = json_object_get(j, "id");
+            const char *exp = json_string_value(json_object_get(j, "expires_at"));
             fprintf(stderr,
-                    "antenna: token %lld created for %s; it is shown only this once, keep it "
-                    "safe\n",
+                    "antenna: token %lld created for %s (expires %s); it is shown only this "
+                    "once, keep it safe\n",
                     json_is_integer(tid) ? (long long)json_integer_value(tid) : 0LL,
-                    a->value[OPT_USER]);
+                    a->value[OPT_USER], exp ? exp : "never");
         }
     }
     json_decref(j);
@@ -1428,9 +1526,10 @@ static int run_token_create(cli *c, args *a)
 
 static int run_token_list(cli *c, args *a)
 {
-    static const char *const headers[] = {"ID", "USER", "LABEL", "CREATED", "REVOKED"};
-    static const char *const fields[] = {"id", "user", "label", "created_at", "revoked_at"};
-    return run_list(c, a, "/v1/tokens", "tokens", 5, headers, fields,
+    static const char *const headers[] = {"ID", "USER", "LABEL", "CREATED", "EXPIRES", "REVOKED"};
+    static const char *const fields[] = {"id",         "user",       "label",
+                                         "created_at", "expires_at", "revoked_at"};
+    return run_list(c, a, "/v1/tokens", "tokens", 6, headers, fields,
                     "No tokens yet. Create one with: antenna token create --user NAME");
 }
 
@@ -1458,7 +1557,8 @@ static int run_token_revoke(cli *c, args *a)
 
 /* ---- usage, statements, audit ---- */
 
-static const command cmd_usage, cmd_report, cmd_audit, cmd_audit_verify;
+static const command cmd_usage, cmd_report, cmd_audit, cmd_audit_verify, cmd_audit_checkpoint,
+    cmd_audit_public_key;
 
 /* Appends "?key=value" or "&key=value" to the query path[len], the value percent-encoded (all
  * but RFC 3986's unreserved characters). Returns 0, or -ENAMETOOLONG when it does not fit. */
@@ -1720,9 +1820,102 @@ done:
     return rc;
 }
 
+/* Reads the small file `path` (at most 64 KiB) into a malloc'd NUL-terminated *out. Returns 0, or
+ * prints why not and returns EXIT_USAGE. */
+static int read_small_file(const char *what, const char *path, char **out)
+{
+    FILE *f = fopen(path, "r");
+    if (f == NULL) {
+        print_error("cannot read the %s %s: %s", what, path, strerror(errno));
+        return EXIT_USAGE;
+    }
+    size_t cap = 64 * 1024;
+    char *buf = malloc(cap + 1);
+    size_t n = buf ? fread(buf, 1, cap + 1, f) : 0;
+    bool bad = buf == NULL || ferror(f) || n > cap;
+    fclose(f);
+    if (bad) {
+        print_error("cannot read the %s %s: %s", what, path,
+                    buf == NULL ? "out of memory"
+                    : n > cap   ? "larger than 64 KiB"
+                                : "read error");
+        free(buf);
+        return EXIT_USAGE;
+    }
+    buf[n] = '\0';
+    *out = buf;
+    return 0;
+}
+
+/* `antenna audit verify --checkpoint FILE --public-key FILE`: the kept checkpoint's signature
+ * with the pinned key, then whether the chain still holds its entry. Returns 0, 1 (the checkpoint
+ * does not hold), or another exit status. */
+static int check_checkpoint(cli *c, args *a)
+{
+    const char *cp_path = a->value[OPT_CHECKPOINT], *key_path = a->value[OPT_PUBLIC_KEY];
+    if (key_path == NULL)
+        return usage_error(&cmd_audit_verify,
+                           "--checkpoint needs --public-key FILE: the broker's public key that "
+                           "you pinned (antenna audit public-key > FILE, kept with your "
+                           "checkpoints)");
+    char *cp_text = NULL, *pem = NULL, why[512];
+    int rc = read_small_file("checkpoint", cp_path, &cp_text);
+    if (rc == 0) rc = read_small_file("public key", key_path, &pem);
+    json_error_t jerr;
+    json_t *cp = rc == 0 ? json_loads(cp_text, 0, &jerr) : NULL;
+    api_client_response r;
+    api_client_response_init(&r);
+    json_t *j = NULL;
+    if (rc != 0) goto done;
+    if (cp == NULL) {
+        print_error("the checkpoint %s is not JSON (line %d: %s)", cp_path, jerr.line, jerr.text);
+        rc = EXIT_USAGE;
+        goto done;
+    }
+    int v = audit_view_checkpoint_check(cp, pem, why, sizeof why);
+    if (v < 0) {
+        print_error("%s: %s", key_path, why);
+        rc = EXIT_USAGE;
+        goto done;
+    }
+    if (v == 1) {
+        printf("checkpoint %s REFUSED: %s\n", cp_path, why);
+        rc = EXIT_REFUSED;
+        goto done;
+    }
+    long long seq = (long long)json_integer_value(json_object_get(cp, "seq"));
+    char path[96];
+    snprintf(path, sizeof path, "/v1/audit?after=%lld&limit=1", seq - 1);
+    if ((rc = call(c, "GET", path, NULL, NULL, &r, &j)) != 0) goto done;
+    if (audit_view_checkpoint_in_chain(cp, json_object_get(j, "entries"), why, sizeof why) != 0) {
+        printf("checkpoint %s FAILED: %s\n", cp_path, why);
+        rc = EXIT_REFUSED;
+        goto done;
+    }
+    printf("checkpoint OK: entry %lld (signed %s by key %s) is still in the chain\n", seq,
+           json_string_value(json_object_get(cp, "at"))
+               ? json_string_value(json_object_get(cp, "at"))
+               : "?",
+           json_string_value(json_object_get(cp, "key_id")));
+done:
+    json_decref(j);
+    api_client_response_close(&r);
+    json_decref(cp);
+    free(pem);
+    free(cp_text);
+    return rc;
+}
+
 static int run_audit_verify(cli *c, args *a)
 {
     c->forbidden_hint = "verifying the audit trail needs an admin or auditor token";
+    if (a->value[OPT_PUBLIC_KEY] != NULL && a->value[OPT_CHECKPOINT] == NULL)
+        return usage_error(&cmd_audit_verify, "--public-key goes with --checkpoint FILE");
+    int cprc = 0;
+    if (a->value[OPT_CHECKPOINT] != NULL) {
+        cprc = check_checkpoint(c, a);
+        if (cprc != 0 && cprc != EXIT_REFUSED) return cprc;
+    }
     api_client_response r;
     api_client_response_init(&r);
     json_t *j = NULL;
@@ -1740,6 +1933,40 @@ static int run_audit_verify(cli *c, args *a)
         rc = vrc < 0 ? EXIT_REFUSED : vrc; /* 0 verified, 1 broken */
     }
 done:
+    json_decref(j);
+    api_client_response_close(&r);
+    return rc != 0 ? rc : cprc;
+}
+
+static int run_audit_checkpoint(cli *c, args *a)
+{
+    (void)a;
+    c->forbidden_hint = "audit checkpoints need an admin or auditor token";
+    api_client_response r;
+    api_client_response_init(&r);
+    json_t *j = NULL;
+    int rc = call(c, "POST", "/v1/audit/checkpoint", NULL, NULL, &r, &j);
+    if (rc == 0) rc = print_json(j);
+    json_decref(j);
+    api_client_response_close(&r);
+    return rc;
+}
+
+static int run_audit_public_key(cli *c, args *a)
+{
+    api_client_response r;
+    api_client_response_init(&r);
+    json_t *j = NULL;
+    int rc = call(c, "GET", "/v1/audit/public-key", NULL, NULL, &r, &j);
+    const char *pem = json_string_value(json_object_get(j, "pem"));
+    if (rc == 0 && a->given[OPT_JSON]) {
+        rc = print_json(j);
+    } else if (rc == 0 && pem == NULL) {
+        print_error("the server's answer holds no \"pem\" public key");
+        rc = EXIT_REFUSED;
+    } else if (rc == 0) {
+        rc = write_output(NULL, pem, strlen(pem), true);
+    }
     json_decref(j);
     api_client_response_close(&r);
     return rc;
@@ -1857,10 +2084,15 @@ static const optdef submit_opts[] = {
     {NULL, 0, false, OPT_COUNT},
 };
 static const optdef json_opts[] = {{"--json", 0, false, OPT_JSON}, {NULL, 0, false, OPT_COUNT}};
+static const optdef audit_verify_opts[] = {{"--json", 0, false, OPT_JSON},
+                                           {"--checkpoint", 0, true, OPT_CHECKPOINT},
+                                           {"--public-key", 0, true, OPT_PUBLIC_KEY},
+                                           {NULL, 0, false, OPT_COUNT}};
 static const optdef jobs_opts[] = {
     {"--json", 0, false, OPT_JSON}, {"--limit", 'n', true, OPT_LIMIT}, {NULL, 0, false, OPT_COUNT}};
 static const optdef logs_opts[] = {{"--follow", 'f', false, OPT_FOLLOW},
                                    {"--json", 0, false, OPT_JSON},
+                                   {"--raw", 0, false, OPT_RAW},
                                    {NULL, 0, false, OPT_COUNT}};
 static const optdef partner_add_opts[] = {
     {"--description", 0, true, OPT_DESCRIPTION},
@@ -1908,8 +2140,12 @@ static const optdef audit_opts[] = {
     {"--json", 0, false, OPT_JSON},    {NULL, 0, false, OPT_COUNT},
 };
 static const optdef token_create_opts[] = {
-    {"--user", 0, true, OPT_USER},
-    {"--label", 0, true, OPT_LABEL},
+    {"--user", 0, true, OPT_USER},       {"--label", 0, true, OPT_LABEL},
+    {"--expires", 0, true, OPT_EXPIRES}, {"--json", 0, false, OPT_JSON},
+    {NULL, 0, false, OPT_COUNT},
+};
+static const optdef user_set_opts[] = {
+    {"--unix-user", 0, true, OPT_UNIX_USER},
     {"--json", 0, false, OPT_JSON},
     {NULL, 0, false, OPT_COUNT},
 };
@@ -2068,11 +2304,15 @@ static const command cmd_cancel = {
 static const command cmd_logs = {
     NULL,
     "logs",
-    "antenna logs [--follow | --json] ID",
-    "Prints the job's output (stdout and stderr) so far.\n"
+    "antenna logs [--follow | --json] [--raw] ID",
+    "Prints the job's output (stdout and stderr) so far, a chunk at a time.\n"
+    "On a terminal, control characters the job wrote (escape sequences, other C0 and C1\n"
+    "characters, DEL; not newline or tab) are shown as \\xNN so that they cannot act on the\n"
+    "terminal; when stdout is not a terminal (a pipe, a file) the bytes pass unchanged.\n"
     "\n"
     "  -f, --follow   keep printing new output until the job ends\n"
-    "  --json         print {\"id\", \"state\", \"output\"} as JSON instead\n",
+    "  --json         print {\"id\", \"state\", \"output\"} as JSON instead\n"
+    "  --raw          pass the bytes unchanged to a terminal too\n",
     logs_opts,
     1,
     1,
@@ -2166,6 +2406,49 @@ static const command cmd_user_list = {
     0,
     run_user_list,
 };
+static const command cmd_user_set = {
+    "user",
+    "set",
+    "antenna user set --unix-user U [--json] NAME",
+    "Maps a user to another Unix account (staff or admin; only an admin may change staff, admin\n"
+    "or auditor users). The account is checked as at creation: an ordinary unprivileged account\n"
+    "(uid >= UID_MIN), not the SlurmUser, munge or a denied account, and not one that serves\n"
+    "another partner's users. The change is audited with the old and new account.\n"
+    "\n"
+    "  --unix-user U   the Unix account the user's jobs run as from now on (required)\n"
+    "  --json          print the server's JSON\n",
+    user_set_opts,
+    1,
+    1,
+    run_user_set,
+};
+static const command cmd_user_disable = {
+    "user",
+    "disable",
+    "antenna user disable [--json] NAME",
+    "Disables a user (staff or admin): every token of the user is refused from the moment this\n"
+    "returns. The user's queued and running jobs are left as they are (cancel them with antenna\n"
+    "cancel if needed). Audited; undo with antenna user enable.\n"
+    "\n"
+    "  --json   print the server's JSON\n",
+    json_opts,
+    1,
+    1,
+    run_user_disable,
+};
+static const command cmd_user_enable = {
+    "user",
+    "enable",
+    "antenna user enable [--json] NAME",
+    "Enables a disabled user again (staff or admin): its tokens that are neither revoked nor\n"
+    "expired work again. Audited.\n"
+    "\n"
+    "  --json   print the server's JSON\n",
+    json_opts,
+    1,
+    1,
+    run_user_enable,
+};
 static const command cmd_quota = {
     NULL,
     "quota",
@@ -2210,14 +2493,17 @@ static const command cmd_quota_set = {
 static const command cmd_token_create = {
     "token",
     "create",
-    "antenna token create --user U [--label L] [--json]",
+    "antenna token create --user U [--label L] [--expires LIFETIME|DATE] [--json]",
     "Creates an API token for a user (admin) and prints it alone on stdout, e.g.\n"
-    "  export ANTENNA_TOKEN=$(antenna token create --user alice --label laptop)\n"
-    "The token is shown only this once.\n"
+    "  export ANTENNA_TOKEN=$(antenna token create --user alice --label laptop --expires 30d)\n"
+    "The token is shown only this once. Without --expires it lives as long as the server's\n"
+    "default (token_default_lifetime_days); the server refuses more than its maximum.\n"
     "\n"
-    "  --user U    the user the token authenticates (required)\n"
-    "  --label L   a note, e.g. where the token is used\n"
-    "  --json      print the server's JSON\n",
+    "  --user U      the user the token authenticates (required)\n"
+    "  --label L     a note, e.g. where the token is used\n"
+    "  --expires E   a lifetime (3600, 90m, 12h, 30d, 2w) or a UTC date (YYYY-MM-DD or\n"
+    "                YYYY-MM-DDTHH:MM:SSZ) at which the token stops working\n"
+    "  --json        print the server's JSON\n",
     token_create_opts,
     0,
     0,
@@ -2293,6 +2579,33 @@ static const command cmd_report = {
     0,
     run_report,
 };
+static const command cmd_audit_checkpoint = {
+    "audit",
+    "checkpoint",
+    "antenna audit checkpoint",
+    "Has the broker sign the audit chain's last entry (admin or auditor) and prints the\n"
+    "checkpoint as JSON: format, seq, hash, at, key_id, public_key, signature. Keep it\n"
+    "away from the broker host; 'antenna audit verify --checkpoint FILE --public-key KEY'\n"
+    "later fails if that entry was cut or rewritten. Refused (409) when the chain does not\n"
+    "verify.\n",
+    json_opts,
+    0,
+    0,
+    run_audit_checkpoint,
+};
+static const command cmd_audit_public_key = {
+    "audit",
+    "public-key",
+    "antenna audit public-key [--json]",
+    "Prints the public key (PEM) the broker signs audit checkpoints with. Pin it once, and\n"
+    "compare it with the broker host's (openssl pkey -in audit-signing.key -pubout).\n"
+    "\n"
+    "  --json   print {\"algorithm\", \"key_id\", \"public_key\", \"pem\"} instead\n",
+    json_opts,
+    0,
+    0,
+    run_audit_public_key,
+};
 static const command cmd_audit = {
     NULL,
     "audit",
@@ -2307,8 +2620,8 @@ static const command cmd_audit = {
     "                   prefix (job. = every job action). Actions: job.submitted,\n"
     "                   job.refused, job.dispatched, job.finished, job.cancel_requested,\n"
     "                   partner.created, partner.changed, user.created, token.created,\n"
-    "                   token.revoked, quota.set, auth.failed, job.refunded,\n"
-    "                   job.corrected, reconcile.ran\n"
+    "                   token.revoked, quota.set, auth.failed, audit.head_accepted,\n"
+    "                   job.refunded, job.corrected, reconcile.ran\n"
     "  --after SEQ      only entries after entry number SEQ (to read on from a table)\n"
     "  -n, --limit N    at most N entries\n"
     "  --format F       table (default; DETAILS is the entry's details as compact JSON,\n"
@@ -2322,14 +2635,21 @@ static const command cmd_audit = {
 static const command cmd_audit_verify = {
     "audit",
     "verify",
-    "antenna audit verify [--json]",
+    "antenna audit verify [--json] [--checkpoint FILE --public-key FILE]",
     "Checks that the audit trail's hash chain is whole (admin or auditor). Prints\n"
     "\"audit trail OK: N entries verified\" and exits 0, or \"audit trail BROKEN at entry N:\n"
     "PROBLEM\" and exits 1. The same check runs on the server host without the network:\n"
     "antennad audit-verify --config FILE.\n"
+    "With --checkpoint, also checks a checkpoint kept from 'antenna audit checkpoint': its\n"
+    "signature with the public key you pinned, and that the chain still holds its entry\n"
+    "with its hash; exits 1 when it does not (the tail was cut or rewritten, even if the\n"
+    "chain and its head file agree again).\n"
     "\n"
-    "  --json   print the server's JSON (the exit status is the same)\n",
-    json_opts,
+    "  --json               print the server's JSON (the exit status is the same)\n"
+    "  --checkpoint FILE    a kept checkpoint (JSON)\n"
+    "  --public-key FILE    the broker's public key in PEM, pinned by you (needed with\n"
+    "                       --checkpoint; from 'antenna audit public-key')\n",
+    audit_verify_opts,
     0,
     0,
     run_audit_verify,
@@ -2338,11 +2658,34 @@ static const command cmd_audit_verify = {
 /* `quota set` comes before `quota` (and `audit verify` before `audit`) so that "antenna help
  * quota set" finds it. */
 static const command *const commands[] = {
-    &cmd_submit,       &cmd_jobs,     &cmd_show,        &cmd_cancel,       &cmd_logs,
-    &cmd_quota_set,    &cmd_quota,    &cmd_partner_add, &cmd_partner_list, &cmd_partner_show,
-    &cmd_partner_set,  &cmd_user_add, &cmd_user_list,   &cmd_token_create, &cmd_token_list,
-    &cmd_token_revoke, &cmd_usage,    &cmd_report,      &cmd_audit_verify, &cmd_audit,
-    &cmd_refund,       &cmd_correct,  &cmd_reconcile,
+    &cmd_submit,
+    &cmd_jobs,
+    &cmd_show,
+    &cmd_cancel,
+    &cmd_logs,
+    &cmd_quota_set,
+    &cmd_quota,
+    &cmd_partner_add,
+    &cmd_partner_list,
+    &cmd_partner_show,
+    &cmd_partner_set,
+    &cmd_user_add,
+    &cmd_user_list,
+    &cmd_user_set,
+    &cmd_user_disable,
+    &cmd_user_enable,
+    &cmd_token_create,
+    &cmd_token_list,
+    &cmd_token_revoke,
+    &cmd_usage,
+    &cmd_report,
+    &cmd_audit_verify,
+    &cmd_audit_checkpoint,
+    &cmd_audit_public_key,
+    &cmd_audit,
+    &cmd_refund,
+    &cmd_correct,
+    &cmd_reconcile,
 };
 
 static const char main_usage[] = "Usage: antenna [--url URL] [--token TOKEN] [--ca FILE] COMMAND "
@@ -2372,6 +2715,8 @@ static void print_main_help(void)
            "  user add NAME --partner P --category sme|researcher|institution --unix-user U\n"
            "      [--role user|manager|staff|admin|auditor]\n"
            "  user list [--partner P]\n"
+           "  user set NAME --unix-user U        map the user to another Unix account\n"
+           "  user disable NAME, user enable NAME   stop (or restore) all of a user's tokens\n"
            "\nUsage and statements:\n"
            "  usage [--by partner|user|category|gpu-type|day|month] [--partner P] [--user U]\n"
            "      [--from DATE] [--to DATE] [--format table|csv|json]\n"
@@ -2384,8 +2729,10 @@ static void print_main_help(void)
            "\nAudit trail (admin or auditor role):\n"
            "  audit [--since DATE] [--actor A] [--action ACT] [--limit N] [--format table|json]\n"
            "  audit verify               check the trail's hash chain (exit 1 when broken)\n"
+           "  audit checkpoint           a signed checkpoint of the trail's last entry (JSON)\n"
+           "  audit public-key           the key checkpoints are signed with (PEM)\n"
            "\nTokens (admin role):\n"
-           "  token create --user U [--label L]\n"
+           "  token create --user U [--label L] [--expires 30d|YYYY-MM-DD]\n"
            "  token list\n"
            "  token revoke ID\n"
            "\nMost commands take --json to print the server's JSON; 'antenna COMMAND --help'\n"
@@ -2497,8 +2844,13 @@ int main(int argc, char **argv)
     if (strcmp(word, "quota") == 0 && i < argc && strcmp(argv[i], "set") == 0) {
         cmd = &cmd_quota_set; /* `quota` is a command that also has a subcommand */
         i++;
-    } else if (strcmp(word, "audit") == 0 && i < argc && strcmp(argv[i], "verify") == 0) {
-        cmd = &cmd_audit_verify; /* so is `audit` */
+    } else if (strcmp(word, "audit") == 0 && i < argc &&
+               (strcmp(argv[i], "verify") == 0 || strcmp(argv[i], "checkpoint") == 0 ||
+                strcmp(argv[i], "public-key") == 0)) {
+        /* so is `audit` */
+        cmd = strcmp(argv[i], "verify") == 0       ? &cmd_audit_verify
+              : strcmp(argv[i], "checkpoint") == 0 ? &cmd_audit_checkpoint
+                                                   : &cmd_audit_public_key;
         i++;
     } else if (is_group(word)) {
         if (i >= argc || argv[i][0] == '-') {

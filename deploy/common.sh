@@ -15,7 +15,9 @@ free_port() {
     echo "no free port found" >&2; return 1
 }
 
-# antennad_write_config DIR PORT SLURM_CONF: writes DIR/antennad.json for a private broker.
+# antennad_write_config DIR PORT SLURM_CONF: writes DIR/antennad.json for a private broker. Test
+# brokers are driven hard from one address with few tokens: no per-token rate limit and a high
+# failed-authentication limit unless ANTENNA_TOKEN_RATE / ANTENNA_AUTH_FAILURES say otherwise.
 antennad_write_config() {
     local dir=$1 port=$2 slurm_conf=$3
     mkdir -p "$dir/spool"
@@ -36,7 +38,9 @@ antennad_write_config() {
   "gpu_types": ["h100"],
   "max_gpus": 8,
   "max_cpus": 32,
-  "max_time_minutes": 1440
+  "max_time_minutes": 1440,
+  "token_rate_per_second": ${ANTENNA_TOKEN_RATE:-0},
+  "auth_failures_per_minute": ${ANTENNA_AUTH_FAILURES:-1000}
 }
 JSON
 }

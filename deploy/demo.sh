@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
-# demo.sh start|stop - the newcomer's demo: a private Slurm cluster, antennad, a demo partner, user
-# and token, and a sample training job followed to its end. Leaves the cluster and antennad running
-# and writes demo.env at the repository root. Never touches /etc/slurm or a system antennad.
+# demo.sh start|stop|check-modes - the newcomer's demo: a private Slurm cluster, antennad, a demo
+# partner, user and token, and a sample training job followed to its end. Leaves the cluster and
+# antennad running and writes demo.env at the repository root. Never touches /etc/slurm or a
+# system antennad.
+# Secret files (tokens, demo.env, the database) are created under umask 077 and kept 0600;
+# `check-modes` checks that, and `start` ends with it.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 . "$root/deploy/common.sh"
@@ -15,6 +18,26 @@ api_port=${DEMO_API_PORT:-8443}
 unix_user=antenna-demo
 
 step() { printf '\n==> %s\n' "$*"; }
+
+# The files job accounts on this host must not read: the tokens, the environment file that carries
+# them, and antennad's state (SQLite gives its -wal and -shm files the database's mode).
+secret_files() { echo "$dir/admin.token $dir/demo.token $root/demo.env $dir/antenna.db"; }
+
+# private FILE: creates FILE empty when missing and makes it 0600 (umask 077 while creating it, so
+# it is never readable by others, not even for an instant).
+private() { (umask 077 && : >> "$1") && chmod 600 "$1"; }
+
+# check_modes: fails, naming the file, unless every secret file is mode 0600.
+check_modes() {
+    local f m bad=0
+    for f in $(secret_files) "$dir"/antenna.db-wal "$dir"/antenna.db-shm; do
+        [ -e "$f" ] || continue
+        m=$(stat -c %a "$f")
+        [ "$m" = 600 ] || { echo "demo: $f is mode $m, not 600" >&2; bad=1; }
+    done
+    [ "$bad" -eq 0 ] && echo "secret files are mode 0600"
+    return "$bad"
+}
 
 stop() {
     antennad_stop "$dir"
@@ -46,8 +69,10 @@ start() {
     step "antennad on https://127.0.0.1:$api_port"
     antennad_stop "$dir"
     antennad_write_config "$dir" "$api_port" "$SLURM_CONF"
+    for f in $(secret_files); do private "$f"; done
+    chmod 600 "$dir"/antenna.db-wal "$dir"/antenna.db-shm 2>/dev/null || true
     if [ ! -s "$dir/admin.token" ]; then
-        "$bin/antennad" bootstrap --config "$dir/antennad.json" > "$dir/admin.token"
+        (umask 077 && "$bin/antennad" bootstrap --config "$dir/antennad.json" > "$dir/admin.token")
     fi
     antennad_start "$bin/antennad" "$dir"
     echo "antennad running (pid $(cat "$dir/antennad.pid"), log $dir/antennad.log)"
@@ -63,10 +88,11 @@ start() {
         "$bin/antenna" user add demo --partner ulb --category sme --unix-user "$unix_user"
     "$bin/antenna" quota set ulb --gpu-hours 1000 --max-gpus 8 --max-walltime 1-00:00:00
     if [ ! -s "$dir/demo.token" ]; then
-        "$bin/antenna" token create --user demo --label demo > "$dir/demo.token"
+        (umask 077 && "$bin/antenna" token create --user demo --label demo > "$dir/demo.token")
     fi
     ANTENNA_TOKEN=$(cat "$dir/demo.token")
 
+    private "$root/demo.env"
     cat > "$root/demo.env" <<ENV
 export ANTENNA_URL=$ANTENNA_URL
 export ANTENNA_CA=$ANTENNA_CA
@@ -76,6 +102,7 @@ export SLURM_CONF=$SLURM_CONF
 export PATH=$bin:\$PATH
 ENV
     echo "wrote $root/demo.env"
+    check_modes
 
     step "antenna submit --wait deploy/examples/train.sh (as user demo)"
     set +e
@@ -104,5 +131,6 @@ MSG
 case "${1:-start}" in
 start) start ;;
 stop) stop ;;
-*) echo "usage: $0 start|stop" >&2; exit 2 ;;
+check-modes) check_modes ;;
+*) echo "usage: $0 start|stop|check-modes" >&2; exit 2 ;;
 esac

@@ -5,7 +5,7 @@
 set -euo pipefail
 
 PACKAGES=(
-    build-essential pkg-config clang-format openssl sqlite3 curl
+    build-essential pkg-config clang clang-format openssl sqlite3 curl
     libuv1-dev libhttp-parser-dev libssl-dev libjansson-dev libsqlite3-dev
     libslurm-dev slurmctld slurmd slurm-client munge libmunge-dev
     libcurl4-openssl-dev libcmocka-dev passwd procps iproute2

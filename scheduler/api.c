@@ -2,7 +2,8 @@
  *
  * Every handler runs off the loop thread, because it reads the store and makes registry changes:
  * the cheap, frequent reads on the API's read lane, the rest on libuv's pool (uv_queue_work); the
- * loop thread only routes, queues and sends. Never talks to Slurm: reads
+ * loop thread only routes, authenticates (from memory: registry_token_check and the limits of
+ * auth.h), queues and sends. Never talks to Slurm: reads
  * come from the store and the registry's live reads, and a change that Slurm must see (a new job,
  * a cancel) only kicks the broker. Never writes the store, never takes the engine's lock and never
  * appends to the audit trail: every change is one registry call, audited by the registry.
@@ -16,6 +17,7 @@
 #include <pthread.h>
 #include <pwd.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,6 +30,7 @@
 #include <openssl/crypto.h>
 
 #include "auth.h"
+#include "job_output.h"
 #include "log.h"
 #include "policy.h"
 
@@ -63,6 +66,17 @@ struct api {
     char spool_dir[PATH_MAX];
     unsigned pending;
     struct lane lane;
+    job_output_lane *out_lane; /* GET .../output only: file reads never hold the other calls */
+    /* calls queued on libuv's pool and not yet started, oldest first (for /healthz) */
+    pthread_mutex_t wait_mu;
+    api_call *wait_head, *wait_tail;
+    /* authentication limits (auth.h) and the timer that audits failed attempts */
+    auth_peers *peers;
+    auth_rate *rate;
+    uv_timer_t flush_timer;
+    uv_work_t flush_work;
+    bool flushing;
+    int closing; /* handles still closing in api_free */
 };
 typedef void (*handler_fn)(api_call *c);
 
@@ -103,9 +117,7 @@ struct api_call {
     const struct route *route;
     int64_t id;      /* the "*" segment */
     char seg[2][64]; /* the "%" segments, in order */
-    bool bad_auth;   /* no well-formed bearer token: answered 401 (and audited) by the worker */
-    char token_hash[AUTH_HASH_HEX_LEN + 1];
-    store_user user; /* who asks (after authentication) */
+    store_user user; /* who asks (authenticated on the loop thread before the call is queued) */
     /* the answer */
     int status;
     char *body;
@@ -115,12 +127,56 @@ struct api_call {
     int retry_after;                 /* > 0: a Retry-After header (seconds) */
     bool replayed;                   /* an Idempotency-Key replay: Idempotent-Replayed: true */
     bool kick;
+    job_output_task otask; /* on the output lane (GET .../output) */
+    bool out_chunk;        /* an output chunk: the X-Antenna-Output-* headers */
+    bool out_end;
+    uint64_t out_next;
+    int64_t queued_ms; /* monotonic ms when it was queued (pool or lane) */
+    bool pool_waiting; /* on a->wait_head's list (queued on the pool, not started) */
+    api_call *wait_prev, *wait_next;
 };
+
+/* The answer to a missing or malformed bearer token. */
+static const char no_token_message[] =
+    "send your token as \"Authorization: Bearer <token>\" (set ANTENNA_TOKEN for the CLI)";
 
 /* --- answers --------------------------------------------------------------------------------- */
 
 static void set_error(api_call *c, int status, const char *code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
+
+/* Replaces with '?' each byte of `s` that does not start a well-formed UTF-8 character (jansson
+ * refuses such a string, which left an error answer without a body: a message quoting the user's
+ * bytes, cut by a %.64s or by jansson's own error text, may end in half a character; found by
+ * tests/fuzz/fuzz_job_json.c). */
+static void utf8_scrub(char *s)
+{
+    unsigned char *p = (unsigned char *)s;
+    while (*p) {
+        size_t n, i;
+        uint32_t cp;
+        if (*p < 0x80) {
+            p++;
+            continue;
+        }
+        if ((*p & 0xE0) == 0xC0)
+            n = 2, cp = *p & 0x1F;
+        else if ((*p & 0xF0) == 0xE0)
+            n = 3, cp = *p & 0x0F;
+        else if ((*p & 0xF8) == 0xF0)
+            n = 4, cp = *p & 0x07;
+        else
+            n = 0, cp = 0;
+        for (i = 1; i < n && (p[i] & 0xC0) == 0x80; i++)
+            cp = (cp << 6) | (p[i] & 0x3F);
+        bool ok = n > 0 && i == n && !(n == 2 && cp < 0x80) && !(n == 3 && cp < 0x800) &&
+                  !(n == 4 && (cp < 0x10000 || cp > 0x10FFFF)) && !(cp >= 0xD800 && cp <= 0xDFFF);
+        if (!ok)
+            *p++ = '?';
+        else
+            p += n;
+    }
+}
 
 static void set_error(api_call *c, int status, const char *code, const char *fmt, ...)
 {
@@ -129,6 +185,7 @@ static void set_error(api_call *c, int status, const char *code, const char *fmt
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    utf8_scrub(msg);
     json_t *o = json_pack("{s:{s:s,s:s}}", "error", "code", code, "message", msg);
     free(c->body);
     c->body = json_dumps(o, JSON_COMPACT);
@@ -229,18 +286,28 @@ struct field {
     bool required;
 };
 
-/* Parses the body as a JSON object with only `fields` (of the right types). Returns the object
- * (caller decrefs) or NULL with the error answer set. */
-static json_t *parse_body(api_call *c, const struct field *fields, size_t nfields)
+/* True if a Content-Type is exactly application/json (any case), parameters allowed
+ * ("application/json; charset=utf-8"); "application/jsonx" or "application/json-seq" are not. */
+static bool media_type_is_json(const char *ct)
 {
-    size_t len = 0;
-    const char *body = http_request_body(c->req, &len);
-    const char *ct = http_request_header(c->req, "Content-Type");
+    if (strncasecmp(ct, "application/json", 16) != 0) return false;
+    const char *p = ct + 16;
+    while (*p == ' ' || *p == '\t')
+        p++;
+    return *p == '\0' || *p == ';';
+}
+
+/* Parses `body` (len bytes, sent with Content-Type `ct`, NULL = none) as a JSON object with only
+ * `fields` (of the right types). Returns the object (caller decrefs) or NULL with the error answer
+ * set. */
+static json_t *parse_json_body(api_call *c, const char *ct, const char *body, size_t len,
+                               const struct field *fields, size_t nfields)
+{
     json_error_t jerr;
     const char *key;
     json_t *v;
 
-    if (ct != NULL && strncasecmp(ct, "application/json", 16) != 0) {
+    if (ct != NULL && !media_type_is_json(ct)) {
         set_error(c, 415, "unsupported_media_type",
                   "the body must be JSON: send Content-Type: application/json");
         return NULL;
@@ -306,6 +373,15 @@ static json_t *parse_body(api_call *c, const struct field *fields, size_t nfield
         }
     }
     return o;
+}
+
+/* parse_json_body over the request's body and Content-Type. */
+static json_t *parse_body(api_call *c, const struct field *fields, size_t nfields)
+{
+    size_t len = 0;
+    const char *body = http_request_body(c->req, &len);
+    const char *ct = http_request_header(c->req, "Content-Type");
+    return parse_json_body(c, ct, body, len, fields, nfields);
 }
 
 static const char *str_field(json_t *o, const char *name, const char *dflt)
@@ -403,13 +479,62 @@ static char *render_job(const store_job *j, const registry_live *live, void *arg
     return s;
 }
 
-static void h_jobs_post(api_call *c)
+/* Reads a POST /v1/jobs body (len bytes sent with Content-Type `ct`) into `r` and validates it
+ * against `lim`; sets *dry_run. Returns the parsed object, which r->script borrows (caller
+ * decrefs), or NULL with the error answer set. */
+static json_t *job_body_read(api_call *c, const char *ct, const char *body, size_t len,
+                             const jobreq_limits *lim, jobreq *r, bool *dry_run)
 {
     static const struct field fields[] = {
         {"script", F_STR, true},        {"name", F_STR, false},          {"gpus", F_INT, false},
         {"gpu_type", F_STR, false},     {"cpus_per_task", F_INT, false}, {"mem_mb", F_INT, false},
         {"time_minutes", F_INT, false}, {"dry_run", F_BOOL, false},
     };
+    jobreq_error jerr;
+    json_t *o = parse_json_body(c, ct, body, len, fields, sizeof fields / sizeof fields[0]);
+    if (o == NULL) return NULL;
+    jobreq_init(r);
+    r->script = str_field(o, "script", NULL);
+    *dry_run = json_is_true(json_object_get(o, "dry_run"));
+    if (!copy_str(c, r->name, sizeof r->name, "name", str_field(o, "name", "antenna-job"),
+                  "invalid_name") ||
+        !copy_str(c, r->gpu_type, sizeof r->gpu_type, "gpu_type", str_field(o, "gpu_type", ""),
+                  "invalid_gpu_type"))
+        goto fail;
+    if (r->name[0] == '\0') snprintf(r->name, sizeof r->name, "antenna-job");
+    r->gpus = (int)int_field(o, "gpus", r->gpus);
+    r->cpus_per_task = (int)int_field(o, "cpus_per_task", r->cpus_per_task);
+    r->mem_mb = int_field(o, "mem_mb", r->mem_mb);
+    r->time_minutes = (int)int_field(o, "time_minutes", r->time_minutes);
+    if (jobreq_validate(r, lim, &jerr) < 0) {
+        set_error(c, 400, jerr.code, "%s", jerr.message);
+        goto fail;
+    }
+    return o;
+fail:
+    json_decref(o);
+    return NULL;
+}
+
+int api_job_body_check(const char *content_type, const char *body, size_t len,
+                       const jobreq_limits *lim, jobreq *r, int *status, char **error_json)
+{
+    api_call c;
+    bool dry_run = false;
+    memset(&c, 0, sizeof c);
+    *status = 0;
+    *error_json = NULL;
+    json_t *o = job_body_read(&c, content_type, body, len, lim, r, &dry_run);
+    r->script = NULL; /* it pointed into o */
+    json_decref(o);
+    if (o != NULL) return 0;
+    *status = c.status;
+    *error_json = c.body;
+    return -EINVAL;
+}
+
+static void h_jobs_post(api_call *c)
+{
     const char *idem = http_request_header(c->req, "Idempotency-Key");
     if (idem != NULL && !idem_key_valid(idem)) {
         set_error(c, 400, "invalid_idempotency_key",
@@ -418,27 +543,13 @@ static void h_jobs_post(api_call *c)
                   IDEM_KEY_MAX);
         return;
     }
-    json_t *o = parse_body(c, fields, sizeof fields / sizeof fields[0]);
-    if (o == NULL) return;
     jobreq r;
-    jobreq_error jerr;
-    jobreq_init(&r);
-    r.script = str_field(o, "script", NULL);
-    bool dry_run = json_is_true(json_object_get(o, "dry_run"));
-    if (!copy_str(c, r.name, sizeof r.name, "name", str_field(o, "name", "antenna-job"),
-                  "invalid_name") ||
-        !copy_str(c, r.gpu_type, sizeof r.gpu_type, "gpu_type", str_field(o, "gpu_type", ""),
-                  "invalid_gpu_type"))
-        goto out;
-    if (r.name[0] == '\0') snprintf(r.name, sizeof r.name, "antenna-job");
-    r.gpus = (int)int_field(o, "gpus", r.gpus);
-    r.cpus_per_task = (int)int_field(o, "cpus_per_task", r.cpus_per_task);
-    r.mem_mb = int_field(o, "mem_mb", r.mem_mb);
-    r.time_minutes = (int)int_field(o, "time_minutes", r.time_minutes);
-    if (jobreq_validate(&r, &c->a->opt.limits, &jerr) < 0) {
-        set_error(c, 400, jerr.code, "%s", jerr.message);
-        goto out;
-    }
+    bool dry_run = false;
+    size_t in_len = 0;
+    const char *in = http_request_body(c->req, &in_len);
+    json_t *o = job_body_read(c, http_request_header(c->req, "Content-Type"), in, in_len,
+                              &c->a->opt.limits, &r, &dry_run);
+    if (o == NULL) return;
     /* A job naming no GPU type runs, and is billed, as the site's default type. */
     if (r.gpus > 0 && r.gpu_type[0] == '\0' && c->a->opt.limits.gpu_types != NULL &&
         c->a->opt.limits.gpu_types[0] != NULL)
@@ -524,23 +635,21 @@ out:
     json_decref(o);
 }
 
+static int query_str(const char *query, const char *name, char *out, size_t len);
+
+/* The non-negative integer value of `name` in `query` (percent-decoded, see query_str): 0,
+ * -ENOENT if absent, -EINVAL if not such an integer. */
 static int query_int(const char *query, const char *name, long long *out)
 {
-    size_t nlen = strlen(name);
-    for (const char *p = query; p && *p;) {
-        if (strncmp(p, name, nlen) == 0 && p[nlen] == '=') {
-            char *end;
-            errno = 0;
-            long long v = strtoll(p + nlen + 1, &end, 10);
-            if (errno || end == p + nlen + 1 || (*end != '\0' && *end != '&') || v < 0)
-                return -EINVAL;
-            *out = v;
-            return 0;
-        }
-        p = strchr(p, '&');
-        if (p) p++;
-    }
-    return -ENOENT;
+    char buf[32];
+    int rc = query_str(query, name, buf, sizeof buf);
+    if (rc < 0) return rc;
+    char *end;
+    errno = 0;
+    long long v = strtoll(buf, &end, 10);
+    if (errno || end == buf || *end != '\0' || v < 0) return -EINVAL;
+    *out = v;
+    return 0;
 }
 
 static void h_jobs_list(api_call *c)
@@ -620,11 +729,15 @@ static void h_job_delete(api_call *c)
     c->kick = !now;
 }
 
+/* Runs on the output lane (see api_handle): the file is the job's owner's to replace, so it is
+ * read by job_output_read (no link followed, nothing but a regular file of the job's account with
+ * one link) one bounded chunk at a time; the headers say where the next chunk starts and whether
+ * this one reached the end of the file. */
 static void h_job_output(api_call *c)
 {
     store_job j;
     long long offset = 0;
-    char path[PATH_MAX + 64];
+    char path[PATH_MAX + 64], err[256] = "";
     if (!load_own_job(c, &j)) return;
     if (query_int(http_request_query(c->req), "offset", &offset) == -EINVAL) {
         set_error(c, 400, "invalid_value", "offset must be a non-negative integer");
@@ -633,28 +746,47 @@ static void h_job_output(api_call *c)
     broker_options bo = {.spool_dir = c->a->spool_dir};
     broker_job_output_path(&bo, (long long)j.id, path, sizeof path);
     snprintf(c->job_state, sizeof c->job_state, "%s", j.state);
-    size_t cap = c->a->opt.max_output_bytes ? c->a->opt.max_output_bytes : 4u << 20;
-    char *buf = malloc(cap + 1);
-    size_t got = 0;
-    if (buf == NULL) {
-        set_error(c, 500, "internal", "out of memory");
+    job_output_chunk ch;
+    if (strcmp(j.state, STORE_STATE_QUEUED) == 0) { /* never dispatched: no folder, no file */
+        memset(&ch, 0, sizeof ch);
+        ch.offset = ch.next = (uint64_t)offset;
+        ch.end = true;
+        goto answer;
+    }
+    struct passwd pw, *res = NULL;
+    char pwbuf[4096];
+    if (getpwnam_r(j.unix_user, &pw, pwbuf, sizeof pwbuf, &res) != 0 || res == NULL) {
+        set_error(c, 409, "output_refused",
+                  "job %" PRId64 "'s Unix account '%s' no longer exists on the broker host, so its "
+                  "output cannot be checked; ask your administrator",
+                  c->id, j.unix_user);
         return;
     }
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-    if (fd >= 0) {
-        while (got < cap) {
-            ssize_t r = pread(fd, buf + got, cap - got, (off_t)offset + (off_t)got);
-            if (r <= 0) break;
-            got += (size_t)r;
-        }
-        close(fd);
+    size_t cap = c->a->opt.max_output_bytes ? c->a->opt.max_output_bytes : JOB_OUTPUT_CHUNK_DEFAULT;
+    int rc = job_output_read(path, pw.pw_uid, (uint64_t)offset, cap, &ch, err, sizeof err);
+    if (rc == -ENOENT) { /* not started yet, or nothing written: empty, and the end */
+        memset(&ch, 0, sizeof ch);
+        ch.offset = ch.next = (uint64_t)offset;
+        ch.end = true;
+    } else if (rc == -EPERM) {
+        LOG(LOG_WARN, "job %" PRId64 ": output refused: %s", c->id, err);
+        set_error(c, 409, "output_refused", "job %" PRId64 ": %s", c->id, err);
+        return;
+    } else if (rc < 0) {
+        LOG(LOG_ERROR, "job %" PRId64 ": cannot read its output: %s", c->id, err);
+        set_error(c, 500, "internal", "cannot read job %" PRId64 "'s output; try again", c->id);
+        return;
     }
-    buf[got] = '\0';
+answer:
+    c->out_next = ch.next;
+    c->out_end = ch.end;
+    c->out_chunk = true;
     free(c->body);
-    c->body = buf;
-    c->body_len = got;
+    c->body = ch.data ? ch.data : strdup("");
+    c->body_len = ch.len;
     c->ctype = "text/plain; charset=utf-8";
-    c->status = 200;
+    c->status = c->body ? 200 : 500;
+    if (c->body == NULL) set_error(c, 500, "internal", "out of memory");
 }
 
 static json_t *partner_json(const store_partner *p)
@@ -665,9 +797,9 @@ static json_t *partner_json(const store_partner *p)
 
 static json_t *user_json(const store_user *u)
 {
-    return json_pack("{s:s,s:s,s:s,s:s,s:s,s:o}", "name", u->name, "partner", u->partner,
+    return json_pack("{s:s,s:s,s:s,s:s,s:s,s:o,s:b}", "name", u->name, "partner", u->partner,
                      "unix_user", u->unix_user, "role", u->role, "category", u->category,
-                     "created_at", json_time(u->created_at));
+                     "created_at", json_time(u->created_at), "disabled", u->disabled);
 }
 
 static json_t *int_or_null(int v)
@@ -806,6 +938,24 @@ static void h_partner_patch(api_call *c)
     json_decref(o);
 }
 
+/* The answer to a Unix account that account_check refused (a missing, invalid or privileged
+ * account: rc -ENOENT, -EINVAL or -EPERM), with its message. */
+static void account_refused(api_call *c, int rc, const char *why)
+{
+    (void)rc;
+    set_error(c, 400, "invalid_value", "%s", why);
+}
+
+/* The answer to a Unix account already mapped to users of another partner. */
+static void account_taken(api_call *c, const char *unix_user)
+{
+    set_error(c, 409, "conflict",
+              "Unix account \"%.64s\" already runs the jobs of another partner's users; one "
+              "account serves the users of one partner only: map this user to an account of its "
+              "own partner (create one with deploy/ensure-unix-user.sh NAME)",
+              unix_user);
+}
+
 static void h_users_post(api_call *c)
 {
     static const struct field fields[] = {{"name", F_STR, true},
@@ -818,10 +968,10 @@ static void h_users_post(api_call *c)
     const char *name = str_field(o, "name", ""), *partner = str_field(o, "partner", "");
     const char *unix_user = str_field(o, "unix_user", ""), *role = str_field(o, "role", "user");
     const char *category = str_field(o, "category", "");
-    struct passwd pw, *res = NULL;
-    char pwbuf[4096];
+    char why[512];
     store_user u;
     policy_category cat;
+    int arc = 0;
     if (!jobreq_ident_valid(name)) {
         set_error(c, 400, "invalid_name",
                   "user name \"%.64s\" is not valid: use 1-63 letters, digits, '.', '_' or '-'",
@@ -834,23 +984,16 @@ static void h_users_post(api_call *c)
     } else if (policy_category_parse(category, &cat) < 0) {
         set_error(c, 400, "invalid_value",
                   "category must be sme, researcher or institution, not \"%.32s\"", category);
-    } else if (!jobreq_ident_valid(unix_user) ||
-               getpwnam_r(unix_user, &pw, pwbuf, sizeof pwbuf, &res) != 0 || res == NULL) {
-        set_error(c, 400, "invalid_value",
-                  "Unix account \"%.64s\" does not exist on the broker host; create it first "
-                  "(e.g. useradd --system %.64s)",
-                  unix_user, unix_user);
-    } else if (pw.pw_uid == 0) {
-        set_error(c, 400, "invalid_value",
-                  "Unix account \"%.64s\" is root; jobs never run as root: map the user to an "
-                  "unprivileged account",
-                  unix_user);
+    } else if ((arc = account_check(&c->a->opt.accounts, unix_user, NULL, why, sizeof why)) < 0) {
+        account_refused(c, arc, why);
     } else {
         registry_actor who = actor_of(c, partner);
         int rc =
             registry_user_create(c->a->reg, &who, name, partner, unix_user, role, category, &u);
         if (rc == -EEXIST)
             set_error(c, 409, "conflict", "user \"%s\" already exists", name);
+        else if (rc == -ENOTUNIQ)
+            account_taken(c, unix_user);
         else if (rc == -ENOENT)
             set_error(c, 400, "invalid_value",
                       "partner \"%.64s\" does not exist; create it with: antenna partner add "
@@ -865,6 +1008,52 @@ static void h_users_post(api_call *c)
     json_decref(o);
 }
 
+/* PATCH /v1/users/NAME {"unix_user": "...", "disabled": true|false}: a new mapping (checked as at
+ * creation, audited with the old and new account) and disabling or enabling the user (its tokens
+ * stop or work again before the answer; its jobs are left as they are). */
+static void h_user_patch(api_call *c)
+{
+    static const struct field fields[] = {{"unix_user", F_STR, false}, {"disabled", F_BOOL, false}};
+    json_t *o = parse_body(c, fields, 2);
+    if (o == NULL) return;
+    json_t *d = json_object_get(o, "disabled");
+    const char *unix_user = str_field(o, "unix_user", NULL);
+    int disabled = d ? (json_is_true(d) ? 1 : 0) : -1;
+    char why[512];
+    store_user u;
+    int rc = store_user_get(c->a->st, c->seg[0], &u);
+    if (rc == -ENOENT) {
+        set_error(c, 404, "not_found", "no user \"%s\"; see antenna user list", c->seg[0]);
+    } else if (store_failed(c, rc, "read the user")) {
+    } else if ((role_bit(u.role) & (R_STAFF | R_ADMIN | R_AUDITOR)) && !has_role(c, R_ADMIN)) {
+        set_error(c, 403, "forbidden", "only an admin may change a user with the %s role", u.role);
+    } else if (unix_user == NULL && disabled < 0) {
+        set_error(c, 400, "invalid_value", "nothing to change: give unix_user or disabled");
+    } else if (disabled == 1 && u.id == c->user.id) {
+        set_error(c, 409, "conflict", "you cannot disable yourself; ask another administrator");
+    } else if (unix_user &&
+               (rc = account_check(&c->a->opt.accounts, unix_user, NULL, why, sizeof why)) < 0) {
+        account_refused(c, rc, why);
+    } else {
+        registry_actor who = actor_of(c, u.partner);
+        rc = registry_user_update(c->a->reg, &who, u.name, unix_user, disabled, &u);
+        if (rc == -ENOTUNIQ)
+            account_taken(c, unix_user);
+        else if (rc == -ENOENT)
+            set_error(c, 404, "not_found", "no user \"%s\"; see antenna user list", c->seg[0]);
+        else if (!store_failed(c, rc, "change the user")) {
+            LOG(LOG_INFO, "user %s changed by %s (unix %s%s)", u.name, c->user.name, u.unix_user,
+                u.disabled ? ", disabled" : "");
+            set_json(c, 200, user_json(&u));
+        }
+    }
+    json_decref(o);
+}
+
+/* The value of `name` in `query` (the raw query string), percent-decoded into out (`len` bytes
+ * with the NUL; '+' stays '+'): 0, -ENOENT if absent, -EINVAL if malformed (a bad escape, an
+ * escaped NUL) or too long. The one place query values are decoded: every handler reads them
+ * through this (or query_int). */
 static int query_str(const char *query, const char *name, char *out, size_t len)
 {
     size_t nlen = strlen(name);
@@ -872,10 +1061,7 @@ static int query_str(const char *query, const char *name, char *out, size_t len)
         if (strncmp(p, name, nlen) == 0 && p[nlen] == '=') {
             const char *v = p + nlen + 1, *e = strchr(v, '&');
             size_t vlen = e ? (size_t)(e - v) : strlen(v);
-            if (vlen >= len) return -EINVAL;
-            memcpy(out, v, vlen);
-            out[vlen] = '\0';
-            return 0;
+            return http_percent_decode(v, vlen, out, len) < 0 ? -EINVAL : 0;
         }
         p = strchr(p, '&');
         if (p) p++;
@@ -1045,15 +1231,80 @@ out:
     json_decref(o);
 }
 
+/* Parses "YYYY-MM-DD" (UTC midnight) or "YYYY-MM-DDTHH:MM:SSZ" into unix seconds. */
+static int parse_expiry_time(const char *s, int64_t *t)
+{
+    struct tm tm;
+    memset(&tm, 0, sizeof tm);
+    const char *end = strptime(s, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    if (end == NULL || *end != '\0') {
+        memset(&tm, 0, sizeof tm);
+        end = strptime(s, "%Y-%m-%d", &tm);
+        if (end == NULL || *end != '\0') return -EINVAL;
+    }
+    *t = (int64_t)timegm(&tm);
+    return 0;
+}
+
+/* A new token's expiry from "expires_in" (seconds) or "expires_at" (a UTC date or time), or the
+ * configured default lifetime; refused beyond the configured maximum. Returns false with the
+ * error answer set. */
+static bool token_expiry(api_call *c, json_t *o, int64_t now, int64_t *expires_at)
+{
+    json_t *in = json_object_get(o, "expires_in");
+    const char *at = str_field(o, "expires_at", NULL);
+    int64_t max = c->a->opt.token_max_lifetime_s;
+    if (in && at) {
+        set_error(c, 400, "invalid_value", "give expires_in or expires_at, not both");
+        return false;
+    }
+    if (in) {
+        json_int_t v = json_integer_value(in);
+        if (v <= 0 || v > (json_int_t)100 * 365 * 86400) {
+            set_error(c, 400, "invalid_value",
+                      "expires_in must be a number of seconds between 1 and 3153600000");
+            return false;
+        }
+        *expires_at = now + (int64_t)v;
+    } else if (at) {
+        if (parse_expiry_time(at, expires_at) < 0) {
+            set_error(c, 400, "invalid_value",
+                      "expires_at must be a UTC date YYYY-MM-DD or time YYYY-MM-DDTHH:MM:SSZ, not "
+                      "\"%.40s\"",
+                      at);
+            return false;
+        }
+        if (*expires_at <= now) {
+            set_error(c, 400, "invalid_value", "expires_at %.40s is in the past", at);
+            return false;
+        }
+    } else {
+        *expires_at =
+            c->a->opt.token_default_lifetime_s > 0 ? now + c->a->opt.token_default_lifetime_s : 0;
+    }
+    if (max > 0 && (*expires_at == 0 || *expires_at - now > max)) {
+        set_error(c, 400, "expiry_too_far",
+                  "a token may live at most %" PRId64 " days here (token_max_lifetime_days); ask "
+                  "for a shorter expiry",
+                  max / 86400);
+        return false;
+    }
+    return true;
+}
+
 static void h_tokens_post(api_call *c)
 {
-    static const struct field fields[] = {{"user", F_STR, true}, {"label", F_STR, false}};
-    json_t *o = parse_body(c, fields, 2);
+    static const struct field fields[] = {{"user", F_STR, true},
+                                          {"label", F_STR, false},
+                                          {"expires_in", F_INT, false},
+                                          {"expires_at", F_STR, false}};
+    json_t *o = parse_body(c, fields, 4);
     if (o == NULL) return;
     const char *name = str_field(o, "user", ""), *label = str_field(o, "label", "");
     char token[AUTH_TOKEN_LEN + 1], hash[AUTH_HASH_HEX_LEN + 1];
     store_user u;
-    int64_t id = 0;
+    int64_t id = 0, expires_at = 0;
+    if (!token_expiry(c, o, time(NULL), &expires_at)) goto out;
     int rc = store_user_get(c->a->st, name, &u);
     if (rc == -ENOENT) {
         set_error(c, 400, "invalid_value",
@@ -1061,21 +1312,29 @@ static void h_tokens_post(api_call *c)
     } else if (strlen(label) >= STORE_NAME_MAX) {
         set_error(c, 400, "invalid_value", "label is too long (at most %d characters)",
                   STORE_NAME_MAX - 1);
-    } else if (!store_failed(c, rc, "read the user")) {
+    } else if (store_failed(c, rc, "read the user")) {
+    } else if (u.disabled) {
+        set_error(c, 409, "user_disabled",
+                  "user \"%s\" is disabled; enable it first (antenna user enable %s)", u.name,
+                  u.name);
+    } else {
         registry_actor who = actor_of(c, u.partner);
         if (auth_token_generate(token, sizeof token) < 0 ||
             auth_token_hash(token, hash, sizeof hash) < 0) {
             set_error(c, 500, "internal", "could not make a random token");
-        } else if (!store_failed(
-                       c, registry_token_create(c->a->reg, &who, u.id, u.partner, hash, label, &id),
-                       "store the token")) {
+        } else if (!store_failed(c,
+                                 registry_token_issue(c->a->reg, &who, u.id, u.partner, hash, label,
+                                                      expires_at, &id),
+                                 "store the token")) {
             LOG(LOG_INFO, "token %" PRId64 " created for user %s by %s", id, u.name, c->user.name);
             set_json(c, 201,
-                     json_pack("{s:I,s:s,s:s,s:s}", "id", (json_int_t)id, "user", u.name, "label",
-                               label, "token", token));
+                     json_pack("{s:I,s:s,s:s,s:s,s:o}", "id", (json_int_t)id, "user", u.name,
+                               "label", label, "token", token, "expires_at",
+                               json_time(expires_at)));
         }
         OPENSSL_cleanse(token, sizeof token);
     }
+out:
     json_decref(o);
 }
 
@@ -1086,10 +1345,12 @@ static void h_tokens_list(api_call *c)
     if (store_failed(c, store_token_list(c->a->st, 0, &ts, &n), "list tokens")) return;
     json_t *arr = json_array();
     for (size_t i = 0; i < n; i++)
-        json_array_append_new(arr, json_pack("{s:I,s:s,s:s,s:o,s:o}", "id", (json_int_t)ts[i].id,
-                                             "user", ts[i].user, "label", ts[i].label, "created_at",
-                                             json_time(ts[i].created_at), "revoked_at",
-                                             json_time(ts[i].revoked_at)));
+        json_array_append_new(
+            arr, json_pack("{s:I,s:s,s:s,s:o,s:o,s:o,s:b}", "id", (json_int_t)ts[i].id, "user",
+                           ts[i].user, "label", ts[i].label, "created_at",
+                           json_time(ts[i].created_at), "revoked_at", json_time(ts[i].revoked_at),
+                           "expires_at", json_time(ts[i].expires_at), "expired",
+                           ts[i].expires_at > 0 && ts[i].expires_at <= time(NULL)));
     free(ts);
     set_json(c, 200, json_pack("{s:o}", "tokens", arr));
 }
@@ -1548,6 +1809,47 @@ static json_t *reconciled_json(api_call *c, const char *partner, const char *mon
     return best ? best : json_null();
 }
 
+/* Signs the chain's last entry (the whole chain verified first) for an auditor to keep elsewhere.
+ * Changes nothing, so it is not itself audited. */
+static void h_audit_checkpoint(api_call *c)
+{
+    audit_checkpoint cp;
+    char err[320] = "";
+    if (c->a->opt.audit == NULL) {
+        set_error(c, 503, "unavailable", "the audit trail is not configured");
+        return;
+    }
+    int rc = audit_checkpoint_take(c->a->opt.audit, &cp, err, sizeof err);
+    if (rc == -EBADMSG) {
+        set_error(c, 409, "conflict", "%s", err);
+        return;
+    }
+    if (rc < 0) {
+        LOG(LOG_ERROR, "audit checkpoint: %s", err);
+        set_error(c, 500, "internal", "cannot sign a checkpoint: %s", err);
+        return;
+    }
+    set_json(c, 201, audit_checkpoint_json(&cp, 1));
+}
+
+/* The checkpoint key's public half (the private half never leaves the broker host). */
+static void h_audit_public_key(api_call *c)
+{
+    char hex[AUDIT_PUBKEY_HEX], id[AUDIT_KEY_ID_HEX], *pem = NULL;
+    if (c->a->opt.audit == NULL) {
+        set_error(c, 503, "unavailable", "the audit trail is not configured");
+        return;
+    }
+    if (audit_public_key(c->a->opt.audit, hex, id, &pem) < 0) {
+        set_error(c, 500, "internal", "cannot read the audit signing key's public half");
+        return;
+    }
+    set_json(c, 200,
+             json_pack("{s:s,s:s,s:s,s:s}", "algorithm", "ed25519", "key_id", id, "public_key", hex,
+                       "pem", pem));
+    free(pem);
+}
+
 static const struct route routes[] = {
     {"POST", "v1/jobs", h_jobs_post, R_SUBMITTERS, false},
     {"GET", "v1/jobs", h_jobs_list, R_ALL, true},
@@ -1560,6 +1862,7 @@ static const struct route routes[] = {
     {"PATCH", "v1/partners/%", h_partner_patch, R_STAFFS, false},
     {"POST", "v1/users", h_users_post, R_STAFFS, false},
     {"GET", "v1/users", h_users_list, R_READERS | R_MANAGER, false},
+    {"PATCH", "v1/users/%", h_user_patch, R_STAFFS, false},
     {"GET", "v1/quotas", h_quotas_list, R_ALL, false},
     {"PATCH", "v1/quotas/%/%", h_quota_patch, R_STAFFS, false},
     {"POST", "v1/tokens", h_tokens_post, R_ADMIN, false},
@@ -1572,47 +1875,177 @@ static const struct route routes[] = {
     {"POST", "v1/jobs/*/refund", h_job_refund, R_STAFFS, false},
     {"POST", "v1/jobs/*/correct", h_job_correct, R_STAFFS, false},
     {"GET", "v1/reconcile", h_reconcile, R_READERS, false},
+    {"POST", "v1/audit/checkpoint", h_audit_checkpoint, R_ADMIN | R_AUDITOR, false},
+    {"GET", "v1/audit/public-key", h_audit_public_key, R_ALL, false},
 };
 
 /* --- loop-thread side ---------------------------------------------------------------------- */
 
-/* Audits a failed authentication (worker threads only). The caller gets 401 whatever becomes of
- * the entry: a failure to record it is logged, not answered (a retry could not help them). */
-static void audit_auth_failed(api_call *c, const char *reason)
+/* --- failed authentications: counted per peer and minute, audited once per peer and minute -- */
+
+#define FLUSH_EVERY_MS 15000
+#define FLUSH_BATCH    256
+
+int api_auth_flush(api *a, bool all)
 {
-    registry_actor who = {.actor = "-", .partner = ""};
-    json_t *d =
-        json_pack("{s:s,s:s,s:s,s:s}", "method", http_request_method(c->req), "path",
-                  http_request_path(c->req), "peer", http_request_peer(c->req), "reason", reason);
-    char *text = d ? json_dumps(d, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
-    json_decref(d);
-    int rc = text ? registry_audit(c->a->reg, &who, "auth.failed", text) : -ENOMEM;
-    if (rc < 0) LOG(LOG_ERROR, "audit: cannot record auth.failed (%s)", strerror(-rc));
-    free(text);
+    auth_peer_count counts[FLUSH_BATCH];
+    int ret = 0;
+    size_t n;
+    do {
+        n = auth_peers_drain(a->peers, time(NULL), all, counts, FLUSH_BATCH);
+        for (size_t i = 0; i < n; i++) {
+            auth_peer_count *k = &counts[i];
+            registry_actor who = {.actor = "-", .partner = ""};
+            json_t *d =
+                json_pack("{s:s,s:o,s:I,s:I}", "peer", k->peer, "minute", json_time(k->minute),
+                          "failures", (json_int_t)k->failures, "refused", (json_int_t)k->refused);
+            char *text = d ? json_dumps(d, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+            json_decref(d);
+            int rc = text ? registry_audit(a->reg, &who, "auth.failed", text) : -ENOMEM;
+            free(text);
+            LOG(LOG_WARN, "authentication failed %u time(s) from %s in one minute (%u refused)",
+                k->failures, k->peer, k->refused);
+            if (rc < 0) {
+                LOG(LOG_ERROR, "audit: cannot record auth.failed (%s)", strerror(-rc));
+                ret = rc;
+            }
+        }
+    } while (n == FLUSH_BATCH);
+    return ret;
+}
+
+static void flush_work(uv_work_t *w)
+{
+    api_auth_flush(w->data, false);
+}
+
+static void flush_done(uv_work_t *w, int status)
+{
+    api *a = w->data;
+    (void)status;
+    a->flushing = false;
+}
+
+static void flush_tick(uv_timer_t *t)
+{
+    api *a = t->data;
+    if (a->flushing) return;
+    a->flush_work.data = a;
+    if (uv_queue_work(a->loop, &a->flush_work, flush_work, flush_done) == 0) a->flushing = true;
+}
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* A 429 rate_limited answer with Retry-After. */
+static void respond_limited(http_request *req, int wait, const char *msg)
+{
+    char secs[16];
+    snprintf(secs, sizeof secs, "%d", wait);
+    http_request_header_add(req, "Retry-After", secs);
+    http_request_respond_error(req, 429, "rate_limited", msg);
+}
+
+/* Authenticates `req` on the loop thread, from memory only (auth.h limits, registry_token_check):
+ * returns true with *user filled, or false with the request answered (401 or 429). A peer past
+ * its failed attempts per minute gets 429 without its token being looked up. With take_rate, a
+ * request of the token's bucket is used up (the call made once per request, when it is served;
+ * the check at the headers, before its body, leaves the bucket alone). */
+static bool authenticate(api *a, http_request *req, store_user *user, bool take_rate)
+{
+    char ip[AUTH_PEER_MAX], token[256], hash[AUTH_HASH_HEX_LEN + 1], msg[256];
+    int64_t now = time(NULL);
+    auth_peer_ip(http_request_peer(req), ip, sizeof ip);
+    int wait = auth_peers_check(a->peers, ip, now);
+    if (wait > 0) {
+        snprintf(msg, sizeof msg,
+                 "too many failed authentications from %s; try again in %d s with a valid token",
+                 ip, wait);
+        respond_limited(req, wait, msg);
+        return false;
+    }
+    if (auth_bearer_parse(http_request_header(req, "Authorization"), token, sizeof token) < 0) {
+        auth_peers_fail(a->peers, ip, now);
+        http_request_respond_error(req, 401, "unauthorized", no_token_message);
+        return false;
+    }
+    int rc = auth_token_hash(token, hash, sizeof hash);
+    OPENSSL_cleanse(token, sizeof token);
+    if (rc < 0) {
+        http_request_respond_error(req, 503, "unavailable", "cannot hash the token; try again");
+        return false;
+    }
+    rc = registry_token_check(a->reg, hash, now, user);
+    if (rc < 0) {
+        auth_peers_fail(a->peers, ip, now);
+        if (rc == -EKEYEXPIRED)
+            snprintf(msg, sizeof msg,
+                     "this token expired; ask your administrator for a new one (antenna token "
+                     "create --user %s)",
+                     user->name);
+        else if (rc == -EACCES)
+            snprintf(msg, sizeof msg,
+                     "user %s is disabled; ask your administrator to enable it (antenna user "
+                     "enable %s)",
+                     user->name, user->name);
+        else
+            snprintf(msg, sizeof msg,
+                     "the token is unknown or revoked; ask your administrator for a new one");
+        http_request_respond_error(req, 401, "unauthorized", msg);
+        return false;
+    }
+    if (!take_rate) return true;
+    wait = auth_rate_take(a->rate, hash, mono_ms());
+    if (wait > 0) {
+        snprintf(msg, sizeof msg,
+                 "too many requests with this token; slow down and try again in %d s", wait);
+        respond_limited(req, wait, msg);
+        return false;
+    }
+    return true;
+}
+
+/* Loop thread: c goes on the list of calls queued on the pool and not started. O(1). */
+static void pool_wait_add(api *a, api_call *c)
+{
+    pthread_mutex_lock(&a->wait_mu);
+    c->pool_waiting = true;
+    c->wait_next = NULL;
+    c->wait_prev = a->wait_tail;
+    if (a->wait_tail)
+        a->wait_tail->wait_next = c;
+    else
+        a->wait_head = c;
+    a->wait_tail = c;
+    pthread_mutex_unlock(&a->wait_mu);
+}
+
+/* Any thread: c has started (or was never queued): off the list. O(1). */
+static void pool_wait_remove(api *a, api_call *c)
+{
+    pthread_mutex_lock(&a->wait_mu);
+    if (c->pool_waiting) {
+        c->pool_waiting = false;
+        if (c->wait_prev)
+            c->wait_prev->wait_next = c->wait_next;
+        else
+            a->wait_head = c->wait_next;
+        if (c->wait_next)
+            c->wait_next->wait_prev = c->wait_prev;
+        else
+            a->wait_tail = c->wait_prev;
+    }
+    pthread_mutex_unlock(&a->wait_mu);
 }
 
 static void call_work(uv_work_t *w)
 {
     api_call *c = w->data;
-    if (c->bad_auth) {
-        LOG(LOG_WARN, "authentication failed from %s: missing or malformed bearer token",
-            http_request_peer(c->req));
-        audit_auth_failed(c, "missing or malformed bearer token");
-        set_error(c, 401, "unauthorized",
-                  "send your token as \"Authorization: Bearer <token>\" (set ANTENNA_TOKEN for the "
-                  "CLI)");
-        return;
-    }
-    int rc = registry_token_lookup(c->a->reg, c->token_hash, &c->user);
-    if (rc == -ENOENT) {
-        LOG(LOG_WARN, "authentication failed from %s: unknown or revoked token",
-            http_request_peer(c->req));
-        audit_auth_failed(c, "unknown or revoked token");
-        set_error(c, 401, "unauthorized",
-                  "the token is unknown or revoked; ask your administrator for a new one");
-        return;
-    }
-    if (store_failed(c, rc, "check the token")) return;
+    pool_wait_remove(c->a, c);
     if (!has_role(c, c->route->roles)) {
         set_error(c, 403, "forbidden", "your role (%s) may not %s %s", c->user.role,
                   c->route->method, http_request_path(c->req));
@@ -1633,6 +2066,12 @@ static void call_done(uv_work_t *w, int status)
         http_request_header_add(c->req, "Retry-After", secs);
     }
     if (c->replayed) http_request_header_add(c->req, "Idempotent-Replayed", "true");
+    if (c->out_chunk) {
+        char next[24];
+        snprintf(next, sizeof next, "%" PRIu64, c->out_next);
+        http_request_header_add(c->req, "X-Antenna-Output-Next-Offset", next);
+        http_request_header_add(c->req, "X-Antenna-Output-End", c->out_end ? "true" : "false");
+    }
     http_request_respond(c->req, c->status, c->ctype, c->body, c->body_len);
     if (c->kick) broker_kick(a->br);
     a->pending--;
@@ -1696,6 +2135,27 @@ static void respond_health(api *a, http_request *req)
         json_array_append_new(reasons, json_string(r));
     }
     if (!slurm_ok) json_array_append_new(reasons, json_string("slurm: unreachable"));
+    /* a starved worker pool: the oldest call still waiting to start has waited too long */
+    int64_t now = mono_ms(), pool_at = 0, lane_at = 0;
+    pthread_mutex_lock(&a->wait_mu);
+    if (a->wait_head) pool_at = a->wait_head->queued_ms;
+    pthread_mutex_unlock(&a->wait_mu);
+    pthread_mutex_lock(&a->lane.mu);
+    if (a->lane.head) lane_at = a->lane.head->queued_ms;
+    pthread_mutex_unlock(&a->lane.mu);
+    unsigned starved_ms = a->opt.starved_after_ms ? a->opt.starved_after_ms : 5000;
+    const struct {
+        const char *name;
+        int64_t at;
+    } pools[] = {{"the worker pool", pool_at}, {"the read lane", lane_at}};
+    for (size_t i = 0; i < 2; i++) {
+        if (pools[i].at == 0 || now - pools[i].at <= (int64_t)starved_ms) continue;
+        char r[160];
+        snprintf(r, sizeof r,
+                 "workers: %s is starved: a request has waited %" PRId64 " ms to start",
+                 pools[i].name, now - pools[i].at);
+        json_array_append_new(reasons, json_string(r));
+    }
     bool ok = json_array_size(reasons) == 0;
     json_t *o = json_pack("{s:s,s:s,s:s}", "status", ok ? "ok" : "degraded", "slurm",
                           a->br == NULL ? "not_configured"
@@ -1768,6 +2228,7 @@ static int lane_push(api *a, api_call *c)
 {
     struct lane *l = &a->lane;
     c->lane_next = NULL;
+    c->queued_ms = mono_ms();
     pthread_mutex_lock(&l->mu);
     if (l->tail)
         l->tail->lane_next = c;
@@ -1791,6 +2252,40 @@ static void lane_stop(api *a)
     l->n_th = 0;
 }
 
+/* --- the output lane ---------------------------------------------------------------------- */
+
+static void output_work(job_output_task *t)
+{
+    api_call *c = (api_call *)((char *)t - offsetof(api_call, otask));
+    call_work(&c->work);
+}
+
+static void output_done(job_output_task *t)
+{
+    api_call *c = (api_call *)((char *)t - offsetof(api_call, otask));
+    call_done(&c->work, 0);
+}
+
+/* Loop thread: hands an output call to the output lane (its own threads, a bound on the reads it
+ * holds), or answers 503 with Retry-After when that bound is reached. Takes `c`. */
+static void output_push(api *a, api_call *c)
+{
+    http_request *req = c->req;
+    c->otask.work = output_work;
+    c->otask.done = output_done;
+    int rc = a->out_lane == NULL ? -EAGAIN : job_output_lane_push(a->out_lane, &c->otask);
+    if (rc < 0) {
+        free(c);
+        http_request_header_add(req, "Retry-After", "1");
+        http_request_respond_error(req, 503, "unavailable",
+                                   rc == -EBUSY ? "too many job output reads are under way; try "
+                                                  "again in a second"
+                                                : "the broker is busy; try again");
+        return;
+    }
+    a->pending++;
+}
+
 void api_handle(http_request *req, void *arg)
 {
     api *a = arg;
@@ -1798,10 +2293,12 @@ void api_handle(http_request *req, void *arg)
     const struct route *route = NULL;
     bool path_known = false;
     int64_t id = 0;
-    char token[256], seg[2][64] = {"", ""};
+    char seg[2][64] = {"", ""};
 
+    /* HEAD is served wherever GET is: same answer, the server sends no body */
+    const char *as_method = strcmp(method, "HEAD") == 0 ? "GET" : method;
     if (strcmp(path, "/healthz") == 0) {
-        if (strcmp(method, "GET") == 0)
+        if (strcmp(as_method, "GET") == 0)
             respond_health(a, req);
         else
             http_request_respond_error(req, 405, "method_not_allowed", "use GET /healthz");
@@ -1812,7 +2309,7 @@ void api_handle(http_request *req, void *arg)
         char rseg[2][64] = {"", ""};
         if (!path_match(routes[i].pattern, path, &rid, rseg)) continue;
         path_known = true;
-        if (strcmp(routes[i].method, method) == 0) {
+        if (strcmp(routes[i].method, as_method) == 0) {
             route = &routes[i];
             id = rid;
             memcpy(seg, rseg, sizeof seg);
@@ -1829,8 +2326,8 @@ void api_handle(http_request *req, void *arg)
                                        "docs/API.md)");
         return;
     }
-    bool bad_auth =
-        auth_bearer_parse(http_request_header(req, "Authorization"), token, sizeof token) < 0;
+    store_user user;
+    if (!authenticate(a, req, &user, true)) return;
     api_call *c = calloc(1, sizeof *c);
     if (c == NULL) {
         http_request_respond_error(req, 503, "unavailable", "out of memory; try again");
@@ -1842,16 +2339,32 @@ void api_handle(http_request *req, void *arg)
     c->id = id;
     memcpy(c->seg, seg, sizeof c->seg);
     c->work.data = c;
-    c->bad_auth = bad_auth;
-    if ((!bad_auth && auth_token_hash(token, c->token_hash, sizeof c->token_hash) < 0) ||
-        (route->lane && a->lane.n_th > 0
-             ? lane_push(a, c)
-             : uv_queue_work(a->loop, &c->work, call_work, call_done)) < 0) {
+    c->user = user;
+    if (route->fn == h_job_output) {
+        output_push(a, c);
+        return;
+    }
+    bool on_lane = route->lane && a->lane.n_th > 0;
+    c->queued_ms = mono_ms();
+    if (!on_lane) pool_wait_add(a, c);
+    if ((on_lane ? lane_push(a, c) : uv_queue_work(a->loop, &c->work, call_work, call_done)) < 0) {
+        pool_wait_remove(a, c);
         free(c);
         http_request_respond_error(req, 503, "unavailable", "the broker is busy; try again");
         return;
     }
     a->pending++;
+}
+
+void api_headers(http_request *req, void *arg)
+{
+    api *a = arg;
+    store_user user;
+    /* /healthz needs no token; every other path does (an unknown one too: 401 before 404). The
+     * same check as when the request is served (memory only, counted per peer), before its body
+     * arrives: a client without a valid token never gets a body buffered. */
+    if (strcmp(http_request_path(req), "/healthz") == 0) return;
+    (void)authenticate(a, req, &user, false);
 }
 
 int api_new(uv_loop_t *loop, registry *reg, broker *br, const api_options *opt, api **out)
@@ -1866,8 +2379,17 @@ int api_new(uv_loop_t *loop, registry *reg, broker *br, const api_options *opt, 
     snprintf(a->spool_dir, sizeof a->spool_dir, "%s", opt->spool_dir ? opt->spool_dir : "");
     a->opt.spool_dir = a->spool_dir;
     struct lane *l = &a->lane;
+    unsigned burst = opt->token_burst ? opt->token_burst : 2 * opt->token_rate_per_second;
+    if (auth_peers_new(0, opt->auth_failures_per_minute, &a->peers) < 0) goto fail_peers;
+    if (auth_rate_new(0, opt->token_rate_per_second, burst ? burst : 1, &a->rate) < 0)
+        goto fail_rate;
+    if (uv_timer_init(loop, &a->flush_timer) < 0) goto fail_timer;
+    a->flush_timer.data = a;
+    uv_timer_start(&a->flush_timer, flush_tick, FLUSH_EVERY_MS, FLUSH_EVERY_MS);
+    uv_unref((uv_handle_t *)&a->flush_timer); /* never keeps the loop alive by itself */
     pthread_mutex_init(&l->mu, NULL);
     pthread_cond_init(&l->cv, NULL);
+    pthread_mutex_init(&a->wait_mu, NULL);
     if (uv_async_init(loop, &l->async, lane_answered) < 0) goto fail_async;
     l->async.data = a;
     uv_unref((uv_handle_t *)&l->async); /* never keeps the loop alive by itself */
@@ -1876,28 +2398,49 @@ int api_new(uv_loop_t *loop, registry *reg, broker *br, const api_options *opt, 
         l->n_th++;
     }
     /* no lane thread: every request goes through libuv's pool, as the others do */
+    if (job_output_lane_new(loop, 0, 0, &a->out_lane) < 0)
+        a->out_lane = NULL; /* output calls then answer 503 */
     *out = a;
     return 0;
 fail_async:
+    pthread_mutex_destroy(&a->wait_mu);
     pthread_cond_destroy(&l->cv);
     pthread_mutex_destroy(&l->mu);
+    /* the timer's handle is freed by the loop: close it, run the loop once for it */
+    uv_close((uv_handle_t *)&a->flush_timer, NULL);
+    uv_run(loop, UV_RUN_NOWAIT);
+fail_timer:
+    auth_rate_free(a->rate);
+fail_rate:
+    auth_peers_free(a->peers);
+fail_peers:
     free(a);
     return -ENOMEM;
 }
 
+/* The close callback of the api's two handles (the lane's async and the flush timer): the last one
+ * frees the api, whatever order libuv closes them in. */
 static void lane_closed(uv_handle_t *h)
 {
     api *a = h->data;
+    if (--a->closing > 0) return;
     pthread_cond_destroy(&a->lane.cv);
     pthread_mutex_destroy(&a->lane.mu);
+    pthread_mutex_destroy(&a->wait_mu);
+    auth_rate_free(a->rate);
+    auth_peers_free(a->peers);
     free(a);
 }
 
 void api_free(api *a)
 {
     if (a == NULL) return;
+    api_auth_flush(a, true);
     lane_stop(a);
-    /* the lane's handle is freed by its close callback: run the (stopped) loop once for it */
+    job_output_lane_free(a->out_lane);
+    /* the handles are freed by their close callbacks: run the (stopped) loop once for them */
+    a->closing = 2;
+    uv_close((uv_handle_t *)&a->flush_timer, lane_closed);
     uv_close((uv_handle_t *)&a->lane.async, lane_closed);
     uv_run(a->loop, UV_RUN_NOWAIT);
 }

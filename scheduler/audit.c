@@ -17,7 +17,11 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/params.h>
+#include <openssl/pem.h>
 #include <openssl/rand.h>
+#include <openssl/sha.h>
+
+#include <time.h>
 
 #define AUDIT_KEY_MIN    32   /* bytes of a key file, at least (and what a new one holds) */
 #define AUDIT_KEY_MAX    4096 /* bytes of a key file, at most */
@@ -39,6 +43,7 @@ struct audit {
     unsigned char *key;
     size_t keylen;
     hasher h;             /* used by appends, under lock */
+    EVP_PKEY *sign;       /* the Ed25519 checkpoint key */
     pthread_mutex_t lock; /* one append (store + head file) at a time */
 };
 
@@ -376,6 +381,132 @@ static int head_read(const char *path, int64_t *seq, char hash[STORE_HASH_HEX])
     return 0;
 }
 
+/* --- the checkpoint key --- */
+
+char *audit_signing_key_path(const char *head_path, char *buf, size_t len)
+{
+    const char *slash = strrchr(head_path, '/');
+    if (slash == NULL)
+        snprintf(buf, len, "audit-signing.key");
+    else
+        snprintf(buf, len, "%.*s/audit-signing.key", (int)(slash - head_path), head_path);
+    return buf;
+}
+
+/* Creates the Ed25519 key file `path` (PKCS#8 PEM, mode 0600), failing if it exists. Returns 0,
+ * -EEXIST, or a negative errno with a message. */
+static int sign_key_create(const char *path, char *err, size_t errlen)
+{
+    int ret = -EIO;
+    EVP_PKEY *k = EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
+    BIO *mem = BIO_new(BIO_s_mem());
+    char *pem = NULL;
+    if (k == NULL || mem == NULL ||
+        PEM_write_bio_PrivateKey(mem, k, NULL, NULL, 0, NULL, NULL) != 1) {
+        set_err(err, errlen, "cannot make the audit signing key (OpenSSL Ed25519)");
+        goto fail_key;
+    }
+    long len = BIO_get_mem_data(mem, &pem);
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0) {
+        ret = -errno;
+        if (ret != -EEXIST)
+            set_err(err, errlen, "cannot create the audit signing key file %s: %s", path,
+                    strerror(-ret));
+        goto fail_key;
+    }
+    if (fchmod(fd, 0600) < 0 || (ret = write_all(fd, pem, (size_t)len)) < 0 || fsync(fd) < 0 ||
+        close(fd) < 0) {
+        ret = errno ? -errno : -EIO;
+        set_err(err, errlen, "cannot write the audit signing key file %s: %s", path,
+                strerror(-ret));
+        unlink(path);
+        goto fail_key;
+    }
+    ret = 0;
+fail_key:
+    BIO_free_all(mem); /* BIO_s_mem clears nothing: the PEM text was only in memory */
+    EVP_PKEY_free(k);
+    return ret;
+}
+
+/* Loads (creating when missing) the Ed25519 key in `path` into *out, with the checks of
+ * key_load (a regular file, no access for group or others). Returns 0 or a negative errno. */
+static int sign_key_load(const char *path, EVP_PKEY **out, char *err, size_t errlen)
+{
+    int ret = sign_key_create(path, err, errlen);
+    if (ret < 0 && ret != -EEXIST) return ret;
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW);
+    if (fd < 0) {
+        ret = -errno;
+        set_err(err, errlen, "cannot open the audit signing key file %s: %s", path, strerror(-ret));
+        return ret;
+    }
+    struct stat sb;
+    char buf[AUDIT_KEY_MAX];
+    ssize_t got = -1;
+    if (fstat(fd, &sb) < 0 || !S_ISREG(sb.st_mode)) {
+        set_err(err, errlen, "the audit signing key file %s is not a regular file", path);
+        ret = -EINVAL;
+    } else if (sb.st_mode & (S_IRWXG | S_IRWXO)) {
+        set_err(err, errlen,
+                "the audit signing key file %s is open to group or others (mode %04o); it must "
+                "stay secret: run chmod 600 %s",
+                path, (unsigned)(sb.st_mode & 07777), path);
+        ret = -EPERM;
+    } else if ((got = read(fd, buf, sizeof buf)) <= 0) {
+        set_err(err, errlen, "cannot read the audit signing key file %s", path);
+        ret = -EIO;
+    } else {
+        BIO *mem = BIO_new_mem_buf(buf, (int)got);
+        EVP_PKEY *k = mem ? PEM_read_bio_PrivateKey(mem, NULL, NULL, NULL) : NULL;
+        BIO_free(mem);
+        if (k == NULL || EVP_PKEY_get_id(k) != EVP_PKEY_ED25519) {
+            EVP_PKEY_free(k);
+            set_err(err, errlen,
+                    "the audit signing key file %s is not an Ed25519 private key in PEM", path);
+            ret = -EINVAL;
+        } else {
+            *out = k;
+            ret = 0;
+        }
+    }
+    OPENSSL_cleanse(buf, sizeof buf);
+    close(fd);
+    return ret;
+}
+
+static void hex_of(const unsigned char *b, size_t n, char *out)
+{
+    static const char hex[] = "0123456789abcdef";
+    for (size_t i = 0; i < n; i++) {
+        out[2 * i] = hex[b[i] >> 4];
+        out[2 * i + 1] = hex[b[i] & 15];
+    }
+    out[2 * n] = '\0';
+}
+
+int audit_public_key(audit *a, char hex[AUDIT_PUBKEY_HEX], char id[AUDIT_KEY_ID_HEX], char **pem)
+{
+    unsigned char raw[32], md[SHA256_DIGEST_LENGTH];
+    size_t len = sizeof raw;
+    if (EVP_PKEY_get_raw_public_key(a->sign, raw, &len) != 1 || len != sizeof raw) return -EIO;
+    hex_of(raw, sizeof raw, hex);
+    SHA256(raw, sizeof raw, md);
+    hex_of(md, (AUDIT_KEY_ID_HEX - 1) / 2, id);
+    if (pem == NULL) return 0;
+    BIO *mem = BIO_new(BIO_s_mem());
+    char *p = NULL;
+    if (mem == NULL || PEM_write_bio_PUBKEY(mem, a->sign) != 1) {
+        BIO_free(mem);
+        return -EIO;
+    }
+    long n = BIO_get_mem_data(mem, &p);
+    *pem = strndup(p, (size_t)n);
+    BIO_free(mem);
+    return *pem ? 0 : -ENOMEM;
+}
+
 /* --- lifecycle --- */
 
 int audit_new(store *st, const char *key_path, const char *head_path, audit **out, char *err,
@@ -434,6 +565,9 @@ int audit_new(store *st, const char *key_path, const char *head_path, audit **ou
         set_err(err, errlen, "cannot set up HMAC-SHA256 (OpenSSL)");
         goto fail_hasher;
     }
+    char sign_path[4096];
+    audit_signing_key_path(head_path, sign_path, sizeof sign_path);
+    if ((ret = sign_key_load(sign_path, &a->sign, err, errlen)) < 0) goto fail_sign;
     if ((ret = -pthread_mutex_init(&a->lock, NULL)) < 0) {
         set_err(err, errlen, "cannot create a mutex: %s", strerror(-ret));
         goto fail_mutex;
@@ -442,6 +576,8 @@ int audit_new(store *st, const char *key_path, const char *head_path, audit **ou
     return 0;
 
 fail_mutex:
+    EVP_PKEY_free(a->sign);
+fail_sign:
     hasher_close(&a->h);
 fail_hasher:
     key_free(a->key, a->keylen);
@@ -456,6 +592,7 @@ void audit_free(audit *a)
 {
     if (!a) return;
     pthread_mutex_destroy(&a->lock);
+    EVP_PKEY_free(a->sign);
     hasher_close(&a->h);
     key_free(a->key, a->keylen);
     free(a->head_path);
@@ -705,6 +842,8 @@ static int verify_chain(store *st, const hasher *h, const char *key_path, const 
         if (n < AUDIT_PAGE) break;
     }
     if (broken) return 0;
+    r->last_seq = prev_seq;
+    memcpy(r->last_hash, prev_hash, sizeof r->last_hash);
 
     /* Every entry verifies: now the head file, which says where the chain ended. */
     if (hs == HEAD_MISSING && prev_seq > 0) {
@@ -779,4 +918,155 @@ int audit_verify_open(audit *a, audit_report *r)
     int ret = verify_chain(a->st, &h, a->key_path, a->head_path, &a->lock, r);
     hasher_close(&h);
     return ret;
+}
+
+/* --- checkpoints --- */
+
+json_t *audit_checkpoint_json(const audit_checkpoint *cp, int with_signature)
+{
+    char at[32];
+    struct tm tm;
+    time_t t = (time_t)cp->at;
+    gmtime_r(&t, &tm);
+    strftime(at, sizeof at, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    json_t *o = json_pack("{s:s,s:I,s:s,s:s,s:s,s:s}", "format", AUDIT_CHECKPOINT_FORMAT, "seq",
+                          (json_int_t)cp->seq, "hash", cp->hash, "at", at, "key_id", cp->key_id,
+                          "public_key", cp->public_key);
+    if (o != NULL && with_signature &&
+        json_object_set_new(o, "signature", json_string(cp->signature)) < 0) {
+        json_decref(o);
+        return NULL;
+    }
+    return o;
+}
+
+int audit_checkpoint_take(audit *a, audit_checkpoint *cp, char *err, size_t errlen)
+{
+    audit_report r;
+    memset(cp, 0, sizeof *cp);
+    int ret = audit_verify_open(a, &r);
+    if (ret < 0) {
+        set_err(err, errlen, "%s", r.problem);
+        return ret;
+    }
+    if (!r.ok) {
+        set_err(err, errlen,
+                "the audit trail does not verify, so no checkpoint is signed: entry %lld: %s",
+                (long long)r.first_bad, r.problem);
+        return -EBADMSG;
+    }
+    if (r.last_seq <= 0) {
+        set_err(err, errlen, "the audit trail is empty: there is nothing to checkpoint yet");
+        return -EBADMSG;
+    }
+    cp->seq = r.last_seq;
+    memcpy(cp->hash, r.last_hash, sizeof cp->hash);
+    cp->at = (int64_t)time(NULL);
+    if ((ret = audit_public_key(a, cp->public_key, cp->key_id, NULL)) < 0) {
+        set_err(err, errlen, "cannot read the signing key's public half (OpenSSL)");
+        return ret;
+    }
+    json_t *o = audit_checkpoint_json(cp, 0);
+    char *text = o ? json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+    json_decref(o);
+    if (text == NULL) {
+        set_err(err, errlen, "out of memory");
+        return -ENOMEM;
+    }
+    unsigned char sig[64];
+    size_t siglen = sizeof sig;
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    ret = -EIO;
+    if (md != NULL && EVP_DigestSignInit(md, NULL, NULL, NULL, a->sign) == 1 &&
+        EVP_DigestSign(md, sig, &siglen, (const unsigned char *)text, strlen(text)) == 1 &&
+        siglen == sizeof sig) {
+        hex_of(sig, sizeof sig, cp->signature);
+        ret = 0;
+    } else {
+        set_err(err, errlen, "cannot sign the checkpoint (OpenSSL Ed25519)");
+    }
+    EVP_MD_CTX_free(md);
+    free(text);
+    return ret;
+}
+
+/* The chain's last seq, by walking its seqs (a mismatch only). Returns 0 or a negative errno. */
+static int chain_last(store *st, int64_t *last)
+{
+    int64_t after = INT64_MIN;
+    *last = 0;
+    for (;;) {
+        store_audit_entry *arr = NULL;
+        size_t n = 0;
+        int ret = store_audit_list(st, after, 0, NULL, NULL, AUDIT_PAGE, &arr, &n);
+        if (ret < 0) return ret;
+        if (n > 0) *last = after = arr[n - 1].seq;
+        store_audit_entries_free(arr, n);
+        if (n < AUDIT_PAGE) return 0;
+    }
+}
+
+int audit_head_check(audit *a, audit_head_report *r)
+{
+    memset(r, 0, sizeof *r);
+    int64_t head_seq = 0;
+    char head_hash[STORE_HASH_HEX] = "";
+    int ret = head_read(a->head_path, &head_seq, head_hash);
+    if (ret < 0 && ret != -ENOENT && ret != -EBADMSG) {
+        snprintf(r->problem, sizeof r->problem, "cannot read the audit head file %s: %s",
+                 a->head_path, strerror(-ret));
+        return ret;
+    }
+    bool malformed = ret == -EBADMSG;
+    r->head_seq = head_seq;
+    store_audit_entry *arr = NULL;
+    size_t n = 0;
+    /* the head's entry, or (no head) the first one */
+    ret = store_audit_list(a->st, head_seq > 0 ? head_seq - 1 : INT64_MIN, 0, NULL, NULL, 1, &arr,
+                           &n);
+    if (ret < 0) {
+        snprintf(r->problem, sizeof r->problem, "cannot read the audit trail: %s", strerror(-ret));
+        return ret;
+    }
+    bool found = n == 1 && arr[0].seq == head_seq;
+    bool same = found && hash_equal(arr[0].hash, head_hash);
+    bool empty = n == 0;
+    store_audit_entries_free(arr, n);
+    if (!malformed && head_seq == 0 && empty) {
+        r->ok = 1; /* a new trail */
+        return 0;
+    }
+    if (!malformed && same) {
+        r->ok = 1;
+        r->chain_seq = head_seq; /* at least: later entries are not walked */
+        return 0;
+    }
+    if ((ret = chain_last(a->st, &r->chain_seq)) < 0) {
+        snprintf(r->problem, sizeof r->problem, "cannot read the audit trail: %s", strerror(-ret));
+        return ret;
+    }
+    if (malformed)
+        snprintf(r->problem, sizeof r->problem,
+                 "the head file %s is not \"seq hash\" (it was edited); the chain ends at %lld",
+                 a->head_path, (long long)r->chain_seq);
+    else if (head_seq == 0)
+        snprintf(r->problem, sizeof r->problem,
+                 "the head file %s is missing but the chain has entries up to %lld (was it "
+                 "deleted, with entries after those?)",
+                 a->head_path, (long long)r->chain_seq);
+    else if (!found && r->chain_seq > head_seq)
+        snprintf(r->problem, sizeof r->problem,
+                 "entry %lld, the head file's last, is missing from the chain (which ends at %lld)",
+                 (long long)head_seq, (long long)r->chain_seq);
+    else if (!found)
+        snprintf(r->problem, sizeof r->problem,
+                 "the head file says the chain ends at %lld but the chain ends at %lld (entries "
+                 "deleted from the end)",
+                 (long long)head_seq, (long long)r->chain_seq);
+    else
+        snprintf(r->problem, sizeof r->problem,
+                 "entry %lld's hash is not the one in the head file (the chain ends at %lld; the "
+                 "entry was rewritten, or entries after it)",
+                 (long long)head_seq, (long long)r->chain_seq);
+    return 0;
 }

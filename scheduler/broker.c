@@ -553,6 +553,9 @@ static bool job_changed(const struct tracked *t, const slurm_adapter_job *s,
     bool terminal = store_state_terminal(s->state);
     bool started = strcmp(s->state, "pending") != 0 && s->start_time > 0;
     int64_t start = started ? s->start_time : 0;
+    /* A job that ran is charged from its first start: a requeue (which a job's user can ask for
+     * where the site lets users change their jobs) moves Slurm's start later or clears it. */
+    if (t->start > 0 && (start == 0 || start > t->start)) start = t->start;
     int64_t end = terminal ? s->end_time : 0;
     bool has_exit = s->has_exit_code && terminal;
     int exit_code = has_exit ? s->exit_code : 0;
@@ -701,6 +704,13 @@ static void resolve(broker *b, const slurm_adapter_job *sj, size_t n)
     free(o);
 }
 
+/* Whether Slurm job `slurm_id` is one the broker follows: the poll keeps it whatever its user did
+ * to its comment, name or tag. */
+static bool follows_slurm_id(void *arg, uint32_t slurm_id)
+{
+    return tracked_find(arg, slurm_id) != NULL;
+}
+
 /* Polls Slurm (a full listing when `full`) and applies what changed. Returns 0 or -EAGAIN. */
 static int poll_slurm(broker *b, bool full, bool resolve_now)
 {
@@ -710,7 +720,8 @@ static int poll_slurm(broker *b, bool full, bool resolve_now)
     char err[256] = "";
     if (full) slurm_adapter_poll_reset(b->sa);
     rpc_begin(b);
-    int rc = slurm_adapter_poll(b->sa, b->tag_prefix, &sj, &n, &changed, err, sizeof err);
+    int rc = slurm_adapter_poll(b->sa, b->tag_prefix, follows_slurm_id, b, &sj, &n, &changed, err,
+                                sizeof err);
     rpc_end(b);
     if (rc < 0) {
         if (atomic_exchange(&b->slurm_ok, false))

@@ -3,15 +3,15 @@
  * The broker owns all talk with Slurm: one tick at a time runs on the libuv thread pool (never on
  * the loop thread) and does, in order: recovery after a restart (once), the outcomes it could not
  * record yet, one incremental poll of Slurm's job table (only the jobs of ours that are in Slurm
- * are followed, by their recorded Slurm id; a change is recorded only when Slurm's view of a job
- * differs from the recorded one), the cancels asked, and the dispatch of the queued jobs that the
- * policy engine picks, in batches: a batch's holds and moves to "dispatching" are one registry
- * change, its submits follow, and their outcomes are a second one. Every step is in the store
- * before the next one starts, so a crash at any point neither loses a job nor submits it twice:
- * a job left in "dispatching" (after a restart, or when a submit's answer was lost) is looked up
- * in Slurm by its tag before it is ever submitted again. A write that fails is retried on the next
- * tick until it succeeds. Nothing runs when nothing changed: an idle tick is one cheap
- * "no change" RPC.
+ * are followed, by their recorded Slurm id, whatever their comment, name or tag; a change is
+ * recorded only when Slurm's view of a job differs from the recorded one), the cancels asked, and
+ * the dispatch of the queued jobs that the policy engine picks, in batches: a batch's holds and
+ * moves to "dispatching" are one registry change, its submits follow, and their outcomes are a
+ * second one. Every step is in the store before the next one starts, so a crash at any point
+ * neither loses a job nor submits it twice: a job left in "dispatching" (after a restart, or when a
+ * submit's answer was lost) is looked up in Slurm by its tag (AdminComment, which the job's user
+ * cannot change) before it is ever submitted again. A write that fails is retried on the next tick
+ * until it succeeds. Nothing runs when nothing changed: an idle tick is one cheap "no change" RPC.
  */
 #ifndef ANTENNA_BROKER_H
 #define ANTENNA_BROKER_H

@@ -28,6 +28,17 @@ void config_defaults(config *c)
     c->max_body_bytes = 1024 * 1024;
     c->max_header_bytes = 16 * 1024;
     c->idle_timeout_ms = 30000;
+    c->max_connections_per_peer = 32;
+    c->handshake_timeout_ms = 5000;
+    c->request_timeout_ms = 10000;
+    c->max_unsent_bytes = 1024 * 1024;
+    c->max_buffered_body_bytes = 64 * 1024 * 1024;
+    c->healthz_starved_ms = 5000;
+    c->auth_failures_per_minute = 20;
+    c->token_rate_per_second = 100;
+    c->token_burst = 200;
+    c->token_default_lifetime_days = 90;
+    c->token_max_lifetime_days = 365;
     policy_config_defaults(&c->policy);
     snprintf(c->gpu_types[0], sizeof c->gpu_types[0], "%s", c->policy.gpu_types[0].name);
     c->gpu_type_list[0] = c->gpu_types[0];
@@ -195,7 +206,43 @@ static const struct key keys[] = {
     NUM(max_body_bytes, K_SIZE, 1024, 256LL << 20),
     NUM(max_header_bytes, K_SIZE, 1024, 1LL << 20),
     NUM(idle_timeout_ms, K_UINT, 100, 3600000),
+    NUM(max_connections_per_peer, K_UINT, 1, 65536),
+    NUM(handshake_timeout_ms, K_UINT, 100, 3600000),
+    NUM(request_timeout_ms, K_UINT, 100, 3600000),
+    NUM(max_unsent_bytes, K_SIZE, 16384, 1LL << 30),
+    NUM(max_buffered_body_bytes, K_SIZE, 1024 * 1024, 16LL << 30),
+    NUM(healthz_starved_ms, K_UINT, 100, 3600000),
+    NUM(unix_uid_min, K_UINT, 0, 2147483647),
+    NUM(auth_failures_per_minute, K_UINT, 0, 1000000),
+    NUM(token_rate_per_second, K_UINT, 0, 1000000),
+    NUM(token_burst, K_UINT, 1, 1000000),
+    NUM(token_default_lifetime_days, K_UINT, 0, 36500),
+    NUM(token_max_lifetime_days, K_UINT, 0, 36500),
 };
+
+/* "unix_deny": ["name", ...], Unix accounts never mapped to a user. */
+static int load_unix_deny(config *c, json_t *v, char *err, size_t errlen)
+{
+    size_t i;
+    json_t *t;
+    if (!json_is_array(v) || json_array_size(v) > CONFIG_MAX_UNIX_DENY) {
+        snprintf(err, errlen, "unix_deny must be an array of at most %d account names",
+                 CONFIG_MAX_UNIX_DENY);
+        return -EINVAL;
+    }
+    json_array_foreach(v, i, t)
+    {
+        if (!json_is_string(t) || json_string_length(t) == 0 ||
+            json_string_length(t) >= sizeof c->unix_deny[0]) {
+            snprintf(err, errlen, "unix_deny[%zu] must be a non-empty string under 64 chars", i);
+            return -EINVAL;
+        }
+        snprintf(c->unix_deny[i], sizeof c->unix_deny[i], "%s", json_string_value(t));
+        c->unix_deny_list[i] = c->unix_deny[i];
+    }
+    c->unix_deny_list[json_array_size(v)] = NULL;
+    return 0;
+}
 
 static int load_gpu_types(config *c, json_t *v, char *err, size_t errlen)
 {
@@ -298,6 +345,8 @@ int config_load(const char *path, config *c, char *err, size_t errlen)
             rc = load_gpu_types(c, v, msg, sizeof msg);
         } else if (strcmp(key, "gpu_weights") == 0) {
             continue; /* after gpu_types, below */
+        } else if (strcmp(key, "unix_deny") == 0) {
+            rc = load_unix_deny(c, v, msg, sizeof msg);
         } else if (strcmp(key, "category_factors") == 0) {
             rc = load_category_factors(c, v, msg, sizeof msg);
         } else if ((rc = load_policy_key(c, key, v, msg, sizeof msg)) != 0) {
@@ -327,6 +376,15 @@ int config_load(const char *path, config *c, char *err, size_t errlen)
         }
     }
     c->policy.max_gpus_per_job = c->max_gpus > 0 ? c->max_gpus : 1;
+    if (c->token_max_lifetime_days > 0 &&
+        (c->token_default_lifetime_days == 0 ||
+         c->token_default_lifetime_days > c->token_max_lifetime_days)) {
+        snprintf(err, errlen,
+                 "%s: token_default_lifetime_days must be between 1 and token_max_lifetime_days "
+                 "(%u)",
+                 path, c->token_max_lifetime_days);
+        rc = -EINVAL;
+    }
 out:
     json_decref(root);
     return rc;

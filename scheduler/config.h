@@ -13,6 +13,7 @@
 #include "policy.h"
 
 #define CONFIG_MAX_GPU_TYPES 8
+#define CONFIG_MAX_UNIX_DENY 32
 
 typedef struct config {
     char listen_host[64];
@@ -40,14 +41,33 @@ typedef struct config {
     size_t max_body_bytes;
     size_t max_header_bytes;
     unsigned idle_timeout_ms;
+    unsigned max_connections_per_peer; /* open connections per client IP address */
+    unsigned handshake_timeout_ms;     /* a TLS handshake must be done by then */
+    unsigned request_timeout_ms;       /* a request must be complete this long after its start */
+    size_t max_unsent_bytes;           /* per connection: unsent answers above it pause reading */
+    size_t max_buffered_body_bytes;    /* request bodies being received, all connections */
+    unsigned healthz_starved_ms;       /* /healthz: degraded when a request waits this to start */
+    /* accounts and authentication */
+    unsigned unix_uid_min;                                /* 0 = UID_MIN of /etc/login.defs */
+    char unix_deny[CONFIG_MAX_UNIX_DENY][64];             /* Unix accounts never mapped to a user */
+    const char *unix_deny_list[CONFIG_MAX_UNIX_DENY + 1]; /* NULL-terminated view of unix_deny */
+    unsigned auth_failures_per_minute;    /* per peer address, then 429; 0 = no limit */
+    unsigned token_rate_per_second;       /* requests per token (token bucket); 0 = no limit */
+    unsigned token_burst;                 /* the bucket's size */
+    unsigned token_default_lifetime_days; /* a new token's lifetime when none is asked; 0 = never */
+    unsigned token_max_lifetime_days;     /* the longest a token may be asked for; 0 = no maximum */
     /* policies: billing weights ("gpu_weights": {"h100": 1.0}), priority and the cluster window.
      * policy.gpu_types mirrors gpu_types (weight 1.0 unless gpu_weights says otherwise). */
     policy_config policy;
 } config;
 
 /* Fills `c` with the defaults (listen 127.0.0.1:8443, partition "gpu", poll 1000 ms, 8 GPUs,
- * 32 CPUs, 7 days, 256 GiB, 256 KiB scripts, 1 MiB bodies, 16 KiB headers, gpu types: h100 at
- * weight 1.0, the policy defaults of policy_config_defaults). */
+ * 32 CPUs, 7 days, 256 GiB, 256 KiB scripts, 1 MiB bodies, 16 KiB headers, 32 connections per
+ * peer, 5 s handshakes, 10 s requests, 1 MiB unsent per connection, 64 MiB of bodies being
+ * received, /healthz starved after 5 s, gpu types: h100 at weight 1.0, the policy defaults of
+ * policy_config_defaults; UID_MIN from /etc/login.defs, no deny list, 20 failed authentications
+ * per peer and minute, 100 requests per second per token with bursts of 200, tokens valid 90
+ * days by default and 365 at most). */
 void config_defaults(config *c);
 
 /* Reads the JSON file at `path` over the defaults. Relative paths inside it are resolved against

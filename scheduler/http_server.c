@@ -7,10 +7,21 @@
  * Life of a connection: OPEN (TLS handshake, requests) -> DRAINING (final response and TLS
  * close_notify queued, write side shut down, input discarded until EOF or a short linger) ->
  * CLOSING (uv_close on the socket and the timer; freed when both close callbacks ran).
- * One timer per connection: idle_timeout_ms bounds the TLS handshake, the arrival of a whole
- * request and keep-alive idleness; it only closes (no 408 answer). It is off while the handler
- * holds a request. The process should ignore SIGPIPE; http_server_new does so if SIGPIPE is
- * still at SIG_DFL.
+ * One timer per connection: handshake_timeout_ms bounds the TLS handshake, request_timeout_ms
+ * the arrival of a whole request from its first byte, idle_timeout_ms keep-alive idleness (and
+ * the wait for a request's first byte); it only closes (no 408 answer). It is off while the
+ * handler holds a request.
+ *
+ * Bounds: a connection whose answers wait unsent above max_unsent_bytes is neither read nor
+ * parsed until the peer takes them (on_write resumes it); connections are counted overall and per
+ * peer address (a small hash table, O(1) per accept); the bodies being received count against
+ * one server-wide budget from their headers (a known Content-Length in full) until they are
+ * handed to the handler. on_headers sees each request before its body: an answer there closes
+ * the connection without buffering the body.
+ *
+ * http_server_parse_buffer runs this same connection code "detached": no socket, no TLS, no
+ * timers; input is put straight into c->in and output goes to c->sink (the fuzzer and tests). The
+ * process should ignore SIGPIPE; http_server_new does so if SIGPIPE is still at SIG_DFL.
  *
  * Graceful stop (http_server_shutdown): the listener closes at once; a connection with no request
  * under way goes straight to DRAINING (close_notify after anything still queued); one whose
@@ -53,6 +64,13 @@
 #define IN_BACKLOG_MAX           65536u /* buffered input above which reading pauses */
 #define SSL_READ_CHUNK           16384u
 #define PEER_MAX                 64
+#define DEFAULT_PER_PEER         32u
+#define DEFAULT_HANDSHAKE_MS     5000u
+#define DEFAULT_REQUEST_MS       10000u
+#define DEFAULT_MAX_UNSENT       (1024u * 1024u)
+#define DEFAULT_MAX_BUFFERED     (64u * 1024u * 1024u)
+#define PEER_BUCKETS             256u
+#define SINK_MAX                 (1024u * 1024u) /* output kept by http_server_parse_buffer */
 
 enum conn_state { CONN_OPEN, CONN_DRAINING, CONN_CLOSING };
 
@@ -84,6 +102,7 @@ struct http_request {
     size_t body_len, body_cap;
     bool keep_alive;
     bool head;
+    bool early;  /* on_headers holds it: an answer now closes the connection */
     char *extra; /* response headers from http_request_header_add: "Name: value\r\n"... */
     size_t extra_len;
     char peer[PEER_MAX];
@@ -112,8 +131,24 @@ struct http_conn {
     http_request *waiting; /* request handed to the handler, not yet answered */
     char *in;              /* decrypted bytes not yet parsed: in[in_off..in_len) */
     size_t in_off, in_len, in_cap;
+    size_t unsent;           /* bytes given to uv_write whose write callback has not run */
+    size_t body_reserved;    /* this connection's share of srv->body_bytes */
+    struct peer_count *pcnt; /* its peer address's connection count, or NULL */
+    bool detached;           /* http_server_parse_buffer: no socket, TLS or timers */
+    char *sink;              /* detached: what would have been sent */
+    size_t sink_len;
+    int dispatched; /* detached: requests handed to the handler */
     char peer[PEER_MAX];
 };
+
+/* Open connections from one peer address (family + raw address bytes). */
+typedef struct peer_count {
+    struct peer_count *next;
+    int family;
+    unsigned char addr[16];
+    unsigned n;
+    bool logged; /* its cap was hit; logged once until it drops below */
+} peer_count;
 
 struct http_server {
     uv_loop_t *loop;
@@ -125,9 +160,18 @@ struct http_server {
     size_t max_body_bytes;
     unsigned idle_ms;
     unsigned max_connections;
-    unsigned nconns;    /* counted connections */
-    unsigned nhandles;  /* listener + grace timer + every connection not yet freed */
-    unsigned in_flight; /* requests the handler holds, on connections still open */
+    unsigned max_per_peer;
+    unsigned handshake_ms;
+    unsigned request_ms;
+    size_t max_unsent;
+    size_t max_buffered;
+    size_t body_bytes; /* bodies being received, over all connections (see body_reserved) */
+    http_headers_fn on_headers;
+    char host[64];                   /* the listen host, for absolute-form targets */
+    peer_count *peers[PEER_BUCKETS]; /* connections per peer address */
+    unsigned nconns;                 /* counted connections */
+    unsigned nhandles;               /* listener + grace timer + every connection not yet freed */
+    unsigned in_flight;              /* requests the handler holds, on connections still open */
     int port;
     bool closing;  /* not accepting; freed once nhandles reaches 0 */
     bool draining; /* http_server_shutdown ran: answers close their connection */
@@ -142,6 +186,7 @@ struct http_server {
 
 static void conn_pump(http_conn *c);
 static void conn_abort(http_conn *c);
+static void on_idle_timeout(uv_timer_t *t);
 
 /* ---- small helpers ---------------------------------------------------------------------- */
 
@@ -209,31 +254,26 @@ static int hexval(char ch)
     return -1;
 }
 
-/* Percent-decodes s[0..n) into a new string. Returns NULL on a malformed escape or an escaped
- * NUL (*bad set), or on ENOMEM (*bad clear). */
-static char *percent_decode(const char *s, size_t n, bool *bad)
+int http_percent_decode(const char *s, size_t n, char *out, size_t len)
 {
-    *bad = false;
-    char *out = malloc(n + 1);
-    if (!out) return NULL;
     size_t o = 0;
     for (size_t i = 0; i < n; i++) {
-        if (s[i] != '%') {
-            out[o++] = s[i];
-            continue;
+        char ch = s[i];
+        if (ch == '%') {
+            int hi = i + 2 < n ? hexval(s[i + 1]) : -1;
+            int lo = hi >= 0 ? hexval(s[i + 2]) : -1;
+            if (hi < 0 || lo < 0 || (hi == 0 && lo == 0)) return -EINVAL;
+            ch = (char)(hi * 16 + lo);
+            i += 2;
         }
-        int hi = i + 2 < n ? hexval(s[i + 1]) : -1;
-        int lo = i + 2 < n ? hexval(s[i + 2]) : -1;
-        if (hi < 0 || lo < 0 || (hi == 0 && lo == 0)) {
-            free(out);
-            *bad = true;
-            return NULL;
+        if (out) {
+            if (o + 1 >= len) return -ENOSPC;
+            out[o] = ch;
         }
-        out[o++] = (char)(hi * 16 + lo);
-        i += 2;
+        o++;
     }
-    out[o] = '\0';
-    return out;
+    if (out && len > 0) out[o < len ? o : len - 1] = '\0';
+    return o > INT_MAX ? -ENOSPC : (int)o;
 }
 
 /* ---- writing ---------------------------------------------------------------------------- */
@@ -241,13 +281,22 @@ static char *percent_decode(const char *s, size_t n, bool *bad)
 typedef struct conn_write {
     uv_write_t req;
     http_conn *conn;
+    size_t len;
     char data[];
 } conn_write;
+
+/* The connection's answers wait unsent above their bound: read and parse nothing more. */
+static bool conn_backlogged(const http_conn *c)
+{
+    return c->unsent > c->srv->max_unsent;
+}
 
 static void on_write(uv_write_t *req, int status)
 {
     conn_write *w = (conn_write *)req;
     http_conn *c = w->conn;
+    bool was_backlogged = conn_backlogged(c);
+    c->unsent -= w->len;
     free(w);
     if (c->state == CONN_CLOSING) return;
     if (status < 0) {
@@ -257,11 +306,14 @@ static void on_write(uv_write_t *req, int status)
     }
     /* Progress on the way out counts as activity. */
     if (c->state == CONN_OPEN && !c->waiting) uv_timer_again(&c->timer);
+    /* Drained below the bound: parse what is buffered (pipelined requests) and read again. */
+    if (was_backlogged && !conn_backlogged(c) && c->state == CONN_OPEN) conn_pump(c);
 }
 
 /* Sends whatever TLS put in the write BIO. Returns 0 or a negative errno. */
 static int conn_flush_tls(http_conn *c)
 {
+    if (c->detached) return 0; /* conn_encrypt wrote to the sink */
     size_t pending = BIO_ctrl_pending(c->wbio);
     if (pending == 0 || c->state == CONN_CLOSING) return 0;
     conn_write *w = malloc(sizeof *w + pending);
@@ -272,18 +324,28 @@ static int conn_flush_tls(http_conn *c)
         return -EIO;
     }
     w->conn = c;
+    w->len = (size_t)n;
     uv_buf_t buf = uv_buf_init(w->data, (unsigned)n);
     int r = uv_write(&w->req, (uv_stream_t *)&c->tcp, &buf, 1, on_write);
     if (r < 0) {
         free(w);
         return r;
     }
+    c->unsent += (size_t)n;
     return 0;
+}
+
+/* Detached: keeps what would have been sent (up to SINK_MAX). Returns 0 or -ENOMEM. */
+static int conn_sink(http_conn *c, const char *data, size_t len)
+{
+    if (c->sink_len + len > SINK_MAX) len = SINK_MAX - c->sink_len;
+    return len ? str_append(&c->sink, &c->sink_len, data, len) : 0;
 }
 
 /* Encrypts `len` bytes into the write BIO (not flushed). Returns 0 or -EIO. */
 static int conn_encrypt(http_conn *c, const char *data, size_t len)
 {
+    if (c->detached) return conn_sink(c, data, len);
     while (len > 0) {
         int chunk = len > (size_t)INT_MAX ? INT_MAX : (int)len;
         ERR_clear_error();
@@ -367,6 +429,76 @@ static void server_grace_stop(http_server *srv, bool force)
     uv_close((uv_handle_t *)&srv->grace, on_grace_close);
 }
 
+/* Gives back c's share of the server-wide body budget. */
+static void conn_body_release(http_conn *c)
+{
+    c->srv->body_bytes -= c->body_reserved;
+    c->body_reserved = 0;
+}
+
+/* Takes `n` more bytes of the server-wide body budget for c. Returns 0, or -1 if that would
+ * exceed it (nothing taken). */
+static int conn_body_reserve(http_conn *c, size_t n)
+{
+    http_server *srv = c->srv;
+    if (n > srv->max_buffered - srv->body_bytes) return -1;
+    srv->body_bytes += n;
+    c->body_reserved += n;
+    return 0;
+}
+
+static unsigned peer_hash(int family, const unsigned char *addr)
+{
+    uint32_t h = 2166136261u ^ (uint32_t)family;
+    for (int i = 0; i < 16; i++)
+        h = (h ^ addr[i]) * 16777619u;
+    return h % PEER_BUCKETS;
+}
+
+/* Counts one more connection from c's peer address (which must be known). Returns 0, -EBUSY
+ * if that address already has max_per_peer, or -ENOMEM. */
+static int conn_peer_take(http_conn *c, int family, const unsigned char addr[16])
+{
+    http_server *srv = c->srv;
+    peer_count **slot = &srv->peers[peer_hash(family, addr)];
+    peer_count *pc = *slot;
+    while (pc && (pc->family != family || memcmp(pc->addr, addr, 16) != 0))
+        pc = pc->next;
+    if (!pc) {
+        pc = calloc(1, sizeof *pc);
+        if (!pc) return -ENOMEM;
+        pc->family = family;
+        memcpy(pc->addr, addr, 16);
+        pc->next = *slot;
+        *slot = pc;
+    }
+    if (pc->n >= srv->max_per_peer) {
+        if (!pc->logged)
+            LOG(LOG_WARN, "http: %s has %u connections open (the per-peer limit); refusing more",
+                c->peer, pc->n);
+        pc->logged = true;
+        return -EBUSY;
+    }
+    pc->logged = false;
+    pc->n++;
+    c->pcnt = pc;
+    return 0;
+}
+
+/* Gives back c's place in its peer address's count; frees the entry at 0. */
+static void conn_peer_release(http_conn *c)
+{
+    peer_count *pc = c->pcnt;
+    if (!pc) return;
+    c->pcnt = NULL;
+    if (--pc->n > 0) return;
+    peer_count **slot = &c->srv->peers[peer_hash(pc->family, pc->addr)];
+    while (*slot != pc)
+        slot = &(*slot)->next;
+    *slot = pc->next;
+    free(pc);
+}
+
 /* The handler no longer holds c's request for this connection (answered, or orphaned). */
 static void conn_unwait(http_conn *c)
 {
@@ -385,7 +517,10 @@ static void conn_free(http_conn *c)
     if (c->next) c->next->prev = c->prev;
     SSL_free(c->ssl);
     request_free(c->cur);
+    conn_body_release(c);
+    conn_peer_release(c);
     free(c->in);
+    free(c->sink);
     free(c);
     srv->nhandles--;
     server_grace_stop(srv, false);
@@ -411,6 +546,7 @@ static void conn_abort(http_conn *c)
         c->counted = false;
         c->srv->nconns--;
     }
+    if (c->detached) return; /* http_server_parse_buffer frees it */
     uv_timer_stop(&c->timer);
     uv_close((uv_handle_t *)&c->timer, on_conn_close);
     uv_close((uv_handle_t *)&c->tcp, on_conn_close);
@@ -442,6 +578,7 @@ static void conn_finish(http_conn *c, bool tls_notify)
         c->counted = false;
         c->srv->nconns--;
     }
+    if (c->detached) return; /* input after this is ignored, as on a socket */
     if (tls_notify) {
         ERR_clear_error();
         (void)SSL_shutdown(c->ssl);
@@ -464,15 +601,17 @@ static void conn_finish(http_conn *c, bool tls_notify)
     conn_start_reading(c);
 }
 
-/* Answers a protocol error with a JSON body and closes. */
-static void conn_fail(http_conn *c, int status, const char *code, const char *message)
+/* Answers a protocol error with a JSON body (and `extra` header lines, may be NULL) and closes. */
+static void conn_fail_with(http_conn *c, int status, const char *code, const char *message,
+                           const char *extra)
 {
     LOG(LOG_DEBUG, "http: %s: %d %s: %s", c->peer, status, code, message);
     request_free(c->cur);
     c->cur = NULL;
+    conn_body_release(c);
     char *body = error_json(code, message);
     int r = body ? conn_send_response(c, status, "application/json", body, strlen(body), false,
-                                      false, NULL)
+                                      false, extra)
                  : -ENOMEM;
     free(body);
     if (r < 0)
@@ -481,12 +620,26 @@ static void conn_fail(http_conn *c, int status, const char *code, const char *me
         conn_finish(c, true);
 }
 
+static void conn_fail(http_conn *c, int status, const char *code, const char *message)
+{
+    conn_fail_with(c, status, code, message, NULL);
+}
+
+/* The body budget of all connections is spent: 503 with Retry-After, and close. */
+static void conn_fail_busy(http_conn *c)
+{
+    conn_fail_with(c, 503, "unavailable",
+                   "the server is receiving too many request bodies at once; retry in a moment",
+                   "Retry-After: 1\r\n");
+}
+
 /* ---- parser callbacks ------------------------------------------------------------------- */
 
 static int on_message_begin(http_parser *p)
 {
     http_conn *c = p->data;
     request_free(c->cur);
+    conn_body_release(c);
     c->cur = calloc(1, sizeof *c->cur);
     if (!c->cur) {
         c->cb_error = -ENOMEM;
@@ -579,6 +732,12 @@ static int on_body(http_parser *p, const char *at, size_t len)
         c->cb_error = 413;
         return -1;
     }
+    /* A chunked body (or one longer than announced: never) takes the budget as it comes. */
+    if (req->body_len + len > c->body_reserved &&
+        conn_body_reserve(c, req->body_len + len - c->body_reserved) < 0) {
+        c->cb_error = 503;
+        return -1;
+    }
     if (req->body_len + len + 1 > req->body_cap) {
         /* Grows with the bytes that came, not with what Content-Length promises. */
         size_t cap = req->body_cap ? req->body_cap : 4096;
@@ -619,19 +778,64 @@ static const http_parser_settings parser_settings = {
 
 /* ---- request dispatch ------------------------------------------------------------------- */
 
-/* Fills path and query from the URL. Returns 0, -EINVAL (bad URL) or -ENOMEM. */
-static int request_split_url(http_request *req)
+/* True if host[0..n) (as in an absolute-form target) names this server: its listen host, the
+ * address the connection came in on, or "localhost" when that address is a loopback one. */
+static bool host_is_ours(const http_conn *c, const char *host, size_t n)
+{
+    const http_server *srv = c->srv;
+    char local[INET6_ADDRSTRLEN] = "";
+    bool loopback = strcmp(srv->host, "127.0.0.1") == 0 || strcmp(srv->host, "::1") == 0;
+    if (!c->detached) {
+        struct sockaddr_storage ss;
+        int len = sizeof ss;
+        if (uv_tcp_getsockname(&c->tcp, (struct sockaddr *)&ss, &len) == 0) {
+            if (ss.ss_family == AF_INET) {
+                const struct sockaddr_in *a = (const struct sockaddr_in *)&ss;
+                uv_ip4_name(a, local, sizeof local);
+                loopback = loopback || (ntohl(a->sin_addr.s_addr) >> 24) == 127;
+            } else if (ss.ss_family == AF_INET6) {
+                const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)&ss;
+                uv_ip6_name(a, local, sizeof local);
+                loopback = loopback || IN6_IS_ADDR_LOOPBACK(&a->sin6_addr);
+            }
+        }
+    }
+    const char *names[] = {srv->host, local, loopback ? "localhost" : ""};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (names[i][0] && strlen(names[i]) == n && strncasecmp(names[i], host, n) == 0)
+            return true;
+    return false;
+}
+
+/* Fills path and query from the URL: origin-form ("/path?query"), or absolute-form naming this
+ * server ("https://host:port/path"). The path is kept as sent, its escapes checked. Returns 0,
+ * -EINVAL (bad target), -EXDEV (absolute-form naming another server) or -ENOMEM. */
+static int request_split_url(http_conn *c, http_request *req)
 {
     struct http_parser_url u;
     http_parser_url_init(&u);
     if (!req->url || http_parser_parse_url(req->url, req->url_len, 0, &u) != 0) return -EINVAL;
-    bool bad = false;
-    if (u.field_set & (1 << UF_PATH))
-        req->path =
-            percent_decode(req->url + u.field_data[UF_PATH].off, u.field_data[UF_PATH].len, &bad);
-    else
+    if (req->url[0] != '/') {
+        /* absolute-form: https, our host and our port (443 if none is given) */
+        if (!(u.field_set & (1 << UF_SCHEMA)) || !(u.field_set & (1 << UF_HOST)) ||
+            u.field_data[UF_SCHEMA].len != 5 ||
+            strncasecmp(req->url + u.field_data[UF_SCHEMA].off, "https", 5) != 0 ||
+            (u.field_set & (1 << UF_USERINFO)))
+            return -EXDEV;
+        int port = (u.field_set & (1 << UF_PORT)) ? u.port : 443;
+        if (port != c->srv->port ||
+            !host_is_ours(c, req->url + u.field_data[UF_HOST].off, u.field_data[UF_HOST].len))
+            return -EXDEV;
+    }
+    if (u.field_set & (1 << UF_PATH)) {
+        const char *path = req->url + u.field_data[UF_PATH].off;
+        size_t plen = u.field_data[UF_PATH].len;
+        if (http_percent_decode(path, plen, NULL, 0) < 0) return -EINVAL;
+        req->path = strndup(path, plen);
+    } else {
         req->path = strdup("/");
-    if (!req->path) return bad ? -EINVAL : -ENOMEM;
+    }
+    if (!req->path) return -ENOMEM;
     if (u.field_set & (1 << UF_QUERY))
         req->query = strndup(req->url + u.field_data[UF_QUERY].off, u.field_data[UF_QUERY].len);
     else
@@ -644,21 +848,7 @@ static void conn_dispatch(http_conn *c)
 {
     http_request *req = c->cur;
     c->cur = NULL;
-    if (c->parser.method == HTTP_CONNECT) {
-        request_free(req);
-        conn_fail(c, 400, "bad_request", "CONNECT is not supported by this server");
-        return;
-    }
-    int r = request_split_url(req);
-    if (r < 0) {
-        request_free(req);
-        if (r == -ENOMEM)
-            conn_abort(c);
-        else
-            conn_fail(c, 400, "bad_request",
-                      "the request target is not a valid path (check its percent-escapes)");
-        return;
-    }
+    conn_body_release(c); /* handed off */
     if (!req->body) {
         req->body = calloc(1, 1);
         if (!req->body) {
@@ -670,8 +860,87 @@ static void conn_dispatch(http_conn *c)
     req->conn = c;
     c->waiting = req;
     c->srv->in_flight++;
-    uv_timer_stop(&c->timer);
+    c->dispatched++;
+    if (!c->detached) uv_timer_stop(&c->timer);
     c->srv->handler(req, c->srv->arg);
+}
+
+/* The number of headers named `name` (case-insensitive). */
+static size_t request_header_count(const http_request *req, const char *name)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < req->nheaders; i++)
+        if (req->headers[i].name && strcasecmp(req->headers[i].name, name) == 0) n++;
+    return n;
+}
+
+/* Checks what the request line and headers say: the version, the target, no header that may
+ * appear once appearing twice. Fills the request's path and query. Returns 0 to go on, -1 if
+ * the connection failed (answered and closing, or aborted). */
+static int conn_check_request(http_conn *c)
+{
+    http_parser *p = &c->parser;
+    http_request *req = c->cur;
+    if (p->http_major != 1 || p->http_minor > 1) {
+        conn_fail(c, 505, "http_version_not_supported",
+                  "only HTTP/1.1 and HTTP/1.0 are supported; send HTTP/1.1");
+        return -1;
+    }
+    if (p->method == HTTP_CONNECT) {
+        conn_fail(c, 400, "bad_request", "CONNECT is not supported by this server");
+        return -1;
+    }
+    static const char *const once[] = {"Content-Length", "Authorization", "Host",
+                                       "Transfer-Encoding"};
+    for (size_t i = 0; i < sizeof once / sizeof once[0]; i++) {
+        if (request_header_count(req, once[i]) > 1) {
+            char msg[160];
+            snprintf(msg, sizeof msg, "the %s header appears more than once; send it once",
+                     once[i]);
+            conn_fail(c, 400, "bad_request", msg);
+            return -1;
+        }
+    }
+    int r = request_split_url(c, req);
+    if (r == -ENOMEM) {
+        conn_abort(c);
+        return -1;
+    }
+    if (r == -EXDEV) {
+        conn_fail(c, 400, "bad_request",
+                  "the request target names another server; send the path only (\"/v1/...\")");
+        return -1;
+    }
+    if (r < 0) {
+        conn_fail(c, 400, "bad_request",
+                  "the request target is not a valid path (it must start with '/'; check its "
+                  "percent-escapes)");
+        return -1;
+    }
+    return 0;
+}
+
+/* Lets on_headers see the request before its body. Returns 0 to go on, -1 if it answered (the
+ * connection is closing). */
+static int conn_early_hook(http_conn *c)
+{
+    http_server *srv = c->srv;
+    http_request *req = c->cur;
+    if (!srv->on_headers) return 0;
+    if (!req->body) {
+        req->body = calloc(1, 1);
+        if (!req->body) {
+            conn_abort(c);
+            return -1;
+        }
+    }
+    req->conn = c;
+    req->early = true;
+    srv->on_headers(req, srv->arg);
+    if (c->cur != req) return -1; /* answered: http_request_respond closes the connection */
+    req->early = false;
+    req->conn = NULL;
+    return 0;
 }
 
 /* Checks the limits once the headers are in; answers 100 Continue if the client asks. Returns
@@ -686,12 +955,20 @@ static int conn_headers_done(http_conn *c)
                   "the request line and headers are too large; send fewer or shorter headers");
         return -1;
     }
+    if (conn_check_request(c) < 0) return -1;
     bool chunked = p->flags & F_CHUNKED;
     if (!chunked && p->content_length != ULLONG_MAX && p->content_length > srv->max_body_bytes) {
         char msg[160];
         snprintf(msg, sizeof msg, "the request body is larger than the %zu-byte limit",
                  srv->max_body_bytes);
         conn_fail(c, 413, "body_too_large", msg);
+        return -1;
+    }
+    if (conn_early_hook(c) < 0) return -1;
+    /* A body of known length takes its whole share of the budget now. */
+    if (!chunked && p->content_length != ULLONG_MAX && p->content_length > 0 &&
+        conn_body_reserve(c, (size_t)p->content_length) < 0) {
+        conn_fail_busy(c);
         return -1;
     }
     const char *expect = http_request_header(c->cur, "Expect");
@@ -726,6 +1003,8 @@ static int conn_parse(http_conn *c)
             c->in_headers = true;
             c->header_bytes = 1; /* the method's first byte */
             http_parser_pause(&c->parser, 0);
+            /* the whole request must now arrive within request_ms (slowloris) */
+            if (!c->detached) uv_timer_start(&c->timer, on_idle_timeout, srv->request_ms, 0);
             return 0;
         case PAUSE_HEADERS:
             c->header_bytes += n + 1; /* + the final LF, consumed on resume */
@@ -742,6 +1021,8 @@ static int conn_parse(http_conn *c)
     if (e != HPE_OK) {
         if (c->cb_error == -ENOMEM) {
             conn_abort(c);
+        } else if (c->cb_error == 503) {
+            conn_fail_busy(c);
         } else if (c->cb_error == 413) {
             char msg[160];
             snprintf(msg, sizeof msg, "the request body is larger than the %zu-byte limit",
@@ -776,6 +1057,7 @@ static int conn_parse(http_conn *c)
  * closing (any alert is sent first, never an HTTP answer). */
 static int conn_decrypt(http_conn *c)
 {
+    if (c->detached) return 0; /* http_server_parse_buffer puts its input in c->in itself */
     if (c->in_cap - c->in_len < SSL_READ_CHUNK) {
         if (c->in_off > 0) {
             memmove(c->in, c->in + c->in_off, c->in_len - c->in_off);
@@ -793,6 +1075,9 @@ static int conn_decrypt(http_conn *c)
     bool was_init = SSL_is_init_finished(c->ssl);
     ERR_clear_error();
     int n = SSL_read(c->ssl, c->in + c->in_len, (int)(c->in_cap - c->in_len));
+    if (!was_init && SSL_is_init_finished(c->ssl) && c->state == CONN_OPEN)
+        /* handshake done: the idle timeout now runs (until a request's first byte) */
+        uv_timer_start(&c->timer, on_idle_timeout, c->srv->idle_ms, c->srv->idle_ms);
     if (n > 0) {
         c->in_len += (size_t)n;
         return 1;
@@ -847,17 +1132,18 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 
 static void conn_start_reading(http_conn *c)
 {
-    if (c->reading || c->state == CONN_CLOSING) return;
+    if (c->reading || c->state == CONN_CLOSING || c->detached) return;
     if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) == 0) c->reading = true;
 }
 
 /* Reads while there is room: a request waiting for its answer may let pipelined input pile
- * up to IN_BACKLOG_MAX, then reading pauses until the answer. */
+ * up to IN_BACKLOG_MAX, then reading pauses until the answer; answers waiting unsent above
+ * max_unsent pause it until they drain (on_write). */
 static void conn_update_reading(http_conn *c)
 {
-    if (c->state != CONN_OPEN) return;
+    if (c->state != CONN_OPEN || c->detached) return;
     size_t backlog = (c->in_len - c->in_off) + BIO_ctrl_pending(c->rbio);
-    if (c->waiting && backlog >= IN_BACKLOG_MAX) {
+    if ((c->waiting && backlog >= IN_BACKLOG_MAX) || conn_backlogged(c)) {
         if (c->reading) {
             uv_read_stop((uv_stream_t *)&c->tcp);
             c->reading = false;
@@ -867,14 +1153,15 @@ static void conn_update_reading(http_conn *c)
     }
 }
 
-/* Decrypts and parses until TLS needs more input or a request waits for its answer. A handler
+/* Decrypts and parses until TLS needs more input, a request waits for its answer or the
+ * answers wait unsent above their bound. A handler
  * that answers at once re-enters through http_request_respond, which only sets state: this
  * loop then carries on with the next pipelined request. */
 static void conn_pump(http_conn *c)
 {
     if (c->in_pump) return;
     c->in_pump = true;
-    while (c->state == CONN_OPEN && !c->waiting) {
+    while (c->state == CONN_OPEN && !c->waiting && !conn_backlogged(c)) {
         if (c->in_off < c->in_len) {
             if (conn_parse(c) < 0) break;
             continue;
@@ -902,22 +1189,32 @@ static void on_idle_timeout(uv_timer_t *t)
     conn_abort(c);
 }
 
-static void conn_set_peer(http_conn *c)
+/* Names the peer in c->peer and gives its address as family + 16 raw bytes (zero-padded).
+ * Returns 0, or -1 if the address is unknown. */
+static int conn_set_peer(http_conn *c, int *family, unsigned char addr[16])
 {
     struct sockaddr_storage ss;
     int len = sizeof ss;
     char ip[INET6_ADDRSTRLEN] = "?";
     snprintf(c->peer, sizeof c->peer, "?");
-    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) != 0) return;
+    memset(addr, 0, 16);
+    *family = 0;
+    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) != 0) return -1;
     if (ss.ss_family == AF_INET) {
         const struct sockaddr_in *a = (const struct sockaddr_in *)&ss;
         uv_ip4_name(a, ip, sizeof ip);
         snprintf(c->peer, sizeof c->peer, "%s:%u", ip, (unsigned)ntohs(a->sin_port));
+        memcpy(addr, &a->sin_addr, 4);
     } else if (ss.ss_family == AF_INET6) {
         const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)&ss;
         uv_ip6_name(a, ip, sizeof ip);
         snprintf(c->peer, sizeof c->peer, "[%s]:%u", ip, (unsigned)ntohs(a->sin6_port));
+        memcpy(addr, &a->sin6_addr, 16);
+    } else {
+        return -1;
     }
+    *family = ss.ss_family;
+    return 0;
 }
 
 static void on_connection(uv_stream_t *listener, int status)
@@ -947,7 +1244,12 @@ static void on_connection(uv_stream_t *listener, int status)
         conn_abort(c);
         return;
     }
-    conn_set_peer(c);
+    int family;
+    unsigned char addr[16];
+    if (conn_set_peer(c, &family, addr) < 0 || conn_peer_take(c, family, addr) < 0) {
+        conn_abort(c); /* over its peer's cap (logged), or an address we cannot count */
+        return;
+    }
     if (srv->nconns >= srv->max_connections) {
         if (!srv->limit_logged)
             LOG(LOG_WARN, "http: %u connections open (the limit); refusing new ones", srv->nconns);
@@ -976,7 +1278,8 @@ static void on_connection(uv_stream_t *listener, int status)
     http_parser_init(&c->parser, HTTP_REQUEST);
     c->parser.data = c;
 
-    uv_timer_start(&c->timer, on_idle_timeout, srv->idle_ms, srv->idle_ms);
+    /* the TLS handshake must be done by then (conn_decrypt then starts the idle timeout) */
+    uv_timer_start(&c->timer, on_idle_timeout, srv->handshake_ms, 0);
     conn_start_reading(c);
     if (!c->reading) conn_abort(c);
 }
@@ -989,6 +1292,26 @@ static void on_listener_close(uv_handle_t *h)
 }
 
 /* ---- public ----------------------------------------------------------------------------- */
+
+/* The limits added for issue 8 (per peer, handshake and request timeouts, backpressure, body
+ * budget, on_headers), with their defaults; the older ones are set by the caller. */
+static void server_set_limits(http_server *srv, const http_server_options *opt)
+{
+    srv->max_per_peer =
+        opt->max_connections_per_peer ? opt->max_connections_per_peer : DEFAULT_PER_PEER;
+    srv->handshake_ms =
+        opt->handshake_timeout_ms ? opt->handshake_timeout_ms : DEFAULT_HANDSHAKE_MS;
+    srv->request_ms = opt->request_timeout_ms ? opt->request_timeout_ms : DEFAULT_REQUEST_MS;
+    /* neither is longer than the idle timeout, which used to bound both */
+    if (srv->handshake_ms > srv->idle_ms) srv->handshake_ms = srv->idle_ms;
+    if (srv->request_ms > srv->idle_ms) srv->request_ms = srv->idle_ms;
+    srv->max_unsent = opt->max_unsent_bytes ? opt->max_unsent_bytes : DEFAULT_MAX_UNSENT;
+    srv->max_buffered =
+        opt->max_buffered_body_bytes ? opt->max_buffered_body_bytes : DEFAULT_MAX_BUFFERED;
+    srv->on_headers = opt->on_headers;
+    snprintf(srv->host, sizeof srv->host, "%s",
+             opt->host && strcmp(opt->host, "localhost") != 0 ? opt->host : "127.0.0.1");
+}
 
 static int listen_socket(const char *host, int port, char *err, size_t errlen)
 {
@@ -1070,6 +1393,7 @@ int http_server_new(uv_loop_t *loop, const http_server_options *opt, http_handle
     srv->idle_ms = opt->idle_timeout_ms ? opt->idle_timeout_ms : DEFAULT_IDLE_MS;
     srv->max_connections = opt->max_connections ? opt->max_connections : DEFAULT_MAX_CONNECTIONS;
     if (srv->max_body_bytes >= SIZE_MAX / 2) srv->max_body_bytes = SIZE_MAX / 2;
+    server_set_limits(srv, opt);
 
     int r = -EINVAL;
     ERR_clear_error();
@@ -1295,6 +1619,20 @@ void http_request_respond(http_request *req, int status, const char *content_typ
         request_free(req); /* the client went away: drop the answer */
         return;
     }
+    if (req->early) {
+        /* on_headers answered: close without reading the body (see http_headers_fn) */
+        c->cur = NULL;
+        conn_body_release(c);
+        if (status < 200 || status > 599) status = 500;
+        int r = conn_send_response(c, status, content_type, body, body ? len : 0, false, req->head,
+                                   req->extra);
+        request_free(req);
+        if (r < 0)
+            conn_abort(c);
+        else
+            conn_finish(c, true);
+        return;
+    }
     bool keep_alive = req->keep_alive && !c->srv->closing;
     conn_unwait(c);
     if (c->state != CONN_OPEN) {
@@ -1315,7 +1653,7 @@ void http_request_respond(http_request *req, int status, const char *content_typ
         conn_finish(c, true);
         return;
     }
-    uv_timer_start(&c->timer, on_idle_timeout, c->srv->idle_ms, c->srv->idle_ms);
+    if (!c->detached) uv_timer_start(&c->timer, on_idle_timeout, c->srv->idle_ms, c->srv->idle_ms);
     http_parser_pause(&c->parser, 0);
     conn_pump(c); /* the next pipelined request, if any (a no-op inside the running pump) */
 }
@@ -1333,4 +1671,71 @@ void http_request_respond_error(http_request *req, int status, const char *code,
                                        "memory\"}}";
         http_request_respond(req, status, "application/json", fallback, sizeof fallback - 1);
     }
+}
+
+int http_server_parse_buffer(const http_server_options *opt, const char *data, size_t len,
+                             size_t chunk, http_handler_fn handler, void *arg, char **out,
+                             size_t *out_len)
+{
+    if (out) *out = NULL;
+    if (out_len) *out_len = 0;
+    if (!opt || !handler || (!data && len > 0)) return -EINVAL;
+    int r = -ENOMEM;
+    http_server *srv = calloc(1, sizeof *srv);
+    if (!srv) goto fail_srv;
+    srv->handler = handler;
+    srv->arg = arg;
+    srv->max_header_bytes =
+        opt->max_header_bytes ? opt->max_header_bytes : DEFAULT_MAX_HEADER_BYTES;
+    srv->max_body_bytes = opt->max_body_bytes ? opt->max_body_bytes : DEFAULT_MAX_BODY_BYTES;
+    if (srv->max_body_bytes >= SIZE_MAX / 2) srv->max_body_bytes = SIZE_MAX / 2;
+    srv->idle_ms = DEFAULT_IDLE_MS;
+    srv->max_connections = 1;
+    srv->port = opt->port;
+    server_set_limits(srv, opt);
+    http_conn *c = calloc(1, sizeof *c);
+    if (!c) goto fail_conn;
+    c->srv = srv;
+    c->detached = true;
+    snprintf(c->peer, sizeof c->peer, "buffer");
+    http_parser_init(&c->parser, HTTP_REQUEST);
+    c->parser.data = c;
+    if (chunk == 0) chunk = len ? len : 1;
+    /* Feeds the input as reads would: append to c->in, pump; a waiting request is the
+     * handler's fault (it must answer at once): stop there. */
+    for (size_t off = 0; off < len && c->state == CONN_OPEN && !c->waiting;) {
+        size_t n = len - off < chunk ? len - off : chunk;
+        if (c->in_off > 0) {
+            memmove(c->in, c->in + c->in_off, c->in_len - c->in_off);
+            c->in_len -= c->in_off;
+            c->in_off = 0;
+        }
+        if (c->in_cap - c->in_len < n) {
+            char *p = realloc(c->in, c->in_len + n);
+            if (!p) goto fail_run;
+            c->in = p;
+            c->in_cap = c->in_len + n;
+        }
+        memcpy(c->in + c->in_len, data + off, n);
+        c->in_len += n;
+        off += n;
+        conn_pump(c);
+    }
+    if (c->waiting) c->waiting->conn = NULL; /* orphaned, as if the client went away */
+    r = c->dispatched;
+    if (out) {
+        *out = c->sink;
+        c->sink = NULL;
+    }
+    if (out_len) *out_len = c->sink_len;
+fail_run:
+    request_free(c->cur);
+    conn_body_release(c);
+    free(c->in);
+    free(c->sink);
+    free(c);
+fail_conn:
+    free(srv);
+fail_srv:
+    return r;
 }

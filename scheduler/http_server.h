@@ -3,8 +3,14 @@
  * Parses with http_parser; never parses HTTP by hand. Runs on the event-loop thread only; never
  * blocks it. Requests on one connection are answered in order, one at a time (a pipelined request
  * waits for the previous response). Protocol errors get a JSON error response and close:
- * 400 malformed request, 413 body over the limit, 431 headers over the limit, 408 idle timeout
- * (close only). Stops either at once (http_server_close) or gracefully (http_server_shutdown).
+ * 400 malformed request (also: a request target that is neither origin-form nor absolute-form
+ * naming this server, a second Content-Length or Authorization header), 505 an HTTP version
+ * other than 1.0 and 1.1, 413 body over the limit, 431 headers over the limit, 503 when the bodies
+ * being received on all connections would exceed their global bound; idle, handshake and request
+ * timeouts close only. Every resource a client can make it hold is bounded: connections (overall
+ * and per peer address), header and body bytes, buffered bodies overall, and the unsent answer
+ * bytes of a connection (above their bound it stops reading and parsing that connection).
+ * Stops either at once (http_server_close) or gracefully (http_server_shutdown).
  */
 #ifndef ANTENNA_HTTP_SERVER_H
 #define ANTENNA_HTTP_SERVER_H
@@ -19,15 +25,34 @@ typedef struct http_request http_request;
  * with http_request_respond, now or later (after uv_queue_work, say). */
 typedef void (*http_handler_fn)(http_request *req, void *arg);
 
+/* Called on the loop thread once the request line and headers of a request are complete, before
+ * any byte of its body is buffered, with the handler's arg. Every accessor works but
+ * http_request_body (empty at this point). It may answer the request itself, now (never later),
+ * with http_request_respond: the server then sends that answer with Connection: close, never
+ * buffers the body, never calls the handler for this request, and closes the connection. If it
+ * does not answer, the request goes on as usual. */
+typedef void (*http_headers_fn)(http_request *req, void *arg);
+
 typedef struct http_server_options {
-    const char *host;         /* e.g. "127.0.0.1" or "0.0.0.0" */
-    int port;                 /* 0 = any free port (see http_server_port) */
-    const char *cert_file;    /* PEM certificate chain */
-    const char *key_file;     /* PEM private key */
-    size_t max_header_bytes;  /* request line + headers; 0 = 16 KiB */
-    size_t max_body_bytes;    /* 0 = 1 MiB */
-    unsigned idle_timeout_ms; /* keep-alive idle close; 0 = 30 s */
-    unsigned max_connections; /* 0 = 1024 */
+    const char *host;                  /* e.g. "127.0.0.1" or "0.0.0.0" */
+    int port;                          /* 0 = any free port (see http_server_port) */
+    const char *cert_file;             /* PEM certificate chain */
+    const char *key_file;              /* PEM private key */
+    size_t max_header_bytes;           /* request line + headers; 0 = 16 KiB */
+    size_t max_body_bytes;             /* 0 = 1 MiB */
+    unsigned idle_timeout_ms;          /* keep-alive idle close; 0 = 30 s */
+    unsigned max_connections;          /* 0 = 1024 */
+    unsigned max_connections_per_peer; /* per peer IP address; 0 = 32 (closed at once beyond) */
+    unsigned handshake_timeout_ms;     /* TLS handshake done by then or closed; 0 = 5 s */
+    unsigned request_timeout_ms;       /* a request complete within this of its first byte or
+                                          the connection is closed; 0 = 10 s */
+    size_t max_unsent_bytes;           /* per connection: above it, reading and parsing pause until
+                                          the peer has taken the answers; 0 = 1 MiB */
+    size_t max_buffered_body_bytes;    /* bodies received and not yet handed to the handler, summed
+                                          over all connections (a known Content-Length counts in
+                                          full at once); a request that would exceed it gets 503
+                                          and a close; 0 = 64 MiB */
+    http_headers_fn on_headers;        /* may be NULL; see http_headers_fn */
 } http_server_options;
 
 /* Creates a server on `loop`, loads the certificate and key, binds and listens. Returns 0 and
@@ -70,8 +95,11 @@ unsigned http_server_requests_in_flight(const http_server *srv);
 
 /* Request accessors: valid until http_request_respond. Strings are owned by the request. */
 const char *http_request_method(const http_request *req); /* "GET", "POST", ... */
-const char *http_request_path(const http_request *req);   /* decoded path, no query */
-const char *http_request_query(const http_request *req);  /* raw query after '?', or "" */
+/* The path exactly as sent (not percent-decoded: "%2F" is not a separator), no query. Its
+ * percent-escapes are well-formed and never encode NUL (else the request got 400). In an
+ * absolute-form target naming this server, the path part. */
+const char *http_request_path(const http_request *req);
+const char *http_request_query(const http_request *req); /* raw query after '?', or "" */
 /* Header value by case-insensitive name, or NULL. */
 const char *http_request_header(const http_request *req, const char *name);
 /* Body bytes (NUL-terminated for convenience), and their length in *len. */
@@ -96,5 +124,23 @@ void http_request_respond(http_request *req, int status, const char *content_typ
 /* Convenience: answers with {"error": {"code": code, "message": message}}. */
 void http_request_respond_error(http_request *req, int status, const char *code,
                                 const char *message);
+
+/* Percent-decodes s[0..n) into out (room for `len` bytes with the NUL). Returns the decoded
+ * length, or -EINVAL for a malformed escape or an escaped NUL, or -ENOSPC if it does not fit.
+ * '+' is kept as is. Any thread. */
+int http_percent_decode(const char *s, size_t n, char *out, size_t len);
+
+/* For tests and the fuzzer: runs the server's real request parser over `data` (the decrypted
+ * bytes a client sent on one connection; no socket, no TLS, no loop of the caller's) as if they
+ * arrived in reads of at most `chunk` bytes (0 = all at once), with the limits and on_headers of
+ * `opt` (host, port, cert_file, key_file are not used; port, if set, is the port absolute-form
+ * targets must name) and `handler` (which must answer at once, inside the call). The bytes the
+ * server would have sent (answers, 100 Continue) are put in *out (malloc'd, NUL-terminated, at
+ * most 1 MiB kept, NULL if nothing was sent; caller frees; out may be NULL) and their length in
+ * *out_len. Returns the number of requests handed to the handler, -EINVAL (no opt or handler) or
+ * -ENOMEM. Needs no loop; thread-safe (every call has its own state). */
+int http_server_parse_buffer(const http_server_options *opt, const char *data, size_t len,
+                             size_t chunk, http_handler_fn handler, void *arg, char **out,
+                             size_t *out_len);
 
 #endif

@@ -15,6 +15,7 @@
 
 #include <uv.h>
 
+#include "account.h"
 #include "api.h"
 #include "audit.h"
 #include "auth.h"
@@ -33,13 +34,16 @@
 static void usage(FILE *f)
 {
     fprintf(f,
-            "usage: antennad [serve] --config FILE\n"
+            "usage: antennad [serve] --config FILE [--accept-audit-head]\n"
             "       antennad bootstrap --config FILE [--user NAME] [--partner NAME] "
             "[--unix-user ACCOUNT]\n"
             "       antennad audit-verify --config FILE\n"
             "       antennad --version | --help\n"
             "\n"
-            "serve      run the broker (HTTPS API, Slurm dispatch and polling) in the foreground\n"
+            "serve      run the broker (HTTPS API, Slurm dispatch and polling) in the foreground;\n"
+            "           it refuses to start when the audit head file and the chain disagree:\n"
+            "           --accept-audit-head, after an investigation, accepts the chain as it is\n"
+            "           (recorded as an audit.head_accepted entry)\n"
             "bootstrap  create the first admin user (default: admin, partner sustain, Unix\n"
             "           account nobody) and print a new admin token on stdout\n"
             "audit-verify  check the audit trail's hash chain offline; exit 0 when intact, 1\n"
@@ -100,8 +104,37 @@ static int load_config(const char *path, config *cfg)
     return 0;
 }
 
-static int serve(const char *config_path)
+/* Start-up check of the audit head file against the chain (see docs/API.md, "Audit
+ * checkpoints"): 0 to go on (with *accepted set when a mismatch was accepted), 1 to refuse. */
+static int audit_head_gate(audit *au, bool accept, audit_head_report *hr, bool *accepted)
 {
+    int rc = audit_head_check(au, hr);
+    *accepted = false;
+    if (rc < 0) {
+        LOG(LOG_ERROR, "cannot compare the audit head file with the chain: %s", hr->problem);
+        return 1;
+    }
+    if (hr->ok) return 0;
+    if (accept) {
+        LOG(LOG_WARN,
+            "audit: %s (head file at %lld, chain at %lld); accepted with --accept-audit-head",
+            hr->problem, (long long)hr->head_seq, (long long)hr->chain_seq);
+        *accepted = true;
+        return 0;
+    }
+    LOG(LOG_ERROR,
+        "audit: the head file and the chain disagree: %s (head file at %lld, chain at %lld). "
+        "antennad does not add to a trail that may have been cut. Investigate (antennad "
+        "audit-verify --config FILE; antenna audit verify --checkpoint with your last kept "
+        "checkpoint), then start once with --accept-audit-head to accept the chain as it is",
+        hr->problem, (long long)hr->head_seq, (long long)hr->chain_seq);
+    return 1;
+}
+
+static int serve(const char *config_path, bool accept_head)
+{
+    audit_head_report hr;
+    bool accepted = false;
     struct daemon d;
     char err[512] = "";
     int rc;
@@ -139,10 +172,25 @@ static int serve(const char *config_path)
         LOG(LOG_ERROR, "cannot open the audit trail: %s", err);
         goto fail_audit;
     }
+    if (audit_head_gate(d.audit, accept_head, &hr, &accepted) != 0) goto fail_policy;
     registry_options ro = {.policy = &d.cfg.policy, .audit = d.audit};
     if ((rc = registry_new(d.st, &ro, &d.reg, err, sizeof err)) < 0) {
         LOG(LOG_ERROR, "cannot start the registry: %s", err);
         goto fail_policy;
+    }
+    if (accepted) {
+        registry_actor who = {.actor = "antennad", .partner = ""};
+        char details[512];
+        json_t *o = json_pack("{s:I,s:I,s:s}", "head_seq", (json_int_t)hr.head_seq, "chain_seq",
+                              (json_int_t)hr.chain_seq, "problem", hr.problem);
+        char *text = o ? json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+        snprintf(details, sizeof details, "%s", text ? text : "{}");
+        free(text);
+        json_decref(o);
+        if ((rc = registry_audit(d.reg, &who, "audit.head_accepted", details)) < 0) {
+            LOG(LOG_ERROR, "cannot record audit.head_accepted: %s", strerror(-rc));
+            goto fail_slurm;
+        }
     }
     if ((rc = slurm_adapter_new(d.cfg.slurm_conf[0] ? d.cfg.slurm_conf : NULL, &d.sa, err,
                                 sizeof err)) < 0) {
@@ -166,7 +214,21 @@ static int serve(const char *config_path)
                                  .gpu_types = d.cfg.gpu_type_list[0] ? d.cfg.gpu_type_list : NULL},
                       .spool_dir = d.cfg.spool_dir,
                       .audit = d.audit,
+                      .starved_after_ms = d.cfg.healthz_starved_ms,
                       .reconciler = d.rec};
+    /* accounts and authentication (login.defs is read here, once, before the loop runs) */
+    char slurm_user[64] = "";
+    if (slurm_adapter_slurm_user(d.sa, slurm_user, sizeof slurm_user) < 0) slurm_user[0] = '\0';
+    ao.accounts.uid_min = d.cfg.unix_uid_min ? d.cfg.unix_uid_min : account_uid_min_read(NULL);
+    ao.accounts.slurm_user = slurm_user;
+    ao.accounts.deny = d.cfg.unix_deny_list;
+    ao.auth_failures_per_minute = d.cfg.auth_failures_per_minute;
+    ao.token_rate_per_second = d.cfg.token_rate_per_second;
+    ao.token_burst = d.cfg.token_burst;
+    ao.token_default_lifetime_s = (int64_t)d.cfg.token_default_lifetime_days * 86400;
+    ao.token_max_lifetime_s = (int64_t)d.cfg.token_max_lifetime_days * 86400;
+    LOG(LOG_INFO, "accounts: uid >= %u, SlurmUser %s and munge refused", ao.accounts.uid_min,
+        slurm_user[0] ? slurm_user : "(unknown)");
     if ((rc = api_new(&d.loop, d.reg, d.br, &ao, &d.api)) < 0) goto fail_api;
     http_server_options ho = {.host = d.cfg.listen_host,
                               .port = d.cfg.listen_port,
@@ -174,7 +236,13 @@ static int serve(const char *config_path)
                               .key_file = d.cfg.tls_key,
                               .max_header_bytes = d.cfg.max_header_bytes,
                               .max_body_bytes = d.cfg.max_body_bytes,
-                              .idle_timeout_ms = d.cfg.idle_timeout_ms};
+                              .idle_timeout_ms = d.cfg.idle_timeout_ms,
+                              .max_connections_per_peer = d.cfg.max_connections_per_peer,
+                              .handshake_timeout_ms = d.cfg.handshake_timeout_ms,
+                              .request_timeout_ms = d.cfg.request_timeout_ms,
+                              .max_unsent_bytes = d.cfg.max_unsent_bytes,
+                              .max_buffered_body_bytes = d.cfg.max_buffered_body_bytes,
+                              .on_headers = api_headers};
     if ((rc = http_server_new(&d.loop, &ho, api_handle, d.api, &d.srv, err, sizeof err)) < 0) {
         LOG(LOG_ERROR, "cannot serve HTTPS on %s:%d: %s", d.cfg.listen_host, d.cfg.listen_port,
             err);
@@ -262,16 +330,14 @@ static int bootstrap(const char *config_path, const char *user, const char *part
     registry *reg = NULL;
     int64_t token_id = 0;
     store_user u;
-    struct passwd *pw;
     int rc;
 
     if (load_config(config_path, &cfg) < 0) return 2;
-    pw = getpwnam(unix_user);
-    if (pw == NULL || pw->pw_uid == 0) {
-        fprintf(stderr,
-                "antennad: bootstrap: Unix account '%s' %s; pass --unix-user with an "
-                "unprivileged account\n",
-                unix_user, pw == NULL ? "does not exist" : "is root");
+    account_rules rules = {.uid_min =
+                               cfg.unix_uid_min ? cfg.unix_uid_min : account_uid_min_read(NULL),
+                           .deny = cfg.unix_deny_list};
+    if (account_check(&rules, unix_user, NULL, err, sizeof err) < 0) {
+        fprintf(stderr, "antennad: bootstrap: %s; pass --unix-user with such an account\n", err);
         return 2;
     }
     if ((rc = store_new(cfg.database, &st, err, sizeof err)) < 0) {
@@ -329,9 +395,11 @@ int main(int argc, char **argv)
                                          {"unix-user", required_argument, NULL, 'U'},
                                          {"help", no_argument, NULL, 'h'},
                                          {"version", no_argument, NULL, 'V'},
+                                         {"accept-audit-head", no_argument, NULL, 'A'},
                                          {NULL, 0, NULL, 0}};
     const char *config_path = NULL, *user = "admin", *partner = "sustain", *unix_user = "nobody";
     const char *cmd = "serve";
+    bool accept_head = false;
     int c;
     if (argc > 1 && argv[1][0] != '-') {
         cmd = argv[1];
@@ -352,6 +420,9 @@ int main(int argc, char **argv)
         case 'U':
             unix_user = optarg;
             break;
+        case 'A':
+            accept_head = true;
+            break;
         case 'h':
             usage(stdout);
             return 0;
@@ -368,7 +439,7 @@ int main(int argc, char **argv)
         usage(stderr);
         return 2;
     }
-    if (strcmp(cmd, "serve") == 0) return serve(config_path);
+    if (strcmp(cmd, "serve") == 0) return serve(config_path, accept_head);
     if (strcmp(cmd, "bootstrap") == 0) return bootstrap(config_path, user, partner, unix_user);
     if (strcmp(cmd, "audit-verify") == 0) return audit_verify_cmd(config_path);
     fprintf(stderr, "antennad: unknown command '%s'\n", cmd);

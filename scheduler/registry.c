@@ -17,6 +17,7 @@
 
 #include <jansson.h>
 
+#include "auth.h"
 #include "fault.h"
 #include "log.h"
 
@@ -29,6 +30,7 @@ enum change_kind {
     CH_PARTNER_CREATE,
     CH_PARTNER_UPDATE,
     CH_USER_CREATE,
+    CH_USER_UPDATE,
     CH_QUOTA_SET,
     CH_TOKEN_CREATE,
     CH_TOKEN_REVOKE,
@@ -36,6 +38,8 @@ enum change_kind {
     CH_HOUSEKEEP,
     CH_ADJUST,
 };
+
+struct tok_entry;
 
 /* One change handed to the committer. Lives on the caller's stack until done. */
 struct change {
@@ -69,14 +73,17 @@ struct change {
         struct {
             const char *name, *description, *partner, *unix_user, *role, *category;
             int share_weight;
+            int disabled; /* CH_USER_UPDATE: -1 keep, 0, 1 */
             store_partner *pout;
             store_user *uout;
+            store_user after; /* CH_USER_UPDATE: the user once changed (for the token table) */
         } who_rec;
         const store_quota *quota;
         struct {
-            int64_t user_id, id;
+            int64_t user_id, id, expires_at;
             const char *partner, *hash, *label;
             int64_t *id_out;
+            struct tok_entry *entry; /* CH_TOKEN_CREATE: filled in the change, kept after commit */
         } token;
         struct {
             const char *action, *details;
@@ -109,9 +116,9 @@ struct registry {
     size_t callers; /* threads inside submit_change: registry_free waits for them to leave */
     pthread_t thread;
 
-    pthread_mutex_t tok_mu; /* the token cache */
-    uint64_t tok_gen;       /* bumped when a token is revoked: lookups begun before it never fill */
-    struct tok_slot *tok;   /* TOKEN_CACHE_SLOTS entries */
+    pthread_mutex_t tok_mu; /* the token table */
+    struct tok_entry **tok; /* tok_nb chains, by hash */
+    size_t tok_nb, tok_n;   /* buckets (a power of two) and entries */
 
     pthread_mutex_t health_mu;
     int health_rc;
@@ -123,21 +130,117 @@ struct registry {
     bool engine_suspect; /* an engine step failed after its store step: rebuild after commit */
 };
 
-/* The token cache: who holds each token, so that authenticating a request reads no row. A
- * direct-mapped table: a collision only costs a store lookup. */
-#define TOKEN_CACHE_SLOTS 4096
-struct tok_slot {
-    bool used;
+/* The token table: every active token (its hash, expiry and user, the user's disabled flag
+ * included), loaded at open and changed after each commit that creates or revokes a token or
+ * changes a user, before the callers hear of it: authenticating a request reads no row. A chained
+ * hash table that doubles when it holds more entries than buckets. */
+struct tok_entry {
     char hash[STORE_HASH_HEX];
+    int64_t id;
+    int64_t expires_at; /* 0 = never */
     store_user user;
+    struct tok_entry *next;
 };
 
-static size_t tok_slot_of(const char *hash)
+static size_t tok_bucket_of(const char *hash, size_t nb)
 {
     uint64_t h = 1469598103934665603ull; /* FNV-1a */
     for (const char *p = hash; *p; p++)
         h = (h ^ (unsigned char)*p) * 1099511628211ull;
-    return (size_t)(h & (TOKEN_CACHE_SLOTS - 1));
+    return (size_t)(h & (nb - 1));
+}
+
+/* tok_mu held. Takes ownership of e. */
+static void tok_insert(registry *r, struct tok_entry *e)
+{
+    if (r->tok_n >= r->tok_nb) { /* grow; on failure the chains only get longer */
+        size_t nb = r->tok_nb * 2;
+        struct tok_entry **b = calloc(nb, sizeof *b);
+        if (b != NULL) {
+            for (size_t i = 0; i < r->tok_nb; i++)
+                for (struct tok_entry *t = r->tok[i], *next; t; t = next) {
+                    next = t->next;
+                    size_t j = tok_bucket_of(t->hash, nb);
+                    t->next = b[j];
+                    b[j] = t;
+                }
+            free(r->tok);
+            r->tok = b;
+            r->tok_nb = nb;
+        }
+    }
+    size_t i = tok_bucket_of(e->hash, r->tok_nb);
+    e->next = r->tok[i];
+    r->tok[i] = e;
+    r->tok_n++;
+}
+
+/* tok_mu held. O(tokens): revocations are rare. */
+static void tok_remove_id(registry *r, int64_t id)
+{
+    for (size_t i = 0; i < r->tok_nb; i++)
+        for (struct tok_entry **pp = &r->tok[i]; *pp; pp = &(*pp)->next)
+            if ((*pp)->id == id) {
+                struct tok_entry *dead = *pp;
+                *pp = dead->next;
+                free(dead);
+                r->tok_n--;
+                return;
+            }
+}
+
+/* tok_mu held. Gives every token of user u->id the user's new row. O(tokens): rare. */
+static void tok_user_set(registry *r, const store_user *u)
+{
+    for (size_t i = 0; i < r->tok_nb; i++)
+        for (struct tok_entry *t = r->tok[i]; t; t = t->next)
+            if (t->user.id == u->id) t->user = *u;
+}
+
+static void tok_clear(registry *r)
+{
+    for (size_t i = 0; i < r->tok_nb; i++)
+        for (struct tok_entry *t = r->tok[i], *next; t; t = next) {
+            next = t->next;
+            free(t);
+        }
+    free(r->tok);
+    r->tok = NULL;
+    r->tok_nb = r->tok_n = 0;
+}
+
+/* Fills the table from the store's active tokens (at open, before any caller). */
+static int tok_load(registry *r, char *err, size_t errlen)
+{
+    store_token_auth *ts = NULL;
+    size_t n = 0;
+    r->tok_nb = 1024;
+    r->tok = calloc(r->tok_nb, sizeof *r->tok);
+    if (r->tok == NULL) goto fail_alloc;
+    int rc = store_token_active_list(r->st, &ts, &n);
+    if (rc < 0) {
+        snprintf(err, errlen, "cannot read the tokens: %s", strerror(-rc));
+        tok_clear(r);
+        return rc;
+    }
+    for (size_t i = 0; i < n; i++) {
+        struct tok_entry *e = calloc(1, sizeof *e);
+        if (e == NULL) {
+            free(ts);
+            tok_clear(r);
+            goto fail_alloc;
+        }
+        snprintf(e->hash, sizeof e->hash, "%s", ts[i].hash);
+        e->id = ts[i].id;
+        e->expires_at = ts[i].expires_at;
+        e->user = ts[i].user;
+        tok_insert(r, e);
+    }
+    free(ts);
+    return 0;
+fail_alloc:
+    snprintf(err, errlen, "out of memory");
+    return -ENOMEM;
 }
 
 /* --- loading the engine from the store ---------------------------------------------------------
@@ -628,6 +731,30 @@ static int apply_user(registry *r, struct change *c)
     return 0;
 }
 
+static int apply_user_update(registry *r, struct change *c)
+{
+    store_user before, after;
+    int rc = store_user_get(r->st, c->u.who_rec.name, &before);
+    if (rc < 0) return rc;
+    if ((rc = store_user_update(r->st, c->u.who_rec.name, c->u.who_rec.unix_user,
+                                c->u.who_rec.disabled)) < 0)
+        return rc;
+    if ((rc = store_user_get(r->st, c->u.who_rec.name, &after)) < 0) return rc;
+    if (strcmp(before.unix_user, after.unix_user) != 0 &&
+        (rc = audit_add(r, who_actor(c), after.partner, "user.mapping_changed",
+                        json_pack("{s:s,s:s,s:s}", "name", after.name, "old_unix_user",
+                                  before.unix_user, "new_unix_user", after.unix_user))) < 0)
+        return rc;
+    if (before.disabled != after.disabled &&
+        (rc = audit_add(r, who_actor(c), after.partner,
+                        after.disabled ? "user.disabled" : "user.enabled",
+                        json_pack("{s:s}", "name", after.name))) < 0)
+        return rc;
+    c->u.who_rec.after = after;
+    if (c->u.who_rec.uout) *c->u.who_rec.uout = after;
+    return 0;
+}
+
 static int apply_quota(registry *r, struct change *c)
 {
     const store_quota *q = c->u.quota;
@@ -652,13 +779,21 @@ static int apply_token(registry *r, struct change *c, bool create)
     int rc;
     if (create) {
         int64_t id = 0;
-        rc = store_token_insert(r->st, c->u.token.user_id, c->u.token.hash, c->u.token.label, &id);
+        struct tok_entry *e = c->u.token.entry;
+        rc = store_token_insert_until(r->st, c->u.token.user_id, c->u.token.hash, c->u.token.label,
+                                      c->u.token.expires_at, &id);
         if (rc < 0) return rc;
+        if ((rc = store_user_get_id(r->st, c->u.token.user_id, &e->user)) < 0) return rc;
+        snprintf(e->hash, sizeof e->hash, "%s", c->u.token.hash);
+        e->id = id;
+        e->expires_at = c->u.token.expires_at;
         if (c->u.token.id_out) *c->u.token.id_out = id;
-        return audit_add(r, who_actor(c), c->u.token.partner, "token.created",
-                         json_pack("{s:I,s:I,s:s}", "token_id", (json_int_t)id, "user_id",
-                                   (json_int_t)c->u.token.user_id, "label",
-                                   c->u.token.label ? c->u.token.label : ""));
+        json_t *d = json_pack("{s:I,s:I,s:s}", "token_id", (json_int_t)id, "user_id",
+                              (json_int_t)c->u.token.user_id, "label",
+                              c->u.token.label ? c->u.token.label : "");
+        if (d && c->u.token.expires_at > 0)
+            json_object_set_new(d, "expires_at", json_integer(c->u.token.expires_at));
+        return audit_add(r, who_actor(c), c->u.token.partner, "token.created", d);
     }
     if ((rc = store_token_revoke(r->st, c->u.token.id)) < 0) return rc;
     return audit_add(r, who_actor(c), "", "token.revoked",
@@ -737,6 +872,8 @@ static int apply(registry *r, struct change *c)
         return apply_partner(r, c, false);
     case CH_USER_CREATE:
         return apply_user(r, c);
+    case CH_USER_UPDATE:
+        return apply_user_update(r, c);
     case CH_QUOTA_SET:
         return apply_quota(r, c);
     case CH_TOKEN_CREATE:
@@ -855,13 +992,26 @@ static void run_batch(registry *r, struct change *list)
     }
     if (r->engine_suspect) engine_rebuild(r);
     pthread_mutex_unlock(&r->eng_mu);
-    bool revoked = false;
+    /* the token table, before the callers hear of it: a revoked token or a disabled user's
+     * never authenticates again once the call returns */
+    bool tokens = false;
     for (struct change *c = list; c; c = c->next)
-        revoked = revoked || (c->kind == CH_TOKEN_REVOKE && c->rc == 0);
-    if (revoked) { /* before the revoker hears of it: a revoked token never authenticates */
+        tokens =
+            tokens || (c->rc == 0 && (c->kind == CH_TOKEN_CREATE || c->kind == CH_TOKEN_REVOKE ||
+                                      c->kind == CH_USER_UPDATE));
+    if (tokens) {
         pthread_mutex_lock(&r->tok_mu);
-        r->tok_gen++;
-        memset(r->tok, 0, TOKEN_CACHE_SLOTS * sizeof *r->tok);
+        for (struct change *c = list; c; c = c->next) {
+            if (c->rc != 0) continue;
+            if (c->kind == CH_TOKEN_CREATE) {
+                tok_insert(r, c->u.token.entry);
+                c->u.token.entry = NULL;
+            } else if (c->kind == CH_TOKEN_REVOKE) {
+                tok_remove_id(r, c->u.token.id);
+            } else if (c->kind == CH_USER_UPDATE) {
+                tok_user_set(r, &c->u.who_rec.after);
+            }
+        }
         pthread_mutex_unlock(&r->tok_mu);
     }
     health_set(r, 0, NULL);
@@ -1031,11 +1181,9 @@ int registry_new(store *st, const registry_options *opt, registry **out, char *e
     else
         policy_config_defaults(&r->cfg);
     r->max_batch = opt->max_batch ? opt->max_batch : 1024;
-    r->tok = calloc(TOKEN_CACHE_SLOTS, sizeof *r->tok);
-    if (r->tok == NULL) {
-        snprintf(err, errlen, "out of memory");
+    if ((rc = tok_load(r, err, errlen)) < 0) {
         free(r);
-        return -ENOMEM;
+        return rc;
     }
     r->idem_keep = opt->idem_keep_seconds ? opt->idem_keep_seconds : 25 * 3600;
     r->pol = engine_load(&r->cfg, st, err, errlen);
@@ -1064,7 +1212,7 @@ fail_thread:
     pthread_mutex_destroy(&r->eng_mu);
     policy_free(r->pol);
 fail_engine:
-    free(r->tok);
+    tok_clear(r);
     free(r);
     return rc;
 }
@@ -1088,33 +1236,28 @@ void registry_free(registry *r)
     pthread_mutex_destroy(&r->q_mu);
     pthread_mutex_destroy(&r->eng_mu);
     policy_free(r->pol);
-    free(r->tok);
+    tok_clear(r);
     free(r);
 }
 
-int registry_token_lookup(registry *r, const char *hash_hex, store_user *out)
+int registry_token_check(registry *r, const char *hash_hex, int64_t now, store_user *out)
 {
-    if (hash_hex == NULL || strlen(hash_hex) >= STORE_HASH_HEX) return -ENOENT;
-    size_t i = tok_slot_of(hash_hex);
+    if (r == NULL || hash_hex == NULL || strlen(hash_hex) >= STORE_HASH_HEX) return -ENOENT;
+    int rc = -ENOENT;
     pthread_mutex_lock(&r->tok_mu);
-    struct tok_slot *t = &r->tok[i];
-    if (t->used && strcmp(t->hash, hash_hex) == 0) {
-        *out = t->user;
-        pthread_mutex_unlock(&r->tok_mu);
-        return 0;
-    }
-    uint64_t gen = r->tok_gen;
-    pthread_mutex_unlock(&r->tok_mu);
-    int rc = store_token_lookup(r->st, hash_hex, out);
-    if (rc < 0) return rc;
-    pthread_mutex_lock(&r->tok_mu);
-    if (r->tok_gen == gen) {
-        t->used = true;
-        snprintf(t->hash, sizeof t->hash, "%s", hash_hex);
-        t->user = *out;
+    for (struct tok_entry *t = r->tok[tok_bucket_of(hash_hex, r->tok_nb)]; t; t = t->next) {
+        if (!auth_hash_equal(t->hash, hash_hex)) continue;
+        if (t->user.disabled)
+            rc = -EACCES;
+        else if (t->expires_at > 0 && now >= t->expires_at)
+            rc = -EKEYEXPIRED;
+        else
+            rc = 0;
+        if (out) *out = t->user;
+        break;
     }
     pthread_mutex_unlock(&r->tok_mu);
-    return 0;
+    return rc;
 }
 
 store *registry_store(registry *r)
@@ -1336,6 +1479,18 @@ int registry_user_create(registry *r, const registry_actor *who, const char *nam
     return submit_change(r, &c);
 }
 
+int registry_user_update(registry *r, const registry_actor *who, const char *name,
+                         const char *unix_user, int disabled, store_user *out)
+{
+    if (name == NULL || disabled < -1 || disabled > 1) return -EINVAL;
+    struct change c = {.kind = CH_USER_UPDATE, .who = who};
+    c.u.who_rec.name = name;
+    c.u.who_rec.unix_user = unix_user;
+    c.u.who_rec.disabled = disabled;
+    c.u.who_rec.uout = out;
+    return submit_change(r, &c);
+}
+
 int registry_quota_set(registry *r, const registry_actor *who, const store_quota *q)
 {
     struct change c = {.kind = CH_QUOTA_SET, .who = who, .u.quota = q};
@@ -1346,13 +1501,26 @@ int registry_token_create(registry *r, const registry_actor *who, int64_t user_i
                           const char *user_partner, const char *hash_hex, const char *label,
                           int64_t *id)
 {
+    return registry_token_issue(r, who, user_id, user_partner, hash_hex, label, 0, id);
+}
+
+int registry_token_issue(registry *r, const registry_actor *who, int64_t user_id,
+                         const char *user_partner, const char *hash_hex, const char *label,
+                         int64_t expires_at, int64_t *id)
+{
+    if (hash_hex == NULL || strlen(hash_hex) >= STORE_HASH_HEX || expires_at < 0) return -EINVAL;
     struct change c = {.kind = CH_TOKEN_CREATE, .who = who};
     c.u.token.user_id = user_id;
     c.u.token.partner = user_partner;
     c.u.token.hash = hash_hex;
     c.u.token.label = label;
+    c.u.token.expires_at = expires_at;
     c.u.token.id_out = id;
-    return submit_change(r, &c);
+    c.u.token.entry = calloc(1, sizeof *c.u.token.entry);
+    if (c.u.token.entry == NULL) return -ENOMEM;
+    int rc = submit_change(r, &c);
+    free(c.u.token.entry); /* NULL once the table took it */
+    return rc;
 }
 
 int registry_token_revoke(registry *r, const registry_actor *who, int64_t id)

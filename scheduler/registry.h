@@ -20,7 +20,8 @@
  * budgets used and held) go through the registry_*_live/quote/usage functions below.
  *
  * Threads: every change and read here blocks (SQLite, fsync): call them from worker threads
- * (uv_queue_work), never from the event-loop thread. All are thread-safe. Never talks to Slurm.
+ * (uv_queue_work), never from the event-loop thread, but registry_token_check and
+ * registry_health, which only read memory. All are thread-safe. Never talks to Slurm.
  */
 #ifndef ANTENNA_REGISTRY_H
 #define ANTENNA_REGISTRY_H
@@ -98,11 +99,15 @@ size_t registry_queue_length(registry *r);
  * running): the broker sizes it from the cluster. Returns 0 or -EINVAL (window <= 0). */
 int registry_window_set(registry *r, int window);
 
-/* The user holding the active token whose SHA-256 is hash_hex, from a cache of the store
- * (filled on a miss; emptied when a token is revoked, before registry_token_revoke returns, so
- * that a revoked token never authenticates again). Returns 0 and fills *out, -ENOENT (unknown or
- * revoked), or the store's error. */
-int registry_token_lookup(registry *r, const char *hash_hex, store_user *out);
+/* Authenticates the token whose SHA-256 is hash_hex at `now` (unix seconds) from the registry's
+ * memory only: every active token (hash, expiry, user and the user's disabled flag) is loaded at
+ * open and changed after each commit that creates or revokes a token or changes a user, before
+ * that call returns (so a revoked token, or a disabled user's, never authenticates once the call
+ * returned). Hashes are compared in constant time. Returns 0 and fills *out (may be NULL) with
+ * the token's user, -ENOENT (unknown or revoked), -EKEYEXPIRED (expired: *out is filled, for the
+ * message), or -EACCES (its user is disabled: *out is filled). Never touches SQLite, never
+ * blocks but for a short mutex, O(1): safe on the event-loop thread. */
+int registry_token_check(registry *r, const char *hash_hex, int64_t now, store_user *out);
 
 /* Whether the store takes writes: 0 when it does, else the error of the last failed write
  * (-ENOSPC, -EIO) with a reason in why. While it fails, changes fail at once with that error and
@@ -239,15 +244,31 @@ int registry_user_create(registry *r, const registry_actor *who, const char *nam
                          const char *partner, const char *unix_user, const char *role,
                          const char *category, store_user *out);
 
+/* Changes user `name`: its Unix account (unix_user NULL = keep; the caller validated the account)
+ * and whether it is disabled (disabled -1 = keep, 0 = enabled, 1 = disabled). Audited
+ * "user.mapping_changed" (with the old and new account) and "user.disabled" / "user.enabled",
+ * each only when it changes. A disabled user's tokens stop authenticating before this returns;
+ * their jobs are left as they are. Returns 0 (fills *out when not NULL), -ENOENT (no such user),
+ * -ENOTUNIQ (a user of another partner maps to unix_user), -EINVAL, or a common error. */
+int registry_user_update(registry *r, const registry_actor *who, const char *name,
+                         const char *unix_user, int disabled, store_user *out);
+
 /* "quota.set": creates or replaces q->partner's quota for q->period. Returns 0, -ENOENT, -EINVAL,
  * or a common error. */
 int registry_quota_set(registry *r, const registry_actor *who, const store_quota *q);
 
-/* "token.created": stores the hash of a new token of user `user_id` labelled `label`. Returns 0
- * (sets *id), -ENOENT, -EEXIST, or a common error. */
+/* "token.created": stores the hash of a new token of user `user_id` labelled `label`, that never
+ * expires. Returns 0 (sets *id), -ENOENT, -EEXIST, or a common error. */
 int registry_token_create(registry *r, const registry_actor *who, int64_t user_id,
                           const char *user_partner, const char *hash_hex, const char *label,
                           int64_t *id);
+
+/* As registry_token_create, expiring at `expires_at` (unix seconds; 0 = never; the caller
+ * enforces the configured maximum). The token authenticates (registry_token_check) once this
+ * returns 0. Returns the same, or -EINVAL (a negative expiry, a bad hash). */
+int registry_token_issue(registry *r, const registry_actor *who, int64_t user_id,
+                         const char *user_partner, const char *hash_hex, const char *label,
+                         int64_t expires_at, int64_t *id);
 
 /* "token.revoked". Returns 0, -ENOENT (no such active token), or a common error. */
 int registry_token_revoke(registry *r, const registry_actor *who, int64_t id);

@@ -22,8 +22,10 @@ typedef struct slurm_adapter_submit_req {
     const char *partition;   /* e.g. "gpu"; NULL = cluster default */
     const char *work_dir;    /* absolute, writable by uid */
     const char *stdout_path; /* absolute; stderr goes to the same file */
-    const char *tag;         /* stored in the job's comment; finds the job again after a restart */
-    uid_t uid;               /* the job runs as this account; must not be 0 */
+    const char *tag; /* stored in the job's AdminComment (set at submit; only root, SlurmUser and
+                        Slurm operators can change it, never the job's user): finds the job again
+                        when its submit answer was lost. The job's comment stays the user's. */
+    uid_t uid;       /* the job runs as this account; must not be 0 */
     gid_t gid;
     int gpus;             /* 0 = no GPU */
     const char *gpu_type; /* "" or NULL = any type */
@@ -35,7 +37,8 @@ typedef struct slurm_adapter_submit_req {
 /* What Slurm says of one job. */
 typedef struct slurm_adapter_job {
     uint32_t job_id;
-    char tag[128];   /* the job's comment */
+    char tag[128];   /* the job's AdminComment (never its comment or name, which its user may
+                        change) */
     char state[24];  /* broker state name: pending, running, suspended, completed, failed,
                         cancelled, timeout, node_fail, preempted, boot_fail, deadline,
                         out_of_memory */
@@ -61,13 +64,20 @@ void slurm_adapter_free(slurm_adapter *a);
 int slurm_adapter_submit(slurm_adapter *a, const slurm_adapter_submit_req *req, uint32_t *job_id,
                          char *err, size_t errlen);
 
+/* Answers whether the caller follows Slurm job `job_id` (called by slurm_adapter_poll, on its
+ * thread, once per job in Slurm's table; must not call the adapter). */
+typedef bool (*slurm_adapter_follows_fn)(void *arg, uint32_t job_id);
+
 /* Loads the job table with one slurm_load_jobs RPC, passing the update time of the last
  * successful poll so that Slurm answers "no change" cheaply. When the table changed, returns 0,
- * *changed = true and a malloc'd array (caller frees) of every job whose tag starts with
- * `tag_prefix` (the full set of such jobs that Slurm still knows). When nothing changed, returns
- * 0, *changed = false, *jobs = NULL, *n = 0. Returns -EAGAIN with err when Slurm is unreachable. */
-int slurm_adapter_poll(slurm_adapter *a, const char *tag_prefix, slurm_adapter_job **jobs,
-                       size_t *n, bool *changed, char *err, size_t errlen);
+ * *changed = true and a malloc'd array (caller frees) of every job that `follows(arg, job_id)`
+ * says the caller follows (follows may be NULL: none), whatever its comment, name or tag, plus
+ * every other job whose tag (AdminComment) starts with `tag_prefix`: the full set of such jobs
+ * that Slurm still knows. When nothing changed, returns 0, *changed = false, *jobs = NULL, *n = 0.
+ * Returns -EAGAIN with err when Slurm is unreachable. */
+int slurm_adapter_poll(slurm_adapter *a, const char *tag_prefix, slurm_adapter_follows_fn follows,
+                       void *arg, slurm_adapter_job **jobs, size_t *n, bool *changed, char *err,
+                       size_t errlen);
 
 /* Forgets the last update time, so that the next poll returns the full table. */
 void slurm_adapter_poll_reset(slurm_adapter *a);
@@ -81,5 +91,10 @@ int slurm_adapter_cancel(slurm_adapter *a, uint32_t job_id, char *err, size_t er
  * with err. */
 int slurm_adapter_partition_size(slurm_adapter *a, const char *partition, int *cpus, int *nodes,
                                  char *err, size_t errlen);
+
+/* The SlurmUser (the account slurmctld runs as) of the configuration libslurm read when `a` was
+ * made, into name[len] ("root" when the configuration names none). Reads memory only (no RPC).
+ * Returns 0, or -EINVAL (no adapter, or the name does not fit). */
+int slurm_adapter_slurm_user(const slurm_adapter *a, char *name, size_t len);
 
 #endif

@@ -230,7 +230,14 @@ static const char *const migrations[] = {
     "    used_cpu = used_cpu + excluded.used_cpu, held_cpu = held_cpu + excluded.held_cpu;"
     " END;",
 
-    /* v5 -> v6 (issue 10, refunds and reconciliation): what makes a "charge" row a refund or a
+    /* v5 -> v6: users that can be disabled (their tokens stop at once), tokens with an expiry
+     * (0 = never), and an index to find who else maps to a Unix account (one account serves the
+     * users of one partner only). */
+    "ALTER TABLE users ADD COLUMN disabled INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE tokens ADD COLUMN expires_at INTEGER NOT NULL DEFAULT 0;"
+    "CREATE INDEX users_unix_user ON users (unix_user);",
+
+    /* v6 -> v7 (issue 10, refunds and reconciliation): what makes a "charge" row a refund or a
      * correction (its ledger row holds the signed amount, so that ledger_sums and usage stay
      * sums of rows), append-only like the ledger; and the indexes the reconciliation reads jobs
      * by (their period, their Slurm id). */
@@ -261,7 +268,9 @@ static const char *const migrations[] = {
 
 #define PARTNER_COLS "id, name, description, share_weight, created_at"
 
-#define USER_COLS "u.id, u.name, p.name, u.unix_user, u.role, u.category, u.created_at"
+#define USER_COLS "u.id, u.name, p.name, u.unix_user, u.role, u.category, u.created_at, u.disabled"
+
+#define TOKEN_COLS "t.id, t.user_id, u.name, t.label, t.created_at, t.revoked_at, t.expires_at"
 
 #define QUOTA_COLS                                                                                 \
     "p.name, q.period, q.gpu_seconds, q.cpu_seconds, q.max_gpus, q.max_running_jobs, "             \
@@ -307,6 +316,9 @@ enum stmt_id {
     ST_USER_GET_ID,
     ST_USER_LIST,
     ST_USER_LIST_PARTNER,
+    ST_USER_UNIX_OTHER,
+    ST_USER_SET_UNIX,
+    ST_USER_SET_DISABLED,
     ST_QUOTA_SET,
     ST_QUOTA_GET,
     ST_QUOTA_LIST,
@@ -321,6 +333,8 @@ enum stmt_id {
     ST_TOKEN_REVOKE,
     ST_TOKEN_LIST,
     ST_TOKEN_LIST_USER,
+    ST_TOKEN_ACTIVE,
+    ST_TOKEN_GET,
     ST_JOB_INSERT,
     ST_JOB_GET,
     ST_JOB_SCRIPT,
@@ -397,6 +411,10 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_USER_LIST_PARTNER] =
         "SELECT " USER_COLS " FROM users u JOIN partners p ON p.id = u.partner_id "
         "WHERE p.name = ?1 ORDER BY u.name",
+    /* a user of another partner than ?2 (a partner id) mapped to Unix account ?1 */
+    [ST_USER_UNIX_OTHER] = "SELECT 1 FROM users WHERE unix_user = ?1 AND partner_id <> ?2 LIMIT 1",
+    [ST_USER_SET_UNIX] = "UPDATE users SET unix_user = ?2 WHERE id = ?1",
+    [ST_USER_SET_DISABLED] = "UPDATE users SET disabled = ?2 WHERE id = ?1",
     /* The WHERE of the SELECT also tells the parser that ON starts the upsert clause. */
     [ST_QUOTA_SET] =
         "INSERT INTO quotas (partner_id, period, gpu_seconds, cpu_seconds, max_gpus, "
@@ -436,17 +454,22 @@ static const char *const stmt_sql[ST_COUNT] = {
         "FROM ledger l JOIN partners p ON p.id = l.partner_id "
         "WHERE (?1 IS NULL OR p.name = ?1) AND (?2 = 0 OR l.job_id = ?2) "
         "AND (?3 IS NULL OR l.kind = ?3) AND l.at >= ?4 ORDER BY l.id",
-    [ST_TOKEN_INSERT] = "INSERT INTO tokens (user_id, hash, label, created_at) "
-                        "VALUES (?1, ?2, ?3, ?4)",
+    [ST_TOKEN_INSERT] = "INSERT INTO tokens (user_id, hash, label, created_at, expires_at) "
+                        "VALUES (?1, ?2, ?3, ?4, ?5)",
     [ST_TOKEN_LOOKUP] = "SELECT " USER_COLS " FROM tokens t JOIN users u ON u.id = t.user_id "
                         "JOIN partners p ON p.id = u.partner_id "
                         "WHERE t.hash = ?1 AND t.revoked_at = 0",
     [ST_TOKEN_REVOKE] = "UPDATE tokens SET revoked_at = ?2 WHERE id = ?1 AND revoked_at = 0",
-    [ST_TOKEN_LIST] = "SELECT t.id, t.user_id, u.name, t.label, t.created_at, t.revoked_at "
-                      "FROM tokens t JOIN users u ON u.id = t.user_id ORDER BY t.id",
-    [ST_TOKEN_LIST_USER] = "SELECT t.id, t.user_id, u.name, t.label, t.created_at, t.revoked_at "
-                           "FROM tokens t JOIN users u ON u.id = t.user_id "
+    [ST_TOKEN_LIST] = "SELECT " TOKEN_COLS " FROM tokens t JOIN users u ON u.id = t.user_id "
+                      "ORDER BY t.id",
+    [ST_TOKEN_LIST_USER] = "SELECT " TOKEN_COLS " FROM tokens t JOIN users u ON u.id = t.user_id "
                            "WHERE t.user_id = ?1 ORDER BY t.id",
+    [ST_TOKEN_GET] = "SELECT " TOKEN_COLS " FROM tokens t JOIN users u ON u.id = t.user_id "
+                     "WHERE t.id = ?1",
+    /* every active token with its user: what the registry authenticates from */
+    [ST_TOKEN_ACTIVE] = "SELECT t.id, t.hash, t.expires_at, " USER_COLS " FROM tokens t "
+                        "JOIN users u ON u.id = t.user_id JOIN partners p ON p.id = u.partner_id "
+                        "WHERE t.revoked_at = 0 ORDER BY t.id",
     [ST_JOB_INSERT] = "INSERT INTO jobs (user_id, user_name, partner, unix_user, name, gpus, "
                       "gpu_type, cpus_per_task, mem_mb, time_minutes, state, submitted_at, script) "
                       "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 'queued', ?11, ?12)",
@@ -840,6 +863,7 @@ static void read_user(sqlite3_stmt *st, void *item)
     col_text(st, 4, u->role, sizeof u->role);
     col_text(st, 5, u->category, sizeof u->category);
     u->created_at = sqlite3_column_int64(st, 6);
+    u->disabled = sqlite3_column_int(st, 7) != 0;
 }
 
 static void read_quota(sqlite3_stmt *st, void *item)
@@ -895,6 +919,24 @@ static void read_token(sqlite3_stmt *st, void *item)
     col_text(st, 3, t->label, sizeof t->label);
     t->created_at = sqlite3_column_int64(st, 4);
     t->revoked_at = sqlite3_column_int64(st, 5);
+    t->expires_at = sqlite3_column_int64(st, 6);
+}
+
+static void read_token_auth(sqlite3_stmt *st, void *item)
+{
+    store_token_auth *t = item;
+    memset(t, 0, sizeof *t);
+    t->id = sqlite3_column_int64(st, 0);
+    col_text(st, 1, t->hash, sizeof t->hash);
+    t->expires_at = sqlite3_column_int64(st, 2);
+    t->user.id = sqlite3_column_int64(st, 3);
+    col_text(st, 4, t->user.name, sizeof t->user.name);
+    col_text(st, 5, t->user.partner, sizeof t->user.partner);
+    col_text(st, 6, t->user.unix_user, sizeof t->user.unix_user);
+    col_text(st, 7, t->user.role, sizeof t->user.role);
+    col_text(st, 8, t->user.category, sizeof t->user.category);
+    t->user.created_at = sqlite3_column_int64(st, 9);
+    t->user.disabled = sqlite3_column_int(st, 10) != 0;
 }
 
 static void read_job(sqlite3_stmt *st, void *item)
@@ -1381,6 +1423,22 @@ int store_partner_list(store *s, store_partner **out, size_t *n)
 
 /* --- users --- */
 
+/* Whether Unix account `unix_user` is free for the users of partner `partner_id`: 0, or
+ * -ENOTUNIQ when a user of another partner maps to it, or -errno. On the write connection. */
+static int unix_user_free_for(conn *c, const char *unix_user, int64_t partner_id)
+{
+    sqlite3_stmt *st = stmt_get(c, ST_USER_UNIX_OTHER);
+    if (!st) return -EIO;
+    bind_text(st, 1, unix_user);
+    sqlite3_bind_int64(st, 2, partner_id);
+    int rc = sqlite3_step(st);
+    int ret = rc == SQLITE_ROW    ? -ENOTUNIQ
+              : rc == SQLITE_DONE ? 0
+                                  : db_error(c, sqlite3_extended_errcode(c->db), "account lookup");
+    stmt_done(st);
+    return ret;
+}
+
 int store_user_insert(store *s, const char *name, const char *partner, const char *unix_user,
                       const char *role, const char *category, int64_t *id)
 {
@@ -1423,6 +1481,8 @@ int store_user_insert(store *s, const char *name, const char *partner, const cha
     sqlite3_bind_int64(st, 6, now());
     ret = stmt_run(c, st, "user insert");
     if (ret == 0) new_id = sqlite3_last_insert_rowid(c->db);
+    /* after the insert, so that a taken name is -EEXIST whatever the account */
+    if (ret == 0) ret = unix_user_free_for(c, unix_user, partner_id);
 out:
     ret = write_end(s, ret);
     if (ret == 0 && id) *id = new_id;
@@ -1441,6 +1501,66 @@ int store_user_get(store *s, const char *name, store_user *out)
     }
     read_end(s, c);
     return ret;
+}
+
+int store_user_get_id(store *s, int64_t id, store_user *out)
+{
+    if (!s || !out) return -EINVAL;
+    conn *c = read_begin(s);
+    sqlite3_stmt *st = stmt_get(c, ST_USER_GET_ID);
+    int ret = -EIO;
+    if (st) {
+        sqlite3_bind_int64(st, 1, id);
+        ret = read_one(c, st, read_user, out);
+    }
+    read_end(s, c);
+    return ret;
+}
+
+int store_user_update(store *s, const char *name, const char *unix_user, int disabled)
+{
+    if (!s || !name || (unix_user && !name_ok(unix_user)) || disabled < -1 || disabled > 1)
+        return -EINVAL;
+    int ret = write_begin(s, true);
+    if (ret < 0) return ret;
+    conn *c = &s->w;
+    store_user u;
+    int64_t partner_id = 0;
+    sqlite3_stmt *st = stmt_get(c, ST_USER_GET);
+    if (!st) {
+        ret = -EIO;
+        goto out;
+    }
+    bind_text(st, 1, name);
+    if ((ret = read_one(c, st, read_user, &u)) < 0) goto out;
+    if ((st = stmt_get(c, ST_PARTNER_ID)) == NULL) {
+        ret = -EIO;
+        goto out;
+    }
+    bind_text(st, 1, u.partner);
+    if (sqlite3_step(st) == SQLITE_ROW) partner_id = sqlite3_column_int64(st, 0);
+    stmt_done(st);
+    if (unix_user && strcmp(unix_user, u.unix_user) != 0) {
+        if ((ret = unix_user_free_for(c, unix_user, partner_id)) < 0) goto out;
+        if ((st = stmt_get(c, ST_USER_SET_UNIX)) == NULL) {
+            ret = -EIO;
+            goto out;
+        }
+        sqlite3_bind_int64(st, 1, u.id);
+        bind_text(st, 2, unix_user);
+        if ((ret = stmt_run(c, st, "user update")) < 0) goto out;
+    }
+    if (disabled >= 0 && disabled != (int)u.disabled) {
+        if ((st = stmt_get(c, ST_USER_SET_DISABLED)) == NULL) {
+            ret = -EIO;
+            goto out;
+        }
+        sqlite3_bind_int64(st, 1, u.id);
+        sqlite3_bind_int(st, 2, disabled);
+        ret = stmt_run(c, st, "user update");
+    }
+out:
+    return write_end(s, ret);
 }
 
 int store_user_list(store *s, const char *partner, store_user **out, size_t *n)
@@ -1604,7 +1724,14 @@ static int ledger_append(conn *c, int64_t job_id, int64_t partner_id, const char
 int store_token_insert(store *s, int64_t user_id, const char *hash_hex, const char *label,
                        int64_t *id)
 {
-    if (!s || !hash_hex || !hash_hex[0]) return -EINVAL;
+    return store_token_insert_until(s, user_id, hash_hex, label, 0, id);
+}
+
+int store_token_insert_until(store *s, int64_t user_id, const char *hash_hex, const char *label,
+                             int64_t expires_at, int64_t *id)
+{
+    if (!s || !hash_hex || !hash_hex[0] || strlen(hash_hex) >= STORE_HASH_HEX || expires_at < 0)
+        return -EINVAL;
     if (label && !text_fits(label, STORE_NAME_MAX)) return -EINVAL;
     int ret = write_begin(s, false);
     if (ret < 0) return ret;
@@ -1616,6 +1743,7 @@ int store_token_insert(store *s, int64_t user_id, const char *hash_hex, const ch
         bind_text(st, 2, hash_hex);
         bind_text(st, 3, label);
         sqlite3_bind_int64(st, 4, now());
+        sqlite3_bind_int64(st, 5, expires_at);
         ret = stmt_run(c, st, "token insert");
         if (ret == 0 && id) *id = sqlite3_last_insert_rowid(c->db);
     }
@@ -1667,6 +1795,25 @@ int store_token_list(store *s, int64_t user_id, store_token **out, size_t *n)
     }
     read_end(s, c);
     return ret;
+}
+
+int store_token_get(store *s, int64_t id, store_token *out)
+{
+    if (!s || !out) return -EINVAL;
+    conn *c = read_begin(s);
+    sqlite3_stmt *st = stmt_get(c, ST_TOKEN_GET);
+    int ret = -EIO;
+    if (st) {
+        sqlite3_bind_int64(st, 1, id);
+        ret = read_one(c, st, read_token, out);
+    }
+    read_end(s, c);
+    return ret;
+}
+
+int store_token_active_list(store *s, store_token_auth **out, size_t *n)
+{
+    return list_all(s, ST_TOKEN_ACTIVE, sizeof **out, read_token_auth, (void **)out, n);
 }
 
 /* --- jobs --- */
@@ -2575,14 +2722,14 @@ out:
 }
 
 /* Returns the cached list statement for the filters in `mask` (prepared on first use from static
- * fragments), or NULL. Parameters: ?1 after_seq, ?2 since, ?3 actor, ?4 action (or prefix), ?5 the
- * end of the prefix range, ?6 limit (-1 = none). */
+ * fragments), or NULL. Parameters: ?1 the first seq, ?2 since, ?3 actor, ?4 action (or prefix), ?5
+ * the end of the prefix range, ?6 limit (-1 = none). */
 static sqlite3_stmt *audit_list_stmt(conn *c, unsigned mask)
 {
     if (c->audit_list[mask]) return c->audit_list[mask];
     char sql[320];
     snprintf(sql, sizeof sql,
-             "SELECT " AUDIT_COLS " FROM audit WHERE seq > ?1%s%s%s "
+             "SELECT " AUDIT_COLS " FROM audit WHERE seq >= ?1%s%s%s "
              "ORDER BY seq LIMIT ?6",
              mask & AUDIT_BY_SINCE ? " AND at >= ?2" : "",
              mask & AUDIT_BY_ACTOR ? " AND actor = ?3" : "",
@@ -2644,8 +2791,11 @@ int store_audit_list(store *s, int64_t after_seq, int64_t since, const char *act
         ret = -EIO;
         goto fail_stmt;
     }
-    /* ?6 is in every variant, so ?1..?6 can all be bound even where one is not used */
-    sqlite3_bind_int64(st, 1, after_seq);
+    /* ?6 is in every variant, so ?1..?6 can all be bound even where one is not used. ?1 is the
+     * first seq listed: after_seq + 1, but INT64_MIN itself for INT64_MIN (a row there is listed
+     * too: the verifier walks from it, found by fuzz_audit_verify). */
+    if (after_seq == INT64_MAX) goto fail_stmt;
+    sqlite3_bind_int64(st, 1, after_seq == INT64_MIN ? INT64_MIN : after_seq + 1);
     sqlite3_bind_int64(st, 2, since);
     bind_text(st, 3, actor);
     bind_text(st, 4, action);

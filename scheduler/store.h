@@ -47,6 +47,7 @@ typedef struct store_user {
     char role[16];     /* "user" | "manager" | "staff" | "admin" | "auditor" */
     char category[16]; /* "sme" | "researcher" | "institution" */
     int64_t created_at;
+    bool disabled; /* a disabled user's tokens authenticate nothing */
 } store_user;
 
 /* One partner's limits for one period ("YYYY-MM"). -1 (STORE_UNLIMITED) = no limit. */
@@ -88,7 +89,16 @@ typedef struct store_token {
     char label[STORE_NAME_MAX];
     int64_t created_at;
     int64_t revoked_at; /* 0 = active */
+    int64_t expires_at; /* unix seconds, 0 = never */
 } store_token;
+
+/* An active token as authentication needs it: its hash, expiry and user. */
+typedef struct store_token_auth {
+    int64_t id;
+    char hash[64 + 1];  /* SHA-256 hex */
+    int64_t expires_at; /* 0 = never */
+    store_user user;
+} store_token_auth;
 
 typedef struct store_job {
     int64_t id;
@@ -209,7 +219,9 @@ int store_partner_list(store *s, store_partner **out, size_t *n);
 /* --- users --- */
 
 /* Inserts a user of an existing partner, with a role and a category (the caller validates their
- * values). Returns 0 (sets *id), -EEXIST (name taken), -ENOENT (no such partner), -EINVAL, -EIO. */
+ * values). Returns 0 (sets *id), -EEXIST (name taken), -ENOENT (no such partner), -ENOTUNIQ (a
+ * user of another partner maps to unix_user: one Unix account serves one partner only), -EINVAL,
+ * -EIO. */
 int store_user_insert(store *s, const char *name, const char *partner, const char *unix_user,
                       const char *role, const char *category, int64_t *id);
 
@@ -239,6 +251,14 @@ int store_ledger_list(store *s, const char *partner, int64_t job_id, const char 
 /* Finds a user by name. Returns 0, -ENOENT, -EIO. */
 int store_user_get(store *s, const char *name, store_user *out);
 
+/* Finds a user by id. Returns 0, -ENOENT, -EIO. */
+int store_user_get_id(store *s, int64_t id, store_user *out);
+
+/* Changes user `name`'s Unix account (unix_user NULL = keep) and disabled flag (-1 = keep, 0 =
+ * enabled, 1 = disabled). Returns 0, -ENOENT (no such user), -ENOTUNIQ (a user of another partner
+ * maps to unix_user), -EINVAL, -EIO. The caller validates the account itself. */
+int store_user_update(store *s, const char *name, const char *unix_user, int disabled);
+
 /* Lists users (of `partner` only, when not NULL). Returns 0 and a malloc'd array (caller frees). */
 int store_user_list(store *s, const char *partner, store_user **out, size_t *n);
 
@@ -248,6 +268,19 @@ int store_user_list(store *s, const char *partner, store_user **out, size_t *n);
  * (same hash already stored), -EIO. */
 int store_token_insert(store *s, int64_t user_id, const char *hash_hex, const char *label,
                        int64_t *id);
+
+/* As store_token_insert, with an expiry (unix seconds, 0 = never). Returns the same, -EINVAL for a
+ * negative expiry. */
+int store_token_insert_until(store *s, int64_t user_id, const char *hash_hex, const char *label,
+                             int64_t expires_at, int64_t *id);
+
+/* Reads token `id` (revoked or not). Returns 0, -ENOENT, -EIO. */
+int store_token_get(store *s, int64_t id, store_token *out);
+
+/* Lists every active (not revoked) token with its hash, expiry and user, expired ones included,
+ * in id order: what the registry authenticates from. Returns 0 and a malloc'd array (caller
+ * frees; NULL when *n is 0), -ENOMEM, -EIO. */
+int store_token_active_list(store *s, store_token_auth **out, size_t *n);
 
 /* Finds the user owning an active (not revoked) token hash. Returns 0, -ENOENT, -EIO. */
 int store_token_lookup(store *s, const char *hash_hex, store_user *out);
@@ -374,7 +407,8 @@ typedef int (*store_audit_hash_fn)(const store_audit_entry *e, char out[STORE_HA
  * borrowed (NULL = "{}"). Returns 0, or the hash function's error, or -EIO. */
 int store_audit_append(store *s, store_audit_entry *e, store_audit_hash_fn fn, void *arg);
 
-/* Lists entries in seq order with seq > after_seq, at >= since (0 = all), of `actor` and `action`
+/* Lists entries in seq order with seq > after_seq (INT64_MIN = every row, one at seq INT64_MIN
+ * included), at >= since (0 = all), of `actor` and `action`
  * (NULL = any; an action ending in '.' matches as a prefix), at most `limit` (0 = no limit).
  * Returns 0 and a malloc'd array to free with store_audit_entries_free, -EIO. Rows are returned
  * as stored, even when tampered with (verification is the caller's job). */

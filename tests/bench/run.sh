@@ -128,6 +128,8 @@ abort() {
 
 step "private Slurm cluster in $work/slurm (node drained: jobs stay pending)"
 "$root/deploy/ensure-unix-user.sh" "$ACCOUNT" > /dev/null || abort "cannot create the account $ACCOUNT"
+# one Unix account serves one partner only: the "hold" partner (whose jobs never run) has its own
+"$root/deploy/ensure-unix-user.sh" "$ACCOUNT-hold" > /dev/null || abort "cannot create the account $ACCOUNT-hold"
 # A port free when picked may be taken before the daemon binds it (by another cluster on this
 # machine, or an outgoing connection's local port): up to 3 tries with fresh ports.
 slurm_conf=""
@@ -135,8 +137,11 @@ for try in 1 2 3; do
     ctld=$(free_port) && slurmd=$(free_port) && port=$(free_port) || abort "no free port"
     while [ "$slurmd" = "$ctld" ]; do slurmd=$(free_port); done
     while [ "$port" = "$ctld" ] || [ "$port" = "$slurmd" ]; do port=$(free_port); done
+    # SLURM_CLUSTER_ROOT_ONLY=0: the slurmrestd baseline submits as the unprivileged $ACCOUNT
+    # (rest_auth/local), which the dev cluster's broker-only door would refuse.
     if slurm_conf=$(SLURM_CLUSTER_MAX_JOB_COUNT=${BENCH_MAX_JOB_COUNT:-100000} \
         SLURM_CLUSTER_MIN_JOB_AGE=${BENCH_MIN_JOB_AGE:-30} SLURM_CLUSTER_SLURMRESTD_USER=$ACCOUNT \
+        SLURM_CLUSTER_ROOT_ONLY=0 \
         "$root/deploy/slurm-cluster.sh" start "$work/slurm" --ctld-port "$ctld" \
         --slurmd-port "$slurmd" --gpus 8 --gpu-type h100 --cpus 32 2> "$work/cluster.err"); then
         break
@@ -183,9 +188,11 @@ api() {
         -X "$1" "$url$2" ${3:+-d "$3"}
 }
 for p in hold disp; do
+    acct=$ACCOUNT
+    [ "$p" = hold ] && acct=$ACCOUNT-hold
     api POST /v1/partners "{\"name\":\"$p\"}" > /dev/null &&
         api PATCH "/v1/quotas/$p/current" '{"gpu_hours":null,"max_running_jobs":0}' > /dev/null &&
-        api POST /v1/users "{\"name\":\"$p\",\"partner\":\"$p\",\"unix_user\":\"$ACCOUNT\",\"category\":\"sme\"}" \
+        api POST /v1/users "{\"name\":\"$p\",\"partner\":\"$p\",\"unix_user\":\"$acct\",\"category\":\"sme\"}" \
             > /dev/null || abort "cannot create partner/user $p through the API"
 done
 tok_hold=$(api POST /v1/tokens '{"user":"hold","label":"bench"}' | "$J" get - token)

@@ -57,7 +57,8 @@ wait_state() {
 # slurm_jobs_tagged ID: how many Slurm jobs carry antennad's tag for job ID.
 slurm_jobs_tagged() {
     local inst; inst=$(sqlite3 "$work/antenna.db" "SELECT value FROM meta WHERE key='instance_id'")
-    squeue -h -t all -O 'Comment:200' | grep -c "^antenna:$inst:$1 *\$"
+    # (squeue -O has no AdminComment field in 22.05: scontrol shows it)
+    scontrol -o show job 2> /dev/null | grep -cE " AdminComment=antenna:$inst:$1( |\$)"
 }
 
 echo "== setup in $work"

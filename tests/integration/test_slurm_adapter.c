@@ -81,7 +81,8 @@ static bool wait_job(uint32_t id, const char *want, slurm_adapter_job *job)
         slurm_adapter_job *jobs = NULL;
         size_t n = 0;
         bool changed = false;
-        int rc = slurm_adapter_poll(T.sa, T.prefix, &jobs, &n, &changed, err, sizeof err);
+        int rc =
+            slurm_adapter_poll(T.sa, T.prefix, NULL, NULL, &jobs, &n, &changed, err, sizeof err);
         if (rc != 0) {
             print_error("poll failed: %d %s\n", rc, err);
             free(jobs);
@@ -184,7 +185,8 @@ static int group_teardown(void **state)
         bool changed = false;
         char err[256];
         slurm_adapter_poll_reset(T.sa);
-        if (slurm_adapter_poll(T.sa, T.prefix, &jobs, &n, &changed, err, sizeof err) == 0) {
+        if (slurm_adapter_poll(T.sa, T.prefix, NULL, NULL, &jobs, &n, &changed, err, sizeof err) ==
+            0) {
             for (size_t i = 0; i < n; i++)
                 if (!terminal(jobs[i].state))
                     slurm_adapter_cancel(T.sa, jobs[i].job_id, err, sizeof err);
@@ -206,7 +208,8 @@ static void test_poll_twice_without_change_reports_unchanged(void **state)
     bool changed = false;
 
     slurm_adapter_poll_reset(T.sa);
-    assert_int_equal(slurm_adapter_poll(T.sa, T.prefix, &jobs, &n, &changed, err, sizeof err), 0);
+    assert_int_equal(
+        slurm_adapter_poll(T.sa, T.prefix, NULL, NULL, &jobs, &n, &changed, err, sizeof err), 0);
     assert_true(changed);
     assert_non_null(jobs);
     free(jobs);
@@ -216,8 +219,9 @@ static void test_poll_twice_without_change_reports_unchanged(void **state)
         msleep(1200);
         jobs = (slurm_adapter_job *)1;
         n = 99;
-        assert_int_equal(slurm_adapter_poll(T.sa, T.prefix, &jobs, &n, &changed, err, sizeof err),
-                         0);
+        assert_int_equal(
+            slurm_adapter_poll(T.sa, T.prefix, NULL, NULL, &jobs, &n, &changed, err, sizeof err),
+            0);
         if (!changed) {
             assert_null(jobs);
             assert_int_equal(n, 0);
@@ -359,7 +363,8 @@ static void test_poll_returns_only_jobs_with_the_tag_prefix(void **state)
                      0);
 
     slurm_adapter_poll_reset(T.sa);
-    assert_int_equal(slurm_adapter_poll(T.sa, T.prefix, &jobs, &n, &changed, err, sizeof err), 0);
+    assert_int_equal(
+        slurm_adapter_poll(T.sa, T.prefix, NULL, NULL, &jobs, &n, &changed, err, sizeof err), 0);
     assert_true(changed);
     for (size_t i = 0; i < n; i++) {
         assert_memory_equal(jobs[i].tag, T.prefix, strlen(T.prefix));
@@ -371,8 +376,9 @@ static void test_poll_returns_only_jobs_with_the_tag_prefix(void **state)
 
     /* The other job does exist in Slurm: its own prefix finds it. */
     slurm_adapter_poll_reset(T.sa);
-    assert_int_equal(slurm_adapter_poll(T.sa, other_prefix, &jobs, &n, &changed, err, sizeof err),
-                     0);
+    assert_int_equal(
+        slurm_adapter_poll(T.sa, other_prefix, NULL, NULL, &jobs, &n, &changed, err, sizeof err),
+        0);
     for (size_t i = 0; i < n; i++)
         if (jobs[i].job_id == other_id && strcmp(jobs[i].tag, other) == 0) found_other = true;
     free(jobs);
@@ -450,6 +456,133 @@ static void test_time_limit_reaches_slurm(void **state)
     assert_string_equal(v, "7:00");
 }
 
+/* The value of `field` ("AdminComment", "Comment", "JobName") in `scontrol -o show job id`, as a
+ * Slurm client shows it (the test runs as root, like antennad); false when scontrol does not show
+ * it (an unset comment). */
+static bool scontrol_field(uint32_t id, const char *field, char *out, size_t len)
+{
+    static char line[65536];
+    char cmd[128], key[64];
+    bool found = false;
+    snprintf(cmd, sizeof cmd, "scontrol -o show job %" PRIu32, id);
+    snprintf(key, sizeof key, " %s=", field);
+    FILE *p = popen(cmd, "r");
+    if (p == NULL) return false;
+    while (fgets(line, sizeof line, p) != NULL) {
+        char *v = strstr(line, key);
+        if (v == NULL) continue;
+        v += strlen(key);
+        size_t n = strcspn(v, " \n");
+        if (n >= len) n = len - 1;
+        memcpy(out, v, n);
+        out[n] = '\0';
+        found = true;
+    }
+    pclose(p);
+    return found;
+}
+
+/* Runs a shell command (as root); true when it exits 0. */
+static bool run(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static bool run(const char *fmt, ...)
+{
+    char cmd[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(cmd, sizeof cmd, fmt, ap);
+    va_end(ap);
+    return system(cmd) == 0;
+}
+
+static bool follows_one(void *arg, uint32_t job_id)
+{
+    return job_id == *(uint32_t *)arg;
+}
+
+/* One poll of the full table: whether job `id` is in it (its copy in *job). */
+static bool poll_has(slurm_adapter_follows_fn follows, void *arg, uint32_t id,
+                     slurm_adapter_job *job)
+{
+    slurm_adapter_job *jobs = NULL;
+    size_t n = 0;
+    bool changed = false, found = false;
+    char err[256] = "";
+    slurm_adapter_poll_reset(T.sa);
+    assert_int_equal(
+        slurm_adapter_poll(T.sa, T.prefix, follows, arg, &jobs, &n, &changed, err, sizeof err), 0);
+    assert_true(changed);
+    for (size_t i = 0; i < n; i++)
+        if (jobs[i].job_id == id) {
+            *job = jobs[i];
+            found = true;
+        }
+    free(jobs);
+    return found;
+}
+
+static void test_tag_is_in_admin_comment_and_comment_stays_the_users(void **state)
+{
+    (void)state;
+    char tag[128] = "", out[256], err[256] = "", v[256];
+    uint32_t id = 0;
+    slurm_adapter_job job;
+    slurm_adapter_submit_req req = {.uid = T.uid, .gid = T.gid};
+
+    assert_int_equal(submit(&req, "#!/bin/bash\nsleep 300\n", tag, sizeof tag, out, sizeof out, &id,
+                            err, sizeof err),
+                     0);
+    assert_true(scontrol_field(id, "AdminComment", v, sizeof v));
+    assert_string_equal(v, tag);
+    assert_false(scontrol_field(id, "Comment", v, sizeof v)); /* unset: the user's */
+    assert_true(poll_has(NULL, NULL, id, &job));
+    assert_string_equal(job.tag, tag);
+    assert_int_equal(slurm_adapter_cancel(T.sa, id, err, sizeof err), 0);
+}
+
+static void test_job_whose_comment_and_name_change_is_still_found_by_its_tag(void **state)
+{
+    (void)state;
+    char tag[128] = "", out[256], err[256] = "", v[256];
+    uint32_t id = 0;
+    slurm_adapter_job job;
+    slurm_adapter_submit_req req = {.uid = T.uid, .gid = T.gid};
+
+    assert_int_equal(submit(&req, "#!/bin/bash\nsleep 300\n", tag, sizeof tag, out, sizeof out, &id,
+                            err, sizeof err),
+                     0);
+    assert_true(wait_job(id, "running", &job));
+    /* what a job's user could do where Slurm lets them (root does it here) */
+    assert_true(run("scontrol update jobid=%" PRIu32 " comment=x name=y", id));
+    assert_true(scontrol_field(id, "Comment", v, sizeof v));
+    assert_string_equal(v, "x");
+    assert_true(poll_has(NULL, NULL, id, &job));
+    assert_string_equal(job.tag, tag);
+    assert_string_equal(job.state, "running");
+    assert_int_equal(slurm_adapter_cancel(T.sa, id, err, sizeof err), 0);
+}
+
+static void test_followed_job_is_polled_by_its_id_whatever_its_tag(void **state)
+{
+    (void)state;
+    char tag[128] = "", out[256], err[256] = "";
+    uint32_t id = 0;
+    slurm_adapter_job job;
+    slurm_adapter_submit_req req = {.uid = T.uid, .gid = T.gid};
+
+    assert_int_equal(submit(&req, "#!/bin/bash\nsleep 300\n", tag, sizeof tag, out, sizeof out, &id,
+                            err, sizeof err),
+                     0);
+    assert_true(wait_job(id, "running", &job));
+    /* an operator rewrote the tag: the prefix no longer finds it, its id does */
+    assert_true(run("scontrol update jobid=%" PRIu32 " admincomment=rewritten", id));
+    assert_false(poll_has(NULL, NULL, id, &job));
+    assert_true(poll_has(follows_one, &id, id, &job));
+    assert_string_equal(job.tag, "rewritten");
+    assert_string_equal(job.state, "running");
+    assert_int_equal(slurm_adapter_cancel(T.sa, id, err, sizeof err), 0);
+    assert_true(poll_has(follows_one, &id, id, &job));
+}
+
 /* Last: swaps the adapter for one whose slurm.conf points at a port nobody listens on. */
 static void test_unreachable_controller_gives_eagain(void **state)
 {
@@ -476,8 +609,9 @@ static void test_unreachable_controller_gives_eagain(void **state)
     slurm_adapter_free(T.sa);
     T.sa = NULL;
     assert_int_equal(slurm_adapter_new(path, &T.sa, err, sizeof err), 0);
-    assert_int_equal(slurm_adapter_poll(T.sa, T.prefix, &jobs, &n, &changed, err, sizeof err),
-                     -EAGAIN);
+    assert_int_equal(
+        slurm_adapter_poll(T.sa, T.prefix, NULL, NULL, &jobs, &n, &changed, err, sizeof err),
+        -EAGAIN);
     assert_null(jobs);
     assert_false(changed);
     assert_true(err[0] != '\0');
@@ -506,6 +640,9 @@ int main(void)
         cmocka_unit_test(test_more_gpus_than_exist_is_refused_with_einval),
         cmocka_unit_test(test_unknown_partition_is_refused_with_einval),
         cmocka_unit_test(test_time_limit_reaches_slurm),
+        cmocka_unit_test(test_tag_is_in_admin_comment_and_comment_stays_the_users),
+        cmocka_unit_test(test_job_whose_comment_and_name_change_is_still_found_by_its_tag),
+        cmocka_unit_test(test_followed_job_is_polled_by_its_id_whatever_its_tag),
         cmocka_unit_test(test_unreachable_controller_gives_eagain),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);

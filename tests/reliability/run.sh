@@ -142,7 +142,8 @@ cat > "$work/antennad.json" << JSON
   "max_gpus": 8,
   "max_cpus": 32,
   "max_time_minutes": 1440,
-  "cluster_window": ${RELIABILITY_CLUSTER_WINDOW:-64}
+  "cluster_window": ${RELIABILITY_CLUSTER_WINDOW:-64},
+  "token_rate_per_second": 0
 }
 JSON
 admin=$("$build/antennad" bootstrap --config "$work/antennad.json" 2> "$work/bootstrap.err") ||

@@ -8,7 +8,11 @@
  * The world: partners ulb (quota: 100 GPU-hours, 4 GPUs, 3 per user, 600 min walltime), vub (100
  * GPU-hours, at most 1 queued job), sirris (1 GPU-hour) and agoria (no quota set); users alice and
  * bob (role user), mia (manager of ulb), stan (staff), audrey (auditor), admin, frank (sirris),
- * dave (agoria); jobs 1 (alice), 2 (bob), 3 (alice), all queued.
+ * dave (agoria); jobs 1 (alice), 2 (bob), 3 (alice), all queued. One Unix account serves one
+ * partner: vub's users run as "nobody", the others as accounts of their partner's name (never
+ * looked up: the world is seeded through the registry). The accounts rules: uid >= 2 (so "daemon"
+ * is a system account), "sync" denied; at most 20 failed authentications per peer and minute;
+ * tokens live 7 days by default and 30 at most.
  *
  * request.json: {"as": "<user>|revoked|unknown|garbage|none", "method": "POST",
  *                "path": "/v1/jobs", "headers": {"Name": "value"}, "json": <body as JSON>,
@@ -83,6 +87,7 @@ static const struct {
 #define N_WORLD_USERS (sizeof world_users / sizeof world_users[0])
 
 static const char *const gpu_types[] = {"h100", NULL};
+static const char *const world_deny[] = {"sync", NULL};
 
 /* Seeds the world as its admin would: through the registry. */
 static const registry_actor seeder = {.actor = "admin", .partner = "ulb"};
@@ -175,9 +180,11 @@ static int world_start(void **state)
         if (registry_partner_create(w.reg, &seeder, partners[i], partners[i], 1, NULL) < 0)
             return -1;
     for (size_t i = 0; i < N_WORLD_USERS; i++) {
-        if (registry_user_create(w.reg, &seeder, world_users[i].name, world_users[i].partner,
-                                 "nobody", world_users[i].role, world_users[i].category,
-                                 &users[i]) < 0 ||
+        char acct[64];
+        snprintf(acct, sizeof acct, "%s",
+                 strcmp(world_users[i].partner, "vub") == 0 ? "nobody" : world_users[i].partner);
+        if (registry_user_create(w.reg, &seeder, world_users[i].name, world_users[i].partner, acct,
+                                 world_users[i].role, world_users[i].category, &users[i]) < 0 ||
             add_token(&users[i], w.tok[i], &rid) < 0)
             return -1;
     }
@@ -217,14 +224,21 @@ static int world_start(void **state)
                                  .max_script_bytes = 65536,
                                  .gpu_types = gpu_types},
                       .spool_dir = w.dir,
-                      .audit = w.audit};
+                      .audit = w.audit,
+                      .starved_after_ms = 1500,
+
+                      .accounts = {.uid_min = 2, .deny = world_deny},
+                      .auth_failures_per_minute = 20,
+                      .token_default_lifetime_s = 7 * 86400,
+                      .token_max_lifetime_s = 30 * 86400};
     if (api_new(&w.loop, w.reg, NULL, &ao, &w.api) < 0) return -1;
     http_server_options ho = {.host = "127.0.0.1",
                               .port = 0,
                               .cert_file = cert,
                               .key_file = key,
                               .max_header_bytes = 16384,
-                              .max_body_bytes = 1 << 20};
+                              .max_body_bytes = 1 << 20,
+                              .on_headers = api_headers};
     if (http_server_new(&w.loop, &ho, api_handle, w.api, &w.srv, err, sizeof err) < 0) {
         fprintf(stderr, "http_server_new: %s\n", err);
         return -1;
@@ -304,6 +318,8 @@ static bool answer_header(const struct answer *a, const char *name, char *out, s
 }
 
 /* Sends one request; fills *a (answer_free it). Returns curl's code. */
+static const char *source_ip; /* when set, requests come from this loopback address */
+
 static CURLcode perform(const char *method, const char *path, struct curl_slist *headers,
                         const char *body, size_t body_len, struct answer *a)
 {
@@ -313,6 +329,8 @@ static CURLcode perform(const char *method, const char *path, struct curl_slist 
     CURL *c = curl_easy_init();
     curl_easy_setopt(c, CURLOPT_URL, url);
     curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+    if (strcmp(method, "HEAD") == 0)
+        curl_easy_setopt(c, CURLOPT_NOBODY, 1L); /* no body to wait for */
     curl_easy_setopt(c, CURLOPT_CAINFO, w.ca);
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
@@ -320,6 +338,7 @@ static CURLcode perform(const char *method, const char *path, struct curl_slist 
     curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_data);
     curl_easy_setopt(c, CURLOPT_HEADERDATA, &a->head);
     curl_easy_setopt(c, CURLOPT_TIMEOUT, 20L);
+    if (source_ip) curl_easy_setopt(c, CURLOPT_INTERFACE, source_ip);
     if (body) {
         curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
         curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)body_len);
@@ -745,7 +764,7 @@ static void test_audit_one_entry_per_change(void **state)
     expect_status(&a, 200);
     answer_free(&a);
     call(admin, "POST", "/v1/users", NULL,
-         "{\"name\":\"zed\",\"partner\":\"acme\",\"unix_user\":\"nobody\",\"category\":\"sme\"}",
+         "{\"name\":\"zed\",\"partner\":\"acme\",\"unix_user\":\"games\",\"category\":\"sme\"}",
          &a);
     expect_status(&a, 201);
     answer_free(&a);
@@ -793,12 +812,10 @@ static void test_audit_one_entry_per_change(void **state)
     static const struct {
         const char *action, *actor;
     } want[] = {
-        {"partner.created", "admin"},    {"partner.changed", "admin"},
-        {"user.created", "admin"},       {"quota.set", "admin"},
-        {"token.created", "admin"},      {"job.submitted", "zed"},
-        {"job.cancel_requested", "zed"}, {"token.revoked", "admin"},
-        {"job.refused", "dave"},         {"auth.failed", "-"},
-    };
+        {"partner.created", "admin"},    {"partner.changed", "admin"}, {"user.created", "admin"},
+        {"quota.set", "admin"},          {"token.created", "admin"},   {"job.submitted", "zed"},
+        {"job.cancel_requested", "zed"}, {"token.revoked", "admin"},   {"job.refused", "dave"},
+    }; /* auth.failed: aggregated per peer and minute, see test_failed_auth_* */
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
         if (count_action(e, want[i].action, want[i].actor) != 1) {
             char *dump = json_dumps(e, JSON_COMPACT);
@@ -929,6 +946,331 @@ static void test_disk_freed_recovers(void **state)
     answer_free(&a);
 }
 
+/* api_job_body_check, the fuzz target's entry point, is the validation POST /v1/jobs applies. */
+static void test_job_body_check_accepts_a_valid_body(void **state)
+{
+    (void)state;
+    static const char body[] = "{\"script\":\"#!/bin/sh\\n\",\"gpus\":2,\"gpu_type\":\"h100\","
+                               "\"name\":\"x\",\"time_minutes\":5}";
+    const jobreq_limits lim = {.max_gpus = 8,
+                               .max_cpus = 4,
+                               .max_time_minutes = 60,
+                               .max_mem_mb = 1024,
+                               .max_script_bytes = 1024,
+                               .gpu_types = gpu_types};
+    jobreq r;
+    int status = -1;
+    char *answer = (char *)"unset";
+    assert_int_equal(
+        api_job_body_check("application/json", body, sizeof body - 1, &lim, &r, &status, &answer),
+        0);
+    assert_int_equal(status, 0);
+    assert_null(answer);
+    assert_null(r.script);
+    assert_int_equal(r.gpus, 2);
+    assert_int_equal(r.time_minutes, 5);
+    assert_string_equal(r.name, "x");
+    assert_string_equal(r.gpu_type, "h100");
+}
+
+static void test_job_body_check_refuses_with_the_api_error(void **state)
+{
+    (void)state;
+    static const char body[] = "{\"script\":\"#!/bin/sh\\n\",\"gpus\":9}";
+    const jobreq_limits lim = {.max_gpus = 8,
+                               .max_cpus = 4,
+                               .max_time_minutes = 60,
+                               .max_mem_mb = 1024,
+                               .max_script_bytes = 1024,
+                               .gpu_types = gpu_types};
+    jobreq r;
+    int status = 0;
+    char *answer = NULL;
+    assert_int_equal(
+        api_job_body_check("application/json", body, sizeof body - 1, &lim, &r, &status, &answer),
+        -EINVAL);
+    assert_int_equal(status, 400);
+    assert_non_null(answer);
+    assert_non_null(strstr(answer, "\"code\":\"invalid_gpus\""));
+    free(answer);
+    assert_int_equal(
+        api_job_body_check("text/plain", body, sizeof body - 1, &lim, &r, &status, &answer),
+        -EINVAL);
+    assert_int_equal(status, 415);
+    assert_non_null(strstr(answer, "unsupported_media_type"));
+    free(answer);
+}
+
+/* The blocking work that starves libuv's (process-wide) pool in the test below. */
+static struct pool_block {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int started;
+    bool release;
+} pb = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, false};
+
+static void pool_block_work(uv_work_t *req)
+{
+    (void)req;
+    pthread_mutex_lock(&pb.mu);
+    pb.started++;
+    pthread_cond_broadcast(&pb.cv);
+    while (!pb.release)
+        pthread_cond_wait(&pb.cv, &pb.mu);
+    pthread_mutex_unlock(&pb.mu);
+}
+
+static void pool_block_done(uv_work_t *req, int status)
+{
+    (void)req;
+    (void)status;
+}
+
+static void *starved_call(void *arg)
+{
+    struct answer *a = arg;
+    char hdr[512];
+    snprintf(hdr, sizeof hdr, "Authorization: Bearer %s", token_for("admin"));
+    struct curl_slist *headers = curl_slist_append(NULL, hdr);
+    perform("GET", "/v1/partners", headers, NULL, 0, a); /* a pool route, not the read lane */
+    curl_slist_free_all(headers);
+    return NULL;
+}
+
+/* Every thread of libuv's pool is busy: a request that cannot start makes /healthz degraded
+ * (naming the pool) once it has waited over starved_after_ms, and ok again once it ran. */
+static void test_healthz_degraded_when_the_worker_pool_is_starved(void **state)
+{
+    (void)state;
+    const char *env = getenv("UV_THREADPOOL_SIZE");
+    int nthreads = env && atoi(env) > 0 ? atoi(env) : 4;
+    uv_loop_t bl;
+    assert_int_equal(uv_loop_init(&bl), 0);
+    uv_work_t *works = calloc((size_t)nthreads, sizeof *works);
+    assert_non_null(works);
+    for (int i = 0; i < nthreads; i++)
+        assert_int_equal(uv_queue_work(&bl, &works[i], pool_block_work, pool_block_done), 0);
+    pthread_mutex_lock(&pb.mu);
+    while (pb.started < nthreads)
+        pthread_cond_wait(&pb.cv, &pb.mu);
+    pthread_mutex_unlock(&pb.mu);
+
+    struct answer starved;
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, starved_call, &starved), 0);
+    struct timespec ts = {2, 0}; /* over the world's 1500 ms */
+    nanosleep(&ts, NULL);
+    struct answer a;
+    call(NULL, "GET", "/healthz", NULL, NULL, &a);
+    int status = (int)a.status;
+    json_t *o = answer_json(&a);
+    char *dump = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    json_decref(o);
+    answer_free(&a);
+
+    pthread_mutex_lock(&pb.mu);
+    pb.release = true;
+    pthread_cond_broadcast(&pb.cv);
+    pthread_mutex_unlock(&pb.mu);
+    pthread_join(th, NULL);
+    uv_run(&bl, UV_RUN_DEFAULT);
+    uv_loop_close(&bl);
+    free(works);
+    int starved_status = (int)starved.status;
+    answer_free(&starved);
+
+    bool named = dump && strstr(dump, "\"degraded\"") && strstr(dump, "worker pool is starved");
+    if (status != 503 || !named) {
+        char copy[600];
+        snprintf(copy, sizeof copy, "%s", dump ? dump : "(no body)");
+        free(dump);
+        fail_msg("/healthz while the pool is starved: %d %s", status, copy);
+    }
+    free(dump);
+    assert_int_equal(starved_status, 200); /* the waiting request ran once the pool was free */
+    call(NULL, "GET", "/healthz", NULL, NULL, &a);
+    expect_status(&a, 200);
+    answer_free(&a);
+}
+
+/* --- accounts and authentication ---------------------------------------------------------- */
+
+/* A user of vub (account "nobody") made through the registry, with a token (into tok). */
+static int64_t user_with_token(const char *name, char tok[AUTH_TOKEN_LEN + 1], int64_t expires_at)
+{
+    store_user u;
+    char hash[AUTH_HASH_HEX_LEN + 1];
+    int64_t id = 0;
+    assert_int_equal(registry_user_create(w.reg, &seeder, name, "vub", "nobody", "user", "sme", &u),
+                     0);
+    assert_int_equal(auth_token_generate(tok, AUTH_TOKEN_LEN + 1), 0);
+    assert_int_equal(auth_token_hash(tok, hash, sizeof hash), 0);
+    assert_int_equal(
+        registry_token_issue(w.reg, &seeder, u.id, u.partner, hash, "t", expires_at, &id), 0);
+    return id;
+}
+
+static void expect_text(const struct answer *a, const char *text)
+{
+    if (a->body.p == NULL || strstr(a->body.p, text) == NULL)
+        fail_msg("answer lacks \"%s\": %.300s", text, a->body.p ? a->body.p : "");
+}
+
+/* Disabling a user stops its token before the PATCH returns; enabling it brings it back. */
+static void test_disabled_user_token_is_refused_at_once_and_works_once_enabled(void **state)
+{
+    (void)state;
+    struct answer a;
+    char tok[AUTH_TOKEN_LEN + 1];
+    user_with_token("dora", tok, 0);
+    call(tok, "GET", "/v1/jobs", NULL, NULL, &a);
+    expect_status(&a, 200);
+    answer_free(&a);
+    int64_t seq = audit_last_seq();
+    call(token_for("stan"), "PATCH", "/v1/users/dora", NULL, "{\"disabled\":true}", &a);
+    expect_status(&a, 200);
+    expect_text(&a, "\"disabled\":true");
+    answer_free(&a);
+    call(tok, "GET", "/v1/jobs", NULL, NULL, &a);
+    expect_error(&a, 401, "unauthorized");
+    expect_text(&a, "disabled");
+    answer_free(&a);
+    call(token_for("admin"), "POST", "/v1/tokens", NULL, "{\"user\":\"dora\"}", &a);
+    expect_error(&a, 409, "user_disabled");
+    answer_free(&a);
+    call(token_for("stan"), "PATCH", "/v1/users/dora", NULL, "{\"disabled\":false}", &a);
+    expect_status(&a, 200);
+    answer_free(&a);
+    call(tok, "GET", "/v1/jobs", NULL, NULL, &a);
+    expect_status(&a, 200);
+    answer_free(&a);
+    json_t *e = audit_after(seq);
+    assert_int_equal(count_action(e, "user.disabled", "stan"), 1);
+    assert_int_equal(count_action(e, "user.enabled", "stan"), 1);
+    json_decref(e);
+}
+
+/* An expired token is 401 with a message that says so and how to get a new one. */
+static void test_expired_token_is_refused_saying_it_expired(void **state)
+{
+    (void)state;
+    struct answer a;
+    char tok[AUTH_TOKEN_LEN + 1];
+    user_with_token("ernie", tok, time(NULL) + 1);
+    call(tok, "GET", "/v1/jobs", NULL, NULL, &a);
+    expect_status(&a, 200);
+    answer_free(&a);
+    sleep(2);
+    call(tok, "GET", "/v1/jobs", NULL, NULL, &a);
+    expect_error(&a, 401, "unauthorized");
+    expect_text(&a, "expired");
+    expect_text(&a, "token create");
+    answer_free(&a);
+}
+
+/* A new token gets the default lifetime, or the one asked for, and the list shows it. */
+static void test_token_expiry_default_asked_and_listed(void **state)
+{
+    (void)state;
+    struct answer a;
+    int64_t now = time(NULL);
+    call(token_for("admin"), "POST", "/v1/tokens", NULL, "{\"user\":\"frank\"}", &a);
+    expect_status(&a, 201);
+    json_t *o = answer_json(&a);
+    const char *exp = json_string_value(json_object_get(o, "expires_at"));
+    assert_non_null(exp);
+    struct tm tm;
+    memset(&tm, 0, sizeof tm);
+    assert_non_null(strptime(exp, "%Y-%m-%dT%H:%M:%SZ", &tm));
+    int64_t t = (int64_t)timegm(&tm);
+    assert_true(t >= now + 7 * 86400 - 5 && t <= now + 7 * 86400 + 5);
+    json_decref(o);
+    answer_free(&a);
+    call(token_for("admin"), "POST", "/v1/tokens", NULL,
+         "{\"user\":\"frank\",\"label\":\"hour\",\"expires_in\":3600}", &a);
+    expect_status(&a, 201);
+    o = answer_json(&a);
+    int64_t id = json_integer_value(json_object_get(o, "id"));
+    json_decref(o);
+    answer_free(&a);
+    call(token_for("admin"), "GET", "/v1/tokens", NULL, NULL, &a);
+    expect_status(&a, 200);
+    o = answer_json(&a);
+    json_t *ts = json_object_get(o, "tokens"), *v;
+    size_t i;
+    bool found = false;
+    json_array_foreach(ts, i, v)
+    {
+        if (json_integer_value(json_object_get(v, "id")) != id) continue;
+        found = true;
+        assert_true(json_is_string(json_object_get(v, "expires_at")));
+        assert_true(json_is_false(json_object_get(v, "expired")));
+    }
+    assert_true(found);
+    json_decref(o);
+    answer_free(&a);
+}
+
+/* Failed attempts from one peer are limited (429 with Retry-After, the token not even looked
+ * up: a valid one is refused too, other peers are not) and audited as one auth.failed entry per
+ * peer and minute with the count. Runs from 127.0.0.2 so that the other tests' peer is spared.
+ */
+static void test_failed_auth_from_one_peer_is_rate_limited_and_audited_per_minute(void **state)
+{
+    (void)state;
+    struct answer a;
+    const char *bad = "ant_00000000000000000000000000000000000000000000000000000000000000ee";
+    unsigned unauthorized = 0, limited = 0;
+    int64_t seq = audit_last_seq();
+    source_ip = "127.0.0.2";
+    /* 20 per minute: 60 attempts meet the limit even if a minute ends meanwhile */
+    for (int i = 0; i < 60 && limited == 0; i++) {
+        call(bad, "GET", "/v1/jobs", NULL, NULL, &a);
+        if (a.status == 401)
+            unauthorized++;
+        else if (a.status == 429)
+            limited++;
+        else
+            fail_msg("status %ld for a bad token", a.status);
+        if (a.status == 429) {
+            char ra[16];
+            assert_true(answer_header(&a, "Retry-After", ra, sizeof ra));
+            assert_true(atoi(ra) >= 1 && atoi(ra) <= 60);
+            expect_error(&a, 429, "rate_limited");
+        }
+        answer_free(&a);
+    }
+    assert_int_equal(limited, 1);
+    assert_true(unauthorized >= 20);
+    call(token_for("admin"), "GET", "/v1/jobs", NULL, NULL, &a); /* refused unseen */
+    expect_error(&a, 429, "rate_limited");
+    answer_free(&a);
+    source_ip = NULL;
+    call(token_for("admin"), "GET", "/v1/jobs", NULL, NULL, &a); /* another peer */
+    expect_status(&a, 200);
+    answer_free(&a);
+
+    assert_int_equal(api_auth_flush(w.api, true), 0);
+    json_t *e = audit_after(seq), *v;
+    size_t i, entries = 0;
+    json_int_t failures = 0, refused = 0;
+    json_array_foreach(e, i, v)
+    {
+        json_t *d = json_object_get(v, "details");
+        const char *action = json_string_value(json_object_get(v, "action"));
+        if (strcmp(action, "auth.failed") != 0 ||
+            strcmp(json_string_value(json_object_get(d, "peer")), "127.0.0.2") != 0)
+            continue;
+        entries++;
+        failures += json_integer_value(json_object_get(d, "failures"));
+        refused += json_integer_value(json_object_get(d, "refused"));
+    }
+    json_decref(e);
+    assert_true(entries >= 1 && entries <= 2); /* one per minute: at most two minutes */
+    assert_int_equal(failures, (json_int_t)unauthorized);
+    assert_int_equal(refused, 2);
+}
+
 /* --- refunds and corrections over HTTP ----------------------------------------------------------
  */
 
@@ -1046,6 +1388,9 @@ static void test_refund_shows_in_usage_statement_and_refuses_more_than_charged(v
 }
 
 static const struct CMUnitTest dedicated[] = {
+    cmocka_unit_test(test_refund_shows_in_usage_statement_and_refuses_more_than_charged),
+    cmocka_unit_test(test_job_body_check_accepts_a_valid_body),
+    cmocka_unit_test(test_job_body_check_refuses_with_the_api_error),
     cmocka_unit_test(test_idem_replay_same_answer_one_job),
     cmocka_unit_test(test_idem_other_body_is_422),
     cmocka_unit_test(test_idem_key_is_per_user),
@@ -1053,10 +1398,14 @@ static const struct CMUnitTest dedicated[] = {
     cmocka_unit_test(test_idem_dry_run_creates_nothing),
     cmocka_unit_test(test_audit_one_entry_per_change),
     cmocka_unit_test(test_audit_user_created),
-    cmocka_unit_test(test_refund_shows_in_usage_statement_and_refuses_more_than_charged),
+    cmocka_unit_test(test_disabled_user_token_is_refused_at_once_and_works_once_enabled),
+    cmocka_unit_test(test_expired_token_is_refused_saying_it_expired),
+    cmocka_unit_test(test_token_expiry_default_asked_and_listed),
+    cmocka_unit_test(test_failed_auth_from_one_peer_is_rate_limited_and_audited_per_minute),
     cmocka_unit_test(test_disk_full_submit_is_503_with_retry_after),
     cmocka_unit_test(test_disk_full_healthz_is_degraded),
     cmocka_unit_test(test_disk_freed_recovers),
+    cmocka_unit_test(test_healthz_degraded_when_the_worker_pool_is_starved),
 };
 #define N_DEDICATED (sizeof dedicated / sizeof dedicated[0])
 

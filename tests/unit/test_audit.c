@@ -9,6 +9,7 @@
 #include <cmocka.h>
 
 #include "audit.h"
+#include "audit_view.h"
 #include "store.h"
 
 #include <dirent.h>
@@ -406,6 +407,20 @@ static void test_row_inserted_before_the_first_named(void **state)
     assert_non_null(strstr(r.problem, "inserted or reordered at 0"));
 }
 
+/* Found by tests/fuzz/fuzz_audit_verify.c: a row at the lowest seq there is (INT64_MIN) was hidden
+ * from the walk, which lists the rows after INT64_MIN, and the chain verified. */
+static void test_row_inserted_at_the_lowest_seq_named(void **state)
+{
+    fixture *f = *state;
+    tamper(f, "INSERT INTO audit (seq, at, actor, partner, action, details, prev_hash, hash) "
+              "VALUES (-9223372036854775808, 1, 'admin', '', 'token.revoked', '{}', '', "
+              "lower(hex(randomblob(32))));");
+    audit_report r = verify(f);
+    assert_int_equal(r.ok, 0);
+    assert_int_equal(r.first_bad, INT64_MIN);
+    assert_non_null(strstr(r.problem, "inserted or reordered at -9223372036854775808"));
+}
+
 static void test_truncated_tail_caught_by_the_head_file(void **state)
 {
     fixture *f = *state;
@@ -713,6 +728,213 @@ static void test_long_chain_checked_across_pages(void **state)
     assert_broken((audit_report[]){verify(f)}, 1000, "entry 1000 was inserted");
 }
 
+/* --- checkpoints and the start-up head check --- */
+
+/* Reopens the audit trail after tamper() (which closed it). */
+static void reopen_audit(fixture *f)
+{
+    char err[512] = "";
+    assert_int_equal(audit_new(f->st, f->key, f->head, &f->a, err, sizeof err), 0);
+}
+
+/* Verifies cp's signature directly with OpenSSL over the documented text. */
+static bool signature_holds(const audit_checkpoint *cp)
+{
+    unsigned char pub[32], sig[64];
+    for (int i = 0; i < 32; i++)
+        sscanf(cp->public_key + 2 * i, "%2hhx", &pub[i]);
+    for (int i = 0; i < 64; i++)
+        sscanf(cp->signature + 2 * i, "%2hhx", &sig[i]);
+    json_t *o = audit_checkpoint_json(cp, 0);
+    char *text = json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS);
+    json_decref(o);
+    EVP_PKEY *k = EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, NULL, pub, sizeof pub);
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    bool ok = k && md && EVP_DigestVerifyInit(md, NULL, NULL, NULL, k) == 1 &&
+              EVP_DigestVerify(md, sig, sizeof sig, (unsigned char *)text, strlen(text)) == 1;
+    EVP_MD_CTX_free(md);
+    EVP_PKEY_free(k);
+    free(text);
+    return ok;
+}
+
+static void test_checkpoint_signs_the_last_entry(void **state)
+{
+    fixture *f = *state;
+    audit_checkpoint cp;
+    char err[320] = "";
+    assert_int_equal(audit_checkpoint_take(f->a, &cp, err, sizeof err), 0);
+    assert_int_equal(cp.seq, N_ENTRIES);
+    store_audit_entry *e = get_entry(f, N_ENTRIES);
+    assert_string_equal(cp.hash, e->hash);
+    store_audit_entries_free(e, 1);
+    assert_int_equal(strlen(cp.signature), 128);
+    assert_int_equal(strlen(cp.key_id), 16);
+    assert_true(signature_holds(&cp));
+    /* one changed field and the signature no longer holds */
+    cp.seq--;
+    assert_false(signature_holds(&cp));
+}
+
+static void test_checkpoint_refused_on_a_broken_chain(void **state)
+{
+    fixture *f = *state;
+    audit_checkpoint cp;
+    char err[320] = "";
+    tamper(f, "UPDATE audit SET details='{}' WHERE seq=5;");
+    reopen_audit(f);
+    assert_int_equal(audit_checkpoint_take(f->a, &cp, err, sizeof err), -EBADMSG);
+    assert_non_null(strstr(err, "entry 5"));
+    assert_string_equal(cp.signature, "");
+}
+
+static void test_checkpoint_refused_on_an_empty_chain(void **state)
+{
+    fixture *f = *state;
+    audit_checkpoint cp;
+    char err[320] = "";
+    assert_int_equal(audit_checkpoint_take(f->a, &cp, err, sizeof err), -EBADMSG);
+    assert_non_null(strstr(err, "empty"));
+}
+
+static void test_signing_key_is_made_0600_and_kept(void **state)
+{
+    fixture *f = *state;
+    char path[256], hex1[AUDIT_PUBKEY_HEX], hex2[AUDIT_PUBKEY_HEX], id[AUDIT_KEY_ID_HEX];
+    struct stat sb;
+    audit_signing_key_path(f->head, path, sizeof path);
+    assert_int_equal(stat(path, &sb), 0);
+    assert_int_equal(sb.st_mode & 07777, 0600);
+    assert_int_equal(audit_public_key(f->a, hex1, id, NULL), 0);
+    fx_close(f);
+    assert_int_equal(fx_open(f), 0);
+    assert_int_equal(audit_public_key(f->a, hex2, id, NULL), 0);
+    assert_string_equal(hex1, hex2);
+}
+
+static void test_signing_key_open_to_others_is_refused(void **state)
+{
+    fixture *f = *state;
+    char path[256], err[512] = "";
+    audit_signing_key_path(f->head, path, sizeof path);
+    fx_close(f);
+    assert_int_equal(chmod(path, 0644), 0);
+    assert_int_equal(store_new(f->db, &f->st, err, sizeof err), 0);
+    assert_int_equal(audit_new(f->st, f->key, f->head, &f->a, err, sizeof err), -EPERM);
+    assert_non_null(strstr(err, "chmod 600"));
+}
+
+static void test_public_key_pem_is_served_but_not_the_private_key(void **state)
+{
+    fixture *f = *state;
+    char hex[AUDIT_PUBKEY_HEX], id[AUDIT_KEY_ID_HEX], *pem = NULL;
+    assert_int_equal(audit_public_key(f->a, hex, id, &pem), 0);
+    assert_non_null(strstr(pem, "BEGIN PUBLIC KEY"));
+    assert_null(strstr(pem, "PRIVATE"));
+    free(pem);
+}
+
+static audit_head_report head_check(fixture *f)
+{
+    audit_head_report r;
+    assert_int_equal(audit_head_check(f->a, &r), 0);
+    return r;
+}
+
+static void test_head_check_accepts_an_intact_trail(void **state)
+{
+    fixture *f = *state;
+    audit_head_report r = head_check(f);
+    assert_int_equal(r.ok, 1);
+    assert_int_equal(r.head_seq, N_ENTRIES);
+}
+
+static void test_head_check_accepts_a_new_trail(void **state)
+{
+    fixture *f = *state;
+    assert_int_equal(head_check(f).ok, 1);
+}
+
+static void test_head_check_accepts_a_head_behind_the_chain(void **state)
+{
+    fixture *f = *state;
+    store_audit_entry *e = get_entry(f, N_ENTRIES - 2);
+    assert_int_equal(audit_head_sync(f->a, e->seq, e->hash), 0);
+    store_audit_entries_free(e, 1);
+    assert_int_equal(head_check(f).ok, 1);
+}
+
+static void test_head_check_names_both_seqs_of_a_cut_tail(void **state)
+{
+    fixture *f = *state;
+    tamper(f, "DELETE FROM audit WHERE seq > 15;");
+    reopen_audit(f);
+    audit_head_report r = head_check(f);
+    assert_int_equal(r.ok, 0);
+    assert_int_equal(r.head_seq, N_ENTRIES);
+    assert_int_equal(r.chain_seq, 15);
+    assert_non_null(strstr(r.problem, "ends at 20 but the chain ends at 15"));
+}
+
+static void test_head_check_catches_a_rewritten_head_entry(void **state)
+{
+    fixture *f = *state;
+    char line[128];
+    snprintf(line, sizeof line, "%d %064d\n", N_ENTRIES, 7);
+    write_file(f->head, line, strlen(line), 0600);
+    audit_head_report r = head_check(f);
+    assert_int_equal(r.ok, 0);
+    assert_non_null(strstr(r.problem, "entry 20's hash"));
+}
+
+static void test_head_check_catches_a_deleted_head_file(void **state)
+{
+    fixture *f = *state;
+    assert_int_equal(unlink(f->head), 0);
+    audit_head_report r = head_check(f);
+    assert_int_equal(r.ok, 0);
+    assert_int_equal(r.chain_seq, N_ENTRIES);
+    assert_non_null(strstr(r.problem, "missing"));
+}
+
+/* The attack the checkpoint is for: tail cut and head file rewritten to match. The chain and head
+ * agree again; only the kept checkpoint shows it. */
+static void test_cut_tail_with_rewritten_head_passes_the_head_check_not_the_checkpoint(void **state)
+{
+    fixture *f = *state;
+    audit_checkpoint cp;
+    char err[320] = "", why[512];
+    assert_int_equal(audit_checkpoint_take(f->a, &cp, err, sizeof err), 0);
+    json_t *kept = audit_checkpoint_json(&cp, 1);
+    char *pem = NULL, hex[AUDIT_PUBKEY_HEX], id[AUDIT_KEY_ID_HEX];
+    assert_int_equal(audit_public_key(f->a, hex, id, &pem), 0);
+    assert_int_equal(audit_view_checkpoint_check(kept, pem, why, sizeof why), 0);
+
+    tamper(f, "DELETE FROM audit WHERE seq > 16;");
+    store_audit_entry *e = get_entry(f, 16);
+    char line[128];
+    snprintf(line, sizeof line, "16 %s\n", e->hash);
+    store_audit_entries_free(e, 1);
+    write_file(f->head, line, strlen(line), 0600);
+    reopen_audit(f);
+    assert_int_equal(head_check(f).ok, 1);
+    assert_int_equal(verify(f).ok, 1);
+
+    store_audit_entry *arr = NULL;
+    size_t n = 0;
+    assert_int_equal(store_audit_list(f->st, cp.seq - 1, 0, NULL, NULL, 1, &arr, &n), 0);
+    json_t *entries = json_array();
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(
+            entries, json_pack("{s:I,s:s}", "seq", (json_int_t)arr[i].seq, "hash", arr[i].hash));
+    store_audit_entries_free(arr, n);
+    assert_int_equal(audit_view_checkpoint_in_chain(kept, entries, why, sizeof why), 1);
+    assert_non_null(strstr(why, "no longer holds entry 20"));
+    json_decref(entries);
+    json_decref(kept);
+    free(pem);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -735,6 +957,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_inserted_row_with_made_up_link_named, setup, teardown),
         cmocka_unit_test_setup_teardown(test_row_appended_after_the_head_named, setup, teardown),
         cmocka_unit_test_setup_teardown(test_row_inserted_before_the_first_named, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_row_inserted_at_the_lowest_seq_named, setup, teardown),
         cmocka_unit_test_setup_teardown(test_truncated_tail_caught_by_the_head_file, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_missing_head_file_is_reported, setup, teardown),
@@ -755,6 +978,28 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_concurrent_appends_keep_chain_and_head, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_long_chain_checked_across_pages, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_checkpoint_signs_the_last_entry, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_checkpoint_refused_on_a_broken_chain, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_checkpoint_refused_on_an_empty_chain, setup_empty,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_signing_key_is_made_0600_and_kept, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_signing_key_open_to_others_is_refused, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_public_key_pem_is_served_but_not_the_private_key,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_head_check_accepts_an_intact_trail, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_head_check_accepts_a_new_trail, setup_empty, teardown),
+        cmocka_unit_test_setup_teardown(test_head_check_accepts_a_head_behind_the_chain, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_head_check_names_both_seqs_of_a_cut_tail, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_head_check_catches_a_rewritten_head_entry, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_head_check_catches_a_deleted_head_file, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(
+            test_cut_tail_with_rewritten_head_passes_the_head_check_not_the_checkpoint, setup,
+            teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -15,6 +15,9 @@
 
 #include <jansson.h>
 
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+
 #include "audit_view.h"
 
 static json_t *parse(const char *text)
@@ -187,6 +190,154 @@ static void verify_without_a_boolean_ok_is_refused_and_prints_nothing(void **sta
     free(out);
 }
 
+/* --- checkpoints --- */
+
+/* A fresh Ed25519 key: its PEM public half into *pem (free it), the key itself returned. */
+static EVP_PKEY *new_key(char **pem)
+{
+    EVP_PKEY *k = EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
+    assert_non_null(k);
+    BIO *mem = BIO_new(BIO_s_mem());
+    assert_int_equal(PEM_write_bio_PUBKEY(mem, k), 1);
+    char *p = NULL;
+    long n = BIO_get_mem_data(mem, &p);
+    *pem = strndup(p, (size_t)n);
+    BIO_free(mem);
+    return k;
+}
+
+/* A checkpoint of entry `seq` with `hash`, signed by k the way the broker signs. */
+static json_t *signed_checkpoint(EVP_PKEY *k, long long seq, const char *hash)
+{
+    unsigned char raw[32], sig[64];
+    size_t rl = sizeof raw, sl = sizeof sig;
+    char pub[65], sighex[129];
+    assert_int_equal(EVP_PKEY_get_raw_public_key(k, raw, &rl), 1);
+    for (int i = 0; i < 32; i++)
+        snprintf(pub + 2 * i, 3, "%02x", raw[i]);
+    json_t *o = json_pack("{s:s,s:I,s:s,s:s,s:s,s:s}", "format", "antenna-audit-checkpoint-1",
+                          "seq", (json_int_t)seq, "hash", hash, "at", "2026-12-01T12:00:00Z",
+                          "key_id", "0123456789abcdef", "public_key", pub);
+    char *text = json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS);
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    assert_int_equal(EVP_DigestSignInit(md, NULL, NULL, NULL, k), 1);
+    assert_int_equal(EVP_DigestSign(md, sig, &sl, (unsigned char *)text, strlen(text)), 1);
+    EVP_MD_CTX_free(md);
+    free(text);
+    for (int i = 0; i < 64; i++)
+        snprintf(sighex + 2 * i, 3, "%02x", sig[i]);
+    json_object_set_new(o, "signature", json_string(sighex));
+    return o;
+}
+
+#define HASH_A "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+#define HASH_B "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
+
+static void checkpoint_signed_by_the_pinned_key_holds(void **state)
+{
+    (void)state;
+    char *pem, why[512] = "";
+    EVP_PKEY *k = new_key(&pem);
+    json_t *cp = signed_checkpoint(k, 42, HASH_A);
+    assert_int_equal(audit_view_checkpoint_check(cp, pem, why, sizeof why), 0);
+    json_decref(cp);
+    EVP_PKEY_free(k);
+    free(pem);
+}
+
+static void checkpoint_with_an_edited_seq_is_refused(void **state)
+{
+    (void)state;
+    char *pem, why[512] = "";
+    EVP_PKEY *k = new_key(&pem);
+    json_t *cp = signed_checkpoint(k, 42, HASH_A);
+    json_object_set_new(cp, "seq", json_integer(41));
+    assert_int_equal(audit_view_checkpoint_check(cp, pem, why, sizeof why), 1);
+    assert_non_null(strstr(why, "signature does not verify"));
+    json_decref(cp);
+    EVP_PKEY_free(k);
+    free(pem);
+}
+
+static void checkpoint_signed_by_another_key_is_refused(void **state)
+{
+    (void)state;
+    char *pem, *other_pem, why[512] = "";
+    EVP_PKEY *k = new_key(&pem), *other = new_key(&other_pem);
+    json_t *cp = signed_checkpoint(other, 42, HASH_A);
+    assert_int_equal(audit_view_checkpoint_check(cp, pem, why, sizeof why), 1);
+    assert_non_null(strstr(why, "another key"));
+    json_decref(cp);
+    EVP_PKEY_free(k);
+    EVP_PKEY_free(other);
+    free(pem);
+    free(other_pem);
+}
+
+static void checkpoint_with_a_missing_field_is_refused(void **state)
+{
+    (void)state;
+    char *pem, why[512] = "";
+    EVP_PKEY *k = new_key(&pem);
+    json_t *cp = signed_checkpoint(k, 42, HASH_A);
+    json_object_del(cp, "hash");
+    assert_int_equal(audit_view_checkpoint_check(cp, pem, why, sizeof why), 1);
+    assert_non_null(strstr(why, "not an Antenna audit checkpoint"));
+    json_decref(cp);
+    EVP_PKEY_free(k);
+    free(pem);
+}
+
+static void checkpoint_check_refuses_a_pinned_key_that_is_not_pem(void **state)
+{
+    (void)state;
+    char *pem, why[512] = "";
+    EVP_PKEY *k = new_key(&pem);
+    json_t *cp = signed_checkpoint(k, 42, HASH_A);
+    assert_int_equal(audit_view_checkpoint_check(cp, "not a key", why, sizeof why), -EINVAL);
+    json_decref(cp);
+    EVP_PKEY_free(k);
+    free(pem);
+}
+
+static void checkpoint_in_chain_holds_for_its_entry(void **state)
+{
+    (void)state;
+    char why[512] = "";
+    json_t *cp = json_pack("{s:I,s:s}", "seq", 42, "hash", HASH_A);
+    json_t *entries = json_pack("[{s:I,s:s}]", "seq", 42, "hash", HASH_A);
+    assert_int_equal(audit_view_checkpoint_in_chain(cp, entries, why, sizeof why), 0);
+    json_decref(entries);
+    json_decref(cp);
+}
+
+static void checkpoint_in_chain_fails_for_a_deleted_entry(void **state)
+{
+    (void)state;
+    char why[512] = "";
+    json_t *cp = json_pack("{s:I,s:s}", "seq", 42, "hash", HASH_A);
+    json_t *none = json_array();
+    json_t *later = json_pack("[{s:I,s:s}]", "seq", 43, "hash", HASH_A);
+    assert_int_equal(audit_view_checkpoint_in_chain(cp, none, why, sizeof why), 1);
+    assert_non_null(strstr(why, "no longer holds entry 42"));
+    assert_int_equal(audit_view_checkpoint_in_chain(cp, later, why, sizeof why), 1);
+    json_decref(none);
+    json_decref(later);
+    json_decref(cp);
+}
+
+static void checkpoint_in_chain_fails_for_a_rewritten_entry(void **state)
+{
+    (void)state;
+    char why[512] = "";
+    json_t *cp = json_pack("{s:I,s:s}", "seq", 42, "hash", HASH_A);
+    json_t *entries = json_pack("[{s:I,s:s}]", "seq", 42, "hash", HASH_B);
+    assert_int_equal(audit_view_checkpoint_in_chain(cp, entries, why, sizeof why), 1);
+    assert_non_null(strstr(why, "hash differs"));
+    json_decref(entries);
+    json_decref(cp);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -198,6 +349,14 @@ int main(void)
         cmocka_unit_test(verify_ok_prints_the_count_and_maps_to_exit_0),
         cmocka_unit_test(verify_broken_names_the_entry_and_problem_and_maps_to_exit_1),
         cmocka_unit_test(verify_without_a_boolean_ok_is_refused_and_prints_nothing),
+        cmocka_unit_test(checkpoint_signed_by_the_pinned_key_holds),
+        cmocka_unit_test(checkpoint_with_an_edited_seq_is_refused),
+        cmocka_unit_test(checkpoint_signed_by_another_key_is_refused),
+        cmocka_unit_test(checkpoint_with_a_missing_field_is_refused),
+        cmocka_unit_test(checkpoint_check_refuses_a_pinned_key_that_is_not_pem),
+        cmocka_unit_test(checkpoint_in_chain_holds_for_its_entry),
+        cmocka_unit_test(checkpoint_in_chain_fails_for_a_deleted_entry),
+        cmocka_unit_test(checkpoint_in_chain_fails_for_a_rewritten_entry),
     };
     return cmocka_run_group_tests(tests, setup_utc, NULL);
 }

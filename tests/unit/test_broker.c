@@ -32,6 +32,7 @@
 static struct fake {
     pthread_mutex_t mu;
     slurm_adapter_job jobs[FAKE_MAX];
+    int64_t ours[FAKE_MAX]; /* our job id, from the tag at submit (the tag may change later) */
     size_t n;
     uint32_t next_id;
     int submit_rc;      /* what the next submits return (0 = accept) */
@@ -71,6 +72,8 @@ int slurm_adapter_submit(slurm_adapter *a, const slurm_adapter_submit_req *req, 
         memset(j, 0, sizeof *j);
         j->job_id = fake.next_id++;
         snprintf(j->tag, sizeof j->tag, "%s", req->tag);
+        const char *colon = strrchr(req->tag, ':');
+        fake.ours[fake.n - 1] = colon ? strtoll(colon + 1, NULL, 10) : 0;
         snprintf(j->state, sizeof j->state, "pending");
         snprintf(j->reason, sizeof j->reason, "Priority");
         j->submit_time = time(NULL);
@@ -85,8 +88,11 @@ int slurm_adapter_submit(slurm_adapter *a, const slurm_adapter_submit_req *req, 
     return rc;
 }
 
-int slurm_adapter_poll(slurm_adapter *a, const char *prefix, slurm_adapter_job **jobs, size_t *n,
-                       bool *changed, char *err, size_t errlen)
+/* As the real adapter: the jobs the caller follows by id, whatever their tag, and the others
+ * whose tag has the prefix. */
+int slurm_adapter_poll(slurm_adapter *a, const char *prefix, slurm_adapter_follows_fn follows,
+                       void *arg, slurm_adapter_job **jobs, size_t *n, bool *changed, char *err,
+                       size_t errlen)
 {
     (void)a;
     pthread_mutex_lock(&fake.mu);
@@ -100,7 +106,8 @@ int slurm_adapter_poll(slurm_adapter *a, const char *prefix, slurm_adapter_job *
     } else if (fake.changed) {
         *jobs = calloc(fake.n ? fake.n : 1, sizeof **jobs);
         for (size_t i = 0; i < fake.n; i++)
-            if (strncmp(fake.jobs[i].tag, prefix, strlen(prefix)) == 0)
+            if (strncmp(fake.jobs[i].tag, prefix, strlen(prefix)) == 0 ||
+                (follows != NULL && follows(arg, fake.jobs[i].job_id)))
                 (*jobs)[(*n)++] = fake.jobs[i];
         *changed = true;
         fake.changed = false;
@@ -143,15 +150,12 @@ int slurm_adapter_cancel(slurm_adapter *a, uint32_t job_id, char *err, size_t er
     return 0;
 }
 
-/* Sets the state of the fake job tagged for our job `id`. */
+/* Sets the state of the fake job submitted for our job `id`. */
 static void fake_set(int64_t id, const char *state, int exit_code)
 {
-    char suffix[32];
-    snprintf(suffix, sizeof suffix, ":%lld", (long long)id);
     pthread_mutex_lock(&fake.mu);
     for (size_t i = 0; i < fake.n; i++) {
-        size_t tl = strlen(fake.jobs[i].tag), sl = strlen(suffix);
-        if (tl < sl || strcmp(fake.jobs[i].tag + tl - sl, suffix) != 0) continue;
+        if (fake.ours[i] != id) continue;
         snprintf(fake.jobs[i].state, sizeof fake.jobs[i].state, "%s", state);
         fake.jobs[i].reason[0] = '\0';
         if (strcmp(state, "running") == 0) fake.jobs[i].start_time = time(NULL) - 5;
@@ -216,7 +220,8 @@ static int world_setup(void **state)
         return -1;
     if (store_user_insert(w->st, "rooty", "ulb", "root", "user", "sme", &w->root_user_id) < 0)
         return -1;
-    if (store_user_insert(w->st, "victor", "vub", "nobody", "user", "sme", &w->vub_user_id) < 0)
+    /* one Unix account serves one partner only: vub's user runs as another account */
+    if (store_user_insert(w->st, "victor", "vub", "daemon", "user", "sme", &w->vub_user_id) < 0)
         return -1;
     set_quota(w, "ulb", -1, -1);
     set_quota(w, "vub", -1, -1);
@@ -752,6 +757,120 @@ static void test_quota_change_takes_effect_on_the_queue(void **state)
     assert_true(run_until_state(w, a, "pending"));
 }
 
+/* Changes the tag of the fake job submitted for our job `id`, as a job's user could change the
+ * comment antennad used to tag it with. */
+static void fake_retag(int64_t id, const char *tag)
+{
+    pthread_mutex_lock(&fake.mu);
+    for (size_t i = 0; i < fake.n; i++)
+        if (fake.ours[i] == id) snprintf(fake.jobs[i].tag, sizeof fake.jobs[i].tag, "%s", tag);
+    fake.changed = true;
+    pthread_mutex_unlock(&fake.mu);
+}
+
+static void test_job_whose_tag_changes_is_followed_by_its_slurm_id_and_charged(void **state)
+{
+    struct world *w = *state;
+    set_quota(w, "ulb", 10, -1);
+    int64_t id = queue_gpus(w, w->user_id, 2, 60);
+    start_broker(w);
+    assert_true(run_until_state(w, id, "pending"));
+    fake_retag(id, "x");
+    run_for(w, 100);
+    store_job j;
+    store_job_get(w->st, id, &j);
+    assert_string_equal(j.state, "pending"); /* not lost */
+    fake_set(id, "running", 0);
+    assert_true(run_until_state(w, id, "running"));
+    fake_retag(id, "");
+    fake_set(id, "completed", 0);
+    assert_true(run_until_state(w, id, "completed"));
+    store_job_get(w->st, id, &j);
+    int64_t elapsed = j.ended_at - j.started_at;
+    assert_true(elapsed >= 5);
+    assert_int_equal(ledger_sum(w, id, "charge"), 2 * elapsed);
+}
+
+static void test_job_whose_tag_changes_still_counts_against_its_partners_gpu_cap(void **state)
+{
+    struct world *w = *state;
+    set_quota(w, "ulb", 100, 2);
+    int64_t a = queue_gpus(w, w->user_id, 2, 10);
+    start_broker(w);
+    assert_true(run_until_state(w, a, "pending"));
+    fake_set(a, "running", 0);
+    assert_true(run_until_state(w, a, "running"));
+    fake_retag(a, "x");
+    int64_t b = queue_gpus(w, w->user_id, 2, 10);
+    run_for(w, 200);
+    store_job j;
+    store_job_get(w->st, b, &j);
+    assert_string_equal(j.state, "queued");
+    store_job_get(w->st, a, &j);
+    assert_string_equal(j.state, "running");
+}
+
+static void test_job_whose_tag_changes_can_still_be_cancelled(void **state)
+{
+    struct world *w = *state;
+    int64_t id = queue_job(w, w->user_id);
+    start_broker(w);
+    assert_true(run_until_state(w, id, "pending"));
+    fake_set(id, "running", 0);
+    assert_true(run_until_state(w, id, "running"));
+    fake_retag(id, "x");
+    run_for(w, 50);
+    bool now = true;
+    registry_actor who = {.actor = "test", .partner = ""};
+    assert_int_equal(registry_job_cancel(w->reg, &who, id, &now, NULL), 0);
+    assert_int_equal(broker_cancel_push(w->br, id), 0);
+    broker_kick(w->br);
+    assert_true(run_until_state(w, id, "cancelled"));
+    assert_int_equal(fake.cancels, 1);
+    assert_true(ledger_sum(w, id, "charge") >= 5);
+}
+
+static void test_requeued_job_is_charged_from_its_first_start(void **state)
+{
+    struct world *w = *state;
+    set_quota(w, "ulb", 10, -1);
+    int64_t id = queue_gpus(w, w->user_id, 1, 60);
+    start_broker(w);
+    assert_true(run_until_state(w, id, "pending"));
+    fake_set(id, "running", 0); /* started 5 s ago */
+    assert_true(run_until_state(w, id, "running"));
+    store_job j;
+    store_job_get(w->st, id, &j);
+    int64_t first = j.started_at;
+    /* requeued: Slurm shows it pending with no start, then running from now */
+    pthread_mutex_lock(&fake.mu);
+    for (size_t i = 0; i < fake.n; i++)
+        if (fake.ours[i] == id) {
+            snprintf(fake.jobs[i].state, sizeof fake.jobs[i].state, "pending");
+            fake.jobs[i].start_time = 0;
+        }
+    fake.changed = true;
+    pthread_mutex_unlock(&fake.mu);
+    assert_true(run_until_state(w, id, "pending"));
+    store_job_get(w->st, id, &j);
+    assert_int_equal(j.started_at, first); /* the store keeps it too: a restart charges from it */
+    pthread_mutex_lock(&fake.mu);
+    for (size_t i = 0; i < fake.n; i++)
+        if (fake.ours[i] == id) {
+            snprintf(fake.jobs[i].state, sizeof fake.jobs[i].state, "running");
+            fake.jobs[i].start_time = time(NULL);
+        }
+    fake.changed = true;
+    pthread_mutex_unlock(&fake.mu);
+    assert_true(run_until_state(w, id, "running"));
+    fake_set(id, "completed", 0);
+    assert_true(run_until_state(w, id, "completed"));
+    store_job_get(w->st, id, &j);
+    assert_int_equal(j.started_at, first);
+    assert_true(ledger_sum(w, id, "charge") >= j.ended_at - first);
+    assert_true(j.ended_at - first >= 5);
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, world_setup, world_teardown)
 
 int main(void)
@@ -779,6 +898,10 @@ int main(void)
         T(test_refused_job_releases_its_hold),
         T(test_capped_partner_waits_while_another_dispatches),
         T(test_quota_change_takes_effect_on_the_queue),
+        T(test_job_whose_tag_changes_is_followed_by_its_slurm_id_and_charged),
+        T(test_job_whose_tag_changes_still_counts_against_its_partners_gpu_cap),
+        T(test_job_whose_tag_changes_can_still_be_cancelled),
+        T(test_requeued_job_is_charged_from_its_first_start),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -175,6 +175,33 @@ static void test_out_of_range_is_an_error(void **state)
     assert_int_equal(load("{\"poll_interval_ms\": 1}", &c, err, sizeof err), -EINVAL);
 }
 
+static void test_http_bounds_load_and_default(void **state)
+{
+    (void)state;
+    config c;
+    char err[256] = "";
+    config_defaults(&c);
+    assert_int_equal(c.max_connections_per_peer, 32);
+    assert_int_equal(c.handshake_timeout_ms, 5000);
+    assert_int_equal(c.request_timeout_ms, 10000);
+    assert_int_equal(c.max_unsent_bytes, 1024 * 1024);
+    assert_int_equal(c.max_buffered_body_bytes, 64 * 1024 * 1024);
+    assert_int_equal(c.healthz_starved_ms, 5000);
+    assert_int_equal(load("{\"max_connections_per_peer\": 4, \"handshake_timeout_ms\": 2000, "
+                          "\"request_timeout_ms\": 3000, \"max_unsent_bytes\": 65536, "
+                          "\"max_buffered_body_bytes\": 8388608, \"healthz_starved_ms\": 900}",
+                          &c, err, sizeof err),
+                     0);
+    assert_int_equal(c.max_connections_per_peer, 4);
+    assert_int_equal(c.handshake_timeout_ms, 2000);
+    assert_int_equal(c.request_timeout_ms, 3000);
+    assert_int_equal(c.max_unsent_bytes, 65536);
+    assert_int_equal(c.max_buffered_body_bytes, 8388608);
+    assert_int_equal(c.healthz_starved_ms, 900);
+    assert_int_equal(load("{\"max_connections_per_peer\": 0}", &c, err, sizeof err), -EINVAL);
+    assert_non_null(strstr(err, "max_connections_per_peer"));
+}
+
 static void test_malformed_json_reports_line(void **state)
 {
     (void)state;
@@ -214,6 +241,48 @@ static void test_missing_file_is_enoent(void **state)
     assert_true(strlen(err) > 0);
 }
 
+static void test_account_and_token_keys(void **state)
+{
+    (void)state;
+    config c;
+    char err[256] = "";
+    assert_int_equal(load("{\"unix_uid_min\": 2000, \"unix_deny\": [\"nobody\", \"slurm\"], "
+                          "\"auth_failures_per_minute\": 5, \"token_rate_per_second\": 3, "
+                          "\"token_burst\": 6, \"token_default_lifetime_days\": 7, "
+                          "\"token_max_lifetime_days\": 30}",
+                          &c, err, sizeof err),
+                     0);
+    assert_int_equal(c.unix_uid_min, 2000);
+    assert_string_equal(c.unix_deny_list[0], "nobody");
+    assert_string_equal(c.unix_deny_list[1], "slurm");
+    assert_null(c.unix_deny_list[2]);
+    assert_int_equal(c.auth_failures_per_minute, 5);
+    assert_int_equal(c.token_rate_per_second, 3);
+    assert_int_equal(c.token_burst, 6);
+    assert_int_equal(c.token_default_lifetime_days, 7);
+    assert_int_equal(c.token_max_lifetime_days, 30);
+}
+
+static void test_default_token_lifetime_over_the_maximum_is_an_error(void **state)
+{
+    (void)state;
+    config c;
+    char err[256] = "";
+    assert_int_equal(load("{\"token_default_lifetime_days\": 60, \"token_max_lifetime_days\": 30}",
+                          &c, err, sizeof err),
+                     -EINVAL);
+    assert_non_null(strstr(err, "token_default_lifetime_days"));
+}
+
+static void test_unix_deny_must_be_names(void **state)
+{
+    (void)state;
+    config c;
+    char err[256] = "";
+    assert_int_equal(load("{\"unix_deny\": [1]}", &c, err, sizeof err), -EINVAL);
+    assert_non_null(strstr(err, "unix_deny"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -231,10 +300,15 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_wrong_type_is_an_error_naming_the_key, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_out_of_range_is_an_error, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_http_bounds_load_and_default, setup, teardown),
         cmocka_unit_test_setup_teardown(test_malformed_json_reports_line, setup, teardown),
         cmocka_unit_test_setup_teardown(test_non_object_is_an_error, setup, teardown),
         cmocka_unit_test(test_the_example_config_loads),
         cmocka_unit_test(test_missing_file_is_enoent),
+        cmocka_unit_test_setup_teardown(test_account_and_token_keys, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_default_token_lifetime_over_the_maximum_is_an_error,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_unix_deny_must_be_names, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

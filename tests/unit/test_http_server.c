@@ -98,6 +98,8 @@ typedef struct world {
     long done_at_ms; /* now_ms() when done ran */
     unsigned in_flight;
     int later_pending;
+    int headers_calls;   /* on_headers ran (guard_headers) */
+    size_t headers_body; /* the body length it saw (must be 0) */
     http_request *held;
     seen rec; /* what the handler saw last */
 } world;
@@ -201,6 +203,16 @@ static void handler(http_request *req, void *arg)
         /* A handler may start the shutdown itself, then answer. */
         http_server_shutdown(w->srv, 5000, on_server_done, w);
         http_request_respond(req, 200, "text/plain", "stopping", 8);
+    } else if (strcmp(path, "/big") == 0) {
+        /* 1 MiB of 'x' (or ?n=<bytes>) */
+        size_t n = 1u << 20;
+        const char *q = http_request_query(req);
+        if (strncmp(q, "n=", 2) == 0) n = strtoul(q + 2, NULL, 10);
+        char *big = malloc(n ? n : 1);
+        if (!big) abort();
+        memset(big, 'x', n);
+        http_request_respond(req, 200, "application/octet-stream", big, n);
+        free(big);
     } else if (strcmp(path, "/hold") == 0) {
         pthread_mutex_lock(&w->mu);
         w->held = req;
@@ -209,6 +221,22 @@ static void handler(http_request *req, void *arg)
     } else {
         http_request_respond_error(req, 404, "not_found", "no such route");
     }
+}
+
+/* The on_headers hook of setup_guarded: "/guarded..." without X-Key is refused (401) before its
+ * body; everything else goes on. */
+static void guard_headers(http_request *req, void *arg)
+{
+    world *w = arg;
+    size_t len = 0;
+    (void)http_request_body(req, &len);
+    pthread_mutex_lock(&w->mu);
+    w->headers_calls++;
+    w->headers_body = len;
+    pthread_mutex_unlock(&w->mu);
+    if (strncmp(http_request_path(req), "/guarded", 8) == 0 &&
+        http_request_header(req, "X-Key") == NULL)
+        http_request_respond_error(req, 401, "unauthorized", "send X-Key");
 }
 
 static void on_server_done(void *arg)
@@ -453,6 +481,48 @@ static int setup_small_limits(void **state)
 static int setup_short_idle(void **state)
 {
     http_server_options o = {.idle_timeout_ms = 300};
+    *state = world_start(&o);
+    return 0;
+}
+
+static int setup_guarded(void **state)
+{
+    http_server_options o = {.on_headers = guard_headers};
+    *state = world_start(&o);
+    return 0;
+}
+
+static int setup_small_unsent(void **state)
+{
+    http_server_options o = {.max_unsent_bytes = 16384};
+    *state = world_start(&o);
+    return 0;
+}
+
+static int setup_two_per_peer(void **state)
+{
+    http_server_options o = {.max_connections_per_peer = 2};
+    *state = world_start(&o);
+    return 0;
+}
+
+static int setup_short_handshake(void **state)
+{
+    http_server_options o = {.idle_timeout_ms = 20000, .handshake_timeout_ms = 300};
+    *state = world_start(&o);
+    return 0;
+}
+
+static int setup_short_request(void **state)
+{
+    http_server_options o = {.idle_timeout_ms = 20000, .request_timeout_ms = 400};
+    *state = world_start(&o);
+    return 0;
+}
+
+static int setup_small_body_budget(void **state)
+{
+    http_server_options o = {.max_buffered_body_bytes = 100000};
     *state = world_start(&o);
     return 0;
 }
@@ -1515,7 +1585,7 @@ static void shutdown_answers_request_already_arriving(void **state)
     response_clear(&r);
 }
 
-static void path_percent_decoded_and_raw_query_exposed(void **state)
+static void path_kept_undecoded_and_raw_query_exposed(void **state)
 {
     world *w = *state;
     response r = {0};
@@ -1523,7 +1593,7 @@ static void path_percent_decoded_and_raw_query_exposed(void **state)
         w, "GET /echo/a%20b/%C3%A9%2Fz?x=1%202&y=%26+ HTTP/1.1\r\nHost: localhost\r\n\r\n", &r);
     assert_int_equal(r.status, 200);
     seen s = world_seen(w);
-    assert_string_equal(s.path, "/echo/a b/\xc3\xa9/z");
+    assert_string_equal(s.path, "/echo/a%20b/%C3%A9%2Fz"); /* %2F is no separator */
     assert_string_equal(s.query, "x=1%202&y=%26+");
     seen_free(&s);
     client_send_str(c, "GET /echo HTTP/1.1\r\nHost: localhost\r\n\r\n");
@@ -1645,6 +1715,387 @@ static void connections_over_the_limit_are_closed(void **state)
     assert_int_equal(r.status, 203);
     response_clear(&r);
     client_free(third);
+}
+
+/* ---- bounds and strictness (issue 8) ---------------------------------------------------- */
+
+static void pipelined_requests_not_read_pause_while_answers_wait_unsent(void **state)
+{
+    world *w = *state; /* max_unsent_bytes = 16 KiB; /big answers 1 MiB */
+    client *c = client_connect(w->port);
+    enum { N = 40 };
+    char reqs[N * 64];
+    size_t len = 0;
+    for (int i = 0; i < N; i++)
+        len += (size_t)snprintf(reqs + len, sizeof reqs - len,
+                                "GET /big HTTP/1.1\r\nHost: localhost\r\n\r\n");
+    client_send(c, reqs, len);
+    sleep_ms(700); /* the client reads nothing meanwhile */
+    int stalled_at = world_calls(w);
+    /* only what the socket buffers hold has been answered, not all 40 MiB */
+    assert_true(stalled_at >= 1);
+    assert_true(stalled_at < N / 2);
+    response r = {0};
+    for (int i = 0; i < N; i++) {
+        assert_int_equal(client_read_response(c, &r), 0);
+        assert_int_equal(r.status, 200);
+        assert_int_equal(r.body_len, 1u << 20);
+    }
+    assert_int_equal(world_calls(w), N);
+    response_clear(&r);
+    client_free(c);
+}
+
+static void connections_over_the_per_peer_cap_are_closed(void **state)
+{
+    world *w = *state; /* max_connections_per_peer = 2 */
+    response r = {0};
+    client *a = roundtrip(w, "GET /hello HTTP/1.1\r\nHost: localhost\r\n\r\n", &r);
+    client *b = roundtrip(w, "GET /hello HTTP/1.1\r\nHost: localhost\r\n\r\n", &r);
+    client *third = client_connect_versions(w->port, 0, 0);
+    assert_null(third->ssl); /* closed at once: no handshake */
+    client_free(third);
+    /* the first two still work */
+    client_send_str(a, "GET /hello HTTP/1.1\r\nHost: localhost\r\n\r\n");
+    assert_int_equal(client_read_response(a, &r), 0);
+    assert_int_equal(r.status, 203);
+    client_free(a);
+    /* once one is gone, the peer gets a place again */
+    client *next = NULL;
+    for (int i = 0; i < 50 && !next; i++) {
+        client *t = client_connect_versions(w->port, 0, 0);
+        if (t->ssl) {
+            next = t;
+        } else {
+            client_free(t);
+            sleep_ms(50);
+        }
+    }
+    assert_non_null(next);
+    client_send_str(next, "GET /hello HTTP/1.1\r\nHost: localhost\r\n\r\n");
+    assert_int_equal(client_read_response(next, &r), 0);
+    assert_int_equal(r.status, 203);
+    response_clear(&r);
+    client_free(next);
+    client_free(b);
+}
+
+static void handshake_not_done_closed_after_handshake_timeout(void **state)
+{
+    world *w = *state; /* idle 20 s, handshake 300 ms: a TCP connection that never says hello */
+    int fd = tcp_connect(w->port);
+    char b[16];
+    long t0 = now_ms();
+    errno = 0;
+    ssize_t n = recv(fd, b, sizeof b, 0);
+    int e = errno;
+    long waited = now_ms() - t0;
+    close(fd);
+    assert_true(n == 0 || (n < 0 && e != EAGAIN && e != EWOULDBLOCK));
+    assert_true(waited >= 200);
+    assert_true(waited < 3000);
+}
+
+static void handshake_done_connection_waits_for_the_idle_timeout(void **state)
+{
+    world *w = *state; /* idle 20 s, handshake 300 ms: after the handshake only idleness counts */
+    client *c = client_connect(w->port);
+    sleep_ms(700);
+    response r = {0};
+    client_send_str(c, "GET /hello HTTP/1.1\r\nHost: localhost\r\n\r\n");
+    assert_int_equal(client_read_response(c, &r), 0);
+    assert_int_equal(r.status, 203);
+    response_clear(&r);
+    client_free(c);
+}
+
+static void request_trickled_closed_after_request_timeout(void **state)
+{
+    world *w = *state; /* idle 20 s, request 400 ms from its first byte */
+    client *c = client_connect(w->port);
+    long t0 = now_ms();
+    client_send_str(c, "GET /hello HTTP/1.1\r\n");
+    for (int i = 0; i < 3; i++) {
+        sleep_ms(100);
+        client_send_str(c, "X"); /* a header name, byte by byte */
+    }
+    assert_true(client_sees_close(c));
+    long waited = now_ms() - t0;
+    assert_true(waited >= 300);
+    assert_true(waited < 3000);
+    assert_int_equal(world_calls(w), 0);
+    client_free(c);
+}
+
+static void on_headers_answer_closes_before_the_body(void **state)
+{
+    world *w = *state; /* guard_headers: /guarded without X-Key is 401 */
+    client *c = client_connect(w->port);
+    /* announces 900 KB and sends none of it: the answer comes anyway */
+    client_send_str(c,
+                    "POST /guarded HTTP/1.1\r\nHost: localhost\r\nContent-Length: 900000\r\n\r\n");
+    response r = {0};
+    assert_int_equal(client_read_response(c, &r), 0);
+    assert_int_equal(r.status, 401);
+    assert_string_equal(error_code_of(&r), "unauthorized");
+    assert_string_equal(resp_header(&r, "Connection"), "close");
+    assert_true(client_sees_close(c));
+    assert_int_equal(world_calls(w), 0);
+    pthread_mutex_lock(&w->mu);
+    int hooks = w->headers_calls;
+    size_t seen_body = w->headers_body;
+    pthread_mutex_unlock(&w->mu);
+    assert_int_equal(hooks, 1);
+    assert_int_equal(seen_body, 0);
+    response_clear(&r);
+    client_free(c);
+}
+
+static void on_headers_not_answering_lets_the_request_through(void **state)
+{
+    world *w = *state;
+    response r = {0};
+    client *c = roundtrip(w,
+                          "POST /echo/guarded HTTP/1.1\r\nHost: localhost\r\nX-Key: k\r\n"
+                          "Content-Length: 5\r\n\r\nhello",
+                          &r);
+    assert_int_equal(r.status, 200);
+    assert_int_equal(r.body_len, 5);
+    assert_memory_equal(r.body, "hello", 5);
+    assert_int_equal(world_calls(w), 1);
+    response_clear(&r);
+    client_free(c);
+}
+
+static void bodies_over_the_global_budget_get_503_with_retry_after(void **state)
+{
+    world *w = *state; /* max_buffered_body_bytes = 100000 */
+    client *a = client_connect(w->port);
+    client_send_str(a, "POST /echo HTTP/1.1\r\nHost: localhost\r\nContent-Length: 80000\r\n\r\n");
+    char part[1000];
+    memset(part, 'a', sizeof part);
+    client_send(a, part, sizeof part); /* a's body is under way: 80000 taken */
+    sleep_ms(100);
+    response r = {0};
+    client *b =
+        roundtrip(w, "POST /echo HTTP/1.1\r\nHost: localhost\r\nContent-Length: 40000\r\n\r\n", &r);
+    assert_int_equal(r.status, 503);
+    assert_string_equal(error_code_of(&r), "unavailable");
+    assert_non_null(resp_header(&r, "Retry-After"));
+    assert_true(client_sees_close(b));
+    client_free(b);
+    /* a finishes and is served; its share is then given back */
+    char *rest = malloc(79000);
+    assert_non_null(rest);
+    memset(rest, 'a', 79000);
+    client_send(a, rest, 79000);
+    free(rest);
+    assert_int_equal(client_read_response(a, &r), 0);
+    assert_int_equal(r.status, 200);
+    assert_int_equal(r.body_len, 80000);
+    client *d = roundtrip(
+        w, "POST /echo HTTP/1.1\r\nHost: localhost\r\nContent-Length: 5\r\n\r\nhello", &r);
+    assert_int_equal(r.status, 200);
+    client_free(d);
+    response_clear(&r);
+    client_free(a);
+}
+
+static void chunked_bodies_over_the_global_budget_get_503(void **state)
+{
+    world *w = *state; /* max_buffered_body_bytes = 100000 */
+    client *a = client_connect(w->port);
+    client_send_str(a, "POST /echo HTTP/1.1\r\nHost: localhost\r\nContent-Length: 90000\r\n\r\n");
+    sleep_ms(100);
+    client *b = client_connect(w->port);
+    client_send_str(b,
+                    "POST /echo HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\n");
+    char chunk[20000 + 16];
+    int n = snprintf(chunk, sizeof chunk, "%x\r\n", 20000);
+    memset(chunk + n, 'b', 20000);
+    memcpy(chunk + n + 20000, "\r\n", 2);
+    client_send(b, chunk, (size_t)n + 20002);
+    response r = {0};
+    assert_int_equal(client_read_response(b, &r), 0);
+    assert_int_equal(r.status, 503);
+    assert_string_equal(error_code_of(&r), "unavailable");
+    assert_int_equal(world_calls(w), 0);
+    response_clear(&r);
+    client_free(b);
+    client_free(a);
+}
+
+static void http_version_other_than_10_or_11_gets_505(void **state)
+{
+    world *w = *state;
+    response r = {0};
+    client *c = roundtrip(w, "GET /hello HTTP/9.9\r\nHost: localhost\r\n\r\n", &r);
+    assert_int_equal(r.status, 505);
+    assert_string_equal(error_code_of(&r), "http_version_not_supported");
+    assert_true(client_sees_close(c));
+    assert_int_equal(world_calls(w), 0);
+    client_free(c);
+    c = roundtrip(w, "GET /hello HTTP/0.9\r\nHost: localhost\r\n\r\n", &r);
+    assert_int_equal(r.status, 505);
+    client_free(c);
+    response_clear(&r);
+}
+
+static void absolute_form_naming_another_server_gets_400(void **state)
+{
+    world *w = *state;
+    response r = {0};
+    char req[256];
+    const char *targets[] = {"https://evil.example:%d/hello", "https://127.0.0.1:1/hello",
+                             "http://127.0.0.1:%d/hello", "https://user@127.0.0.1:%d/hello"};
+    for (size_t i = 0; i < sizeof targets / sizeof targets[0]; i++) {
+        char target[128];
+        snprintf(target, sizeof target, targets[i], w->port);
+        snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: localhost\r\n\r\n", target);
+        client *c = roundtrip(w, req, &r);
+        assert_int_equal(r.status, 400);
+        assert_string_equal(error_code_of(&r), "bad_request");
+        client_free(c);
+    }
+    assert_int_equal(world_calls(w), 0);
+    response_clear(&r);
+}
+
+static void absolute_form_naming_this_server_is_served_by_its_path(void **state)
+{
+    world *w = *state;
+    response r = {0};
+    char req[256];
+    const char *hosts[] = {"127.0.0.1", "localhost", "LOCALHOST"};
+    for (size_t i = 0; i < 3; i++) {
+        snprintf(req, sizeof req, "GET https://%s:%d/info?q=1 HTTP/1.1\r\nHost: x\r\n\r\n",
+                 hosts[i], w->port);
+        client *c = roundtrip(w, req, &r);
+        assert_int_equal(r.status, 200);
+        seen s = world_seen(w);
+        assert_string_equal(s.path, "/info");
+        assert_string_equal(s.query, "q=1");
+        seen_free(&s);
+        client_free(c);
+    }
+    response_clear(&r);
+}
+
+static void asterisk_form_target_gets_400(void **state)
+{
+    world *w = *state;
+    response r = {0};
+    client *c = roundtrip(w, "OPTIONS * HTTP/1.1\r\nHost: localhost\r\n\r\n", &r);
+    assert_int_equal(r.status, 400);
+    assert_int_equal(world_calls(w), 0);
+    response_clear(&r);
+    client_free(c);
+}
+
+static void second_authorization_header_gets_400(void **state)
+{
+    world *w = *state;
+    response r = {0};
+    client *c = roundtrip(w,
+                          "GET /hello HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer a\r\n"
+                          "authorization: Bearer b\r\n\r\n",
+                          &r);
+    assert_int_equal(r.status, 400);
+    assert_string_equal(error_code_of(&r), "bad_request");
+    assert_non_null(strstr(r.body, "Authorization"));
+    assert_int_equal(world_calls(w), 0);
+    response_clear(&r);
+    client_free(c);
+}
+
+static void second_content_length_header_gets_400(void **state)
+{
+    world *w = *state;
+    response r = {0};
+    client *c = roundtrip(w,
+                          "POST /echo HTTP/1.1\r\nHost: localhost\r\nContent-Length: 5\r\n"
+                          "Content-Length: 5\r\n\r\nhello",
+                          &r);
+    assert_int_equal(r.status, 400);
+    assert_int_equal(world_calls(w), 0);
+    response_clear(&r);
+    client_free(c);
+}
+
+static void percent_decode_decodes_and_refuses_bad_escapes(void **state)
+{
+    (void)state;
+    char out[16];
+    assert_int_equal(http_percent_decode("a%2Fb%20c+", 10, out, sizeof out), 6);
+    assert_string_equal(out, "a/b c+");
+    assert_int_equal(http_percent_decode("%zz", 3, out, sizeof out), -EINVAL);
+    assert_int_equal(http_percent_decode("%00", 3, out, sizeof out), -EINVAL);
+    assert_int_equal(http_percent_decode("ab%2", 4, out, sizeof out), -EINVAL);
+    assert_int_equal(http_percent_decode("ab%", 3, out, sizeof out), -EINVAL);
+    assert_int_equal(http_percent_decode("0123456789abcdef", 16, out, sizeof out), -ENOSPC);
+    assert_int_equal(http_percent_decode("%41%42", 6, NULL, 0), 2); /* validate only */
+}
+
+/* ---- the detached parser (http_server_parse_buffer) --------------------------------------- */
+
+static int buffer_calls;
+
+static void buffer_handler(http_request *req, void *arg)
+{
+    (void)arg;
+    buffer_calls++;
+    size_t len = 0;
+    const char *body = http_request_body(req, &len);
+    char text[128];
+    snprintf(text, sizeof text, "%s %s %zu", http_request_method(req), http_request_path(req), len);
+    (void)body;
+    http_request_respond(req, 200, "text/plain", text, strlen(text));
+}
+
+static void parse_buffer_answers_pipelined_requests_in_order(void **state)
+{
+    (void)state;
+    static const char in[] = "GET /a HTTP/1.1\r\nHost: x\r\n\r\n"
+                             "POST /b HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+                             "3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n"
+                             "HEAD /c HTTP/1.1\r\nHost: x\r\n\r\n";
+    http_server_options o = {0};
+    for (size_t chunk = 0; chunk < 4; chunk++) { /* all at once, then byte by byte, ... */
+        char *out = NULL;
+        size_t out_len = 0;
+        buffer_calls = 0;
+        int n = http_server_parse_buffer(&o, in, sizeof in - 1, chunk, buffer_handler, NULL, &out,
+                                         &out_len);
+        assert_int_equal(n, 3);
+        assert_int_equal(buffer_calls, 3);
+        assert_non_null(out);
+        assert_int_equal(strlen(out), out_len);
+        const char *a = strstr(out, "GET /a 0"), *b = strstr(out, "POST /b 5");
+        assert_non_null(a);
+        assert_non_null(b);
+        assert_true(a < b);
+        assert_null(strstr(out, "HEAD /c"));             /* HEAD: no body... */
+        assert_non_null(strstr(b, "Content-Length: 9")); /* ...but GET's length ("HEAD /c 0") */
+        free(out);
+    }
+}
+
+static void parse_buffer_answers_protocol_errors_and_stops(void **state)
+{
+    (void)state;
+    static const char in[] = "GET /a HTTP/9.9\r\nHost: x\r\n\r\nGET /b HTTP/1.1\r\n\r\n";
+    http_server_options o = {0};
+    char *out = NULL;
+    size_t out_len = 0;
+    buffer_calls = 0;
+    int n =
+        http_server_parse_buffer(&o, in, sizeof in - 1, 0, buffer_handler, NULL, &out, &out_len);
+    assert_int_equal(n, 0);
+    assert_int_equal(buffer_calls, 0);
+    assert_non_null(out);
+    assert_non_null(strstr(out, "HTTP/1.1 505 "));
+    assert_non_null(strstr(out, "Connection: close"));
+    free(out);
 }
 
 /* ---- tests without a running world ------------------------------------------------------ */
@@ -1833,7 +2284,7 @@ int main(void)
         WORLD_TEST(shutdown_twice_then_close_forces_and_done_runs_once),
         WORLD_TEST(handler_may_start_the_shutdown),
         WORLD_TEST(shutdown_answers_request_already_arriving),
-        WORLD_TEST(path_percent_decoded_and_raw_query_exposed),
+        WORLD_TEST(path_kept_undecoded_and_raw_query_exposed),
         WORLD_TEST(header_lookup_is_case_insensitive),
         WORLD_TEST(header_split_across_records_is_whole),
         cmocka_unit_test_setup_teardown(idle_keepalive_connection_closed_after_timeout,
@@ -1844,6 +2295,33 @@ int main(void)
                                         setup_short_idle, world_teardown),
         cmocka_unit_test_setup_teardown(connections_over_the_limit_are_closed, setup_one_connection,
                                         world_teardown),
+        cmocka_unit_test_setup_teardown(pipelined_requests_not_read_pause_while_answers_wait_unsent,
+                                        setup_small_unsent, world_teardown),
+        cmocka_unit_test_setup_teardown(connections_over_the_per_peer_cap_are_closed,
+                                        setup_two_per_peer, world_teardown),
+        cmocka_unit_test_setup_teardown(handshake_not_done_closed_after_handshake_timeout,
+                                        setup_short_handshake, world_teardown),
+        cmocka_unit_test_setup_teardown(handshake_done_connection_waits_for_the_idle_timeout,
+                                        setup_short_handshake, world_teardown),
+        cmocka_unit_test_setup_teardown(request_trickled_closed_after_request_timeout,
+                                        setup_short_request, world_teardown),
+        cmocka_unit_test_setup_teardown(on_headers_answer_closes_before_the_body, setup_guarded,
+                                        world_teardown),
+        cmocka_unit_test_setup_teardown(on_headers_not_answering_lets_the_request_through,
+                                        setup_guarded, world_teardown),
+        cmocka_unit_test_setup_teardown(bodies_over_the_global_budget_get_503_with_retry_after,
+                                        setup_small_body_budget, world_teardown),
+        cmocka_unit_test_setup_teardown(chunked_bodies_over_the_global_budget_get_503,
+                                        setup_small_body_budget, world_teardown),
+        WORLD_TEST(http_version_other_than_10_or_11_gets_505),
+        WORLD_TEST(absolute_form_naming_another_server_gets_400),
+        WORLD_TEST(absolute_form_naming_this_server_is_served_by_its_path),
+        WORLD_TEST(asterisk_form_target_gets_400),
+        WORLD_TEST(second_authorization_header_gets_400),
+        WORLD_TEST(second_content_length_header_gets_400),
+        cmocka_unit_test(percent_decode_decodes_and_refuses_bad_escapes),
+        cmocka_unit_test(parse_buffer_answers_pipelined_requests_in_order),
+        cmocka_unit_test(parse_buffer_answers_protocol_errors_and_stops),
         cmocka_unit_test(bad_certificate_refused_with_message),
         cmocka_unit_test(port_in_use_refused),
         cmocka_unit_test(shutdown_without_connections_calls_done_soon),

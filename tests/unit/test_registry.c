@@ -84,8 +84,8 @@ static int world_open(struct world *w)
         store_partner_insert(w->st, "nob", "no budget", 1, NULL) < 0 ||
         store_user_insert(w->st, "alice", "ulb", "nobody", "user", "sme", &w->alice) < 0 ||
         store_user_insert(w->st, "bob", "ulb", "nobody", "user", "researcher", &w->bob) < 0 ||
-        store_user_insert(w->st, "victor", "vub", "nobody", "user", "sme", &w->victor) < 0 ||
-        store_user_insert(w->st, "nina", "nob", "nobody", "user", "sme", &w->nina) < 0 ||
+        store_user_insert(w->st, "victor", "vub", "acct-vub", "user", "sme", &w->victor) < 0 ||
+        store_user_insert(w->st, "nina", "nob", "acct-nob", "user", "sme", &w->nina) < 0 ||
         quota_put(w->st, "ulb", w->period) < 0 || quota_put(w->st, "vub", w->period) < 0)
         return -1;
     if (audit_new(w->st, w->key, w->head, &w->au, err, sizeof err) < 0) {
@@ -1106,7 +1106,8 @@ static void user_create_is_audited_user_created(void **state)
     struct world *w = *state;
     store_user u;
     assert_int_equal(
-        registry_user_create(w->reg, &WHO, "carol", "vub", "nobody", "user", "institution", &u), 0);
+        registry_user_create(w->reg, &WHO, "carol", "vub", "acct-vub", "user", "institution", &u),
+        0);
     assert_true(u.id > 0);
     assert_string_equal(u.partner, "vub");
     assert_one_new_entry(w, 0, "user.created");
@@ -1156,20 +1157,133 @@ static void token_revoke_is_audited_token_revoked(void **state)
     assert_int_equal(audit_count(w, NULL, 0), 2);
 }
 
-static void token_lookup_is_cached_and_a_revoked_token_no_longer_authenticates(void **state)
+static void token_check_knows_a_new_token_and_a_revoked_one_no_longer_authenticates(void **state)
 {
     struct world *w = *state;
     int64_t id = 0;
+    store_user u;
+    assert_int_equal(registry_token_check(w->reg, HASH_A, time(NULL), &u), -ENOENT);
     assert_int_equal(registry_token_create(w->reg, &WHO, w->alice, "ulb", HASH_A, "laptop", &id),
                      0);
-    store_user u;
-    assert_int_equal(registry_token_lookup(w->reg, HASH_A, &u), 0); /* fills the cache */
+    assert_int_equal(registry_token_check(w->reg, HASH_A, time(NULL), &u), 0);
     assert_string_equal(u.name, "alice");
-    assert_int_equal(registry_token_lookup(w->reg, HASH_A, &u), 0); /* from the cache */
-    assert_string_equal(u.name, "alice");
+    assert_string_equal(u.unix_user, "nobody");
     assert_int_equal(registry_token_revoke(w->reg, &WHO, id), 0);
-    assert_int_equal(registry_token_lookup(w->reg, HASH_A, &u), -ENOENT);
-    assert_int_equal(registry_token_lookup(w->reg, "nonsense", &u), -ENOENT);
+    assert_int_equal(registry_token_check(w->reg, HASH_A, time(NULL), &u), -ENOENT);
+    assert_int_equal(registry_token_check(w->reg, "nonsense", time(NULL), &u), -ENOENT);
+}
+
+static void token_check_refuses_an_expired_token_with_ekeyexpired(void **state)
+{
+    struct world *w = *state;
+    int64_t id = 0, now = time(NULL);
+    store_user u;
+    assert_int_equal(
+        registry_token_issue(w->reg, &WHO, w->alice, "ulb", HASH_A, "short", now + 60, &id), 0);
+    assert_int_equal(registry_token_check(w->reg, HASH_A, now + 59, &u), 0);
+    assert_int_equal(registry_token_check(w->reg, HASH_A, now + 60, &u), -EKEYEXPIRED);
+    assert_string_equal(u.name, "alice");
+    store_token t;
+    assert_int_equal(store_token_get(w->st, id, &t), 0);
+    assert_int_equal(t.expires_at, now + 60);
+}
+
+static void
+token_check_of_a_disabled_user_is_eacces_at_once_and_works_again_once_enabled(void **state)
+{
+    struct world *w = *state;
+    int64_t id = 0;
+    store_user u;
+    assert_int_equal(registry_token_create(w->reg, &WHO, w->alice, "ulb", HASH_A, "laptop", &id),
+                     0);
+    assert_int_equal(registry_user_update(w->reg, &WHO, "alice", NULL, 1, &u), 0);
+    assert_true(u.disabled);
+    assert_one_new_entry(w, 1, "user.disabled");
+    assert_int_equal(registry_token_check(w->reg, HASH_A, time(NULL), &u), -EACCES);
+    assert_int_equal(registry_user_update(w->reg, &WHO, "alice", NULL, 0, &u), 0);
+    assert_one_new_entry(w, 2, "user.enabled");
+    assert_int_equal(registry_token_check(w->reg, HASH_A, time(NULL), &u), 0);
+    assert_false(u.disabled);
+}
+
+static void token_table_is_loaded_at_open_with_expiry_and_disabled_users(void **state)
+{
+    struct world *w = *state;
+    int64_t now = time(NULL);
+    store_user u;
+    assert_int_equal(registry_token_issue(w->reg, &WHO, w->alice, "ulb", HASH_A, "a", 0, NULL), 0);
+    assert_int_equal(
+        registry_token_issue(w->reg, &WHO, w->victor, "vub", HASH_B, "b", now + 30, NULL), 0);
+    assert_int_equal(registry_user_update(w->reg, &WHO, "alice", NULL, 1, NULL), 0);
+    registry_free(w->reg);
+    policy_config pc;
+    policy_config_defaults(&pc);
+    registry_options ro = {.policy = &pc, .audit = w->au};
+    char err[256];
+    assert_int_equal(registry_new(w->st, &ro, &w->reg, err, sizeof err), 0);
+    assert_int_equal(registry_token_check(w->reg, HASH_A, now, &u), -EACCES);
+    assert_int_equal(registry_token_check(w->reg, HASH_B, now, &u), 0);
+    assert_string_equal(u.name, "victor");
+    assert_int_equal(registry_token_check(w->reg, HASH_B, now + 30, &u), -EKEYEXPIRED);
+}
+
+static void token_table_grown_past_its_first_size_finds_each_token(void **state)
+{
+    struct world *w = *state;
+    char hash[65];
+    store_user u;
+    for (int i = 0; i < 1100; i++) {
+        snprintf(hash, sizeof hash, "%064x", i);
+        assert_int_equal(registry_token_create(w->reg, &WHO, w->bob, "ulb", hash, "", NULL), 0);
+    }
+    for (int i = 0; i < 1100; i++) {
+        snprintf(hash, sizeof hash, "%064x", i);
+        assert_int_equal(registry_token_check(w->reg, hash, time(NULL), &u), 0);
+        assert_string_equal(u.name, "bob");
+    }
+}
+
+static void user_mapping_change_is_audited_with_the_old_and_new_account(void **state)
+{
+    struct world *w = *state;
+    store_user u;
+    store_audit_entry *es = NULL;
+    size_t n = 0;
+    assert_int_equal(registry_user_update(w->reg, &WHO, "alice", "acct-ulb", -1, &u), 0);
+    assert_string_equal(u.unix_user, "acct-ulb");
+    assert_one_new_entry(w, 0, "user.mapping_changed");
+    assert_int_equal(store_audit_list(w->st, 0, 0, NULL, "user.mapping_changed", 10, &es, &n), 0);
+    assert_int_equal(n, 1);
+    assert_non_null(strstr(es[0].details, "\"old_unix_user\":\"nobody\""));
+    assert_non_null(strstr(es[0].details, "\"new_unix_user\":\"acct-ulb\""));
+    store_audit_entries_free(es, n);
+    /* the token table follows the new mapping */
+    assert_int_equal(registry_token_create(w->reg, &WHO, w->alice, "ulb", HASH_A, "", NULL), 0);
+    assert_int_equal(registry_user_update(w->reg, &WHO, "alice", "acct-ulb2", -1, NULL), 0);
+    assert_int_equal(registry_token_check(w->reg, HASH_A, time(NULL), &u), 0);
+    assert_string_equal(u.unix_user, "acct-ulb2");
+}
+
+static void user_mapped_to_another_partners_account_is_enotuniq_and_not_audited(void **state)
+{
+    struct world *w = *state;
+    store_user u;
+    /* victor (vub) has acct-vub: no user of ulb may take it */
+    assert_int_equal(registry_user_update(w->reg, &WHO, "alice", "acct-vub", -1, &u), -ENOTUNIQ);
+    assert_int_equal(
+        registry_user_create(w->reg, &WHO, "carol", "ulb", "acct-vub", "user", "sme", &u),
+        -ENOTUNIQ);
+    assert_int_equal(audit_count(w, NULL, 0), 0);
+    /* a user of the same partner may share it */
+    assert_int_equal(
+        registry_user_create(w->reg, &WHO, "vera", "vub", "acct-vub", "user", "sme", &u), 0);
+}
+
+static void user_update_of_an_unknown_user_is_enoent(void **state)
+{
+    struct world *w = *state;
+    assert_int_equal(registry_user_update(w->reg, &WHO, "ghost", NULL, 1, NULL), -ENOENT);
+    assert_int_equal(audit_count(w, NULL, 0), 0);
 }
 
 /* --- a full disk -------------------------------------------------------------------------------
@@ -1633,7 +1747,14 @@ int main(void)
         T(quota_set_is_audited_quota_set),
         T(token_create_is_audited_token_created),
         T(token_revoke_is_audited_token_revoked),
-        T(token_lookup_is_cached_and_a_revoked_token_no_longer_authenticates),
+        T(token_check_knows_a_new_token_and_a_revoked_one_no_longer_authenticates),
+        T(token_check_refuses_an_expired_token_with_ekeyexpired),
+        T(token_check_of_a_disabled_user_is_eacces_at_once_and_works_again_once_enabled),
+        T(token_table_is_loaded_at_open_with_expiry_and_disabled_users),
+        T(token_table_grown_past_its_first_size_finds_each_token),
+        T(user_mapping_change_is_audited_with_the_old_and_new_account),
+        T(user_mapped_to_another_partners_account_is_enotuniq_and_not_audited),
+        T(user_update_of_an_unknown_user_is_enoent),
         TD(full_disk_submit_is_enospc_in_health_and_recovers_once_freed),
         T(batch_change_that_fails_leaves_the_others_of_its_batch_committed),
         T(free_with_changes_in_flight_completes_them_or_shuts_them_down),

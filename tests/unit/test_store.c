@@ -307,6 +307,68 @@ static void token_revoke_twice_or_unknown_is_enoent(void **state)
     assert_int_equal(store_token_revoke(f->s, tid + 100), -ENOENT);
 }
 
+static void token_insert_until_keeps_its_expiry(void **state)
+{
+    fixture *f = *state;
+    int64_t tid = 0;
+    assert_int_equal(store_token_insert_until(f->s, f->user_id, HASH_A, "short", 1234567, &tid), 0);
+    store_token t;
+    assert_int_equal(store_token_get(f->s, tid, &t), 0);
+    assert_int_equal(t.expires_at, 1234567);
+    assert_int_equal(store_token_insert_until(f->s, f->user_id, HASH_B, "x", -1, NULL), -EINVAL);
+}
+
+static void token_active_list_has_hash_expiry_and_user_but_no_revoked_token(void **state)
+{
+    fixture *f = *state;
+    int64_t t1 = 0, t2 = 0;
+    assert_int_equal(store_token_insert_until(f->s, f->user_id, HASH_A, "a", 99, &t1), 0);
+    assert_int_equal(store_token_insert(f->s, f->user_id, HASH_B, "b", &t2), 0);
+    assert_int_equal(store_token_revoke(f->s, t2), 0);
+    store_token_auth *ts = NULL;
+    size_t n = 0;
+    assert_int_equal(store_token_active_list(f->s, &ts, &n), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(ts[0].id, t1);
+    assert_string_equal(ts[0].hash, HASH_A);
+    assert_int_equal(ts[0].expires_at, 99);
+    assert_string_equal(ts[0].user.name, "alice");
+    assert_string_equal(ts[0].user.partner, "ulb");
+    assert_false(ts[0].user.disabled);
+    free(ts);
+}
+
+static void user_update_disables_and_remaps(void **state)
+{
+    fixture *f = *state;
+    store_user u;
+    assert_int_equal(store_user_update(f->s, "alice", "alice2", 1), 0);
+    assert_int_equal(store_user_get(f->s, "alice", &u), 0);
+    assert_true(u.disabled);
+    assert_string_equal(u.unix_user, "alice2");
+    assert_int_equal(store_user_update(f->s, "alice", NULL, 0), 0);
+    assert_int_equal(store_user_get_id(f->s, f->user_id, &u), 0);
+    assert_false(u.disabled);
+    assert_string_equal(u.unix_user, "alice2");
+    assert_int_equal(store_user_update(f->s, "ghost", NULL, 1), -ENOENT);
+    assert_int_equal(store_user_update(f->s, "alice", NULL, 2), -EINVAL);
+}
+
+static void user_of_another_partner_on_the_same_account_is_enotuniq(void **state)
+{
+    fixture *f = *state;
+    assert_int_equal(store_partner_insert(f->s, "vub", NULL, 1, NULL), 0);
+    /* alice (ulb) runs as "alice": a vub user may not, a ulb user may */
+    assert_int_equal(store_user_insert(f->s, "victor", "vub", "alice", "user", "sme", NULL),
+                     -ENOTUNIQ);
+    assert_int_equal(store_user_insert(f->s, "bob", "ulb", "alice", "user", "sme", NULL), 0);
+    assert_int_equal(store_user_insert(f->s, "victor", "vub", "victor", "user", "sme", NULL), 0);
+    assert_int_equal(store_user_update(f->s, "victor", "alice", -1), -ENOTUNIQ);
+    store_user u;
+    assert_int_equal(store_user_get(f->s, "victor", &u), 0);
+    assert_string_equal(u.unix_user, "victor");
+}
+
 static void token_list_filters_by_user_and_shows_revocation(void **state)
 {
     fixture *f = *state;
@@ -1997,7 +2059,7 @@ static void migration_from_v1_fills_new_fields_with_defaults(void **state)
 
     char out[64];
     assert_int_equal(sqlite_cli(f, "PRAGMA user_version;", out, sizeof out), 0);
-    assert_string_equal(out, "6\n"); /* and on to the current version */
+    assert_string_equal(out, "7\n"); /* and on to the current version */
     /* script stays the last column of jobs (listing jobs never reads its overflow pages) */
     assert_int_equal(
         sqlite_cli(f, "SELECT name FROM pragma_table_info('jobs') ORDER BY cid DESC LIMIT 1;", out,
@@ -2149,7 +2211,7 @@ static void migration_from_v2_keeps_data(void **state)
     assert_int_equal(open_store(f), 0);
     char out[64];
     assert_int_equal(sqlite_cli(f, "PRAGMA user_version;", out, sizeof out), 0);
-    assert_string_equal(out, "6\n");
+    assert_string_equal(out, "7\n");
     assert_string_equal(store_instance_id(f->s), "fedcba9876543210");
 
     store_partner p;
@@ -3667,14 +3729,14 @@ static void job_list_in_slurm_of_no_job_is_empty(void **state)
     assert_null(js);
 }
 
-/* What the v5 -> v6 step adds (refunds and corrections, the reconciliation's indexes). */
-#define V6_DROP                                                                                    \
+/* What the v6 -> v7 step adds (refunds and corrections, the reconciliation's indexes). */
+#define V7_DROP                                                                                    \
     "DROP TRIGGER ledger_adjustments_no_update; DROP TRIGGER ledger_adjustments_no_delete; "       \
     "DROP TABLE ledger_adjustments; DROP INDEX jobs_period; DROP INDEX jobs_slurm_id; "            \
     "DROP INDEX ledger_period_job; "
 
-/* A v3 database is a v5 one without the v3 -> v4 and v4 -> v5 steps' tables, index and
- * trigger. */
+/* A v3 database is a v6 one without the v3 -> v4, v4 -> v5, v5 -> v6 and v6 -> v7 steps' tables,
+ * columns, indexes and trigger. */
 static void migration_from_v3_keeps_data_and_gives_the_schema_of_a_new_database(void **state)
 {
     fixture *f = *state;
@@ -3687,14 +3749,16 @@ static void migration_from_v3_keeps_data_and_gives_the_schema_of_a_new_database(
     f->s = NULL;
     assert_int_equal(sqlite_cli(f,
                                 "DROP TRIGGER ledger_sums_add; DROP TABLE ledger_sums; "
-                                "DROP TABLE idempotency; DROP INDEX jobs_in_slurm; " V6_DROP
+                                "DROP TABLE idempotency; DROP INDEX jobs_in_slurm; "
+                                "DROP INDEX users_unix_user; ALTER TABLE users DROP COLUMN "
+                                "disabled; ALTER TABLE tokens DROP COLUMN expires_at; " V7_DROP
                                 "PRAGMA user_version = 3;",
                                 NULL, 0),
                      0);
     assert_int_equal(open_store(f), 0);
     char out[16];
     assert_int_equal(sqlite_cli(f, "PRAGMA user_version;", out, sizeof out), 0);
-    assert_string_equal(out, "6\n");
+    assert_string_equal(out, "7\n");
     assert_int_equal(sqlite_cli(f, SCHEMA_SQL, migrated, sizeof migrated), 0);
     assert_string_equal(migrated, fresh);
     assert_non_null(strstr(fresh, "table|idempotency|idempotency|"));
@@ -3938,6 +4002,10 @@ int main(void)
         TU(token_insert_duplicate_hash_is_eexist),
         TU(token_revoke_twice_or_unknown_is_enoent),
         TU(token_list_filters_by_user_and_shows_revocation),
+        TU(token_insert_until_keeps_its_expiry),
+        TU(token_active_list_has_hash_expiry_and_user_but_no_revoked_token),
+        TU(user_update_disables_and_remaps),
+        TU(user_of_another_partner_on_the_same_account_is_enotuniq),
         TU(job_insert_fills_id_state_time_and_owner),
         TU(job_insert_unknown_user_is_enoent),
         TU(job_get_unknown_is_enoent),
