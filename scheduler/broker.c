@@ -88,6 +88,7 @@ struct broker {
     struct idvec cancels_open; /* cancel asked, not yet sent to Slurm */
     int64_t last_dispatch, last_housekeep, last_window;
 
+    pthread_mutex_t sa_mu;    /* the adapter: held by each tick, and by broker_slurm_exclusive */
     pthread_mutex_t inbox_mu; /* cancels pushed by the API */
     struct idvec inbox;
 
@@ -1198,9 +1199,27 @@ static void refresh_window(broker *b, int64_t now)
     registry_window_set(b->reg, w);
 }
 
+static void tick_run(broker *b);
+
 static void tick_work(uv_work_t *w)
 {
     broker *b = w->data;
+    pthread_mutex_lock(&b->sa_mu);
+    tick_run(b);
+    pthread_mutex_unlock(&b->sa_mu);
+}
+
+int broker_slurm_exclusive(broker *b, int (*fn)(slurm_adapter *sa, void *arg), void *arg)
+{
+    if (b == NULL) return -ENODEV;
+    pthread_mutex_lock(&b->sa_mu);
+    int rc = fn(b->sa, arg);
+    pthread_mutex_unlock(&b->sa_mu);
+    return rc;
+}
+
+static void tick_run(broker *b)
+{
     int64_t now = time(NULL);
     if (!b->recovered) {
         if (recover(b) < 0) return;
@@ -1255,6 +1274,7 @@ static void timer_closed(uv_handle_t *h)
     free(b->assoc_todo.v);
     free(b->limits);
     pthread_mutex_destroy(&b->assoc_mu);
+    pthread_mutex_destroy(&b->sa_mu);
     free(b);
     if (done) done(arg);
 }
@@ -1307,10 +1327,12 @@ int broker_new(uv_loop_t *loop, registry *reg, slurm_adapter *sa, const broker_o
     pthread_mutex_init(&b->inbox_mu, NULL);
     pthread_mutex_init(&b->assoc_mu, NULL);
     atomic_init(&b->no_dbd, false);
+    pthread_mutex_init(&b->sa_mu, NULL);
     int rc = uv_timer_init(loop, &b->timer);
     if (rc < 0) {
         pthread_mutex_destroy(&b->assoc_mu);
         pthread_mutex_destroy(&b->inbox_mu);
+        pthread_mutex_destroy(&b->sa_mu);
         free(b);
         return rc;
     }

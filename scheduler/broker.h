@@ -69,6 +69,13 @@ int broker_cancel_push(broker *b, int64_t id);
  * than one poll interval (a hung slurmctld shows at once). Any thread. Accepts NULL (false). */
 bool broker_slurm_ok(const broker *b);
 
+/* Runs fn(sa, arg) on the calling thread with the broker's Slurm adapter to itself (for reads the
+ * ticks do not make, e.g. the accounting records of a reconciliation): waits for a tick under way
+ * to finish and holds the next one back until fn returns. Returns fn's result, or -ENODEV when b
+ * is NULL (no Slurm). Worker threads only, never the loop thread; fn must not call the registry
+ * (a tick waiting on it could hold the registry's callers back). */
+int broker_slurm_exclusive(broker *b, int (*fn)(slurm_adapter *sa, void *arg), void *arg);
+
 /* The job folder and output file of job `id` into buf[len] ("<spool>/jobs/<id>/output.log").
  * Returns buf. Any thread. */
 char *broker_job_output_path(const broker_options *opt, long long id, char *buf, size_t len);
