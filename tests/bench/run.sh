@@ -178,6 +178,9 @@ step "antennad on 127.0.0.1:$port (cluster_window 100000)"
 antennad_write_config "$work" "$port" "$SLURM_CONF"
 # Dispatch must not wait on the window (jobs stay pending on the drained node): its maximum.
 sed -i '1a\  "cluster_window": 100000,' "$work/antennad.json"
+# The load generator is one peer with BENCH_CONNS connections: above the per-peer cap (32) it
+# would be refused, as any one client is; the bench raises that cap for itself.
+sed -i "1a\\  \"max_connections_per_peer\": $((CONNS + 16))," "$work/antennad.json"
 admin=$("$build/antennad" bootstrap --config "$work/antennad.json" 2> /dev/null) ||
     abort "antennad bootstrap failed"
 antennad_start "$build/antennad" "$work" || abort "antennad did not start"
