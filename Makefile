@@ -42,14 +42,14 @@ CLI_SRC   := $(filter-out client/main.c,$(wildcard client/*.c))
 TEST_SRC  := $(wildcard tests/unit/test_*.c)
 
 POL_OBJ   := $(POL_SRC:%.c=$(BUILD)/%.o)
-SCHED_OBJ := $(SCHED_SRC:%.c=$(BUILD)/%.o)
+SCHED_OBJ := $(SCHED_SRC:%.c=$(BUILD)/%.o) $(BUILD)/gen/ui_assets_data.o
 CLI_OBJ   := $(CLI_SRC:%.c=$(BUILD)/%.o)
 TEST_BIN  := $(TEST_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 ITEST_SRC := $(wildcard tests/integration/test_*.c)
 ITEST_BIN := $(ITEST_SRC:tests/integration/%.c=$(BUILD)/itests/%)
 
 .SECONDARY:
-.PHONY: all deps test unit unit-san integration format format-check demo demo-stop clean bench bench-bin reliability
+.PHONY: all deps test unit unit-san integration browser-deps format format-check demo demo-stop clean bench bench-bin reliability
 
 all: $(BUILD)/antennad $(BUILD)/antenna
 
@@ -66,6 +66,15 @@ $(BUILD)/.test-deps: deploy/check-build-deps.sh
 	@mkdir -p $(dir $@)
 	$(Q)deploy/check-build-deps.sh $(CC) test && touch $@
 $(TEST_SRC:tests/unit/%.c=$(BUILD)/tests/unit/%.o): | $(BUILD)/.test-deps
+
+# The web console (ui/) embedded into antennad as C arrays (scheduler/ui_embed.sh): served from
+# memory at /ui, no file read at run time.
+UI_FILES := $(sort $(shell find ui -type f 2>/dev/null))
+$(BUILD)/gen/ui_assets_data.c: scheduler/ui_embed.sh $(UI_FILES)
+	@mkdir -p $(dir $@)
+	$(call say,EMBED,ui/)scheduler/ui_embed.sh $@ ui $(UI_FILES)
+$(BUILD)/gen/ui_assets_data.o: $(BUILD)/gen/ui_assets_data.c | $(BUILD)/.build-deps
+	$(call say,CC,$<)$(CC) $(CPPFLAGS) $(CFLAGS) -c $< -o $@
 
 $(BUILD)/libpolicies.a: $(POL_OBJ)
 	$(call say,AR,$@)$(AR) rcs $@ $^
@@ -98,8 +107,15 @@ unit: all $(TEST_BIN)
 unit-san:
 	$(Q)$(MAKE) --no-print-directory SANITIZER=address,undefined unit
 
-integration: all $(ITEST_BIN)
+integration: all $(ITEST_BIN) browser-deps
 	$(Q)tests/integration/run.sh $(BUILD)
+
+# The browser test's driver (playwright-core, pinned in tests/browser/package-lock.json), installed
+# when missing; it drives Debian's chromium (make deps), never a browser of its own.
+browser-deps: tests/browser/node_modules/.installed
+tests/browser/node_modules/.installed: tests/browser/package.json tests/browser/package-lock.json
+	$(call say,NPM,tests/browser)cd tests/browser && npm ci --no-audit --no-fund --loglevel=error
+	$(Q)touch $@
 
 format:
 	$(Q)clang-format -i $(wildcard */*.[ch] tests/unit/*.[ch] tests/integration/*.[ch] tests/bench/*.[ch] tests/fuzz/*.[ch])

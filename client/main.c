@@ -29,6 +29,7 @@
 #include "job_view.h"
 #include "quota_args.h"
 #include "quota_view.h"
+#include "reconcile_view.h"
 #include "report_view.h"
 #include "sbatch_script.h"
 #include "table.h"
@@ -86,6 +87,9 @@ enum opt_id {
     OPT_EXPIRES,
     OPT_JOB,   /* an sbatch job option, applied through sbatch_opt_set */
     OPT_QUOTA, /* a `quota set` field, applied through quota_args_set */
+    OPT_REASON,
+    OPT_GPU_HOURS,
+    OPT_CPU_HOURS,
     OPT_COUNT
 };
 
@@ -1970,6 +1974,101 @@ static int run_audit_public_key(cli *c, args *a)
 
 /* ---- command table ---- */
 
+/* ---- refunds, corrections and the reconciliation ---- */
+
+static const command cmd_refund, cmd_correct, cmd_reconcile;
+
+/* Parses an amount of hours (a number >= 0) for `opt`. Returns 0 or the usage error's status. */
+static int hours_arg(const command *cmd, const char *opt, const char *s, double *out)
+{
+    char *end = NULL;
+    double v = s ? strtod(s, &end) : -1;
+    if (s == NULL || end == s || *end != '\0' || !(v >= 0) || v > 1e9)
+        return usage_error(cmd, "%s must be a number of hours >= 0, e.g. 1.5 (got '%s')", opt,
+                           s ? s : "");
+    *out = v;
+    return 0;
+}
+
+static int run_adjust(cli *c, args *a, const command *cmd, bool correct)
+{
+    long long id;
+    double gpu = 0, cpu = 0;
+    int rc = job_id_arg(cmd, a, &id);
+    if (rc != 0) return rc;
+    const char *reason = a->value[OPT_REASON];
+    if (reason == NULL || reason[0] == '\0')
+        return usage_error(cmd, "--reason is required: say why (it goes to the audit trail)");
+    if (correct && !a->given[OPT_GPU_HOURS])
+        return usage_error(cmd, "--gpu-hours is required: the charge the job should have");
+    if (a->given[OPT_GPU_HOURS] &&
+        (rc = hours_arg(cmd, "--gpu-hours", a->value[OPT_GPU_HOURS], &gpu)) != 0)
+        return rc;
+    if (a->given[OPT_CPU_HOURS] &&
+        (rc = hours_arg(cmd, "--cpu-hours", a->value[OPT_CPU_HOURS], &cpu)) != 0)
+        return rc;
+    json_t *body = json_pack("{s:s}", "reason", reason);
+    if (body && a->given[OPT_GPU_HOURS]) json_object_set_new(body, "gpu_hours", json_real(gpu));
+    if (body && a->given[OPT_CPU_HOURS]) json_object_set_new(body, "cpu_hours", json_real(cpu));
+    char path[80];
+    snprintf(path, sizeof path, "/v1/jobs/%lld/%s", id, correct ? "correct" : "refund");
+    c->forbidden_hint = "refunds and corrections are for staff and admin tokens";
+    json_t *j = NULL;
+    rc = post(c, path, body, &j);
+    if (rc == 0) {
+        if (a->given[OPT_JSON]) {
+            rc = print_json(j);
+        } else {
+            json_t *adj = json_object_get(j, "adjustments");
+            json_t *last = json_array_get(adj, json_array_size(adj) - 1);
+            double delta = json_number_value(json_object_get(last, "gpu_hours"));
+            json_t *now = json_object_get(j, "charge_gpu_hours");
+            printf("Job %lld %s by %+.4f GPU-hours (%s); its charge is now %.4f GPU-hours.\n", id,
+                   correct ? "corrected" : "refunded", delta, reason,
+                   json_is_number(now) ? json_number_value(now) : 0.0);
+        }
+    }
+    json_decref(j);
+    return rc;
+}
+
+static int run_refund(cli *c, args *a)
+{
+    return run_adjust(c, a, &cmd_refund, false);
+}
+
+static int run_correct(cli *c, args *a)
+{
+    return run_adjust(c, a, &cmd_correct, true);
+}
+
+static int run_reconcile(cli *c, args *a)
+{
+    const command *cmd = &cmd_reconcile;
+    const char *month = a->value[OPT_MONTH];
+    if (month == NULL) return usage_error(cmd, "--month is required, e.g. --month 2026-11");
+    if (!quota_args_period_valid(month, 0))
+        return usage_error(cmd, "--month must be YYYY-MM, e.g. 2026-11 (got '%s')", month);
+    char path[64];
+    snprintf(path, sizeof path, "/v1/reconcile?month=%s", month);
+    c->forbidden_hint = "reconciliation is for staff, admin and auditor tokens";
+    api_client_response r;
+    api_client_response_init(&r);
+    json_t *j = NULL;
+    int rc = call(c, "GET", path, NULL, NULL, &r, &j);
+    if (rc == 0) {
+        if (a->given[OPT_JSON]) {
+            rc = print_json(j);
+        } else if (reconcile_view_print(stdout, j) == -EINVAL) {
+            print_error("the server's answer is not a reconciliation (no \"summary\")");
+            rc = EXIT_REFUSED;
+        }
+    }
+    json_decref(j);
+    api_client_response_close(&r);
+    return rc;
+}
+
 static const optdef submit_opts[] = {
     {"--job-name", 'J', true, OPT_JOB},
     {"--time", 't', true, OPT_JOB},
@@ -2049,6 +2148,73 @@ static const optdef user_set_opts[] = {
     {"--unix-user", 0, true, OPT_UNIX_USER},
     {"--json", 0, false, OPT_JSON},
     {NULL, 0, false, OPT_COUNT},
+};
+
+static const optdef refund_opts[] = {
+    {"--reason", 0, true, OPT_REASON},
+    {"--gpu-hours", 0, true, OPT_GPU_HOURS},
+    {"--cpu-hours", 0, true, OPT_CPU_HOURS},
+    {"--json", 0, false, OPT_JSON},
+    {NULL, 0, false, OPT_COUNT},
+};
+static const optdef reconcile_opts[] = {
+    {"--month", 0, true, OPT_MONTH},
+    {"--json", 0, false, OPT_JSON},
+    {NULL, 0, false, OPT_COUNT},
+};
+static const command cmd_refund = {
+    NULL,
+    "refund",
+    "antenna refund [--gpu-hours X] [--cpu-hours Y] --reason TEXT [--json] ID",
+    "Refunds an ended job (staff or admin): a negative charge entry in the job's month, so its\n"
+    "partner gets the budget back and usage and the statement show it. The ledger is never\n"
+    "edited. The reason goes to the audit trail (job.refunded).\n"
+    "\n"
+    "  --reason TEXT     why (required), e.g. \"node failure\"\n"
+    "  --gpu-hours X     refund X GPU-hours (default: the whole charge); never more than\n"
+    "                    what is left of the charge\n"
+    "  --cpu-hours Y     refund Y CPU-hours\n"
+    "  --json            print the server's job JSON with its refunds and corrections\n",
+    refund_opts,
+    1,
+    1,
+    run_refund,
+};
+static const command cmd_correct = {
+    NULL,
+    "correct",
+    "antenna correct --gpu-hours X [--cpu-hours Y] --reason TEXT [--json] ID",
+    "Corrects an ended job's charge to X GPU-hours (staff or admin), e.g. a lost job charged\n"
+    "its full hold, to what really ran: an entry of the difference in the job's month. The\n"
+    "reason goes to the audit trail (job.corrected).\n"
+    "\n"
+    "  --gpu-hours X     the charge the job should have (required)\n"
+    "  --cpu-hours Y     the CPU-hours it should have (default: unchanged)\n"
+    "  --reason TEXT     why (required)\n"
+    "  --json            print the server's job JSON\n",
+    refund_opts,
+    1,
+    1,
+    run_correct,
+};
+static const command cmd_reconcile = {
+    NULL,
+    "reconcile",
+    "antenna reconcile --month YYYY-MM [--json]",
+    "Compares the month's ledger with the cluster's accounting (slurmdbd) job by job (staff,\n"
+    "admin or auditor) and lists: charges with no record, records on Antenna's partition or\n"
+    "partners' accounts with no Antenna job (escaped jobs), elapsed times that differ by more\n"
+    "than one second, GPU counts that differ, jobs still held after their end, and ledger\n"
+    "charges that are not what the record's elapsed time costs. Each run is\n"
+    "audited (reconcile.ran); antennad also runs it daily, and the statement shows the latest.\n"
+    "Without slurmdbd the server answers that the cluster keeps no accounting of record.\n"
+    "\n"
+    "  --month M   the month, YYYY-MM (required; up to now for the current month)\n"
+    "  --json      print the server's JSON\n",
+    reconcile_opts,
+    0,
+    0,
+    run_reconcile,
 };
 
 static const command cmd_submit = {
@@ -2454,7 +2620,8 @@ static const command cmd_audit = {
     "                   prefix (job. = every job action). Actions: job.submitted,\n"
     "                   job.refused, job.dispatched, job.finished, job.cancel_requested,\n"
     "                   partner.created, partner.changed, user.created, token.created,\n"
-    "                   token.revoked, quota.set, auth.failed, audit.head_accepted\n"
+    "                   token.revoked, quota.set, auth.failed, audit.head_accepted,\n"
+    "                   job.refunded, job.corrected, reconcile.ran\n"
     "  --after SEQ      only entries after entry number SEQ (to read on from a table)\n"
     "  -n, --limit N    at most N entries\n"
     "  --format F       table (default; DETAILS is the entry's details as compact JSON,\n"
@@ -2516,6 +2683,9 @@ static const command *const commands[] = {
     &cmd_audit_checkpoint,
     &cmd_audit_public_key,
     &cmd_audit,
+    &cmd_refund,
+    &cmd_correct,
+    &cmd_reconcile,
 };
 
 static const char main_usage[] = "Usage: antenna [--url URL] [--token TOKEN] [--ca FILE] COMMAND "
@@ -2553,6 +2723,9 @@ static void print_main_help(void)
            "                             GPU- and CPU-hours charged, with a total\n"
            "  report --partner P --month YYYY-MM [--format html|csv|json] [--output FILE]\n"
            "                             a partner's monthly statement (printable HTML)\n"
+           "  reconcile --month YYYY-MM  compare the ledger with slurmdbd (staff, admin, auditor)\n"
+           "  refund ID --reason TEXT [--gpu-hours X]     refund an ended job (staff or admin)\n"
+           "  correct ID --gpu-hours X --reason TEXT      correct its charge (staff or admin)\n"
            "\nAudit trail (admin or auditor role):\n"
            "  audit [--since DATE] [--actor A] [--action ACT] [--limit N] [--format table|json]\n"
            "  audit verify               check the trail's hash chain (exit 1 when broken)\n"

@@ -655,6 +655,79 @@ static void write_check(FILE *out, const json_t *report, usage_amount total, usa
     fputs(". Ask the operators of Antenna to check the ledger.</p>\n", out);
 }
 
+/* The refunds and corrections of the month, when there are any: each one's job, kind, signed
+ * GPU-hours, reason, who and when. */
+static void write_adjustments(FILE *out, const json_t *report)
+{
+    const json_t *arr = json_object_get(report, "adjustments");
+    if (!json_is_array(arr) || json_array_size(arr) == 0) return;
+    fputs("<section>\n<h2>Refunds and corrections</h2>\n<table>\n<thead><tr><th>Job</th>"
+          "<th>Kind</th><th class=\"num\">GPU-hours</th><th>Reason</th><th>By</th><th>When "
+          "(UTC)</th></tr></thead>\n<tbody>\n",
+          out);
+    size_t i;
+    json_t *e;
+    json_array_foreach(arr, i, e)
+    {
+        long long job = 0, gs = 0;
+        char when[64];
+        fputs("<tr><td>", out);
+        if (get_ll(e, "job", &job))
+            fprintf(out, "%lld", job);
+        else
+            fputs("-", out);
+        fputs("</td><td>", out);
+        esc_or_dash(out, str(e, "kind"));
+        if (get_ll(e, "gpu_seconds", &gs))
+            fprintf(out, "</td><td class=\"num\">%+.2f</td><td>", gs / 3600.0);
+        else
+            fputs("</td><td class=\"num\">-</td><td>", out);
+        esc_or_dash(out, str(e, "reason"));
+        fputs("</td><td>", out);
+        esc_or_dash(out, str(e, "actor"));
+        fputs("</td><td>", out);
+        report_view_html_escape(out, utc_text(str(e, "at"), when, sizeof when));
+        fputs("</td></tr>\n", out);
+    }
+    fputs("</tbody>\n</table>\n</section>\n", out);
+}
+
+/* The line of the latest reconciliation with the cluster's accounting, when the statement says
+ * (an older antennad's statement has no "reconciled": nothing is written). */
+static void write_reconciled(FILE *out, const json_t *report)
+{
+    const json_t *r = json_object_get(report, "reconciled");
+    if (r == NULL) return;
+    if (!json_is_object(r)) {
+        fputs("<p class=\"check\">Not yet reconciled with the cluster's accounting.</p>\n", out);
+        return;
+    }
+    char line[256];
+    fputs("<p class=\"check\">", out);
+    report_view_html_escape(out, report_view_reconciled_line(report, line, sizeof line));
+    fputs("</p>\n", out);
+}
+
+char *report_view_reconciled_line(const json_t *report, char *buf, size_t len)
+{
+    const json_t *r = json_object_get(report, "reconciled");
+    long long jobs = 0, diffs = 0;
+    char when[64];
+    if (!json_is_object(r)) {
+        snprintf(buf, len, "not yet reconciled with the cluster's accounting");
+        return buf;
+    }
+    get_ll(r, "jobs", &jobs);
+    get_ll(r, "differences", &diffs);
+    utc_text(str(r, "at"), when, sizeof when);
+    snprintf(buf, len,
+             "reconciled with the cluster's accounting on %s%s: %lld job%s, %lld "
+             "difference%s",
+             when, when[0] != '-' ? " UTC" : "", jobs, jobs == 1 ? "" : "s", diffs,
+             diffs == 1 ? "" : "s");
+    return buf;
+}
+
 int report_view_print_html(FILE *out, const json_t *report)
 {
     int y, m;
@@ -698,6 +771,8 @@ int report_view_print_html(FILE *out, const json_t *report)
     write_users(out, report, total, &users);
     write_jobs(out, report, &jobs, &njobs);
     write_check(out, report, total, users, jobs, njobs);
+    write_adjustments(out, report);
+    write_reconciled(out, report);
     fputs("</main>\n<footer>GPU-hours are GPUs &times; hours &times; the weight of the GPU type, "
           "exact to the weighted GPU-second (amounts here are rounded to 2 decimals; the CSV "
           "export has them exactly). A job is charged once, when it ends, from the real start "

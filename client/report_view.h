@@ -33,6 +33,12 @@ int report_view_print_html(FILE *out, const json_t *report);
  * written) when the statement has no "jobs" array, or -EIO. */
 int report_view_print_csv(FILE *out, const json_t *report);
 
+/* The statement's reconciliation line into buf[len]: "reconciled with the cluster's accounting on
+ * DATE UTC: N jobs, M differences" from its "reconciled" object, or "not yet reconciled with the
+ * cluster's accounting". Returns buf. The HTML page shows it after the check (and, when the
+ * statement has refunds or corrections, a table of them before it). */
+char *report_view_reconciled_line(const json_t *report, char *buf, size_t len);
+
 /* Writes `s` to `out` with &, <, >, " and ' as HTML character references and control
  * characters (but tab and newline) as spaces. NULL writes nothing. Returns 0 or -EIO. */
 int report_view_html_escape(FILE *out, const char *s);

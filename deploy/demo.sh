@@ -118,6 +118,9 @@ ENV
     step "the same job seen by Slurm (scontrol show job $slurm_id)"
     scontrol show job "$slurm_id" | grep -E 'JobId|UserId|JobState|TRES|Comment' || true
     if [ "$rc" -ne 0 ]; then echo "the demo job did not complete (exit $rc)" >&2; exit "$rc"; fi
+    step "the web console"
+    echo "Open $ANTENNA_URL/ui/ and sign in with the demo token $ANTENNA_TOKEN"
+    echo "(the certificate is the demo's own: trust $ANTENNA_CA in the browser, or accept it once)"
     cat <<MSG
 
 Demo done. The cluster and antennad keep running. Go on with the CLI:

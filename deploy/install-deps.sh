@@ -11,7 +11,11 @@ PACKAGES=(
     libcurl4-openssl-dev libcmocka-dev passwd procps iproute2
     wrk slurmrestd python3
     slurmdbd mariadb-server mariadb-client
+    chromium fonts-dejavu-core nodejs
 )
+# The web console's browser test: Debian's chromium, driven by playwright-core from npm. npm comes
+# with nodejs on some installs (NodeSource's): ask Debian for it only when there is none.
+command -v npm > /dev/null 2>&1 || PACKAGES+=(npm)
 
 # One dpkg-query for all packages: prints "name status" for the ones dpkg knows about.
 installed=$(dpkg-query -W -f='${Package} ${db:Status-Abbrev}\n' "${PACKAGES[@]}" 2>/dev/null || true)

@@ -36,7 +36,7 @@ usage() {
 pid_alive() {
     local pidfile=$1 name=$2 pid comm state
     [ -r "$pidfile" ] || return 1
-    pid=$(tr -dc '0-9' < "$pidfile" 2> /dev/null)
+    pid=$(tr -dc '0-9' 2> /dev/null < "$pidfile") # (a pid file removed meanwhile: no message)
     [ -n "$pid" ] || return 1
     comm=$(cat "/proc/$pid/comm" 2> /dev/null) || return 1
     [ "$comm" = "$name" ] || return 1

@@ -9,6 +9,9 @@
 #       "SLURM_CONF=DIR/etc/slurm.conf" on stdout. Job state from an earlier run is discarded.
 #   slurm-cluster.sh stop DIR     stops this cluster's daemons and jobs; idempotent.
 #   slurm-cluster.sh status DIR   prints the daemons' pids and the node state; exit 0 iff all run.
+#   slurm-cluster.sh associate DIR ACCOUNT UNIX_USER...   (accounting only) adds Slurm account
+#       ACCOUNT and each UNIX_USER as a user of it, for a test that submits behind antennad's back
+#       (sbatch --uid, slurmrestd); idempotent. antennad keeps its own partners' associations.
 #
 # Opt-in settings for start, from the environment (unset: none of this happens), for the bench:
 #   SLURM_CLUSTER_MAX_JOB_COUNT=N  MaxJobCount=N in slurm.conf (Slurm's default is 10000)
@@ -24,6 +27,15 @@
 #       account can neither get resources behind the broker's back nor change what it was given
 #       (docs/slurm-site.md says why a RootOnly=YES partition cannot do this in 22.05). 0 only for
 #       a test that must submit as an unprivileged account (the bench's slurmrestd baseline).
+#   SLURM_CLUSTER_ACCOUNTING=1|0  (default 1) Slurm's accounting of record: a private MariaDB and
+#       slurmdbd in DIR/acct (deploy/slurm-accounting.sh; its database outlives restarts of the
+#       cluster), AccountingStorageType=accounting_storage/slurmdbd, AccountingStorageTRES=gres/gpu,
+#       JobAcctGatherType=jobacct_gather/linux, the cluster registered with sacctmgr. 0: the
+#       fallback without slurmdbd (accounting_storage/none: Slurm forgets a job MinJobAge seconds
+#       after it ends; antennad then charges a job it could not see end its full hold).
+#   SLURM_CLUSTER_ENFORCE=associations|none  (default associations, as production sites run it)
+#       AccountingStorageEnforce: a job needs an account/user association (antennad keeps one per
+#       partner and mapped Unix account; root's exists from the start). Ignored without accounting.
 #
 # Diagnostics go to stderr. Must run as root (slurmd runs jobs as other accounts).
 set -euo pipefail
@@ -135,6 +147,7 @@ cmd_stop() {
     jobs=$(with_descendants $(job_seed_pids) | tr '\n' ' ')
     if [ -z "${daemons// /}${jobs// /}" ]; then
         rm -f "$RUN"/*.pid "$MUNGE/munged.pid" 2>/dev/null || true
+        stop_accounting
         say "stopped (nothing was running in $DIR)"
         return 0
     fi
@@ -160,7 +173,13 @@ cmd_stop() {
         sleep 0.1
     done
     rm -f "$RUN"/*.pid "$MUNGE/munged.pid" 2>/dev/null || true
+    stop_accounting
     say "stopped $DIR"
+}
+
+# stop_accounting: after slurmctld (which sends slurmdbd its last records when it stops).
+stop_accounting() {
+    if [ -d "$ACCT/run" ]; then "$root/deploy/slurm-accounting.sh" stop "$ACCT" || true; fi
 }
 
 show_logs() {
@@ -177,6 +196,55 @@ fail_start() {
     show_logs
     cmd_stop || true
     exit 1
+}
+
+# accounting_config: slurm.conf's accounting lines (ACCT_PORT: slurmdbd's port, "" = none).
+accounting_config() {
+    if [ -z "$ACCT_PORT" ]; then
+        printf '%s\n' "JobAcctGatherType=jobacct_gather/none" "AccountingStorageType=accounting_storage/none"
+        return
+    fi
+    cat <<ACCT
+JobAcctGatherType=jobacct_gather/linux
+JobAcctGatherFrequency=30
+AccountingStorageType=accounting_storage/slurmdbd
+AccountingStorageHost=localhost
+AccountingStoragePort=$ACCT_PORT
+AccountingStoragePass=$MUNGE/munged.sock
+AccountingStorageTRES=gres/gpu
+ACCT
+    if [ -n "$ENFORCE" ]; then echo "AccountingStorageEnforce=$ENFORCE"; fi
+}
+
+# start_accounting: MariaDB and slurmdbd in DIR/acct (slurm.conf written, munged up), then the
+# cluster registered (idempotent). Before slurmctld: it registers itself with slurmdbd at start.
+start_accounting() {
+    "$root/deploy/slurm-accounting.sh" start "$ACCT" --conf-dir "$DIR/etc" \
+        --munge-socket "$MUNGE/munged.sock" --dbd-port "$ACCT_PORT" >/dev/null ||
+        fail_start "slurmdbd did not start (deploy/slurm-accounting.sh; log in $ACCT/log)"
+    if [ -z "$(sacctmgr_run -n -P list cluster "$CLUSTER" format=cluster 2>/dev/null)" ]; then
+        sacctmgr_run -i add cluster "$CLUSTER" >&2 || fail_start "sacctmgr add cluster $CLUSTER failed"
+    fi
+}
+
+sacctmgr_run() { SLURM_CONF=$CONF sacctmgr "$@"; }
+
+# cmd_associate ACCOUNT USER...: account and users (each a user of it), idempotent.
+cmd_associate() {
+    [ $# -ge 1 ] || usage
+    local acct=$1 u
+    shift
+    grep -qs '^AccountingStorageType=accounting_storage/slurmdbd' "$CONF" ||
+        die "the cluster in $DIR runs without accounting: nothing to associate"
+    if [ -z "$(sacctmgr_run -n -P list account "$acct" format=account 2>/dev/null)" ]; then
+        sacctmgr_run -i add account "$acct" Cluster="$CLUSTER" >&2 || die "cannot add account $acct"
+    fi
+    for u in "$@"; do
+        if [ -z "$(sacctmgr_run -n -P list assoc cluster="$CLUSTER" account="$acct" user="$u" format=user 2>/dev/null)" ]; then
+            sacctmgr_run -i add user "$u" Account="$acct" Cluster="$CLUSTER" >&2 ||
+                die "cannot add user $u to account $acct"
+        fi
+    done
 }
 
 write_config() {
@@ -222,8 +290,7 @@ SelectType=select/cons_tres
 SelectTypeParameters=CR_Core_Memory
 # A job that asks for no memory gets its share per CPU, not the whole node.
 DefMemPerCPU=$((MEM_MB / CPUS > 0 ? MEM_MB / CPUS : 1))
-JobAcctGatherType=jobacct_gather/none
-AccountingStorageType=accounting_storage/none
+$(accounting_config)
 JobCompType=jobcomp/none
 MpiDefault=none
 SwitchType=switch/none
@@ -362,6 +429,15 @@ cmd_start() {
     done
     mkdir -p "$DIR/etc" "$DIR/state" "$DIR/spool/slurmd" "$RUN" "$LOG"
     chmod 0755 "$DIR/etc" "$DIR/log" "$RUN"
+    ACCT_PORT=""
+    if [ -n "$ACCOUNTING" ]; then
+        command -v slurmdbd >/dev/null && command -v mariadbd >/dev/null ||
+            die "slurmdbd or mariadb-server is not installed: run 'make deps' as root, or start with SLURM_CLUSTER_ACCOUNTING=0 (no accounting of record)"
+        # shellcheck source=common.sh
+        . "$root/deploy/common.sh"
+        ACCT_PORT=$(free_port)
+        while [ "$ACCT_PORT" = "$CTLD_PORT" ] || [ "$ACCT_PORT" = "$SLURMD_PORT" ]; do ACCT_PORT=$(free_port); done
+    fi
     write_config "$node"
 
     local port
@@ -372,6 +448,7 @@ cmd_start() {
     done
 
     start_munged
+    if [ -n "$ACCOUNTING" ]; then start_accounting; fi
     SLURM_CONF=$CONF slurmctld -f "$CONF" >&2 2>&1 || fail_start "slurmctld did not start"
     SLURM_CONF=$CONF slurmd -f "$CONF" >&2 2>&1 || fail_start "slurmd did not start"
 
@@ -414,6 +491,11 @@ cmd_status() {
             rc=1
         fi
     done
+    if grep -qs '^AccountingStorageType=accounting_storage/slurmdbd' "$CONF"; then
+        "$root/deploy/slurm-accounting.sh" status "$ACCT" || rc=1
+    else
+        echo "accounting: none (accounting_storage/none)"
+    fi
     if [ $rc -eq 0 ]; then
         echo "node $(hostname -s): $(node_state "$(hostname -s)")"
         echo "SLURM_CONF=$CONF"
@@ -426,6 +508,15 @@ action=$1
 # Canonical absolute path: the cluster's name (below) is derived from it.
 DIR=$(realpath -m -- "$2")
 shift 2
+root=$(cd "$(dirname "$0")/.." && pwd)
+ACCT=$DIR/acct
+ACCT_PORT=""
+if [ "$action" = associate ]; then
+    CONF=$DIR/etc/slurm.conf
+    CLUSTER=antenna$(printf '%s' "$DIR" | cksum | cut -d' ' -f1)
+    cmd_associate "$@"
+    exit
+fi
 CTLD_PORT="" SLURMD_PORT="" GPUS=8 GPU_TYPE=h100 CPUS=32 MEM_MB=65536
 while [ $# -gt 0 ]; do
     [ $# -ge 2 ] || usage
@@ -448,6 +539,16 @@ case "${SLURM_CLUSTER_ROOT_ONLY:-1}" in
 1) ROOT_ONLY=1 ;;
 0) ROOT_ONLY="" ;;
 *) die "SLURM_CLUSTER_ROOT_ONLY must be 1 or 0, not '${SLURM_CLUSTER_ROOT_ONLY}'" ;;
+esac
+case "${SLURM_CLUSTER_ACCOUNTING:-1}" in
+1) ACCOUNTING=1 ;;
+0) ACCOUNTING="" ;;
+*) die "SLURM_CLUSTER_ACCOUNTING must be 1 or 0, not '${SLURM_CLUSTER_ACCOUNTING}'" ;;
+esac
+case "${SLURM_CLUSTER_ENFORCE:-associations}" in
+associations) ENFORCE=associations ;;
+none) ENFORCE="" ;;
+*) die "SLURM_CLUSTER_ENFORCE must be associations or none, not '${SLURM_CLUSTER_ENFORCE}'" ;;
 esac
 
 CONF=$DIR/etc/slurm.conf

@@ -822,6 +822,19 @@ int policy_usage_load(policy *p, const char *partner, const char *period, int64_
     return 0;
 }
 
+int policy_usage_adjust(policy *p, const char *partner, const char *period, int64_t gpu_delta,
+                        int64_t cpu_delta)
+{
+    if (p == NULL || partner == NULL || !policy_period_valid(period)) return -EINVAL;
+    struct ppartner *pa = partner_find(p, partner);
+    if (pa == NULL) return -ENOENT;
+    struct pperiod *e = period_get(pa, period);
+    if (e == NULL) return -ENOMEM;
+    e->used_gpu = gpu_delta < 0 && -gpu_delta > e->used_gpu ? 0 : sat_add(e->used_gpu, gpu_delta);
+    e->used_cpu = cpu_delta < 0 && -cpu_delta > e->used_cpu ? 0 : sat_add(e->used_cpu, cpu_delta);
+    return 0;
+}
+
 /* ---- admission ---- */
 
 /* Fills a refusal. Returns 0 (policy_job_admit's result for any verdict). */

@@ -161,6 +161,12 @@ int policy_quota_get(const policy *p, const char *partner, const char *period, p
 int policy_usage_load(policy *p, const char *partner, const char *period, int64_t gpu_s,
                       int64_t cpu_s, int64_t at);
 
+/* A refund or correction of charges already counted: adds gpu_delta/cpu_delta (signed) to
+ * `partner`'s used amounts in `period`, never below 0 (a refund gives budget back). Fair-share
+ * usage is not changed. Returns 0, -ENOENT (no such partner), -EINVAL (bad period). */
+int policy_usage_adjust(policy *p, const char *partner, const char *period, int64_t gpu_delta,
+                        int64_t cpu_delta);
+
 /* --- jobs --- */
 
 /* Decides whether `j` may be queued now, without changing anything; fills `v` (refusal or quote).

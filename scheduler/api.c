@@ -33,6 +33,7 @@
 #include "job_output.h"
 #include "log.h"
 #include "policy.h"
+#include "ui_assets.h"
 
 #define ANTENNA_VERSION "0.1.0"
 
@@ -802,6 +803,12 @@ static json_t *user_json(const store_user *u)
                      "created_at", json_time(u->created_at), "disabled", u->disabled);
 }
 
+/* GET /v1/me: who the token belongs to (the web console shows the pages of this role). */
+static void h_me(api_call *c)
+{
+    set_json(c, 200, user_json(&c->user));
+}
+
 static json_t *int_or_null(int v)
 {
     return v < 0 ? json_null() : json_integer(v);
@@ -871,6 +878,7 @@ static void h_partners_post(api_call *c)
             set_error(c, 409, "conflict", "partner \"%s\" already exists", name);
         else if (!store_failed(c, rc, "create the partner")) {
             LOG(LOG_INFO, "partner %s (share %lld) created by %s", name, share, c->user.name);
+            broker_assoc_push(c->a->br, p.name, NULL); /* its Slurm account */
             set_json(c, 201, partner_json(&p));
         }
     }
@@ -1002,6 +1010,7 @@ static void h_users_post(api_call *c)
         else if (!store_failed(c, rc, "create the user")) {
             LOG(LOG_INFO, "user %s (partner %s, unix %s, role %s, %s) created by %s", name, partner,
                 unix_user, role, category, c->user.name);
+            broker_assoc_push(c->a->br, u.partner, u.unix_user); /* Slurm's association */
             set_json(c, 201, user_json(&u));
         }
     }
@@ -1044,6 +1053,7 @@ static void h_user_patch(api_call *c)
         else if (!store_failed(c, rc, "change the user")) {
             LOG(LOG_INFO, "user %s changed by %s (unix %s%s)", u.name, c->user.name, u.unix_user,
                 u.disabled ? ", disabled" : "");
+            broker_assoc_push(c->a->br, u.partner, u.unix_user); /* a remap: Slurm's association */
             set_json(c, 200, user_json(&u));
         }
     }
@@ -1225,6 +1235,7 @@ static void h_quota_patch(api_call *c)
     }
     if (store_failed(c, rc, "set the quota")) goto out;
     LOG(LOG_INFO, "quota of %s for %s set by %s", p.name, period, c->user.name);
+    broker_gpu_limit_push(c->a->br, p.name, period, q.gpu_seconds); /* Slurm's mirror, if on */
     set_json(c, 200, quota_json(c, &p, period));
     c->kick = true; /* takes effect at once on the queue */
 out:
@@ -1475,6 +1486,9 @@ static void h_usage(api_call *c)
     set_json(c, 200, o);
 }
 
+static json_t *adjustment_json(const store_adjustment *a);
+static json_t *reconciled_json(api_call *c, const char *partner, const char *month);
+
 static void h_report(api_call *c)
 {
     store_partner p;
@@ -1560,6 +1574,16 @@ static void h_report(api_call *c)
                           "quota", quota_json(c, &p, month), "by_day", by_day, "by_user", by_user,
                           "jobs", jarr, "total", "gpu_hours", total / 3600.0, "gpu_seconds",
                           (json_int_t)total, "jobs", (json_int_t)n);
+    store_adjustment *as = NULL;
+    size_t nas = 0;
+    if (o != NULL && store_adjustment_list(c->a->st, p.name, month, 0, &as, &nas) == 0) {
+        json_t *aarr = json_array();
+        for (size_t i = 0; i < nas; i++)
+            json_array_append_new(aarr, adjustment_json(&as[i]));
+        json_object_set_new(o, "adjustments", aarr);
+    }
+    free(as);
+    if (o != NULL) json_object_set_new(o, "reconciled", reconciled_json(c, p.name, month));
     set_json(c, 200, o);
 }
 
@@ -1618,6 +1642,182 @@ static void h_audit_verify(api_call *c)
              json_pack("{s:b,s:I,s:o,s:s,s:I}", "ok", r.ok, "entries", (json_int_t)r.entries,
                        "first_bad", r.ok ? json_null() : json_integer(r.first_bad), "problem",
                        r.problem, "head_seq", (json_int_t)r.head_seq));
+}
+
+/* --- refunds and corrections ------------------------------------------------------------------ */
+
+static json_t *adjustment_json(const store_adjustment *a)
+{
+    return json_pack("{s:I,s:s,s:s,s:f,s:I,s:I,s:s,s:s,s:o}", "job", (json_int_t)a->job_id, "kind",
+                     a->kind, "period", a->period, "gpu_hours", a->gpu_seconds / 3600.0,
+                     "gpu_seconds", (json_int_t)a->gpu_seconds, "cpu_seconds",
+                     (json_int_t)a->cpu_seconds, "reason", a->reason, "actor", a->actor, "at",
+                     json_time(a->at));
+}
+
+/* Reads an optional amount in hours (a number >= 0) into *out seconds; absent keeps *out. */
+static bool amount_field(api_call *c, json_t *o, const char *name, int64_t *out)
+{
+    json_t *v = json_object_get(o, name);
+    if (v == NULL) return true;
+    double h = json_is_number(v) ? json_number_value(v) : -1;
+    if (h < 0 || h > 1e9) {
+        set_error(c, 400, "invalid_value", "%s must be a number of hours >= 0", name);
+        return false;
+    }
+    *out = (int64_t)(h * 3600.0 + 0.5);
+    return true;
+}
+
+/* POST /v1/jobs/{id}/refund and /correct: one registry change each, audited with its reason. */
+static void job_adjust(api_call *c, bool correct)
+{
+    static const struct field fields[] = {{"reason", F_STR, true},
+                                          {"gpu_hours", F_NUM_NULL, false},
+                                          {"cpu_hours", F_NUM_NULL, false}};
+    json_t *o = parse_body(c, fields, sizeof fields / sizeof fields[0]);
+    if (o == NULL) return;
+    const char *reason = str_field(o, "reason", "");
+    int64_t gpu = -1, cpu = -1;
+    if (reason[0] == '\0' || strlen(reason) >= STORE_REASON_MAX) {
+        set_error(c, 400, "invalid_value", "reason must say why, in 1 to %d characters",
+                  STORE_REASON_MAX - 1);
+        goto out;
+    }
+    if (!amount_field(c, o, "gpu_hours", &gpu) || !amount_field(c, o, "cpu_hours", &cpu)) goto out;
+    if (correct && gpu < 0) {
+        set_error(c, 400, "missing_field",
+                  "field \"gpu_hours\" is required: the charge the job should have (GPU-hours)");
+        goto out;
+    }
+    if (!correct && gpu >= 0 && cpu < 0) cpu = 0; /* a GPU amount alone refunds GPU-hours only */
+    if (!correct && cpu >= 0 && gpu < 0) gpu = 0;
+    store_job j;
+    int rc = store_job_get(c->a->st, c->id, &j);
+    if (rc == -ENOENT) {
+        set_error(c, 404, "not_found", "no job %" PRId64 "; see antenna jobs --all", c->id);
+        goto out;
+    }
+    if (store_failed(c, rc, "read the job")) goto out;
+    registry_actor who = actor_of(c, j.partner);
+    int64_t charged = j.charge_gpu_seconds;
+    rc = correct ? registry_job_correct(c->a->reg, &who, c->id, gpu, cpu, reason, &j)
+                 : registry_job_refund(c->a->reg, &who, c->id, gpu, cpu, reason, &j);
+    if (rc == -ENOENT) {
+        set_error(c, 404, "not_found", "no job %" PRId64 "; see antenna jobs --all", c->id);
+    } else if (rc == -EAGAIN) {
+        set_error(c, 409, "conflict",
+                  "job %" PRId64 " has not ended (%s): %s it once it has ended and been charged",
+                  c->id, j.state, correct ? "correct" : "refund");
+    } else if (rc == -ERANGE) {
+        set_error(c, 409, "conflict",
+                  "job %" PRId64 " was charged %.4f GPU-hours (net, after earlier refunds): a "
+                  "refund can't exceed what was charged",
+                  c->id, charged / 3600.0);
+    } else if (rc == -EALREADY) {
+        set_error(c, 409, "conflict",
+                  "job %" PRId64 "'s charge already is that (%.4f GPU-hours): nothing to %s", c->id,
+                  charged / 3600.0, correct ? "correct" : "refund");
+    } else if (!store_failed(c, rc, correct ? "correct the charge" : "refund the job")) {
+        LOG(LOG_INFO, "job %" PRId64 ": %s by %s", c->id, correct ? "charge corrected" : "refunded",
+            c->user.name);
+        store_adjustment *as = NULL;
+        size_t n = 0;
+        json_t *arr = json_array();
+        if (store_adjustment_list(c->a->st, NULL, NULL, c->id, &as, &n) == 0)
+            for (size_t i = 0; i < n; i++)
+                json_array_append_new(arr, adjustment_json(&as[i]));
+        free(as);
+        json_t *jo = job_json(&j, NULL);
+        json_object_set_new(jo, "adjustments", arr);
+        set_json(c, 200, jo);
+    }
+out:
+    json_decref(o);
+}
+
+static void h_job_refund(api_call *c)
+{
+    job_adjust(c, false);
+}
+
+static void h_job_correct(api_call *c)
+{
+    job_adjust(c, true);
+}
+
+/* --- reconciliation with the cluster's accounting -----------------------------------------------
+ */
+
+static void h_reconcile(api_call *c)
+{
+    char month[16] = "", err[512] = "";
+    if (query_str(http_request_query(c->req), "month", month, sizeof month) == -EINVAL ||
+        !policy_period_valid(month)) {
+        set_error(c, 400, "invalid_value", "month=YYYY-MM is required, e.g. ?month=2026-11");
+        return;
+    }
+    if (c->a->opt.reconciler == NULL) {
+        set_error(c, 503, "no_accounting",
+                  "the cluster keeps no accounting of record (antennad runs without slurmdbd): "
+                  "reconciliation needs it");
+        return;
+    }
+    registry_actor who = actor_of(c, "");
+    char *text = NULL;
+    int rc = reconciler_run(c->a->opt.reconciler, &who, month, time(NULL), &text, err, sizeof err);
+    if (rc == -EINVAL) {
+        set_error(c, 400, "invalid_value", "%s", err);
+    } else if (rc == -ENOTSUP) {
+        set_error(c, 503, "no_accounting", "%s", err);
+    } else if (rc == -EAGAIN) {
+        set_error(c, 503, "unavailable",
+                  "the cluster's accounting does not answer (%s); retry later", err);
+        c->retry_after = 30;
+    } else if (rc < 0) {
+        LOG(LOG_ERROR, "reconcile %s failed: %s", month, err);
+        set_error(c, 500, "internal", "the reconciliation failed (%s); tell the operators", err);
+    } else {
+        json_error_t jerr;
+        json_t *o = json_loads(text, 0, &jerr);
+        if (o == NULL)
+            set_error(c, 500, "internal", "the reconciliation's answer is not JSON");
+        else
+            set_json(c, 200, o);
+    }
+    free(text);
+}
+
+/* The latest reconciliation of `month` (audited "reconcile.ran"), as the statement of `partner`
+ * shows it: {"at", "jobs", "differences"} of that partner, or null when none ran. Reads the runs
+ * audited since the month began (one a day, and those asked). */
+static json_t *reconciled_json(api_call *c, const char *partner, const char *month)
+{
+    int64_t from = 0, to = 0;
+    store_audit_entry *es = NULL;
+    size_t n = 0;
+    json_t *best = NULL;
+    int64_t best_at = 0;
+    if (reconciler_month_bounds(month, &from, &to) < 0 ||
+        store_audit_list(c->a->st, 0, from, NULL, "reconcile.ran", 0, &es, &n) < 0)
+        return json_null();
+    for (size_t i = 0; i < n; i++) {
+        json_error_t jerr;
+        json_t *d = json_loads(es[i].details ? es[i].details : "{}", 0, &jerr);
+        const char *m = json_string_value(json_object_get(d, "month"));
+        if (m && strcmp(m, month) == 0 && es[i].at >= best_at) {
+            json_t *p = json_object_get(json_object_get(d, "partners"), partner);
+            json_decref(best);
+            best =
+                json_pack("{s:o,s:I,s:I}", "at", json_time(es[i].at), "jobs",
+                          (json_int_t)json_integer_value(json_object_get(p, "jobs")), "differences",
+                          (json_int_t)json_integer_value(json_object_get(p, "differences")));
+            best_at = es[i].at;
+        }
+        json_decref(d);
+    }
+    store_audit_entries_free(es, n);
+    return best ? best : json_null();
 }
 
 /* Signs the chain's last entry (the whole chain verified first) for an auditor to keep elsewhere.
@@ -1683,6 +1883,10 @@ static const struct route routes[] = {
     {"GET", "v1/reports/%/%", h_report, R_ALL, false},
     {"GET", "v1/audit", h_audit_list, R_ADMIN | R_AUDITOR, false},
     {"GET", "v1/audit/verify", h_audit_verify, R_ADMIN | R_AUDITOR, false},
+    {"GET", "v1/me", h_me, R_ALL, true},
+    {"POST", "v1/jobs/*/refund", h_job_refund, R_STAFFS, false},
+    {"POST", "v1/jobs/*/correct", h_job_correct, R_STAFFS, false},
+    {"GET", "v1/reconcile", h_reconcile, R_READERS, false},
     {"POST", "v1/audit/checkpoint", h_audit_checkpoint, R_ADMIN | R_AUDITOR, false},
     {"GET", "v1/audit/public-key", h_audit_public_key, R_ALL, false},
 };
@@ -2112,6 +2316,11 @@ void api_handle(http_request *req, void *arg)
             http_request_respond_error(req, 405, "method_not_allowed", "use GET /healthz");
         return;
     }
+    /* the web console's static files: from memory, no token (its data calls go to /v1) */
+    if (ui_assets_path_is_ui(path)) {
+        ui_assets_respond(req);
+        return;
+    }
     for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
         int64_t rid = 0;
         char rseg[2][64] = {"", ""};
@@ -2172,6 +2381,7 @@ void api_headers(http_request *req, void *arg)
      * same check as when the request is served (memory only, counted per peer), before its body
      * arrives: a client without a valid token never gets a body buffered. */
     if (strcmp(http_request_path(req), "/healthz") == 0) return;
+    if (ui_assets_path_is_ui(http_request_path(req))) return; /* the console's files: no token */
     (void)authenticate(a, req, &user, false);
 }
 

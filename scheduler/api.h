@@ -24,6 +24,7 @@
 #include "broker.h"
 #include "http_server.h"
 #include "job_request.h"
+#include "reconciler.h"
 #include "registry.h"
 
 typedef struct api api;
@@ -44,6 +45,7 @@ typedef struct api_options {
     unsigned token_burst;              /* the bucket's size (0 = twice the rate) */
     int64_t token_default_lifetime_s;  /* a new token's lifetime when none is asked; 0 = never */
     int64_t token_max_lifetime_s;      /* the longest lifetime that may be asked; 0 = none */
+    reconciler *reconciler; /* GET /v1/reconcile (borrowed); NULL = no accounting (503) */
 } api_options;
 
 /* Creates the API over `reg` (borrowed: every change goes through it; reads go to

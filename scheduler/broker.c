@@ -28,6 +28,8 @@
 #define HOUSEKEEP_S      60
 #define WINDOW_REFRESH_S 60
 #define CANCEL_INBOX_MAX 100000
+#define RECHECK_S        10    /* a forgotten job is read from slurmdbd again this often */
+#define ASSOC_INBOX_MAX  10000 /* partners/users waiting for their Slurm associations */
 
 /* A job of ours in Slurm, as last recorded. */
 struct tracked {
@@ -37,7 +39,21 @@ struct tracked {
     int64_t start, end;
     bool has_exit;
     int exit_code;
-    unsigned seen; /* the listing generation that last saw it */
+    unsigned seen;         /* the listing generation that last saw it */
+    int64_t missing_since; /* when slurmctld was first seen not to know it; 0 = it knows it */
+};
+
+/* A partner's GPU budget to mirror as GrpTRESMins (weighted GPU-seconds; < 0 = none). */
+struct gpu_limit {
+    char partner[STORE_NAME_MAX];
+    int64_t gpu_seconds;
+};
+
+/* Partner/Unix-account pairs whose Slurm associations exist ("partner\tunix_user"; a partner's
+ * own account as "partner\t"), sorted. Bounded by partners + users. */
+struct strset {
+    char **v;
+    size_t n, cap;
 };
 
 struct idvec {
@@ -72,8 +88,17 @@ struct broker {
     struct idvec cancels_open; /* cancel asked, not yet sent to Slurm */
     int64_t last_dispatch, last_housekeep, last_window;
 
+    pthread_mutex_t sa_mu;    /* the adapter: held by each tick, and by broker_slurm_exclusive */
     pthread_mutex_t inbox_mu; /* cancels pushed by the API */
     struct idvec inbox;
+
+    int64_t recheck_at; /* a full poll then: forgotten jobs are read from slurmdbd again */
+    pthread_mutex_t assoc_mu;
+    struct strset ensured;    /* associations known to exist */
+    struct strset assoc_todo; /* pushed by the API, ensured on the next tick */
+    atomic_bool no_dbd;       /* the cluster has no slurmdbd: no associations, no records */
+    struct gpu_limit *limits; /* budgets to mirror in Slurm (opt.gpu_limits), under assoc_mu */
+    size_t nlimits, caplimits;
 
     void (*done)(void *);
     void *done_arg;
@@ -103,6 +128,59 @@ static bool idvec_has(const struct idvec *v, int64_t id)
     for (size_t i = 0; i < v->n; i++)
         if (v->v[i] == id) return true;
     return false;
+}
+
+static int strset_find(const struct strset *s, const char *k, bool *found)
+{
+    size_t lo = 0, hi = s->n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = strcmp(s->v[mid], k);
+        if (c == 0) {
+            *found = true;
+            return (int)mid;
+        }
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    *found = false;
+    return (int)lo;
+}
+
+static bool strset_has(const struct strset *s, const char *k)
+{
+    bool found;
+    strset_find(s, k, &found);
+    return found;
+}
+
+static int strset_add(struct strset *s, const char *k)
+{
+    bool found;
+    size_t i = (size_t)strset_find(s, k, &found);
+    if (found) return 0;
+    if (s->n == s->cap) {
+        size_t cap = s->cap ? 2 * s->cap : 32;
+        char **p = realloc(s->v, cap * sizeof *p);
+        if (p == NULL) return -ENOMEM;
+        s->v = p;
+        s->cap = cap;
+    }
+    char *d = strdup(k);
+    if (d == NULL) return -ENOMEM;
+    memmove(&s->v[i + 1], &s->v[i], (s->n - i) * sizeof *s->v);
+    s->v[i] = d;
+    s->n++;
+    return 0;
+}
+
+static void strset_clear(struct strset *s)
+{
+    for (size_t i = 0; i < s->n; i++)
+        free(s->v[i]);
+    s->n = 0;
 }
 
 /* Marks a Slurm call under way, so that health sees a hung slurmctld at once. */
@@ -308,6 +386,193 @@ static int retry_pending(broker *b)
     return rc;
 }
 
+/* Makes sure Slurm's associations let `unix_user` run jobs under `partner`'s account (NULL
+ * unix_user: the partner's account only). Once per pair (then remembered); nothing without
+ * slurmdbd. Any worker thread. Returns 0, or a negative errno with err (slurmdbd away). */
+static int assoc_ready(broker *b, const char *partner, const char *unix_user, char *err,
+                       size_t errlen)
+{
+    char key[2 * STORE_NAME_MAX + 2];
+    if (atomic_load(&b->no_dbd)) return 0;
+    snprintf(key, sizeof key, "%s\t%s", partner, unix_user ? unix_user : "");
+    pthread_mutex_lock(&b->assoc_mu);
+    bool have = strset_has(&b->ensured, key);
+    pthread_mutex_unlock(&b->assoc_mu);
+    if (have) return 0;
+    int rc = slurm_adapter_account_ensure(b->sa, partner, partner, err, errlen);
+    if (rc == 0 && unix_user != NULL)
+        rc = slurm_adapter_user_ensure(b->sa, unix_user, partner, err, errlen);
+    if (rc == -ENOTSUP) {
+        if (!atomic_exchange(&b->no_dbd, true))
+            LOG(LOG_INFO, "Slurm has no slurmdbd: no associations kept, no records read (%s)", err);
+        return 0;
+    }
+    if (rc < 0) return rc;
+    pthread_mutex_lock(&b->assoc_mu);
+    if (strset_add(&b->ensured, key) < 0) rc = 0; /* out of memory: ensured again next time */
+    pthread_mutex_unlock(&b->assoc_mu);
+    if (unix_user != NULL) LOG(LOG_INFO, "Slurm: %s is a user of account %s", unix_user, partner);
+    return 0;
+}
+
+/* Ensures the associations the API asked for (partner\tunix_user keys), keeping those slurmdbd
+ * could not take for the next tick. */
+static void assoc_drain(broker *b)
+{
+    struct strset todo;
+    pthread_mutex_lock(&b->assoc_mu);
+    todo = b->assoc_todo;
+    b->assoc_todo = (struct strset){0};
+    pthread_mutex_unlock(&b->assoc_mu);
+    char err[256] = "";
+    size_t i = 0;
+    for (; i < todo.n; i++) {
+        char *tab = strchr(todo.v[i], '\t');
+        if (tab == NULL) continue;
+        *tab = '\0';
+        int rc = assoc_ready(b, todo.v[i], tab[1] ? tab + 1 : NULL, err, sizeof err);
+        *tab = '\t';
+        if (rc < 0) {
+            LOG(LOG_WARN, "Slurm associations wait for slurmdbd: %s (will retry)", err);
+            break;
+        }
+    }
+    pthread_mutex_lock(&b->assoc_mu);
+    for (; i < todo.n; i++)
+        if (b->assoc_todo.n < ASSOC_INBOX_MAX) strset_add(&b->assoc_todo, todo.v[i]);
+    pthread_mutex_unlock(&b->assoc_mu);
+    strset_clear(&todo);
+    free(todo.v);
+}
+
+int broker_assoc_push(broker *b, const char *partner, const char *unix_user)
+{
+    char key[2 * STORE_NAME_MAX + 2];
+    if (b == NULL || partner == NULL) return 0;
+    if (atomic_load(&b->no_dbd)) return 0;
+    snprintf(key, sizeof key, "%s\t%s", partner, unix_user ? unix_user : "");
+    pthread_mutex_lock(&b->assoc_mu);
+    int rc = b->assoc_todo.n >= ASSOC_INBOX_MAX ? -ENOSPC : strset_add(&b->assoc_todo, key);
+    pthread_mutex_unlock(&b->assoc_mu);
+    return rc;
+}
+
+int broker_gpu_limit_push(broker *b, const char *partner, const char *period, int64_t gpu_seconds)
+{
+    char now[8];
+    if (b == NULL || partner == NULL || period == NULL || !b->opt.gpu_limits) return 0;
+    if (strcmp(policy_period_of(time(NULL), now), period) != 0) return 0; /* not this month's */
+    pthread_mutex_lock(&b->assoc_mu);
+    int rc = 0;
+    size_t i = 0;
+    while (i < b->nlimits && strcmp(b->limits[i].partner, partner) != 0)
+        i++;
+    if (i == b->nlimits) {
+        if (b->nlimits >= ASSOC_INBOX_MAX) {
+            rc = -ENOSPC;
+        } else if (b->nlimits == b->caplimits) {
+            size_t cap = b->caplimits ? 2 * b->caplimits : 16;
+            struct gpu_limit *p = realloc(b->limits, cap * sizeof *p);
+            if (p == NULL)
+                rc = -ENOMEM;
+            else
+                b->limits = p, b->caplimits = cap;
+        }
+        if (rc == 0) snprintf(b->limits[b->nlimits++].partner, STORE_NAME_MAX, "%s", partner);
+    }
+    if (rc == 0) b->limits[i].gpu_seconds = gpu_seconds;
+    pthread_mutex_unlock(&b->assoc_mu);
+    return rc;
+}
+
+/* Mirrors the budgets pushed since the last tick (the latest per partner), keeping those
+ * slurmdbd could not take for the next tick. */
+static void gpu_limits_drain(broker *b)
+{
+    pthread_mutex_lock(&b->assoc_mu);
+    struct gpu_limit *v = b->limits;
+    size_t n = b->nlimits;
+    b->limits = NULL;
+    b->nlimits = b->caplimits = 0;
+    pthread_mutex_unlock(&b->assoc_mu);
+    char err[256] = "";
+    size_t i = 0;
+    for (; i < n && !atomic_load(&b->no_dbd); i++) {
+        int64_t s = v[i].gpu_seconds;
+        int64_t minutes = s < 0 ? -1 : (s + 59) / 60;
+        int rc = assoc_ready(b, v[i].partner, NULL, err, sizeof err);
+        if (rc == 0)
+            rc = slurm_adapter_account_gpu_limit(b->sa, v[i].partner, minutes, err, sizeof err);
+        if (rc == -ENOTSUP || rc == -EINVAL) {
+            LOG(LOG_WARN, "Slurm GPU limit of %s not mirrored: %s", v[i].partner, err);
+            continue;
+        }
+        if (rc < 0) {
+            LOG(LOG_WARN, "Slurm GPU limits wait for slurmdbd: %s (will retry)", err);
+            break;
+        }
+        LOG(LOG_INFO, "Slurm account %s: GrpTRESMins=gres/gpu=%" PRId64, v[i].partner, minutes);
+    }
+    /* kept for the next tick, unless a newer budget of the same partner came meanwhile */
+    for (; i < n; i++) {
+        char period[8];
+        bool newer = false;
+        pthread_mutex_lock(&b->assoc_mu);
+        for (size_t k = 0; k < b->nlimits && !newer; k++)
+            newer = strcmp(b->limits[k].partner, v[i].partner) == 0;
+        pthread_mutex_unlock(&b->assoc_mu);
+        if (!newer)
+            broker_gpu_limit_push(b, v[i].partner, policy_period_of(time(NULL), period),
+                                  v[i].gpu_seconds);
+    }
+    free(v);
+}
+
+/* At start-up, with opt.gpu_limits: every partner's budget of this month, mirrored. */
+static void gpu_limits_all(broker *b)
+{
+    store_quota *q = NULL;
+    size_t n = 0;
+    char period[8];
+    if (!b->opt.gpu_limits) return;
+    policy_period_of(time(NULL), period);
+    if (store_quota_list(registry_store(b->reg), period, &q, &n) < 0) {
+        LOG(LOG_WARN, "Slurm GPU limits: cannot list this month's quotas");
+        return;
+    }
+    for (size_t i = 0; i < n; i++)
+        broker_gpu_limit_push(b, q[i].partner, period, q[i].gpu_seconds);
+    free(q);
+}
+
+/* At start-up: every partner's account and every mapped account's association (proportional to
+ * partners + users, once). What slurmdbd cannot take now is ensured before a job is submitted. */
+static void assoc_all(broker *b)
+{
+    store_partner *p = NULL;
+    store_user *u = NULL;
+    size_t np = 0, nu = 0, done = 0;
+    char err[256] = "";
+    int rc = 0;
+    if (store_partner_list(registry_store(b->reg), &p, &np) < 0 ||
+        store_user_list(registry_store(b->reg), NULL, &u, &nu) < 0) {
+        LOG(LOG_WARN, "Slurm associations: cannot list partners and users; ensured per job");
+        goto out;
+    }
+    for (size_t i = 0; i < np && rc == 0 && !atomic_load(&b->no_dbd); i++, done++)
+        rc = assoc_ready(b, p[i].name, NULL, err, sizeof err);
+    for (size_t i = 0; i < nu && rc == 0 && !atomic_load(&b->no_dbd); i++, done++)
+        rc = assoc_ready(b, u[i].partner, u[i].unix_user, err, sizeof err);
+    if (rc < 0)
+        LOG(LOG_WARN, "Slurm associations: %s; the rest are ensured before each job", err);
+    else if (!atomic_load(&b->no_dbd))
+        LOG(LOG_INFO, "Slurm associations in step: %zu partner(s), %zu user(s)", np, nu);
+out:
+    (void)done;
+    free(p);
+    free(u);
+}
+
 /* Submits one job that the registry moved to dispatching; fills its outcome. Returns 0, or
  * -EAGAIN (Slurm unreachable: not sent), or -ETIMEDOUT (sent, answer lost). */
 static int submit_one(broker *b, const store_job *j, registry_outcome *o)
@@ -328,9 +593,18 @@ static int submit_one(broker *b, const store_job *j, registry_outcome *o)
                     "the job's script could not be read from the store");
         return 0;
     }
+    int arc = assoc_ready(b, j->partner, j->unix_user, err, sizeof err);
+    if (arc < 0) {
+        free(script);
+        snprintf(why, sizeof why, "waiting for slurmdbd (the partner's Slurm account): %s", err);
+        outcome_set(o, j->id, REGISTRY_REQUEUE, 0, why);
+        LOG(LOG_WARN, "job %" PRId64 ": requeued: %s", j->id, why);
+        return -EAGAIN;
+    }
     snprintf(out, sizeof out, "%s/output.log", dir);
     snprintf(tag, sizeof tag, "%s%" PRId64, b->tag_prefix, j->id);
     slurm_adapter_submit_req req = {
+        .account = j->partner,
         .name = j->name,
         .script = script,
         .partition = b->partition,
@@ -597,6 +871,116 @@ static registry_slurm_change *chg_slot(registry_slurm_change **chg, size_t n, si
     return &(*chg)[n];
 }
 
+/* The record of followed job `t` among v[n]: its Slurm id and its tag (AdminComment, which only
+ * root can set: never its comment or name), the latest such job when an id was reused. */
+static const slurm_adapter_record *record_of(const broker *b, const struct tracked *t,
+                                             const slurm_adapter_record *v, size_t n)
+{
+    char tag[128];
+    const slurm_adapter_record *best = NULL;
+    snprintf(tag, sizeof tag, "%s%" PRId64, b->tag_prefix, t->id);
+    for (size_t k = 0; k < n; k++) {
+        if ((int64_t)v[k].job_id != t->slurm_id || strcmp(v[k].admin_comment, tag) != 0) continue;
+        if (best == NULL || v[k].submit_time > best->submit_time) best = &v[k];
+    }
+    return best;
+}
+
+/* Adds to *chg the changes of the followed jobs that the last listing did not hold: the end
+ * slurmdbd recorded (as a normal end), or `lost` when slurmdbd (reachable) has no finished record
+ * of it after the grace time, or has no slurmdbd at all. While slurmdbd cannot be reached nothing
+ * is decided: they are read again RECHECK_S later. Returns 0 or -ENOMEM. */
+static int ends_from_record(broker *b, registry_slurm_change **chg, size_t *nchg, size_t *cap)
+{
+    size_t nmiss = 0;
+    for (size_t i = 0; i < b->ntr; i++)
+        if (b->tr[i].seen != b->gen) nmiss++;
+    if (nmiss == 0) return 0;
+    uint32_t *ids = calloc(nmiss, sizeof *ids);
+    if (ids == NULL) return -ENOMEM;
+    size_t k = 0;
+    for (size_t i = 0; i < b->ntr; i++)
+        if (b->tr[i].seen != b->gen) ids[k++] = (uint32_t)b->tr[i].slurm_id;
+    slurm_adapter_record *rec = NULL;
+    size_t nrec = 0;
+    char err[256] = "";
+    int rrc = -ENOTSUP;
+    if (!atomic_load(&b->no_dbd)) {
+        rpc_begin(b);
+        rrc = slurm_adapter_records_by_id(b->sa, ids, nmiss, &rec, &nrec, err, sizeof err);
+        rpc_end(b);
+        if (rrc == -ENOTSUP) atomic_store(&b->no_dbd, true);
+    }
+    free(ids);
+    int64_t now = time(NULL);
+    int64_t grace = b->opt.record_grace_ms ? (int64_t)b->opt.record_grace_ms : 30000;
+    bool again = false;
+    int rc = 0;
+    for (size_t i = 0; i < b->ntr && rc == 0; i++) {
+        struct tracked *t = &b->tr[i];
+        if (t->seen == b->gen) continue;
+        if (t->missing_since == 0) t->missing_since = now;
+        registry_slurm_change *c = chg_slot(chg, *nchg, cap);
+        if (c == NULL) {
+            rc = -ENOMEM;
+            break;
+        }
+        const slurm_adapter_record *r = rrc == 0 ? record_of(b, t, rec, nrec) : NULL;
+        if (r != NULL && r->end_time > 0 && store_state_terminal(r->state)) {
+            slurm_adapter_job sj;
+            memset(&sj, 0, sizeof sj);
+            sj.job_id = r->job_id;
+            snprintf(sj.state, sizeof sj.state, "%s", r->state);
+            sj.submit_time = r->submit_time;
+            sj.start_time = r->start_time;
+            sj.end_time = r->end_time;
+            sj.has_exit_code = r->start_time > 0;
+            sj.exit_code = r->exit_code;
+            if (job_changed(t, &sj, c)) {
+                LOG(LOG_INFO,
+                    "job %" PRId64 " (Slurm %" PRId64 "): slurmctld forgot it; slurmdbd "
+                    "recorded its end (%s, %" PRId64 " s)",
+                    t->id, t->slurm_id, r->state, r->elapsed_s);
+                (*nchg)++;
+            }
+            continue;
+        }
+        if (rrc != 0 && rrc != -ENOTSUP) { /* slurmdbd away: nothing known, nothing decided */
+            again = true;
+            continue;
+        }
+        if (rrc == 0 && (now - t->missing_since) * 1000 < grace) { /* slurmdbd may lag */
+            again = true;
+            continue;
+        }
+        memset(c, 0, sizeof *c);
+        c->id = t->id;
+        c->slurm_job_id = t->slurm_id;
+        c->lost = true;
+        snprintf(c->state, sizeof c->state, "lost");
+        if (rrc == -ENOTSUP)
+            snprintf(c->reason, sizeof c->reason,
+                     "Slurm no longer knows job %" PRId64
+                     " and the cluster has no slurmdbd: charged its full hold until staff "
+                     "correct it",
+                     t->slurm_id);
+        else if (r != NULL)
+            snprintf(c->reason, sizeof c->reason,
+                     "slurmctld no longer knows job %" PRId64
+                     " and slurmdbd recorded no end for it (%s): charged its full hold until "
+                     "staff correct it",
+                     t->slurm_id, r->state);
+        LOG(LOG_WARN, "job %" PRId64 " (Slurm %" PRId64 "): lost: %s", t->id, t->slurm_id,
+            c->reason[0] ? c->reason : "neither slurmctld nor slurmdbd knows it");
+        (*nchg)++;
+    }
+    if (rrc < 0 && rrc != -ENOTSUP)
+        LOG(LOG_WARN, "cannot read %zu job record(s) from slurmdbd: %s (will retry)", nmiss, err);
+    slurm_adapter_records_free(rec);
+    if (again) b->recheck_at = now + (grace < RECHECK_S * 1000 ? 1 : RECHECK_S);
+    return rc;
+}
+
 /* Applies a full listing of our Slurm jobs to the followed jobs: O(listing log followed). */
 static int apply_listing(broker *b, const slurm_adapter_job *sj, size_t n)
 {
@@ -608,26 +992,16 @@ static int apply_listing(broker *b, const slurm_adapter_job *sj, size_t n)
         struct tracked *t = tracked_find(b, sj[i].job_id);
         if (t == NULL) continue;
         t->seen = b->gen;
+        t->missing_since = 0;
         if (chg_slot(&chg, nchg, &cap) == NULL) {
             rc = -ENOMEM;
             goto out;
         }
         if (job_changed(t, &sj[i], &chg[nchg])) nchg++;
     }
-    /* A followed job missing from a full listing is no longer known to Slurm. */
-    for (size_t i = 0; i < b->ntr; i++) {
-        if (b->tr[i].seen == b->gen) continue;
-        if (chg_slot(&chg, nchg, &cap) == NULL) {
-            rc = -ENOMEM;
-            goto out;
-        }
-        memset(&chg[nchg], 0, sizeof chg[nchg]);
-        chg[nchg].id = b->tr[i].id;
-        chg[nchg].slurm_job_id = b->tr[i].slurm_id;
-        chg[nchg].lost = true;
-        snprintf(chg[nchg].state, sizeof chg[nchg].state, "lost");
-        nchg++;
-    }
+    /* A followed job missing from a full listing is no longer known to slurmctld: its end is
+     * read from slurmdbd. */
+    if ((rc = ends_from_record(b, &chg, &nchg, &cap)) < 0) goto out;
     if (nchg == 0) goto out;
     rc = registry_slurm_changes(b->reg, chg, nchg);
     if (rc < 0) {
@@ -825,20 +1199,44 @@ static void refresh_window(broker *b, int64_t now)
     registry_window_set(b->reg, w);
 }
 
+static void tick_run(broker *b);
+
 static void tick_work(uv_work_t *w)
 {
     broker *b = w->data;
+    pthread_mutex_lock(&b->sa_mu);
+    tick_run(b);
+    pthread_mutex_unlock(&b->sa_mu);
+}
+
+int broker_slurm_exclusive(broker *b, int (*fn)(slurm_adapter *sa, void *arg), void *arg)
+{
+    if (b == NULL) return -ENODEV;
+    pthread_mutex_lock(&b->sa_mu);
+    int rc = fn(b->sa, arg);
+    pthread_mutex_unlock(&b->sa_mu);
+    return rc;
+}
+
+static void tick_run(broker *b)
+{
     int64_t now = time(NULL);
     if (!b->recovered) {
         if (recover(b) < 0) return;
         b->recovered = true;
+        assoc_all(b);
+        gpu_limits_all(b);
         refresh_window(b, now);
         b->dirty = true;
     }
     retry_pending(b);
     bool resolve_due = b->unresolved.n > 0 &&
                        uv_hrtime() - b->unresolved_at >= b->opt.resolve_after_ms * 1000000ull;
-    if (poll_slurm(b, resolve_due, resolve_due) < 0) return; /* no dispatch while Slurm is away */
+    bool recheck = b->recheck_at > 0 && now >= b->recheck_at;
+    if (recheck) b->recheck_at = 0;
+    if (poll_slurm(b, resolve_due || recheck, resolve_due) < 0) return; /* Slurm away */
+    assoc_drain(b);
+    gpu_limits_drain(b);
     send_cancels(b);
     if (now - b->last_window >= WINDOW_REFRESH_S) refresh_window(b, now);
     /* A job whose submit answer was lost blocks nothing else, but nothing is sent while Slurm
@@ -870,6 +1268,13 @@ static void timer_closed(uv_handle_t *h)
     free(b->cancels_open.v);
     free(b->inbox.v);
     pthread_mutex_destroy(&b->inbox_mu);
+    strset_clear(&b->ensured);
+    free(b->ensured.v);
+    strset_clear(&b->assoc_todo);
+    free(b->assoc_todo.v);
+    free(b->limits);
+    pthread_mutex_destroy(&b->assoc_mu);
+    pthread_mutex_destroy(&b->sa_mu);
     free(b);
     if (done) done(arg);
 }
@@ -920,9 +1325,14 @@ int broker_new(uv_loop_t *loop, registry *reg, slurm_adapter *sa, const broker_o
     atomic_init(&b->dirty, true);
     atomic_init(&b->rpc_since, 0);
     pthread_mutex_init(&b->inbox_mu, NULL);
+    pthread_mutex_init(&b->assoc_mu, NULL);
+    atomic_init(&b->no_dbd, false);
+    pthread_mutex_init(&b->sa_mu, NULL);
     int rc = uv_timer_init(loop, &b->timer);
     if (rc < 0) {
+        pthread_mutex_destroy(&b->assoc_mu);
         pthread_mutex_destroy(&b->inbox_mu);
+        pthread_mutex_destroy(&b->sa_mu);
         free(b);
         return rc;
     }

@@ -12,6 +12,13 @@
  * submit's answer was lost) is looked up in Slurm by its tag (AdminComment, which the job's user
  * cannot change) before it is ever submitted again. A write that fails is retried on the next tick
  * until it succeeds. Nothing runs when nothing changed: an idle tick is one cheap "no change" RPC.
+ *
+ * A followed job that slurmctld no longer knows (it forgets a job MinJobAge seconds after its
+ * end) is read from slurmdbd, matched by its recorded Slurm id and its tag (AdminComment), and
+ * its recorded end is charged as a normal end. Only a job that neither knows is `lost`, charged
+ * its full hold with the reason in its audit entry; while slurmdbd cannot be reached the broker
+ * waits for it. Before a job is submitted, its partner's Slurm account and its Unix account's
+ * association exist (ensured once per pair and at start-up for every partner and user).
  */
 #ifndef ANTENNA_BROKER_H
 #define ANTENNA_BROKER_H
@@ -33,6 +40,11 @@ typedef struct broker_options {
                                   while it is hung); 0 = 30 s */
     int cluster_window;        /* at least this many of our jobs may wait in Slurm (the window
                                   grows to the partition's CPU count); 0 = 4 */
+    unsigned record_grace_ms;  /* a job slurmctld forgot is read from slurmdbd; when slurmdbd
+                                  (reachable) has no finished record of it yet, it is asked again
+                                  for this long before the job is `lost`; 0 = 30 s */
+    bool gpu_limits;           /* mirror each partner's GPU budget of the current month as
+                                  GrpTRESMins=gres/gpu on its Slurm account */
 } broker_options;
 
 /* Creates a broker on `loop` over `reg` and `sa` (borrowed; they must outlive the broker).
@@ -57,9 +69,29 @@ int broker_cancel_push(broker *b, int64_t id);
  * than one poll interval (a hung slurmctld shows at once). Any thread. Accepts NULL (false). */
 bool broker_slurm_ok(const broker *b);
 
+/* Runs fn(sa, arg) on the calling thread with the broker's Slurm adapter to itself (for reads the
+ * ticks do not make, e.g. the accounting records of a reconciliation): waits for a tick under way
+ * to finish and holds the next one back until fn returns. Returns fn's result, or -ENODEV when b
+ * is NULL (no Slurm). Worker threads only, never the loop thread; fn must not call the registry
+ * (a tick waiting on it could hold the registry's callers back). */
+int broker_slurm_exclusive(broker *b, int (*fn)(slurm_adapter *sa, void *arg), void *arg);
+
 /* The job folder and output file of job `id` into buf[len] ("<spool>/jobs/<id>/output.log").
  * Returns buf. Any thread. */
 char *broker_job_output_path(const broker_options *opt, long long id, char *buf, size_t len);
+
+/* Asks the broker to make Slurm's associations match a new partner (unix_user NULL) or a new
+ * mapped account of `partner` (an account named for the partner, the Unix account a user of it),
+ * off the loop on its next tick (retried when slurmdbd is away; before a job of theirs is
+ * submitted in any case). Strings are copied. Any thread. Returns 0, -ENOSPC (too many waiting:
+ * the submit path still ensures it), -ENOMEM. Accepts NULL. */
+int broker_assoc_push(broker *b, const char *partner, const char *unix_user);
+
+/* With opt.gpu_limits: asks the broker to mirror `partner`'s GPU budget for `period` (weighted
+ * GPU-seconds, STORE_UNLIMITED = none) on its Slurm account, off the loop on its next tick, when
+ * `period` is the current month (retried while slurmdbd is away). Without: does nothing. Any
+ * thread. Returns 0, -ENOSPC (too many waiting), -ENOMEM. Accepts NULL. */
+int broker_gpu_limit_push(broker *b, const char *partner, const char *period, int64_t gpu_seconds);
 
 /* Stops the broker: no new tick starts; a tick in flight finishes; then the memory is released
  * and `done` (may be NULL) is called on the loop thread. Accepts NULL. */

@@ -218,6 +218,7 @@ static const struct key keys[] = {
     NUM(token_burst, K_UINT, 1, 1000000),
     NUM(token_default_lifetime_days, K_UINT, 0, 36500),
     NUM(token_max_lifetime_days, K_UINT, 0, 36500),
+    NUM(slurm_gpu_limits, K_INT, 0, 1),
 };
 
 /* "unix_deny": ["name", ...], Unix accounts never mapped to a user. */

@@ -56,6 +56,9 @@ typedef struct config {
     unsigned token_burst;                 /* the bucket's size */
     unsigned token_default_lifetime_days; /* a new token's lifetime when none is asked; 0 = never */
     unsigned token_max_lifetime_days;     /* the longest a token may be asked for; 0 = no maximum */
+    /* 1: each partner's GPU budget of the current month is mirrored on its Slurm account as
+     * GrpTRESMins=gres/gpu=<budget in GPU-minutes> (needs slurmdbd); 0 (default): not */
+    int slurm_gpu_limits;
     /* policies: billing weights ("gpu_weights": {"h100": 1.0}), priority and the cluster window.
      * policy.gpu_types mirrors gpu_types (weight 1.0 unless gpu_weights says otherwise). */
     policy_config policy;

@@ -23,6 +23,7 @@
 #include "config.h"
 #include "http_server.h"
 #include "log.h"
+#include "reconciler.h"
 #include "registry.h"
 #include "fault.h"
 #include "slurm_adapter.h"
@@ -60,6 +61,7 @@ struct daemon {
     http_server *srv;
     api *api;
     broker *br;
+    reconciler *rec;
     int stopping;
 };
 
@@ -68,6 +70,7 @@ static void on_http_stopped(void *arg)
 {
     struct daemon *d = arg;
     LOG(LOG_INFO, "every request in flight answered; stopping the broker");
+    reconciler_close(d->rec);
     broker_close(d->br, NULL, NULL);
 }
 
@@ -198,8 +201,12 @@ static int serve(const char *config_path, bool accept_head)
     broker_options bo = {.partition = d.cfg.partition,
                          .spool_dir = d.cfg.spool_dir,
                          .poll_interval_ms = d.cfg.poll_interval_ms,
-                         .cluster_window = d.cfg.policy.cluster_window};
+                         .cluster_window = d.cfg.policy.cluster_window,
+                         .gpu_limits = d.cfg.slurm_gpu_limits != 0};
     if ((rc = broker_new(&d.loop, d.reg, d.sa, &bo, &d.br)) < 0) goto fail_broker;
+    reconciler_source rs = reconciler_source_slurm(d.br);
+    reconciler_options rco = {.partition = d.cfg.partition};
+    if ((rc = reconciler_new(&d.loop, d.reg, &rs, &rco, &d.rec)) < 0) goto fail_reconciler;
     api_options ao = {.limits = {.max_gpus = d.cfg.max_gpus,
                                  .max_cpus = d.cfg.max_cpus,
                                  .max_time_minutes = d.cfg.max_time_minutes,
@@ -208,7 +215,8 @@ static int serve(const char *config_path, bool accept_head)
                                  .gpu_types = d.cfg.gpu_type_list[0] ? d.cfg.gpu_type_list : NULL},
                       .spool_dir = d.cfg.spool_dir,
                       .audit = d.audit,
-                      .starved_after_ms = d.cfg.healthz_starved_ms};
+                      .starved_after_ms = d.cfg.healthz_starved_ms,
+                      .reconciler = d.rec};
     /* accounts and authentication (login.defs is read here, once, before the loop runs) */
     char slurm_user[64] = "";
     if (slurm_adapter_slurm_user(d.sa, slurm_user, sizeof slurm_user) < 0) slurm_user[0] = '\0';
@@ -247,6 +255,7 @@ static int serve(const char *config_path, bool accept_head)
     uv_signal_start(&d.sigint, on_signal, SIGINT);
     uv_signal_start(&d.sigterm, on_signal, SIGTERM);
     if ((rc = broker_start(d.br)) < 0) goto fail_start;
+    if ((rc = reconciler_start(d.rec)) < 0) goto fail_start;
     LOG(LOG_INFO, "antennad %s listening on https://%s:%d (instance %s, partition %s)",
         ANTENNAD_VERSION, d.cfg.listen_host, http_server_port(d.srv), store_instance_id(d.st),
         d.cfg.partition);
@@ -267,6 +276,8 @@ fail_start:
 fail_http:
     api_free(d.api);
 fail_api:
+    reconciler_close(d.rec);
+fail_reconciler:
     broker_close(d.br, NULL, NULL);
 fail_broker:
     uv_run(&d.loop, UV_RUN_DEFAULT);

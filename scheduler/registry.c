@@ -36,6 +36,7 @@ enum change_kind {
     CH_TOKEN_REVOKE,
     CH_AUDIT,
     CH_HOUSEKEEP,
+    CH_ADJUST,
 };
 
 struct tok_entry;
@@ -88,6 +89,12 @@ struct change {
             const char *action, *details;
         } audit;
         int64_t housekeep_now;
+        struct {
+            int64_t id, gpu_seconds, cpu_seconds;
+            bool correct;
+            const char *reason;
+            store_job *out;
+        } adjust;
     } u;
 };
 
@@ -617,10 +624,13 @@ static int slurm_one(registry *r, registry_slurm_change *sc, int64_t now)
     bool was_running = state_running(j.state);
     if (sc->lost) {
         snprintf(u.state, sizeof u.state, "lost");
-        snprintf(u.reason, sizeof u.reason,
-                 "Slurm no longer knows job %" PRId64
-                 "; it ended while antennad was not watching (raise MinJobAge)",
-                 j.slurm_job_id);
+        if (sc->reason[0] != '\0')
+            snprintf(u.reason, sizeof u.reason, "%s", sc->reason);
+        else
+            snprintf(u.reason, sizeof u.reason,
+                     "neither slurmctld nor slurmdbd knows Slurm job %" PRId64
+                     ": charged its full hold until staff correct it",
+                     j.slurm_job_id);
         u.ended_at = now;
     } else {
         snprintf(u.state, sizeof u.state, "%s", sc->state);
@@ -637,6 +647,9 @@ static int slurm_one(registry *r, registry_slurm_change *sc, int64_t now)
         /* What really ran, from Slurm's start and end; a lost job's end is unknown. */
         if (!sc->lost && u.started_at > 0 && u.ended_at > u.started_at)
             elapsed = u.ended_at - u.started_at;
+        /* nobody knows what a lost job used: it is charged its full hold (its time limit),
+         * never 0, until staff correct it */
+        if (sc->lost) elapsed = (int64_t)j.time_minutes * 60;
         int w = policy_gpu_weight(r->pol, j.gpu_type);
         policy_charge(j.gpus, j.cpus_per_task, j.time_minutes, w < 0 ? 1000 : w, elapsed,
                       &u.charge_gpu_seconds, &u.charge_cpu_seconds);
@@ -645,13 +658,14 @@ static int slurm_one(registry *r, registry_slurm_change *sc, int64_t now)
     if (terminal) {
         fault_point("charge.before");
         json_t *ec = u.has_exit_code ? json_integer(u.exit_code) : json_null();
-        rc =
-            audit_add(r, "antennad", j.partner, "job.finished",
-                      json_pack("{s:I,s:I,s:s,s:s,s:o,s:I,s:I,s:I}", "job", (json_int_t)j.id,
+        json_t *det = json_pack("{s:I,s:I,s:s,s:s,s:o,s:I,s:I,s:I}", "job", (json_int_t)j.id,
                                 "slurm_job_id", (json_int_t)j.slurm_job_id, "user", j.user, "state",
                                 u.state, "exit_code", ec, "elapsed_seconds", (json_int_t)elapsed,
                                 "charge_gpu_seconds", (json_int_t)u.charge_gpu_seconds,
-                                "charge_cpu_seconds", (json_int_t)u.charge_cpu_seconds));
+                                "charge_cpu_seconds", (json_int_t)u.charge_cpu_seconds);
+        /* a lost job's entry says why it was charged its full hold */
+        if (sc->lost && det != NULL) json_object_set_new(det, "reason", json_string(u.reason));
+        rc = audit_add(r, "antennad", j.partner, "job.finished", det);
         if (rc < 0) return rc;
         int64_t g = 0, cc = 0;
         if (policy_job_finished(r->pol, j.id, elapsed, now, &g, &cc, NULL) < 0 ||
@@ -810,6 +824,42 @@ static int apply_housekeep(registry *r, struct change *c)
     return store_idem_prune(r->st, c->u.housekeep_now - r->idem_keep, 1000, &removed);
 }
 
+/* A refund or correction: the amounts asked become signed differences of the job's charge. */
+static int apply_adjust(registry *r, struct change *c)
+{
+    store_job j;
+    int rc = store_job_get(r->st, c->u.adjust.id, &j);
+    if (rc < 0) return rc;
+    if (!store_state_terminal(j.state) || !j.period[0]) return -EAGAIN;
+    int64_t g = c->u.adjust.gpu_seconds, cp = c->u.adjust.cpu_seconds, dg, dc;
+    if (c->u.adjust.correct) {
+        dg = g - j.charge_gpu_seconds;
+        dc = cp < 0 ? 0 : cp - j.charge_cpu_seconds;
+    } else if (g < 0 && cp < 0) {
+        dg = -j.charge_gpu_seconds;
+        dc = -j.charge_cpu_seconds;
+    } else {
+        dg = g < 0 ? 0 : -g;
+        dc = cp < 0 ? 0 : -cp;
+    }
+    if (dg == 0 && dc == 0) return -EALREADY;
+    const char *kind = c->u.adjust.correct ? "correction" : "refund";
+    store_job after;
+    rc = store_job_adjust(r->st, j.id, kind, dg, dc, c->u.adjust.reason, who_actor(c), &after);
+    if (rc < 0) return rc;
+    rc = audit_add(
+        r, who_actor(c), j.partner, c->u.adjust.correct ? "job.corrected" : "job.refunded",
+        json_pack("{s:I,s:I,s:s,s:s,s:s,s:I,s:I,s:I,s:I}", "job", (json_int_t)j.id, "slurm_job_id",
+                  (json_int_t)j.slurm_job_id, "user", j.user, "period", j.period, "reason",
+                  c->u.adjust.reason, "gpu_seconds", (json_int_t)dg, "cpu_seconds", (json_int_t)dc,
+                  "charge_gpu_seconds", (json_int_t)after.charge_gpu_seconds, "charge_cpu_seconds",
+                  (json_int_t)after.charge_cpu_seconds));
+    if (rc < 0) return rc;
+    if (policy_usage_adjust(r->pol, j.partner, j.period, dg, dc) < 0) r->engine_suspect = true;
+    if (c->u.adjust.out) *c->u.adjust.out = after;
+    return 0;
+}
+
 static int apply(registry *r, struct change *c)
 {
     switch (c->kind) {
@@ -841,6 +891,8 @@ static int apply(registry *r, struct change *c)
         return apply_audit(r, c);
     case CH_HOUSEKEEP:
         return apply_housekeep(r, c);
+    case CH_ADJUST:
+        return apply_adjust(r, c);
     }
     return -EINVAL;
 }
@@ -1500,4 +1552,32 @@ int registry_housekeep(registry *r, int64_t now)
     int rc = submit_change(r, &c);
     if (rc < 0) return rc;
     return store_checkpoint(r->st);
+}
+
+static int job_adjust(registry *r, const registry_actor *who, int64_t id, bool correct,
+                      int64_t gpu_seconds, int64_t cpu_seconds, const char *reason, store_job *out)
+{
+    if (reason == NULL || reason[0] == '\0' || strlen(reason) >= STORE_REASON_MAX ||
+        gpu_seconds < -1 || cpu_seconds < -1 || (correct && gpu_seconds < 0))
+        return -EINVAL;
+    struct change c = {.kind = CH_ADJUST, .who = who};
+    c.u.adjust.id = id;
+    c.u.adjust.correct = correct;
+    c.u.adjust.gpu_seconds = gpu_seconds;
+    c.u.adjust.cpu_seconds = cpu_seconds;
+    c.u.adjust.reason = reason;
+    c.u.adjust.out = out;
+    return submit_change(r, &c);
+}
+
+int registry_job_refund(registry *r, const registry_actor *who, int64_t id, int64_t gpu_seconds,
+                        int64_t cpu_seconds, const char *reason, store_job *out)
+{
+    return job_adjust(r, who, id, false, gpu_seconds, cpu_seconds, reason, out);
+}
+
+int registry_job_correct(registry *r, const registry_actor *who, int64_t id, int64_t gpu_seconds,
+                         int64_t cpu_seconds, const char *reason, store_job *out)
+{
+    return job_adjust(r, who, id, true, gpu_seconds, cpu_seconds, reason, out);
 }

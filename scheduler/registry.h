@@ -212,7 +212,8 @@ typedef struct registry_slurm_change {
     int64_t start_time, end_time; /* unix seconds, 0 = unknown */
     bool has_exit_code;
     int exit_code;
-    bool lost; /* Slurm no longer knows it and its end is unknown: state "lost" */
+    bool lost; /* neither slurmctld nor slurmdbd knows its end: state "lost", charged its full
+                  hold (its time limit), with `reason` (or a default) in its audit entry */
     /* out */
     int rc;                     /* 0, -ENOENT (no such job), or an error */
     bool finished;              /* this change ended it */
@@ -277,6 +278,25 @@ int registry_token_revoke(registry *r, const registry_actor *who, int64_t id);
  * text (NULL = "{}"). Returns 0 or a common error. */
 int registry_audit(registry *r, const registry_actor *who, const char *action,
                    const char *details_json);
+
+/* --- refunds and corrections (ledger entries, never edits; each audited) -------------------- */
+
+/* A refund of ended job `id`: gives back gpu_seconds/cpu_seconds of its charge (both -1 = the
+ * whole charge) as a negative "charge" ledger entry in the job's period, so that usage, the
+ * statement and its partner's used budget go down by it; audited "job.refunded" with the reason
+ * (required, non-empty) and the amounts. Fills *out (may be NULL) with the job after (its net
+ * charge). Returns 0, -ENOENT (no such job), -EAGAIN (the job has not ended), -ERANGE (more than
+ * is left of its charge), -EALREADY (nothing left to refund), -EINVAL (no reason, negative
+ * amount), or a common error. */
+int registry_job_refund(registry *r, const registry_actor *who, int64_t id, int64_t gpu_seconds,
+                        int64_t cpu_seconds, const char *reason, store_job *out);
+
+/* A correction of ended job `id`'s charge to gpu_seconds (>= 0) and cpu_seconds (-1 = keep): an
+ * entry of the difference in the job's period (e.g. a lost job charged its full hold, corrected
+ * to what really ran); audited "job.corrected". Same *out and errors as registry_job_refund
+ * (-EALREADY: the charge already is that). */
+int registry_job_correct(registry *r, const registry_actor *who, int64_t id, int64_t gpu_seconds,
+                         int64_t cpu_seconds, const char *reason, store_job *out);
 
 /* Housekeeping, from the broker's tick when nothing else is waiting: forgets Idempotency-Keys
  * older than the keep time (at most a bounded number per call) and checkpoints the WAL so that

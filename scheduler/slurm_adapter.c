@@ -15,8 +15,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <ctype.h>
+#include <pthread.h>
 #include <slurm/slurm.h>
 #include <slurm/slurm_errno.h>
+#include <slurm/slurmdb.h>
 
 /* libslurm's own allocator's free (exported, not declared in slurm.h): see job_table_free. */
 extern void slurm_xfree(void **item);
@@ -26,6 +29,12 @@ extern void slurm_xfree(void **item);
 
 struct slurm_adapter {
     time_t last_update; /* update time of the last successful poll; 0 = none */
+    /* the accounting of record, under db_mu */
+    pthread_mutex_t db_mu;
+    void *db;             /* slurmdb connection, opened on first use; NULL = none */
+    int acct_mode;        /* 0 = not known yet, 1 = slurmdbd, -1 = no slurmdbd */
+    char cluster[64];     /* ClusterName */
+    uint32_t gpu_tres_id; /* the id slurmdbd gave gres/gpu; 0 = not known yet */
 };
 
 /* libslurm keeps process-wide state: one adapter at a time. */
@@ -218,6 +227,7 @@ int slurm_adapter_new(const char *conf_path, slurm_adapter **out, char *err, siz
         set_err(err, errlen, "out of memory");
         goto fail_alloc;
     }
+    pthread_mutex_init(&a->db_mu, NULL);
     slurm_init(path);
     *out = a;
     return 0;
@@ -230,6 +240,8 @@ fail_alloc:
 void slurm_adapter_free(slurm_adapter *a)
 {
     if (a == NULL) return;
+    if (a->db != NULL) slurmdb_connection_close(&a->db);
+    pthread_mutex_destroy(&a->db_mu);
     slurm_fini();
     free(a);
     atomic_store(&adapter_exists, false);
@@ -264,6 +276,21 @@ static bool valid_gpu_type(const char *t)
             return false;
     }
     return true;
+}
+
+/* The Slurm account name for `name` into out[len]: lowercased (slurmdbd keeps names lowercase);
+ * letters, digits, '_', '-', '.' only. Returns 0 or -EINVAL. The one place that names accounts. */
+static int account_key(const char *name, char *out, size_t len)
+{
+    size_t n = name ? strlen(name) : 0;
+    if (n == 0 || n >= len) return -EINVAL;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)name[i];
+        if (!(isalnum(c) || c == '_' || c == '-' || c == '.')) return -EINVAL;
+        out[i] = (char)tolower(c);
+    }
+    out[n] = '\0';
+    return 0;
 }
 
 static int check_request(const slurm_adapter_submit_req *req, char *err, size_t errlen)
@@ -380,6 +407,14 @@ int slurm_adapter_submit(slurm_adapter *a, const slurm_adapter_submit_req *req, 
     /* Root may set AdminComment at submit (22.05.8, checked): the tag is there from the start,
      * where the job's user cannot change it. desc.comment stays unset: it is the user's. */
     desc.admin_comment = (char *)req->tag;
+    char account[64];
+    if (req->account != NULL && req->account[0] != '\0') {
+        if (account_key(req->account, account, sizeof account) < 0) {
+            set_err(err, errlen, "Slurm account '%s' is not a valid account name", req->account);
+            return -EINVAL;
+        }
+        desc.account = account;
+    }
     desc.user_id = (uint32_t)req->uid;
     desc.group_id = (uint32_t)req->gid;
     desc.environment = env.vars;
@@ -565,4 +600,483 @@ int slurm_adapter_slurm_user(const slurm_adapter *a, char *name, size_t len)
     const char *u = slurm_conf.slurm_user_name;
     int n = snprintf(name, len, "%s", u && u[0] ? u : "root");
     return n < 0 || (size_t)n >= len ? -EINVAL : 0;
+}
+
+/* --- the accounting of record ------------------------------------------------------------- */
+
+/* Learns (once) whether the cluster has slurmdbd, and its name. db_mu held. Returns 0, -ENOTSUP,
+ * -EAGAIN. */
+static int acct_known(slurm_adapter *a, char *err, size_t errlen)
+{
+    if (a->acct_mode > 0) return 0;
+    if (a->acct_mode < 0) goto none;
+    slurm_conf_t *cf = NULL;
+    if (slurm_load_ctl_conf((time_t)0, &cf) != SLURM_SUCCESS) {
+        int rc = slurm_fail("cannot read slurmctld's configuration", err, errlen);
+        return rc == -EINVAL ? -EAGAIN : rc;
+    }
+    bool dbd = cf->accounting_storage_type != NULL &&
+               strstr(cf->accounting_storage_type, "slurmdbd") != NULL;
+    copy_str(a->cluster, sizeof a->cluster, cf->cluster_name);
+    slurm_free_ctl_conf(cf);
+    a->acct_mode = dbd && a->cluster[0] != '\0' ? 1 : -1;
+    if (a->acct_mode > 0) return 0;
+none:
+    set_err(err, errlen,
+            "the cluster has no slurmdbd (AccountingStorageType is not accounting_storage/"
+            "slurmdbd): no accounting of record");
+    return -ENOTSUP;
+}
+
+/* Drops the connection after a failed call: the next call opens a new one. db_mu held. */
+static int db_fail(slurm_adapter *a, const char *what, char *err, size_t errlen)
+{
+    int e = slurm_get_errno();
+    const char *msg = slurm_strerror(e);
+    if (a->db != NULL) slurmdb_connection_close(&a->db);
+    a->db = NULL;
+    set_err(err, errlen, "%s: %s", what, msg && e ? msg : "slurmdbd did not answer");
+    return -EAGAIN;
+}
+
+/* The open connection to slurmdbd (opened here when none). db_mu held. Returns 0, -ENOTSUP,
+ * -EAGAIN. */
+static int db_open(slurm_adapter *a, char *err, size_t errlen)
+{
+    int rc = acct_known(a, err, errlen);
+    if (rc < 0) return rc;
+    if (a->db != NULL) {
+        /* slurmdbd serves a connection from one database transaction: end it (nothing of ours
+         * is uncommitted here), so that what follows reads what slurmdbd committed since */
+        if (slurmdb_connection_commit(a->db, false) != SLURM_SUCCESS)
+            return db_fail(a, "slurmdbd did not answer", err, errlen);
+        return 0;
+    }
+    uint16_t flags = 0;
+    a->db = slurmdb_connection_get(&flags);
+    if (a->db == NULL) return db_fail(a, "cannot reach slurmdbd", err, errlen);
+    return 0;
+}
+
+/* The id slurmdbd gave gres/gpu (0 when it has none). db_mu held, connection open. */
+static int gpu_tres_id(slurm_adapter *a, uint32_t *id, char *err, size_t errlen)
+{
+    if (a->gpu_tres_id != 0) {
+        *id = a->gpu_tres_id;
+        return 0;
+    }
+    slurmdb_tres_cond_t cond;
+    memset(&cond, 0, sizeof cond);
+    cond.type_list = slurm_list_create(NULL);
+    cond.name_list = slurm_list_create(NULL);
+    slurm_list_append(cond.type_list, "gres");
+    slurm_list_append(cond.name_list, "gpu");
+    List l = slurmdb_tres_get(a->db, &cond);
+    slurm_list_destroy(cond.type_list);
+    slurm_list_destroy(cond.name_list);
+    if (l == NULL) return db_fail(a, "cannot read slurmdbd's TRES", err, errlen);
+    ListIterator it = slurm_list_iterator_create(l);
+    slurmdb_tres_rec_t *t;
+    while ((t = slurm_list_next(it)) != NULL)
+        if (t->type && strcmp(t->type, "gres") == 0 && t->name && strcmp(t->name, "gpu") == 0)
+            a->gpu_tres_id = t->id;
+    slurm_list_iterator_destroy(it);
+    slurm_list_destroy(l);
+    *id = a->gpu_tres_id;
+    return 0;
+}
+
+/* slurmdbd's fixed id of the cpu TRES (gres ids are given at run time). */
+#define TRES_ID_CPU 1
+
+/* The count of TRES `id` in slurmdbd's "id=count,..." string, 0 when absent. */
+static int64_t tres_count(const char *s, uint32_t id)
+{
+    if (s == NULL || id == 0) return 0;
+    for (const char *p = s; *p;) {
+        char *end;
+        unsigned long long k = strtoull(p, &end, 10);
+        if (end == p || *end != '=') return 0;
+        long long v = strtoll(end + 1, &end, 10);
+        if (k == id) return v > 0 ? v : 0;
+        p = strchr(end, ',');
+        if (p == NULL) break;
+        p++;
+    }
+    return 0;
+}
+
+static void record_convert(const slurmdb_job_rec_t *r, uint32_t gpu_id, slurm_adapter_record *o)
+{
+    memset(o, 0, sizeof *o);
+    o->job_id = r->jobid;
+    copy_str(o->account, sizeof o->account, r->account);
+    if (r->user != NULL && r->user[0] != '\0') {
+        copy_str(o->user, sizeof o->user, r->user);
+    } else {
+        struct passwd pw, *res = NULL;
+        char buf[4096];
+        if (getpwuid_r((uid_t)r->uid, &pw, buf, sizeof buf, &res) == 0 && res != NULL)
+            copy_str(o->user, sizeof o->user, pw.pw_name);
+    }
+    copy_str(o->partition, sizeof o->partition, r->partition);
+    copy_str(o->admin_comment, sizeof o->admin_comment, r->admin_comment);
+    copy_str(o->state, sizeof o->state, state_name(r->state));
+    o->submit_time = r->submit > 0 ? (int64_t)r->submit : 0;
+    o->start_time = r->start > 0 ? (int64_t)r->start : 0;
+    o->end_time = r->end > 0 && state_finished(r->state) ? (int64_t)r->end : 0;
+    o->elapsed_s = (int64_t)r->elapsed;
+    const char *tres = r->tres_alloc_str && r->tres_alloc_str[0] ? r->tres_alloc_str : NULL;
+    o->gpus = (int)tres_count(tres ? tres : r->tres_req_str, gpu_id);
+    o->cpus = (int)tres_count(tres, TRES_ID_CPU);
+    int status = (int)r->exitcode;
+    o->exit_code = WIFSIGNALED(status) ? 128 + WTERMSIG(status) : WEXITSTATUS(status);
+}
+
+/* Runs one job query (cond's cluster list set here) and converts its answer. db_mu held. */
+static int jobs_query(slurm_adapter *a, slurmdb_job_cond_t *cond, int64_t from, int64_t to,
+                      slurm_adapter_record **out, size_t *n, char *err, size_t errlen)
+{
+    uint32_t gpu_id = 0;
+    int rc = db_open(a, err, errlen);
+    if (rc == 0) rc = gpu_tres_id(a, &gpu_id, err, errlen);
+    if (rc < 0) return rc;
+    cond->cluster_list = slurm_list_create(NULL);
+    slurm_list_append(cond->cluster_list, a->cluster);
+    /* any scheduling flags (0 would select only jobs with none of them: no job) */
+    cond->db_flags = SLURMDB_JOB_FLAG_NOTSET;
+    List l = slurmdb_jobs_get(a->db, cond);
+    slurm_list_destroy(cond->cluster_list);
+    cond->cluster_list = NULL;
+    if (l == NULL) return db_fail(a, "cannot read job records from slurmdbd", err, errlen);
+    size_t cnt = (size_t)slurm_list_count(l), k = 0;
+    slurm_adapter_record *v = calloc(cnt ? cnt : 1, sizeof *v);
+    if (v == NULL) {
+        slurm_list_destroy(l);
+        set_err(err, errlen, "out of memory for %zu job records", cnt);
+        return -ENOMEM;
+    }
+    ListIterator it = slurm_list_iterator_create(l);
+    slurmdb_job_rec_t *r;
+    while ((r = slurm_list_next(it)) != NULL && k < cnt) {
+        record_convert(r, gpu_id, &v[k]);
+        /* between: only jobs that ran at some time in [from, to) */
+        if (to > 0 && (v[k].start_time == 0 || v[k].start_time >= to ||
+                       (v[k].end_time != 0 && v[k].end_time < from)))
+            continue;
+        k++;
+    }
+    slurm_list_iterator_destroy(it);
+    slurm_list_destroy(l);
+    *out = v;
+    *n = k;
+    return 0;
+}
+
+int slurm_adapter_records_by_id(slurm_adapter *a, const uint32_t *ids, size_t n_ids,
+                                slurm_adapter_record **out, size_t *n, char *err, size_t errlen)
+{
+    if (out != NULL) *out = NULL;
+    if (n != NULL) *n = 0;
+    if (a == NULL || out == NULL || n == NULL || (ids == NULL && n_ids > 0)) {
+        set_err(err, errlen, "slurm_adapter_records_by_id: missing argument");
+        return -EINVAL;
+    }
+    slurmdb_job_cond_t cond;
+    memset(&cond, 0, sizeof cond);
+    /* every job that carried an id (DUP), without steps, with its real times (NO_TRUNC); no
+     * time window: job ids alone select */
+    cond.flags = JOBCOND_FLAG_DUP | JOBCOND_FLAG_NO_STEP | JOBCOND_FLAG_NO_TRUNC;
+    /* sacct -j's window: from the epoch to now (slurmdbd selects nothing with a zero end) */
+    cond.usage_start = 0;
+    cond.usage_end = time(NULL) + 1;
+    cond.step_list = slurm_list_create(free);
+    for (size_t i = 0; i < n_ids; i++) {
+        slurm_selected_step_t *s = calloc(1, sizeof *s);
+        if (s == NULL) {
+            slurm_list_destroy(cond.step_list);
+            set_err(err, errlen, "out of memory");
+            return -ENOMEM;
+        }
+        s->array_task_id = NO_VAL;
+        s->het_job_offset = NO_VAL;
+        s->step_id.job_id = ids[i];
+        s->step_id.step_id = NO_VAL;
+        s->step_id.step_het_comp = NO_VAL;
+        slurm_list_append(cond.step_list, s);
+    }
+    int rc = 0;
+    pthread_mutex_lock(&a->db_mu);
+    if (n_ids == 0) {
+        rc = acct_known(a, err, errlen);
+        if (rc == 0) *out = calloc(1, sizeof **out);
+        if (rc == 0 && *out == NULL) rc = -ENOMEM;
+    } else {
+        rc = jobs_query(a, &cond, 0, 0, out, n, err, errlen);
+    }
+    pthread_mutex_unlock(&a->db_mu);
+    slurm_list_destroy(cond.step_list);
+    return rc;
+}
+
+int slurm_adapter_records_between(slurm_adapter *a, int64_t from, int64_t to,
+                                  slurm_adapter_record **out, size_t *n, char *err, size_t errlen)
+{
+    if (out != NULL) *out = NULL;
+    if (n != NULL) *n = 0;
+    if (a == NULL || out == NULL || n == NULL || from < 0 || to <= from) {
+        set_err(err, errlen, "slurm_adapter_records_between: give from < to (Unix seconds)");
+        return -EINVAL;
+    }
+    slurmdb_job_cond_t cond;
+    memset(&cond, 0, sizeof cond);
+    cond.flags = JOBCOND_FLAG_DUP | JOBCOND_FLAG_NO_STEP | JOBCOND_FLAG_NO_TRUNC;
+    cond.usage_start = (time_t)from;
+    cond.usage_end = (time_t)to;
+    pthread_mutex_lock(&a->db_mu);
+    int rc = jobs_query(a, &cond, from, to, out, n, err, errlen);
+    pthread_mutex_unlock(&a->db_mu);
+    return rc;
+}
+
+void slurm_adapter_records_free(slurm_adapter_record *r)
+{
+    free(r);
+}
+
+/* Commits what the last add/modify did, or rolls it back. db_mu held. */
+static int db_commit(slurm_adapter *a, int rc, char *err, size_t errlen)
+{
+    if (a->db == NULL) return rc; /* a failure dropped it: nothing to commit */
+    if (slurmdb_connection_commit(a->db, rc == 0) != SLURM_SUCCESS && rc == 0)
+        return db_fail(a, "slurmdbd did not commit the change", err, errlen);
+    return rc;
+}
+
+/* The associations of `acct` on this cluster (user NULL: the account's own; else that user's).
+ * Sets *found. db_mu held, connection open. */
+static int assoc_exists(slurm_adapter *a, const char *acct, const char *user, bool *found,
+                        char *err, size_t errlen)
+{
+    slurmdb_assoc_cond_t cond;
+    memset(&cond, 0, sizeof cond);
+    cond.cluster_list = slurm_list_create(NULL);
+    cond.acct_list = slurm_list_create(NULL);
+    cond.user_list = slurm_list_create(NULL);
+    slurm_list_append(cond.cluster_list, a->cluster);
+    slurm_list_append(cond.acct_list, (void *)acct);
+    slurm_list_append(cond.user_list, (void *)(user ? user : ""));
+    cond.without_parent_info = 1;
+    cond.without_parent_limits = 1;
+    List l = slurmdb_associations_get(a->db, &cond);
+    slurm_list_destroy(cond.cluster_list);
+    slurm_list_destroy(cond.acct_list);
+    slurm_list_destroy(cond.user_list);
+    if (l == NULL) return db_fail(a, "cannot read associations from slurmdbd", err, errlen);
+    *found = false;
+    ListIterator it = slurm_list_iterator_create(l);
+    slurmdb_assoc_rec_t *r;
+    while ((r = slurm_list_next(it)) != NULL) {
+        bool user_ok = user ? (r->user && strcmp(r->user, user) == 0) : (!r->user || !r->user[0]);
+        if (r->acct && strcmp(r->acct, acct) == 0 && user_ok) *found = true;
+    }
+    slurm_list_iterator_destroy(it);
+    slurm_list_destroy(l);
+    return 0;
+}
+
+/* Adds an association (cluster, acct, user or NULL for the account's own, under root). db_mu
+ * held, connection open. */
+static int assoc_add(slurm_adapter *a, const char *acct, const char *user, char *err, size_t errlen)
+{
+    slurmdb_assoc_rec_t *r = malloc(sizeof *r);
+    if (r == NULL) {
+        set_err(err, errlen, "out of memory");
+        return -ENOMEM;
+    }
+    slurmdb_init_assoc_rec(r, 0);
+    r->cluster = strdup(a->cluster);
+    r->acct = strdup(acct);
+    r->user = user ? strdup(user) : NULL;
+    r->parent_acct = user ? NULL : strdup("root");
+    /* our own allocations: libslurm's destructors expect its allocator, so the list frees none */
+    List l = slurm_list_create(NULL);
+    slurm_list_append(l, r);
+    int rc = SLURM_SUCCESS;
+    if (r->cluster == NULL || r->acct == NULL || (user && r->user == NULL) ||
+        (!user && r->parent_acct == NULL)) {
+        set_err(err, errlen, "out of memory");
+        rc = -ENOMEM;
+    } else if (slurmdb_associations_add(a->db, l) != SLURM_SUCCESS) {
+        rc = db_fail(a, "slurmdbd refused the association", err, errlen);
+    }
+    slurm_list_destroy(l);
+    free(r->cluster);
+    free(r->acct);
+    free(r->user);
+    free(r->parent_acct);
+    free(r);
+    return rc;
+}
+
+int slurm_adapter_account_ensure(slurm_adapter *a, const char *account, const char *description,
+                                 char *err, size_t errlen)
+{
+    char acct[64];
+    if (a == NULL || account_key(account, acct, sizeof acct) < 0) {
+        set_err(err, errlen, "'%s' is not a valid Slurm account name", account ? account : "");
+        return -EINVAL;
+    }
+    pthread_mutex_lock(&a->db_mu);
+    bool have = false;
+    int rc = db_open(a, err, errlen);
+    if (rc == 0) {
+        slurmdb_account_cond_t cond;
+        slurmdb_assoc_cond_t ac;
+        memset(&cond, 0, sizeof cond);
+        memset(&ac, 0, sizeof ac);
+        ac.acct_list = slurm_list_create(NULL);
+        slurm_list_append(ac.acct_list, acct);
+        cond.assoc_cond = &ac;
+        List l = slurmdb_accounts_get(a->db, &cond);
+        slurm_list_destroy(ac.acct_list);
+        if (l == NULL)
+            rc = db_fail(a, "cannot read accounts from slurmdbd", err, errlen);
+        else
+            have = slurm_list_count(l) > 0;
+        if (l != NULL) slurm_list_destroy(l);
+    }
+    if (rc == 0 && !have) {
+        slurmdb_account_rec_t *r = calloc(1, sizeof *r);
+        List l = slurm_list_create(NULL); /* ours, freed below */
+        if (r != NULL) {
+            r->name = strdup(acct);
+            r->description = strdup(description && description[0] ? description : acct);
+            r->organization = strdup(acct);
+            slurm_list_append(l, r);
+        }
+        if (r == NULL || r->name == NULL || r->description == NULL || r->organization == NULL) {
+            set_err(err, errlen, "out of memory");
+            rc = -ENOMEM;
+        } else if (slurmdb_accounts_add(a->db, l) != SLURM_SUCCESS) {
+            rc = db_fail(a, "slurmdbd refused the account", err, errlen);
+        }
+        slurm_list_destroy(l);
+        if (r != NULL) {
+            free(r->name);
+            free(r->description);
+            free(r->organization);
+            free(r);
+        }
+        if (rc == 0) rc = db_commit(a, rc, err, errlen);
+    }
+    bool assoc = false;
+    if (rc == 0) rc = assoc_exists(a, acct, NULL, &assoc, err, errlen);
+    if (rc == 0 && !assoc) rc = db_commit(a, assoc_add(a, acct, NULL, err, errlen), err, errlen);
+    pthread_mutex_unlock(&a->db_mu);
+    return rc;
+}
+
+int slurm_adapter_user_ensure(slurm_adapter *a, const char *unix_user, const char *account,
+                              char *err, size_t errlen)
+{
+    char acct[64];
+    if (a == NULL || account_key(account, acct, sizeof acct) < 0) {
+        set_err(err, errlen, "'%s' is not a valid Slurm account name", account ? account : "");
+        return -EINVAL;
+    }
+    if (unix_user == NULL || unix_user[0] == '\0' || strlen(unix_user) >= 64) {
+        set_err(err, errlen, "no Unix account name to associate with Slurm account %s", acct);
+        return -EINVAL;
+    }
+    pthread_mutex_lock(&a->db_mu);
+    bool have = false;
+    int rc = db_open(a, err, errlen);
+    if (rc == 0) {
+        slurmdb_user_cond_t cond;
+        slurmdb_assoc_cond_t ac;
+        memset(&cond, 0, sizeof cond);
+        memset(&ac, 0, sizeof ac);
+        ac.user_list = slurm_list_create(NULL);
+        slurm_list_append(ac.user_list, (void *)unix_user);
+        cond.assoc_cond = &ac;
+        List l = slurmdb_users_get(a->db, &cond);
+        slurm_list_destroy(ac.user_list);
+        if (l == NULL)
+            rc = db_fail(a, "cannot read users from slurmdbd", err, errlen);
+        else
+            have = slurm_list_count(l) > 0;
+        if (l != NULL) slurm_list_destroy(l);
+    }
+    if (rc == 0 && !have) {
+        slurmdb_user_rec_t *r = calloc(1, sizeof *r);
+        List l = slurm_list_create(NULL); /* ours, freed below */
+        if (r != NULL) {
+            r->name = strdup(unix_user);
+            r->default_acct = strdup(acct);
+            r->admin_level = SLURMDB_ADMIN_NONE;
+            slurm_list_append(l, r);
+        }
+        if (r == NULL || r->name == NULL || r->default_acct == NULL) {
+            set_err(err, errlen, "out of memory");
+            rc = -ENOMEM;
+        } else if (slurmdb_users_add(a->db, l) != SLURM_SUCCESS) {
+            rc = db_fail(a, "slurmdbd refused the user", err, errlen);
+        }
+        slurm_list_destroy(l);
+        if (r != NULL) {
+            free(r->name);
+            free(r->default_acct);
+            free(r);
+        }
+    }
+    bool assoc = false;
+    if (rc == 0) rc = assoc_exists(a, acct, unix_user, &assoc, err, errlen);
+    if (rc == 0 && !assoc) rc = assoc_add(a, acct, unix_user, err, errlen);
+    if (rc == 0 && (!have || !assoc)) rc = db_commit(a, rc, err, errlen);
+    pthread_mutex_unlock(&a->db_mu);
+    return rc;
+}
+
+int slurm_adapter_account_gpu_limit(slurm_adapter *a, const char *account, int64_t gpu_minutes,
+                                    char *err, size_t errlen)
+{
+    char acct[64], tres[64];
+    uint32_t gpu_id = 0;
+    if (a == NULL || account_key(account, acct, sizeof acct) < 0) {
+        set_err(err, errlen, "'%s' is not a valid Slurm account name", account ? account : "");
+        return -EINVAL;
+    }
+    pthread_mutex_lock(&a->db_mu);
+    int rc = db_open(a, err, errlen);
+    if (rc == 0) rc = gpu_tres_id(a, &gpu_id, err, errlen);
+    if (rc == 0 && gpu_id == 0) {
+        set_err(err, errlen, "slurmdbd has no gres/gpu TRES (AccountingStorageTRES=gres/gpu)");
+        rc = -ENOTSUP;
+    }
+    if (rc == 0) {
+        snprintf(tres, sizeof tres, "%" PRIu32 "=%" PRId64, gpu_id,
+                 gpu_minutes < 0 ? (int64_t)-1 : gpu_minutes);
+        slurmdb_assoc_cond_t cond;
+        slurmdb_assoc_rec_t rec;
+        memset(&cond, 0, sizeof cond);
+        slurmdb_init_assoc_rec(&rec, 0);
+        rec.grp_tres_mins = tres;
+        cond.cluster_list = slurm_list_create(NULL);
+        cond.acct_list = slurm_list_create(NULL);
+        cond.user_list = slurm_list_create(NULL);
+        slurm_list_append(cond.cluster_list, a->cluster);
+        slurm_list_append(cond.acct_list, acct);
+        slurm_list_append(cond.user_list, ""); /* the account's own association only */
+        List l = slurmdb_associations_modify(a->db, &cond, &rec);
+        slurm_list_destroy(cond.cluster_list);
+        slurm_list_destroy(cond.acct_list);
+        slurm_list_destroy(cond.user_list);
+        if (l == NULL && slurm_get_errno() != SLURM_NO_CHANGE_IN_DATA)
+            rc = db_fail(a, "slurmdbd did not change the account's GrpTRESMins", err, errlen);
+        if (l != NULL) slurm_list_destroy(l);
+        rc = db_commit(a, rc, err, errlen);
+    }
+    pthread_mutex_unlock(&a->db_mu);
+    return rc;
 }

@@ -22,6 +22,8 @@ typedef struct slurm_adapter_submit_req {
     const char *partition;   /* e.g. "gpu"; NULL = cluster default */
     const char *work_dir;    /* absolute, writable by uid */
     const char *stdout_path; /* absolute; stderr goes to the same file */
+    const char *account;     /* Slurm account (the partner's, see slurm_adapter_account_ensure);
+                                NULL or "" = the user's default account */
     const char *tag; /* stored in the job's AdminComment (set at submit; only root, SlurmUser and
                         Slurm operators can change it, never the job's user): finds the job again
                         when its submit answer was lost. The job's comment stays the user's. */
@@ -96,5 +98,61 @@ int slurm_adapter_partition_size(slurm_adapter *a, const char *partition, int *c
  * made, into name[len] ("root" when the configuration names none). Reads memory only (no RPC).
  * Returns 0, or -EINVAL (no adapter, or the name does not fit). */
 int slurm_adapter_slurm_user(const slurm_adapter *a, char *name, size_t len);
+
+/* --- the accounting of record (slurmdbd, through the slurmdb API in libslurm) -----------------
+ *
+ * These calls talk to slurmdbd over one persistent connection, opened on first use and reopened
+ * after a failure; they serialise among themselves (a lock inside the adapter) and may run while
+ * submits run on other threads. Each returns -ENOTSUP when the cluster has no slurmdbd
+ * (slurmctld's AccountingStorageType is not accounting_storage/slurmdbd), -EAGAIN with a message
+ * when slurmctld or slurmdbd cannot be reached (try again later). Blocking: worker threads only.
+ * Account names are Slurm's: the adapter lowercases them (slurmdbd keeps them lowercase), the
+ * same way in submits and in these calls. */
+
+/* One job as slurmdbd recorded it. */
+typedef struct slurm_adapter_record {
+    uint32_t job_id;
+    char account[64]; /* Slurm account */
+    char user[64];    /* Unix account name */
+    char partition[64];
+    char admin_comment[128]; /* antennad's tag, when the job carries one */
+    char state[24];          /* the same broker state names as slurm_adapter_job.state */
+    int64_t submit_time, start_time, end_time; /* Unix seconds; 0 when not (yet) */
+    int64_t elapsed_s;                         /* as slurmdbd computed it */
+    int gpus; /* GPUs allocated (gres/gpu in the allocated TRES; requested when never allocated) */
+    int cpus; /* CPUs allocated */
+    int exit_code;
+} slurm_adapter_record;
+
+/* The records of the given Slurm job ids (ids slurmdbd does not know are simply absent). Fills
+ * *out (malloc'd array, free with slurm_adapter_records_free) and *n. Returns 0, -ENOTSUP (the
+ * cluster has no slurmdbd: AccountingStorageType is not slurmdbd), or a negative errno with a
+ * message in err. A Slurm id used twice (a cluster whose state was reset reuses ids) gives one
+ * record per job that carried it: match the admin_comment tag and submit time. slurmdbd fills a
+ * record from several messages of slurmctld: for a few seconds around a job's end some fields
+ * (partition, admin_comment) may still be empty. */
+int slurm_adapter_records_by_id(slurm_adapter *a, const uint32_t *ids, size_t n_ids,
+                                slurm_adapter_record **out, size_t *n, char *err, size_t errlen);
+
+/* Every job record of the cluster that was running at some time in [from, to) (Unix seconds),
+ * whatever its account or user. Same returns. */
+int slurm_adapter_records_between(slurm_adapter *a, int64_t from, int64_t to,
+                                  slurm_adapter_record **out, size_t *n, char *err, size_t errlen);
+
+/* Frees an array of records. Accepts NULL. */
+void slurm_adapter_records_free(slurm_adapter_record *r);
+
+/* Keeps Slurm's associations in step: an account per partner (named for the partner), each
+ * mapped Unix account a user of it (its default account). Idempotent (existing ones are left).
+ * Returns 0, -ENOTSUP (no slurmdbd), or a negative errno with a message in err. */
+int slurm_adapter_account_ensure(slurm_adapter *a, const char *account, const char *description,
+                                 char *err, size_t errlen);
+int slurm_adapter_user_ensure(slurm_adapter *a, const char *unix_user, const char *account,
+                              char *err, size_t errlen);
+
+/* Optional mirror of a partner's GPU budget: GrpTRESMins=gres/gpu=<minutes> on its account
+ * (minutes < 0 clears it). Same returns. */
+int slurm_adapter_account_gpu_limit(slurm_adapter *a, const char *account, int64_t gpu_minutes,
+                                    char *err, size_t errlen);
 
 #endif

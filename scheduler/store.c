@@ -236,6 +236,26 @@ static const char *const migrations[] = {
     "ALTER TABLE users ADD COLUMN disabled INTEGER NOT NULL DEFAULT 0;"
     "ALTER TABLE tokens ADD COLUMN expires_at INTEGER NOT NULL DEFAULT 0;"
     "CREATE INDEX users_unix_user ON users (unix_user);",
+
+    /* v6 -> v7 (issue 10, refunds and reconciliation): what makes a "charge" row a refund or a
+     * correction (its ledger row holds the signed amount, so that ledger_sums and usage stay
+     * sums of rows), append-only like the ledger; and the indexes the reconciliation reads jobs
+     * by (their period, their Slurm id). */
+    "CREATE TABLE ledger_adjustments ("
+    "  ledger_id INTEGER PRIMARY KEY REFERENCES ledger(id),"
+    "  job_id INTEGER NOT NULL REFERENCES jobs(id),"
+    "  kind TEXT NOT NULL CHECK (kind IN ('refund', 'correction')),"
+    "  reason TEXT NOT NULL,"
+    "  actor TEXT NOT NULL,"
+    "  at INTEGER NOT NULL);"
+    "CREATE INDEX ledger_adjustments_job ON ledger_adjustments (job_id);"
+    "CREATE TRIGGER ledger_adjustments_no_update BEFORE UPDATE ON ledger_adjustments"
+    " BEGIN SELECT RAISE(ABORT, 'the ledger is append-only'); END;"
+    "CREATE TRIGGER ledger_adjustments_no_delete BEFORE DELETE ON ledger_adjustments"
+    " BEGIN SELECT RAISE(ABORT, 'the ledger is append-only'); END;"
+    "CREATE INDEX jobs_period ON jobs (period, id) WHERE slurm_job_id > 0;"
+    "CREATE INDEX jobs_slurm_id ON jobs (slurm_job_id) WHERE slurm_job_id > 0;"
+    "CREATE INDEX ledger_period_job ON ledger (period, job_id) WHERE kind = 'charge';",
 };
 
 #define STORE_SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
@@ -349,6 +369,12 @@ enum stmt_id {
     ST_IDEM_GET,
     ST_IDEM_PUT,
     ST_IDEM_PRUNE,
+    ST_JOB_CHARGE_NET,
+    ST_ADJUST_INSERT,
+    ST_ADJUST_LIST,
+    ST_JOB_LIST_PERIOD,
+    ST_JOB_GET_SLURM,
+    ST_LEDGER_JOB_SUMS,
     ST_COUNT
 };
 
@@ -508,6 +534,27 @@ static const char *const stmt_sql[ST_COUNT] = {
     /* ?2 = -1: no limit */
     [ST_IDEM_PRUNE] = "DELETE FROM idempotency WHERE rowid IN (SELECT rowid FROM idempotency "
                       "WHERE created_at < ?1 ORDER BY created_at LIMIT ?2)",
+    [ST_JOB_CHARGE_NET] = "UPDATE jobs SET charge_gpu_seconds = ?2, charge_cpu_seconds = ?3 "
+                          "WHERE id = ?1",
+    [ST_ADJUST_INSERT] = "INSERT INTO ledger_adjustments (ledger_id, job_id, kind, reason, actor, "
+                         "at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    /* ?1 partner (NULL = all), ?2 period (NULL = all), ?3 job (0 = all) */
+    [ST_ADJUST_LIST] =
+        "SELECT a.ledger_id, a.job_id, p.name, l.period, a.kind, l.gpu_seconds, l.cpu_seconds, "
+        "a.reason, a.actor, a.at FROM ledger_adjustments a JOIN ledger l ON l.id = a.ledger_id "
+        "JOIN partners p ON p.id = l.partner_id WHERE (?1 IS NULL OR p.name = ?1) "
+        "AND (?2 IS NULL OR l.period = ?2) AND (?3 = 0 OR a.job_id = ?3) ORDER BY a.ledger_id",
+    [ST_JOB_LIST_PERIOD] =
+        "SELECT " JOB_COLS " FROM jobs WHERE period = ?1 AND slurm_job_id > 0 ORDER BY id",
+    [ST_LEDGER_JOB_SUMS] =
+        "SELECT l.job_id, sum(l.gpu_seconds), "
+        "coalesce(sum(CASE WHEN a.kind = 'refund' AND l.id > coalesce((SELECT max(c.ledger_id) "
+        "FROM ledger_adjustments c WHERE c.job_id = l.job_id AND c.kind = 'correction'), 0) "
+        "THEN l.gpu_seconds END), 0) FROM ledger l "
+        "LEFT JOIN ledger_adjustments a ON a.ledger_id = l.id "
+        "WHERE l.kind = 'charge' AND l.period = ?1 GROUP BY l.job_id ORDER BY l.job_id",
+    [ST_JOB_GET_SLURM] = "SELECT " JOB_COLS " FROM jobs WHERE slurm_job_id = ?1 AND "
+                         "slurm_job_id > 0 ORDER BY id DESC LIMIT 1",
 };
 
 /* The filters of store_audit_list that its statement is built for: one cached statement per
@@ -2345,6 +2392,164 @@ int store_job_list_charged(store *s, const char *partner, const char *period, st
         bind_text(st, 1, partner);
         bind_text(st, 2, period);
         ret = read_rows(c, st, sizeof **out, read_job, (void **)out, n);
+    }
+    read_end(s, c);
+    return ret;
+}
+
+/* --- refunds and corrections --- */
+
+static void read_adjustment(sqlite3_stmt *st, void *item)
+{
+    store_adjustment *a = item;
+    memset(a, 0, sizeof *a);
+    a->ledger_id = sqlite3_column_int64(st, 0);
+    a->job_id = sqlite3_column_int64(st, 1);
+    col_text(st, 2, a->partner, sizeof a->partner);
+    col_text(st, 3, a->period, sizeof a->period);
+    col_text(st, 4, a->kind, sizeof a->kind);
+    a->gpu_seconds = sqlite3_column_int64(st, 5);
+    a->cpu_seconds = sqlite3_column_int64(st, 6);
+    col_text(st, 7, a->reason, sizeof a->reason);
+    col_text(st, 8, a->actor, sizeof a->actor);
+    a->at = sqlite3_column_int64(st, 9);
+}
+
+int store_job_adjust(store *s, int64_t id, const char *kind, int64_t gpu_delta, int64_t cpu_delta,
+                     const char *reason, const char *actor, store_job *out)
+{
+    if (!s || !kind || (strcmp(kind, "refund") != 0 && strcmp(kind, "correction") != 0) ||
+        !reason || !reason[0] || !text_fits(reason, STORE_REASON_MAX) || !name_ok(actor) ||
+        (gpu_delta == 0 && cpu_delta == 0))
+        return -EINVAL;
+    int ret = write_begin(s, true);
+    if (ret < 0) return ret;
+    conn *c = &s->w;
+    int64_t t = now();
+    store_job j;
+    job_billing b;
+    sqlite3_stmt *st = stmt_get(c, ST_JOB_GET);
+    if (!st) {
+        ret = -EIO;
+        goto out;
+    }
+    sqlite3_bind_int64(st, 1, id);
+    if ((ret = read_one(c, st, read_job, &j)) < 0) goto out;
+    if ((ret = job_billing_get(c, id, &b)) < 0) goto out;
+    if (!store_state_terminal(j.state) || !b.period[0]) {
+        ret = -EAGAIN;
+        goto out;
+    }
+    int64_t net_gpu = j.charge_gpu_seconds + gpu_delta, net_cpu = j.charge_cpu_seconds + cpu_delta;
+    if (net_gpu < 0 || net_cpu < 0) {
+        ret = -ERANGE;
+        goto out;
+    }
+    if ((ret = ledger_append(c, id, b.partner_id, b.period, "charge", gpu_delta, cpu_delta, t)) < 0)
+        goto out;
+    int64_t ledger_id = sqlite3_last_insert_rowid(c->db);
+    if (!(st = stmt_get(c, ST_ADJUST_INSERT))) {
+        ret = -EIO;
+        goto out;
+    }
+    sqlite3_bind_int64(st, 1, ledger_id);
+    sqlite3_bind_int64(st, 2, id);
+    bind_text(st, 3, kind);
+    bind_text(st, 4, reason);
+    bind_text(st, 5, actor);
+    sqlite3_bind_int64(st, 6, t);
+    if ((ret = stmt_run(c, st, "adjustment insert")) < 0) goto out;
+    if (!(st = stmt_get(c, ST_JOB_CHARGE_NET))) {
+        ret = -EIO;
+        goto out;
+    }
+    sqlite3_bind_int64(st, 1, id);
+    sqlite3_bind_int64(st, 2, net_gpu);
+    sqlite3_bind_int64(st, 3, net_cpu);
+    if ((ret = stmt_run(c, st, "job net charge")) < 0) goto out;
+    j.charge_gpu_seconds = net_gpu;
+    j.charge_cpu_seconds = net_cpu;
+    if (out) *out = j;
+out:
+    return write_end(s, ret);
+}
+
+int store_adjustment_list(store *s, const char *partner, const char *period, int64_t job_id,
+                          store_adjustment **out, size_t *n)
+{
+    if (!s || !out || !n) return -EINVAL;
+    *out = NULL;
+    *n = 0;
+    conn *c = read_begin(s);
+    sqlite3_stmt *st = stmt_get(c, ST_ADJUST_LIST);
+    int ret = -EIO;
+    if (st) {
+        if (partner)
+            bind_text(st, 1, partner);
+        else
+            sqlite3_bind_null(st, 1);
+        if (period)
+            bind_text(st, 2, period);
+        else
+            sqlite3_bind_null(st, 2);
+        sqlite3_bind_int64(st, 3, job_id);
+        ret = read_rows(c, st, sizeof **out, read_adjustment, (void **)out, n);
+    }
+    read_end(s, c);
+    return ret;
+}
+
+/* --- reads for the reconciliation --- */
+
+int store_job_list_period(store *s, const char *period, store_job **out, size_t *n)
+{
+    if (!s || !period || !out || !n) return -EINVAL;
+    *out = NULL;
+    *n = 0;
+    conn *c = read_begin(s);
+    sqlite3_stmt *st = stmt_get(c, ST_JOB_LIST_PERIOD);
+    int ret = -EIO;
+    if (st) {
+        bind_text(st, 1, period);
+        ret = read_rows(c, st, sizeof **out, read_job, (void **)out, n);
+    }
+    read_end(s, c);
+    return ret;
+}
+
+static void read_job_sum(sqlite3_stmt *st, void *item)
+{
+    store_ledger_job_sum *e = item;
+    e->job_id = sqlite3_column_int64(st, 0);
+    e->charge_gpu_seconds = sqlite3_column_int64(st, 1);
+    e->refund_gpu_seconds = sqlite3_column_int64(st, 2);
+}
+
+int store_ledger_job_sums(store *s, const char *period, store_ledger_job_sum **out, size_t *n)
+{
+    if (!s || !period || !out || !n) return -EINVAL;
+    *out = NULL;
+    *n = 0;
+    conn *c = read_begin(s);
+    sqlite3_stmt *st = stmt_get(c, ST_LEDGER_JOB_SUMS);
+    int ret = -EIO;
+    if (st) {
+        bind_text(st, 1, period);
+        ret = read_rows(c, st, sizeof **out, read_job_sum, (void **)out, n);
+    }
+    read_end(s, c);
+    return ret;
+}
+
+int store_job_get_by_slurm_id(store *s, int64_t slurm_job_id, store_job *out)
+{
+    if (!s || !out || slurm_job_id <= 0) return -EINVAL;
+    conn *c = read_begin(s);
+    sqlite3_stmt *st = stmt_get(c, ST_JOB_GET_SLURM);
+    int ret = -EIO;
+    if (st) {
+        sqlite3_bind_int64(st, 1, slurm_job_id);
+        ret = read_one(c, st, read_job, out);
     }
     read_end(s, c);
     return ret;

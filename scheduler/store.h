@@ -452,6 +452,59 @@ void store_idem_clear(store_idem *e);
  * first, and sets *removed (when not NULL) to their number. Returns 0, -ENOSPC, -EIO. */
 int store_idem_prune(store *s, int64_t before, size_t max, size_t *removed);
 
+/* --- refunds and corrections (ledger entries, never edits) --- */
+
+/* One refund or correction: a "charge" ledger row of the signed difference (a refund is
+ * negative), with why and by whom. */
+typedef struct store_adjustment {
+    int64_t ledger_id;
+    int64_t job_id;
+    char partner[STORE_NAME_MAX];
+    char period[8];
+    char kind[16];                    /* "refund" | "correction" */
+    int64_t gpu_seconds, cpu_seconds; /* signed differences */
+    char reason[STORE_REASON_MAX];
+    char actor[STORE_NAME_MAX];
+    int64_t at;
+} store_adjustment;
+
+/* In one transaction: appends a "charge" ledger row of gpu_delta/cpu_delta to ended job `id`'s
+ * period (so the ledger's sums, usage and quotas' used figures count it), its ledger_adjustments
+ * row (kind "refund" or "correction", reason and actor, both non-empty) and sets the job's charge
+ * fields to the new net charge; fills *out (may be NULL) with the job after. Returns 0, -ENOENT
+ * (no such job), -EAGAIN (the job has not ended, or was never dispatched: nothing to adjust),
+ * -ERANGE (the net charge would fall below 0: a refund can't exceed what was charged), -EINVAL
+ * (bad kind, empty reason, both deltas 0), -ENOSPC, -EIO. Nothing is written on error. */
+int store_job_adjust(store *s, int64_t id, const char *kind, int64_t gpu_delta, int64_t cpu_delta,
+                     const char *reason, const char *actor, store_job *out);
+
+/* Lists adjustments in ledger order, of `partner` and of `period` (NULL = all), of `job_id` (0 =
+ * all). Same ownership as store_quota_list. */
+int store_adjustment_list(store *s, const char *partner, const char *period, int64_t job_id,
+                          store_adjustment **out, size_t *n);
+
+/* --- reads for the reconciliation --- */
+
+/* Lists the jobs of ledger period `period` that reached Slurm (slurm_job_id > 0), by id, through
+ * an index. Same ownership as store_job_list. */
+int store_job_list_period(store *s, const char *period, store_job **out, size_t *n);
+
+/* One job's charge rows in a period: their sum, and the part of it that refunds made since its last
+ * correction are (<= 0; a correction states the job's whole charge, earlier refunds included). */
+typedef struct store_ledger_job_sum {
+    int64_t job_id;
+    int64_t charge_gpu_seconds;
+    int64_t refund_gpu_seconds;
+} store_ledger_job_sum;
+
+/* Sums the ledger's charge rows of `period` per job, by job id, from the rows themselves (not the
+ * jobs' charge fields), through an index. Same ownership as store_quota_list. */
+int store_ledger_job_sums(store *s, const char *period, store_ledger_job_sum **out, size_t *n);
+
+/* Reads the job Slurm knows as `slurm_job_id` (the newest, should ids be reused). Returns 0,
+ * -ENOENT, -EIO. */
+int store_job_get_by_slurm_id(store *s, int64_t slurm_job_id, store_job *out);
+
 /* Returns true when `state` is terminal (completed, failed, cancelled, timeout, ...). */
 bool store_state_terminal(const char *state);
 

@@ -154,6 +154,10 @@ if [ -z "$slurm_conf" ]; then
     abort "the Slurm cluster did not start (see above)"
 fi
 export SLURM_CONF=${slurm_conf#SLURM_CONF=}
+# The cluster enforces associations (deploy/slurm-cluster.sh): the sbatch loop and slurmrestd
+# submit as $ACCOUNT behind antennad's back, so it needs its own (antennad keeps its partners').
+"$root/deploy/slurm-cluster.sh" associate "$work/slurm" bench "$ACCOUNT" > /dev/null ||
+    abort "cannot give $ACCOUNT a Slurm account (sacctmgr)"
 ctld_log=$work/slurm/log/slurmctld.log
 node=$(hostname -s)
 scontrol update nodename="$node" state=drain reason=bench || abort "cannot drain node $node"

@@ -19,6 +19,7 @@
 #include <cmocka.h>
 
 #define WAIT_SECONDS 40
+#define TEST_ACCOUNT "antenna-sa-test"
 
 static struct {
     const char *conf;
@@ -29,6 +30,7 @@ static struct {
     char prefix[64]; /* tag prefix of this run */
     slurm_adapter *sa;
     int seq;
+    slurm_adapter_record rec; /* the record of the job of the account test, for later tests */
 } T;
 
 /* libslurm 22.05 leaks the decoded reply of a refused slurm_submit_batch_job (inside libslurm,
@@ -170,6 +172,14 @@ static int group_setup(void **state)
     int rc = slurm_adapter_new(T.conf, &T.sa, err, sizeof err);
     if (rc != 0) {
         fprintf(stderr, "slurm_adapter_new: %d %s\n", rc, err);
+        return -1;
+    }
+    /* A cluster that enforces associations takes the account's jobs once it is a user of one
+     * (its default account): the account tests below need slurmdbd anyway. */
+    rc = slurm_adapter_account_ensure(T.sa, TEST_ACCOUNT, "adapter test", err, sizeof err);
+    if (rc == 0) rc = slurm_adapter_user_ensure(T.sa, T.user, TEST_ACCOUNT, err, sizeof err);
+    if (rc != 0) {
+        fprintf(stderr, "associations for %s: %d %s\n", T.user, rc, err);
         return -1;
     }
     return 0;
@@ -626,10 +636,164 @@ static void test_unreachable_controller_gives_eagain(void **state)
     assert_int_equal(slurm_adapter_new(T.conf, &T.sa, err, sizeof err), 0);
 }
 
+/* Polls slurmdbd (it records a job's end shortly after slurmctld, and under load may write the
+ * end before the rest of the record) until job `id` has a finished, complete record; fills *r. */
+static bool wait_record(uint32_t id, slurm_adapter_record *r)
+{
+    char err[256] = "";
+    for (int i = 0; i < WAIT_SECONDS * 5; i++) {
+        slurm_adapter_record *v = NULL;
+        size_t n = 0;
+        int rc = slurm_adapter_records_by_id(T.sa, &id, 1, &v, &n, err, sizeof err);
+        if (rc != 0) {
+            print_error("records_by_id: %d %s\n", rc, err);
+            return false;
+        }
+        for (size_t k = 0; k < n; k++) {
+            if (v[k].job_id == id && v[k].end_time > 0 && terminal(v[k].state) &&
+                v[k].partition[0] != '\0' && v[k].admin_comment[0] != '\0') {
+                *r = v[k];
+                slurm_adapter_records_free(v);
+                return true;
+            }
+        }
+        slurm_adapter_records_free(v);
+        msleep(200);
+    }
+    print_error("slurmdbd has no finished record of job %" PRIu32 " after %d s\n", id,
+                WAIT_SECONDS);
+    return false;
+}
+
+static void test_ensure_account_and_user_twice_succeeds(void **state)
+{
+    (void)state;
+    char err[256] = "";
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(
+            slurm_adapter_account_ensure(T.sa, "Antenna-SA-Test2", "second", err, sizeof err), 0);
+        assert_int_equal(
+            slurm_adapter_user_ensure(T.sa, T.user, "antenna-sa-test2", err, sizeof err), 0);
+    }
+}
+
+static void test_ensure_refuses_an_invalid_account_name(void **state)
+{
+    (void)state;
+    char err[256] = "";
+    assert_int_equal(slurm_adapter_account_ensure(T.sa, "bad name;", "", err, sizeof err), -EINVAL);
+    assert_true(err[0] != '\0');
+    assert_int_equal(slurm_adapter_user_ensure(T.sa, "", TEST_ACCOUNT, err, sizeof err), -EINVAL);
+}
+
+static void test_record_of_a_job_carries_its_account_user_tag_gpus_and_times(void **state)
+{
+    (void)state;
+    char tag[128] = "", out[256], err[256] = "";
+    uint32_t id = 0;
+    slurm_adapter_job job;
+    slurm_adapter_record r;
+    slurm_adapter_submit_req req = {.uid = T.uid,
+                                    .gid = T.gid,
+                                    .gpus = 2,
+                                    .gpu_type = "h100",
+                                    .cpus_per_task = 2,
+                                    .account = "Antenna-SA-Test2"};
+    assert_int_equal(submit(&req, "#!/bin/bash\nsleep 2\nexit 4\n", tag, sizeof tag, out,
+                            sizeof out, &id, err, sizeof err),
+                     0);
+    assert_true(wait_job(id, NULL, &job));
+    assert_string_equal(job.state, "failed");
+    assert_true(wait_record(id, &r));
+    assert_int_equal(r.job_id, id);
+    assert_string_equal(r.account, "antenna-sa-test2");
+    assert_string_equal(r.user, T.user);
+    assert_string_equal(r.partition, "gpu");
+    assert_string_equal(r.admin_comment, tag);
+    assert_string_equal(r.state, "failed");
+    assert_int_equal(r.exit_code, 4);
+    assert_int_equal(r.gpus, 2);
+    assert_int_equal(r.cpus, 2);
+    assert_int_equal(r.start_time, job.start_time);
+    assert_int_equal(r.end_time, job.end_time);
+    assert_true(r.submit_time > 0 && r.submit_time <= r.start_time);
+    assert_int_equal(r.elapsed_s, r.end_time - r.start_time);
+    assert_true(r.elapsed_s >= 2);
+    T.rec = r;
+}
+
+static void test_records_by_id_leaves_out_ids_slurmdbd_never_saw(void **state)
+{
+    (void)state;
+    char err[256] = "";
+    uint32_t ids[2] = {67000000u, T.rec.job_id};
+    slurm_adapter_record *v = NULL;
+    size_t n = 99;
+    assert_true(T.rec.job_id > 0);
+    assert_int_equal(slurm_adapter_records_by_id(T.sa, ids, 1, &v, &n, err, sizeof err), 0);
+    assert_non_null(v);
+    assert_int_equal(n, 0);
+    slurm_adapter_records_free(v);
+    assert_int_equal(slurm_adapter_records_by_id(T.sa, ids, 2, &v, &n, err, sizeof err), 0);
+    assert_true(n >= 1);
+    for (size_t k = 0; k < n; k++)
+        assert_int_equal(v[k].job_id, T.rec.job_id);
+    slurm_adapter_records_free(v);
+}
+
+/* Whether records v[n] hold job `id` with tag `tag`. */
+static bool records_have(const slurm_adapter_record *v, size_t n, uint32_t id, const char *tag)
+{
+    for (size_t k = 0; k < n; k++)
+        if (v[k].job_id == id && strcmp(v[k].admin_comment, tag) == 0) return true;
+    return false;
+}
+
+static void test_records_between_hold_the_jobs_that_ran_in_the_window_only(void **state)
+{
+    (void)state;
+    char err[256] = "";
+    slurm_adapter_record *v = NULL;
+    size_t n = 0;
+    assert_true(T.rec.job_id > 0);
+    assert_int_equal(slurm_adapter_records_between(T.sa, T.rec.start_time + 1, T.rec.start_time + 2,
+                                                   &v, &n, err, sizeof err),
+                     0);
+    assert_true(records_have(v, n, T.rec.job_id, T.rec.admin_comment));
+    for (size_t k = 0; k < n; k++) /* every one ran in the window */
+        assert_true(v[k].start_time > 0 && v[k].start_time < T.rec.start_time + 2 &&
+                    (v[k].end_time == 0 || v[k].end_time >= T.rec.start_time + 1));
+    slurm_adapter_records_free(v);
+    assert_int_equal(slurm_adapter_records_between(T.sa, T.rec.end_time + 3600,
+                                                   T.rec.end_time + 7200, &v, &n, err, sizeof err),
+                     0);
+    assert_false(records_have(v, n, T.rec.job_id, T.rec.admin_comment));
+    slurm_adapter_records_free(v);
+    assert_int_equal(slurm_adapter_records_between(T.sa, 10, 10, &v, &n, err, sizeof err), -EINVAL);
+}
+
+static void test_gpu_limit_is_set_and_cleared(void **state)
+{
+    (void)state;
+    char err[256] = "";
+    assert_int_equal(
+        slurm_adapter_account_gpu_limit(T.sa, "antenna-sa-test2", 600, err, sizeof err), 0);
+    assert_int_equal(
+        slurm_adapter_account_gpu_limit(T.sa, "antenna-sa-test2", 600, err, sizeof err), 0);
+    assert_int_equal(slurm_adapter_account_gpu_limit(T.sa, "antenna-sa-test2", -1, err, sizeof err),
+                     0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_poll_twice_without_change_reports_unchanged),
+        cmocka_unit_test(test_ensure_account_and_user_twice_succeeds),
+        cmocka_unit_test(test_ensure_refuses_an_invalid_account_name),
+        cmocka_unit_test(test_record_of_a_job_carries_its_account_user_tag_gpus_and_times),
+        cmocka_unit_test(test_records_by_id_leaves_out_ids_slurmdbd_never_saw),
+        cmocka_unit_test(test_records_between_hold_the_jobs_that_ran_in_the_window_only),
+        cmocka_unit_test(test_gpu_limit_is_set_and_cleared),
         cmocka_unit_test(test_job_runs_as_mapped_user_with_two_gpus_and_completes),
         cmocka_unit_test(test_job_exiting_3_reports_failed_with_exit_code_3),
         cmocka_unit_test(test_cancel_running_job_ends_cancelled),

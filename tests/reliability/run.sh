@@ -120,6 +120,10 @@ fi
 
 "$root/deploy/make-cert.sh" "$work/tls" > /dev/null || exit 1
 "$root/deploy/ensure-unix-user.sh" antenna-rel > /dev/null || exit 1
+# The cluster enforces associations: the harness's self-test submits a job behind antennad's back
+# for antenna-rel (antennad keeps its own partners' associations, ensured before each submit).
+"$root/deploy/slurm-cluster.sh" associate "$work/slurm" reliability antenna-rel > /dev/null ||
+    { echo "reliability: cannot give antenna-rel a Slurm account (sacctmgr)" >&2; exit 1; }
 # The jobs' shared run log: every job appends a line (world-writable, sticky).
 mkdir -p "$work/runlog" "$work/db" "$work/etc" "$work/spool" "$work/pids"
 chmod 1777 "$work/runlog"

@@ -1271,7 +1271,124 @@ static void test_failed_auth_from_one_peer_is_rate_limited_and_audited_per_minut
     assert_int_equal(refused, 2);
 }
 
+/* --- refunds and corrections over HTTP ----------------------------------------------------------
+ */
+
+/* A 1-GPU job of alice, dispatched and completed after 1800 s of Slurm time, through the registry
+ * (the world's other queued jobs are requeued as they were). Returns its id. */
+static int64_t charged_job(void)
+{
+    store_user u;
+    assert_int_equal(store_user_get(w.st, "alice", &u), 0);
+    registry_submit s;
+    registry_actor who = {.actor = "alice", .partner = "ulb"};
+    memset(&s, 0, sizeof s);
+    s.job.user_id = u.id;
+    snprintf(s.job.user, sizeof s.job.user, "alice");
+    snprintf(s.job.name, sizeof s.job.name, "charged");
+    s.job.gpus = 1;
+    s.job.cpus_per_task = 1;
+    s.job.time_minutes = 60;
+    s.job.submitted_at = time(NULL);
+    s.script = "#!/bin/bash\necho hi\n";
+    s.render = render_empty;
+    assert_int_equal(registry_job_submit(w.reg, &who, &s), 0);
+    free(s.body);
+    assert_true(s.verdict.admitted);
+    int64_t id = s.job.id;
+    store_job *js = NULL;
+    size_t n = 0;
+    assert_int_equal(registry_dispatch_begin(w.reg, time(NULL), 16, &js, &n), 0);
+    registry_outcome o[16];
+    bool mine = false;
+    for (size_t i = 0; i < n; i++) {
+        memset(&o[i], 0, sizeof o[i]);
+        o[i].id = js[i].id;
+        o[i].kind = js[i].id == id ? REGISTRY_SUBMITTED : REGISTRY_REQUEUE;
+        o[i].slurm_job_id = js[i].id == id ? 777000 + id : 0;
+        mine = mine || js[i].id == id;
+    }
+    free(js);
+    assert_true(mine);
+    assert_int_equal(registry_dispatch_outcomes(w.reg, o, n), 0);
+    int64_t t = time(NULL) - 3600;
+    registry_slurm_change c;
+    memset(&c, 0, sizeof c);
+    c.id = id;
+    c.slurm_job_id = 777000 + id;
+    snprintf(c.state, sizeof c.state, "completed");
+    c.start_time = t;
+    c.end_time = t + 1800;
+    c.has_exit_code = true;
+    assert_int_equal(registry_slurm_changes(w.reg, &c, 1), 0);
+    assert_int_equal(c.rc, 0);
+    assert_int_equal(c.charge_gpu_seconds, 1800);
+    return id;
+}
+
+/* The total GPU-seconds of /v1/usage for ulb, as stan sees it. */
+static int64_t usage_ulb(void)
+{
+    struct answer a;
+    call(token_for("stan"), "GET", "/v1/usage?partner=ulb&by=total", NULL, NULL, &a);
+    expect_status(&a, 200);
+    json_t *o = answer_json(&a);
+    int64_t g = json_integer_value(json_object_get(json_object_get(o, "total"), "gpu_seconds"));
+    json_decref(o);
+    answer_free(&a);
+    return g;
+}
+
+static void test_refund_shows_in_usage_statement_and_refuses_more_than_charged(void **state)
+{
+    (void)state;
+    int64_t before = usage_ulb();
+    int64_t id = charged_job();
+    assert_int_equal(usage_ulb(), before + 1800);
+    char path[64], month[8];
+    struct answer a;
+    snprintf(path, sizeof path, "/v1/jobs/%" PRId64 "/refund", id);
+    call(token_for("stan"), "POST", path, NULL,
+         "{\"reason\": \"node failure\", \"gpu_hours\": 0.25}", &a);
+    expect_status(&a, 200);
+    json_t *o = answer_json(&a);
+    assert_true(json_real_value(json_object_get(o, "charge_gpu_hours")) == 0.25);
+    assert_int_equal(json_array_size(json_object_get(o, "adjustments")), 1);
+    json_decref(o);
+    answer_free(&a);
+    assert_int_equal(usage_ulb(), before + 900);
+
+    call(token_for("stan"), "POST", path, NULL, "{\"reason\": \"again\", \"gpu_hours\": 1}", &a);
+    expect_error(&a, 409, "conflict");
+    answer_free(&a);
+    assert_int_equal(usage_ulb(), before + 900);
+
+    snprintf(path, sizeof path, "/v1/jobs/%" PRId64 "/correct", id);
+    call(token_for("admin"), "POST", path, NULL, "{\"reason\": \"ran 40 min\", \"gpu_hours\": 0.5}",
+         &a);
+    expect_status(&a, 200);
+    answer_free(&a);
+    assert_int_equal(usage_ulb(), before + 1800);
+
+    policy_period_of(time(NULL), month);
+    snprintf(path, sizeof path, "/v1/reports/ulb/%s", month);
+    call(token_for("audrey"), "GET", path, NULL, NULL, &a);
+    expect_status(&a, 200);
+    o = answer_json(&a);
+    json_t *adj = json_object_get(o, "adjustments");
+    assert_int_equal(json_array_size(adj), 2);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(adj, 0), "kind")),
+                        "refund");
+    assert_string_equal(json_string_value(json_object_get(json_array_get(adj, 0), "reason")),
+                        "node failure");
+    assert_string_equal(json_string_value(json_object_get(json_array_get(adj, 1), "kind")),
+                        "correction");
+    json_decref(o);
+    answer_free(&a);
+}
+
 static const struct CMUnitTest dedicated[] = {
+    cmocka_unit_test(test_refund_shows_in_usage_statement_and_refuses_more_than_charged),
     cmocka_unit_test(test_job_body_check_accepts_a_valid_body),
     cmocka_unit_test(test_job_body_check_refuses_with_the_api_error),
     cmocka_unit_test(test_idem_replay_same_answer_one_job),

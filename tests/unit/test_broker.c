@@ -43,7 +43,119 @@ static struct fake {
     uid_t last_uid;
     char last_tag[128];
     bool changed; /* the table changed since the last poll */
+    /* slurmdbd */
+    slurm_adapter_record recs[16];
+    size_t nrecs;
+    int records_rc; /* what records_by_id returns (0, -EAGAIN, -ENOTSUP) */
+    unsigned record_reads;
+    int ensure_rc; /* what the ensure calls return */
+    unsigned account_ensures, user_ensures;
+    char last_account[64];  /* of the last submit */
+    char last_ensured[128]; /* "account/user" of the last user ensure */
+    unsigned gpu_limit_calls;
+    char last_gpu_limit[128]; /* "account=minutes" of the last GrpTRESMins call */
 } fake = {.mu = PTHREAD_MUTEX_INITIALIZER};
+
+int slurm_adapter_records_by_id(slurm_adapter *a, const uint32_t *ids, size_t n_ids,
+                                slurm_adapter_record **out, size_t *n, char *err, size_t errlen)
+{
+    (void)a;
+    pthread_mutex_lock(&fake.mu);
+    fake.record_reads++;
+    int rc = fake.records_rc;
+    *out = NULL;
+    *n = 0;
+    if (rc < 0) {
+        snprintf(err, errlen, "fake slurmdbd: %d", rc);
+    } else {
+        *out = calloc(fake.nrecs + 1, sizeof **out);
+        for (size_t k = 0; k < fake.nrecs; k++)
+            for (size_t i = 0; i < n_ids; i++)
+                if (fake.recs[k].job_id == ids[i]) (*out)[(*n)++] = fake.recs[k];
+    }
+    pthread_mutex_unlock(&fake.mu);
+    return rc;
+}
+
+int slurm_adapter_records_between(slurm_adapter *a, int64_t from, int64_t to,
+                                  slurm_adapter_record **out, size_t *n, char *err, size_t errlen)
+{
+    (void)a, (void)from, (void)to, (void)err, (void)errlen;
+    *out = calloc(1, sizeof **out);
+    *n = 0;
+    return 0;
+}
+
+void slurm_adapter_records_free(slurm_adapter_record *r)
+{
+    free(r);
+}
+
+int slurm_adapter_account_ensure(slurm_adapter *a, const char *account, const char *description,
+                                 char *err, size_t errlen)
+{
+    (void)a, (void)account, (void)description;
+    pthread_mutex_lock(&fake.mu);
+    fake.account_ensures++;
+    int rc = fake.ensure_rc;
+    if (rc < 0) snprintf(err, errlen, "fake slurmdbd: %d", rc);
+    pthread_mutex_unlock(&fake.mu);
+    return rc;
+}
+
+int slurm_adapter_user_ensure(slurm_adapter *a, const char *unix_user, const char *account,
+                              char *err, size_t errlen)
+{
+    (void)a;
+    pthread_mutex_lock(&fake.mu);
+    fake.user_ensures++;
+    int rc = fake.ensure_rc;
+    if (rc < 0) snprintf(err, errlen, "fake slurmdbd: %d", rc);
+    if (rc == 0) snprintf(fake.last_ensured, sizeof fake.last_ensured, "%s/%s", account, unix_user);
+    pthread_mutex_unlock(&fake.mu);
+    return rc;
+}
+
+int slurm_adapter_account_gpu_limit(slurm_adapter *a, const char *account, int64_t gpu_minutes,
+                                    char *err, size_t errlen)
+{
+    (void)a, (void)err, (void)errlen;
+    pthread_mutex_lock(&fake.mu);
+    fake.gpu_limit_calls++;
+    snprintf(fake.last_gpu_limit, sizeof fake.last_gpu_limit, "%s=%lld", account,
+             (long long)gpu_minutes);
+    pthread_mutex_unlock(&fake.mu);
+    return 0;
+}
+
+/* Adds slurmdbd's record of the fake job submitted for our job `id`: `state`, ran from
+ * start_ago to end_ago seconds ago, carrying `tag` (NULL: the job's own tag). */
+static void fake_record(int64_t id, const char *state, int start_ago, int end_ago, const char *tag)
+{
+    pthread_mutex_lock(&fake.mu);
+    for (size_t i = 0; i < fake.n; i++) {
+        if (fake.ours[i] != id) continue;
+        slurm_adapter_record *r = &fake.recs[fake.nrecs++];
+        memset(r, 0, sizeof *r);
+        r->job_id = fake.jobs[i].job_id;
+        snprintf(r->admin_comment, sizeof r->admin_comment, "%s", tag ? tag : fake.jobs[i].tag);
+        snprintf(r->state, sizeof r->state, "%s", state);
+        r->submit_time = fake.jobs[i].submit_time;
+        r->start_time = time(NULL) - start_ago;
+        r->end_time = time(NULL) - end_ago;
+        r->elapsed_s = start_ago - end_ago;
+    }
+    pthread_mutex_unlock(&fake.mu);
+}
+
+/* slurmctld forgets every job (MinJobAge passed). */
+static void fake_purge(void)
+{
+    pthread_mutex_lock(&fake.mu);
+    fake.n = 0;
+    fake.changed = true;
+    pthread_mutex_unlock(&fake.mu);
+}
 
 int slurm_adapter_new(const char *conf, slurm_adapter **out, char *err, size_t len)
 {
@@ -79,6 +191,8 @@ int slurm_adapter_submit(slurm_adapter *a, const slurm_adapter_submit_req *req, 
         j->submit_time = time(NULL);
         if (rc == 0) *job_id = j->job_id;
         fake.last_uid = req->uid;
+        snprintf(fake.last_account, sizeof fake.last_account, "%s",
+                 req->account ? req->account : "");
         snprintf(fake.last_tag, sizeof fake.last_tag, "%s", req->tag);
         fake.changed = true;
     } else {
@@ -180,7 +294,8 @@ struct world {
     broker *br;
     slurm_adapter *sa;
     registry *reg;
-    int window; /* the broker's cluster_window (0 = default) */
+    int window;      /* the broker's cluster_window (0 = default) */
+    bool gpu_limits; /* the broker's gpu_limits */
     int64_t user_id, root_user_id, vub_user_id;
 };
 
@@ -234,6 +349,11 @@ static int world_setup(void **state)
     fake.accept_left = -1;
     fake.submits = fake.polls = fake.cancels = 0;
     fake.changed = true;
+    fake.nrecs = 0;
+    fake.records_rc = fake.ensure_rc = 0;
+    fake.record_reads = fake.account_ensures = fake.user_ensures = 0;
+    fake.last_account[0] = fake.last_ensured[0] = fake.last_gpu_limit[0] = '\0';
+    fake.gpu_limit_calls = 0;
     pthread_mutex_unlock(&fake.mu);
     slurm_adapter_new(NULL, &w->sa, err, sizeof err);
     if (uv_loop_init(&w->loop) < 0) return -1;
@@ -264,7 +384,9 @@ static void start_broker(struct world *w)
                         .spool_dir = spool,
                         .poll_interval_ms = 10,
                         .resolve_after_ms = 100,
-                        .cluster_window = w->window};
+                        .cluster_window = w->window,
+                        .record_grace_ms = 100,
+                        .gpu_limits = w->gpu_limits};
     policy_config pc;
     char err[256];
     policy_config_defaults(&pc);
@@ -523,6 +645,156 @@ static void test_job_forgotten_by_slurm_becomes_lost(void **state)
     fake.changed = true;
     pthread_mutex_unlock(&fake.mu);
     assert_true(run_until_state(w, id, "lost"));
+}
+
+static void test_job_forgotten_by_slurmctld_is_charged_from_its_slurmdbd_record(void **state)
+{
+    struct world *w = *state;
+    set_quota(w, "ulb", 10, -1);
+    int64_t id = queue_gpus(w, w->user_id, 2, 60);
+    start_broker(w);
+    assert_true(run_until_state(w, id, "pending"));
+    fake_set(id, "running", 0);
+    assert_true(run_until_state(w, id, "running"));
+    fake_record(id, "completed", 40, 10, NULL); /* ran 30 s, ended while we were not looking */
+    fake_purge();
+    assert_true(run_until_state(w, id, "completed"));
+    store_job j;
+    assert_int_equal(store_job_get(w->st, id, &j), 0);
+    assert_int_equal(j.ended_at - j.started_at, 30);
+    assert_true(j.has_exit_code);
+    assert_int_equal(ledger_sum(w, id, "charge"), 2 * 30);
+    assert_int_equal(ledger_sum(w, id, "release"), -2 * 3600);
+    assert_true(fake.record_reads >= 1);
+}
+
+static void test_job_neither_knows_is_lost_and_charged_its_full_hold(void **state)
+{
+    struct world *w = *state;
+    set_quota(w, "ulb", 10, -1);
+    int64_t id = queue_gpus(w, w->user_id, 2, 60);
+    start_broker(w);
+    assert_true(run_until_state(w, id, "pending"));
+    fake_purge(); /* and slurmdbd has no record of it */
+    assert_true(run_until_state(w, id, "lost"));
+    store_job j;
+    assert_int_equal(store_job_get(w->st, id, &j), 0);
+    assert_non_null(strstr(j.reason, "full hold"));
+    assert_int_equal(ledger_sum(w, id, "charge"), 2 * 3600);
+    assert_int_equal(ledger_sum(w, id, "release"), -2 * 3600);
+}
+
+static void test_record_of_the_same_slurm_id_with_another_tag_is_not_taken(void **state)
+{
+    struct world *w = *state;
+    int64_t id = queue_gpus(w, w->user_id, 1, 10);
+    start_broker(w);
+    assert_true(run_until_state(w, id, "pending"));
+    fake_record(id, "completed", 40, 10, "antenna:someone-else:1"); /* an id reused */
+    fake_purge();
+    assert_true(run_until_state(w, id, "lost"));
+    assert_int_equal(ledger_sum(w, id, "charge"), 10 * 60);
+}
+
+static void test_slurmdbd_away_leaves_a_forgotten_job_followed_until_it_answers(void **state)
+{
+    struct world *w = *state;
+    int64_t id = queue_gpus(w, w->user_id, 1, 10);
+    start_broker(w);
+    assert_true(run_until_state(w, id, "pending"));
+    fake.records_rc = -EAGAIN;
+    fake_record(id, "completed", 40, 10, NULL);
+    fake_purge();
+    run_for(w, 2500); /* longer than the grace time: not decided while slurmdbd is away */
+    store_job j;
+    assert_int_equal(store_job_get(w->st, id, &j), 0);
+    assert_string_equal(j.state, "pending");
+    assert_true(fake.record_reads >= 2); /* asked again */
+    fake.records_rc = 0;
+    assert_true(run_until_state(w, id, "completed"));
+    assert_int_equal(ledger_sum(w, id, "charge"), 30);
+}
+
+static void test_without_slurmdbd_a_forgotten_job_is_lost_with_its_full_hold(void **state)
+{
+    struct world *w = *state;
+    fake.records_rc = -ENOTSUP;
+    fake.ensure_rc = -ENOTSUP;
+    int64_t id = queue_gpus(w, w->user_id, 1, 10);
+    start_broker(w);
+    assert_true(run_until_state(w, id, "pending"));
+    fake_purge();
+    assert_true(run_until_state(w, id, "lost"));
+    store_job j;
+    assert_int_equal(store_job_get(w->st, id, &j), 0);
+    assert_non_null(strstr(j.reason, "no slurmdbd"));
+    assert_int_equal(ledger_sum(w, id, "charge"), 10 * 60);
+}
+
+static void test_submission_names_the_partners_account_once_its_association_exists(void **state)
+{
+    struct world *w = *state;
+    int64_t a = queue_gpus(w, w->user_id, 1, 10);
+    int64_t b = queue_gpus(w, w->user_id, 1, 10);
+    start_broker(w);
+    assert_true(run_until_state(w, a, "pending"));
+    assert_true(run_until_state(w, b, "pending"));
+    assert_string_equal(fake.last_account, "ulb");
+    /* start-up ensured every user (alice, rooty, victor) once; the submits found them ensured */
+    assert_int_equal(fake.user_ensures, 3);
+    unsigned users = fake.user_ensures;
+    int64_t c = queue_gpus(w, w->user_id, 1, 10);
+    assert_true(run_until_state(w, c, "pending"));
+    assert_int_equal(fake.user_ensures, users);
+}
+
+static void test_gpu_budget_is_mirrored_at_start_and_on_a_quota_change_when_on(void **state)
+{
+    struct world *w = *state;
+    char period[8];
+    policy_period_of(time(NULL), period);
+    set_quota(w, "ulb", 10, -1);
+    w->gpu_limits = true;
+    start_broker(w);
+    for (int i = 0; i < 100 && strcmp(fake.last_gpu_limit, "vub=-1") != 0; i++)
+        run_for(w, 20);
+    assert_true(fake.gpu_limit_calls >= 2); /* ulb and vub at start-up */
+    assert_int_equal(broker_gpu_limit_push(w->br, "ulb", period, 3 * 3600 + 1), 0);
+    for (int i = 0; i < 100 && strcmp(fake.last_gpu_limit, "ulb=181") != 0; i++)
+        run_for(w, 20);
+    assert_string_equal(fake.last_gpu_limit, "ulb=181"); /* GPU-minutes, rounded up */
+    unsigned calls = fake.gpu_limit_calls;
+    assert_int_equal(broker_gpu_limit_push(w->br, "ulb", "2000-01", 60), 0); /* not this month */
+    run_for(w, 200);
+    assert_int_equal(fake.gpu_limit_calls, calls);
+}
+
+static void test_gpu_budget_is_not_mirrored_by_default(void **state)
+{
+    struct world *w = *state;
+    char period[8];
+    policy_period_of(time(NULL), period);
+    start_broker(w);
+    assert_int_equal(broker_gpu_limit_push(w->br, "ulb", period, 3600), 0);
+    run_for(w, 300);
+    assert_int_equal(fake.gpu_limit_calls, 0);
+}
+
+static void test_slurmdbd_away_keeps_a_job_without_association_queued(void **state)
+{
+    struct world *w = *state;
+    fake.ensure_rc = -EAGAIN;
+    int64_t id = queue_gpus(w, w->user_id, 1, 10);
+    start_broker(w);
+    run_for(w, 500);
+    store_job j;
+    assert_int_equal(store_job_get(w->st, id, &j), 0);
+    assert_string_equal(j.state, "queued");
+    assert_int_equal(fake.submits, 0);
+    fake.ensure_rc = 0;
+    broker_kick(w->br);
+    assert_true(run_until_state(w, id, "pending"));
+    assert_int_equal(fake.submits, 1);
 }
 
 static void test_lost_submit_answer_is_looked_up_not_resubmitted(void **state)
@@ -888,6 +1160,15 @@ int main(void)
         T(test_dispatching_job_not_in_slurm_is_submitted_once),
         T(test_recovery_waits_for_slurm),
         T(test_job_forgotten_by_slurm_becomes_lost),
+        T(test_job_forgotten_by_slurmctld_is_charged_from_its_slurmdbd_record),
+        T(test_job_neither_knows_is_lost_and_charged_its_full_hold),
+        T(test_record_of_the_same_slurm_id_with_another_tag_is_not_taken),
+        T(test_slurmdbd_away_leaves_a_forgotten_job_followed_until_it_answers),
+        T(test_without_slurmdbd_a_forgotten_job_is_lost_with_its_full_hold),
+        T(test_submission_names_the_partners_account_once_its_association_exists),
+        T(test_slurmdbd_away_keeps_a_job_without_association_queued),
+        T(test_gpu_budget_is_mirrored_at_start_and_on_a_quota_change_when_on),
+        T(test_gpu_budget_is_not_mirrored_by_default),
         T(test_cancel_request_is_sent_to_slurm_once),
         T(test_broker_keeps_polling_a_quiet_table),
         T(test_lost_submit_answer_is_looked_up_not_resubmitted),

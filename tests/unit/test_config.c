@@ -231,6 +231,19 @@ static void test_the_example_config_loads(void **state)
     assert_int_equal(c.policy.cluster_window, 4);
 }
 
+static void test_slurm_gpu_limits_is_off_by_default_and_takes_0_or_1(void **state)
+{
+    (void)state;
+    config c;
+    char err[256] = "";
+    assert_int_equal(load("{}", &c, err, sizeof err), 0);
+    assert_int_equal(c.slurm_gpu_limits, 0);
+    assert_int_equal(load("{\"slurm_gpu_limits\": 1}", &c, err, sizeof err), 0);
+    assert_int_equal(c.slurm_gpu_limits, 1);
+    assert_int_equal(load("{\"slurm_gpu_limits\": 2}", &c, err, sizeof err), -EINVAL);
+    assert_non_null(strstr(err, "slurm_gpu_limits"));
+}
+
 static void test_missing_file_is_enoent(void **state)
 {
     (void)state;
@@ -309,6 +322,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_default_token_lifetime_over_the_maximum_is_an_error,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_unix_deny_must_be_names, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_slurm_gpu_limits_is_off_by_default_and_takes_0_or_1,
+                                        setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

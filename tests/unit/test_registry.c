@@ -974,32 +974,42 @@ static void slurm_second_terminal_change_changes_nothing(void **state)
     assert_int_equal(held, 0);
 }
 
-static void slurm_lost_job_is_lost_and_charged_nothing(void **state)
+static void slurm_lost_job_is_lost_charged_its_full_hold_and_audited_with_why(void **state)
 {
     struct world *w = *state;
-    int64_t id = dispatched_job(w, 4242);
+    int64_t id = dispatched_job(w, 4242); /* 1 GPU for 5 minutes */
     registry_slurm_change c = slurm_change(id, 4242, "running", time(NULL) - 100, 0);
     slurm_apply(w, &c);
     c = slurm_change(id, 4242, "", 0, 0);
     c.lost = true;
+    snprintf(c.reason, sizeof c.reason, "nobody knows it: charged its full hold");
     slurm_apply(w, &c);
     assert_true(c.finished);
-    assert_int_equal(c.charge_gpu_seconds, 0);
-    assert_int_equal(c.charge_cpu_seconds, 0);
+    assert_int_equal(c.charge_gpu_seconds, 5 * 60);
     store_job j = job_get(w, id);
     assert_string_equal(j.state, "lost");
-    assert_int_equal(j.charge_gpu_seconds, 0);
+    assert_string_equal(j.reason, "nobody knows it: charged its full hold");
+    assert_int_equal(j.charge_gpu_seconds, 5 * 60);
     assert_int_equal(j.hold_gpu_seconds, 0);
     size_t charges = 0;
-    assert_int_equal(ledger_sum(w, id, "charge", &charges), 0);
-    assert_int_equal(charges, 0);
+    assert_int_equal(ledger_sum(w, id, "charge", &charges), 5 * 60);
+    assert_int_equal(charges, 1);
     assert_int_equal(ledger_sum(w, id, "hold", NULL) + ledger_sum(w, id, "release", NULL), 0);
     assert_int_equal(audit_count(w, "job.finished", id), 1);
+    store_audit_entry *es = NULL;
+    size_t n = 0;
+    bool why = false;
+    assert_int_equal(store_audit_list(w->st, 0, 0, NULL, "job.finished", 0, &es, &n), 0);
+    for (size_t i = 0; i < n; i++)
+        if (entry_job(&es[i]) == id && strstr(es[i].details, "\"reason\":\"nobody knows it"))
+            why = true;
+    store_audit_entries_free(es, n);
+    assert_true(why);
     policy_quota q;
     int64_t used = -1, held = -1, ucpu, hcpu;
     assert_int_equal(registry_quota_usage(w->reg, "ulb", w->period, &q, &used, &held, &ucpu, &hcpu),
                      0);
-    assert_int_equal(used, 0);
+    assert_int_equal(used, 5 * 60);
     assert_int_equal(held, 0);
 }
 
@@ -1562,6 +1572,151 @@ static void free_with_changes_in_flight_completes_them_or_shuts_them_down(void *
     assert_true(rep.ok);
 }
 
+/* --- refunds and corrections ------------------------------------------------------------------
+ */
+
+/* A job of alice that ran 100 s and was charged; returns its id, its charge in *gpu. */
+static int64_t charged_job(struct world *w, int64_t slurm_id, int64_t *gpu)
+{
+    int64_t id = dispatched_job(w, slurm_id);
+    int64_t t = time(NULL) - 200;
+    registry_slurm_change c = slurm_change(id, slurm_id, "completed", t, t + 100);
+    slurm_apply(w, &c);
+    assert_true(c.charge_gpu_seconds > 0);
+    if (gpu) *gpu = c.charge_gpu_seconds;
+    return id;
+}
+
+static int64_t used_gpu(struct world *w)
+{
+    policy_quota q;
+    int64_t used = -1, held = -1, ucpu = -1, hcpu = -1;
+    assert_int_equal(registry_quota_usage(w->reg, "ulb", w->period, &q, &used, &held, &ucpu, &hcpu),
+                     0);
+    return used;
+}
+
+/* The ledger_sums row (the dispatch's budget check) against the ledger's own sum. */
+static void assert_sums_right(struct world *w)
+{
+    store_ledger_totals *t = NULL;
+    size_t n = 0;
+    assert_int_equal(store_ledger_totals_list(w->st, &t, &n), 0);
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(t[i].partner, "ulb") != 0 || strcmp(t[i].period, w->period) != 0) continue;
+        assert_int_equal(t[i].used_gpu_seconds, used_gpu(w));
+    }
+    free(t);
+}
+
+static void
+refund_whole_charge_is_one_negative_charge_entry_audited_and_gives_budget_back(void **state)
+{
+    struct world *w = *state;
+    int64_t gpu = 0, id = charged_job(w, 5151, &gpu);
+    assert_int_equal(used_gpu(w), gpu);
+    store_job after;
+    assert_int_equal(registry_job_refund(w->reg, &WHO, id, -1, -1, "node failure", &after), 0);
+    assert_int_equal(after.charge_gpu_seconds, 0);
+    assert_int_equal(after.charge_cpu_seconds, 0);
+    size_t rows = 0;
+    assert_int_equal(ledger_sum(w, id, "charge", &rows), 0);
+    assert_int_equal(rows, 2);
+    assert_int_equal(audit_count(w, "job.refunded", id), 1);
+    assert_int_equal(used_gpu(w), 0);
+    assert_sums_right(w);
+    store_adjustment *a = NULL;
+    size_t n = 0;
+    assert_int_equal(store_adjustment_list(w->st, "ulb", w->period, id, &a, &n), 0);
+    assert_int_equal(n, 1);
+    assert_string_equal(a[0].kind, "refund");
+    assert_string_equal(a[0].reason, "node failure");
+    assert_string_equal(a[0].actor, "tester");
+    assert_int_equal(a[0].gpu_seconds, -gpu);
+    free(a);
+}
+
+static void refund_of_a_part_then_more_than_is_left_is_erange_and_writes_nothing(void **state)
+{
+    struct world *w = *state;
+    int64_t gpu = 0, id = charged_job(w, 5152, &gpu);
+    assert_int_equal(registry_job_refund(w->reg, &WHO, id, gpu / 2, -1, "half", NULL), 0);
+    size_t entries = audit_count(w, NULL, 0), rows = 0;
+    assert_int_equal(registry_job_refund(w->reg, &WHO, id, gpu, -1, "too much", NULL), -ERANGE);
+    assert_int_equal(audit_count(w, NULL, 0), entries);
+    assert_int_equal(ledger_sum(w, id, "charge", &rows), gpu - gpu / 2);
+    assert_int_equal(rows, 2);
+    assert_int_equal(job_get(w, id).charge_gpu_seconds, gpu - gpu / 2);
+    assert_int_equal(used_gpu(w), gpu - gpu / 2);
+    assert_sums_right(w);
+}
+
+static void refund_of_a_fully_refunded_job_is_ealready(void **state)
+{
+    struct world *w = *state;
+    int64_t id = charged_job(w, 5153, NULL);
+    assert_int_equal(registry_job_refund(w->reg, &WHO, id, -1, -1, "all", NULL), 0);
+    assert_int_equal(registry_job_refund(w->reg, &WHO, id, -1, -1, "again", NULL), -EALREADY);
+    assert_int_equal(audit_count(w, "job.refunded", id), 1);
+}
+
+static void refund_without_a_reason_is_einval(void **state)
+{
+    struct world *w = *state;
+    int64_t id = charged_job(w, 5154, NULL);
+    assert_int_equal(registry_job_refund(w->reg, &WHO, id, -1, -1, "", NULL), -EINVAL);
+    assert_int_equal(registry_job_refund(w->reg, &WHO, id, -1, -1, NULL, NULL), -EINVAL);
+    assert_int_equal(audit_count(w, "job.refunded", id), 0);
+}
+
+static void refund_of_a_running_job_is_eagain(void **state)
+{
+    struct world *w = *state;
+    int64_t id = dispatched_job(w, 5155);
+    registry_slurm_change c = slurm_change(id, 5155, "running", time(NULL) - 10, 0);
+    slurm_apply(w, &c);
+    assert_int_equal(registry_job_refund(w->reg, &WHO, id, -1, -1, "early", NULL), -EAGAIN);
+    assert_int_equal(registry_job_refund(w->reg, &WHO, 999999, -1, -1, "none", NULL), -ENOENT);
+}
+
+static void correct_writes_an_entry_of_the_difference_audited_job_corrected(void **state)
+{
+    struct world *w = *state;
+    int64_t gpu = 0, id = charged_job(w, 5156, &gpu);
+    store_job after;
+    assert_int_equal(registry_job_correct(w->reg, &WHO, id, gpu + 3600, -1, "ran longer", &after),
+                     0);
+    assert_int_equal(after.charge_gpu_seconds, gpu + 3600);
+    size_t rows = 0;
+    assert_int_equal(ledger_sum(w, id, "charge", &rows), gpu + 3600);
+    assert_int_equal(rows, 2);
+    assert_int_equal(audit_count(w, "job.corrected", id), 1);
+    assert_int_equal(used_gpu(w), gpu + 3600);
+    assert_sums_right(w);
+    assert_int_equal(registry_job_correct(w->reg, &WHO, id, gpu + 3600, -1, "same", NULL),
+                     -EALREADY);
+}
+
+static void correct_of_a_lost_job_to_what_really_ran_lowers_its_charge(void **state)
+{
+    struct world *w = *state;
+    int64_t id = dispatched_job(w, 5157);
+    registry_slurm_change c = slurm_change(id, 5157, "running", time(NULL) - 60, 0);
+    slurm_apply(w, &c);
+    c = slurm_change(id, 5157, "", 0, 0);
+    c.lost = true;
+    slurm_apply(w, &c);
+    store_job j = job_get(w, id);
+    assert_string_equal(j.state, "lost");
+    int64_t before = j.charge_gpu_seconds;
+    assert_int_equal(registry_job_correct(w->reg, &WHO, id, 60, -1, "ran 60 s", &j), 0);
+    assert_int_equal(j.charge_gpu_seconds, 60);
+    assert_int_equal(ledger_sum(w, id, "charge", NULL), 60);
+    assert_int_equal(used_gpu(w), 60);
+    (void)before;
+    assert_sums_right(w);
+}
+
 #define T(fn)  cmocka_unit_test_setup_teardown(fn, setup, teardown)
 #define TD(fn) cmocka_unit_test_setup_teardown(fn, setup_tiny_disk, teardown)
 
@@ -1592,7 +1747,7 @@ int main(void)
         T(slurm_pending_then_running_is_audited_job_started),
         T(slurm_completed_charges_its_elapsed_time_and_releases_its_hold),
         T(slurm_second_terminal_change_changes_nothing),
-        T(slurm_lost_job_is_lost_and_charged_nothing),
+        T(slurm_lost_job_is_lost_charged_its_full_hold_and_audited_with_why),
         T(cancel_of_a_queued_job_cancels_it_at_once_and_leaves_the_queue),
         T(cancel_of_a_terminal_job_is_ealready),
         T(partner_create_is_audited_partner_created),
@@ -1613,6 +1768,13 @@ int main(void)
         TD(full_disk_submit_is_enospc_in_health_and_recovers_once_freed),
         T(batch_change_that_fails_leaves_the_others_of_its_batch_committed),
         T(free_with_changes_in_flight_completes_them_or_shuts_them_down),
+        T(refund_whole_charge_is_one_negative_charge_entry_audited_and_gives_budget_back),
+        T(refund_of_a_part_then_more_than_is_left_is_erange_and_writes_nothing),
+        T(refund_of_a_fully_refunded_job_is_ealready),
+        T(refund_without_a_reason_is_einval),
+        T(refund_of_a_running_job_is_eagain),
+        T(correct_writes_an_entry_of_the_difference_audited_job_corrected),
+        T(correct_of_a_lost_job_to_what_really_ran_lowers_its_charge),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

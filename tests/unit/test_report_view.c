@@ -341,6 +341,35 @@ static void csv_of_no_jobs_has_a_header_and_a_zero_total(void **state)
     free(out);
 }
 
+static void html_shows_refunds_and_the_latest_reconciliation(void **state)
+{
+    (void)state;
+    int rc;
+    char *s =
+        render(HTML,
+               "{\"partner\": \"ulb\", \"month\": \"2026-11\", \"jobs\": [], \"by_day\": [],"
+               " \"by_user\": [], \"total\": {\"gpu_seconds\": 0, \"jobs\": 0},"
+               " \"adjustments\": [{\"job\": 7, \"kind\": \"refund\", \"gpu_seconds\": -900,"
+               " \"reason\": \"node <failure>\", \"actor\": \"stan\", \"at\":"
+               " \"2026-11-05T10:00:00Z\"}], \"reconciled\": {\"at\": \"2026-11-30T00:10:00Z\","
+               " \"jobs\": 12, \"differences\": 1}}",
+               &rc);
+    assert_int_equal(rc, 0);
+    assert_non_null(strstr(s, "<h2>Refunds and corrections</h2>"));
+    assert_non_null(strstr(s, "-0.25"));
+    assert_non_null(strstr(s, "node &lt;failure&gt;"));
+    assert_non_null(strstr(s,
+                           "reconciled with the cluster&#39;s accounting on 2026-11-30 00:10 UTC: "
+                           "12 jobs, 1 difference</p>"));
+    free(s);
+    s = render(HTML,
+               "{\"partner\": \"ulb\", \"month\": \"2026-11\", \"jobs\": [], \"reconciled\": null}",
+               &rc);
+    assert_non_null(strstr(s, "Not yet reconciled with the cluster"));
+    assert_null(strstr(s, "Refunds and corrections"));
+    free(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -355,6 +384,7 @@ int main(void)
         cmocka_unit_test(csv_lists_the_jobs_with_charges_and_a_total_record),
         cmocka_unit_test(csv_total_is_the_sum_of_odd_seconds_to_the_second),
         cmocka_unit_test(csv_of_no_jobs_has_a_header_and_a_zero_total),
+        cmocka_unit_test(html_shows_refunds_and_the_latest_reconciliation),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -2059,7 +2059,7 @@ static void migration_from_v1_fills_new_fields_with_defaults(void **state)
 
     char out[64];
     assert_int_equal(sqlite_cli(f, "PRAGMA user_version;", out, sizeof out), 0);
-    assert_string_equal(out, "6\n"); /* and on to the current version */
+    assert_string_equal(out, "7\n"); /* and on to the current version */
     /* script stays the last column of jobs (listing jobs never reads its overflow pages) */
     assert_int_equal(
         sqlite_cli(f, "SELECT name FROM pragma_table_info('jobs') ORDER BY cid DESC LIMIT 1;", out,
@@ -2211,7 +2211,7 @@ static void migration_from_v2_keeps_data(void **state)
     assert_int_equal(open_store(f), 0);
     char out[64];
     assert_int_equal(sqlite_cli(f, "PRAGMA user_version;", out, sizeof out), 0);
-    assert_string_equal(out, "6\n");
+    assert_string_equal(out, "7\n");
     assert_string_equal(store_instance_id(f->s), "fedcba9876543210");
 
     store_partner p;
@@ -3729,8 +3729,14 @@ static void job_list_in_slurm_of_no_job_is_empty(void **state)
     assert_null(js);
 }
 
-/* A v3 database is a v6 one without the v3 -> v4, v4 -> v5 and v5 -> v6 steps' tables, columns,
- * indexes and trigger. */
+/* What the v6 -> v7 step adds (refunds and corrections, the reconciliation's indexes). */
+#define V7_DROP                                                                                    \
+    "DROP TRIGGER ledger_adjustments_no_update; DROP TRIGGER ledger_adjustments_no_delete; "       \
+    "DROP TABLE ledger_adjustments; DROP INDEX jobs_period; DROP INDEX jobs_slurm_id; "            \
+    "DROP INDEX ledger_period_job; "
+
+/* A v3 database is a v6 one without the v3 -> v4, v4 -> v5, v5 -> v6 and v6 -> v7 steps' tables,
+ * columns, indexes and trigger. */
 static void migration_from_v3_keeps_data_and_gives_the_schema_of_a_new_database(void **state)
 {
     fixture *f = *state;
@@ -3745,14 +3751,14 @@ static void migration_from_v3_keeps_data_and_gives_the_schema_of_a_new_database(
                                 "DROP TRIGGER ledger_sums_add; DROP TABLE ledger_sums; "
                                 "DROP TABLE idempotency; DROP INDEX jobs_in_slurm; "
                                 "DROP INDEX users_unix_user; ALTER TABLE users DROP COLUMN "
-                                "disabled; ALTER TABLE tokens DROP COLUMN expires_at; "
+                                "disabled; ALTER TABLE tokens DROP COLUMN expires_at; " V7_DROP
                                 "PRAGMA user_version = 3;",
                                 NULL, 0),
                      0);
     assert_int_equal(open_store(f), 0);
     char out[16];
     assert_int_equal(sqlite_cli(f, "PRAGMA user_version;", out, sizeof out), 0);
-    assert_string_equal(out, "6\n");
+    assert_string_equal(out, "7\n");
     assert_int_equal(sqlite_cli(f, SCHEMA_SQL, migrated, sizeof migrated), 0);
     assert_string_equal(migrated, fresh);
     assert_non_null(strstr(fresh, "table|idempotency|idempotency|"));
@@ -3853,6 +3859,129 @@ static void full_disk_write_is_enospc_and_a_batch_commit_leaves_nothing(void **s
 #define T(fn)  cmocka_unit_test_setup_teardown(fn, setup, teardown)
 #define TU(fn) cmocka_unit_test_setup_teardown(fn, setup_user, teardown)
 #define TE(fn) cmocka_unit_test_setup_teardown(fn, setup_empty, teardown)
+
+/* --- refunds and corrections --- */
+
+/* A job of alice dispatched in PERIOD and completed with a charge of 800 GPU-s and 60 CPU-s. */
+static int64_t adjustable_job(fixture *f, int64_t slurm_id)
+{
+    int64_t id = insert_job(f, f->user_id, "charged");
+    store_quota q = quota_of("ulb", PERIOD, STORE_UNLIMITED, STORE_UNLIMITED);
+    assert_int_equal(store_quota_set(f->s, &q), 0);
+    assert_int_equal(store_job_dispatch_begin(f->s, id, PERIOD, 1000, 100), 0);
+    assert_int_equal(store_job_set_dispatched(f->s, id, slurm_id), 0);
+    store_job u = {
+        .id = id, .state = "completed", .charge_gpu_seconds = 800, .charge_cpu_seconds = 60};
+    assert_int_equal(store_job_update(f->s, &u), 0);
+    return id;
+}
+
+static int64_t used_of(fixture *f, const char *period)
+{
+    store_ledger_totals *ts = NULL;
+    size_t n = 0;
+    int64_t used = -1;
+    assert_int_equal(store_ledger_totals_list(f->s, &ts, &n), 0);
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(ts[i].period, period) == 0) used = ts[i].used_gpu_seconds;
+    free(ts);
+    return used;
+}
+
+static void job_adjust_refund_appends_a_negative_charge_and_sets_the_net_charge(void **state)
+{
+    fixture *f = *state;
+    int64_t id = adjustable_job(f, 61);
+    store_job j;
+    assert_int_equal(store_job_adjust(f->s, id, "refund", -300, -60, "node failure", "stan", &j),
+                     0);
+    assert_int_equal(j.charge_gpu_seconds, 500);
+    assert_int_equal(j.charge_cpu_seconds, 0);
+    assert_int_equal(store_job_get(f->s, id, &j), 0);
+    assert_int_equal(j.charge_gpu_seconds, 500);
+    store_ledger_entry *es = NULL;
+    size_t n = 0;
+    assert_int_equal(store_ledger_list(f->s, NULL, id, "charge", 0, &es, &n), 0);
+    assert_int_equal(n, 2);
+    assert_int_equal(es[1].gpu_seconds, -300);
+    assert_string_equal(es[1].period, PERIOD);
+    free(es);
+    assert_int_equal(used_of(f, PERIOD), 500); /* ledger_sums, kept by its trigger */
+    store_adjustment *as = NULL;
+    assert_int_equal(store_adjustment_list(f->s, "ulb", PERIOD, 0, &as, &n), 0);
+    assert_int_equal(n, 1);
+    assert_string_equal(as[0].kind, "refund");
+    assert_string_equal(as[0].actor, "stan");
+    assert_int_equal(as[0].job_id, id);
+    free(as);
+}
+
+static void job_adjust_below_zero_is_erange_and_writes_nothing(void **state)
+{
+    fixture *f = *state;
+    int64_t id = adjustable_job(f, 62);
+    assert_int_equal(store_job_adjust(f->s, id, "refund", -801, 0, "too much", "stan", NULL),
+                     -ERANGE);
+    assert_int_equal(ledger_rows(f, id, "charge"), 1);
+    assert_int_equal(used_of(f, PERIOD), 800);
+    store_adjustment *as = NULL;
+    size_t n = 0;
+    assert_int_equal(store_adjustment_list(f->s, NULL, NULL, id, &as, &n), 0);
+    assert_int_equal(n, 0);
+    free(as);
+}
+
+static void job_adjust_of_a_job_not_ended_is_eagain(void **state)
+{
+    fixture *f = *state;
+    int64_t id = insert_running_job(f);
+    assert_int_equal(store_job_adjust(f->s, id, "correction", 10, 0, "x", "stan", NULL), -EAGAIN);
+    assert_int_equal(store_job_adjust(f->s, 999, "correction", 10, 0, "x", "stan", NULL), -ENOENT);
+    assert_int_equal(store_job_adjust(f->s, id, "gift", 10, 0, "x", "stan", NULL), -EINVAL);
+    assert_int_equal(store_job_adjust(f->s, id, "refund", -1, 0, "", "stan", NULL), -EINVAL);
+}
+
+static void ledger_adjustments_are_append_only(void **state)
+{
+    fixture *f = *state;
+    int64_t id = adjustable_job(f, 63);
+    assert_int_equal(store_job_adjust(f->s, id, "correction", 100, 0, "longer", "stan", NULL), 0);
+    char out[256] = "";
+    assert_int_not_equal(
+        sqlite_cli(f, "UPDATE ledger_adjustments SET reason = 'edited';", out, sizeof out), 0);
+    assert_int_not_equal(sqlite_cli(f, "DELETE FROM ledger_adjustments;", out, sizeof out), 0);
+}
+
+static void job_list_period_and_get_by_slurm_id_find_jobs_in_slurm(void **state)
+{
+    fixture *f = *state;
+    int64_t a = adjustable_job(f, 64);
+    insert_job(f, f->user_id, "queued"); /* never in Slurm: not listed */
+    store_job *js = NULL;
+    size_t n = 0;
+    assert_int_equal(store_job_list_period(f->s, PERIOD, &js, &n), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(js[0].id, a);
+    free(js);
+    store_job j;
+    assert_int_equal(store_job_get_by_slurm_id(f->s, 64, &j), 0);
+    assert_int_equal(j.id, a);
+    assert_int_equal(store_job_get_by_slurm_id(f->s, 65, &j), -ENOENT);
+    assert_int_equal(store_job_adjust(f->s, a, "refund", -300, 0, "x", "stan", NULL), 0);
+    assert_int_equal(store_job_adjust(f->s, a, "correction", 100, 0, "y", "stan", NULL), 0);
+    store_ledger_job_sum *sums = NULL;
+    assert_int_equal(store_ledger_job_sums(f->s, PERIOD, &sums, &n), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(sums[0].job_id, a);
+    assert_int_equal(sums[0].charge_gpu_seconds, 800 - 300 + 100);
+    assert_int_equal(sums[0].refund_gpu_seconds, 0); /* the correction came after the refund */
+    free(sums);
+    assert_int_equal(store_job_adjust(f->s, a, "refund", -50, 0, "z", "stan", NULL), 0);
+    assert_int_equal(store_ledger_job_sums(f->s, PERIOD, &sums, &n), 0);
+    assert_int_equal(sums[0].charge_gpu_seconds, 800 - 300 + 100 - 50);
+    assert_int_equal(sums[0].refund_gpu_seconds, -50);
+    free(sums);
+}
 
 int main(void)
 {
@@ -3992,6 +4121,16 @@ int main(void)
                                         setup_tiny_disk, teardown),
         cmocka_unit_test(audit_entries_free_accepts_null),
         cmocka_unit_test(store_free_accepts_null),
+        cmocka_unit_test_setup_teardown(
+            job_adjust_refund_appends_a_negative_charge_and_sets_the_net_charge, setup_user,
+            teardown),
+        cmocka_unit_test_setup_teardown(job_adjust_below_zero_is_erange_and_writes_nothing,
+                                        setup_user, teardown),
+        cmocka_unit_test_setup_teardown(job_adjust_of_a_job_not_ended_is_eagain, setup_user,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(ledger_adjustments_are_append_only, setup_user, teardown),
+        cmocka_unit_test_setup_teardown(job_list_period_and_get_by_slurm_id_find_jobs_in_slurm,
+                                        setup_user, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
