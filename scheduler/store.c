@@ -1327,19 +1327,27 @@ int store_checkpoint(store *s)
     return ret;
 }
 
-/* Reads every row of statement `id` (no parameters) into a malloc'd array of `item`-sized
- * records made by `read`, on the read connection. Returns 0 (sets *out, NULL when *n is 0), or a
- * negative errno. */
-static int list_all(store *s, enum stmt_id id, size_t item, row_reader read, void **out, size_t *n)
+/* Reads every row of statement `id` into a malloc'd array of `item`-sized records made by
+ * `read`, on the read connection; `text` (NULL = none) is bound to its one parameter. Returns 0
+ * (sets *out, NULL when *n is 0), or a negative errno. */
+static int list_rows(store *s, enum stmt_id id, const char *text, size_t item, row_reader read,
+                     void **out, size_t *n)
 {
     if (!s || !out || !n) return -EINVAL;
     *out = NULL;
     *n = 0;
     conn *c = read_begin(s);
     sqlite3_stmt *st = stmt_get(c, id);
+    if (st && text) bind_text(st, 1, text);
     int ret = st ? read_rows(c, st, item, read, out, n) : -EIO;
     read_end(s, c);
     return ret;
+}
+
+/* list_rows of a statement without parameters. */
+static int list_all(store *s, enum stmt_id id, size_t item, row_reader read, void **out, size_t *n)
+{
+    return list_rows(s, id, NULL, item, read, out, n);
 }
 
 int store_probe(store *s)
@@ -1565,18 +1573,8 @@ out:
 
 int store_user_list(store *s, const char *partner, store_user **out, size_t *n)
 {
-    if (!s || !out || !n) return -EINVAL;
-    *out = NULL;
-    *n = 0;
-    conn *c = read_begin(s);
-    sqlite3_stmt *st = stmt_get(c, partner ? ST_USER_LIST_PARTNER : ST_USER_LIST);
-    int ret = -EIO;
-    if (st) {
-        if (partner) bind_text(st, 1, partner);
-        ret = read_rows(c, st, sizeof **out, read_user, (void **)out, n);
-    }
-    read_end(s, c);
-    return ret;
+    return list_rows(s, partner ? ST_USER_LIST_PARTNER : ST_USER_LIST, partner, sizeof **out,
+                     read_user, (void **)out, n);
 }
 
 /* --- quotas --- */
@@ -1655,18 +1653,8 @@ int store_quota_get(store *s, const char *partner, const char *period, store_quo
 
 int store_quota_list(store *s, const char *period, store_quota **out, size_t *n)
 {
-    if (!s || !out || !n) return -EINVAL;
-    *out = NULL;
-    *n = 0;
-    conn *c = read_begin(s);
-    sqlite3_stmt *st = stmt_get(c, period ? ST_QUOTA_LIST_PERIOD : ST_QUOTA_LIST);
-    int ret = -EIO;
-    if (st) {
-        if (period) bind_text(st, 1, period);
-        ret = read_rows(c, st, sizeof **out, read_quota, (void **)out, n);
-    }
-    read_end(s, c);
-    return ret;
+    return list_rows(s, period ? ST_QUOTA_LIST_PERIOD : ST_QUOTA_LIST, period, sizeof **out,
+                     read_quota, (void **)out, n);
 }
 
 /* --- ledger --- */
@@ -2503,18 +2491,8 @@ int store_adjustment_list(store *s, const char *partner, const char *period, int
 
 int store_job_list_period(store *s, const char *period, store_job **out, size_t *n)
 {
-    if (!s || !period || !out || !n) return -EINVAL;
-    *out = NULL;
-    *n = 0;
-    conn *c = read_begin(s);
-    sqlite3_stmt *st = stmt_get(c, ST_JOB_LIST_PERIOD);
-    int ret = -EIO;
-    if (st) {
-        bind_text(st, 1, period);
-        ret = read_rows(c, st, sizeof **out, read_job, (void **)out, n);
-    }
-    read_end(s, c);
-    return ret;
+    if (!period) return -EINVAL;
+    return list_rows(s, ST_JOB_LIST_PERIOD, period, sizeof **out, read_job, (void **)out, n);
 }
 
 static void read_job_sum(sqlite3_stmt *st, void *item)
@@ -2527,18 +2505,8 @@ static void read_job_sum(sqlite3_stmt *st, void *item)
 
 int store_ledger_job_sums(store *s, const char *period, store_ledger_job_sum **out, size_t *n)
 {
-    if (!s || !period || !out || !n) return -EINVAL;
-    *out = NULL;
-    *n = 0;
-    conn *c = read_begin(s);
-    sqlite3_stmt *st = stmt_get(c, ST_LEDGER_JOB_SUMS);
-    int ret = -EIO;
-    if (st) {
-        bind_text(st, 1, period);
-        ret = read_rows(c, st, sizeof **out, read_job_sum, (void **)out, n);
-    }
-    read_end(s, c);
-    return ret;
+    if (!period) return -EINVAL;
+    return list_rows(s, ST_LEDGER_JOB_SUMS, period, sizeof **out, read_job_sum, (void **)out, n);
 }
 
 int store_job_get_by_slurm_id(store *s, int64_t slurm_job_id, store_job *out)
