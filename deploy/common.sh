@@ -1,4 +1,4 @@
-# common.sh - shell helpers shared by deploy/demo.sh and tests/integration/run.sh (sourced, not run).
+# common.sh - shell helpers shared by the deploy scripts and the test runners (sourced, not run).
 # Starts and stops one antennad in a private folder; never touches a system-wide installation.
 
 # free_port: prints a TCP port on 127.0.0.1 that nothing listens on, below the kernel's
@@ -82,4 +82,18 @@ antennad_stop() {
 # antennad_running DIR: true when the antennad of DIR is alive.
 antennad_running() {
     [ -f "$1/antennad.pid" ] && kill -0 "$(cat "$1/antennad.pid")" 2>/dev/null
+}
+
+# pid_alive PIDFILE NAME: prints the pid recorded in PIDFILE if that process runs and is NAME (a
+# zombie is as good as gone: it waits to be reaped; a pid file removed meanwhile is no message).
+pid_alive() {
+    local pidfile=$1 name=$2 pid comm state
+    [ -r "$pidfile" ] || return 1
+    pid=$(tr -dc '0-9' 2>/dev/null <"$pidfile")
+    [ -n "$pid" ] || return 1
+    comm=$(cat "/proc/$pid/comm" 2>/dev/null) || return 1
+    [ "$comm" = "$name" ] || return 1
+    state=$(awk '{ print $3 }' "/proc/$pid/stat" 2>/dev/null) || return 1
+    [ "$state" != Z ] || return 1
+    printf '%s\n' "$pid"
 }

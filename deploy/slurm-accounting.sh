@@ -21,6 +21,8 @@ set -euo pipefail
 START_TIMEOUT=60
 STOP_TIMEOUT=20
 root=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=common.sh
+. "$root/deploy/common.sh" # free_port, pid_alive
 
 say() { echo "slurm-accounting: $*" >&2; }
 die() {
@@ -30,19 +32,6 @@ die() {
 usage() {
     sed -n '6,13p' "$0" | sed 's/^# \{0,1\}//' >&2
     exit 2
-}
-
-# pid_alive PIDFILE NAME: prints the pid recorded in PIDFILE if that process runs and is NAME.
-pid_alive() {
-    local pidfile=$1 name=$2 pid comm state
-    [ -r "$pidfile" ] || return 1
-    pid=$(tr -dc '0-9' 2> /dev/null < "$pidfile") # (a pid file removed meanwhile: no message)
-    [ -n "$pid" ] || return 1
-    comm=$(cat "/proc/$pid/comm" 2> /dev/null) || return 1
-    [ "$comm" = "$name" ] || return 1
-    state=$(awk '{ print $3 }' "/proc/$pid/stat" 2> /dev/null) || return 1
-    [ "$state" != Z ] || return 1
-    printf '%s\n' "$pid"
 }
 
 # stop_pid PIDFILE NAME: SIGTERM, then SIGKILL after STOP_TIMEOUT seconds.
@@ -104,7 +93,6 @@ cmd_start() {
         die "mariadb-server or slurmdbd is not installed: run 'make deps' as root"
     getent passwd mysql > /dev/null || die "no mysql account: reinstall mariadb-server"
     [ -S "$munge" ] || die "no munge socket at $munge: start the cluster's munged first"
-    . "$root/deploy/common.sh"
     [ -n "$db_port" ] || db_port=$(free_port)
     [ -n "$dbd_port" ] || dbd_port=$(free_port)
     while [ "$dbd_port" = "$db_port" ]; do dbd_port=$(free_port); done

@@ -54,20 +54,6 @@ usage() {
     exit 2
 }
 
-# pid_alive PIDFILE NAME: prints the pid recorded in PIDFILE if that process runs and is NAME.
-pid_alive() {
-    local pidfile=$1 name=$2 pid comm state
-    [ -r "$pidfile" ] || return 1
-    pid=$(tr -dc '0-9' <"$pidfile")
-    [ -n "$pid" ] || return 1
-    comm=$(cat "/proc/$pid/comm" 2>/dev/null) || return 1
-    [ "$comm" = "$name" ] || return 1
-    # A zombie is as good as gone (it waits for init to reap it).
-    state=$(awk '{ print $3 }' "/proc/$pid/stat" 2>/dev/null) || return 1
-    [ "$state" != Z ] || return 1
-    printf '%s\n' "$pid"
-}
-
 # daemon_pids: the pids of this cluster's live daemons, from their pid files.
 daemon_pids() {
     local p f
@@ -433,8 +419,6 @@ cmd_start() {
     if [ -n "$ACCOUNTING" ]; then
         command -v slurmdbd >/dev/null && command -v mariadbd >/dev/null ||
             die "slurmdbd or mariadb-server is not installed: run 'make deps' as root, or start with SLURM_CLUSTER_ACCOUNTING=0 (no accounting of record)"
-        # shellcheck source=common.sh
-        . "$root/deploy/common.sh"
         ACCT_PORT=$(free_port)
         while [ "$ACCT_PORT" = "$CTLD_PORT" ] || [ "$ACCT_PORT" = "$SLURMD_PORT" ]; do ACCT_PORT=$(free_port); done
     fi
@@ -509,6 +493,8 @@ action=$1
 DIR=$(realpath -m -- "$2")
 shift 2
 root=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=common.sh
+. "$root/deploy/common.sh" # free_port, pid_alive
 ACCT=$DIR/acct
 ACCT_PORT=""
 if [ "$action" = associate ]; then
