@@ -104,9 +104,16 @@ struct broker {
     void *done_arg;
 };
 
+/* The job folder layout, in one place: spool_dir/jobs/<id>/, and output.log inside it. Returns
+ * the length snprintf gives (>= len: cut short). */
+static int job_path(const char *spool_dir, long long id, const char *file, char *buf, size_t len)
+{
+    return snprintf(buf, len, "%s/jobs/%lld%s%s", spool_dir, id, file ? "/" : "", file ? file : "");
+}
+
 char *broker_job_output_path(const broker_options *opt, long long id, char *buf, size_t len)
 {
-    snprintf(buf, len, "%s/jobs/%lld/output.log", opt->spool_dir, id);
+    job_path(opt->spool_dir, id, "output.log", buf, len);
     return buf;
 }
 
@@ -288,7 +295,7 @@ static int make_job_dir(broker *b, int64_t id, uid_t uid, gid_t gid, char *dir, 
 {
     char jobs[PATH_MAX];
     int n = snprintf(jobs, sizeof jobs, "%s/jobs", b->spool_dir);
-    int m = snprintf(dir, len, "%s/%" PRId64, jobs, id);
+    int m = job_path(b->spool_dir, (long long)id, NULL, dir, len);
     if (n < 0 || (size_t)n >= sizeof jobs || m < 0 || (size_t)m >= len) {
         errno = ENAMETOOLONG;
         goto fail;
@@ -601,7 +608,7 @@ static int submit_one(broker *b, const store_job *j, registry_outcome *o)
         LOG(LOG_WARN, "job %" PRId64 ": requeued: %s", j->id, why);
         return -EAGAIN;
     }
-    snprintf(out, sizeof out, "%s/output.log", dir);
+    job_path(b->spool_dir, (long long)j->id, "output.log", out, sizeof out);
     snprintf(tag, sizeof tag, "%s%" PRId64, b->tag_prefix, j->id);
     slurm_adapter_submit_req req = {
         .account = j->partner,
