@@ -282,6 +282,14 @@ static bool hash_equal(const char *stored, const char *computed)
     return strlen(stored) == AUDIT_HASH_LEN && CRYPTO_memcmp(stored, computed, AUDIT_HASH_LEN) == 0;
 }
 
+/* The folder of `path` ("/" for "/x", "." for a bare name), malloc'd; NULL when out of memory. */
+static char *dir_of(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    if (slash == NULL) return strdup(".");
+    return strndup(path, slash == path ? 1 : (size_t)(slash - path));
+}
+
 /* --- the head file --- */
 
 /* Writes "seq hash\n" over the head file `path`, in place, then fdatasync: one sync per group
@@ -320,18 +328,11 @@ static int head_write(const char *path, int64_t seq, const char *hash)
         goto out;
     }
     if (created) {
-        char *dir = strdup(path);
+        char *dir = dir_of(path);
         if (dir == NULL) {
             ret = -ENOMEM;
             goto out;
         }
-        char *slash = strrchr(dir, '/');
-        if (slash == dir)
-            dir[1] = '\0';
-        else if (slash)
-            *slash = '\0';
-        else
-            strcpy(dir, ".");
         int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (dfd >= 0) {
             if (fsync(dfd) < 0) ret = -errno;
@@ -532,19 +533,12 @@ int audit_new(store *st, const char *key_path, const char *head_path, audit **ou
         goto fail_paths;
     }
     /* The head file's directory must be there: the head file is made in it. */
-    char *dir = strdup(head_path);
+    char *dir = dir_of(head_path);
     if (!dir) {
         ret = -ENOMEM;
         set_err(err, errlen, "out of memory");
         goto fail_paths;
     }
-    char *slash = strrchr(dir, '/');
-    if (slash == dir)
-        dir[1] = '\0';
-    else if (slash)
-        *slash = '\0';
-    else
-        strcpy(dir, ".");
     struct stat sb;
     ret = 0;
     if (stat(dir, &sb) < 0)
