@@ -119,6 +119,7 @@ struct api_call {
     int64_t id;      /* the "*" segment */
     char seg[2][64]; /* the "%" segments, in order */
     store_user user; /* who asks (authenticated on the loop thread before the call is queued) */
+    char token_hash[AUTH_HASH_HEX_LEN + 1]; /* its token's, for the per-token rate */
     /* the answer */
     int status;
     char *body;
@@ -1966,10 +1967,16 @@ static void respond_limited(http_request *req, int wait, const char *msg)
  * returns true with *user filled, or false with the request answered (401 or 429). A peer past
  * its failed attempts per minute gets 429 without its token being looked up. With take_rate, a
  * request of the token's bucket is used up (the call made once per request, when it is served;
- * the check at the headers, before its body, leaves the bucket alone). */
-static bool authenticate(api *a, http_request *req, store_user *user, bool take_rate)
+ * the check at the headers, before its body, leaves the bucket alone). The token's hash is left
+ * in `hash` (for rate_take). */
+static bool rate_take(api *a, http_request *req, const char *hash);
+static bool token_lookup(api *a, http_request *req, const char *ip, const char *hash, int64_t now,
+                         store_user *user);
+
+static bool authenticate(api *a, http_request *req, store_user *user, bool take_rate,
+                         char hash[AUTH_HASH_HEX_LEN + 1])
 {
-    char ip[AUTH_PEER_MAX], token[256], hash[AUTH_HASH_HEX_LEN + 1], msg[256];
+    char ip[AUTH_PEER_MAX], token[256], msg[256];
     int64_t now = time(NULL);
     auth_peer_ip(http_request_peer(req), ip, sizeof ip);
     int wait = auth_peers_check(a->peers, ip, now);
@@ -1985,13 +1992,22 @@ static bool authenticate(api *a, http_request *req, store_user *user, bool take_
         http_request_respond_error(req, 401, "unauthorized", no_token_message);
         return false;
     }
-    int rc = auth_token_hash(token, hash, sizeof hash);
+    int rc = auth_token_hash(token, hash, AUTH_HASH_HEX_LEN + 1);
     OPENSSL_cleanse(token, sizeof token);
     if (rc < 0) {
         http_request_respond_error(req, 503, "unavailable", "cannot hash the token; try again");
         return false;
     }
-    rc = registry_token_check(a->reg, hash, now, user);
+    return token_lookup(a, req, ip, hash, now, user) && (!take_rate || rate_take(a, req, hash));
+}
+
+/* Looks the token's hash up (memory only): true with *user filled, or false with the request
+ * answered 401 and the failure counted for the peer `ip`. */
+static bool token_lookup(api *a, http_request *req, const char *ip, const char *hash, int64_t now,
+                         store_user *user)
+{
+    char msg[256];
+    int rc = registry_token_check(a->reg, hash, now, user);
     if (rc < 0) {
         auth_peers_fail(a->peers, ip, now);
         if (rc == -EKEYEXPIRED)
@@ -2010,8 +2026,14 @@ static bool authenticate(api *a, http_request *req, store_user *user, bool take_
         http_request_respond_error(req, 401, "unauthorized", msg);
         return false;
     }
-    if (!take_rate) return true;
-    wait = auth_rate_take(a->rate, hash, mono_ms());
+    return true;
+}
+
+/* Uses up one request of the token's bucket: true, or false with the request answered 429. */
+static bool rate_take(api *a, http_request *req, const char *hash)
+{
+    char msg[128];
+    int wait = auth_rate_take(a->rate, hash, mono_ms());
     if (wait > 0) {
         snprintf(msg, sizeof msg,
                  "too many requests with this token; slow down and try again in %d s", wait);
@@ -2200,18 +2222,18 @@ static void *lane_main(void *arg)
             l->idle--;
         }
         if (l->head == NULL) break;
-        api_call *c = l->head;
-        l->head = c->lane_next;
-        if (l->head == NULL) l->tail = NULL;
+        /* the whole queue at once: one lock to take it and one to hand it back, per burst */
+        api_call *first = l->head, *last = l->tail;
+        l->head = l->tail = NULL;
         pthread_mutex_unlock(&l->mu);
-        call_work(&c->work);
+        for (api_call *c = first; c != NULL; c = c->lane_next)
+            call_work(&c->work);
         pthread_mutex_lock(&l->mu);
-        c->lane_next = NULL;
         if (l->done_tail)
-            l->done_tail->lane_next = c;
+            l->done_tail->lane_next = first;
         else
-            l->done_head = c;
-        l->done_tail = c;
+            l->done_head = first;
+        l->done_tail = last;
         /* the loop is told once per burst: the last one served before the queue ran dry */
         if (l->head == NULL) uv_async_send(&l->async);
     }
@@ -2333,7 +2355,10 @@ void api_handle(http_request *req, void *arg)
             break;
         }
     }
+    /* the call api_headers opened with the caller's identity (NULL when no hook ran) */
+    api_call *c = http_request_data_take(req);
     if (route == NULL) {
+        free(c);
         if (path_known)
             http_request_respond_error(req, 405, "method_not_allowed",
                                        "this method is not allowed on this path; see docs/API.md");
@@ -2343,12 +2368,26 @@ void api_handle(http_request *req, void *arg)
                                        "docs/API.md)");
         return;
     }
-    store_user user;
-    if (!authenticate(a, req, &user, true)) return;
-    api_call *c = calloc(1, sizeof *c);
-    if (c == NULL) {
-        http_request_respond_error(req, 503, "unavailable", "out of memory; try again");
-        return;
+    if (c != NULL) {
+        /* authenticated at the headers: the hash is looked up again (a token revoked or a user
+         * disabled while the body arrived is refused) and the token's rate taken */
+        char ip[AUTH_PEER_MAX];
+        auth_peer_ip(http_request_peer(req), ip, sizeof ip);
+        if (!token_lookup(a, req, ip, c->token_hash, time(NULL), &c->user) ||
+            !rate_take(a, req, c->token_hash)) {
+            free(c);
+            return;
+        }
+    } else {
+        store_user user;
+        char hash[AUTH_HASH_HEX_LEN + 1];
+        if (!authenticate(a, req, &user, true, hash)) return;
+        c = calloc(1, sizeof *c);
+        if (c == NULL) {
+            http_request_respond_error(req, 503, "unavailable", "out of memory; try again");
+            return;
+        }
+        c->user = user;
     }
     c->a = a;
     c->req = req;
@@ -2356,7 +2395,6 @@ void api_handle(http_request *req, void *arg)
     c->id = id;
     memcpy(c->seg, seg, sizeof c->seg);
     c->work.data = c;
-    c->user = user;
     if (route->fn == h_job_output) {
         output_push(a, c);
         return;
@@ -2377,12 +2415,19 @@ void api_headers(http_request *req, void *arg)
 {
     api *a = arg;
     store_user user;
+    char hash[AUTH_HASH_HEX_LEN + 1];
     /* /healthz needs no token; every other path does (an unknown one too: 401 before 404). The
-     * same check as when the request is served (memory only, counted per peer), before its body
-     * arrives: a client without a valid token never gets a body buffered. */
+     * check is made here once (memory only, counted per peer), before the body arrives: a client
+     * without a valid token never gets a body buffered. The identity travels with the request to
+     * api_handle in the call it will serve, so the token is hashed and looked up once. */
     if (strcmp(http_request_path(req), "/healthz") == 0) return;
     if (ui_assets_path_is_ui(http_request_path(req))) return; /* the console's files: no token */
-    (void)authenticate(a, req, &user, false);
+    if (!authenticate(a, req, &user, false, hash)) return;
+    api_call *c = calloc(1, sizeof *c);
+    if (c == NULL) return; /* api_handle authenticates again */
+    c->user = user;
+    memcpy(c->token_hash, hash, sizeof c->token_hash);
+    http_request_data_set(req, c, free);
 }
 
 int api_new(uv_loop_t *loop, registry *reg, broker *br, const api_options *opt, api **out)
