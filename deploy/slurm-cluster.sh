@@ -420,10 +420,18 @@ conf_nodes() {
     sed -n 's/^NodeName=\([^ ]*\) .*/\1/p' "$CONF" 2>/dev/null
 }
 
-# slurmd_pidfiles: "PIDFILE:slurmd" for every node slurm.conf declares (SlurmdPidFile=...-%n.pid).
+# slurmd_pidfile NODE: the pid file of NODE's slurmd, from slurm.conf's SlurmdPidFile (%n: the
+# node's name; a folder made before --nodes existed has one slurmd.pid).
+slurmd_pidfile() {
+    local pat
+    pat=$(sed -n 's/^SlurmdPidFile=//p' "$CONF" 2>/dev/null)
+    echo "${pat//%n/$1}"
+}
+
+# slurmd_pidfiles: "PIDFILE:slurmd" for every node slurm.conf declares.
 slurmd_pidfiles() {
     local n
-    for n in $(conf_nodes); do echo "$RUN/slurmd-$n.pid:slurmd"; done
+    for n in $(conf_nodes); do echo "$(slurmd_pidfile "$n"):slurmd"; done
 }
 
 # nodes_not_idle: "NODE=STATE" for every declared node that is not idle (or not known to
@@ -569,18 +577,24 @@ cmd_start() {
 }
 
 cmd_status() {
-    local rc=0 p f n what
+    local rc=0 p f n
     [ -n "$(conf_nodes)" ] || {
         echo "no cluster in $DIR (no $CONF)"
         return 1
     }
-    for f in "$MUNGE/munged.pid:munged" "$RUN/slurmctld.pid:slurmctld" $(slurmd_pidfiles); do
-        what=${f##*:}
-        case "$f" in "$RUN"/slurmd-*) n=${f#"$RUN"/slurmd-} && what="slurmd of ${n%.pid:slurmd}" ;; esac
+    for f in "$MUNGE/munged.pid:munged" "$RUN/slurmctld.pid:slurmctld"; do
         if p=$(pid_alive "${f%%:*}" "${f##*:}"); then
-            echo "$what running (pid $p)"
+            echo "${f##*:} running (pid $p)"
         else
-            echo "$what not running"
+            echo "${f##*:} not running"
+            rc=1
+        fi
+    done
+    for n in $(conf_nodes); do
+        if p=$(pid_alive "$(slurmd_pidfile "$n")" slurmd); then
+            echo "slurmd of $n running (pid $p)"
+        else
+            echo "slurmd of $n not running"
             rc=1
         fi
     done
