@@ -544,7 +544,7 @@ cmd_start() {
         SLURM_CONF=$CONF slurmd -f "$CONF" -N "$node" >&2 2>&1 || fail_start "slurmd of $node did not start"
     done
 
-    local deadline=$((SECONDS + START_TIMEOUT)) grace=$((SECONDS + 5)) state="" name f
+    local deadline=$((SECONDS + START_TIMEOUT)) grace=$((SECONDS + 5)) state="" name f cfg
     while :; do
         # Every daemon must stay up (each writes its pid file once it has daemonised).
         for f in "$MUNGE/munged.pid:munged" "$RUN/slurmctld.pid:slurmctld" $(slurmd_pidfiles); do
@@ -555,10 +555,14 @@ cmd_start() {
             fi
         done
         # The controller that answers must be ours, not another cluster on the same port.
-        name=$(SLURM_CONF=$CONF scontrol show config 2>/dev/null |
-            awk '$1 == "ClusterName" { print $3 }') || true
+        cfg=$(SLURM_CONF=$CONF scontrol show config 2>/dev/null) || true
+        name=$(awk '$1 == "ClusterName" { print $3 }' <<<"$cfg")
         if [ -n "$name" ] && [ "$name" != "$CLUSTER" ]; then
             fail_start "port $CTLD_PORT answers as cluster '$name', not '$CLUSTER'"
+        fi
+        # Several slurmd on one machine need a Slurm built with --enable-multiple-slurmd.
+        if [ "$name" = "$CLUSTER" ] && [ "$NODES" -gt 1 ] && ! grep -q '^MULTIPLE_SLURMD *= *Yes' <<<"$cfg"; then
+            fail_start "this Slurm is built without --enable-multiple-slurmd (scontrol show config has no MULTIPLE_SLURMD = Yes): it cannot run $NODES slurmd on one machine; start with --nodes 1"
         fi
         if [ "$name" = "$CLUSTER" ]; then
             state=$(nodes_not_idle)
