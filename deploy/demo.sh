@@ -48,7 +48,7 @@ stop() {
 
 start() {
     mkdir -p "$dir"
-    step "dev Slurm cluster (1 node, 8 emulated h100 GPUs, 32 CPUs) in $dir/slurm"
+    step "dev Slurm cluster (2 nodes, each 8 emulated h100 GPUs and 32 CPUs) in $dir/slurm"
     slurm_conf=$("$root/deploy/slurm-cluster.sh" status "$dir/slurm" 2>/dev/null | sed -n 's/^SLURM_CONF=//p') || true
     if [ -n "$slurm_conf" ]; then
         echo "already running"

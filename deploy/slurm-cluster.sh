@@ -1,14 +1,18 @@
 #!/usr/bin/env bash
-# slurm-cluster.sh - a private one-node Slurm cluster (munged, slurmctld, slurmd) living entirely in
-# one folder, for development, the demo and the integration tests. Never touches /etc/slurm, the
-# system munged or any process it did not start from that folder.
+# slurm-cluster.sh - a private Slurm cluster of N nodes (munged, slurmctld, one slurmd per node) living
+# entirely in one folder, for development, the demo and the integration tests. Never touches
+# /etc/slurm, the system munged or any process it did not start from that folder.
 #
-#   slurm-cluster.sh start DIR --ctld-port P --slurmd-port P [--gpus 8] [--gpu-type h100]
-#                              [--cpus 32] [--mem-mb 65536]
-#       (Re)starts the cluster in DIR; waits until the node is idle; prints exactly one line
+#   slurm-cluster.sh start DIR --ctld-port P --slurmd-port P[,P...] [--nodes 2] [--gpus 8]
+#                              [--gpu-type h100] [--cpus 32] [--mem-mb 65536]
+#       (Re)starts the cluster in DIR; waits until every node is idle; prints exactly one line
 #       "SLURM_CONF=DIR/etc/slurm.conf" on stdout. Job state from an earlier run is discarded.
+#       Nodes node1..nodeN (--nodes, default $SLURM_CLUSTER_NODES or 2), each its own slurmd
+#       (slurmd -N nodeI) on its own port; --gpus/--cpus/--mem-mb are per node; partition gpu
+#       spans them all. --slurmd-port gives node1's port, or a comma list one per node; nodes
+#       without one take free ports.
 #   slurm-cluster.sh stop DIR     stops this cluster's daemons and jobs; idempotent.
-#   slurm-cluster.sh status DIR   prints the daemons' pids and the node state; exit 0 iff all run.
+#   slurm-cluster.sh status DIR   prints the daemons' pids and node states; exit 0 iff all run.
 #   slurm-cluster.sh associate DIR ACCOUNT UNIX_USER...   (accounting only) adds Slurm account
 #       ACCOUNT and each UNIX_USER as a user of it, for a test that submits behind antennad's back
 #       (sbatch --uid, slurmrestd); idempotent. antennad keeps its own partners' associations.
@@ -21,6 +25,12 @@
 #       DIR/run/restd/slurmrestd.sock, log DIR/log/slurmrestd.log. Best effort: if it does not come
 #       up, start says why on stderr and still succeeds; stop stops it with the other daemons.
 # Always applied, with a default:
+#   SLURM_CLUSTER_NODES=N  (default 2, 1 to 16) the number of nodes when start has no --nodes.
+#       Every slurmd runs on this machine (Debian's Slurm is built with --enable-multiple-slurmd:
+#       `scontrol show config` says MULTIPLE_SLURMD=Yes), at 127.0.0.1 on its own port, with its
+#       own spool DIR/spool/slurmd-NODE, log DIR/log/slurmd-NODE.log, pid file
+#       DIR/run/slurmd-NODE.pid and GPU placeholders DIR/gpu/NODE/; a job's SLURMD_NODENAME is its
+#       node's name (hostname -s is the machine's on every node).
 #   SLURM_CLUSTER_ROOT_ONLY=1|0  (default 1) the job_submit/lua plugin with DIR/etc/job_submit.lua:
 #       slurmctld then accepts new jobs and allocations (sbatch, salloc, srun outside a job) and
 #       changes to a job (scontrol update/hold/requeue) only from root, i.e. from antennad, so a job
@@ -42,6 +52,8 @@ set -euo pipefail
 
 START_TIMEOUT=60
 STOP_TIMEOUT=20
+# Each node is one slurmd on this machine (about 5 MB resident when idle): a bound, not a cost.
+MAX_NODES=16
 
 say() { echo "slurm-cluster: $*" >&2; }
 die() {
@@ -50,15 +62,17 @@ die() {
 }
 
 usage() {
-    sed -n '6,13p' "$0" | sed 's/^# \{0,1\}//' >&2
+    sed -n '6,18p' "$0" | sed 's/^# \{0,1\}//' >&2
     exit 2
 }
 
 # daemon_pids: the pids of this cluster's live daemons, from their pid files.
 daemon_pids() {
     local p f
-    for f in "$RUN/slurmd.pid:slurmd" "$RUN/slurmctld.pid:slurmctld" "$MUNGE/munged.pid:munged" \
-        "$RUN/slurmrestd.pid:slurmrestd"; do
+    for f in "$RUN"/slurmd*.pid; do
+        if p=$(pid_alive "$f" slurmd); then echo "$p"; fi
+    done
+    for f in "$RUN/slurmctld.pid:slurmctld" "$MUNGE/munged.pid:munged" "$RUN/slurmrestd.pid:slurmrestd"; do
         if p=$(pid_alive "${f%%:*}" "${f##*:}"); then echo "$p"; fi
     done
 }
@@ -170,7 +184,7 @@ stop_accounting() {
 
 show_logs() {
     local f
-    for f in "$MUNGE/munged.log" "$LOG/slurmctld.log" "$LOG/slurmd.log"; do
+    for f in "$MUNGE/munged.log" "$LOG/slurmctld.log" "$LOG"/slurmd*.log; do
         [ -f "$f" ] || continue
         echo "---- tail $f" >&2
         tail -n 25 "$f" >&2
@@ -233,41 +247,62 @@ cmd_associate() {
     done
 }
 
+# node_name I: the name of node I (1..NODES) of this cluster; node_names: all of them, one a line;
+# node_list: them as one Slurm hostlist (node[1-N]).
+node_name() { echo "node$1"; }
+node_names() {
+    local i
+    for ((i = 1; i <= NODES; i++)); do node_name "$i"; done
+}
+node_list() {
+    if [ "$NODES" -eq 1 ]; then node_name 1; else echo "node[1-$NODES]"; fi
+}
+
+# write_config CTLD_HOST: slurm.conf, gres.conf and job_submit.lua in DIR/etc, and the GPU
+# placeholders of every node in DIR/gpu/NODE/. Every slurmd shares the machine's address
+# (127.0.0.1) and is told apart by its node name (slurmd -N) and its port (Port= on its line); its
+# spool, log and pid file carry its name (%n).
 write_config() {
-    local node=$1 gres_line="" gres_conf=""
-    if [ "$GPUS" -gt 0 ]; then
-        # One placeholder per GPU: a character device like /dev/null (so slurmd accepts it and
-        # exports CUDA_VISIBLE_DEVICES), or a plain file where mknod is not allowed.
-        rm -rf "$DIR/gpu"
-        mkdir -p "$DIR/gpu"
-        for ((i = 0; i < GPUS; i++)); do
-            mknod -m 0666 "$DIR/gpu/gpu$i" c 1 3 2>/dev/null || : >"$DIR/gpu/gpu$i"
-        done
-        local type_spec="" gres_type=""
-        if [ -n "$GPU_TYPE" ]; then
-            type_spec=":$GPU_TYPE"
-            gres_type=" Type=$GPU_TYPE"
-        fi
-        gres_line=" Gres=gpu$type_spec:$GPUS"
-        gres_conf="NodeName=$node Name=gpu$gres_type File=$DIR/gpu/gpu[0-$((GPUS - 1))]"
+    local host=$1 gres_line="" node i gres_type="" type_spec="" node_lines=""
+    rm -rf "$DIR/gpu"
+    : >"$DIR/etc/gres.conf.tmp"
+    if [ -n "$GPU_TYPE" ]; then
+        type_spec=":$GPU_TYPE"
+        gres_type=" Type=$GPU_TYPE"
     fi
+    if [ "$GPUS" -gt 0 ]; then gres_line=" Gres=gpu$type_spec:$GPUS"; fi
+    for ((i = 1; i <= NODES; i++)); do
+        node=$(node_name "$i")
+        if [ "$GPUS" -gt 0 ]; then
+            # One placeholder per GPU: a character device like /dev/null (so slurmd accepts it and
+            # exports CUDA_VISIBLE_DEVICES), or a plain file where mknod is not allowed.
+            mkdir -p "$DIR/gpu/$node"
+            local g
+            for ((g = 0; g < GPUS; g++)); do
+                mknod -m 0666 "$DIR/gpu/$node/gpu$g" c 1 3 2>/dev/null || : >"$DIR/gpu/$node/gpu$g"
+            done
+            echo "NodeName=$node Name=gpu$gres_type File=$DIR/gpu/$node/gpu[0-$((GPUS - 1))]" \
+                >>"$DIR/etc/gres.conf.tmp"
+        fi
+        node_lines+="NodeName=$node NodeAddr=127.0.0.1 Port=${SLURMD_PORTS[i - 1]} CPUs=$CPUS RealMemory=$MEM_MB$gres_line State=UNKNOWN"$'\n'
+    done
     cat >"$CONF.tmp" <<CONF
 # Generated by deploy/slurm-cluster.sh for $DIR - rewritten at every start.
 ClusterName=$CLUSTER
-SlurmctldHost=$node(127.0.0.1)
+SlurmctldHost=$host(127.0.0.1)
 SlurmctldPort=$CTLD_PORT
-SlurmdPort=$SLURMD_PORT
+SlurmdPort=${SLURMD_PORTS[0]}
 SlurmUser=root
 SlurmdUser=root
 AuthType=auth/munge
 CredType=cred/munge
 AuthInfo=socket=$MUNGE/munged.sock
 StateSaveLocation=$DIR/state
-SlurmdSpoolDir=$DIR/spool/slurmd
+SlurmdSpoolDir=$DIR/spool/slurmd-%n
 SlurmctldPidFile=$RUN/slurmctld.pid
-SlurmdPidFile=$RUN/slurmd.pid
+SlurmdPidFile=$RUN/slurmd-%n.pid
 SlurmctldLogFile=$LOG/slurmctld.log
-SlurmdLogFile=$LOG/slurmd.log
+SlurmdLogFile=$LOG/slurmd-%n.log
 SlurmctldDebug=info
 SlurmdDebug=info
 ProctrackType=proctrack/linuxproc
@@ -290,12 +325,11 @@ SlurmdParameters=config_overrides
 SchedulerType=sched/backfill
 SchedulerParameters=batch_sched_delay=0,sched_interval=2,bf_interval=2,sched_min_interval=0
 ${MAX_JOB_COUNT:+MaxJobCount=$MAX_JOB_COUNT
-}NodeName=$node NodeAddr=127.0.0.1 CPUs=$CPUS RealMemory=$MEM_MB$gres_line State=UNKNOWN
-${ROOT_ONLY:+JobSubmitPlugins=lua
-}PartitionName=gpu Nodes=$node Default=YES MaxTime=INFINITE State=UP
+}${node_lines}${ROOT_ONLY:+JobSubmitPlugins=lua
+}PartitionName=gpu Nodes=$(node_list) Default=YES MaxTime=INFINITE State=UP
 CONF
     mv "$CONF.tmp" "$CONF"
-    printf '%s\n' "$gres_conf" >"$DIR/etc/gres.conf"
+    mv "$DIR/etc/gres.conf.tmp" "$DIR/etc/gres.conf"
     rm -f "$DIR/etc/job_submit.lua"
     if [ -n "$ROOT_ONLY" ]; then write_job_submit_lua "$DIR/etc/job_submit.lua"; fi
 }
@@ -380,19 +414,89 @@ node_state() {
     SLURM_CONF=$CONF sinfo -h -N -n "$1" -o '%T' 2>/dev/null | head -n 1
 }
 
+# conf_nodes: the node names slurm.conf of DIR declares, one a line (status and stop know no
+# --nodes).
+conf_nodes() {
+    sed -n 's/^NodeName=\([^ ]*\) .*/\1/p' "$CONF" 2>/dev/null
+}
+
+# slurmd_pidfile NODE: the pid file of NODE's slurmd, from slurm.conf's SlurmdPidFile (%n: the
+# node's name; a folder made before --nodes existed has one slurmd.pid).
+slurmd_pidfile() {
+    local pat
+    pat=$(sed -n 's/^SlurmdPidFile=//p' "$CONF" 2>/dev/null)
+    echo "${pat//%n/$1}"
+}
+
+# slurmd_pidfiles: "PIDFILE:slurmd" for every node slurm.conf declares.
+slurmd_pidfiles() {
+    local n
+    for n in $(conf_nodes); do echo "$(slurmd_pidfile "$n"):slurmd"; done
+}
+
+# nodes_not_idle: "NODE=STATE" for every declared node that is not idle (or not known to
+# slurmctld yet), on one line; nothing when all are idle.
+nodes_not_idle() {
+    local n st out=""
+    declare -A seen=()
+    while read -r n st; do
+        [ -n "$n" ] && seen[$n]=$st
+    done < <(SLURM_CONF=$CONF sinfo -h -N -o '%N %T' 2>/dev/null)
+    for n in $(conf_nodes); do
+        st=${seen[$n]:-unknown}
+        [ "$st" = idle ] || out+="$n=$st "
+    done
+    printf '%s' "${out% }"
+}
+
+# port_taken PORT: true when PORT is the controller's, slurmdbd's or one already given to a slurmd.
+port_taken() {
+    local p
+    [ "$1" != "$CTLD_PORT" ] && [ "$1" != "$ACCT_PORT" ] || return 0
+    for p in "${SLURMD_PORTS[@]}"; do [ "$1" != "$p" ] || return 0; done
+    return 1
+}
+
+# pick_slurmd_ports: SLURMD_PORTS[0..NODES-1] from --slurmd-port (one port, or one per node), the
+# rest free ports distinct from every other port of this cluster. Dies on a bad or repeated one.
+pick_slurmd_ports() {
+    local given=() p i
+    IFS=, read -r -a given <<<"$SLURMD_PORT"
+    [ "${#given[@]}" -ge 1 ] || usage
+    [ "${#given[@]}" -le "$NODES" ] ||
+        die "--slurmd-port lists ${#given[@]} ports for $NODES nodes: give one, or at most one per node"
+    SLURMD_PORTS=()
+    for p in "${given[@]}"; do
+        if ! [[ "$p" =~ ^[0-9]+$ ]] || [ "$p" -lt 1 ] || [ "$p" -gt 65535 ]; then
+            die "'$p' is not a TCP port (--slurmd-port P or P1,P2,... one per node)"
+        fi
+        if port_taken "$p"; then die "--ctld-port and every --slurmd-port must differ ($p is given twice)"; fi
+        SLURMD_PORTS+=("$p")
+    done
+    for ((i = ${#given[@]}; i < NODES; i++)); do
+        p=$(free_port) || die "no free port for node $((i + 1))'s slurmd"
+        while port_taken "$p"; do p=$(free_port) || die "no free port for node $((i + 1))'s slurmd"; done
+        SLURMD_PORTS+=("$p")
+    done
+}
+
 cmd_start() {
     [ "$(id -u)" -eq 0 ] || die "start must run as root (slurmd runs jobs as other accounts)"
     if [ -z "$CTLD_PORT" ] || [ -z "$SLURMD_PORT" ]; then usage; fi
-    [ "$CTLD_PORT" != "$SLURMD_PORT" ] || die "--ctld-port and --slurmd-port must differ"
     local v
-    for v in "$CTLD_PORT" "$SLURMD_PORT" "$GPUS" "$CPUS" "$MEM_MB" ${MAX_JOB_COUNT:+"$MAX_JOB_COUNT"} \
+    for v in "$CTLD_PORT" "$NODES" "$GPUS" "$CPUS" "$MEM_MB" ${MAX_JOB_COUNT:+"$MAX_JOB_COUNT"} \
         ${MIN_JOB_AGE:+"$MIN_JOB_AGE"}; do
         [[ "$v" =~ ^[0-9]+$ ]] || die "'$v' is not a non-negative integer"
     done
     if [ "$CPUS" -lt 1 ] || [ "$MEM_MB" -lt 1 ]; then die "--cpus and --mem-mb must be at least 1"; fi
+    if [ "$NODES" -lt 1 ] || [ "$NODES" -gt "$MAX_NODES" ]; then
+        die "--nodes (or SLURM_CLUSTER_NODES) must be 1 to $MAX_NODES, not $NODES"
+    fi
     [[ -z "$GPU_TYPE" || "$GPU_TYPE" =~ ^[A-Za-z0-9_.-]+$ ]] || die "bad --gpu-type '$GPU_TYPE'"
-    local node
-    node=$(hostname -s)
+    ACCT_PORT=""
+    pick_slurmd_ports
+    local host node
+    host=$(hostname -s)
 
     # Only ever clean up a folder that is empty or holds a cluster of ours.
     if [ -d "$DIR" ] && [ -n "$(ls -A "$DIR")" ] &&
@@ -413,19 +517,21 @@ cmd_start() {
     for f in "$LOG"/*.log "$MUNGE"/munged.log; do
         if [ -f "$f" ]; then mv -f "$f" "$f.old"; fi
     done
-    mkdir -p "$DIR/etc" "$DIR/state" "$DIR/spool/slurmd" "$RUN" "$LOG"
+    mkdir -p "$DIR/etc" "$DIR/state" "$RUN" "$LOG"
+    for node in $(node_names); do mkdir -p "$DIR/spool/slurmd-$node"; done
     chmod 0755 "$DIR/etc" "$DIR/log" "$RUN"
-    ACCT_PORT=""
     if [ -n "$ACCOUNTING" ]; then
         command -v slurmdbd >/dev/null && command -v mariadbd >/dev/null ||
             die "slurmdbd or mariadb-server is not installed: run 'make deps' as root, or start with SLURM_CLUSTER_ACCOUNTING=0 (no accounting of record)"
-        ACCT_PORT=$(free_port)
-        while [ "$ACCT_PORT" = "$CTLD_PORT" ] || [ "$ACCT_PORT" = "$SLURMD_PORT" ]; do ACCT_PORT=$(free_port); done
+        local p
+        p=$(free_port)
+        while port_taken "$p"; do p=$(free_port); done
+        ACCT_PORT=$p
     fi
-    write_config "$node"
+    write_config "$host"
 
     local port
-    for port in "$CTLD_PORT" "$SLURMD_PORT"; do
+    for port in "$CTLD_PORT" "${SLURMD_PORTS[@]}"; do
         if ss -Hltn "sport = :$port" 2>/dev/null | grep -q .; then
             die "port $port is already in use on this machine; choose another one"
         fi
@@ -434,12 +540,14 @@ cmd_start() {
     start_munged
     if [ -n "$ACCOUNTING" ]; then start_accounting; fi
     SLURM_CONF=$CONF slurmctld -f "$CONF" >&2 2>&1 || fail_start "slurmctld did not start"
-    SLURM_CONF=$CONF slurmd -f "$CONF" >&2 2>&1 || fail_start "slurmd did not start"
+    for node in $(node_names); do
+        SLURM_CONF=$CONF slurmd -f "$CONF" -N "$node" >&2 2>&1 || fail_start "slurmd of $node did not start"
+    done
 
-    local deadline=$((SECONDS + START_TIMEOUT)) grace=$((SECONDS + 5)) state="" name f
+    local deadline=$((SECONDS + START_TIMEOUT)) grace=$((SECONDS + 5)) state="" name f cfg
     while :; do
         # Every daemon must stay up (each writes its pid file once it has daemonised).
-        for f in "$MUNGE/munged.pid:munged" "$RUN/slurmctld.pid:slurmctld" "$RUN/slurmd.pid:slurmd"; do
+        for f in "$MUNGE/munged.pid:munged" "$RUN/slurmctld.pid:slurmctld" $(slurmd_pidfiles); do
             if ! pid_alive "${f%%:*}" "${f##*:}" >/dev/null; then
                 if [ -e "${f%%:*}" ] || [ $SECONDS -ge $grace ]; then
                     fail_start "${f##*:} is not running"
@@ -447,31 +555,50 @@ cmd_start() {
             fi
         done
         # The controller that answers must be ours, not another cluster on the same port.
-        name=$(SLURM_CONF=$CONF scontrol show config 2>/dev/null |
-            awk '$1 == "ClusterName" { print $3 }') || true
+        cfg=$(SLURM_CONF=$CONF scontrol show config 2>/dev/null) || true
+        name=$(awk '$1 == "ClusterName" { print $3 }' <<<"$cfg")
         if [ -n "$name" ] && [ "$name" != "$CLUSTER" ]; then
             fail_start "port $CTLD_PORT answers as cluster '$name', not '$CLUSTER'"
         fi
+        # Several slurmd on one machine need a Slurm built with --enable-multiple-slurmd.
+        if [ "$name" = "$CLUSTER" ] && [ "$NODES" -gt 1 ] && ! grep -q '^MULTIPLE_SLURMD *= *Yes' <<<"$cfg"; then
+            fail_start "this Slurm is built without --enable-multiple-slurmd (scontrol show config has no MULTIPLE_SLURMD = Yes): it cannot run $NODES slurmd on one machine; start with --nodes 1"
+        fi
         if [ "$name" = "$CLUSTER" ]; then
-            state=$(node_state "$node")
-            [ "$state" != idle ] || break
+            state=$(nodes_not_idle)
+            [ -n "$state" ] || break
         fi
         [ $SECONDS -lt $deadline ] ||
-            fail_start "node $node is '${state:-unknown}', not idle, after ${START_TIMEOUT}s"
+            fail_start "not every node is idle after ${START_TIMEOUT}s: ${state:-no answer from slurmctld}"
         sleep 0.2
     done
-    say "cluster $CLUSTER up in $DIR (node $node idle, ctld port $CTLD_PORT, slurmd port $SLURMD_PORT)"
+    say "cluster $CLUSTER up in $DIR ($NODES node(s) $(node_list) idle, ctld port $CTLD_PORT, slurmd ports $(
+        IFS=,
+        echo "${SLURMD_PORTS[*]}"
+    ))"
     if [ -n "$RESTD_USER" ]; then start_slurmrestd "$RESTD_USER"; fi
     echo "SLURM_CONF=$CONF"
 }
 
 cmd_status() {
-    local rc=0 p f
-    for f in "$MUNGE/munged.pid:munged" "$RUN/slurmctld.pid:slurmctld" "$RUN/slurmd.pid:slurmd"; do
+    local rc=0 p f n
+    [ -n "$(conf_nodes)" ] || {
+        echo "no cluster in $DIR (no $CONF)"
+        return 1
+    }
+    for f in "$MUNGE/munged.pid:munged" "$RUN/slurmctld.pid:slurmctld"; do
         if p=$(pid_alive "${f%%:*}" "${f##*:}"); then
             echo "${f##*:} running (pid $p)"
         else
             echo "${f##*:} not running"
+            rc=1
+        fi
+    done
+    for n in $(conf_nodes); do
+        if p=$(pid_alive "$(slurmd_pidfile "$n")" slurmd); then
+            echo "slurmd of $n running (pid $p)"
+        else
+            echo "slurmd of $n not running"
             rc=1
         fi
     done
@@ -481,7 +608,7 @@ cmd_status() {
         echo "accounting: none (accounting_storage/none)"
     fi
     if [ $rc -eq 0 ]; then
-        echo "node $(hostname -s): $(node_state "$(hostname -s)")"
+        for n in $(conf_nodes); do echo "node $n: $(node_state "$n")"; done
         echo "SLURM_CONF=$CONF"
     fi
     return $rc
@@ -504,11 +631,13 @@ if [ "$action" = associate ]; then
     exit
 fi
 CTLD_PORT="" SLURMD_PORT="" GPUS=8 GPU_TYPE=h100 CPUS=32 MEM_MB=65536
+NODES=${SLURM_CLUSTER_NODES:-2} SLURMD_PORTS=()
 while [ $# -gt 0 ]; do
     [ $# -ge 2 ] || usage
     case "$1" in
     --ctld-port) CTLD_PORT=$2 ;;
     --slurmd-port) SLURMD_PORT=$2 ;;
+    --nodes) NODES=$2 ;;
     --gpus) GPUS=$2 ;;
     --gpu-type) GPU_TYPE=$2 ;;
     --cpus) CPUS=$2 ;;

@@ -159,7 +159,8 @@ export SLURM_CONF=${slurm_conf#SLURM_CONF=}
 "$root/deploy/slurm-cluster.sh" associate "$work/slurm" bench "$ACCOUNT" > /dev/null ||
     abort "cannot give $ACCOUNT a Slurm account (sacctmgr)"
 ctld_log=$work/slurm/log/slurmctld.log
-node=$(hostname -s)
+# Every node of the cluster (deploy/slurm-cluster.sh --nodes, default 2) is drained.
+node=$(sinfo -h -p gpu -o %N)
 scontrol update nodename="$node" state=drain reason=bench || abort "cannot drain node $node"
 restd_sock=$work/slurm/run/restd/slurmrestd.sock
 restd_err=""
