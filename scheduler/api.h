@@ -46,6 +46,7 @@ typedef struct api_options {
     int64_t token_default_lifetime_s;  /* a new token's lifetime when none is asked; 0 = never */
     int64_t token_max_lifetime_s;      /* the longest lifetime that may be asked; 0 = none */
     reconciler *reconciler; /* GET /v1/reconcile (borrowed); NULL = no accounting (503) */
+    int max_array_tasks;    /* tasks per job array ("array" of POST /v1/jobs); 0 = 1000 */
 } api_options;
 
 /* Creates the API over `reg` (borrowed: every change goes through it; reads go to

@@ -1387,6 +1387,93 @@ static void test_refund_shows_in_usage_statement_and_refuses_more_than_charged(v
     answer_free(&a);
 }
 
+/* An array submitted, read, listed, and cancelled by task and whole: GET of its id lists its
+ * tasks, GET of ID_TASK is one task, GET /v1/jobs shows it once with counts, DELETE ID_TASK
+ * cancels one task and DELETE of its id the others (so that it leaves nothing queued for the
+ * tests after it). */
+static void test_array_get_list_and_cancel_by_task_and_whole(void **state)
+{
+    (void)state;
+    struct answer a;
+    char path[96];
+    const char *tok = token_for("alice");
+    call(tok, "POST", "/v1/jobs", NULL,
+         "{\"script\":\"#!/bin/bash\\necho hi\\n\",\"time_minutes\":5,\"array\":\"0,4,8%1\","
+         "\"name\":\"arr\"}",
+         &a);
+    expect_status(&a, 202);
+    json_t *o = answer_json(&a);
+    json_int_t aid = json_integer_value(json_object_get(o, "id"));
+    assert_int_equal(json_integer_value(json_object_get(o, "array_job_id")), aid);
+    assert_int_equal(json_integer_value(json_object_get(o, "array_task_id")), 0);
+    json_t *arr = json_object_get(o, "array");
+    assert_string_equal(json_string_value(json_object_get(arr, "spec")), "0,4,8%1");
+    assert_int_equal(json_integer_value(json_object_get(arr, "task_count")), 3);
+    assert_int_equal(json_integer_value(json_object_get(arr, "max_running")), 1);
+    json_decref(o);
+    answer_free(&a);
+
+    snprintf(path, sizeof path, "/v1/jobs/%lld", (long long)aid);
+    call(tok, "GET", path, NULL, NULL, &a);
+    expect_status(&a, 200);
+    o = answer_json(&a);
+    json_t *tasks = json_object_get(json_object_get(o, "array"), "tasks");
+    assert_int_equal(json_array_size(tasks), 3);
+    assert_int_equal(json_integer_value(json_object_get(json_array_get(tasks, 2), "task_id")), 8);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(tasks, 1), "reason")),
+                        "Priority"); /* behind its sibling: none of its tasks runs yet */
+    json_int_t second = json_integer_value(json_object_get(json_array_get(tasks, 1), "id"));
+    json_decref(o);
+    answer_free(&a);
+
+    snprintf(path, sizeof path, "/v1/jobs/%lld_4", (long long)aid);
+    call(tok, "GET", path, NULL, NULL, &a);
+    expect_status(&a, 200);
+    o = answer_json(&a);
+    assert_int_equal(json_integer_value(json_object_get(o, "id")), second);
+    assert_int_equal(json_integer_value(json_object_get(o, "array_task_id")), 4);
+    assert_null(json_object_get(o, "array")); /* one task, not the array */
+    json_decref(o);
+    answer_free(&a);
+
+    call(tok, "DELETE", path, NULL, NULL, &a); /* task 4 only */
+    expect_status(&a, 202);
+    answer_free(&a);
+
+    call(tok, "GET", "/v1/jobs?limit=1000", NULL, NULL, &a);
+    expect_status(&a, 200);
+    o = answer_json(&a);
+    size_t seen = 0;
+    json_t *jobs = json_object_get(o, "jobs"), *j;
+    size_t i;
+    json_array_foreach(jobs, i, j)
+    {
+        json_int_t id = json_integer_value(json_object_get(j, "id"));
+        if (id == second) fail_msg("a later task of the array is listed on its own");
+        if (id != aid) continue;
+        seen++;
+        json_t *counts = json_object_get(json_object_get(j, "array"), "counts");
+        assert_int_equal(json_integer_value(json_object_get(counts, "queued")), 2);
+        assert_int_equal(json_integer_value(json_object_get(counts, "cancelled")), 1);
+    }
+    assert_int_equal(seen, 1);
+    json_decref(o);
+    answer_free(&a);
+
+    snprintf(path, sizeof path, "/v1/jobs/%lld", (long long)aid);
+    call(tok, "DELETE", path, NULL, NULL, &a); /* the rest */
+    expect_status(&a, 202);
+    o = answer_json(&a);
+    assert_int_equal(json_integer_value(json_object_get(o, "cancelled_now")), 2);
+    json_t *counts = json_object_get(json_object_get(o, "array"), "counts");
+    assert_int_equal(json_integer_value(json_object_get(counts, "cancelled")), 3);
+    json_decref(o);
+    answer_free(&a);
+    call(tok, "DELETE", path, NULL, NULL, &a);
+    expect_status(&a, 409);
+    answer_free(&a);
+}
+
 static const struct CMUnitTest dedicated[] = {
     cmocka_unit_test(test_refund_shows_in_usage_statement_and_refuses_more_than_charged),
     cmocka_unit_test(test_job_body_check_accepts_a_valid_body),
@@ -1406,6 +1493,7 @@ static const struct CMUnitTest dedicated[] = {
     cmocka_unit_test(test_disk_full_healthz_is_degraded),
     cmocka_unit_test(test_disk_freed_recovers),
     cmocka_unit_test(test_healthz_degraded_when_the_worker_pool_is_starved),
+    cmocka_unit_test(test_array_get_list_and_cancel_by_task_and_whole),
 };
 #define N_DEDICATED (sizeof dedicated / sizeof dedicated[0])
 
