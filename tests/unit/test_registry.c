@@ -1847,6 +1847,26 @@ static void array_tasks_keep_their_max_after_a_restart(void **state)
     job_array_close(&a);
 }
 
+/* The site's bound (1000 tasks) in one change: every task, every entry, one batch. */
+static void array_of_1000_tasks_is_one_change(void **state)
+{
+    struct world *w = *state;
+    registry_submit s;
+    job_array a;
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    assert_int_equal(array_submit(w, "0-999%10", 1, &s, &a), 0);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    assert_true(s.verdict.admitted);
+    free(s.body);
+    print_message("    1000 tasks submitted in %.0f ms\n",
+                  (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6);
+    assert_int_equal(registry_queue_length(w->reg), 1000);
+    assert_int_equal(audit_count(w, "job.submitted", 0), 1000);
+    assert_int_equal(begin_all(w, NULL, 2000), 4); /* the cluster window (4) is below its %10 */
+    job_array_close(&a);
+}
+
 int main(void)
 {
     log_level_set(getenv("ANTENNA_TEST_LOG") ? getenv("ANTENNA_TEST_LOG") : "error");
@@ -1858,6 +1878,7 @@ int main(void)
         T(array_dispatch_never_begins_more_than_its_max),
         T(array_cancel_cancels_every_task_not_ended),
         T(array_tasks_keep_their_max_after_a_restart),
+        T(array_of_1000_tasks_is_one_change),
         T(submit_over_the_max_walltime_is_refused_with_only_a_job_refused_entry),
         T(submit_of_a_gpu_job_without_a_gpu_budget_is_refused_with_only_a_job_refused_entry),
         T(submit_for_an_unknown_user_is_enoent_and_writes_nothing),
