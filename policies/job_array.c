@@ -75,7 +75,7 @@ int job_array_parse(const char *spec, int max_tasks, job_array *a, char *err, si
 
     /* first pass: check the grammar and count the tasks, so that the list is allocated once */
     size_t count = 0;
-    int max_running = 0;
+    int max_running = 0, first_step = 0;
     for (int pass = 0; pass < 2; pass++) {
         const char *p = spec;
         size_t k = 0;
@@ -106,6 +106,7 @@ int job_array_parse(const char *spec, int max_tasks, job_array *a, char *err, si
                                     "bad array spec \"%s\": the step after ':' must be a whole "
                                     "number of at least 1; " FORMS,
                                     spec);
+                    if (first_step == 0) first_step = step;
                 }
             }
             size_t n = (size_t)(hi - lo) / (size_t)step + 1;
@@ -151,12 +152,7 @@ int job_array_parse(const char *spec, int max_tasks, job_array *a, char *err, si
     a->max_running = max_running;
     a->min = a->tasks[0];
     a->max = a->tasks[n - 1];
-    a->step = n > 1 ? a->tasks[1] - a->tasks[0] : 1;
-    for (size_t i = 2; i < n; i++)
-        if (a->tasks[i] - a->tasks[i - 1] != a->step) {
-            a->step = 1;
-            break;
-        }
+    a->step = first_step > 0 ? first_step : 1;
     snprintf(a->spec, sizeof a->spec, "%s", spec);
     return 0;
 }

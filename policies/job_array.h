@@ -21,7 +21,8 @@ typedef struct job_array {
     size_t n_tasks;  /* >= 1 once parsed */
     int max_running; /* the %max throttle; 0 = none */
     int min, max;    /* the lowest and highest index */
-    int step;        /* the gap between consecutive indices when they are all equal, else 1 */
+    int step;        /* SLURM_ARRAY_TASK_STEP as Slurm 22.05 sets it (measured): the step of the
+                        first A-B:S of the spec, else 1 ("0,5,10" gives 1, "0-7:2,20" gives 2) */
 } job_array;
 
 /* An empty array (no tasks). Never allocates. Release with job_array_close. */

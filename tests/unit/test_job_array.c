@@ -41,8 +41,13 @@ static const struct array_case cases[] = {
     {"a_range_of_one", "3-3", 0, "3", 0, 3, 3, 1, NULL},
     {"duplicates_count_once", "0-3,2,3", 0, "0,1,2,3", 0, 0, 3, 1, NULL},
     {"unsorted_list_is_sorted", "7,0,4", 0, "0,4,7", 0, 0, 7, 1, NULL},
-    {"evenly_spaced_list_has_its_step", "0,5,10", 0, "0,5,10", 0, 0, 10, 5, NULL},
-    {"step_larger_than_range", "2-5:10", 0, "2", 0, 2, 2, 1, NULL},
+    /* SLURM_ARRAY_TASK_STEP as sbatch --array gave it on Slurm 22.05.8 (measured): the step of
+     * the first A-B:S, else 1, whatever the gaps */
+    {"evenly_spaced_list_has_step_1_as_in_slurm", "0,5,10", 0, "0,5,10", 0, 0, 10, 1, NULL},
+    {"step_of_the_first_stepped_range_then_a_list", "0-7:2,20", 0, "0,2,4,6,20", 0, 0, 20, 2, NULL},
+    {"step_of_a_stepped_range_after_an_index", "0,3-9:3", 0, "0,3,6,9", 0, 0, 9, 3, NULL},
+    {"step_with_percent_max", "1-9:2%2", 0, "1,3,5,7,9", 2, 1, 9, 2, NULL},
+    {"step_larger_than_range", "2-5:10", 0, "2", 0, 2, 2, 10, NULL},
     {"exactly_the_site_bound", "1-4", 4, "1,2,3,4", 0, 1, 4, 1, NULL},
     {"max_above_task_count_is_kept", "0-1%10", 0, "0,1", 10, 0, 1, 1, NULL},
     {"empty_is_refused", "", 0, NULL, 0, 0, 0, 0, "the array spec is empty"},
