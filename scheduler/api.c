@@ -559,10 +559,13 @@ static char *render_job(const store_job *j, const registry_live *live, void *arg
 }
 
 /* Reads a POST /v1/jobs body (len bytes sent with Content-Type `ct`) into `r` and validates it
- * against `lim`; sets *dry_run. Returns the parsed object, which r->script borrows (caller
- * decrefs), or NULL with the error answer set. */
+ * against `lim`; sets *dry_run; parses its "array" into *arr (empty when none; with arr NULL it is
+ * only checked), at most max_array_tasks tasks (0 = the default). Returns the parsed object, which
+ * r->script borrows (caller decrefs; *arr is the caller's to close), or NULL with the error answer
+ * set (and *arr empty). */
 static json_t *job_body_read(api_call *c, const char *ct, const char *body, size_t len,
-                             const jobreq_limits *lim, jobreq *r, bool *dry_run)
+                             const jobreq_limits *lim, int max_array_tasks, jobreq *r,
+                             bool *dry_run, job_array *arr)
 {
     static const struct field fields[] = {
         {"script", F_STR, true},        {"name", F_STR, false},          {"gpus", F_INT, false},
@@ -589,6 +592,23 @@ static json_t *job_body_read(api_call *c, const char *ct, const char *body, size
         set_error(c, 400, jerr.code, "%s", jerr.message);
         goto fail;
     }
+    const char *spec = str_field(o, "array", NULL);
+    if (spec != NULL) {
+        job_array local;
+        job_array *a = arr ? arr : &local;
+        char aerr[320];
+        job_array_init(a);
+        int arc = job_array_parse(spec, max_array_tasks, a, aerr, sizeof aerr);
+        if (arc == -ENOMEM) {
+            set_error(c, 503, "unavailable", "out of memory; nothing was queued; try again");
+            goto fail;
+        }
+        if (arc < 0) {
+            set_error(c, 400, "invalid_array", "%s", aerr);
+            goto fail;
+        }
+        if (a == &local) job_array_close(&local);
+    }
     return o;
 fail:
     json_decref(o);
@@ -603,7 +623,7 @@ int api_job_body_check(const char *content_type, const char *body, size_t len,
     memset(&c, 0, sizeof c);
     *status = 0;
     *error_json = NULL;
-    json_t *o = job_body_read(&c, content_type, body, len, lim, r, &dry_run);
+    json_t *o = job_body_read(&c, content_type, body, len, lim, 0, r, &dry_run, NULL);
     r->script = NULL; /* it pointed into o */
     json_decref(o);
     if (o != NULL) return 0;
@@ -626,23 +646,11 @@ static void h_jobs_post(api_call *c)
     bool dry_run = false;
     size_t in_len = 0;
     const char *in = http_request_body(c->req, &in_len);
-    json_t *o = job_body_read(c, http_request_header(c->req, "Content-Type"), in, in_len,
-                              &c->a->opt.limits, &r, &dry_run);
-    if (o == NULL) return;
     job_array arr;
     job_array_init(&arr);
-    const char *spec = str_field(o, "array", NULL);
-    if (spec != NULL) {
-        char aerr[320];
-        int arc = job_array_parse(spec, c->a->opt.max_array_tasks, &arr, aerr, sizeof aerr);
-        if (arc < 0) {
-            if (arc == -ENOMEM)
-                set_error(c, 503, "unavailable", "out of memory; nothing was queued; try again");
-            else
-                set_error(c, 400, "invalid_array", "%s", aerr);
-            goto out;
-        }
-    }
+    json_t *o = job_body_read(c, http_request_header(c->req, "Content-Type"), in, in_len,
+                              &c->a->opt.limits, c->a->opt.max_array_tasks, &r, &dry_run, &arr);
+    if (o == NULL) return;
     /* A job naming no GPU type runs, and is billed, as the site's default type. */
     if (r.gpus > 0 && r.gpu_type[0] == '\0' && c->a->opt.limits.gpu_types != NULL &&
         c->a->opt.limits.gpu_types[0] != NULL)

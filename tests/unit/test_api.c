@@ -1001,6 +1001,28 @@ static void test_job_body_check_refuses_with_the_api_error(void **state)
     free(answer);
 }
 
+/* The body check parses the "array" spec as POST /v1/jobs does. */
+static void test_job_body_check_refuses_a_bad_array_spec(void **state)
+{
+    (void)state;
+    static const char bad[] = "{\"script\":\"#!/bin/bash\\ntrue\\n\",\"array\":\"0-3%0\"}";
+    static const char good[] = "{\"script\":\"#!/bin/bash\\ntrue\\n\",\"array\":\"0-3%2\"}";
+    jobreq_limits lim = {
+        .max_gpus = 8, .max_cpus = 8, .max_time_minutes = 60, .max_script_bytes = 1024};
+    jobreq r;
+    int status = 0;
+    char *answer = NULL;
+    assert_int_equal(
+        api_job_body_check("application/json", bad, sizeof bad - 1, &lim, &r, &status, &answer),
+        -EINVAL);
+    assert_int_equal(status, 400);
+    assert_non_null(strstr(answer, "\"code\":\"invalid_array\""));
+    free(answer);
+    assert_int_equal(
+        api_job_body_check("application/json", good, sizeof good - 1, &lim, &r, &status, &answer),
+        0);
+}
+
 /* The blocking work that starves libuv's (process-wide) pool in the test below. */
 static struct pool_block {
     pthread_mutex_t mu;
@@ -1478,6 +1500,7 @@ static const struct CMUnitTest dedicated[] = {
     cmocka_unit_test(test_refund_shows_in_usage_statement_and_refuses_more_than_charged),
     cmocka_unit_test(test_job_body_check_accepts_a_valid_body),
     cmocka_unit_test(test_job_body_check_refuses_with_the_api_error),
+    cmocka_unit_test(test_job_body_check_refuses_a_bad_array_spec),
     cmocka_unit_test(test_idem_replay_same_answer_one_job),
     cmocka_unit_test(test_idem_other_body_is_422),
     cmocka_unit_test(test_idem_key_is_per_user),
