@@ -2362,7 +2362,8 @@ static const command cmd_jobs = {
     "Lists the jobs your role lets you see, newest first: your own (role user), your\n"
     "partner's (manager), everyone's (staff, admin, auditor). REASON says what a queued job\n"
     "waits on (ClusterFull, PartnerGpuLimit, PartnerJobLimit, UserGpuLimit, BudgetHeld,\n"
-    "BudgetExhausted, Priority) or why Slurm keeps it pending.\n"
+    "BudgetExhausted, Priority, JobArrayTaskLimit) or why Slurm keeps it pending. A job\n"
+    "array is one line, ID_[SPEC], with its tasks counted by state; antenna show ID lists them.\n"
     "\n"
     "  -n, --limit N   show at most N jobs (1-1000, default 100)\n"
     "      --json      print the server's JSON\n",
