@@ -105,6 +105,39 @@ int job_view_exit_status(const json_t *job)
     return 1;
 }
 
+/* The states an array's line counts first, in this order; others follow as the server sent them. */
+static const char *const array_state_order[] = {"running",    "suspended",   "pending",
+                                                "dispatched", "dispatching", "queued"};
+
+void job_view_array_counts(const json_t *array, char *buf, size_t len)
+{
+    json_t *counts = json_object_get(array, "counts");
+    size_t off = 0, n_order = sizeof array_state_order / sizeof array_state_order[0];
+    buf[0] = '\0';
+    for (int pass = 0; pass < 2; pass++) {
+        const char *key;
+        json_t *v;
+        for (size_t i = 0; pass == 0 && i < n_order; i++) {
+            v = json_object_get(counts, array_state_order[i]);
+            if (json_is_integer(v) && off < len)
+                off += (size_t)snprintf(buf + off, len - off, "%s%lld %s", off ? ", " : "",
+                                        (long long)json_integer_value(v), array_state_order[i]);
+        }
+        if (pass == 0) continue;
+        json_object_foreach(counts, key, v)
+        {
+            bool first = false;
+            for (size_t i = 0; i < n_order && !first; i++)
+                first = strcmp(key, array_state_order[i]) == 0;
+            if (!first && json_is_integer(v) && off < len) {
+                char k[32];
+                off += (size_t)snprintf(buf + off, len - off, "%s%lld %s", off ? ", " : "",
+                                        (long long)json_integer_value(v), clean(key, k, sizeof k));
+            }
+        }
+    }
+}
+
 int job_view_print_table(FILE *out, const json_t *jobs)
 {
     static const char *const headers[] = {"ID",         "NAME",      "STATE",    "GPUS",
@@ -117,7 +150,7 @@ int job_view_print_table(FILE *out, const json_t *jobs)
     json_t *job;
     json_array_foreach(jobs, i, job)
     {
-        char id[24] = "", gpus[64] = "", limit[32] = "", submitted[64], slurm[24] = "";
+        char id[96] = "", gpus[64] = "", limit[32] = "", submitted[64], slurm[24] = "";
         long long n;
         if (get_int(job, "id", &n)) snprintf(id, sizeof id, "%lld", n);
         if (get_int(job, "gpus", &n)) {
@@ -131,9 +164,22 @@ int job_view_print_table(FILE *out, const json_t *jobs)
             jobreq_time_format((int)n, limit, sizeof limit);
         table_time_local(get_str(job, "submitted_at"), false, submitted, sizeof submitted);
         if (get_int(job, "slurm_job_id", &n)) snprintf(slurm, sizeof slurm, "%lld", n);
-        const char *row[] = {
-            id,    get_str(job, "name"),  get_str(job, "state"), gpus, limit, submitted,
-            slurm, get_str(job, "reason")};
+        const char *state = get_str(job, "state"), *reason = get_str(job, "reason");
+        char counts[256];
+        json_t *array = json_object_get(job, "array");
+        if (json_is_object(array)) { /* one line for the whole array, with its counts by state */
+            char spec[64];
+            const char *sp = get_str(array, "spec");
+            if (get_int(job, "id", &n))
+                snprintf(id, sizeof id, "%lld_[%.*s]", n, (int)(sizeof id - 24),
+                         sp ? clean(sp, spec, sizeof spec) : "?");
+            job_view_array_counts(array, counts, sizeof counts);
+            state = counts;
+            reason = "";
+            slurm[0] = '\0';
+        }
+        const char *row[] = {id,    get_str(job, "name"), state, gpus, limit, submitted, slurm,
+                             reason};
         if ((rc = table_add_row(t, row)) != 0) goto fail_rows;
     }
     rc = table_print(t, out);
@@ -230,7 +276,7 @@ int job_view_print_detail(FILE *out, const json_t *job)
     json_t *v;
     json_object_foreach((json_t *)job, key, v)
     {
-        bool known = false;
+        bool known = strcmp(key, "array") == 0 && json_is_object(v); /* job_view_print_array */
         for (size_t i = 0; i < sizeof detail_order / sizeof detail_order[0] && !known; i++)
             known = strcmp(key, detail_order[i]) == 0;
         if (!known) {
@@ -239,4 +285,48 @@ int job_view_print_detail(FILE *out, const json_t *job)
         }
     }
     return ferror(out) ? -EIO : 0;
+}
+
+int job_view_print_array(FILE *out, const json_t *array)
+{
+    if (!json_is_object(array)) return 0;
+    char buf[256], line[256];
+    long long n;
+    const char *spec = get_str(array, "spec");
+    fprintf(out, "%s:%*s%s", "array", DETAIL_KEY_WIDTH - 6, "",
+            spec ? clean(spec, buf, sizeof buf) : "-");
+    if (get_int(array, "task_count", &n)) fprintf(out, ", %lld task(s)", n);
+    if (get_int(array, "max_running", &n) && n > 0) fprintf(out, ", at most %lld at once", n);
+    job_view_array_counts(array, line, sizeof line);
+    fprintf(out, "%s%s\n", line[0] ? ": " : "", line);
+    json_t *tasks = json_object_get(array, "tasks");
+    if (!json_is_array(tasks) || json_array_size(tasks) == 0) return ferror(out) ? -EIO : 0;
+    static const char *const headers[] = {"TASK",     "JOB_ID",  "STATE", "REASON",
+                                          "SLURM_ID", "STARTED", "ENDED", "CHARGE"};
+    table *t = table_new(8, headers);
+    if (t == NULL) return -ENOMEM;
+    int rc = 0;
+    size_t i;
+    json_t *task;
+    fputc('\n', out);
+    json_array_foreach(tasks, i, task)
+    {
+        char ref[48] = "", id[24] = "", slurm[24] = "", started[64], ended[64], charge[32] = "";
+        long long aid = 0, idx;
+        get_int(array, "array_job_id", &aid);
+        if (get_int(task, "task_id", &idx)) snprintf(ref, sizeof ref, "%lld_%lld", aid, idx);
+        if (get_int(task, "id", &n)) snprintf(id, sizeof id, "%lld", n);
+        if (get_int(task, "slurm_job_id", &n)) snprintf(slurm, sizeof slurm, "%lld", n);
+        table_time_local(get_str(task, "started_at"), false, started, sizeof started);
+        table_time_local(get_str(task, "ended_at"), false, ended, sizeof ended);
+        json_t *c = json_object_get(task, "charge_gpu_hours");
+        if (json_is_number(c)) snprintf(charge, sizeof charge, "%.2f GPU-h", json_number_value(c));
+        const char *row[] = {
+            ref,   id,    get_str(task, "state"), get_str(task, "reason"), slurm, started,
+            ended, charge};
+        if ((rc = table_add_row(t, row)) != 0) break;
+    }
+    if (rc == 0) rc = table_print(t, out);
+    table_free(t);
+    return rc;
 }

@@ -37,4 +37,14 @@ int job_view_print_table(FILE *out, const json_t *jobs);
  * with one decimal, null as "-". Returns 0 or -EIO. */
 int job_view_print_detail(FILE *out, const json_t *job);
 
+/* Formats an array object's counts by state ({"counts": {"running": 2, ...}}) as
+ * "2 running, 1 pending, 1 completed" into buf[len] (active states first). */
+void job_view_array_counts(const json_t *array, char *buf, size_t len);
+
+/* Prints an array object (GET /v1/jobs/ID's "array") after a job's detail: its spec, task count,
+ * %max and counts, then a table of its tasks (TASK as ID_TASK, JOB_ID, STATE, REASON, SLURM_ID,
+ * STARTED, ENDED, CHARGE). Prints nothing when `array` is not an object. Returns 0, -ENOMEM or
+ * -EIO. The `jobs` table shows an array as one line: ID_[SPEC] and its counts as its state. */
+int job_view_print_array(FILE *out, const json_t *array);
+
 #endif

@@ -26,6 +26,7 @@
 #include "audit_view.h"
 #include "cli_config.h"
 #include "job_request.h"
+#include "job_array.h"
 #include "job_view.h"
 #include "quota_args.h"
 #include "quota_view.h"
@@ -90,6 +91,7 @@ enum opt_id {
     OPT_REASON,
     OPT_GPU_HOURS,
     OPT_CPU_HOURS,
+    OPT_ARRAY, /* submit: sbatch's --array spec, sent as the "array" field */
     OPT_COUNT
 };
 
@@ -697,6 +699,18 @@ static int print_quote(const json_t *quote, bool as_json)
         return rc != 0 ? rc : json_is_true(admitted) ? 0 : EXIT_REFUSED;
     }
     int rc = quota_view_print_quote(stdout, quote);
+    json_t *arr = json_object_get(quote, "array");
+    if (json_is_object(arr)) {
+        const char *spec = json_string_value(json_object_get(arr, "spec"));
+        long long n = (long long)json_integer_value(json_object_get(arr, "task_count"));
+        long long mr = (long long)json_integer_value(json_object_get(arr, "max_running"));
+        double each = json_number_value(json_object_get(quote, "max_cost_per_task_gpu_hours"));
+        char most[48] = "";
+        if (mr > 0) snprintf(most, sizeof most, ", at most %lld at once", mr);
+        printf("Array %s: %lld task(s)%s; each task may cost up to %.2f GPU-hours (the cost "
+               "above covers every task)\n",
+               spec ? spec : "?", n, most, each);
+    }
     return rc == 1 ? 0 : EXIT_REFUSED;
 }
 
@@ -764,6 +778,17 @@ static int run_submit(cli *c, args *a)
         goto fail_script;
     }
     json_t *body = request_json(&req, opts.set);
+    if (a->given[OPT_ARRAY] && a->given[OPT_WAIT]) {
+        json_decref(body);
+        rc = usage_error(&cmd_submit, "--wait follows one job, not an array: follow the array "
+                                      "with antenna show ID");
+        goto fail_script;
+    }
+    if (body != NULL && a->given[OPT_ARRAY] &&
+        json_object_set_new(body, "array", json_string(a->value[OPT_ARRAY])) != 0) {
+        json_decref(body);
+        body = NULL;
+    }
     if (body != NULL && dry_run && json_object_set_new(body, "dry_run", json_true()) != 0) {
         json_decref(body);
         body = NULL;
@@ -797,7 +822,13 @@ static int run_submit(cli *c, args *a)
         goto fail_call;
     }
     bool as_json = a->given[OPT_JSON];
-    if (!a->given[OPT_WAIT]) {
+    json_t *arr = json_object_get(job, "array");
+    if (!a->given[OPT_WAIT] && json_is_object(arr) && !as_json) {
+        printf("Submitted array job %lld: %lld task(s) (%lld_[%s]); see antenna show %lld\n", id,
+               (long long)json_integer_value(json_object_get(arr, "task_count")), id,
+               json_string_value(json_object_get(arr, "spec")) ?: "?", id);
+        rc = 0;
+    } else if (!a->given[OPT_WAIT]) {
         rc = as_json ? print_json(job) : (printf("Submitted job %lld\n", id), 0);
     } else {
         if (!as_json) printf("Submitted job %lld\n", id);
@@ -865,18 +896,41 @@ static int job_id_arg(const command *cmd, const args *a, long long *id)
     return 0;
 }
 
+/* ID or ID_TASK (the task of index TASK of array ID, as Slurm writes it) into ref[32], as the
+ * API's path takes it. */
+static int job_ref_arg(const command *cmd, const args *a, char ref[32])
+{
+    int64_t id;
+    int task;
+    if (job_array_ref_parse(a->pos[0], &id, &task) != 0)
+        return usage_error(cmd,
+                           "ID must be a job id (a positive whole number) or an array's task as "
+                           "ID_TASK, e.g. 12_3 (got '%s')",
+                           a->pos[0]);
+    if (task >= 0)
+        snprintf(ref, 32, "%lld_%d", (long long)id, task);
+    else
+        snprintf(ref, 32, "%lld", (long long)id);
+    return 0;
+}
+
 static int run_show(cli *c, args *a)
 {
-    long long id;
-    int rc = job_id_arg(&cmd_show, a, &id);
+    char ref[32];
+    int rc = job_ref_arg(&cmd_show, a, ref);
     if (rc != 0) return rc;
     char path[64];
-    snprintf(path, sizeof path, "/v1/jobs/%lld", id);
+    snprintf(path, sizeof path, "/v1/jobs/%s", ref);
     api_client_response r;
     api_client_response_init(&r);
     json_t *j = NULL;
     rc = call(c, "GET", path, NULL, NULL, &r, &j);
-    if (rc == 0) rc = a->given[OPT_JSON] ? print_json(j) : (job_view_print_detail(stdout, j), 0);
+    if (rc == 0 && !a->given[OPT_JSON]) {
+        job_view_print_detail(stdout, j);
+        job_view_print_array(stdout, json_object_get(j, "array"));
+    } else if (rc == 0) {
+        rc = print_json(j);
+    }
     json_decref(j);
     api_client_response_close(&r);
     return rc;
@@ -884,18 +938,31 @@ static int run_show(cli *c, args *a)
 
 static int run_cancel(cli *c, args *a)
 {
-    long long id;
-    int rc = job_id_arg(&cmd_cancel, a, &id);
+    char ref[32];
+    int rc = job_ref_arg(&cmd_cancel, a, ref);
     if (rc != 0) return rc;
+    long long id = strtoll(ref, NULL, 10);
     char path[64];
-    snprintf(path, sizeof path, "/v1/jobs/%lld", id);
+    snprintf(path, sizeof path, "/v1/jobs/%s", ref);
     api_client_response r;
     api_client_response_init(&r);
     json_t *j = NULL;
     rc = call(c, "DELETE", path, NULL, NULL, &r, &j);
     if (rc == 0) {
+        json_t *now = json_object_get(j, "cancelled_now");
         if (a->given[OPT_JSON]) {
             rc = print_json(j);
+        } else if (json_is_integer(now)) { /* a whole array */
+            printf("Array %lld: %lld queued task(s) cancelled, cancellation of %lld task(s) in "
+                   "Slurm requested.\n",
+                   id, (long long)json_integer_value(now),
+                   (long long)json_integer_value(json_object_get(j, "cancel_requested")));
+        } else if (strchr(ref, '_') != NULL) {
+            id = (long long)json_integer_value(json_object_get(j, "id"));
+            const char *state = json_string_value(json_object_get(j, "state"));
+            printf("Task %s (job %lld): %s.\n", ref, id,
+                   state && strcmp(state, "cancelled") == 0 ? "cancelled"
+                                                            : "cancellation requested");
         } else {
             const char *state = json_string_value(json_object_get(j, "state"));
             json_t *sid = json_object_get(j, "slurm_job_id");
@@ -940,10 +1007,34 @@ static int fetch_state(cli *c, long long id, char *state, size_t len)
     return rc;
 }
 
+/* The job id of ref (ID or ID_TASK): an array's task is asked for its own id. Returns 0 or the
+ * exit status. */
+static int job_ref_resolve(cli *c, const char *ref, long long *id)
+{
+    *id = strtoll(ref, NULL, 10);
+    if (strchr(ref, '_') == NULL) return 0;
+    char path[64];
+    snprintf(path, sizeof path, "/v1/jobs/%s", ref);
+    api_client_response r;
+    api_client_response_init(&r);
+    json_t *j = NULL;
+    int rc = call(c, "GET", path, NULL, NULL, &r, &j);
+    if (rc == 0) *id = (long long)json_integer_value(json_object_get(j, "id"));
+    json_decref(j);
+    api_client_response_close(&r);
+    if (rc == 0 && *id <= 0) {
+        print_error("the server's answer for %s holds no job id", ref);
+        rc = EXIT_REFUSED;
+    }
+    return rc;
+}
+
 static int run_logs(cli *c, args *a)
 {
     long long id;
-    int rc = job_id_arg(&cmd_logs, a, &id);
+    char ref[32];
+    int rc = job_ref_arg(&cmd_logs, a, ref);
+    if (rc == 0) rc = job_ref_resolve(c, ref, &id);
     if (rc != 0) return rc;
     bool follow = a->given[OPT_FOLLOW], as_json = a->given[OPT_JSON];
     if (follow && as_json) return usage_error(&cmd_logs, "--follow and --json cannot be combined");
@@ -2076,6 +2167,7 @@ static const optdef submit_opts[] = {
     {"--gpus", 'G', true, OPT_JOB},
     {"--gres", 0, true, OPT_JOB},
     {"--mem", 0, true, OPT_JOB},
+    {"--array", 'a', true, OPT_ARRAY},
     {"--wait", 'W', false, OPT_WAIT},
     {"--dry-run", 0, false, OPT_DRY_RUN},
     {"--json", 0, false, OPT_JSON},
@@ -2232,6 +2324,9 @@ static const command cmd_submit = {
     "  -G, --gpus [TYPE:]N       GPUs, e.g. 2 or h100:2\n"
     "      --gres gpu[:TYPE][:N] GPUs as a GRES, e.g. gpu:h100:2\n"
     "      --mem SIZE            memory per node, e.g. 8G (suffix K, M, G or T; default M)\n"
+    "  -a, --array SPEC          a job array, as sbatch: 0-15, 0,4,7, 0-15:4, 1-7%2 (at most\n"
+    "                            2 tasks at once); each task is a job of its own, the array\n"
+    "                            is admitted or refused as a whole (tasks x the cost of one)\n"
     "\n"
     "Other options:\n"
     "  -W, --wait                follow the job until it ends; exit with 0 if it completed,\n"
@@ -2267,7 +2362,8 @@ static const command cmd_jobs = {
     "Lists the jobs your role lets you see, newest first: your own (role user), your\n"
     "partner's (manager), everyone's (staff, admin, auditor). REASON says what a queued job\n"
     "waits on (ClusterFull, PartnerGpuLimit, PartnerJobLimit, UserGpuLimit, BudgetHeld,\n"
-    "BudgetExhausted, Priority) or why Slurm keeps it pending.\n"
+    "BudgetExhausted, Priority, JobArrayTaskLimit) or why Slurm keeps it pending. A job\n"
+    "array is one line, ID_[SPEC], with its tasks counted by state; antenna show ID lists them.\n"
     "\n"
     "  -n, --limit N   show at most N jobs (1-1000, default 100)\n"
     "      --json      print the server's JSON\n",
@@ -2279,9 +2375,11 @@ static const command cmd_jobs = {
 static const command cmd_show = {
     NULL,
     "show",
-    "antenna show [--json] ID",
+    "antenna show [--json] ID | ID_TASK",
     "Shows one job as \"key: value\" lines (times in local time; for jobs that went through\n"
     "the quota engine also its period, priority while queued, GPU-hours held and charged).\n"
+    "For an array's id, also its tasks (id, index, state, reason, charge); ID_TASK (e.g. 12_3)\n"
+    "shows one task of array 12.\n"
     "\n"
     "  --json   print the server's job JSON\n",
     json_opts,
@@ -2292,8 +2390,9 @@ static const command cmd_show = {
 static const command cmd_cancel = {
     NULL,
     "cancel",
-    "antenna cancel [--json] ID",
-    "Cancels a job: a queued job at once, a job in Slurm once Slurm confirms.\n"
+    "antenna cancel [--json] ID | ID_TASK",
+    "Cancels a job: a queued job at once, a job in Slurm once Slurm confirms. An array's id\n"
+    "cancels every task of the array not ended; ID_TASK (e.g. 12_3) cancels one task.\n"
     "\n"
     "  --json   print the server's job JSON\n",
     json_opts,
@@ -2304,8 +2403,9 @@ static const command cmd_cancel = {
 static const command cmd_logs = {
     NULL,
     "logs",
-    "antenna logs [--follow | --json] [--raw] ID",
-    "Prints the job's output (stdout and stderr) so far, a chunk at a time.\n"
+    "antenna logs [--follow | --json] [--raw] ID | ID_TASK",
+    "Prints the job's output (stdout and stderr) so far, a chunk at a time; ID_TASK (e.g.\n"
+    "12_3) is the output of one task of array 12.\n"
     "On a terminal, control characters the job wrote (escape sequences, other C0 and C1\n"
     "characters, DEL; not newline or tab) are shown as \\xNN so that they cannot act on the\n"
     "terminal; when stdout is not a terminal (a pipe, a file) the bytes pass unchanged.\n"

@@ -24,6 +24,7 @@
 #include "rank.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <math.h> /* macros only (isfinite, HUGE_VAL): no libm */
 #include <stdarg.h>
 #include <stdio.h>
@@ -65,6 +66,8 @@ struct puser {
     double key;    /* fs_term + category term + top job's key, while in users_q */
 };
 
+struct parray;
+
 struct pjob {
     int64_t id;
     struct puser *user;
@@ -78,6 +81,21 @@ struct pjob {
     char period[8];      /* in Slurm: the period of its hold */
     struct pperiod *per; /* in Slurm: its hold's entry, NULL when it holds nothing there */
     int64_t hold_gpu, hold_cpu;
+    struct parray *arr; /* its array when that has a %max, else NULL */
+    size_t aslot;       /* in arr->queued while queued */
+};
+
+/* An array with a %max: its queued tasks wait in `queued` (by id); only `rep`, its first, sits in
+ * its user's queue, and only while fewer than `max` of its tasks are in Slurm (`active`). */
+struct parray {
+    int64_t id;
+    int max;
+    int64_t active;
+    size_t refs; /* its tasks the engine knows (queued or in Slurm) */
+    heap queued; /* room for every task it has */
+    struct pjob *rep;
+    struct puser *user;
+    struct parray *next; /* hash chain */
 };
 
 struct policy {
@@ -94,6 +112,8 @@ struct policy {
     int64_t pending; /* jobs dispatched and not yet started: the cluster window */
     int64_t usage_ref;
     bool usage_ref_set;
+    struct parray **arrays; /* chained hash table by id, acap buckets (a power of 2) */
+    size_t acap, n_arrays;
 };
 
 /* ---- small helpers ---- */
@@ -109,6 +129,13 @@ static int64_t sat_sub(int64_t a, int64_t b)
 {
     int64_t r;
     if (__builtin_sub_overflow(a, b, &r)) return b < 0 ? INT64_MAX : INT64_MIN;
+    return r;
+}
+
+static int64_t sat_mul(int64_t a, int64_t b)
+{
+    int64_t r;
+    if (__builtin_mul_overflow(a, b, &r)) return INT64_MAX;
     return r;
 }
 
@@ -430,6 +457,99 @@ static void job_table_del(policy *p, const struct pjob *j)
     }
 }
 
+/* ---- arrays with a %max (see struct parray) ---- */
+
+static void user_rekey(policy *p, struct puser *u);
+
+static bool task_before(const void *a, const void *b)
+{
+    return ((const struct pjob *)a)->id < ((const struct pjob *)b)->id;
+}
+
+static void task_moved(void *item, size_t index)
+{
+    ((struct pjob *)item)->aslot = index;
+}
+
+static size_t array_home(size_t cap, int64_t id)
+{
+    uint64_t x = (uint64_t)id * 0x9e3779b97f4a7c15ULL;
+    return (size_t)(x >> 32) & (cap - 1);
+}
+
+static struct parray *array_find(const policy *p, int64_t id)
+{
+    if (p->acap == 0) return NULL;
+    for (struct parray *a = p->arrays[array_home(p->acap, id)]; a; a = a->next)
+        if (a->id == id) return a;
+    return NULL;
+}
+
+/* The array `id` of user `u` with a %max of `max`, created when new, with room for one more
+ * task. Returns NULL on no memory (nothing observable changed). */
+static struct parray *array_get(policy *p, int64_t id, int max, struct puser *u)
+{
+    struct parray *a = array_find(p, id);
+    if (a == NULL) {
+        if (p->n_arrays + 1 > p->acap) {
+            size_t ncap = p->acap ? 2 * p->acap : 16;
+            struct parray **nb = calloc(ncap, sizeof *nb);
+            if (nb == NULL) return NULL;
+            for (size_t i = 0; i < p->acap; i++)
+                for (struct parray *x = p->arrays[i], *next; x; x = next) {
+                    next = x->next;
+                    size_t h = array_home(ncap, x->id);
+                    x->next = nb[h];
+                    nb[h] = x;
+                }
+            free(p->arrays);
+            p->arrays = nb;
+            p->acap = ncap;
+        }
+        a = calloc(1, sizeof *a);
+        if (a == NULL) return NULL;
+        a->id = id;
+        a->max = max;
+        a->user = u;
+        heap_init(&a->queued, task_before, task_moved);
+        size_t h = array_home(p->acap, id);
+        a->next = p->arrays[h];
+        p->arrays[h] = a;
+        p->n_arrays++;
+    }
+    if (heap_reserve(&a->queued, a->refs + 1) < 0) return NULL; /* an empty new one stays */
+    return a;
+}
+
+static void array_free(policy *p, struct parray *a)
+{
+    struct parray **pp = &p->arrays[array_home(p->acap, a->id)];
+    while (*pp != a)
+        pp = &(*pp)->next;
+    *pp = a->next;
+    p->n_arrays--;
+    heap_close(&a->queued);
+    free(a);
+}
+
+/* Puts the array's first queued task in its user's queue when fewer than max of its tasks are in
+ * Slurm, and takes it out otherwise. O(log n). Never allocates (room reserved at enqueue). */
+static void array_gate(policy *p, struct parray *a)
+{
+    struct pjob *top = heap_top(&a->queued);
+    bool open = top != NULL && a->active < a->max;
+    if (a->rep != NULL && (!open || a->rep != top)) {
+        heap_remove(&a->rep->user->queue, a->rep->slot);
+        user_rekey(p, a->rep->user);
+        a->rep = NULL;
+    }
+    if (open && a->rep == NULL) {
+        heap_push(&top->user->queue, top);
+        a->rep = top;
+        user_rekey(p, top->user);
+    }
+}
+
 /* ---- priority ---- */
 
 static double age_rate(const policy *p)
@@ -669,6 +789,13 @@ void policy_free(policy *p)
     for (size_t i = 0; i < p->jcap; i++)
         job_free(p->jobs[i]);
     free(p->jobs);
+    for (size_t i = 0; i < p->acap; i++)
+        for (struct parray *a = p->arrays[i], *next; a; a = next) {
+            next = a->next;
+            heap_close(&a->queued);
+            free(a);
+        }
+    free(p->arrays);
     for (size_t i = 0; i < p->n_users; i++) {
         heap_close(&p->users[i]->queue);
         free(p->users[i]);
@@ -728,6 +855,20 @@ static void user_move(policy *p, struct puser *u, struct ppartner *to, policy_ca
         j->partner = to;
         rank_insert(&to->ranked[cat], &j->rk, j->key, j->id);
     }
+    /* the parked tasks of its arrays (O(arrays): a move is rare) */
+    for (size_t b = 0; b < p->acap; b++)
+        for (struct parray *a = p->arrays[b]; a; a = a->next) {
+            if (a->user != u) continue;
+            for (size_t i = 0; i < heap_len(&a->queued); i++) {
+                struct pjob *j = heap_at(&a->queued, i);
+                if (j == a->rep) continue; /* moved above, with u's queue */
+                rank_remove(&j->partner->ranked[u->cat], &j->rk);
+                j->partner->queued--;
+                to->queued++;
+                j->partner = to;
+                rank_insert(&to->ranked[cat], &j->rk, j->key, j->id);
+            }
+        }
     u->partner = to;
     u->cat = cat;
     user_rekey(p, u);
@@ -873,6 +1014,20 @@ static int refuse_budget(policy_verdict *v, const char *code, const char *what,
                   v->period);
 }
 
+/* Refuses a whole array of `tasks` tasks whose cost together is over what is left. Returns 0. */
+static int refuse_array_budget(policy_verdict *v, const char *code, const char *what,
+                               const struct ppartner *pa, int64_t budget, int64_t left,
+                               int64_t cost, int64_t tasks)
+{
+    return refuse(v, code,
+                  "this array of %" PRId64 " tasks may cost up to %.2f %s-hours (%.2f per task) "
+                  "but %s has %.2f left of its %.2f %s-hour budget for %s; nothing was queued: "
+                  "ask for fewer tasks, less time or fewer resources, or ask sustAIn.brussels "
+                  "staff to raise the budget",
+                  tasks, hours(cost), what, hours(cost / tasks), pa->name,
+                  hours(left > 0 ? left : 0), hours(budget), what, v->period);
+}
+
 /* Fills the quote of an admitted job: priority, queue position and wait reason. */
 static void quote(const policy *p, const struct puser *u, const policy_job *j, int64_t hold_gpu,
                   int64_t hold_cpu, const struct pperiod *e, int64_t now, policy_verdict *v)
@@ -950,8 +1105,11 @@ static int admit(const policy *p, const policy_job *j, int64_t now, policy_verdi
     if (w < 0) w = p->cfg.gpu_types[0].weight_milli; /* no GPU: the cost is 0 anyway */
 
     int64_t seconds = (int64_t)j->time_minutes * 60;
-    int64_t cost_gpu = policy_cost(j->gpus, seconds, w);
-    int64_t cost_cpu = cpu_cost(j->cpus, seconds);
+    int64_t task_gpu = policy_cost(j->gpus, seconds, w);
+    int64_t task_cpu = cpu_cost(j->cpus, seconds);
+    /* an array is admitted as a whole: every task's hold must fit the budget together */
+    int64_t tasks = j->array_tasks > 1 ? j->array_tasks : 1;
+    int64_t cost_gpu = sat_mul(task_gpu, tasks), cost_cpu = sat_mul(task_cpu, tasks);
     const struct pperiod *e = period_find(pa, v->period);
     policy_quota q = quota_of(e);
     int64_t left_gpu = left_of(q.gpu_seconds, e ? e->used_gpu : 0, e ? e->held_gpu : 0);
@@ -977,11 +1135,24 @@ static int admit(const policy *p, const policy_job *j, int64_t now, policy_verdi
                       "a user of %s may run at most %d GPUs at once (this job asks %d); ask for "
                       "fewer GPUs or ask sustAIn.brussels staff to raise the cap",
                       pa->name, q.user_max_gpus, j->gpus);
+    if (q.max_queued_jobs != POLICY_UNLIMITED && tasks > 1 &&
+        pa->queued + (size_t)tasks > (size_t)q.max_queued_jobs)
+        return refuse(v, "queued_limit",
+                      "%s may have at most %d jobs queued and has %zu; this array adds %" PRId64
+                      " tasks: ask for fewer tasks, wait for some to start, cancel some, or ask "
+                      "sustAIn.brussels staff to raise the cap",
+                      pa->name, q.max_queued_jobs, pa->queued, tasks);
     if (q.max_queued_jobs != POLICY_UNLIMITED && pa->queued >= (size_t)q.max_queued_jobs)
         return refuse(v, "queued_limit",
                       "%s may have at most %d jobs queued and has %zu; wait for some to start, "
                       "cancel some, or ask sustAIn.brussels staff to raise the cap",
                       pa->name, q.max_queued_jobs, pa->queued);
+    if (tasks > 1 && e != NULL && e->set && !gpu_unl && cost_gpu > left_gpu)
+        return refuse_array_budget(v, "budget_exceeded", "GPU", pa, q.gpu_seconds, left_gpu,
+                                   cost_gpu, tasks);
+    if (tasks > 1 && e != NULL && e->set && !cpu_unl && cost_cpu > left_cpu)
+        return refuse_array_budget(v, "cpu_budget_exceeded", "CPU", pa, q.cpu_seconds, left_cpu,
+                                   cost_cpu, tasks);
     if (!gpu_unl && cost_gpu > left_gpu)
         return refuse_budget(v, "budget_exceeded", "GPU", pa, e, q.gpu_seconds, left_gpu, cost_gpu);
     if (!cpu_unl && cost_cpu > left_cpu)
@@ -989,7 +1160,7 @@ static int admit(const policy *p, const policy_job *j, int64_t now, policy_verdi
                              cost_cpu);
 
     v->admitted = true;
-    if (with_quote) quote(p, u, j, cost_gpu, cost_cpu, e, now, v);
+    if (with_quote) quote(p, u, j, task_gpu, task_cpu, e, now, v);
     return 0;
 }
 
@@ -1012,17 +1183,28 @@ static void queue_push(policy *p, struct pjob *j)
     j->in_slurm = false;
     j->running = false;
     j->partner = u->partner;
-    heap_push(&u->queue, j);
+    if (j->arr != NULL) /* its array's gate puts it in u's queue when its turn comes */
+        heap_push(&j->arr->queued, j);
+    else
+        heap_push(&u->queue, j);
     rank_insert(&j->partner->ranked[u->cat], &j->rk, j->key, j->id);
     j->partner->queued++;
     p->n_queued++;
-    user_rekey(p, u);
+    if (j->arr == NULL) user_rekey(p, u);
 }
 
 /* Takes queued job `j` out of its user's queue. */
 static void queue_take(policy *p, struct pjob *j)
 {
-    heap_remove(&j->user->queue, j->slot);
+    if (j->arr != NULL) {
+        heap_remove(&j->arr->queued, j->aslot);
+        if (j->arr->rep == j) {
+            heap_remove(&j->user->queue, j->slot);
+            j->arr->rep = NULL;
+        }
+    } else {
+        heap_remove(&j->user->queue, j->slot);
+    }
     rank_remove(&j->partner->ranked[j->user->cat], &j->rk);
     j->partner->queued--;
     p->n_queued--;
@@ -1039,6 +1221,7 @@ static void slurm_add(policy *p, struct pjob *j, struct pperiod *e, const char *
     j->partner->jobs_in_slurm++;
     j->partner->gpus_in_slurm += j->gpus;
     j->user->gpus_in_slurm += j->gpus;
+    if (j->arr != NULL) j->arr->active++;
     if (!running) p->pending++;
     memcpy(j->period, period, PERIOD_LEN + 1);
     j->per = e;
@@ -1056,6 +1239,7 @@ static void slurm_remove(policy *p, struct pjob *j)
     j->partner->jobs_in_slurm--;
     j->partner->gpus_in_slurm -= j->gpus;
     j->user->gpus_in_slurm -= j->gpus;
+    if (j->arr != NULL) j->arr->active--;
     if (!j->running) p->pending--;
     if (j->per != NULL) {
         j->per->held_gpu = sat_sub(j->per->held_gpu, j->hold_gpu);
@@ -1073,8 +1257,19 @@ static struct pjob *job_new(policy *p, struct puser *u, const policy_job *src)
 {
     if (job_table_reserve(p, p->n_jobs + 1) < 0) return NULL;
     if (heap_reserve(&u->queue, u->n_jobs + 1) < 0) return NULL;
+    struct parray *arr = NULL;
+    if (src->array_id > 0 && src->array_max > 0) {
+        arr = array_get(p, src->array_id, src->array_max, u);
+        if (arr == NULL) return NULL;
+    }
     struct pjob *j = calloc(1, sizeof *j);
-    if (j == NULL) return NULL;
+    if (j == NULL) {
+        if (arr != NULL && arr->refs == 0) array_free(p, arr);
+        return NULL;
+    }
+    j->arr = arr;
+    j->aslot = HEAP_NONE;
+    if (arr != NULL) arr->refs++;
     int w = policy_gpu_weight(p, src->gpu_type);
     j->id = src->id;
     j->user = u;
@@ -1096,12 +1291,21 @@ static void job_insert(policy *p, struct pjob *j)
     j->user->n_jobs++;
 }
 
+/* Forgets `j` (out of every queue and of Slurm's counts); its array lets its next task go, or is
+ * freed with its last task. */
 static void job_delete(policy *p, struct pjob *j)
 {
+    struct parray *a = j->arr;
     job_table_del(p, j);
     p->n_jobs--;
     j->user->n_jobs--;
     job_free(j);
+    if (a != NULL) {
+        if (--a->refs == 0)
+            array_free(p, a);
+        else
+            array_gate(p, a);
+    }
 }
 
 int policy_job_enqueue(policy *p, const policy_job *j)
@@ -1114,6 +1318,7 @@ int policy_job_enqueue(policy *p, const policy_job *j)
     if (job == NULL) return -ENOMEM;
     job_insert(p, job);
     queue_push(p, job);
+    if (job->arr != NULL) array_gate(p, job->arr);
     return 0;
 }
 
@@ -1178,6 +1383,7 @@ int policy_job_dispatched(policy *p, int64_t id, int64_t now)
     }
     queue_take(p, j);
     slurm_add(p, j, e, cur, hold_gpu, hold_cpu, false);
+    if (j->arr != NULL) array_gate(p, j->arr);
     return 0;
 }
 
@@ -1188,6 +1394,7 @@ int policy_job_requeue(policy *p, int64_t id)
     if (j == NULL || !j->in_slurm) return -ENOENT;
     slurm_remove(p, j);
     queue_push(p, j);
+    if (j->arr != NULL) array_gate(p, j->arr);
     return 0;
 }
 
@@ -1206,6 +1413,7 @@ int policy_job_restore(policy *p, const policy_job *j, bool running, const char 
     if (job == NULL) return -ENOMEM;
     job_insert(p, job);
     slurm_add(p, job, e, period, hold_gpu_s, hold_cpu_s, running);
+    if (job->arr != NULL) array_gate(p, job->arr); /* its queued siblings may wait for it now */
     return 0;
 }
 
@@ -1253,6 +1461,8 @@ const char *policy_job_reason(const policy *p, int64_t id, int64_t now)
     if (p == NULL) return NULL;
     const struct pjob *j = job_find(p, id);
     if (j == NULL || j->in_slurm) return NULL;
+    if (j->arr != NULL && j->arr->rep != j)
+        return j->arr->active >= j->arr->max ? POLICY_REASON_ARRAY_LIMIT : POLICY_REASON_PRIORITY;
     if (window_full(p)) return POLICY_REASON_CLUSTER_FULL;
     char cur[8];
     policy_period_of(now, cur);

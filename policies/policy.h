@@ -100,6 +100,13 @@ typedef struct policy_job {
     int cpus;          /* cpus_per_task (one task) */
     int time_minutes;
     int64_t submitted_at;
+    /* A task of a job array (0 / 0 / 0 for a plain job): the array's id, shared by its tasks, and
+     * its %max (at most that many of its tasks dispatched or running at once; 0 = no throttle).
+     * array_tasks is read by admission only: an array is admitted or refused as a whole, its
+     * cost being array_tasks x the cost of one task. */
+    int64_t array_id;
+    int array_max;
+    int array_tasks;
 } policy_job;
 
 /* Why a job was refused or why it waits. */
@@ -120,14 +127,15 @@ typedef struct policy_verdict {
 } policy_verdict;
 
 /* Reasons a queued job waits (as squeue shows them). */
-#define POLICY_REASON_CLUSTER_FULL "ClusterFull"         /* the cluster window is full */
-#define POLICY_REASON_PARTNER_GPU  "PartnerGpuLimit"     /* partner's max_gpus reached */
-#define POLICY_REASON_PARTNER_JOBS "PartnerJobLimit"     /* partner's max_running_jobs */
-#define POLICY_REASON_USER_GPU     "UserGpuLimit"        /* user's user_max_gpus */
-#define POLICY_REASON_BUDGET_HELD  "BudgetHeld"          /* budget left < cost: holds of */
-                                                         /* running jobs may come back */
-#define POLICY_REASON_BUDGET_EXHAUSTED "BudgetExhausted" /* budget - used < cost: never */
-#define POLICY_REASON_PRIORITY         "Priority"        /* behind higher-priority jobs */
+#define POLICY_REASON_CLUSTER_FULL "ClusterFull"           /* the cluster window is full */
+#define POLICY_REASON_PARTNER_GPU  "PartnerGpuLimit"       /* partner's max_gpus reached */
+#define POLICY_REASON_PARTNER_JOBS "PartnerJobLimit"       /* partner's max_running_jobs */
+#define POLICY_REASON_USER_GPU     "UserGpuLimit"          /* user's user_max_gpus */
+#define POLICY_REASON_BUDGET_HELD  "BudgetHeld"            /* budget left < cost: holds of */
+                                                           /* running jobs may come back */
+#define POLICY_REASON_BUDGET_EXHAUSTED "BudgetExhausted"   /* budget - used < cost: never */
+#define POLICY_REASON_PRIORITY         "Priority"          /* behind higher-priority jobs */
+#define POLICY_REASON_ARRAY_LIMIT      "JobArrayTaskLimit" /* its array's %max is reached */
 
 /* Creates an engine with a copy of `cfg`. Returns NULL on bad config or no memory (err, when not
  * NULL, says which field). Free with policy_free. */
@@ -170,6 +178,9 @@ int policy_usage_adjust(policy *p, const char *partner, const char *period, int6
 /* --- jobs --- */
 
 /* Decides whether `j` may be queued now, without changing anything; fills `v` (refusal or quote).
+ * For an array (j->array_tasks > 1) the whole array is decided at once: its maximum cost (and the
+ * budget left after it) is array_tasks x one task's, and its tasks must all fit the partner's
+ * queued cap; the queue position and wait reason are its first task's.
  * Returns 0 (whatever the verdict), or -EINVAL (bad job fields). */
 int policy_job_admit(const policy *p, const policy_job *j, int64_t now, policy_verdict *v);
 
@@ -179,8 +190,11 @@ int policy_job_admit(const policy *p, const policy_job *j, int64_t now, policy_v
  * dry run. Returns 0 or -EINVAL. */
 int policy_job_check(const policy *p, const policy_job *j, int64_t now, policy_verdict *v);
 
-/* Queues `j` (already admitted and on disk). Returns 0, -EEXIST (id known), -ENOENT (unknown
- * user), -ENOMEM. */
+/* Queues `j` (already admitted and on disk). A task of an array with a %max (j->array_max > 0)
+ * is parked behind its array: at most one task of an array waits in its user's queue at a time,
+ * and none while the array has array_max tasks dispatched or running; the next is put in the
+ * queue when one is dispatched or ends (O(log n), no scan). Its tasks are taken in id order.
+ * Returns 0, -EEXIST (id known), -ENOENT (unknown user), -ENOMEM. */
 int policy_job_enqueue(policy *p, const policy_job *j);
 
 /* Removes a queued job (cancelled before dispatch). Returns 0 or -ENOENT (not queued). */

@@ -30,6 +30,7 @@
 #include <openssl/crypto.h>
 
 #include "auth.h"
+#include "job_array.h"
 #include "job_output.h"
 #include "log.h"
 #include "policy.h"
@@ -118,6 +119,7 @@ struct api_call {
     const struct route *route;
     int64_t id;      /* the "*" segment */
     char seg[2][64]; /* the "%" segments, in order */
+    bool by_task;    /* the path named the job as ID_TASK (load_own_job resolved it into id) */
     store_user user; /* who asks (authenticated on the loop thread before the call is queued) */
     char token_hash[AUTH_HASH_HEX_LEN + 1]; /* its token's, for the per-token rate */
     /* the answer */
@@ -251,6 +253,10 @@ static json_t *job_json(const store_job *j, const registry_live *live)
                         store_state_terminal(j->state) ? hours_or_null(j->charge_gpu_seconds)
                                                        : json_null());
     json_object_set_new(o, "priority", queued ? json_real(live->priority) : json_null());
+    json_object_set_new(o, "array_job_id",
+                        j->array_job_id > 0 ? json_integer(j->array_job_id) : json_null());
+    json_object_set_new(o, "array_task_id",
+                        j->array_job_id > 0 ? json_integer(j->array_task_id) : json_null());
     return o;
 }
 
@@ -458,6 +464,73 @@ static json_t *quote_json(const policy_verdict *v)
     return o;
 }
 
+/* The array part of a dry run's quote: the whole array's cost is max_cost_gpu_hours. */
+static void array_quote_add(json_t *q, const job_array *arr, const policy_verdict *v)
+{
+    int64_t n = (int64_t)arr->n_tasks;
+    json_object_set_new(q, "array",
+                        json_pack("{s:s,s:i,s:i}", "spec", arr->spec, "task_count", (int)n,
+                                  "max_running", arr->max_running));
+    json_object_set_new(
+        q, "max_cost_per_task_gpu_hours",
+        hours_or_null(v->max_cost_gpu_seconds < 0 ? -1 : v->max_cost_gpu_seconds / n));
+}
+
+/* The "array" object of array `aid`'s answers: its spec, task count, %max, the environment's
+ * min/max/step, its tasks counted by state and, with `tasks`, every task (id, index, state,
+ * reason, charge) with its live state at `now`. Reads the store by array id (never the queue).
+ * Returns NULL (with the error answer set) when the store fails; an unknown array gives null. */
+static json_t *array_json(api_call *c, int64_t aid, bool tasks, int64_t now, bool *failed)
+{
+    store_job_array a;
+    store_state_count *k = NULL;
+    size_t nk = 0;
+    *failed = false;
+    int rc = store_job_array_get(c->a->st, aid, &a);
+    if (rc == -ENOENT) return json_null();
+    if (store_failed(c, rc, "read the array") ||
+        store_failed(c, store_job_array_counts(c->a->st, aid, &k, &nk),
+                     "count the array's tasks")) {
+        *failed = true;
+        return NULL;
+    }
+    json_t *counts = json_object();
+    for (size_t i = 0; i < nk; i++)
+        json_object_set_new(counts, k[i].state, json_integer(k[i].n));
+    free(k);
+    json_t *o =
+        json_pack("{s:I,s:s,s:i,s:i,s:i,s:i,s:i,s:o}", "array_job_id", (json_int_t)aid, "spec",
+                  a.spec, "task_count", a.task_count, "max_running", a.max_running, "task_min",
+                  a.task_min, "task_max", a.task_max, "task_step", a.task_step, "counts", counts);
+    if (o == NULL || !tasks) return o;
+    store_job *ts = NULL;
+    size_t n = 0;
+    if (store_failed(c, store_job_array_tasks(c->a->st, aid, &ts, &n), "read the array's tasks")) {
+        json_decref(o);
+        *failed = true;
+        return NULL;
+    }
+    json_t *arr = json_array();
+    for (size_t i = 0; i < n; i++) {
+        registry_live live = {"", 0};
+        bool queued = strcmp(ts[i].state, STORE_STATE_QUEUED) == 0;
+        if (queued) registry_job_live(c->a->reg, ts[i].id, now, &live);
+        json_array_append_new(
+            arr,
+            json_pack("{s:I,s:i,s:s,s:s,s:o,s:o,s:o,s:o}", "id", (json_int_t)ts[i].id, "task_id",
+                      ts[i].array_task_id, "state", ts[i].state, "reason",
+                      queued && live.reason[0] ? live.reason : ts[i].reason, "slurm_job_id",
+                      ts[i].slurm_job_id > 0 ? json_integer(ts[i].slurm_job_id) : json_null(),
+                      "started_at", json_time(ts[i].started_at), "ended_at",
+                      json_time(ts[i].ended_at), "charge_gpu_hours",
+                      store_state_terminal(ts[i].state) ? hours_or_null(ts[i].charge_gpu_seconds)
+                                                        : json_null()));
+    }
+    free(ts);
+    json_object_set_new(o, "tasks", arr);
+    return o;
+}
+
 /* An Idempotency-Key is 1..IDEM_KEY_MAX printable ASCII characters, spaces excluded. */
 #define IDEM_KEY_MAX 255
 
@@ -474,23 +547,31 @@ static bool idem_key_valid(const char *k)
  * Runs inside the registry's change (its committer thread). */
 static char *render_job(const store_job *j, const registry_live *live, void *arg)
 {
-    (void)arg;
+    const job_array *arr = arg; /* NULL for a plain job */
     json_t *o = job_json(j, live);
+    if (o != NULL && arr != NULL)
+        json_object_set_new(o, "array",
+                            json_pack("{s:I,s:s,s:i,s:i}", "array_job_id", (json_int_t)j->id,
+                                      "spec", arr->spec, "task_count", (int)arr->n_tasks,
+                                      "max_running", arr->max_running));
     char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
     json_decref(o);
     return s;
 }
 
 /* Reads a POST /v1/jobs body (len bytes sent with Content-Type `ct`) into `r` and validates it
- * against `lim`; sets *dry_run. Returns the parsed object, which r->script borrows (caller
- * decrefs), or NULL with the error answer set. */
+ * against `lim`; sets *dry_run; parses its "array" into *arr (empty when none; with arr NULL it is
+ * only checked), at most max_array_tasks tasks (0 = the default). Returns the parsed object, which
+ * r->script borrows (caller decrefs; *arr is the caller's to close), or NULL with the error answer
+ * set (and *arr empty). */
 static json_t *job_body_read(api_call *c, const char *ct, const char *body, size_t len,
-                             const jobreq_limits *lim, jobreq *r, bool *dry_run)
+                             const jobreq_limits *lim, int max_array_tasks, jobreq *r,
+                             bool *dry_run, job_array *arr)
 {
     static const struct field fields[] = {
         {"script", F_STR, true},        {"name", F_STR, false},          {"gpus", F_INT, false},
         {"gpu_type", F_STR, false},     {"cpus_per_task", F_INT, false}, {"mem_mb", F_INT, false},
-        {"time_minutes", F_INT, false}, {"dry_run", F_BOOL, false},
+        {"time_minutes", F_INT, false}, {"dry_run", F_BOOL, false},      {"array", F_STR, false},
     };
     jobreq_error jerr;
     json_t *o = parse_json_body(c, ct, body, len, fields, sizeof fields / sizeof fields[0]);
@@ -512,6 +593,23 @@ static json_t *job_body_read(api_call *c, const char *ct, const char *body, size
         set_error(c, 400, jerr.code, "%s", jerr.message);
         goto fail;
     }
+    const char *spec = str_field(o, "array", NULL);
+    if (spec != NULL) {
+        job_array local;
+        job_array *a = arr ? arr : &local;
+        char aerr[320];
+        job_array_init(a);
+        int arc = job_array_parse(spec, max_array_tasks, a, aerr, sizeof aerr);
+        if (arc == -ENOMEM) {
+            set_error(c, 503, "unavailable", "out of memory; nothing was queued; try again");
+            goto fail;
+        }
+        if (arc < 0) {
+            set_error(c, 400, "invalid_array", "%s", aerr);
+            goto fail;
+        }
+        if (a == &local) job_array_close(&local);
+    }
     return o;
 fail:
     json_decref(o);
@@ -526,7 +624,7 @@ int api_job_body_check(const char *content_type, const char *body, size_t len,
     memset(&c, 0, sizeof c);
     *status = 0;
     *error_json = NULL;
-    json_t *o = job_body_read(&c, content_type, body, len, lim, r, &dry_run);
+    json_t *o = job_body_read(&c, content_type, body, len, lim, 0, r, &dry_run, NULL);
     r->script = NULL; /* it pointed into o */
     json_decref(o);
     if (o != NULL) return 0;
@@ -549,8 +647,10 @@ static void h_jobs_post(api_call *c)
     bool dry_run = false;
     size_t in_len = 0;
     const char *in = http_request_body(c->req, &in_len);
+    job_array arr;
+    job_array_init(&arr);
     json_t *o = job_body_read(c, http_request_header(c->req, "Content-Type"), in, in_len,
-                              &c->a->opt.limits, &r, &dry_run);
+                              &c->a->opt.limits, c->a->opt.max_array_tasks, &r, &dry_run, &arr);
     if (o == NULL) return;
     /* A job naming no GPU type runs, and is billed, as the site's default type. */
     if (r.gpus > 0 && r.gpu_type[0] == '\0' && c->a->opt.limits.gpu_types != NULL &&
@@ -574,11 +674,15 @@ static void h_jobs_post(api_call *c)
         policy_job pj;
         policy_verdict v;
         registry_job_to_policy(j, &pj);
+        pj.array_tasks = (int)arr.n_tasks;
         int rc = registry_job_quote(c->a->reg, &pj, j->submitted_at, &v);
-        if (rc == -EINVAL)
+        if (rc == -EINVAL) {
             set_error(c, 400, "invalid_value", "the policy engine cannot price this job");
-        else if (!store_failed(c, rc, "quote the job"))
-            set_json(c, 200, quote_json(&v));
+        } else if (!store_failed(c, rc, "quote the job")) {
+            json_t *q = quote_json(&v);
+            if (q != NULL && arr.n_tasks > 0) array_quote_add(q, &arr, &v);
+            set_json(c, 200, q);
+        }
         goto out;
     }
 
@@ -589,6 +693,10 @@ static void h_jobs_post(api_call *c)
     const char *body = http_request_body(c->req, &body_len);
     s.script = r.script;
     s.render = render_job;
+    if (arr.n_tasks > 0) {
+        s.array = &arr;
+        s.render_arg = &arr;
+    }
     if (idem != NULL) {
         /* auth_token_hash hashes up to the first NUL; a body that parsed as JSON has none. */
         if (strlen(body) != body_len || auth_token_hash(body, hash, sizeof hash) < 0) {
@@ -616,9 +724,9 @@ static void h_jobs_post(api_call *c)
         set_error(c, 403, s.verdict.code, "%s", s.verdict.message);
         goto out_s;
     } else {
-        LOG(LOG_INFO, "job %" PRId64 " queued for user %s (partner %s): %d GPU(s) %s, %d min",
+        LOG(LOG_INFO, "job %" PRId64 " queued for user %s (partner %s): %d GPU(s) %s, %d min%s%s",
             j->id, c->user.name, c->user.partner, j->gpus, j->gpu_type[0] ? j->gpu_type : "-",
-            j->time_minutes);
+            j->time_minutes, arr.n_tasks ? ", array " : "", arr.n_tasks ? arr.spec : "");
         c->kick = true;
     }
     if (s.body == NULL) { /* the registry made no answer (only with a key must it) */
@@ -634,6 +742,7 @@ static void h_jobs_post(api_call *c)
 out_s:
     free(s.body);
 out:
+    job_array_close(&arr);
     json_decref(o);
 }
 
@@ -672,8 +781,21 @@ static void h_jobs_list(api_call *c)
         return;
     json_t *arr = json_array();
     int64_t now = time(NULL);
-    for (size_t i = 0; i < n; i++)
-        json_array_append_new(arr, job_json_now(c->a, &jobs[i], now));
+    for (size_t i = 0; i < n; i++) {
+        json_t *o = job_json_now(c->a, &jobs[i], now);
+        if (o != NULL && jobs[i].array_job_id == jobs[i].id) { /* an array: once, with counts */
+            bool failed;
+            json_t *a = array_json(c, jobs[i].id, false, now, &failed);
+            if (failed) {
+                json_decref(o);
+                json_decref(arr);
+                free(jobs);
+                return;
+            }
+            json_object_set_new(o, "array", a);
+        }
+        json_array_append_new(arr, o);
+    }
     free(jobs);
     set_json(c, 200, json_pack("{s:o}", "jobs", arr));
 }
@@ -681,7 +803,30 @@ static void h_jobs_list(api_call *c)
 /* Loads the job of the path and checks that the caller may see it. */
 static bool load_own_job(api_call *c, store_job *j)
 {
-    int rc = store_job_get(c->a->st, c->id, j);
+    int rc;
+    if (c->id == 0) { /* a "%" route: ID_TASK, the task of index TASK of array ID */
+        int64_t aid = 0;
+        int task = -1;
+        if (job_array_ref_parse(c->seg[0], &aid, &task) < 0 || task < 0) {
+            set_error(c, 404, "not_found",
+                      "no job \"%s\": name a job by its id (12) or an array's task by ID_TASK "
+                      "(12_3); see antenna jobs",
+                      c->seg[0]);
+            return false;
+        }
+        rc = store_job_array_task_get(c->a->st, aid, task, j);
+        if (rc == -ENOENT || (rc == 0 && !may_see_job(c, j))) {
+            set_error(c, 404, "not_found",
+                      "no task %d of array %" PRId64 " among your jobs; see antenna show %" PRId64,
+                      task, aid, aid);
+            return false;
+        }
+        if (store_failed(c, rc, "read the job")) return false;
+        c->id = j->id;
+        c->by_task = true;
+        return true;
+    }
+    rc = store_job_get(c->a->st, c->id, j);
     if (rc == -ENOENT || (rc == 0 && !may_see_job(c, j))) {
         set_error(c, 404, "not_found", "no job %" PRId64 " among your jobs; see antenna jobs",
                   c->id);
@@ -694,7 +839,62 @@ static void h_job_get(api_call *c)
 {
     store_job j;
     if (!load_own_job(c, &j)) return;
-    set_json(c, 200, job_json_now(c->a, &j, time(NULL)));
+    int64_t now = time(NULL);
+    json_t *o = job_json_now(c->a, &j, now);
+    if (o != NULL && !c->by_task && j.array_job_id == j.id) { /* the array's id: all its tasks */
+        bool failed;
+        json_t *a = array_json(c, j.id, true, now, &failed);
+        if (failed) {
+            json_decref(o);
+            return;
+        }
+        json_object_set_new(o, "array", a);
+    }
+    set_json(c, 200, o);
+}
+
+/* DELETE of an array's id: every task not ended (ID_TASK cancels one task). */
+static void array_cancel(api_call *c, const store_job *first)
+{
+    registry_actor who = actor_of(c, first->partner);
+    size_t n_now = 0, n_slurm = 0;
+    int64_t *slurm = NULL;
+    int rc = registry_job_array_cancel(c->a->reg, &who, first->id, &n_now, &slurm, &n_slurm);
+    if (rc == -EALREADY) {
+        set_error(c, 409, "conflict",
+                  "every task of array %" PRId64 " already ended; nothing to cancel", first->id);
+        return;
+    }
+    if (rc == -ENOENT) {
+        set_error(c, 404, "not_found", "no job %" PRId64 " among your jobs; see antenna jobs",
+                  c->id);
+        return;
+    }
+    if (store_failed(c, rc, "cancel the array")) return;
+    LOG(LOG_INFO,
+        "array %" PRId64 ": cancel asked by %s (%zu task(s) cancelled before dispatch, "
+        "%zu in Slurm)",
+        first->id, c->user.name, n_now, n_slurm);
+    for (size_t i = 0; i < n_slurm; i++)
+        if (broker_cancel_push(c->a->br, slurm[i]) < 0)
+            LOG(LOG_WARN, "job %" PRId64 ": cancel recorded; Slurm gets it after a restart",
+                slurm[i]);
+    free(slurm);
+    c->kick = n_slurm > 0;
+    store_job j;
+    bool failed;
+    if (store_failed(c, store_job_get(c->a->st, first->id, &j), "read the job")) return;
+    json_t *o = job_json(&j, NULL);
+    json_t *a = o ? array_json(c, j.id, false, time(NULL), &failed) : NULL;
+    if (o == NULL || a == NULL) {
+        json_decref(o);
+        if (o == NULL) set_error(c, 500, "internal", "out of memory");
+        return;
+    }
+    json_object_set_new(o, "array", a);
+    json_object_set_new(o, "cancelled_now", json_integer((json_int_t)n_now));
+    json_object_set_new(o, "cancel_requested", json_integer((json_int_t)n_slurm));
+    set_json(c, 202, o);
 }
 
 static void h_job_delete(api_call *c)
@@ -706,6 +906,10 @@ static void h_job_delete(api_call *c)
         set_error(c, 403, "forbidden",
                   "job %" PRId64 " belongs to %s: only its owner or an admin may cancel it", c->id,
                   j.user);
+        return;
+    }
+    if (!c->by_task && j.array_job_id == j.id) {
+        array_cancel(c, &j);
         return;
     }
     registry_actor who = actor_of(c, j.partner);
@@ -1868,6 +2072,9 @@ static const struct route routes[] = {
     {"GET", "v1/jobs/*", h_job_get, R_ALL, true},
     {"DELETE", "v1/jobs/*", h_job_delete, R_SUBMITTERS, false},
     {"GET", "v1/jobs/*/output", h_job_output, R_ALL, false},
+    {"GET", "v1/jobs/%", h_job_get, R_ALL, true}, /* ID_TASK: one task of an array (12_3) */
+    {"DELETE", "v1/jobs/%", h_job_delete, R_SUBMITTERS, false},
+    {"GET", "v1/jobs/%/output", h_job_output, R_ALL, false},
     {"POST", "v1/partners", h_partners_post, R_STAFFS, false},
     {"GET", "v1/partners", h_partners_list, R_READERS, false},
     {"GET", "v1/partners/%", h_partner_get, R_ALL, false},

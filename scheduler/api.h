@@ -46,6 +46,7 @@ typedef struct api_options {
     int64_t token_default_lifetime_s;  /* a new token's lifetime when none is asked; 0 = never */
     int64_t token_max_lifetime_s;      /* the longest lifetime that may be asked; 0 = none */
     reconciler *reconciler; /* GET /v1/reconcile (borrowed); NULL = no accounting (503) */
+    int max_array_tasks;    /* tasks per job array ("array" of POST /v1/jobs); 0 = 1000 */
 } api_options;
 
 /* Creates the API over `reg` (borrowed: every change goes through it; reads go to
@@ -75,7 +76,8 @@ void api_handle(http_request *req, void *api);
 /* The validation POST /v1/jobs applies to its body, without a request or a store (the fuzz target
  * tests/fuzz/fuzz_job_json.c calls it): `body` (len bytes, borrowed, need not end in NUL) sent
  * with `content_type` (NULL = none) must be a JSON object of the job fields whose request passes
- * jobreq_validate against `lim`. Returns 0 with *r filled (r->script is NULL: it pointed into the
+ * jobreq_validate against `lim`, with an "array" spec (if any) that job_array_parse takes within
+ * the default bound. Returns 0 with *r filled (r->script is NULL: it pointed into the
  * freed body), or -EINVAL with the 4xx *status and *error_json, the answer's body (malloc'd, the
  * caller frees it). Any thread; allocates only what it returns. */
 int api_job_body_check(const char *content_type, const char *body, size_t len,

@@ -595,7 +595,17 @@ static int submit_one(broker *b, const store_job *j, registry_outcome *o)
         outcome_set(o, j->id, REGISTRY_REFUSED, 0, why);
         return 0;
     }
-    if (store_job_script_get(registry_store(b->reg), j->id, &script) < 0) {
+    /* an array's script is stored once, with its first task (the array's id) */
+    store_job_array arr;
+    memset(&arr, 0, sizeof arr);
+    if (j->array_job_id > 0 &&
+        store_job_array_get(registry_store(b->reg), j->array_job_id, &arr) < 0) {
+        outcome_set(o, j->id, REGISTRY_REFUSED, 0,
+                    "the job's array could not be read from the store");
+        return 0;
+    }
+    if (store_job_script_get(registry_store(b->reg), j->array_job_id > 0 ? j->array_job_id : j->id,
+                             &script) < 0) {
         outcome_set(o, j->id, REGISTRY_REFUSED, 0,
                     "the job's script could not be read from the store");
         return 0;
@@ -608,6 +618,9 @@ static int submit_one(broker *b, const store_job *j, registry_outcome *o)
         LOG(LOG_WARN, "job %" PRId64 ": requeued: %s", j->id, why);
         return -EAGAIN;
     }
+    /* Each task of an array writes its default output in its own job folder. When --output
+     * patterns land, this is the call site that passes the array's id (%A: j->array_job_id) and
+     * the task's index (%a: j->array_task_id) to the expansion. */
     job_path(b->spool_dir, (long long)j->id, "output.log", out, sizeof out);
     snprintf(tag, sizeof tag, "%s%" PRId64, b->tag_prefix, j->id);
     slurm_adapter_submit_req req = {
@@ -625,6 +638,12 @@ static int submit_one(broker *b, const store_job *j, registry_outcome *o)
         .cpus_per_task = j->cpus_per_task,
         .mem_mb = j->mem_mb,
         .time_minutes = j->time_minutes,
+        .array_job_id = j->array_job_id,
+        .array_task_id = j->array_task_id,
+        .array_task_count = arr.task_count,
+        .array_task_min = arr.task_min,
+        .array_task_max = arr.task_max,
+        .array_task_step = arr.task_step,
     };
     rpc_begin(b);
     int rc = slurm_adapter_submit(b->sa, &req, &slurm_id, err, sizeof err);

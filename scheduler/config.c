@@ -25,6 +25,7 @@ void config_defaults(config *c)
     c->max_time_minutes = 7 * 24 * 60;
     c->max_mem_mb = 256 * 1024;
     c->max_script_bytes = 256 * 1024;
+    c->max_array_tasks = 1000;
     c->max_body_bytes = 1024 * 1024;
     c->max_header_bytes = 16 * 1024;
     c->idle_timeout_ms = 30000;
@@ -203,6 +204,7 @@ static const struct key keys[] = {
     NUM(max_time_minutes, K_INT, 1, 525600),
     NUM(max_mem_mb, K_I64, 0, 1LL << 40),
     NUM(max_script_bytes, K_SIZE, 64, 64LL << 20),
+    NUM(max_array_tasks, K_INT, 1, 100000),
     NUM(max_body_bytes, K_SIZE, 1024, 256LL << 20),
     NUM(max_header_bytes, K_SIZE, 1024, 1LL << 20),
     NUM(idle_timeout_ms, K_UINT, 100, 3600000),

@@ -35,6 +35,7 @@ typedef struct config {
     int max_time_minutes;
     int64_t max_mem_mb;
     size_t max_script_bytes;
+    int max_array_tasks; /* tasks per job array (sbatch --array); default 1000 */
     char gpu_types[CONFIG_MAX_GPU_TYPES][32];
     const char *gpu_type_list[CONFIG_MAX_GPU_TYPES + 1]; /* NULL-terminated view of gpu_types */
     /* HTTP */

@@ -216,7 +216,8 @@ static int serve(const char *config_path, bool accept_head)
                       .spool_dir = d.cfg.spool_dir,
                       .audit = d.audit,
                       .starved_after_ms = d.cfg.healthz_starved_ms,
-                      .reconciler = d.rec};
+                      .reconciler = d.rec,
+                      .max_array_tasks = d.cfg.max_array_tasks};
     /* accounts and authentication (login.defs is read here, once, before the loop runs) */
     char slurm_user[64] = "";
     if (slurm_adapter_slurm_user(d.sa, slurm_user, sizeof slurm_user) < 0) slurm_user[0] = '\0';

@@ -37,6 +37,7 @@ enum change_kind {
     CH_AUDIT,
     CH_HOUSEKEEP,
     CH_ADJUST,
+    CH_ARRAY_CANCEL,
 };
 
 struct tok_entry;
@@ -95,6 +96,11 @@ struct change {
             const char *reason;
             store_job *out;
         } adjust;
+        struct {
+            int64_t id;
+            size_t n_now, n_slurm;
+            int64_t *in_slurm;
+        } acancel;
     } u;
 };
 
@@ -256,6 +262,8 @@ void registry_job_to_policy(const store_job *j, policy_job *out)
     out->cpus = j->cpus_per_task;
     out->time_minutes = j->time_minutes;
     out->submitted_at = j->submitted_at;
+    out->array_id = j->array_job_id;
+    out->array_max = j->array_max;
 }
 
 static void quota_to_policy(const store_quota *q, policy_quota *out)
@@ -397,6 +405,105 @@ static void live_of(registry *r, int64_t id, int64_t now, registry_live *out)
     out->priority = policy_job_priority(r->pol, id, now);
 }
 
+/* The answer of a new submission (render) and its Idempotency-Key record, the job queued.
+ * Returns 0 or a negative errno (the caller dequeues what it queued). */
+static int submit_answer(registry *r, registry_submit *s, int64_t now)
+{
+    store_job *j = &s->job;
+    s->status = 202;
+    if (s->render != NULL) {
+        registry_live live;
+        live_of(r, j->id, now, &live);
+        s->body = s->render(j, &live, s->render_arg);
+        if (s->body == NULL) return -ENOMEM;
+    }
+    if (s->idem_key != NULL) {
+        store_idem e;
+        memset(&e, 0, sizeof e);
+        e.user_id = j->user_id;
+        snprintf(e.key, sizeof e.key, "%s", s->idem_key);
+        snprintf(e.body_hash, sizeof e.body_hash, "%s", s->body_hash ? s->body_hash : "");
+        e.job_id = j->id;
+        e.status = s->status;
+        e.body = s->body ? s->body : (char *)"";
+        e.created_at = now;
+        int rc = store_idem_put(r->st, &e);
+        if (rc < 0) {
+            free(s->body);
+            s->body = NULL;
+            return rc;
+        }
+    }
+    return 0;
+}
+
+/* The admitted submission of a whole array (apply_submit's tail): its n tasks inserted in index
+ * order (the script once, with the first), tied to the array, audited one by one and queued in
+ * the engine. On error the engine forgets what it queued; the change's savepoint undoes the rest.
+ */
+static int submit_array(registry *r, struct change *c, policy_job *pj, const char *asked,
+                        int64_t now)
+{
+    registry_submit *s = c->u.submit;
+    const job_array *a = s->array;
+    store_job *j = &s->job, first;
+    size_t n = a->n_tasks, queued = 0;
+    int rc;
+    int64_t *ids = calloc(n, sizeof *ids);
+    if (ids == NULL) return -ENOMEM;
+    for (size_t i = 0; i < n; i++) {
+        store_job t = *j;
+        if ((rc = store_job_insert(r->st, &t, i == 0 ? s->script : "")) < 0) goto fail;
+        if (strcmp(t.user, asked) != 0) { /* the id is another user's: undone */
+            rc = -ENOENT;
+            goto fail;
+        }
+        ids[i] = t.id;
+        if (i == 0) first = t;
+    }
+    store_job_array sa;
+    memset(&sa, 0, sizeof sa);
+    sa.array_job_id = ids[0];
+    snprintf(sa.spec, sizeof sa.spec, "%s", a->spec);
+    sa.task_count = (int)n;
+    sa.max_running = a->max_running;
+    sa.task_min = a->min;
+    sa.task_max = a->max;
+    sa.task_step = a->step;
+    if ((rc = store_job_array_insert(r->st, &sa, ids, a->tasks, n)) < 0) goto fail;
+    int64_t task_cost = s->verdict.max_cost_gpu_seconds / (int64_t)n;
+    for (size_t i = 0; i < n; i++) {
+        rc = audit_add(r, who_actor(c), first.partner, "job.submitted",
+                       json_pack("{s:I,s:s,s:i,s:s,s:i,s:i,s:I,s:I,s:i,s:i}", "job",
+                                 (json_int_t)ids[i], "name", j->name, "gpus", j->gpus, "gpu_type",
+                                 j->gpu_type, "cpus_per_task", j->cpus_per_task, "time_minutes",
+                                 j->time_minutes, "max_cost_gpu_seconds", (json_int_t)task_cost,
+                                 "array_job_id", (json_int_t)ids[0], "array_task_id", a->tasks[i],
+                                 "array_task_count", (int)n));
+        if (rc < 0) goto fail;
+    }
+    for (size_t i = 0; i < n; i++) {
+        pj->id = ids[i];
+        pj->submitted_at = first.submitted_at;
+        pj->array_id = ids[0];
+        pj->array_max = a->max_running;
+        if ((rc = policy_job_enqueue(r->pol, pj)) < 0) goto fail;
+        queued++;
+    }
+    *j = first;
+    j->array_job_id = ids[0];
+    j->array_task_id = a->tasks[0];
+    j->array_max = a->max_running;
+    if ((rc = submit_answer(r, s, now)) < 0) goto fail;
+    free(ids);
+    return 0;
+fail:
+    while (queued > 0)
+        policy_job_dequeue(r->pol, ids[--queued]);
+    free(ids);
+    return rc;
+}
+
 static int apply_submit(registry *r, struct change *c)
 {
     registry_submit *s = c->u.submit;
@@ -431,6 +538,7 @@ static int apply_submit(registry *r, struct change *c)
     policy_job pj;
     registry_job_to_policy(j, &pj);
     pj.submitted_at = now;
+    if (s->array != NULL) pj.array_tasks = (int)s->array->n_tasks;
     if ((rc = policy_job_check(r->pol, &pj, now, &s->verdict)) < 0) return rc;
     if (!s->verdict.admitted) {
         store_user owner;
@@ -442,6 +550,7 @@ static int apply_submit(registry *r, struct change *c)
                                    j->gpu_type, "time_minutes", j->time_minutes));
     }
     j->submitted_at = now;
+    if (s->array != NULL) return submit_array(r, c, &pj, asked, now);
     if ((rc = store_job_insert(r->st, j, s->script)) < 0) return rc;
     if (strcmp(j->user, asked) != 0) return -ENOENT; /* the id is another user's: undone */
     rc = audit_add(r, who_actor(c), j->partner, "job.submitted",
@@ -453,32 +562,8 @@ static int apply_submit(registry *r, struct change *c)
     pj.id = j->id;
     pj.submitted_at = j->submitted_at;
     if ((rc = policy_job_enqueue(r->pol, &pj)) < 0) return rc;
-    s->status = 202;
-    if (s->render != NULL) {
-        registry_live live;
-        live_of(r, j->id, now, &live);
-        s->body = s->render(j, &live, s->render_arg);
-        if (s->body == NULL) {
-            rc = -ENOMEM;
-            goto fail_queued;
-        }
-    }
-    if (s->idem_key != NULL) {
-        store_idem e;
-        memset(&e, 0, sizeof e);
-        e.user_id = j->user_id;
-        snprintf(e.key, sizeof e.key, "%s", s->idem_key);
-        snprintf(e.body_hash, sizeof e.body_hash, "%s", s->body_hash ? s->body_hash : "");
-        e.job_id = j->id;
-        e.status = s->status;
-        e.body = s->body ? s->body : (char *)"";
-        e.created_at = now;
-        if ((rc = store_idem_put(r->st, &e)) < 0) goto fail_body;
-    }
+    if ((rc = submit_answer(r, s, now)) < 0) goto fail_queued;
     return 0;
-fail_body:
-    free(s->body);
-    s->body = NULL;
 fail_queued:
     policy_job_dequeue(r->pol, j->id);
     return rc;
@@ -498,6 +583,48 @@ static int apply_cancel(registry *r, struct change *c)
     if (now && policy_job_dequeue(r->pol, j.id) < 0) r->engine_suspect = true;
     if (c->u.cancel.now_cancelled) *c->u.cancel.now_cancelled = now;
     if (c->u.cancel.out) *c->u.cancel.out = j;
+    return 0;
+}
+
+static int apply_array_cancel(registry *r, struct change *c)
+{
+    store_job *ts = NULL;
+    size_t n = 0, live = 0;
+    int rc = store_job_array_tasks(r->st, c->u.acancel.id, &ts, &n);
+    if (rc < 0) return rc;
+    if (n == 0) return -ENOENT;
+    int64_t *slurm = calloc(n, sizeof *slurm);
+    if (slurm == NULL) {
+        free(ts);
+        return -ENOMEM;
+    }
+    c->u.acancel.n_now = c->u.acancel.n_slurm = 0;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        bool now = false;
+        if (store_state_terminal(ts[i].state)) continue;
+        live++;
+        if ((rc = store_job_cancel_request(r->st, ts[i].id, &now)) < 0) break;
+        rc = audit_add(r, who_actor(c), ts[i].partner, "job.cancel_requested",
+                       json_pack("{s:I,s:s,s:b,s:I}", "job", (json_int_t)ts[i].id, "owner",
+                                 ts[i].user, "cancelled_before_dispatch", now, "array_job_id",
+                                 (json_int_t)c->u.acancel.id));
+        if (rc < 0) break;
+        if (now) {
+            if (policy_job_dequeue(r->pol, ts[i].id) < 0) r->engine_suspect = true;
+            c->u.acancel.n_now++;
+        } else {
+            slurm[c->u.acancel.n_slurm++] = ts[i].id;
+        }
+    }
+    free(ts);
+    if (rc == 0 && live == 0) rc = -EALREADY;
+    if (rc < 0) {
+        /* tasks already taken out of the engine come back with the rebuild after the batch */
+        if (c->u.acancel.n_now > 0) r->engine_suspect = true;
+        free(slurm);
+        return rc;
+    }
+    c->u.acancel.in_slurm = slurm;
     return 0;
 }
 
@@ -893,6 +1020,8 @@ static int apply(registry *r, struct change *c)
         return apply_housekeep(r, c);
     case CH_ADJUST:
         return apply_adjust(r, c);
+    case CH_ARRAY_CANCEL:
+        return apply_array_cancel(r, c);
     }
     return -EINVAL;
 }
@@ -908,6 +1037,10 @@ static void change_undo(struct change *c)
         free(c->u.begin.jobs);
         c->u.begin.jobs = NULL;
         c->u.begin.n = 0;
+    } else if (c->kind == CH_ARRAY_CANCEL) {
+        free(c->u.acancel.in_slurm);
+        c->u.acancel.in_slurm = NULL;
+        c->u.acancel.n_slurm = c->u.acancel.n_now = 0;
     }
 }
 
@@ -1353,6 +1486,19 @@ int registry_job_cancel(registry *r, const registry_actor *who, int64_t id, bool
     c.u.cancel.now_cancelled = now_cancelled;
     c.u.cancel.out = out;
     return submit_change(r, &c);
+}
+
+int registry_job_array_cancel(registry *r, const registry_actor *who, int64_t array_job_id,
+                              size_t *n_now, int64_t **in_slurm, size_t *n_slurm)
+{
+    struct change c = {.kind = CH_ARRAY_CANCEL, .who = who};
+    c.u.acancel.id = array_job_id;
+    int rc = submit_change(r, &c);
+    *n_now = rc == 0 ? c.u.acancel.n_now : 0;
+    *n_slurm = rc == 0 ? c.u.acancel.n_slurm : 0;
+    *in_slurm = rc == 0 ? c.u.acancel.in_slurm : NULL;
+    if (rc != 0) free(c.u.acancel.in_slurm);
+    return rc;
 }
 
 int registry_dispatch_begin(registry *r, int64_t now, size_t max, store_job **out, size_t *n)

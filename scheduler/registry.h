@@ -31,6 +31,7 @@
 #include <stdint.h>
 
 #include "audit.h"
+#include "job_array.h"
 #include "policy.h"
 #include "store.h"
 
@@ -136,6 +137,13 @@ typedef struct registry_submit {
     const char *body_hash; /* with idem_key: hex SHA-256 of the request body */
     char *(*render)(const store_job *j, const registry_live *live, void *arg);
     void *render_arg;
+    const job_array *array; /* borrowed; NULL = a plain job. Else the submission is the whole
+                               array: admitted or refused as a whole (array->n_tasks x the cost of
+                               one task), each task a job of its own (ids in index order, the
+                               first one's id being the array's), inserted with its
+                               "job.submitted" entry (with array_job_id and array_task_id) and
+                               queued in the engine, all in this one change; job is the first
+                               task; the script is stored once, with the first task */
     /* out */
     policy_verdict verdict; /* the admission; !verdict.admitted = refused (answer 403) */
     bool replayed;          /* the key's first answer is replayed */
@@ -156,6 +164,14 @@ int registry_job_submit(registry *r, const registry_actor *who, registry_submit 
  * -ENOENT, -EALREADY (already terminal), or a common error. */
 int registry_job_cancel(registry *r, const registry_actor *who, int64_t id, bool *now_cancelled,
                         store_job *out);
+
+/* Asks to cancel every task of array `array_job_id` that has not ended, in one change: each as
+ * registry_job_cancel does (a "job.cancel_requested" entry per task). Sets *n_now to the number
+ * of tasks cancelled at once (they were queued) and *in_slurm to a malloc'd array (caller frees;
+ * NULL when *n_slurm is 0) of the ids of the tasks in Slurm, whose cancel the broker must send.
+ * Returns 0, -ENOENT (no such array), -EALREADY (every task already ended), or a common error. */
+int registry_job_array_cancel(registry *r, const registry_actor *who, int64_t array_job_id,
+                              size_t *n_now, int64_t **in_slurm, size_t *n_slurm);
 
 /* The broker's dispatch step: picks up to `max` queued jobs in the engine's priority order, as
  * its caps, budgets and cluster window allow at `now`, and moves each to "dispatching" with its

@@ -330,7 +330,8 @@ static int check_request(const slurm_adapter_submit_req *req, char *err, size_t 
  * SLURM_* variables (SLURM_JOB_ID, CUDA_VISIBLE_DEVICES, ...). */
 struct job_env {
     char path[64], home[4096 + 8], user[256 + 8], logname[256 + 12], tag[512], cpus[48];
-    char *vars[7];
+    char array[6][48]; /* SLURM_ARRAY_* of an array task */
+    char *vars[13];
     uint32_t n;
 };
 
@@ -374,6 +375,21 @@ static int job_env_build(struct job_env *env, const slurm_adapter_submit_req *re
     if (req->tag != NULL) {
         snprintf(env->tag, sizeof env->tag, "ANTENNA_JOB_TAG=%s", req->tag);
         env->vars[env->n++] = env->tag;
+    }
+    if (req->array_job_id > 0) {
+        snprintf(env->array[0], sizeof env->array[0], "SLURM_ARRAY_JOB_ID=%lld",
+                 (long long)req->array_job_id);
+        snprintf(env->array[1], sizeof env->array[1], "SLURM_ARRAY_TASK_ID=%d", req->array_task_id);
+        snprintf(env->array[2], sizeof env->array[2], "SLURM_ARRAY_TASK_COUNT=%d",
+                 req->array_task_count);
+        snprintf(env->array[3], sizeof env->array[3], "SLURM_ARRAY_TASK_MIN=%d",
+                 req->array_task_min);
+        snprintf(env->array[4], sizeof env->array[4], "SLURM_ARRAY_TASK_MAX=%d",
+                 req->array_task_max);
+        snprintf(env->array[5], sizeof env->array[5], "SLURM_ARRAY_TASK_STEP=%d",
+                 req->array_task_step);
+        for (int i = 0; i < 6; i++)
+            env->vars[env->n++] = env->array[i];
     }
     env->vars[env->n] = NULL;
     free(buf);

@@ -34,6 +34,12 @@ typedef struct slurm_adapter_submit_req {
     int cpus_per_task;
     int64_t mem_mb; /* 0 = Slurm default */
     int time_minutes;
+    /* A task of an Antenna job array (array_job_id > 0), submitted as a Slurm job of its own: its
+     * environment gets what a Slurm array task's has, in Antenna's ids: SLURM_ARRAY_JOB_ID (the
+     * array's Antenna id, its first task's), SLURM_ARRAY_TASK_ID (its index), and the array's
+     * SLURM_ARRAY_TASK_COUNT, _MIN, _MAX and _STEP. SLURM_JOB_ID stays Slurm's own. */
+    int64_t array_job_id;
+    int array_task_id, array_task_count, array_task_min, array_task_max, array_task_step;
 } slurm_adapter_submit_req;
 
 /* What Slurm says of one job. */

@@ -256,6 +256,24 @@ static const char *const migrations[] = {
     "CREATE INDEX jobs_period ON jobs (period, id) WHERE slurm_job_id > 0;"
     "CREATE INDEX jobs_slurm_id ON jobs (slurm_job_id) WHERE slurm_job_id > 0;"
     "CREATE INDEX ledger_period_job ON ledger (period, job_id) WHERE kind = 'charge';",
+
+    /* v7 -> v8 (issue 9, job arrays): an array (its id is its first task's job id, like Slurm's
+     * %A) with its spec as given and what its tasks' environment says of it; each task is a job
+     * of its own, tied to its array and index here. Tables of their own, so that the jobs table
+     * keeps script last; reads by array id go through the index. */
+    "CREATE TABLE job_arrays ("
+    "  array_job_id INTEGER PRIMARY KEY REFERENCES jobs(id),"
+    "  spec TEXT NOT NULL,"
+    "  task_count INTEGER NOT NULL,"
+    "  max_running INTEGER NOT NULL DEFAULT 0,"
+    "  task_min INTEGER NOT NULL,"
+    "  task_max INTEGER NOT NULL,"
+    "  task_step INTEGER NOT NULL);"
+    "CREATE TABLE job_array_tasks ("
+    "  job_id INTEGER PRIMARY KEY REFERENCES jobs(id),"
+    "  array_job_id INTEGER NOT NULL REFERENCES job_arrays(array_job_id),"
+    "  task_id INTEGER NOT NULL);"
+    "CREATE UNIQUE INDEX job_array_tasks_array ON job_array_tasks (array_job_id, task_id);",
 };
 
 #define STORE_SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
@@ -264,7 +282,20 @@ static const char *const migrations[] = {
     "id, user_id, user_name, partner, unix_user, name, gpus, gpu_type, cpus_per_task, mem_mb, "    \
     "time_minutes, state, reason, slurm_job_id, exit_code, cancel_requested, submitted_at, "       \
     "dispatched_at, started_at, ended_at, period, hold_gpu_seconds, hold_cpu_seconds, "            \
-    "charge_gpu_seconds, charge_cpu_seconds"
+    "charge_gpu_seconds, charge_cpu_seconds, " JOB_ARRAY_COLS
+
+/* A job's array, its index in it and the array's %max (0, -1, 0 for a plain job): one primary-key
+ * lookup each, so that every statement reading JOB_COLS from jobs keeps its plan. */
+#define JOB_ARRAY_COLS                                                                             \
+    "coalesce((SELECT t.array_job_id FROM job_array_tasks t WHERE t.job_id = jobs.id), 0), "       \
+    "coalesce((SELECT t.task_id FROM job_array_tasks t WHERE t.job_id = jobs.id), -1), "           \
+    "coalesce((SELECT a.max_running FROM job_array_tasks t JOIN job_arrays a ON "                  \
+    "a.array_job_id = t.array_job_id WHERE t.job_id = jobs.id), 0)"
+
+/* Jobs listed for GET /v1/jobs: an array's tasks appear once, as its first task. */
+#define JOB_NOT_LATER_TASK                                                                         \
+    "NOT EXISTS (SELECT 1 FROM job_array_tasks t WHERE t.job_id = jobs.id AND "                    \
+    "t.array_job_id <> jobs.id)"
 
 #define PARTNER_COLS "id, name, description, share_weight, created_at"
 
@@ -277,7 +308,8 @@ static const char *const migrations[] = {
     "q.max_queued_jobs, q.max_walltime_minutes, q.user_max_gpus, q.updated_at"
 
 /* The jobs of one user, of one partner, or both: ?1 user id, ?2 partner, ?3 limit (-1 = none). */
-#define JOB_LIST(where) "SELECT " JOB_COLS " FROM jobs " where " ORDER BY id DESC LIMIT ?3"
+#define JOB_LIST(where)                                                                            \
+    "SELECT " JOB_COLS " FROM jobs " where " AND " JOB_NOT_LATER_TASK " ORDER BY id DESC LIMIT ?3"
 
 /* Usage: the charge rows of partner ?1 (NULL = all) and user ?2 (NULL = all) with ?3 <= at < ?4,
  * first summed per group key and job (so that a job's GPUs x elapsed counts once per group
@@ -375,6 +407,12 @@ enum stmt_id {
     ST_JOB_LIST_PERIOD,
     ST_JOB_GET_SLURM,
     ST_LEDGER_JOB_SUMS,
+    ST_ARRAY_INSERT,
+    ST_ARRAY_TASK_INSERT,
+    ST_ARRAY_GET,
+    ST_ARRAY_TASKS,
+    ST_ARRAY_TASK_GET,
+    ST_ARRAY_COUNTS,
     ST_COUNT
 };
 
@@ -475,7 +513,7 @@ static const char *const stmt_sql[ST_COUNT] = {
                       "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 'queued', ?11, ?12)",
     [ST_JOB_GET] = "SELECT " JOB_COLS " FROM jobs WHERE id = ?1",
     [ST_JOB_SCRIPT] = "SELECT script FROM jobs WHERE id = ?1",
-    [ST_JOB_LIST] = JOB_LIST(""),
+    [ST_JOB_LIST] = JOB_LIST("WHERE 1"),
     [ST_JOB_LIST_USER] = JOB_LIST("WHERE user_id = ?1"),
     [ST_JOB_LIST_PARTNER] = JOB_LIST("WHERE partner = ?2"),
     [ST_JOB_LIST_USER_PARTNER] = JOB_LIST("WHERE user_id = ?1 AND partner = ?2"),
@@ -555,6 +593,19 @@ static const char *const stmt_sql[ST_COUNT] = {
         "WHERE l.kind = 'charge' AND l.period = ?1 GROUP BY l.job_id ORDER BY l.job_id",
     [ST_JOB_GET_SLURM] = "SELECT " JOB_COLS " FROM jobs WHERE slurm_job_id = ?1 AND "
                          "slurm_job_id > 0 ORDER BY id DESC LIMIT 1",
+    [ST_ARRAY_INSERT] = "INSERT INTO job_arrays (array_job_id, spec, task_count, max_running, "
+                        "task_min, task_max, task_step) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    [ST_ARRAY_TASK_INSERT] =
+        "INSERT INTO job_array_tasks (job_id, array_job_id, task_id) VALUES (?1, ?2, ?3)",
+    [ST_ARRAY_GET] = "SELECT array_job_id, spec, task_count, max_running, task_min, task_max, "
+                     "task_step FROM job_arrays WHERE array_job_id = ?1",
+    [ST_ARRAY_TASKS] = "SELECT " JOB_COLS " FROM jobs WHERE id IN (SELECT job_id FROM "
+                       "job_array_tasks WHERE array_job_id = ?1) ORDER BY id",
+    [ST_ARRAY_TASK_GET] = "SELECT " JOB_COLS " FROM jobs WHERE id = (SELECT job_id FROM "
+                          "job_array_tasks WHERE array_job_id = ?1 AND task_id = ?2)",
+    [ST_ARRAY_COUNTS] = "SELECT j.state, count(*) FROM job_array_tasks t JOIN jobs j ON "
+                        "j.id = t.job_id WHERE t.array_job_id = ?1 GROUP BY j.state ORDER BY "
+                        "j.state",
 };
 
 /* The filters of store_audit_list that its statement is built for: one cached statement per
@@ -969,6 +1020,9 @@ static void read_job(sqlite3_stmt *st, void *item)
     j->hold_cpu_seconds = sqlite3_column_int64(st, 22);
     j->charge_gpu_seconds = sqlite3_column_int64(st, 23);
     j->charge_cpu_seconds = sqlite3_column_int64(st, 24);
+    j->array_job_id = sqlite3_column_int64(st, 25);
+    j->array_task_id = sqlite3_column_int(st, 26);
+    j->array_max = sqlite3_column_int(st, 27);
 }
 
 static int64_t now(void)
@@ -2812,4 +2866,123 @@ bool store_state_terminal(const char *state)
     for (size_t i = 0; i < sizeof terminal_states / sizeof terminal_states[0]; i++)
         if (strcmp(state, terminal_states[i]) == 0) return true;
     return false;
+}
+
+/* --- job arrays --- */
+
+int store_job_array_insert(store *s, const store_job_array *a, const int64_t *job_ids,
+                           const int *task_ids, size_t n)
+{
+    if (!s || !a || !job_ids || !task_ids || n == 0 || a->array_job_id != job_ids[0] ||
+        !text_fits(a->spec, sizeof a->spec))
+        return -EINVAL;
+    int ret = write_begin(s, true);
+    if (ret < 0) return ret;
+    conn *c = &s->w;
+    sqlite3_stmt *st = stmt_get(c, ST_ARRAY_INSERT);
+    ret = -EIO;
+    if (!st) goto out;
+    sqlite3_bind_int64(st, 1, a->array_job_id);
+    bind_text(st, 2, a->spec);
+    sqlite3_bind_int(st, 3, a->task_count);
+    sqlite3_bind_int(st, 4, a->max_running);
+    sqlite3_bind_int(st, 5, a->task_min);
+    sqlite3_bind_int(st, 6, a->task_max);
+    sqlite3_bind_int(st, 7, a->task_step);
+    if ((ret = stmt_run(c, st, "array insert")) < 0) goto out;
+    for (size_t i = 0; i < n && ret == 0; i++) {
+        st = stmt_get(c, ST_ARRAY_TASK_INSERT);
+        if (!st) {
+            ret = -EIO;
+            break;
+        }
+        sqlite3_bind_int64(st, 1, job_ids[i]);
+        sqlite3_bind_int64(st, 2, a->array_job_id);
+        sqlite3_bind_int(st, 3, task_ids[i]);
+        ret = stmt_run(c, st, "array task insert");
+    }
+out:
+    return write_end(s, ret);
+}
+
+static void read_array(sqlite3_stmt *st, void *item)
+{
+    store_job_array *a = item;
+    memset(a, 0, sizeof *a);
+    a->array_job_id = sqlite3_column_int64(st, 0);
+    col_text(st, 1, a->spec, sizeof a->spec);
+    a->task_count = sqlite3_column_int(st, 2);
+    a->max_running = sqlite3_column_int(st, 3);
+    a->task_min = sqlite3_column_int(st, 4);
+    a->task_max = sqlite3_column_int(st, 5);
+    a->task_step = sqlite3_column_int(st, 6);
+}
+
+int store_job_array_get(store *s, int64_t array_job_id, store_job_array *out)
+{
+    if (!s || !out) return -EINVAL;
+    conn *c = read_begin(s);
+    sqlite3_stmt *st = stmt_get(c, ST_ARRAY_GET);
+    int ret = -EIO;
+    if (st) {
+        sqlite3_bind_int64(st, 1, array_job_id);
+        ret = read_one(c, st, read_array, out);
+    }
+    read_end(s, c);
+    return ret;
+}
+
+int store_job_array_tasks(store *s, int64_t array_job_id, store_job **out, size_t *n)
+{
+    if (!s || !out || !n) return -EINVAL;
+    *out = NULL;
+    *n = 0;
+    conn *c = read_begin(s);
+    sqlite3_stmt *st = stmt_get(c, ST_ARRAY_TASKS);
+    int ret = -EIO;
+    if (st) {
+        sqlite3_bind_int64(st, 1, array_job_id);
+        ret = read_rows(c, st, sizeof **out, read_job, (void **)out, n);
+    }
+    read_end(s, c);
+    return ret;
+}
+
+int store_job_array_task_get(store *s, int64_t array_job_id, int task_id, store_job *out)
+{
+    if (!s || !out) return -EINVAL;
+    conn *c = read_begin(s);
+    sqlite3_stmt *st = stmt_get(c, ST_ARRAY_TASK_GET);
+    int ret = -EIO;
+    if (st) {
+        sqlite3_bind_int64(st, 1, array_job_id);
+        sqlite3_bind_int(st, 2, task_id);
+        ret = read_one(c, st, read_job, out);
+    }
+    read_end(s, c);
+    return ret;
+}
+
+static void read_state_count(sqlite3_stmt *st, void *item)
+{
+    store_state_count *k = item;
+    memset(k, 0, sizeof *k);
+    col_text(st, 0, k->state, sizeof k->state);
+    k->n = sqlite3_column_int64(st, 1);
+}
+
+int store_job_array_counts(store *s, int64_t array_job_id, store_state_count **out, size_t *n)
+{
+    if (!s || !out || !n) return -EINVAL;
+    *out = NULL;
+    *n = 0;
+    conn *c = read_begin(s);
+    sqlite3_stmt *st = stmt_get(c, ST_ARRAY_COUNTS);
+    int ret = -EIO;
+    if (st) {
+        sqlite3_bind_int64(st, 1, array_job_id);
+        ret = read_rows(c, st, sizeof **out, read_state_count, (void **)out, n);
+    }
+    read_end(s, c);
+    return ret;
 }

@@ -124,6 +124,10 @@ typedef struct store_job {
     int64_t hold_cpu_seconds;
     int64_t charge_gpu_seconds; /* what it was charged at its end */
     int64_t charge_cpu_seconds;
+    /* read-only here: set by store_job_array_insert */
+    int64_t array_job_id; /* the array it is a task of (its first task's id), 0 = none */
+    int array_task_id;    /* its index in that array, -1 = none */
+    int array_max;        /* the array's %max, 0 = none */
 } store_job;
 
 /* Opens (creating if needed) the database at `path`, in WAL mode, and migrates its schema.
@@ -309,7 +313,8 @@ int store_job_get(store *s, int64_t id, store_job *out);
 int store_job_script_get(store *s, int64_t id, char **out);
 
 /* Lists jobs newest first, of `user_id` only when > 0, of `partner` only when not NULL, at most
- * `limit` (0 = no limit). Returns 0 and a malloc'd array (caller frees; NULL when *n is 0). */
+ * `limit` (0 = no limit); an array's tasks appear once, as its first task (store_job_array_*
+ * reads the others). Returns 0 and a malloc'd array (caller frees; NULL when *n is 0). */
 int store_job_list(store *s, int64_t user_id, const char *partner, size_t limit, store_job **out,
                    size_t *n);
 
@@ -504,6 +509,44 @@ int store_ledger_job_sums(store *s, const char *period, store_ledger_job_sum **o
 /* Reads the job Slurm knows as `slurm_job_id` (the newest, should ids be reused). Returns 0,
  * -ENOENT, -EIO. */
 int store_job_get_by_slurm_id(store *s, int64_t slurm_job_id, store_job *out);
+
+/* --- job arrays (each task is a job of its own; see store_job's array fields) --- */
+
+/* An array: its id is its first task's job id (like Slurm's %A). */
+typedef struct store_job_array {
+    int64_t array_job_id;
+    char spec[128]; /* as the user wrote it, e.g. "0-3%2" */
+    int task_count;
+    int max_running; /* %max, 0 = none */
+    int task_min, task_max, task_step;
+} store_job_array;
+
+/* Ties the n jobs job_ids[] (already inserted, in a change with them; job_ids[0] ==
+ * a->array_job_id) to array `a` as its tasks of indices task_ids[], with the array's row, in one
+ * savepoint. Returns 0, -EINVAL, -EEXIST (a job already is a task, an index twice), -ENOSPC,
+ * -EIO. Nothing is written on error. */
+int store_job_array_insert(store *s, const store_job_array *a, const int64_t *job_ids,
+                           const int *task_ids, size_t n);
+
+/* Reads array `array_job_id`. Returns 0, -ENOENT (no such array), -EIO. */
+int store_job_array_get(store *s, int64_t array_job_id, store_job_array *out);
+
+/* Lists the tasks of array `array_job_id` by id (which is their index order), through the index
+ * (never the queue). Same ownership as store_job_list; none when no such array. */
+int store_job_array_tasks(store *s, int64_t array_job_id, store_job **out, size_t *n);
+
+/* Reads the task of index `task_id` of array `array_job_id`. Returns 0, -ENOENT, -EIO. */
+int store_job_array_task_get(store *s, int64_t array_job_id, int task_id, store_job *out);
+
+/* How many of an array's tasks are in each state. */
+typedef struct store_state_count {
+    char state[STORE_STATE_MAX];
+    int64_t n;
+} store_state_count;
+
+/* Counts the tasks of array `array_job_id` by state (states in name order; none when no such
+ * array), through the index. Same ownership as store_job_list. */
+int store_job_array_counts(store *s, int64_t array_job_id, store_state_count **out, size_t *n);
 
 /* Returns true when `state` is terminal (completed, failed, cancelled, timeout, ...). */
 bool store_state_terminal(const char *state);

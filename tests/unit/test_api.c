@@ -1001,6 +1001,28 @@ static void test_job_body_check_refuses_with_the_api_error(void **state)
     free(answer);
 }
 
+/* The body check parses the "array" spec as POST /v1/jobs does. */
+static void test_job_body_check_refuses_a_bad_array_spec(void **state)
+{
+    (void)state;
+    static const char bad[] = "{\"script\":\"#!/bin/bash\\ntrue\\n\",\"array\":\"0-3%0\"}";
+    static const char good[] = "{\"script\":\"#!/bin/bash\\ntrue\\n\",\"array\":\"0-3%2\"}";
+    jobreq_limits lim = {
+        .max_gpus = 8, .max_cpus = 8, .max_time_minutes = 60, .max_script_bytes = 1024};
+    jobreq r;
+    int status = 0;
+    char *answer = NULL;
+    assert_int_equal(
+        api_job_body_check("application/json", bad, sizeof bad - 1, &lim, &r, &status, &answer),
+        -EINVAL);
+    assert_int_equal(status, 400);
+    assert_non_null(strstr(answer, "\"code\":\"invalid_array\""));
+    free(answer);
+    assert_int_equal(
+        api_job_body_check("application/json", good, sizeof good - 1, &lim, &r, &status, &answer),
+        0);
+}
+
 /* The blocking work that starves libuv's (process-wide) pool in the test below. */
 static struct pool_block {
     pthread_mutex_t mu;
@@ -1387,10 +1409,98 @@ static void test_refund_shows_in_usage_statement_and_refuses_more_than_charged(v
     answer_free(&a);
 }
 
+/* An array submitted, read, listed, and cancelled by task and whole: GET of its id lists its
+ * tasks, GET of ID_TASK is one task, GET /v1/jobs shows it once with counts, DELETE ID_TASK
+ * cancels one task and DELETE of its id the others (so that it leaves nothing queued for the
+ * tests after it). */
+static void test_array_get_list_and_cancel_by_task_and_whole(void **state)
+{
+    (void)state;
+    struct answer a;
+    char path[96];
+    const char *tok = token_for("alice");
+    call(tok, "POST", "/v1/jobs", NULL,
+         "{\"script\":\"#!/bin/bash\\necho hi\\n\",\"time_minutes\":5,\"array\":\"0,4,8%1\","
+         "\"name\":\"arr\"}",
+         &a);
+    expect_status(&a, 202);
+    json_t *o = answer_json(&a);
+    json_int_t aid = json_integer_value(json_object_get(o, "id"));
+    assert_int_equal(json_integer_value(json_object_get(o, "array_job_id")), aid);
+    assert_int_equal(json_integer_value(json_object_get(o, "array_task_id")), 0);
+    json_t *arr = json_object_get(o, "array");
+    assert_string_equal(json_string_value(json_object_get(arr, "spec")), "0,4,8%1");
+    assert_int_equal(json_integer_value(json_object_get(arr, "task_count")), 3);
+    assert_int_equal(json_integer_value(json_object_get(arr, "max_running")), 1);
+    json_decref(o);
+    answer_free(&a);
+
+    snprintf(path, sizeof path, "/v1/jobs/%lld", (long long)aid);
+    call(tok, "GET", path, NULL, NULL, &a);
+    expect_status(&a, 200);
+    o = answer_json(&a);
+    json_t *tasks = json_object_get(json_object_get(o, "array"), "tasks");
+    assert_int_equal(json_array_size(tasks), 3);
+    assert_int_equal(json_integer_value(json_object_get(json_array_get(tasks, 2), "task_id")), 8);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(tasks, 1), "reason")),
+                        "Priority"); /* behind its sibling: none of its tasks runs yet */
+    json_int_t second = json_integer_value(json_object_get(json_array_get(tasks, 1), "id"));
+    json_decref(o);
+    answer_free(&a);
+
+    snprintf(path, sizeof path, "/v1/jobs/%lld_4", (long long)aid);
+    call(tok, "GET", path, NULL, NULL, &a);
+    expect_status(&a, 200);
+    o = answer_json(&a);
+    assert_int_equal(json_integer_value(json_object_get(o, "id")), second);
+    assert_int_equal(json_integer_value(json_object_get(o, "array_task_id")), 4);
+    assert_null(json_object_get(o, "array")); /* one task, not the array */
+    json_decref(o);
+    answer_free(&a);
+
+    call(tok, "DELETE", path, NULL, NULL, &a); /* task 4 only */
+    expect_status(&a, 202);
+    answer_free(&a);
+
+    call(tok, "GET", "/v1/jobs?limit=1000", NULL, NULL, &a);
+    expect_status(&a, 200);
+    o = answer_json(&a);
+    size_t seen = 0;
+    json_t *jobs = json_object_get(o, "jobs"), *j;
+    size_t i;
+    json_array_foreach(jobs, i, j)
+    {
+        json_int_t id = json_integer_value(json_object_get(j, "id"));
+        if (id == second) fail_msg("a later task of the array is listed on its own");
+        if (id != aid) continue;
+        seen++;
+        json_t *counts = json_object_get(json_object_get(j, "array"), "counts");
+        assert_int_equal(json_integer_value(json_object_get(counts, "queued")), 2);
+        assert_int_equal(json_integer_value(json_object_get(counts, "cancelled")), 1);
+    }
+    assert_int_equal(seen, 1);
+    json_decref(o);
+    answer_free(&a);
+
+    snprintf(path, sizeof path, "/v1/jobs/%lld", (long long)aid);
+    call(tok, "DELETE", path, NULL, NULL, &a); /* the rest */
+    expect_status(&a, 202);
+    o = answer_json(&a);
+    assert_int_equal(json_integer_value(json_object_get(o, "cancelled_now")), 2);
+    json_t *counts = json_object_get(json_object_get(o, "array"), "counts");
+    assert_int_equal(json_integer_value(json_object_get(counts, "cancelled")), 3);
+    json_decref(o);
+    answer_free(&a);
+    call(tok, "DELETE", path, NULL, NULL, &a);
+    expect_status(&a, 409);
+    answer_free(&a);
+}
+
 static const struct CMUnitTest dedicated[] = {
     cmocka_unit_test(test_refund_shows_in_usage_statement_and_refuses_more_than_charged),
     cmocka_unit_test(test_job_body_check_accepts_a_valid_body),
     cmocka_unit_test(test_job_body_check_refuses_with_the_api_error),
+    cmocka_unit_test(test_job_body_check_refuses_a_bad_array_spec),
     cmocka_unit_test(test_idem_replay_same_answer_one_job),
     cmocka_unit_test(test_idem_other_body_is_422),
     cmocka_unit_test(test_idem_key_is_per_user),
@@ -1406,6 +1516,7 @@ static const struct CMUnitTest dedicated[] = {
     cmocka_unit_test(test_disk_full_healthz_is_degraded),
     cmocka_unit_test(test_disk_freed_recovers),
     cmocka_unit_test(test_healthz_degraded_when_the_worker_pool_is_starved),
+    cmocka_unit_test(test_array_get_list_and_cancel_by_task_and_whole),
 };
 #define N_DEDICATED (sizeof dedicated / sizeof dedicated[0])
 

@@ -259,6 +259,49 @@ static void detail_shows_null_quota_fields_as_dash_and_omits_missing_ones(void *
     free(out);
 }
 
+static void table_shows_an_array_as_one_line_with_counts_by_state(void **state)
+{
+    (void)state;
+    json_t *jobs = parse(
+        "[{\"id\":12,\"name\":\"sweep\",\"state\":\"completed\",\"gpus\":1,\"gpu_type\":\"h100\","
+        "\"time_minutes\":10,\"submitted_at\":\"2026-11-25T21:44:36Z\",\"slurm_job_id\":42,"
+        "\"reason\":\"\",\"array_job_id\":12,\"array_task_id\":0,"
+        "\"array\":{\"spec\":\"0-3%2\",\"task_count\":4,\"counts\":{\"completed\":1,"
+        "\"queued\":1,\"running\":2}}}]");
+    int rc;
+    char *out = capture_table(jobs, &rc);
+    assert_int_equal(rc, 1);
+    assert_non_null(strstr(out, "12_[0-3%2]  sweep  2 running, 1 queued, 1 completed  h100:1"));
+    assert_null(strstr(out, "42")); /* no Slurm id: the array has several */
+    free(out);
+    json_decref(jobs);
+}
+
+static void array_detail_lists_every_task_with_its_index_state_and_charge(void **state)
+{
+    (void)state;
+    json_t *a = parse("{\"array_job_id\":12,\"spec\":\"0,4\",\"task_count\":2,\"max_running\":1,"
+                      "\"counts\":{\"completed\":1,\"queued\":1},\"tasks\":["
+                      "{\"id\":12,\"task_id\":0,\"state\":\"completed\",\"reason\":\"\","
+                      "\"slurm_job_id\":42,\"started_at\":null,\"ended_at\":null,"
+                      "\"charge_gpu_hours\":0.25},"
+                      "{\"id\":13,\"task_id\":4,\"state\":\"queued\",\"reason\":"
+                      "\"JobArrayTaskLimit\",\"slurm_job_id\":null,\"started_at\":null,"
+                      "\"ended_at\":null,\"charge_gpu_hours\":null}]}");
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    assert_int_equal(job_view_print_array(f, a), 0);
+    fclose(f);
+    assert_non_null(strstr(buf, "array:            0,4, 2 task(s), at most 1 at once: 1 queued, "
+                                "1 completed\n"));
+    assert_non_null(strstr(buf, "12_0  12      completed"));
+    assert_non_null(strstr(buf, "0.25 GPU-h"));
+    assert_non_null(strstr(buf, "12_4  13      queued     JobArrayTaskLimit"));
+    free(buf);
+    json_decref(a);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -272,6 +315,8 @@ int main(void)
         cmocka_unit_test_setup(detail_prints_known_fields_in_order_then_the_rest, setup_utc),
         cmocka_unit_test(detail_shows_period_priority_and_gpu_hours_before_the_times),
         cmocka_unit_test(detail_shows_null_quota_fields_as_dash_and_omits_missing_ones),
+        cmocka_unit_test_setup(table_shows_an_array_as_one_line_with_counts_by_state, setup_utc),
+        cmocka_unit_test(array_detail_lists_every_task_with_its_index_state_and_charge),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1399,6 +1399,236 @@ static void user_moved_to_another_partner_takes_its_queued_jobs(void **state)
     policy_free(p);
 }
 
+/* ---- job arrays: %max and the whole-array quote ---- */
+
+/* Queues tasks first .. first + n - 1 of array `first` (its first task's id) with %max `max`. */
+static void enq_array(policy *p, int64_t first, int n, int max, const char *user, int gpus)
+{
+    for (int i = 0; i < n; i++) {
+        policy_job j = mkjob(first + i, user, gpus, 60, NOV15 - 100);
+        j.array_id = first;
+        j.array_max = max;
+        assert_int_equal(policy_job_enqueue(p, &j), 0);
+    }
+}
+
+/* Dispatches (and starts) every job that may go now; returns how many went. */
+static int dispatch_all(policy *p, int64_t now, int64_t *ids)
+{
+    int n = 0;
+    int64_t id;
+    while (pick_id(p, now, &id) == 0) {
+        assert_int_equal(policy_job_dispatched(p, id, now), 0);
+        assert_int_equal(policy_job_started(p, id), 0);
+        if (ids) ids[n] = id;
+        n++;
+    }
+    return n;
+}
+
+static void array_max_never_dispatches_more_than_max_at_once(void **state)
+{
+    (void)state;
+    policy_config c = weights(0, 0, 0, 0);
+    policy *p = world(&c);
+    int64_t ids[8];
+    enq_array(p, 10, 4, 2, "alice", 1);
+    assert_int_equal(dispatch_all(p, NOV15, ids), 2);
+    assert_int_equal(ids[0], 10);
+    assert_int_equal(ids[1], 11);
+    assert_string_equal(policy_job_reason(p, 12, NOV15), POLICY_REASON_ARRAY_LIMIT);
+    assert_string_equal(policy_job_reason(p, 13, NOV15), POLICY_REASON_ARRAY_LIMIT);
+    assert_int_equal(policy_queue_length(p), 2); /* parked tasks are still queued */
+    policy_free(p);
+}
+
+static void array_max_wakes_a_parked_task_when_one_ends(void **state)
+{
+    (void)state;
+    policy_config c = weights(0, 0, 0, 0);
+    policy *p = world(&c);
+    int64_t id;
+    enq_array(p, 10, 4, 2, "alice", 1);
+    assert_int_equal(dispatch_all(p, NOV15, NULL), 2);
+    assert_int_equal(policy_job_finished(p, 11, 60, NOV15 + 60, NULL, NULL, NULL), 0);
+    assert_int_equal(pick_id(p, NOV15 + 60, &id), 0);
+    assert_int_equal(id, 12);
+    assert_int_equal(dispatch_all(p, NOV15 + 60, NULL), 1);
+    assert_int_equal(pick_id(p, NOV15 + 60, &id), -ENOENT);
+    policy_free(p);
+}
+
+static void array_max_does_not_hold_back_the_users_other_jobs(void **state)
+{
+    (void)state;
+    policy_config c = weights(0, 0, 0, 0);
+    policy *p = world(&c);
+    int64_t ids[8];
+    enq_array(p, 10, 3, 1, "alice", 1);
+    enq(p, 20, "alice", 1, 60, NOV15); /* later, lower priority than the array's tasks */
+    assert_int_equal(dispatch_all(p, NOV15, ids), 2);
+    assert_int_equal(ids[0], 10);
+    assert_int_equal(ids[1], 20);
+    policy_free(p);
+}
+
+static void array_max_counts_tasks_restored_after_their_siblings(void **state)
+{
+    (void)state;
+    policy_config c = weights(0, 0, 0, 0);
+    policy *p = world(&c);
+    int64_t id;
+    /* the queued task 12 of array 10 is loaded first... */
+    policy_job j = mkjob(12, "alice", 1, 60, NOV15 - 100);
+    j.array_id = 10;
+    j.array_max = 2;
+    assert_int_equal(policy_job_enqueue(p, &j), 0);
+    /* ... tasks 10 and 11, restored in Slurm, which fill the array's %max */
+    for (int64_t t = 10; t <= 11; t++) {
+        policy_job r = mkjob(t, "alice", 1, 60, NOV15 - 100);
+        r.array_id = 10;
+        r.array_max = 2;
+        assert_int_equal(policy_job_restore(p, &r, true, "2026-11", 0, 0), 0);
+    }
+    assert_int_equal(pick_id(p, NOV15, &id), -ENOENT);
+    assert_string_equal(policy_job_reason(p, 12, NOV15), POLICY_REASON_ARRAY_LIMIT);
+    assert_int_equal(policy_job_finished(p, 10, 60, NOV15, NULL, NULL, NULL), 0);
+    assert_int_equal(pick_id(p, NOV15, &id), 0);
+    assert_int_equal(id, 12);
+    policy_free(p);
+}
+
+static void array_max_requeued_task_goes_again_first(void **state)
+{
+    (void)state;
+    policy_config c = weights(0, 0, 0, 0);
+    policy *p = world(&c);
+    int64_t id;
+    enq_array(p, 10, 3, 1, "alice", 1);
+    assert_int_equal(dispatch_next(p, NOV15), 10);
+    assert_int_equal(pick_id(p, NOV15, &id), -ENOENT);
+    assert_int_equal(policy_job_requeue(p, 10), 0);
+    assert_int_equal(dispatch_next(p, NOV15), 10);
+    assert_int_equal(pick_id(p, NOV15, &id), -ENOENT);
+    policy_free(p);
+}
+
+static void array_max_cancel_of_a_parked_task_leaves_the_others(void **state)
+{
+    (void)state;
+    policy_config c = weights(0, 0, 0, 0);
+    policy *p = world(&c);
+    int64_t id;
+    enq_array(p, 10, 4, 1, "alice", 1);
+    assert_int_equal(policy_job_dequeue(p, 12), 0); /* parked */
+    assert_int_equal(policy_job_dequeue(p, 10), 0); /* the one in the user's queue */
+    assert_int_equal(dispatch_next(p, NOV15), 11);
+    assert_int_equal(policy_job_finished(p, 11, 1, NOV15, NULL, NULL, NULL), 0);
+    assert_int_equal(dispatch_next(p, NOV15), 13);
+    assert_int_equal(policy_job_finished(p, 13, 1, NOV15, NULL, NULL, NULL), 0);
+    assert_int_equal(pick_id(p, NOV15, &id), -ENOENT);
+    assert_int_equal(policy_queue_length(p), 0);
+    policy_free(p); /* ASan: the array is freed with its last task */
+}
+
+/* Random dispatches and ends over three arrays: never more than an array's %max in Slurm, and
+ * every task runs in the end. */
+static void array_max_holds_under_random_dispatches_and_ends(void **state)
+{
+    (void)state;
+    policy_config c = weights(0, 0, 0, 0);
+    policy *p = world(&c);
+    static const int maxes[3] = {1, 2, 3};
+    int64_t in_slurm[64];
+    int n_in = 0, done = 0, total = 3 * 10;
+    unsigned seed = 12345;
+    for (int a = 0; a < 3; a++)
+        enq_array(p, 100 * (a + 1), 10, maxes[a], a == 2 ? "carol" : "alice", 1);
+    while (done < total) {
+        seed = seed * 1103515245u + 12345u;
+        int64_t id;
+        if ((seed >> 16) % 2 == 0 && pick_id(p, NOV15, &id) == 0) {
+            assert_int_equal(policy_job_dispatched(p, id, NOV15), 0);
+            assert_int_equal(policy_job_started(p, id), 0);
+            in_slurm[n_in++] = id;
+        } else if (n_in > 0) {
+            int k = (int)((seed >> 8) % (unsigned)n_in);
+            assert_int_equal(policy_job_finished(p, in_slurm[k], 1, NOV15, NULL, NULL, NULL), 0);
+            in_slurm[k] = in_slurm[--n_in];
+            done++;
+        }
+        int per[3] = {0, 0, 0};
+        for (int i = 0; i < n_in; i++)
+            per[in_slurm[i] / 100 - 1]++;
+        for (int a = 0; a < 3; a++)
+            if (per[a] > maxes[a])
+                fail_msg("array %d: %d tasks in Slurm, max %d", a, per[a], maxes[a]);
+    }
+    assert_int_equal(policy_queue_length(p), 0);
+    policy_free(p);
+}
+
+static void array_quote_covers_every_task(void **state)
+{
+    (void)state;
+    policy_config c = weights(0, 0, 0, 0);
+    policy *p = world(&c);
+    policy_quota q = unlimited();
+    q.gpu_seconds = 10 * HOUR;
+    set_quota(p, "ulb", "2026-11", q);
+    policy_job j = mkjob(0, "alice", 2, 60, NOV15);
+    j.array_tasks = 4;
+    policy_verdict v;
+    assert_int_equal(policy_job_admit(p, &j, NOV15, &v), 0);
+    assert_true(v.admitted);
+    assert_int_equal(v.max_cost_gpu_seconds, 8 * HOUR);
+    assert_int_equal(v.budget_left_after_gpu_seconds, 2 * HOUR);
+    policy_free(p);
+}
+
+static void array_over_the_budget_is_refused_as_a_whole(void **state)
+{
+    (void)state;
+    policy_config c = weights(0, 0, 0, 0);
+    policy *p = world(&c);
+    policy_quota q = unlimited();
+    q.gpu_seconds = 10 * HOUR;
+    set_quota(p, "ulb", "2026-11", q);
+    policy_job j = mkjob(0, "alice", 2, 60, NOV15);
+    j.array_tasks = 6; /* each task fits (2 h), the array does not (12 h) */
+    policy_verdict v;
+    assert_int_equal(policy_job_check(p, &j, NOV15, &v), 0);
+    assert_false(v.admitted);
+    assert_string_equal(v.code, "budget_exceeded");
+    assert_non_null(strstr(v.message, "this array of 6 tasks may cost up to 12.00 GPU-hours (2.00 "
+                                      "per task) but ulb has 10.00 left"));
+    assert_non_null(strstr(v.message, "nothing was queued"));
+    policy_free(p);
+}
+
+static void array_over_the_queued_cap_is_refused_as_a_whole(void **state)
+{
+    (void)state;
+    policy_config c = weights(0, 0, 0, 0);
+    policy *p = world(&c);
+    policy_quota q = unlimited();
+    q.max_queued_jobs = 5;
+    set_quota(p, "ulb", "2026-11", q);
+    enq(p, 1, "alice", 0, 60, NOV15);
+    enq(p, 2, "alice", 0, 60, NOV15);
+    policy_job j = mkjob(0, "alice", 0, 60, NOV15);
+    j.array_tasks = 4;
+    policy_verdict v;
+    assert_int_equal(policy_job_check(p, &j, NOV15, &v), 0);
+    assert_false(v.admitted);
+    assert_string_equal(v.code, "queued_limit");
+    assert_non_null(strstr(v.message, "this array adds 4 tasks"));
+    j.array_tasks = 3;
+    assert_int_equal(policy_job_check(p, &j, NOV15, &v), 0);
+    assert_true(v.admitted);
+    policy_free(p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1462,6 +1692,16 @@ int main(void)
         cmocka_unit_test(dispatched_refuses_a_hold_that_no_longer_fits),
         cmocka_unit_test(cpu_budget_blocks_the_pick),
         cmocka_unit_test(user_moved_to_another_partner_takes_its_queued_jobs),
+        cmocka_unit_test(array_max_never_dispatches_more_than_max_at_once),
+        cmocka_unit_test(array_max_wakes_a_parked_task_when_one_ends),
+        cmocka_unit_test(array_max_does_not_hold_back_the_users_other_jobs),
+        cmocka_unit_test(array_max_counts_tasks_restored_after_their_siblings),
+        cmocka_unit_test(array_max_requeued_task_goes_again_first),
+        cmocka_unit_test(array_max_cancel_of_a_parked_task_leaves_the_others),
+        cmocka_unit_test(array_max_holds_under_random_dispatches_and_ends),
+        cmocka_unit_test(array_quote_covers_every_task),
+        cmocka_unit_test(array_over_the_budget_is_refused_as_a_whole),
+        cmocka_unit_test(array_over_the_queued_cap_is_refused_as_a_whole),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1720,12 +1720,165 @@ static void correct_of_a_lost_job_to_what_really_ran_lowers_its_charge(void **st
 #define T(fn)  cmocka_unit_test_setup_teardown(fn, setup, teardown)
 #define TD(fn) cmocka_unit_test_setup_teardown(fn, setup_tiny_disk, teardown)
 
+/* --- job arrays --------------------------------------------------------------------------------
+ */
+
+/* Submits array `spec` of alice (1 GPU, `minutes` each); returns the registry's result. */
+static int array_submit(struct world *w, const char *spec, int minutes, registry_submit *s,
+                        job_array *a)
+{
+    char err[256];
+    job_array_init(a);
+    assert_int_equal(job_array_parse(spec, 0, a, err, sizeof err), 0);
+    submit_init(s, w->alice, "alice", 1, minutes);
+    s->array = a;
+    return registry_job_submit(w->reg, &WHO, s);
+}
+
+static void array_submit_makes_one_job_and_one_entry_per_task_in_one_change(void **state)
+{
+    struct world *w = *state;
+    registry_submit s;
+    job_array a;
+    assert_int_equal(array_submit(w, "0-3%2", 30, &s, &a), 0);
+    assert_true(s.verdict.admitted);
+    assert_non_null(s.body);
+    free(s.body);
+    int64_t aid = s.job.id;
+    assert_int_equal(s.job.array_job_id, aid);
+    assert_int_equal(s.job.array_task_id, 0);
+    assert_int_equal(registry_queue_length(w->reg), 4);
+    assert_int_equal(audit_count(w, "job.submitted", 0), 4);
+    store_job *ts = NULL;
+    size_t n = 0;
+    assert_int_equal(store_job_array_tasks(w->st, aid, &ts, &n), 0);
+    assert_int_equal(n, 4);
+    for (size_t i = 0; i < n; i++) {
+        assert_int_equal(ts[i].array_task_id, (int)i);
+        assert_int_equal(ts[i].array_max, 2);
+        assert_string_equal(ts[i].state, STORE_STATE_QUEUED);
+    }
+    free(ts);
+    char *script = NULL; /* stored once, with the first task */
+    assert_int_equal(store_job_script_get(w->st, aid, &script), 0);
+    assert_string_equal(script, SCRIPT);
+    free(script);
+    audit_report rep;
+    assert_int_equal(audit_verify_open(w->au, &rep), 0);
+    assert_int_equal(rep.ok, 1);
+    job_array_close(&a);
+}
+
+static void array_over_the_budget_is_refused_whole_and_queues_nothing(void **state)
+{
+    struct world *w = *state;
+    registry_submit s;
+    job_array a;
+    /* 100 GPU-hours: one task of 1 GPU x 20 h fits, six do not */
+    assert_int_equal(array_submit(w, "0-5", 20 * 60, &s, &a), 0);
+    assert_false(s.verdict.admitted);
+    assert_string_equal(s.verdict.code, "budget_exceeded");
+    assert_non_null(strstr(s.verdict.message, "array of 6 tasks"));
+    assert_int_equal(job_count(w), 0);
+    assert_int_equal(registry_queue_length(w->reg), 0);
+    assert_int_equal(audit_count(w, "job.submitted", 0), 0);
+    assert_int_equal(audit_count(w, "job.refused", 0), 1);
+    job_array_close(&a);
+}
+
+static void array_dispatch_never_begins_more_than_its_max(void **state)
+{
+    struct world *w = *state;
+    registry_submit s;
+    job_array a;
+    int64_t ids[8];
+    assert_int_equal(array_submit(w, "0-3%2", 30, &s, &a), 0);
+    free(s.body);
+    assert_int_equal(begin_all(w, ids, 8), 2);
+    assert_int_equal(begin_all(w, ids + 2, 8), 0);
+    registry_live live;
+    registry_job_live(w->reg, s.job.id + 2, time(NULL), &live);
+    assert_string_equal(live.reason, POLICY_REASON_ARRAY_LIMIT);
+    job_array_close(&a);
+}
+
+static void array_cancel_cancels_every_task_not_ended(void **state)
+{
+    struct world *w = *state;
+    registry_submit s;
+    job_array a;
+    assert_int_equal(array_submit(w, "0-2", 30, &s, &a), 0);
+    free(s.body);
+    int64_t aid = s.job.id, got = 0;
+    assert_int_equal(begin_all(w, &got, 1), 1); /* task 0 goes to Slurm */
+    assert_int_equal(outcome(w, got, REGISTRY_SUBMITTED, 900), 0);
+    size_t now = 0, n_slurm = 0;
+    int64_t *slurm = NULL;
+    assert_int_equal(registry_job_array_cancel(w->reg, &WHO, aid, &now, &slurm, &n_slurm), 0);
+    assert_int_equal(now, 2);
+    assert_int_equal(n_slurm, 1);
+    assert_int_equal(slurm[0], got);
+    free(slurm);
+    assert_int_equal(registry_queue_length(w->reg), 0);
+    assert_true(job_get(w, got).cancel_requested);
+    assert_string_equal(job_get(w, aid + 2).state, "cancelled");
+    assert_int_equal(audit_count(w, "job.cancel_requested", 0), 3);
+    assert_int_equal(registry_job_array_cancel(w->reg, &WHO, aid + 1, &now, &slurm, &n_slurm),
+                     -ENOENT);
+    job_array_close(&a);
+}
+
+static void array_tasks_keep_their_max_after_a_restart(void **state)
+{
+    struct world *w = *state;
+    registry_submit s;
+    job_array a;
+    assert_int_equal(array_submit(w, "0-3%1", 30, &s, &a), 0);
+    free(s.body);
+    assert_int_equal(begin_all(w, NULL, 8), 1);
+    registry_free(w->reg);
+    char err[256];
+    policy_config pc;
+    policy_config_defaults(&pc);
+    registry_options ro = {.policy = &pc, .audit = w->au};
+    assert_int_equal(registry_new(w->st, &ro, &w->reg, err, sizeof err), 0);
+    assert_int_equal(registry_queue_length(w->reg), 3);
+    assert_int_equal(begin_all(w, NULL, 8), 0);
+    job_array_close(&a);
+}
+
+/* The site's bound (1000 tasks) in one change: every task, every entry, one batch. */
+static void array_of_1000_tasks_is_one_change(void **state)
+{
+    struct world *w = *state;
+    registry_submit s;
+    job_array a;
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    assert_int_equal(array_submit(w, "0-999%10", 1, &s, &a), 0);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    assert_true(s.verdict.admitted);
+    free(s.body);
+    print_message("    1000 tasks submitted in %.0f ms\n",
+                  (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6);
+    assert_int_equal(registry_queue_length(w->reg), 1000);
+    assert_int_equal(audit_count(w, "job.submitted", 0), 1000);
+    assert_int_equal(begin_all(w, NULL, 2000), 4); /* the cluster window (4) is below its %10 */
+    job_array_close(&a);
+}
+
 int main(void)
 {
     log_level_set(getenv("ANTENNA_TEST_LOG") ? getenv("ANTENNA_TEST_LOG") : "error");
     alarm(TIME_LIMIT); /* each world re-arms it: a hang anywhere ends the binary with a failure */
     const struct CMUnitTest tests[] = {
         T(submit_commits_the_job_its_entry_and_queues_it_with_the_rendered_body),
+        T(array_submit_makes_one_job_and_one_entry_per_task_in_one_change),
+        T(array_over_the_budget_is_refused_whole_and_queues_nothing),
+        T(array_dispatch_never_begins_more_than_its_max),
+        T(array_cancel_cancels_every_task_not_ended),
+        T(array_tasks_keep_their_max_after_a_restart),
+        T(array_of_1000_tasks_is_one_change),
         T(submit_over_the_max_walltime_is_refused_with_only_a_job_refused_entry),
         T(submit_of_a_gpu_job_without_a_gpu_budget_is_refused_with_only_a_job_refused_entry),
         T(submit_for_an_unknown_user_is_enoent_and_writes_nothing),

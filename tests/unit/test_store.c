@@ -2059,7 +2059,7 @@ static void migration_from_v1_fills_new_fields_with_defaults(void **state)
 
     char out[64];
     assert_int_equal(sqlite_cli(f, "PRAGMA user_version;", out, sizeof out), 0);
-    assert_string_equal(out, "7\n"); /* and on to the current version */
+    assert_string_equal(out, "8\n"); /* and on to the current version */
     /* script stays the last column of jobs (listing jobs never reads its overflow pages) */
     assert_int_equal(
         sqlite_cli(f, "SELECT name FROM pragma_table_info('jobs') ORDER BY cid DESC LIMIT 1;", out,
@@ -2211,7 +2211,7 @@ static void migration_from_v2_keeps_data(void **state)
     assert_int_equal(open_store(f), 0);
     char out[64];
     assert_int_equal(sqlite_cli(f, "PRAGMA user_version;", out, sizeof out), 0);
-    assert_string_equal(out, "7\n");
+    assert_string_equal(out, "8\n");
     assert_string_equal(store_instance_id(f->s), "fedcba9876543210");
 
     store_partner p;
@@ -3735,6 +3735,10 @@ static void job_list_in_slurm_of_no_job_is_empty(void **state)
     "DROP TABLE ledger_adjustments; DROP INDEX jobs_period; DROP INDEX jobs_slurm_id; "            \
     "DROP INDEX ledger_period_job; "
 
+/* What the v7 -> v8 step adds (job arrays). */
+#define V8_DROP                                                                                    \
+    "DROP INDEX job_array_tasks_array; DROP TABLE job_array_tasks; DROP TABLE job_arrays; "
+
 /* A v3 database is a v6 one without the v3 -> v4, v4 -> v5, v5 -> v6 and v6 -> v7 steps' tables,
  * columns, indexes and trigger. */
 static void migration_from_v3_keeps_data_and_gives_the_schema_of_a_new_database(void **state)
@@ -3747,18 +3751,19 @@ static void migration_from_v3_keeps_data_and_gives_the_schema_of_a_new_database(
     audit_append(f, "alice", "job.submitted", 0);
     store_free(f->s);
     f->s = NULL;
-    assert_int_equal(sqlite_cli(f,
-                                "DROP TRIGGER ledger_sums_add; DROP TABLE ledger_sums; "
-                                "DROP TABLE idempotency; DROP INDEX jobs_in_slurm; "
-                                "DROP INDEX users_unix_user; ALTER TABLE users DROP COLUMN "
-                                "disabled; ALTER TABLE tokens DROP COLUMN expires_at; " V7_DROP
-                                "PRAGMA user_version = 3;",
-                                NULL, 0),
-                     0);
+    assert_int_equal(
+        sqlite_cli(f,
+                   "DROP TRIGGER ledger_sums_add; DROP TABLE ledger_sums; "
+                   "DROP TABLE idempotency; DROP INDEX jobs_in_slurm; "
+                   "DROP INDEX users_unix_user; ALTER TABLE users DROP COLUMN "
+                   "disabled; ALTER TABLE tokens DROP COLUMN expires_at; " V7_DROP V8_DROP
+                   "PRAGMA user_version = 3;",
+                   NULL, 0),
+        0);
     assert_int_equal(open_store(f), 0);
     char out[16];
     assert_int_equal(sqlite_cli(f, "PRAGMA user_version;", out, sizeof out), 0);
-    assert_string_equal(out, "7\n");
+    assert_string_equal(out, "8\n");
     assert_int_equal(sqlite_cli(f, SCHEMA_SQL, migrated, sizeof migrated), 0);
     assert_string_equal(migrated, fresh);
     assert_non_null(strstr(fresh, "table|idempotency|idempotency|"));
@@ -3983,6 +3988,111 @@ static void job_list_period_and_get_by_slurm_id_find_jobs_in_slurm(void **state)
     free(sums);
 }
 
+/* ---- job arrays ---- */
+
+/* Inserts a plain job, then an array of three tasks (indices 0, 4, 8, %max 2); returns the
+ * array's id (its first task's). */
+static int64_t insert_array(fixture *f, int64_t *plain)
+{
+    *plain = insert_job(f, f->user_id, "plain");
+    int64_t ids[3];
+    int tasks[3] = {0, 4, 8};
+    for (int i = 0; i < 3; i++)
+        ids[i] = insert_job(f, f->user_id, "sweep");
+    store_job_array a = {.array_job_id = ids[0],
+                         .task_count = 3,
+                         .max_running = 2,
+                         .task_min = 0,
+                         .task_max = 8,
+                         .task_step = 4};
+    snprintf(a.spec, sizeof a.spec, "0-8:4%%2");
+    assert_int_equal(store_job_array_insert(f->s, &a, ids, tasks, 3), 0);
+    return ids[0];
+}
+
+static void array_tasks_carry_their_array_index_and_max(void **state)
+{
+    fixture *f = *state;
+    int64_t plain, aid = insert_array(f, &plain);
+    store_job j;
+    assert_int_equal(store_job_get(f->s, aid + 1, &j), 0);
+    assert_int_equal(j.array_job_id, aid);
+    assert_int_equal(j.array_task_id, 4);
+    assert_int_equal(j.array_max, 2);
+    assert_int_equal(store_job_get(f->s, plain, &j), 0);
+    assert_int_equal(j.array_job_id, 0);
+    assert_int_equal(j.array_task_id, -1);
+    assert_int_equal(j.array_max, 0);
+    store_job_array a;
+    assert_int_equal(store_job_array_get(f->s, aid, &a), 0);
+    assert_string_equal(a.spec, "0-8:4%2");
+    assert_int_equal(a.task_count, 3);
+    assert_int_equal(store_job_array_get(f->s, plain, &a), -ENOENT);
+}
+
+static void job_list_shows_an_array_once_as_its_first_task(void **state)
+{
+    fixture *f = *state;
+    int64_t plain, aid = insert_array(f, &plain);
+    store_job *js = NULL;
+    size_t n = 0;
+    assert_int_equal(store_job_list(f->s, f->user_id, NULL, 0, &js, &n), 0);
+    assert_int_equal(n, 2);
+    assert_int_equal(js[0].id, aid);
+    assert_int_equal(js[1].id, plain);
+    free(js);
+    assert_int_equal(store_job_list(f->s, 0, NULL, 0, &js, &n), 0);
+    assert_int_equal(n, 2);
+    free(js);
+}
+
+static void array_tasks_and_task_get_read_by_array_id(void **state)
+{
+    fixture *f = *state;
+    int64_t plain, aid = insert_array(f, &plain);
+    store_job *js = NULL;
+    size_t n = 0;
+    assert_int_equal(store_job_array_tasks(f->s, aid, &js, &n), 0);
+    assert_int_equal(n, 3);
+    assert_int_equal(js[2].array_task_id, 8);
+    free(js);
+    store_job j;
+    assert_int_equal(store_job_array_task_get(f->s, aid, 8, &j), 0);
+    assert_int_equal(j.id, aid + 2);
+    assert_int_equal(store_job_array_task_get(f->s, aid, 1, &j), -ENOENT);
+    assert_int_equal(store_job_array_task_get(f->s, plain, 0, &j), -ENOENT);
+}
+
+static void array_counts_group_tasks_by_state(void **state)
+{
+    fixture *f = *state;
+    int64_t plain, aid = insert_array(f, &plain);
+    assert_int_equal(store_job_transition(f->s, aid, "queued", "dispatching", NULL), 0);
+    store_state_count *k = NULL;
+    size_t n = 0;
+    assert_int_equal(store_job_array_counts(f->s, aid, &k, &n), 0);
+    assert_int_equal(n, 2);
+    assert_string_equal(k[0].state, "dispatching");
+    assert_int_equal(k[0].n, 1);
+    assert_string_equal(k[1].state, "queued");
+    assert_int_equal(k[1].n, 2);
+    free(k);
+}
+
+static void array_insert_refuses_an_index_twice_and_writes_nothing(void **state)
+{
+    fixture *f = *state;
+    int64_t ids[2] = {insert_job(f, f->user_id, "a"), insert_job(f, f->user_id, "b")};
+    int tasks[2] = {3, 3};
+    store_job_array a = {
+        .array_job_id = ids[0], .task_count = 2, .task_min = 3, .task_max = 3, .task_step = 1};
+    snprintf(a.spec, sizeof a.spec, "3,3");
+    assert_int_equal(store_job_array_insert(f->s, &a, ids, tasks, 2), -EEXIST);
+    assert_int_equal(store_job_array_get(f->s, ids[0], &a), -ENOENT);
+    a.array_job_id = ids[1]; /* not the first task's id */
+    assert_int_equal(store_job_array_insert(f->s, &a, ids, tasks, 1), -EINVAL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -4129,6 +4239,15 @@ int main(void)
         cmocka_unit_test_setup_teardown(job_adjust_of_a_job_not_ended_is_eagain, setup_user,
                                         teardown),
         cmocka_unit_test_setup_teardown(ledger_adjustments_are_append_only, setup_user, teardown),
+        cmocka_unit_test_setup_teardown(array_tasks_carry_their_array_index_and_max, setup_user,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(job_list_shows_an_array_once_as_its_first_task, setup_user,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(array_tasks_and_task_get_read_by_array_id, setup_user,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(array_counts_group_tasks_by_state, setup_user, teardown),
+        cmocka_unit_test_setup_teardown(array_insert_refuses_an_index_twice_and_writes_nothing,
+                                        setup_user, teardown),
         cmocka_unit_test_setup_teardown(job_list_period_and_get_by_slurm_id_find_jobs_in_slurm,
                                         setup_user, teardown),
     };
