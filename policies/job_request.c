@@ -389,10 +389,11 @@ static int check_gpu_type(const jobreq *r, int total_gpus, const jobreq_limits *
                         "gpu_type may only contain letters, digits, '_' and '-' (not first); use "
                         "the site's GPU type name (e.g. h100)");
     if (total_gpus == 0)
-        return fail(err, "gpu_type", "invalid_gpu_type",
-                    "gpu_type \"%s\" is set but the job asks no GPU; ask for at least 1 GPU or leave "
-                    "gpu_type empty",
-                    r->gpu_type);
+        return fail(
+            err, "gpu_type", "invalid_gpu_type",
+            "gpu_type \"%s\" is set but the job asks no GPU; ask for at least 1 GPU or leave "
+            "gpu_type empty",
+            r->gpu_type);
     if (lim->gpu_types == NULL) return 0;
     char list[160] = "";
     size_t used = 0;
@@ -410,7 +411,6 @@ static int check_gpu_type(const jobreq *r, int total_gpus, const jobreq_limits *
                 "gpu_type \"%s\" is not available; use one of: %s (or leave it empty for any type)",
                 r->gpu_type, list);
 }
-
 
 /* Nodes, tasks and the per-node/per-task GPU and memory options: each in range, and no two ways of
  * saying the same thing at once. */
@@ -450,8 +450,9 @@ static int check_layout(const jobreq *r, const jobreq_limits *lim, jobreq_error 
                     "memory sizes must be positive sizes in MiB, or left out");
     int gpu_ways = (r->gpus > 0) + (r->gpus_per_node > 0) + (r->gpus_per_task > 0);
     if (gpu_ways > 1)
-        return fail(err, "gpus", "invalid_gpus",
-                    "ask GPUs one way only: gpus (the job's total), gpus_per_node or gpus_per_task");
+        return fail(
+            err, "gpus", "invalid_gpus",
+            "ask GPUs one way only: gpus (the job's total), gpus_per_node or gpus_per_task");
     int mem_ways = (r->mem_mb > 0) + (r->mem_per_gpu_mb > 0) + (r->mem_per_cpu_mb > 0);
     if (mem_ways > 1)
         return fail(err, "mem_mb", "invalid_mem",
@@ -508,6 +509,11 @@ static int check_texts(const jobreq *r, const jobreq_limits *lim, jobreq_error *
         return fail(err, "exclusive", "invalid_value", "exclusive must be true or false");
     if (r->requeue < -1 || r->requeue > 1)
         return fail(err, "requeue", "invalid_value", "requeue must be true or false");
+    if (r->requeue == 1)
+        return fail(err, "requeue", "invalid_requeue",
+                    "requeue is refused: Slurm would restart the job under the same id and its "
+                    "first run would go uncharged; a job whose node fails ends node_fail, charged "
+                    "what ran: submit it again (--no-requeue, the default, is fine)");
     static const struct {
         const char *field;
         size_t off, len;
@@ -710,12 +716,13 @@ int jobreq_export_check(const char *spec, const char *const *deny, jobreq_error 
         size_t n = c ? (size_t)(c - p) : strlen(p);
         const char *eq = memchr(p, '=', n);
         size_t nn = eq ? (size_t)(eq - p) : n;
-        if (first && !eq && ((n == 3 && memcmp(p, "ALL", 3) == 0) ||
-                             (n == 4 && memcmp(p, "NONE", 4) == 0))) {
+        if (first && !eq &&
+            ((n == 3 && memcmp(p, "ALL", 3) == 0) || (n == 4 && memcmp(p, "NONE", 4) == 0))) {
             /* the leading keyword */
         } else if (n == 0) {
-            return fail(err, f, code, "export has an empty item; write NAME=value items apart by "
-                                      "commas");
+            return fail(err, f, code,
+                        "export has an empty item; write NAME=value items apart by "
+                        "commas");
         } else if (!env_name_ok(p, nn)) {
             return fail(err, f, code,
                         "export item \"%.*s\": a variable name is letters, digits and '_', not "

@@ -27,37 +27,37 @@ typedef struct jobreq {
     int64_t mem_mb;                     /* memory per node in MiB; 0 = Slurm's default */
     int time_minutes;                   /* wall-time limit in minutes, >= 1 */
     /* sbatch's options for training jobs (issue 9). 0 or "" means "not asked": Slurm's default. */
-    int nodes_min, nodes_max;          /* --nodes N (min = max) or MIN-MAX; 0 = 1 node */
-    int ntasks;                        /* --ntasks */
-    int ntasks_per_node;               /* --ntasks-per-node */
-    int gpus_per_node;                 /* --gpus-per-node (or --gres gpu:N, which is per node) */
-    int gpus_per_task;                 /* --gpus-per-task */
-    int cpus_per_gpu;                  /* --cpus-per-gpu (then cpus_per_task is not asked) */
-    int64_t mem_per_gpu_mb;            /* --mem-per-gpu */
-    int64_t mem_per_cpu_mb;            /* --mem-per-cpu */
-    char partition[JOBREQ_PART_MAX];   /* "" = the site's default for the partner */
-    char output[JOBREQ_FILE_MAX];      /* --output pattern, a bare file name ("" = output.log) */
-    char error[JOBREQ_FILE_MAX];       /* --error pattern ("" = with the output) */
+    int nodes_min, nodes_max;           /* --nodes N (min = max) or MIN-MAX; 0 = 1 node */
+    int ntasks;                         /* --ntasks */
+    int ntasks_per_node;                /* --ntasks-per-node */
+    int gpus_per_node;                  /* --gpus-per-node (or --gres gpu:N, which is per node) */
+    int gpus_per_task;                  /* --gpus-per-task */
+    int cpus_per_gpu;                   /* --cpus-per-gpu (then cpus_per_task is not asked) */
+    int64_t mem_per_gpu_mb;             /* --mem-per-gpu */
+    int64_t mem_per_cpu_mb;             /* --mem-per-cpu */
+    char partition[JOBREQ_PART_MAX];    /* "" = the site's default for the partner */
+    char output[JOBREQ_FILE_MAX];       /* --output pattern, a bare file name ("" = output.log) */
+    char error[JOBREQ_FILE_MAX];        /* --error pattern ("" = with the output) */
     char env_export[JOBREQ_EXPORT_MAX]; /* --export: ALL, NONE, [ALL|NONE,]NAME=value,... */
-    char chdir[JOBREQ_FILE_MAX];       /* --chdir: a folder inside the job's folder */
-    char signal[JOBREQ_SIGNAL_MAX];    /* --signal [{R|B}:]SIG[@SECONDS] */
-    int exclusive;                     /* --exclusive: 1 */
-    char constraint[JOBREQ_TEXT_MAX];  /* --constraint: node features */
-    int requeue;                       /* -1 = not asked, 0 = --no-requeue, 1 = --requeue */
-    char comment[JOBREQ_TEXT_MAX];     /* --comment: the user's own (Antenna's tag is apart) */
-    char array[JOBREQ_ARRAY_MAX];      /* --array, as written (validated by the server) */
-    char dependency[JOBREQ_TEXT_MAX];  /* --dependency, as written (validated by the server) */
+    char chdir[JOBREQ_FILE_MAX];        /* --chdir: a folder inside the job's folder */
+    char signal[JOBREQ_SIGNAL_MAX];     /* --signal [{R|B}:]SIG[@SECONDS] */
+    int exclusive;                      /* --exclusive: 1 */
+    char constraint[JOBREQ_TEXT_MAX];   /* --constraint: node features */
+    int requeue; /* -1 = not asked, 0 = --no-requeue, 1 = --requeue (refused by jobreq_validate) */
+    char comment[JOBREQ_TEXT_MAX];    /* --comment: the user's own (Antenna's tag is apart) */
+    char array[JOBREQ_ARRAY_MAX];     /* --array, as written (validated by the server) */
+    char dependency[JOBREQ_TEXT_MAX]; /* --dependency, as written (validated by the server) */
 } jobreq;
 
 /* The site's limits, from antennad's config. */
 typedef struct jobreq_limits {
-    int max_gpus;                 /* GPUs per job */
-    int max_cpus;                 /* CPUs per task */
-    int max_time_minutes;         /* wall time */
-    int64_t max_mem_mb;           /* memory per node */
-    int max_nodes;                /* nodes per job; 0 = no limit */
-    size_t max_script_bytes;      /* script size */
-    const char *const *gpu_types; /* NULL-terminated list of known types, or NULL = any */
+    int max_gpus;                   /* GPUs per job */
+    int max_cpus;                   /* CPUs per task */
+    int max_time_minutes;           /* wall time */
+    int64_t max_mem_mb;             /* memory per node */
+    int max_nodes;                  /* nodes per job; 0 = no limit */
+    size_t max_script_bytes;        /* script size */
+    const char *const *gpu_types;   /* NULL-terminated list of known types, or NULL = any */
     const char *const *export_deny; /* more --export names refused (see jobreq_export_check) */
 } jobreq_limits;
 

@@ -256,6 +256,15 @@ static const char *const migrations[] = {
     "CREATE INDEX jobs_period ON jobs (period, id) WHERE slurm_job_id > 0;"
     "CREATE INDEX jobs_slurm_id ON jobs (slurm_job_id) WHERE slurm_job_id > 0;"
     "CREATE INDEX ledger_period_job ON ledger (period, job_id) WHERE kind = 'charge';",
+
+    /* v7 -> v8 (issue 9, sbatch options): a job's total CPUs, and its sbatch options (nodes,
+     * tasks, partition, output/error, export, ...) as the JSON object job_options.c writes, in a
+     * table of their own (so that script stays the last column of jobs); a job without a row asks
+     * none, its CPUs being its cpus_per_task. `jobs.gpus` holds the job's total GPUs. */
+    "CREATE TABLE job_extra ("
+    "  job_id INTEGER PRIMARY KEY REFERENCES jobs(id),"
+    "  cpus INTEGER NOT NULL,"
+    "  options TEXT NOT NULL);",
 };
 
 #define STORE_SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
@@ -264,7 +273,8 @@ static const char *const migrations[] = {
     "id, user_id, user_name, partner, unix_user, name, gpus, gpu_type, cpus_per_task, mem_mb, "    \
     "time_minutes, state, reason, slurm_job_id, exit_code, cancel_requested, submitted_at, "       \
     "dispatched_at, started_at, ended_at, period, hold_gpu_seconds, hold_cpu_seconds, "            \
-    "charge_gpu_seconds, charge_cpu_seconds"
+    "charge_gpu_seconds, charge_cpu_seconds, "                                                     \
+    "coalesce((SELECT x.cpus FROM job_extra x WHERE x.job_id = jobs.id), 0)"
 
 #define PARTNER_COLS "id, name, description, share_weight, created_at"
 
@@ -375,6 +385,8 @@ enum stmt_id {
     ST_JOB_LIST_PERIOD,
     ST_JOB_GET_SLURM,
     ST_LEDGER_JOB_SUMS,
+    ST_JOB_OPTIONS,
+    ST_JOB_OPTIONS_SET,
     ST_COUNT
 };
 
@@ -475,6 +487,10 @@ static const char *const stmt_sql[ST_COUNT] = {
                       "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 'queued', ?11, ?12)",
     [ST_JOB_GET] = "SELECT " JOB_COLS " FROM jobs WHERE id = ?1",
     [ST_JOB_SCRIPT] = "SELECT script FROM jobs WHERE id = ?1",
+    [ST_JOB_OPTIONS] = "SELECT coalesce((SELECT x.options FROM job_extra x WHERE x.job_id = j.id), "
+                       "'') FROM jobs j WHERE j.id = ?1",
+    [ST_JOB_OPTIONS_SET] = "INSERT INTO job_extra (job_id, cpus, options) SELECT id, ?2, ?3 FROM "
+                           "jobs WHERE id = ?1 AND state = 'queued'",
     [ST_JOB_LIST] = JOB_LIST(""),
     [ST_JOB_LIST_USER] = JOB_LIST("WHERE user_id = ?1"),
     [ST_JOB_LIST_PARTNER] = JOB_LIST("WHERE partner = ?2"),
@@ -969,6 +985,7 @@ static void read_job(sqlite3_stmt *st, void *item)
     j->hold_cpu_seconds = sqlite3_column_int64(st, 22);
     j->charge_gpu_seconds = sqlite3_column_int64(st, 23);
     j->charge_cpu_seconds = sqlite3_column_int64(st, 24);
+    j->cpus = sqlite3_column_int(st, 25);
 }
 
 static int64_t now(void)
@@ -1991,12 +2008,13 @@ int store_job_get(store *s, int64_t id, store_job *out)
     return ret;
 }
 
-int store_job_script_get(store *s, int64_t id, char **out)
+/* Reads one text column of job `id` (statement `which`) into a malloc'd string. */
+static int job_text_get(store *s, int64_t id, enum stmt_id which, const char *what, char **out)
 {
     if (!s || !out) return -EINVAL;
     *out = NULL;
     conn *c = read_begin(s);
-    sqlite3_stmt *st = stmt_get(c, ST_JOB_SCRIPT);
+    sqlite3_stmt *st = stmt_get(c, which);
     int ret = -EIO;
     if (!st) goto out;
     sqlite3_bind_int64(st, 1, id);
@@ -2016,12 +2034,40 @@ int store_job_script_get(store *s, int64_t id, char **out)
     } else if (rc == SQLITE_DONE) {
         ret = -ENOENT;
     } else {
-        ret = db_error(c, sqlite3_extended_errcode(c->db), "job script");
+        ret = db_error(c, sqlite3_extended_errcode(c->db), what);
     }
     stmt_done(st);
 out:
     read_end(s, c);
     return ret;
+}
+
+int store_job_script_get(store *s, int64_t id, char **out)
+{
+    return job_text_get(s, id, ST_JOB_SCRIPT, "job script", out);
+}
+
+int store_job_options_get(store *s, int64_t id, char **out)
+{
+    return job_text_get(s, id, ST_JOB_OPTIONS, "job options", out);
+}
+
+int store_job_extra_set(store *s, int64_t id, int cpus, const char *options)
+{
+    if (!s || !options || cpus < 0) return -EINVAL;
+    int ret = write_begin(s, false);
+    if (ret < 0) return ret;
+    conn *c = &s->w;
+    sqlite3_stmt *st = stmt_get(c, ST_JOB_OPTIONS_SET);
+    ret = -EIO;
+    if (st) {
+        sqlite3_bind_int64(st, 1, id);
+        sqlite3_bind_int(st, 2, cpus);
+        sqlite3_bind_text(st, 3, options, -1, SQLITE_STATIC);
+        ret = stmt_run(c, st, "job options");
+        if (ret == 0 && sqlite3_changes(c->db) == 0) ret = -ENOENT;
+    }
+    return write_end(s, ret);
 }
 
 int store_job_list(store *s, int64_t user_id, const char *partner, size_t limit, store_job **out,

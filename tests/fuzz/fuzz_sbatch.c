@@ -50,7 +50,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         abort();
     sbatch_opts_init(&o);
     err[0] = '\0';
-    int rc = sbatch_script_parse(text, size, "fuzz.sh", size % 2 ? SBATCH_IGNORE_UNSUPPORTED : 0u, &o, on_warn, &warnings, err, sizeof err);
+    int rc = sbatch_script_parse(text, size, "fuzz.sh", size % 2 ? SBATCH_IGNORE_UNSUPPORTED : 0u,
+                                 &o, on_warn, &warnings, err, sizeof err);
     if (rc < 0 && err[0] == '\0') abort();
     if (rc == 0) {
         if ((o.set & SBATCH_SET_TIME) && o.r.time_minutes < 1) abort();

@@ -478,7 +478,8 @@ static void validate_refuses_too_many_gpus_with_a_helpful_message(void **state)
     jobreq r = valid_request();
     r.gpus = 12;
     const char *msg = expect_refusal(&r, &lim, "gpus", "invalid_gpus");
-    assert_string_equal(msg, "gpus must be between 0 and 8 (got 12); ask for fewer GPUs");
+    assert_string_equal(msg, "the job asks 12 GPUs in all (gpus) but this site allows at most 8 "
+                             "GPUs per job; ask for fewer nodes or GPUs");
 }
 
 static void validate_refuses_negative_gpus(void **state)

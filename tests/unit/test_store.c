@@ -2059,7 +2059,7 @@ static void migration_from_v1_fills_new_fields_with_defaults(void **state)
 
     char out[64];
     assert_int_equal(sqlite_cli(f, "PRAGMA user_version;", out, sizeof out), 0);
-    assert_string_equal(out, "7\n"); /* and on to the current version */
+    assert_string_equal(out, "8\n"); /* and on to the current version */
     /* script stays the last column of jobs (listing jobs never reads its overflow pages) */
     assert_int_equal(
         sqlite_cli(f, "SELECT name FROM pragma_table_info('jobs') ORDER BY cid DESC LIMIT 1;", out,
@@ -2211,7 +2211,7 @@ static void migration_from_v2_keeps_data(void **state)
     assert_int_equal(open_store(f), 0);
     char out[64];
     assert_int_equal(sqlite_cli(f, "PRAGMA user_version;", out, sizeof out), 0);
-    assert_string_equal(out, "7\n");
+    assert_string_equal(out, "8\n");
     assert_string_equal(store_instance_id(f->s), "fedcba9876543210");
 
     store_partner p;
@@ -3730,6 +3730,8 @@ static void job_list_in_slurm_of_no_job_is_empty(void **state)
 }
 
 /* What the v6 -> v7 step adds (refunds and corrections, the reconciliation's indexes). */
+/* what v7 -> v8 adds */
+#define V8_DROP "DROP TABLE job_extra; "
 #define V7_DROP                                                                                    \
     "DROP TRIGGER ledger_adjustments_no_update; DROP TRIGGER ledger_adjustments_no_delete; "       \
     "DROP TABLE ledger_adjustments; DROP INDEX jobs_period; DROP INDEX jobs_slurm_id; "            \
@@ -3747,18 +3749,19 @@ static void migration_from_v3_keeps_data_and_gives_the_schema_of_a_new_database(
     audit_append(f, "alice", "job.submitted", 0);
     store_free(f->s);
     f->s = NULL;
-    assert_int_equal(sqlite_cli(f,
-                                "DROP TRIGGER ledger_sums_add; DROP TABLE ledger_sums; "
-                                "DROP TABLE idempotency; DROP INDEX jobs_in_slurm; "
-                                "DROP INDEX users_unix_user; ALTER TABLE users DROP COLUMN "
-                                "disabled; ALTER TABLE tokens DROP COLUMN expires_at; " V7_DROP
-                                "PRAGMA user_version = 3;",
-                                NULL, 0),
-                     0);
+    assert_int_equal(
+        sqlite_cli(f,
+                   "DROP TRIGGER ledger_sums_add; DROP TABLE ledger_sums; "
+                   "DROP TABLE idempotency; DROP INDEX jobs_in_slurm; "
+                   "DROP INDEX users_unix_user; ALTER TABLE users DROP COLUMN "
+                   "disabled; ALTER TABLE tokens DROP COLUMN expires_at; " V7_DROP V8_DROP
+                   "PRAGMA user_version = 3;",
+                   NULL, 0),
+        0);
     assert_int_equal(open_store(f), 0);
     char out[16];
     assert_int_equal(sqlite_cli(f, "PRAGMA user_version;", out, sizeof out), 0);
-    assert_string_equal(out, "7\n");
+    assert_string_equal(out, "8\n");
     assert_int_equal(sqlite_cli(f, SCHEMA_SQL, migrated, sizeof migrated), 0);
     assert_string_equal(migrated, fresh);
     assert_non_null(strstr(fresh, "table|idempotency|idempotency|"));
