@@ -509,6 +509,37 @@ static void job_script_round_trips(void **state)
     free(got);
 }
 
+static void job_extra_gives_total_cpus_and_options(void **state)
+{
+    fixture *f = *state;
+    store_job j = {.user_id = f->user_id, .cpus_per_task = 2};
+    assert_int_equal(store_job_insert(f->s, &j, "#!/bin/sh\n"), 0);
+    assert_int_equal(store_job_extra_set(f->s, j.id, 16, "{\"nodes\":2}"), 0);
+    store_job got;
+    assert_int_equal(store_job_get(f->s, j.id, &got), 0);
+    assert_int_equal(got.cpus, 16);
+    char *opts = NULL;
+    assert_int_equal(store_job_options_get(f->s, j.id, &opts), 0);
+    assert_string_equal(opts, "{\"nodes\":2}");
+    free(opts);
+}
+
+static void job_without_extra_has_no_options_and_cpus_zero(void **state)
+{
+    fixture *f = *state;
+    store_job j = {.user_id = f->user_id, .cpus_per_task = 2};
+    assert_int_equal(store_job_insert(f->s, &j, "#!/bin/sh\n"), 0);
+    store_job got;
+    assert_int_equal(store_job_get(f->s, j.id, &got), 0);
+    assert_int_equal(got.cpus, 0);
+    char *opts = NULL;
+    assert_int_equal(store_job_options_get(f->s, j.id, &opts), 0);
+    assert_string_equal(opts, "");
+    free(opts);
+    assert_int_equal(store_job_options_get(f->s, 99999, &opts), -ENOENT);
+    assert_int_equal(store_job_extra_set(f->s, 99999, 1, ""), -ENOENT);
+}
+
 static void job_script_of_200kb_round_trips(void **state)
 {
     fixture *f = *state;
@@ -4014,6 +4045,8 @@ int main(void)
         TU(job_get_unknown_is_enoent),
         TU(job_list_filters_by_user_newest_first_with_limit),
         TU(job_script_round_trips),
+        TU(job_extra_gives_total_cpus_and_options),
+        TU(job_without_extra_has_no_options_and_cpus_zero),
         TU(job_script_of_200kb_round_trips),
         TU(job_transition_moves_when_state_matches),
         TU(job_transition_from_other_state_is_eagain),
