@@ -489,12 +489,14 @@ static int check_texts(const jobreq *r, const jobreq_limits *lim, jobreq_error *
                     "partition \"%.64s\" is not a valid partition name (letters, digits, '.', '_' "
                     "and '-')",
                     r->partition);
+    /* with the job's own name, so that a %x that would make a path is refused now */
     char name[JOBREQ_FILE_MAX];
+    jobreq_output_ctx ctx = {.job_id = 0, .array_task_id = -1, .name = r->name, .user = "u"};
     if (r->output[0] != '\0' &&
-        (rc = jobreq_output_expand(r->output, NULL, "output", name, sizeof name, err)) != 0)
+        (rc = jobreq_output_expand(r->output, &ctx, "output", name, sizeof name, err)) != 0)
         return rc;
     if (r->error[0] != '\0' &&
-        (rc = jobreq_output_expand(r->error, NULL, "error", name, sizeof name, err)) != 0)
+        (rc = jobreq_output_expand(r->error, &ctx, "error", name, sizeof name, err)) != 0)
         return rc;
     if (r->env_export[0] != '\0' &&
         (rc = jobreq_export_check(r->env_export, lim->export_deny, err)) != 0)

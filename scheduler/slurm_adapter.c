@@ -436,10 +436,22 @@ static int submit_options_apply(job_desc_msg_t *desc, const slurm_adapter_submit
         desc->max_nodes = (uint32_t)req->nodes_max;
     }
     bool multi = req->nodes_max > 1;
-    if (req->ntasks > 0)
-        desc->num_tasks = (uint32_t)req->ntasks;
-    else if (multi || req->ntasks_per_node > 0)
-        desc->num_tasks = NO_VAL; /* Slurm counts them: one per node, or ntasks_per_node each */
+    /* As sbatch does: the task count (ntasks, else ntasks_per_node on each of the least nodes,
+     * else one per node) and min_cpus = tasks x CPUs per task. Without min_cpus, 22.05 gives a
+     * job of 3 tasks 1 CPU, and with --gpus-per-task=1 1 GPU (measured). */
+    if (req->ntasks > 0 || req->ntasks_per_node > 0 || req->nodes_max > 0) {
+        int nodes = req->nodes_min > 0 ? req->nodes_min : 1;
+        int64_t tasks = req->ntasks > 0            ? req->ntasks
+                        : req->ntasks_per_node > 0 ? (int64_t)req->ntasks_per_node * nodes
+                                                   : nodes;
+        int64_t cpt = req->cpus_per_gpu > 0 ? 1 : req->cpus_per_task > 0 ? req->cpus_per_task : 1;
+        if (tasks > 1000000 || tasks * cpt > 100000000) {
+            set_err(err, errlen, "too many tasks or CPUs for one job");
+            return -EINVAL;
+        }
+        desc->num_tasks = (uint32_t)tasks;
+        desc->min_cpus = (uint32_t)(tasks * cpt);
+    }
     if (req->ntasks_per_node > 0) desc->ntasks_per_node = (uint16_t)req->ntasks_per_node;
     if (req->gpus > 0 && multi) { /* the job's total, wherever Slurm puts them */
         gpu_tres(tres_node, tn_len, req->gpu_type, req->gpus);

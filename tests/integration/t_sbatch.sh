@@ -21,7 +21,12 @@ PY
 antennad_stop "$work"
 check "antennad restarts with partitions per partner" antennad_start "$build/antennad" "$work"
 sa=$(antenna token create --user alice --label t-sbatch)
-sb=$(antenna token create --user bob --label t-sbatch)
+# a partner of its own for the GPU tests (8 GPUs at once, a budget other topics leave alone)
+"$root/deploy/ensure-unix-user.sh" antenna-it6 > /dev/null
+check "partner add sbp" antenna partner add sbp
+check "user add carol (sbp)" antenna user add carol --partner sbp --category sme --unix-user antenna-it6
+check "quota set sbp: 50 GPU-hours, 8 GPUs at once" antenna quota set sbp --gpu-hours 50 --max-gpus 8
+sb=$(antenna token create --user carol --label t-sbatch)
 jobs_now() { ledger "SELECT count(*) FROM jobs"; }
 slurm_now() { squeue -h -a 2> /dev/null | wc -l; }
 # sb_id FILE: the job id of a "Submitted job N" line in FILE.
@@ -95,24 +100,38 @@ expect_api "a job without --error has no stderr apart" 404 no_stderr_stream "$sa
 
 # GPUs per node and per task: held and charged GPUs x elapsed
 printf '#!/bin/bash\n#SBATCH --gpus-per-node=2\n#SBATCH -t 2\necho gpus=$SLURM_GPUS_ON_NODE\nsleep 3\n' > "$work/sb-gpn.sh"
-as "$sa" submit --wait "$work/sb-gpn.sh" > "$work/sb-gpn.out" 2>&1
+as "$sb" submit --wait "$work/sb-gpn.sh" > "$work/sb-gpn.out" 2>&1
 gpn=$(sb_id "$work/sb-gpn.out")
-check "the --gpus-per-node job completed" test "$(job_field "$sa" "$gpn" state)" = completed
-as "$sa" show "$gpn" > "$work/sb-gpn.show" 2>&1
+check "the --gpus-per-node job completed" test "$(job_field "$sb" "$gpn" state)" = completed
+as "$sb" show "$gpn" > "$work/sb-gpn.show" 2>&1
 check "antenna show gives its GPUs per node and its total" bash -c "grep -qE '^gpus_per_node: +2\$' '$work/sb-gpn.show' && grep -qE '^gpus: +2\$' '$work/sb-gpn.show'"
 c=$(ledger "SELECT gpu_seconds FROM ledger WHERE job_id=$gpn AND kind='charge'")
 e=$(ledger "SELECT 2 * (ended_at - started_at) FROM jobs WHERE id=$gpn")
 check "--gpus-per-node=2 is charged 2 x elapsed ($c = $e GPU-seconds)" test -n "$c" -a "$c" = "$e" -a "${e:-0}" -ge 6
 h=$(ledger "SELECT gpu_seconds FROM ledger WHERE job_id=$gpn AND kind='hold'")
 check "its hold was 2 GPUs x its 2-minute limit ($h GPU-seconds)" test "$h" = 240
+scontrol -o show job "$(job_field "$sb" "$gpn" slurm_job_id)" > "$work/sb-gpn.sctl" 2>&1
+check "Slurm allocated it 2 GPUs" grep -q 'TRES=[^ ]*gres/gpu=2' "$work/sb-gpn.sctl"
 printf '#!/bin/bash\n#SBATCH -n 3\n#SBATCH --gpus-per-task=1\n#SBATCH -t 2\nsleep 3\n' > "$work/sb-gpt.sh"
-as "$sa" submit --wait "$work/sb-gpt.sh" > "$work/sb-gpt.out" 2>&1
+as "$sb" submit --wait "$work/sb-gpt.sh" > "$work/sb-gpt.out" 2>&1
 gpt=$(sb_id "$work/sb-gpt.out")
 c=$(ledger "SELECT gpu_seconds FROM ledger WHERE job_id=$gpt AND kind='charge'")
 e=$(ledger "SELECT 3 * (ended_at - started_at) FROM jobs WHERE id=$gpt")
 check "-n 3 --gpus-per-task=1 is charged 3 x elapsed ($c = $e GPU-seconds)" test -n "$c" -a "$c" = "$e" -a "${e:-0}" -ge 9
-scontrol -o show job "$(job_field "$sa" "$gpt" slurm_job_id)" > "$work/sb-gpt.sctl" 2>&1
-check "Slurm got the tasks and the GPUs per task" grep -qE 'NumTasks=3 .*TresPerTask=gres:gpu:1|TresPerTask=gres:gpu:1.*' "$work/sb-gpt.sctl"
+scontrol -o show job "$(job_field "$sb" "$gpt" slurm_job_id)" > "$work/sb-gpt.sctl" 2>&1
+check "Slurm got 3 tasks with a GPU each" grep -qE 'NumTasks=3 .*TresPerTask=gres:gpu:(h100:)?1' "$work/sb-gpt.sctl"
+check "Slurm allocated it 3 CPUs and 3 GPUs, as charged" grep -qE 'TRES=cpu=3,[^ ]*gres/gpu=3' "$work/sb-gpt.sctl"
+
+# --chdir inside the job's folder (made for the job's account), the user's comment apart from
+# Antenna's tag, --signal passed on
+printf '#!/bin/bash\n#SBATCH -D run1/sub\n#SBATCH --comment=my-sweep\n#SBATCH --signal=B:USR1@30\n#SBATCH -t 1\npwd\n' > "$work/sb-cd.sh"
+as "$sb" submit --wait "$work/sb-cd.sh" > "$work/sb-cd.out" 2>&1
+cd_id=$(sb_id "$work/sb-cd.out")
+as "$sb" logs "$cd_id" > "$work/sb-cd.log" 2>&1
+check "--chdir runs the job in run1/sub of its folder" test "$(cat "$work/sb-cd.log")" = "$work/spool/jobs/$cd_id/run1/sub"
+check "that folder belongs to the job's account" test "$(stat -c %U "$work/spool/jobs/$cd_id/run1/sub")" = antenna-it6
+scontrol -o show job "$(job_field "$sb" "$cd_id" slurm_job_id)" > "$work/sb-cd.sctl" 2>&1
+check "Slurm has the user's comment and Antenna's tag apart" grep -qE 'Comment=my-sweep .*AdminComment=antenna:|AdminComment=antenna:[^ ]* .*Comment=my-sweep' "$work/sb-cd.sctl"
 
 # two nodes: the dry-run quote counts every node's GPUs; Slurm is asked for two nodes
 printf '#!/bin/bash\n#SBATCH -N 2\n#SBATCH --gpus-per-node=4\n#SBATCH -t 10\nsrun hostname\n' > "$work/sb-2n.sh"

@@ -765,6 +765,15 @@ static void validate_refuses_an_output_path_outside_the_folder(void **state)
     expect_refusal(&r, NULL, "output", "invalid_output");
 }
 
+static void validate_refuses_an_output_whose_name_pattern_makes_a_path(void **state)
+{
+    (void)state;
+    jobreq r = valid_request();
+    snprintf(r.name, sizeof r.name, "../x");
+    snprintf(r.output, sizeof r.output, "%%x.out");
+    expect_refusal(&r, NULL, "output", "invalid_output");
+}
+
 static void output_expand_gives_antenna_ids_name_and_user(void **state)
 {
     (void)state;
@@ -986,6 +995,7 @@ int main(void)
         cmocka_unit_test(validate_refuses_fewer_tasks_than_nodes),
         cmocka_unit_test(validate_refuses_requeue),
         cmocka_unit_test(validate_refuses_an_output_path_outside_the_folder),
+        cmocka_unit_test(validate_refuses_an_output_whose_name_pattern_makes_a_path),
         cmocka_unit_test(output_expand_gives_antenna_ids_name_and_user),
         cmocka_unit_test(output_expand_gives_array_ids_and_zero_padding),
         cmocka_unit_test(output_expand_refuses_the_node_name_pattern),
