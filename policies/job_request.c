@@ -509,6 +509,11 @@ static int check_texts(const jobreq *r, const jobreq_limits *lim, jobreq_error *
                     "SECONDS 0 to 65535 (e.g. B:USR1@120)");
     if (r->exclusive != 0 && r->exclusive != 1)
         return fail(err, "exclusive", "invalid_value", "exclusive must be true or false");
+    if (r->exclusive == 1)
+        return fail(err, "exclusive", "invalid_exclusive",
+                    "exclusive is refused: Slurm gives an exclusive job every GPU of its nodes, "
+                    "more than it asks and is charged for; ask for the GPUs you need (e.g. "
+                    "--gpus-per-node=8 for whole nodes)");
     if (r->requeue < -1 || r->requeue > 1)
         return fail(err, "requeue", "invalid_value", "requeue must be true or false");
     if (r->requeue == 1)

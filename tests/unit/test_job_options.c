@@ -42,7 +42,7 @@ static void json_round_trips_every_option(void **state)
     snprintf(r.env_export, sizeof r.env_export, "NONE,A=1");
     snprintf(r.chdir, sizeof r.chdir, "run");
     snprintf(r.signal, sizeof r.signal, "B:USR1@60");
-    r.exclusive = 1;
+    r.exclusive = 0;
     snprintf(r.constraint, sizeof r.constraint, "a100");
     r.requeue = 0;
     snprintf(r.comment, sizeof r.comment, "mine");

@@ -757,6 +757,14 @@ static void validate_refuses_requeue(void **state)
     assert_int_equal(jobreq_validate(&r, NULL, NULL), 0);
 }
 
+static void validate_refuses_exclusive(void **state)
+{
+    (void)state;
+    jobreq r = valid_request();
+    r.exclusive = 1;
+    expect_refusal(&r, NULL, "exclusive", "invalid_exclusive");
+}
+
 static void validate_refuses_an_output_path_outside_the_folder(void **state)
 {
     (void)state;
@@ -994,6 +1002,7 @@ int main(void)
         cmocka_unit_test(validate_refuses_two_ways_of_asking_gpus),
         cmocka_unit_test(validate_refuses_fewer_tasks_than_nodes),
         cmocka_unit_test(validate_refuses_requeue),
+        cmocka_unit_test(validate_refuses_exclusive),
         cmocka_unit_test(validate_refuses_an_output_path_outside_the_folder),
         cmocka_unit_test(validate_refuses_an_output_whose_name_pattern_makes_a_path),
         cmocka_unit_test(output_expand_gives_antenna_ids_name_and_user),
