@@ -125,6 +125,8 @@ gpt=$(sb_id "$work/sb-gpt.out")
 c=$(ledger "SELECT gpu_seconds FROM ledger WHERE job_id=$gpt AND kind='charge'")
 e=$(ledger "SELECT 3 * (ended_at - started_at) FROM jobs WHERE id=$gpt")
 check "-n 3 --gpus-per-task=1 is charged 3 x elapsed ($c = $e GPU-seconds)" test -n "$c" -a "$c" = "$e" -a "${e:-0}" -ge 9
+c=$(ledger "SELECT cpu_seconds FROM ledger WHERE job_id=$gpt AND kind='charge'")
+check "and its 3 CPUs (3 tasks x 1) 3 x elapsed ($c = $e CPU-seconds)" test -n "$c" -a "$c" = "$e"
 scontrol -o show job "$(job_field "$sb" "$gpt" slurm_job_id)" > "$work/sb-gpt.sctl" 2>&1
 check "Slurm got 3 tasks with a GPU each" grep -qE 'NumTasks=3 .*TresPerTask=gres:gpu:(h100:)?1' "$work/sb-gpt.sctl"
 check "Slurm allocated it 3 CPUs and 3 GPUs, as charged" grep -qE 'TRES=cpu=3,[^ ]*gres/gpu=3' "$work/sb-gpt.sctl"
