@@ -91,7 +91,8 @@ enum opt_id {
     OPT_REASON,
     OPT_GPU_HOURS,
     OPT_CPU_HOURS,
-    OPT_ARRAY, /* submit: sbatch's --array spec, sent as the "array" field */
+    OPT_IGNORE_UNSUPPORTED, /* submit: skip unknown #SBATCH options with a warning */
+    OPT_STDERR,             /* logs: the job's --error stream */
     OPT_COUNT
 };
 
@@ -619,29 +620,6 @@ static void default_name(const char *path, jobreq *r)
     if (jobreq_validate(&probe, NULL, NULL) == 0) memcpy(r->name, base, n + 1);
 }
 
-static json_t *request_json(const jobreq *r, unsigned set)
-{
-    json_t *o = json_object();
-    if (o == NULL) return NULL;
-    int bad = json_object_set_new(o, "script", json_string(r->script));
-    if (r->name[0] != '\0') bad |= json_object_set_new(o, "name", json_string(r->name));
-    if (set & SBATCH_SET_GPUS) {
-        bad |= json_object_set_new(o, "gpus", json_integer(r->gpus));
-        if (r->gpu_type[0] != '\0')
-            bad |= json_object_set_new(o, "gpu_type", json_string(r->gpu_type));
-    }
-    if (set & SBATCH_SET_CPUS)
-        bad |= json_object_set_new(o, "cpus_per_task", json_integer(r->cpus_per_task));
-    if (set & SBATCH_SET_MEM) bad |= json_object_set_new(o, "mem_mb", json_integer(r->mem_mb));
-    if (set & SBATCH_SET_TIME)
-        bad |= json_object_set_new(o, "time_minutes", json_integer(r->time_minutes));
-    if (bad) {
-        json_decref(o);
-        return NULL;
-    }
-    return o;
-}
-
 /* Follows a job until it ends, printing each state change to `progress`. Returns the exit status
  * (the job's, or 1 / 3 when the server refuses or cannot be reached); *final gets the last job
  * object (new reference) when the job ended. */
@@ -761,7 +739,9 @@ static int run_submit(cli *c, args *a)
     }
     sbatch_opts opts;
     sbatch_opts_init(&opts);
-    int prc = sbatch_script_parse(text, len, path, &opts, warn_directive, NULL, err, sizeof err);
+    unsigned pflags = a->given[OPT_IGNORE_UNSUPPORTED] ? SBATCH_IGNORE_UNSUPPORTED : 0;
+    int prc =
+        sbatch_script_parse(text, len, path, pflags, &opts, warn_directive, NULL, err, sizeof err);
     if (prc != 0) {
         print_error("%s", err);
         goto fail_script;
@@ -777,17 +757,12 @@ static int run_submit(cli *c, args *a)
         print_error("%s: %s", path, jerr.message);
         goto fail_script;
     }
-    json_t *body = request_json(&req, opts.set);
-    if (a->given[OPT_ARRAY] && a->given[OPT_WAIT]) {
+    json_t *body = sbatch_request_json(&req, opts.set);
+    if (body != NULL && a->given[OPT_WAIT] && json_object_get(body, "array") != NULL) {
         json_decref(body);
         rc = usage_error(&cmd_submit, "--wait follows one job, not an array: follow the array "
                                       "with antenna show ID");
         goto fail_script;
-    }
-    if (body != NULL && a->given[OPT_ARRAY] &&
-        json_object_set_new(body, "array", json_string(a->value[OPT_ARRAY])) != 0) {
-        json_decref(body);
-        body = NULL;
     }
     if (body != NULL && dry_run && json_object_set_new(body, "dry_run", json_true()) != 0) {
         json_decref(body);
@@ -1051,7 +1026,9 @@ static int run_logs(cli *c, args *a)
     api_client_response r;
     api_client_response_init(&r);
     char path[96];
-    snprintf(path, sizeof path, "/v1/jobs/%lld/output", id);
+    const char *stream = a->given[OPT_STDERR] ? "stream=stderr&" : "";
+    snprintf(path, sizeof path, "/v1/jobs/%lld/output%s%.*s", id, stream[0] ? "?" : "",
+             stream[0] ? (int)strlen(stream) - 1 : 0, stream);
     rc = call(c, "GET", path, NULL, out, &r, NULL);
     fflush(out);
     if (rc != 0) goto done;
@@ -1084,7 +1061,8 @@ static int run_logs(cli *c, args *a)
         char err[1024];
         int failure = 0;
         for (;;) {
-            snprintf(path, sizeof path, "/v1/jobs/%lld/output?offset=%" PRIu64, id, offset);
+            snprintf(path, sizeof path, "/v1/jobs/%lld/output?%soffset=%" PRIu64, id, stream,
+                     offset);
             int arc =
                 api_client_request(c->api, "GET", path, NULL, out, &r, &failure, err, sizeof err);
             offset += r.streamed; /* counts what reached stdout even when the transfer broke */
@@ -2167,7 +2145,28 @@ static const optdef submit_opts[] = {
     {"--gpus", 'G', true, OPT_JOB},
     {"--gres", 0, true, OPT_JOB},
     {"--mem", 0, true, OPT_JOB},
-    {"--array", 'a', true, OPT_ARRAY},
+    {"--nodes", 'N', true, OPT_JOB},
+    {"--ntasks", 'n', true, OPT_JOB},
+    {"--ntasks-per-node", 0, true, OPT_JOB},
+    {"--gpus-per-node", 0, true, OPT_JOB},
+    {"--gpus-per-task", 0, true, OPT_JOB},
+    {"--cpus-per-gpu", 0, true, OPT_JOB},
+    {"--mem-per-gpu", 0, true, OPT_JOB},
+    {"--mem-per-cpu", 0, true, OPT_JOB},
+    {"--partition", 'p', true, OPT_JOB},
+    {"--output", 'o', true, OPT_JOB},
+    {"--error", 'e', true, OPT_JOB},
+    {"--export", 0, true, OPT_JOB},
+    {"--chdir", 'D', true, OPT_JOB},
+    {"--signal", 0, true, OPT_JOB},
+    {"--exclusive", 0, false, OPT_JOB},
+    {"--constraint", 'C', true, OPT_JOB},
+    {"--requeue", 0, false, OPT_JOB},
+    {"--no-requeue", 0, false, OPT_JOB},
+    {"--comment", 0, true, OPT_JOB},
+    {"--array", 'a', true, OPT_JOB},
+    {"--dependency", 'd', true, OPT_JOB},
+    {"--ignore-unsupported", 0, false, OPT_IGNORE_UNSUPPORTED},
     {"--wait", 'W', false, OPT_WAIT},
     {"--dry-run", 0, false, OPT_DRY_RUN},
     {"--json", 0, false, OPT_JSON},
@@ -2183,6 +2182,7 @@ static const optdef audit_verify_opts[] = {{"--json", 0, false, OPT_JSON},
 static const optdef jobs_opts[] = {
     {"--json", 0, false, OPT_JSON}, {"--limit", 'n', true, OPT_LIMIT}, {NULL, 0, false, OPT_COUNT}};
 static const optdef logs_opts[] = {{"--follow", 'f', false, OPT_FOLLOW},
+                                   {"--stderr", 0, false, OPT_STDERR},
                                    {"--json", 0, false, OPT_JSON},
                                    {"--raw", 0, false, OPT_RAW},
                                    {NULL, 0, false, OPT_COUNT}};
@@ -2314,8 +2314,10 @@ static const command cmd_submit = {
     "submit",
     "antenna submit [OPTIONS] [--wait | --dry-run] [--json] SCRIPT",
     "Submits a batch script, like sbatch. The script's #SBATCH lines are read as sbatch reads\n"
-    "them (only in the comment block at the top); options Antenna does not handle are warned\n"
-    "about and ignored. Options given here override the script's.\n"
+    "them (only in the comment block at the top); an option Antenna does not handle is refused\n"
+    "and nothing is queued, unless --ignore-unsupported (then it is warned about and skipped).\n"
+    "Options given here override the script's. README.md's options table says how each one\n"
+    "is charged.\n"
     "\n"
     "Job options:\n"
     "  -J, --job-name NAME       job name (default: the script's file name)\n"
@@ -2324,11 +2326,24 @@ static const command cmd_submit = {
     "  -G, --gpus [TYPE:]N       GPUs, e.g. 2 or h100:2\n"
     "      --gres gpu[:TYPE][:N] GPUs as a GRES, e.g. gpu:h100:2\n"
     "      --mem SIZE            memory per node, e.g. 8G (suffix K, M, G or T; default M)\n"
+    "  -N, --nodes N|MIN-MAX     nodes (a range is held and charged at MAX)\n"
+    "  -n, --ntasks N            tasks;  --ntasks-per-node N  tasks on each node\n"
+    "      --gpus-per-node [TYPE:]N, --gpus-per-task [TYPE:]N, --cpus-per-gpu N\n"
+    "      --mem-per-cpu SIZE, --mem-per-gpu SIZE\n"
+    "  -p, --partition NAME      one of the partitions your partner may use\n"
+    "  -o, --output PATTERN      stdout file in the job's folder (%j %A %a %x %u %%)\n"
+    "  -e, --error PATTERN       stderr apart (antenna logs --stderr)\n"
+    "      --export ALL|NONE|[ALL,]NAME=value,...  only NAME=value items travel\n"
+    "  -D, --chdir DIR           a folder inside the job's folder\n"
+    "      --signal [R:|B:]SIG[@SECONDS], -C/--constraint FEATURES, --no-requeue,\n"
+    "      --comment TEXT, -a/--array SPEC, -d/--dependency SPEC\n"
+    "      (--exclusive and --requeue are read but refused: README.md says why)\n"
     "  -a, --array SPEC          a job array, as sbatch: 0-15, 0,4,7, 0-15:4, 1-7%2 (at most\n"
     "                            2 tasks at once); each task is a job of its own, the array\n"
     "                            is admitted or refused as a whole (tasks x the cost of one)\n"
     "\n"
     "Other options:\n"
+    "      --ignore-unsupported  skip #SBATCH options Antenna does not handle (warned)\n"
     "  -W, --wait                follow the job until it ends; exit with 0 if it completed,\n"
     "                            else with its exit code (or 1)\n"
     "      --dry-run             queue nothing: ask whether the job would be admitted, its\n"
@@ -2403,16 +2418,19 @@ static const command cmd_cancel = {
 static const command cmd_logs = {
     NULL,
     "logs",
-    "antenna logs [--follow | --json] [--raw] ID | ID_TASK",
+    "antenna logs [--follow | --json] [--raw] [--stderr] ID | ID_TASK",
     "Prints the job's output (stdout and stderr) so far, a chunk at a time; ID_TASK (e.g.\n"
     "12_3) is the output of one task of array 12.\n"
+    "A job whose script set --error apart from --output has its stderr apart: --stderr\n"
+    "prints that one.\n"
     "On a terminal, control characters the job wrote (escape sequences, other C0 and C1\n"
     "characters, DEL; not newline or tab) are shown as \\xNN so that they cannot act on the\n"
     "terminal; when stdout is not a terminal (a pipe, a file) the bytes pass unchanged.\n"
     "\n"
     "  -f, --follow   keep printing new output until the job ends\n"
     "  --json         print {\"id\", \"state\", \"output\"} as JSON instead\n"
-    "  --raw          pass the bytes unchanged to a terminal too\n",
+    "  --raw          pass the bytes unchanged to a terminal too\n"
+    "  --stderr       the job's stderr stream (when its --error is apart)\n",
     logs_opts,
     1,
     1,

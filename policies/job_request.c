@@ -4,6 +4,8 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <signal.h>
+#include <stddef.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -27,6 +29,7 @@ void jobreq_init(jobreq *r)
     r->cpus_per_task = 1;
     r->mem_mb = 0;
     r->time_minutes = 60;
+    r->requeue = -1;
 }
 
 /* Parses s[0..n) as a non-empty run of decimal digits worth at most `max`. Returns 0 and sets *out,
@@ -371,7 +374,8 @@ static int check_name(const jobreq *r, jobreq_error *err)
     return 0;
 }
 
-static int check_gpu_type(const jobreq *r, const jobreq_limits *lim, jobreq_error *err)
+static int check_gpu_type(const jobreq *r, int total_gpus, const jobreq_limits *lim,
+                          jobreq_error *err)
 {
     size_t n = strnlen(r->gpu_type, sizeof r->gpu_type);
     if (n == 0) return 0;
@@ -384,11 +388,12 @@ static int check_gpu_type(const jobreq *r, const jobreq_limits *lim, jobreq_erro
             return fail(err, "gpu_type", "invalid_gpu_type",
                         "gpu_type may only contain letters, digits, '_' and '-' (not first); use "
                         "the site's GPU type name (e.g. h100)");
-    if (r->gpus == 0)
-        return fail(err, "gpu_type", "invalid_gpu_type",
-                    "gpu_type \"%s\" is set but gpus is 0; ask for at least 1 GPU or leave "
-                    "gpu_type empty",
-                    r->gpu_type);
+    if (total_gpus == 0)
+        return fail(
+            err, "gpu_type", "invalid_gpu_type",
+            "gpu_type \"%s\" is set but the job asks no GPU; ask for at least 1 GPU or leave "
+            "gpu_type empty",
+            r->gpu_type);
     if (lim->gpu_types == NULL) return 0;
     char list[160] = "";
     size_t used = 0;
@@ -407,6 +412,477 @@ static int check_gpu_type(const jobreq *r, const jobreq_limits *lim, jobreq_erro
                 r->gpu_type, list);
 }
 
+/* Nodes, tasks and the per-node/per-task GPU and memory options: each in range, and no two ways of
+ * saying the same thing at once. */
+static int check_layout(const jobreq *r, const jobreq_limits *lim, jobreq_error *err)
+{
+    int rc;
+    int max_nodes = lim->max_nodes > 0 ? lim->max_nodes : INT_MAX;
+    if (r->nodes_min < 0 || r->nodes_max < 0 || (r->nodes_max == 0) != (r->nodes_min == 0) ||
+        r->nodes_min > r->nodes_max)
+        return fail(err, "nodes", "invalid_nodes",
+                    "nodes must be N or MIN-MAX with 1 <= MIN <= MAX (got %d-%d); e.g. 2 or 2-4",
+                    r->nodes_min, r->nodes_max);
+    if (r->nodes_max > max_nodes)
+        return fail(err, "nodes", "invalid_nodes",
+                    "the job asks up to %d nodes but this site allows at most %d nodes per job; "
+                    "ask for fewer nodes",
+                    r->nodes_max, max_nodes);
+    static const struct {
+        const char *field;
+        size_t off;
+    } counts[] = {
+        {"ntasks", offsetof(jobreq, ntasks)},
+        {"ntasks_per_node", offsetof(jobreq, ntasks_per_node)},
+        {"gpus_per_node", offsetof(jobreq, gpus_per_node)},
+        {"gpus_per_task", offsetof(jobreq, gpus_per_task)},
+        {"cpus_per_gpu", offsetof(jobreq, cpus_per_gpu)},
+    };
+    for (size_t i = 0; i < sizeof counts / sizeof counts[0]; i++) {
+        int v = *(const int *)((const char *)r + counts[i].off);
+        if (v < 0)
+            return fail(err, counts[i].field, "invalid_value",
+                        "%s must be a positive whole number (got %d), or left out", counts[i].field,
+                        v);
+    }
+    if (r->mem_per_gpu_mb < 0 || r->mem_per_cpu_mb < 0)
+        return fail(err, r->mem_per_gpu_mb < 0 ? "mem_per_gpu_mb" : "mem_per_cpu_mb", "invalid_mem",
+                    "memory sizes must be positive sizes in MiB, or left out");
+    int gpu_ways = (r->gpus > 0) + (r->gpus_per_node > 0) + (r->gpus_per_task > 0);
+    if (gpu_ways > 1)
+        return fail(
+            err, "gpus", "invalid_gpus",
+            "ask GPUs one way only: gpus (the job's total), gpus_per_node or gpus_per_task");
+    int mem_ways = (r->mem_mb > 0) + (r->mem_per_gpu_mb > 0) + (r->mem_per_cpu_mb > 0);
+    if (mem_ways > 1)
+        return fail(err, "mem_mb", "invalid_mem",
+                    "ask memory one way only: mem_mb (per node), mem_per_cpu_mb or mem_per_gpu_mb");
+    if (r->cpus_per_gpu > 0 && r->cpus_per_task != 1)
+        return fail(err, "cpus_per_gpu", "invalid_cpus",
+                    "ask CPUs one way only: cpus_per_task or cpus_per_gpu");
+    if (r->cpus_per_gpu > 0 && r->gpus == 0 && r->gpus_per_node == 0 && r->gpus_per_task == 0)
+        return fail(err, "cpus_per_gpu", "invalid_cpus",
+                    "cpus_per_gpu needs GPUs: ask for gpus, gpus_per_node or gpus_per_task");
+    if (r->mem_per_gpu_mb > 0 && r->gpus == 0 && r->gpus_per_node == 0 && r->gpus_per_task == 0)
+        return fail(err, "mem_per_gpu_mb", "invalid_mem",
+                    "mem_per_gpu_mb needs GPUs: ask for gpus, gpus_per_node or gpus_per_task");
+    int nodes = r->nodes_min > 0 ? r->nodes_min : 1;
+    if (r->ntasks > 0 && r->ntasks < nodes)
+        return fail(err, "ntasks", "invalid_value",
+                    "ntasks (%d) is fewer than the nodes asked (%d); every node runs at least one "
+                    "task: ask for fewer nodes or more tasks",
+                    r->ntasks, nodes);
+    if ((rc = check_range(err, "mem_per_cpu_mb", "invalid_mem", r->mem_per_cpu_mb, 0,
+                          lim->max_mem_mb, INT64_MAX, "use a positive size in MiB",
+                          "ask for less memory")) != 0)
+        return rc;
+    return 0;
+}
+
+/* The text options: partition name, output/error patterns, export, chdir, signal and the free
+ * texts that reach Slurm. */
+static int check_texts(const jobreq *r, const jobreq_limits *lim, jobreq_error *err)
+{
+    int rc;
+    if (r->partition[0] != '\0' && !jobreq_ident_valid(r->partition))
+        return fail(err, "partition", "invalid_partition",
+                    "partition \"%.64s\" is not a valid partition name (letters, digits, '.', '_' "
+                    "and '-')",
+                    r->partition);
+    /* with the job's own name, so that a %x that would make a path is refused now */
+    char name[JOBREQ_FILE_MAX];
+    jobreq_output_ctx ctx = {.job_id = 0, .array_task_id = -1, .name = r->name, .user = "u"};
+    if (r->output[0] != '\0' &&
+        (rc = jobreq_output_expand(r->output, &ctx, "output", name, sizeof name, err)) != 0)
+        return rc;
+    if (r->error[0] != '\0' &&
+        (rc = jobreq_output_expand(r->error, &ctx, "error", name, sizeof name, err)) != 0)
+        return rc;
+    if (r->env_export[0] != '\0' &&
+        (rc = jobreq_export_check(r->env_export, lim->export_deny, err)) != 0)
+        return rc;
+    if (r->chdir[0] != '\0' && (rc = jobreq_chdir_check(r->chdir, err)) != 0) return rc;
+    int signo, secs, batch;
+    if (r->signal[0] != '\0' && jobreq_signal_parse(r->signal, &signo, &secs, &batch) != 0)
+        return fail(err, "signal", "invalid_signal",
+                    "signal must be [R:|B:]SIG[@SECONDS], SIG a number or a name such as USR1, "
+                    "SECONDS 0 to 65535 (e.g. B:USR1@120)");
+    if (r->exclusive != 0 && r->exclusive != 1)
+        return fail(err, "exclusive", "invalid_value", "exclusive must be true or false");
+    if (r->exclusive == 1)
+        return fail(err, "exclusive", "invalid_exclusive",
+                    "exclusive is refused: Slurm gives an exclusive job every GPU of its nodes, "
+                    "more than it asks and is charged for; ask for the GPUs you need (e.g. "
+                    "--gpus-per-node=8 for whole nodes)");
+    if (r->requeue < -1 || r->requeue > 1)
+        return fail(err, "requeue", "invalid_value", "requeue must be true or false");
+    if (r->requeue == 1)
+        return fail(err, "requeue", "invalid_requeue",
+                    "requeue is refused: Slurm would restart the job under the same id and its "
+                    "first run would go uncharged; a job whose node fails ends node_fail, charged "
+                    "what ran: submit it again (--no-requeue, the default, is fine)");
+    static const struct {
+        const char *field;
+        size_t off, len;
+    } texts[] = {
+        {"constraint", offsetof(jobreq, constraint), sizeof r->constraint},
+        {"comment", offsetof(jobreq, comment), sizeof r->comment},
+        {"array", offsetof(jobreq, array), sizeof r->array},
+        {"dependency", offsetof(jobreq, dependency), sizeof r->dependency},
+    };
+    for (size_t i = 0; i < sizeof texts / sizeof texts[0]; i++) {
+        const char *v = (const char *)r + texts[i].off;
+        size_t n = strnlen(v, texts[i].len);
+        if (n == texts[i].len || !text_printable(v, n))
+            return fail(err, texts[i].field, "invalid_value",
+                        "%s must be printable text of at most %zu bytes, without control "
+                        "characters",
+                        texts[i].field, texts[i].len - 1);
+    }
+    for (const char *p = r->constraint; *p; p++)
+        if (!(type_char_ok(*p) || strchr("&|,*[]():.", *p) != NULL))
+            return fail(err, "constraint", "invalid_value",
+                        "constraint may hold node feature names with & | , * [ ] ( ) : . only "
+                        "(e.g. a100&ib)");
+    return 0;
+}
+
+/* a * b into *out, or false when it does not fit an int. */
+static bool mul_ok(int a, int b, int *out)
+{
+    int64_t p = (int64_t)a * (int64_t)b;
+    if (p > INT_MAX || p < 0) return false;
+    *out = (int)p;
+    return true;
+}
+
+int jobreq_totals_get(const jobreq *r, jobreq_totals *t)
+{
+    memset(t, 0, sizeof *t);
+    int nodes = r->nodes_max > 0 ? r->nodes_max : r->nodes_min > 0 ? r->nodes_min : 1;
+    int tasks = nodes;
+    if (r->ntasks > 0)
+        tasks = r->ntasks;
+    else if (r->ntasks_per_node > 0 && !mul_ok(r->ntasks_per_node, nodes, &tasks))
+        return -EOVERFLOW;
+    int gpus = r->gpus > 0 ? r->gpus : 0;
+    if (r->gpus_per_node > 0) {
+        if (!mul_ok(r->gpus_per_node, nodes, &gpus)) return -EOVERFLOW;
+    } else if (r->gpus_per_task > 0) {
+        if (!mul_ok(r->gpus_per_task, tasks, &gpus)) return -EOVERFLOW;
+    }
+    int cpus;
+    if (r->cpus_per_gpu > 0 && gpus > 0) {
+        if (!mul_ok(r->cpus_per_gpu, gpus, &cpus)) return -EOVERFLOW;
+    } else if (!mul_ok(r->cpus_per_task > 0 ? r->cpus_per_task : 1, tasks, &cpus)) {
+        return -EOVERFLOW;
+    }
+    t->nodes = nodes;
+    t->tasks = tasks;
+    t->gpus = gpus;
+    t->cpus = cpus;
+    return 0;
+}
+
+/* Appends n bytes of s to out[len] at *used; false when it does not fit. */
+static bool put(char *out, size_t len, size_t *used, const char *s, size_t n)
+{
+    if (*used + n >= len) return false;
+    memcpy(out + *used, s, n);
+    *used += n;
+    out[*used] = '\0';
+    return true;
+}
+
+int jobreq_output_expand(const char *pattern, const jobreq_output_ctx *ctx, const char *field,
+                         char *out, size_t len, jobreq_error *err)
+{
+    const char *code = "invalid_output";
+    if (field == NULL) field = "output";
+    if (pattern == NULL || out == NULL || len == 0)
+        return fail(err, field, code, "%s needs a file name pattern", field);
+    size_t used = 0;
+    out[0] = '\0';
+    char num[32];
+    for (const char *p = pattern; *p; p++) {
+        if (*p != '%') {
+            if (!put(out, len, &used, p, 1)) goto too_long;
+            continue;
+        }
+        p++;
+        int width = 0;
+        while (*p >= '0' && *p <= '9') {
+            width = width * 10 + (*p - '0');
+            if (width > 20) width = 20;
+            p++;
+        }
+        const char *s = NULL;
+        switch (*p) {
+        case '%':
+            s = "%";
+            break;
+        case 'j':
+        case 'A':
+        case 'a': {
+            long long v;
+            if (*p == 'j')
+                v = ctx ? (long long)ctx->job_id : 0;
+            else if (*p == 'A')
+                v = ctx ? (long long)(ctx->array_job_id > 0 ? ctx->array_job_id : ctx->job_id) : 0;
+            else
+                v = ctx && ctx->array_task_id >= 0 ? ctx->array_task_id : 0;
+            snprintf(num, sizeof num, "%0*lld", width, v);
+            s = num;
+            break;
+        }
+        case 'x':
+            s = ctx && ctx->name ? ctx->name : "x";
+            break;
+        case 'u':
+            s = ctx && ctx->user ? ctx->user : "u";
+            break;
+        case 'N':
+            return fail(err, field, code,
+                        "%s pattern \"%.64s\": %%N (the first node's name) is not known when "
+                        "Antenna names the file, before the job has nodes; use %%j (the job id) "
+                        "instead",
+                        field, pattern);
+        case '\0':
+            return fail(err, field, code,
+                        "%s pattern \"%.64s\" ends with a lone '%%'; write %%%% for a '%%'", field,
+                        pattern);
+        default:
+            return fail(err, field, code,
+                        "%s pattern \"%.64s\": %%%c is not supported; use %%j, %%A, %%a, %%x, %%u "
+                        "or %%%%",
+                        field, pattern, (*p > 0x20 && *p < 0x7f) ? *p : '?');
+        }
+        if (!put(out, len, &used, s, strlen(s))) goto too_long;
+    }
+    if (used == 0 || strcmp(out, ".") == 0 || strcmp(out, "..") == 0 || strchr(out, '/') != NULL)
+        return fail(err, field, code,
+                    "%s must be a bare file name inside the job's own folder (got \"%.64s\"): no "
+                    "'/', no absolute path, not \".\" or \"..\"; e.g. run-%%j.out",
+                    field, pattern);
+    if (!text_printable(out, used))
+        return fail(err, field, code,
+                    "%s must be printable text without control characters; e.g. run-%%j.out",
+                    field);
+    return 0;
+too_long:
+    return fail(err, field, code, "%s expands to more than %zu bytes; use a shorter file name",
+                field, len - 1);
+}
+
+static bool env_name_ok(const char *s, size_t n)
+{
+    if (n == 0 || (s[0] >= '0' && s[0] <= '9')) return false;
+    for (size_t i = 0; i < n; i++)
+        if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') ||
+              (s[i] >= '0' && s[i] <= '9') || s[i] == '_'))
+            return false;
+    return true;
+}
+
+static bool prefix_of(const char *pre, size_t pn, const char *s, size_t n)
+{
+    return n >= pn && memcmp(s, pre, pn) == 0;
+}
+
+/* True when the name s[0..n) is one a job may not be given. */
+static bool env_name_denied(const char *s, size_t n, const char *const *deny)
+{
+    static const char *const builtin[] = {"LD_*", "SLURM_*", "ANTENNA_*", NULL};
+    const char *const *lists[2] = {builtin, deny};
+    for (int l = 0; l < 2; l++) {
+        for (const char *const *d = lists[l]; d != NULL && *d != NULL; d++) {
+            size_t dn = strlen(*d);
+            if (dn > 0 && (*d)[dn - 1] == '*') {
+                if (prefix_of(*d, dn - 1, s, n)) return true;
+            } else if (dn == n && memcmp(*d, s, n) == 0) {
+                return true;
+            }
+        }
+    }
+    return false;
+}
+
+int jobreq_export_check(const char *spec, const char *const *deny, jobreq_error *err)
+{
+    const char *f = "export";
+    const char *code = "invalid_export";
+    if (spec == NULL || spec[0] == '\0')
+        return fail(err, f, code, "export is empty; use ALL, NONE or NAME=value,...");
+    size_t total = strlen(spec);
+    if (!text_printable(spec, total))
+        return fail(err, f, code, "export must be printable text without control characters");
+    const char *p = spec;
+    bool first = true;
+    for (;;) {
+        const char *c = strchr(p, ',');
+        size_t n = c ? (size_t)(c - p) : strlen(p);
+        const char *eq = memchr(p, '=', n);
+        size_t nn = eq ? (size_t)(eq - p) : n;
+        if (first && !eq &&
+            ((n == 3 && memcmp(p, "ALL", 3) == 0) || (n == 4 && memcmp(p, "NONE", 4) == 0))) {
+            /* the leading keyword */
+        } else if (n == 0) {
+            return fail(err, f, code,
+                        "export has an empty item; write NAME=value items apart by "
+                        "commas");
+        } else if (!env_name_ok(p, nn)) {
+            return fail(err, f, code,
+                        "export item \"%.*s\": a variable name is letters, digits and '_', not "
+                        "starting with a digit",
+                        (int)(n > 64 ? 64 : n), p);
+        } else if (env_name_denied(p, nn, deny)) {
+            return fail(err, f, code,
+                        "export name %.*s is refused: LD_*, SLURM_*, ANTENNA_* and the site's "
+                        "listed names cannot be set for a job; remove it",
+                        (int)(nn > 64 ? 64 : nn), p);
+        } else if (!eq) {
+            return fail(err, f, code,
+                        "export item %.*s has no value: Antenna never copies the submitter's own "
+                        "environment to the job; write %.*s=value",
+                        (int)(nn > 64 ? 64 : nn), p, (int)(nn > 64 ? 64 : nn), p);
+        }
+        first = false;
+        if (!c) break;
+        p = c + 1;
+    }
+    return 0;
+}
+
+int jobreq_export_each(const char *spec, int (*fn)(void *arg, const char *item), void *arg)
+{
+    if (jobreq_export_check(spec, NULL, NULL) != 0) return -EINVAL;
+    char item[JOBREQ_EXPORT_MAX];
+    const char *p = spec;
+    for (;;) {
+        const char *c = strchr(p, ',');
+        size_t n = c ? (size_t)(c - p) : strlen(p);
+        if (memchr(p, '=', n) != NULL) {
+            if (n >= sizeof item) return -EINVAL;
+            memcpy(item, p, n);
+            item[n] = '\0';
+            int rc = fn(arg, item);
+            if (rc < 0) return rc;
+        }
+        if (!c) break;
+        p = c + 1;
+    }
+    return 0;
+}
+
+int jobreq_signal_parse(const char *s, int *signo, int *seconds, int *batch_only)
+{
+    static const struct {
+        const char *name;
+        int num;
+    } names[] = {
+        {"HUP", SIGHUP},   {"INT", SIGINT},   {"QUIT", SIGQUIT}, {"ABRT", SIGABRT},
+        {"KILL", SIGKILL}, {"ALRM", SIGALRM}, {"TERM", SIGTERM}, {"USR1", SIGUSR1},
+        {"USR2", SIGUSR2}, {"CONT", SIGCONT}, {"STOP", SIGSTOP}, {"TSTP", SIGTSTP},
+        {"URG", SIGURG},   {"XCPU", SIGXCPU},
+    };
+    if (s == NULL || signo == NULL || seconds == NULL || batch_only == NULL) return -EINVAL;
+    int batch = 0;
+    if ((s[0] == 'B' || s[0] == 'R') && s[1] == ':') {
+        batch = s[0] == 'B';
+        s += 2;
+    }
+    const char *at = strchr(s, '@');
+    size_t n = at ? (size_t)(at - s) : strlen(s);
+    if (n >= 3 && memcmp(s, "SIG", 3) == 0) {
+        s += 3;
+        n -= 3;
+    }
+    int64_t num = -1;
+    if (all_digits(s, n)) {
+        if (parse_digits(s, n, 64, &num) != 0 || num < 1) return -EINVAL;
+    } else {
+        for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+            if (strlen(names[i].name) == n && memcmp(names[i].name, s, n) == 0) num = names[i].num;
+        if (num < 0) return -EINVAL;
+    }
+    int64_t secs = 60;
+    if (at && parse_digits(at + 1, strlen(at + 1), 65535, &secs) != 0) return -EINVAL;
+    *signo = (int)num;
+    *seconds = (int)secs;
+    *batch_only = batch;
+    return 0;
+}
+
+int jobreq_chdir_check(const char *s, jobreq_error *err)
+{
+    const char *f = "chdir";
+    const char *code = "invalid_chdir";
+    if (s == NULL || s[0] == '\0')
+        return fail(err, f, code, "chdir is empty; give a folder inside the job's folder");
+    size_t n = strlen(s);
+    if (!text_printable(s, n))
+        return fail(err, f, code, "chdir must be printable text without control characters");
+    if (s[0] == '/')
+        return fail(err, f, code,
+                    "chdir \"%.64s\" is an absolute path: a job works inside its own folder; give "
+                    "a relative folder such as \"run1\" (Antenna creates it) or leave it out",
+                    s);
+    const char *p = s;
+    for (;;) {
+        const char *c = strchr(p, '/');
+        size_t k = c ? (size_t)(c - p) : strlen(p);
+        if (k == 0 || (k == 2 && p[0] == '.' && p[1] == '.'))
+            return fail(err, f, code,
+                        "chdir \"%.64s\" leaves the job's folder or has an empty part: no \"..\", "
+                        "no \"//\", no trailing '/'; give a relative folder such as \"run1\"",
+                        s);
+        if (!c) break;
+        p = c + 1;
+    }
+    return 0;
+}
+
+/* Writes the NULL-terminated list into buf as "a, b, c". */
+static const char *list_of(const char *const *l, char *buf, size_t len)
+{
+    size_t used = 0;
+    buf[0] = '\0';
+    for (; l != NULL && *l != NULL; l++) {
+        int w = snprintf(buf + used, len - used, "%s%s", used ? ", " : "", *l);
+        if (w < 0 || (size_t)w >= len - used) break;
+        used += (size_t)w;
+    }
+    return used ? buf : "(none)";
+}
+
+static bool in_list(const char *const *l, const char *s)
+{
+    for (; l != NULL && *l != NULL; l++)
+        if (strcmp(*l, s) == 0) return true;
+    return false;
+}
+
+int jobreq_partition_check(const char *partition, const char *const *allowed,
+                           const char *const *known, jobreq_error *err)
+{
+    if (partition == NULL || partition[0] == '\0') return 0;
+    if (in_list(allowed, partition)) return 0;
+    char list[200];
+    list_of(allowed, list, sizeof list);
+    if (known == NULL || !in_list(known, partition)) {
+        fail(err, "partition", "unknown_partition",
+             "partition \"%.64s\" does not exist here; use one of: %s (or leave it out for the "
+             "default)",
+             partition, list);
+        return -ENOENT;
+    }
+    fail(err, "partition", "partition_forbidden",
+         "your partner may not use partition \"%.64s\"; use one of: %s (or leave it out for the "
+         "default)",
+         partition, list);
+    return -EACCES;
+}
+
 int jobreq_validate(const jobreq *r, const jobreq_limits *lim, jobreq_error *err)
 {
     if (r == NULL)
@@ -415,10 +891,25 @@ int jobreq_validate(const jobreq *r, const jobreq_limits *lim, jobreq_error *err
     int rc;
     if ((rc = check_script(r, lim, err)) != 0) return rc;
     if ((rc = check_name(r, err)) != 0) return rc;
-    if ((rc = check_range(err, "gpus", "invalid_gpus", r->gpus, 0, lim->max_gpus, INT_MAX,
+    if ((rc = check_range(err, "gpus", "invalid_gpus", r->gpus, 0, INT_MAX, INT_MAX,
                           "ask for 0 or more GPUs", "ask for fewer GPUs")) != 0)
         return rc;
-    if ((rc = check_gpu_type(r, lim, err)) != 0) return rc;
+    if ((rc = check_layout(r, lim, err)) != 0) return rc;
+    jobreq_totals t;
+    if (jobreq_totals_get(r, &t) != 0)
+        return fail(err, "gpus", "invalid_gpus",
+                    "the job's GPU or CPU total does not fit a number; ask for fewer nodes, tasks "
+                    "or GPUs");
+    if (t.gpus > lim->max_gpus)
+        return fail(err, "gpus", "invalid_gpus",
+                    "the job asks %d GPUs in all (%s) but this site allows at most %d GPUs per "
+                    "job; ask for fewer nodes or GPUs",
+                    t.gpus,
+                    r->gpus_per_node > 0   ? "nodes x gpus_per_node"
+                    : r->gpus_per_task > 0 ? "tasks x gpus_per_task"
+                                           : "gpus",
+                    lim->max_gpus);
+    if ((rc = check_gpu_type(r, t.gpus, lim, err)) != 0) return rc;
     if ((rc = check_range(err, "cpus_per_task", "invalid_cpus", r->cpus_per_task, 1, lim->max_cpus,
                           INT_MAX, "ask for at least 1 CPU", "ask for fewer CPUs per task")) != 0)
         return rc;
@@ -430,5 +921,6 @@ int jobreq_validate(const jobreq *r, const jobreq_limits *lim, jobreq_error *err
                           "use 0 for Slurm's default or a positive size in MiB",
                           "ask for less memory")) != 0)
         return rc;
+    if ((rc = check_texts(r, lim, err)) != 0) return rc;
     return 0;
 }

@@ -31,6 +31,7 @@
 
 #include "auth.h"
 #include "job_array.h"
+#include "job_options.h"
 #include "job_output.h"
 #include "log.h"
 #include "policy.h"
@@ -257,6 +258,7 @@ static json_t *job_json(const store_job *j, const registry_live *live)
                         j->array_job_id > 0 ? json_integer(j->array_job_id) : json_null());
     json_object_set_new(o, "array_task_id",
                         j->array_job_id > 0 ? json_integer(j->array_task_id) : json_null());
+    json_object_set_new(o, "cpus", json_integer(registry_job_cpus(j)));
     return o;
 }
 
@@ -543,17 +545,28 @@ static bool idem_key_valid(const char *k)
     return true;
 }
 
+/* What render_job adds to the job object: the array it opens (NULL for a plain job) and the
+ * job's sbatch options as stored (NULL for none). */
+struct render_ctx {
+    const job_array *arr;
+    const char *options;
+};
+
 /* registry_submit's render: the 202 body of a new job, the same job object as GET answers.
- * Runs inside the registry's change (its committer thread). */
+ * Runs inside the registry's change (its committer thread). `arg` is a struct render_ctx. */
 static char *render_job(const store_job *j, const registry_live *live, void *arg)
 {
-    const job_array *arr = arg; /* NULL for a plain job */
+    const struct render_ctx *ctx = arg;
     json_t *o = job_json(j, live);
-    if (o != NULL && arr != NULL)
+    if (o != NULL && job_options_merge(o, ctx ? ctx->options : NULL) < 0) {
+        json_decref(o);
+        return NULL;
+    }
+    if (o != NULL && ctx != NULL && ctx->arr != NULL)
         json_object_set_new(o, "array",
                             json_pack("{s:I,s:s,s:i,s:i}", "array_job_id", (json_int_t)j->id,
-                                      "spec", arr->spec, "task_count", (int)arr->n_tasks,
-                                      "max_running", arr->max_running));
+                                      "spec", ctx->arr->spec, "task_count", (int)ctx->arr->n_tasks,
+                                      "max_running", ctx->arr->max_running));
     char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
     json_decref(o);
     return s;
@@ -568,13 +581,25 @@ static json_t *job_body_read(api_call *c, const char *ct, const char *body, size
                              const jobreq_limits *lim, int max_array_tasks, jobreq *r,
                              bool *dry_run, job_array *arr)
 {
-    static const struct field fields[] = {
+    static const struct field base[] = {
         {"script", F_STR, true},        {"name", F_STR, false},          {"gpus", F_INT, false},
         {"gpu_type", F_STR, false},     {"cpus_per_task", F_INT, false}, {"mem_mb", F_INT, false},
         {"time_minutes", F_INT, false}, {"dry_run", F_BOOL, false},      {"array", F_STR, false},
     };
+    /* the base fields, then the sbatch options job_options.c names */
+    struct field fields[sizeof base / sizeof base[0] + 32];
+    size_t nfields = sizeof base / sizeof base[0];
+    memcpy(fields, base, sizeof base);
+    for (const job_options_field *f = job_options_fields;
+         f->name != NULL && nfields < sizeof fields / sizeof fields[0]; f++)
+        fields[nfields++] = (struct field){f->name,
+                                           f->kind == JOB_OPT_STR    ? F_STR
+                                           : f->kind == JOB_OPT_BOOL ? F_BOOL
+                                                                     : F_INT,
+                                           false};
     jobreq_error jerr;
-    json_t *o = parse_json_body(c, ct, body, len, fields, sizeof fields / sizeof fields[0]);
+    char bad[64];
+    json_t *o = parse_json_body(c, ct, body, len, fields, nfields);
     if (o == NULL) return NULL;
     jobreq_init(r);
     r->script = str_field(o, "script", NULL);
@@ -589,6 +614,11 @@ static json_t *job_body_read(api_call *c, const char *ct, const char *body, size
     r->cpus_per_task = (int)int_field(o, "cpus_per_task", r->cpus_per_task);
     r->mem_mb = int_field(o, "mem_mb", r->mem_mb);
     r->time_minutes = (int)int_field(o, "time_minutes", r->time_minutes);
+    if (job_options_read(o, r, bad, sizeof bad) < 0) {
+        set_error(c, 400, "invalid_value",
+                  "field \"%s\" is out of range or too long; see docs/API.md for its form", bad);
+        goto fail;
+    }
     if (jobreq_validate(r, lim, &jerr) < 0) {
         set_error(c, 400, jerr.code, "%s", jerr.message);
         goto fail;
@@ -633,6 +663,26 @@ int api_job_body_check(const char *content_type, const char *body, size_t len,
     return -EINVAL;
 }
 
+/* Checks the partition a job asks against those the caller's partner may use, and fills in the
+ * partner's default when it asks none. Returns false with the error answer set (400 unknown,
+ * 403 forbidden, naming the allowed ones). */
+static bool job_partition_pick(api_call *c, jobreq *r)
+{
+    const config *site = c->a->opt.site;
+    if (site == NULL) return true;
+    jobreq_error jerr;
+    int rc = jobreq_partition_check(r->partition, config_partitions_for(site, c->user.partner),
+                                    site->partition_list, &jerr);
+    if (rc < 0) {
+        set_error(c, rc == -EACCES ? 403 : 400, jerr.code, "%s", jerr.message);
+        return false;
+    }
+    if (r->partition[0] == '\0')
+        snprintf(r->partition, sizeof r->partition, "%s",
+                 config_default_partition_for(site, c->user.partner));
+    return true;
+}
+
 static void h_jobs_post(api_call *c)
 {
     const char *idem = http_request_header(c->req, "Idempotency-Key");
@@ -646,24 +696,40 @@ static void h_jobs_post(api_call *c)
     jobreq r;
     bool dry_run = false;
     size_t in_len = 0;
+    char *opts_text = NULL;
     const char *in = http_request_body(c->req, &in_len);
     job_array arr;
     job_array_init(&arr);
     json_t *o = job_body_read(c, http_request_header(c->req, "Content-Type"), in, in_len,
                               &c->a->opt.limits, c->a->opt.max_array_tasks, &r, &dry_run, &arr);
     if (o == NULL) return;
+    if (!job_partition_pick(c, &r)) goto out;
+    jobreq_totals tot;
+    if (jobreq_totals_get(&r, &tot) < 0) { /* jobreq_validate refused it already */
+        set_error(c, 400, "invalid_gpus", "the job's GPU or CPU total does not fit a number");
+        goto out;
+    }
+    json_t *opts = job_options_json(&r);
+    opts_text = opts ? json_dumps(opts, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+    json_decref(opts);
+    if (opts_text == NULL) {
+        set_error(c, 500, "internal", "out of memory reading the job's options; try again");
+        goto out;
+    }
     /* A job naming no GPU type runs, and is billed, as the site's default type. */
-    if (r.gpus > 0 && r.gpu_type[0] == '\0' && c->a->opt.limits.gpu_types != NULL &&
+    if (tot.gpus > 0 && r.gpu_type[0] == '\0' && c->a->opt.limits.gpu_types != NULL &&
         c->a->opt.limits.gpu_types[0] != NULL)
         snprintf(r.gpu_type, sizeof r.gpu_type, "%s", c->a->opt.limits.gpu_types[0]);
 
     registry_submit s;
+    struct render_ctx rctx;
     memset(&s, 0, sizeof s);
     store_job *j = &s.job;
     j->user_id = c->user.id;
     snprintf(j->user, sizeof j->user, "%s", c->user.name);
     snprintf(j->name, sizeof j->name, "%s", r.name);
-    j->gpus = r.gpus;
+    j->gpus = tot.gpus; /* every GPU of the job: the cost, hold, charge and caps count these */
+    j->cpus = tot.cpus;
     snprintf(j->gpu_type, sizeof j->gpu_type, "%s", r.gpu_type);
     j->cpus_per_task = r.cpus_per_task;
     j->mem_mb = r.mem_mb;
@@ -692,11 +758,12 @@ static void h_jobs_post(api_call *c)
     size_t body_len = 0;
     const char *body = http_request_body(c->req, &body_len);
     s.script = r.script;
+    s.options = strcmp(opts_text, "{}") == 0 ? NULL : opts_text;
     s.render = render_job;
-    if (arr.n_tasks > 0) {
-        s.array = &arr;
-        s.render_arg = &arr;
-    }
+    rctx.arr = arr.n_tasks > 0 ? &arr : NULL;
+    rctx.options = s.options;
+    if (arr.n_tasks > 0) s.array = &arr;
+    s.render_arg = &rctx;
     if (idem != NULL) {
         /* auth_token_hash hashes up to the first NUL; a body that parsed as JSON has none. */
         if (strlen(body) != body_len || auth_token_hash(body, hash, sizeof hash) < 0) {
@@ -730,7 +797,9 @@ static void h_jobs_post(api_call *c)
         c->kick = true;
     }
     if (s.body == NULL) { /* the registry made no answer (only with a key must it) */
-        set_json(c, 202, job_json_now(c->a, j, time(NULL)));
+        json_t *answer = job_json_now(c->a, j, time(NULL));
+        if (answer != NULL) job_options_merge(answer, s.options);
+        set_json(c, 202, answer);
         goto out_s;
     }
     free(c->body);
@@ -743,6 +812,7 @@ out_s:
     free(s.body);
 out:
     job_array_close(&arr);
+    free(opts_text);
     json_decref(o);
 }
 
@@ -838,9 +908,14 @@ static bool load_own_job(api_call *c, store_job *j)
 static void h_job_get(api_call *c)
 {
     store_job j;
+    char *opts = NULL;
     if (!load_own_job(c, &j)) return;
+    if (store_failed(c, store_job_options_get(c->a->st, j.id, &opts), "read the job")) return;
     int64_t now = time(NULL);
     json_t *o = job_json_now(c->a, &j, now);
+    if (o != NULL && job_options_merge(o, opts) < 0)
+        LOG(LOG_WARN, "job %" PRId64 ": its stored options are not a JSON object", j.id);
+    free(opts);
     if (o != NULL && !c->by_task && j.array_job_id == j.id) { /* the array's id: all its tasks */
         bool failed;
         json_t *a = array_json(c, j.id, true, now, &failed);
@@ -949,8 +1024,32 @@ static void h_job_output(api_call *c)
         set_error(c, 400, "invalid_value", "offset must be a non-negative integer");
         return;
     }
+    char stream[16];
+    int qrc = query_str(http_request_query(c->req), "stream", stream, sizeof stream);
+    if (qrc == -EINVAL || (qrc == 0 && strcmp(stream, "stdout") != 0 && strcmp(stream, "stderr"))) {
+        set_error(c, 400, "invalid_value", "stream must be stdout or stderr");
+        return;
+    }
+    broker_stream which = qrc == 0 && strcmp(stream, "stderr") == 0 ? BROKER_STDERR : BROKER_STDOUT;
+    char *opts_text = NULL;
+    if (store_failed(c, store_job_options_get(c->a->st, j.id, &opts_text), "read the job")) return;
+    jobreq opts;
+    jobreq_init(&opts);
+    int orc = job_options_parse(opts_text, &opts);
+    free(opts_text);
     broker_options bo = {.spool_dir = c->a->spool_dir};
-    broker_job_output_path(&bo, (long long)j.id, path, sizeof path);
+    int prc = orc < 0 ? orc : broker_job_stream_path(&bo, &j, &opts, which, path, sizeof path);
+    if (prc == -ENOENT) {
+        set_error(c, 404, "no_stderr_stream",
+                  "job %" PRId64 " has no stderr apart: its script sets no --error of its own, so "
+                  "its stderr is in its output (antenna logs %" PRId64 ")",
+                  c->id, c->id);
+        return;
+    }
+    if (prc < 0) {
+        set_error(c, 500, "internal", "job %" PRId64 "'s output file cannot be named", c->id);
+        return;
+    }
     snprintf(c->job_state, sizeof c->job_state, "%s", j.state);
     job_output_chunk ch;
     if (strcmp(j.state, STORE_STATE_QUEUED) == 0) { /* never dispatched: no folder, no file */

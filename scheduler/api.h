@@ -22,6 +22,7 @@
 #include "account.h"
 #include "audit.h"
 #include "broker.h"
+#include "config.h"
 #include "http_server.h"
 #include "job_request.h"
 #include "reconciler.h"
@@ -47,6 +48,8 @@ typedef struct api_options {
     int64_t token_max_lifetime_s;      /* the longest lifetime that may be asked; 0 = none */
     reconciler *reconciler; /* GET /v1/reconcile (borrowed); NULL = no accounting (503) */
     int max_array_tasks;    /* tasks per job array ("array" of POST /v1/jobs); 0 = 1000 */
+    const config *site;     /* the partitions each partner may use (config_partitions_for;
+                               borrowed); NULL = any valid partition name, default "" */
 } api_options;
 
 /* Creates the API over `reg` (borrowed: every change goes through it; reads go to

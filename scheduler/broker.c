@@ -6,6 +6,7 @@
 #include "broker.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <malloc.h>
@@ -20,6 +21,7 @@
 #include <unistd.h>
 
 #include "fault.h"
+#include "job_options.h"
 #include "log.h"
 
 #define DISPATCH_BATCH   128 /* jobs begun per registry call */
@@ -115,6 +117,99 @@ char *broker_job_output_path(const broker_options *opt, long long id, char *buf,
 {
     job_path(opt->spool_dir, id, "output.log", buf, len);
     return buf;
+}
+
+/* The expanded file name of `pattern` for job j, or "output.log" when pattern is empty. */
+static int stream_name(const store_job *j, const char *pattern, char *name, size_t len)
+{
+    if (pattern == NULL || pattern[0] == '\0') {
+        snprintf(name, len, "output.log");
+        return 0;
+    }
+    jobreq_output_ctx ctx = {.job_id = j->id,
+                             .array_job_id = j->array_job_id,
+                             .array_task_id = j->array_job_id > 0 ? j->array_task_id : -1,
+                             .name = j->name,
+                             .user = j->unix_user};
+    return jobreq_output_expand(pattern, &ctx, "output", name, len, NULL) < 0 ? -EINVAL : 0;
+}
+
+int broker_job_stream_path(const broker_options *opt, const store_job *j, const jobreq *r,
+                           broker_stream stream, char *buf, size_t len)
+{
+    char out[JOBREQ_FILE_MAX], err[JOBREQ_FILE_MAX];
+    if (stream_name(j, r ? r->output : NULL, out, sizeof out) < 0) return -EINVAL;
+    const char *name = out;
+    if (stream == BROKER_STDERR) {
+        if (r == NULL || r->error[0] == '\0') return -ENOENT;
+        if (stream_name(j, r->error, err, sizeof err) < 0) return -EINVAL;
+        if (strcmp(err, out) == 0) return -ENOENT;
+        name = err;
+    }
+    int n = job_path(opt->spool_dir, (long long)j->id, name, buf, len);
+    return n < 0 || (size_t)n >= len ? -EINVAL : 0;
+}
+
+/* Creates the --chdir folders `rel` (checked by jobreq_chdir_check) under the job folder `dir`,
+ * owned by uid:gid, one component at a time without following links; an existing component must
+ * be a folder the job's account owns. Fills work[len] with the full path. */
+static int make_chdir(const char *dir, const char *rel, uid_t uid, gid_t gid, char *work,
+                      size_t len, char *why, size_t wlen)
+{
+    int n = snprintf(work, len, "%s/%s", dir, rel);
+    if (n < 0 || (size_t)n >= len) {
+        snprintf(why, wlen, "the --chdir folder's path is too long");
+        return -EINVAL;
+    }
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) goto fail;
+    char part[JOBREQ_FILE_MAX];
+    snprintf(part, sizeof part, "%s", rel);
+    char *save = NULL;
+    for (char *c = strtok_r(part, "/", &save); c != NULL; c = strtok_r(NULL, "/", &save)) {
+        if (strcmp(c, ".") == 0) continue;
+        bool made = mkdirat(fd, c, 0700) == 0;
+        if (!made && errno != EEXIST) goto fail_fd;
+        int next = openat(fd, c, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (next < 0) goto fail_fd;
+        close(fd);
+        fd = next;
+        struct stat st;
+        if (fstat(fd, &st) < 0) goto fail_fd;
+        if (made ? fchown(fd, uid, gid) < 0 : st.st_uid != uid) {
+            if (!made) errno = EPERM;
+            goto fail_fd;
+        }
+    }
+    close(fd);
+    return 0;
+fail_fd : {
+    int e = errno;
+    close(fd);
+    errno = e;
+}
+fail:
+    snprintf(why, wlen, "cannot prepare the --chdir folder %.64s: %s", rel, strerror(errno));
+    return -EIO;
+}
+
+/* The NULL-terminated "NAME=value" items of an --export value, in one malloc'd block. */
+struct env_items {
+    const char *v[64 + 1];
+    char buf[JOBREQ_EXPORT_MAX];
+    size_t n, used;
+};
+
+static int env_item_add(void *arg, const char *item)
+{
+    struct env_items *e = arg;
+    size_t k = strlen(item) + 1;
+    if (e->n >= 64 || e->used + k > sizeof e->buf) return -E2BIG;
+    memcpy(e->buf + e->used, item, k);
+    e->v[e->n++] = e->buf + e->used;
+    e->used += k;
+    e->v[e->n] = NULL;
+    return 0;
 }
 
 static int idvec_push(struct idvec *v, int64_t id)
@@ -585,7 +680,11 @@ out:
 static int submit_one(broker *b, const store_job *j, registry_outcome *o)
 {
     char why[STORE_REASON_MAX], dir[PATH_MAX], out[PATH_MAX + 32], tag[128], err[192] = "";
-    char *script = NULL;
+    char errpath[PATH_MAX + 32], work[PATH_MAX + JOBREQ_FILE_MAX];
+    char *script = NULL, *opts_text = NULL;
+    jobreq r;
+    struct env_items env = {.n = 0};
+    int signo = 0, sig_secs = 0, sig_batch = 0;
     uid_t uid;
     gid_t gid;
     uint32_t slurm_id = 0;
@@ -618,24 +717,49 @@ static int submit_one(broker *b, const store_job *j, registry_outcome *o)
         LOG(LOG_WARN, "job %" PRId64 ": requeued: %s", j->id, why);
         return -EAGAIN;
     }
-    /* Each task of an array writes its default output in its own job folder. When --output
-     * patterns land, this is the call site that passes the array's id (%A: j->array_job_id) and
-     * the task's index (%a: j->array_task_id) to the expansion. */
-    job_path(b->spool_dir, (long long)j->id, "output.log", out, sizeof out);
+    jobreq_init(&r);
+    if (store_job_options_get(registry_store(b->reg), j->id, &opts_text) < 0 ||
+        job_options_parse(opts_text, &r) < 0) {
+        free(opts_text);
+        free(script);
+        outcome_set(o, j->id, REGISTRY_REFUSED, 0,
+                    "the job's options could not be read from the store");
+        return 0;
+    }
+    free(opts_text);
+    broker_options paths = {.spool_dir = b->spool_dir};
+    int erc = broker_job_stream_path(&paths, j, &r, BROKER_STDERR, errpath, sizeof errpath);
+    if (broker_job_stream_path(&paths, j, &r, BROKER_STDOUT, out, sizeof out) < 0 ||
+        (erc < 0 && erc != -ENOENT) ||
+        (r.env_export[0] && jobreq_export_each(r.env_export, env_item_add, &env) < 0) ||
+        (r.signal[0] && jobreq_signal_parse(r.signal, &signo, &sig_secs, &sig_batch) < 0)) {
+        free(script);
+        outcome_set(o, j->id, REGISTRY_REFUSED, 0,
+                    "the job's output, export or signal option cannot be applied");
+        return 0;
+    }
+    snprintf(work, sizeof work, "%s", dir);
+    if (r.chdir[0] && make_chdir(dir, r.chdir, uid, gid, work, sizeof work, why, sizeof why) < 0) {
+        free(script);
+        outcome_set(o, j->id, REGISTRY_REFUSED, 0, why);
+        return 0;
+    }
     snprintf(tag, sizeof tag, "%s%" PRId64, b->tag_prefix, j->id);
     slurm_adapter_submit_req req = {
         .account = j->partner,
         .name = j->name,
         .script = script,
-        .partition = b->partition,
-        .work_dir = dir,
+        .partition = r.partition[0] ? r.partition : b->partition,
+        .work_dir = work,
         .stdout_path = out,
+        .stderr_path = erc == 0 ? errpath : NULL,
         .tag = tag,
         .uid = uid,
         .gid = gid,
-        .gpus = j->gpus,
+        /* j->gpus is the job's total; Slurm gets the request as asked */
+        .gpus = r.gpus_per_node > 0 || r.gpus_per_task > 0 ? 0 : j->gpus,
         .gpu_type = j->gpu_type,
-        .cpus_per_task = j->cpus_per_task,
+        .cpus_per_task = r.cpus_per_gpu > 0 ? 0 : j->cpus_per_task,
         .mem_mb = j->mem_mb,
         .time_minutes = j->time_minutes,
         .array_job_id = j->array_job_id,
@@ -644,6 +768,23 @@ static int submit_one(broker *b, const store_job *j, registry_outcome *o)
         .array_task_min = arr.task_min,
         .array_task_max = arr.task_max,
         .array_task_step = arr.task_step,
+        .nodes_min = r.nodes_min,
+        .nodes_max = r.nodes_max,
+        .ntasks = r.ntasks,
+        .ntasks_per_node = r.ntasks_per_node,
+        .gpus_per_node = r.gpus_per_node,
+        .gpus_per_task = r.gpus_per_task,
+        .cpus_per_gpu = r.cpus_per_gpu,
+        .mem_per_gpu_mb = r.mem_per_gpu_mb,
+        .mem_per_cpu_mb = r.mem_per_cpu_mb,
+        .env = env.n > 0 ? env.v : NULL,
+        .signal = signo,
+        .signal_seconds = sig_secs,
+        .signal_batch_only = sig_batch != 0,
+        .exclusive = r.exclusive == 1,
+        .constraint = r.constraint,
+        .requeue = r.requeue,
+        .comment = r.comment,
     };
     rpc_begin(b);
     int rc = slurm_adapter_submit(b->sa, &req, &slurm_id, err, sizeof err);

@@ -26,6 +26,7 @@
 #include <stdbool.h>
 #include <uv.h>
 
+#include "job_request.h"
 #include "registry.h"
 #include "slurm_adapter.h"
 
@@ -79,6 +80,19 @@ int broker_slurm_exclusive(broker *b, int (*fn)(slurm_adapter *sa, void *arg), v
 /* The job folder and output file of job `id` into buf[len] ("<spool>/jobs/<id>/output.log").
  * Returns buf. Any thread. */
 char *broker_job_output_path(const broker_options *opt, long long id, char *buf, size_t len);
+
+/* The job's two streams. */
+typedef enum broker_stream { BROKER_STDOUT, BROKER_STDERR } broker_stream;
+
+/* The file of store job `j`'s stdout or stderr into buf[len]: "<spool>/jobs/<id>/<name>", the
+ * name being its --output / --error pattern (in `r`, its options; NULL = none) expanded by
+ * jobreq_output_expand with the job's Antenna id, name and Unix account, or output.log when it
+ * gives none. The one place that names a job's output files: the dispatch and the API's output
+ * reads both call it. Returns 0; -ENOENT for BROKER_STDERR when the job's stderr goes with its
+ * stdout (no --error, or the same file); -EINVAL when a pattern does not expand or the path does
+ * not fit. Any thread. */
+int broker_job_stream_path(const broker_options *opt, const store_job *j, const jobreq *r,
+                           broker_stream stream, char *buf, size_t len);
 
 /* Asks the broker to make Slurm's associations match a new partner (unix_user NULL) or a new
  * mapped account of `partner` (an account named for the partner, the Unix account a user of it),

@@ -21,6 +21,9 @@ void config_defaults(config *c)
     snprintf(c->audit_key_file, sizeof c->audit_key_file, "/etc/antenna/audit.key");
     snprintf(c->audit_head_file, sizeof c->audit_head_file, "/var/lib/antenna/audit.head");
     c->max_gpus = 8;
+    c->max_nodes = 16;
+    snprintf(c->partitions[0], sizeof c->partitions[0], "gpu");
+    c->partition_list[0] = c->partitions[0];
     c->max_cpus = 32;
     c->max_time_minutes = 7 * 24 * 60;
     c->max_mem_mb = 256 * 1024;
@@ -200,6 +203,7 @@ static const struct key keys[] = {
     STR(audit_key_file, K_PATH),
     STR(audit_head_file, K_PATH),
     NUM(max_gpus, K_INT, 0, 1024),
+    NUM(max_nodes, K_INT, 1, 100000),
     NUM(max_cpus, K_INT, 1, 100000),
     NUM(max_time_minutes, K_INT, 1, 525600),
     NUM(max_mem_mb, K_I64, 0, 1LL << 40),
@@ -222,6 +226,95 @@ static const struct key keys[] = {
     NUM(token_max_lifetime_days, K_UINT, 0, 36500),
     NUM(slurm_gpu_limits, K_INT, 0, 1),
 };
+
+/* Reads an array of at most `max` non-empty strings under 64 chars into dst, with its
+ * NULL-terminated view. */
+static int load_names(const char *key, json_t *v, char (*dst)[64], const char **view, size_t max,
+                      char *err, size_t errlen)
+{
+    size_t i;
+    json_t *t;
+    if (!json_is_array(v) || json_array_size(v) > max) {
+        snprintf(err, errlen, "%s must be an array of at most %zu names", key, max);
+        return -EINVAL;
+    }
+    json_array_foreach(v, i, t)
+    {
+        if (!json_is_string(t) || json_string_length(t) == 0 || json_string_length(t) >= 64) {
+            snprintf(err, errlen, "%s[%zu] must be a non-empty string under 64 chars", key, i);
+            return -EINVAL;
+        }
+        snprintf(dst[i], 64, "%s", json_string_value(t));
+        view[i] = dst[i];
+    }
+    view[json_array_size(v)] = NULL;
+    return 0;
+}
+
+static int partition_index(const config *c, const char *name)
+{
+    for (int i = 0; c->partition_list[i] != NULL; i++)
+        if (strcmp(c->partition_list[i], name) == 0) return i;
+    return -1;
+}
+
+/* "partner_partitions": {"partner": ["partition", ...]}: each a subset of "partitions" (read
+ * after it). */
+static int load_partner_partitions(config *c, json_t *v, char *err, size_t errlen)
+{
+    const char *partner;
+    json_t *l;
+    if (!json_is_object(v) || json_object_size(v) > CONFIG_MAX_PARTNER_PARTITIONS) {
+        snprintf(err, errlen,
+                 "partner_partitions must be an object of at most %d partners, each with an "
+                 "array of partitions",
+                 CONFIG_MAX_PARTNER_PARTITIONS);
+        return -EINVAL;
+    }
+    c->n_partner_partitions = 0;
+    json_object_foreach(v, partner, l)
+    {
+        config_partner_partitions *pp = &c->partner_partitions[c->n_partner_partitions];
+        size_t i;
+        json_t *t;
+        if (strlen(partner) == 0 || strlen(partner) >= sizeof pp->partner || !json_is_array(l) ||
+            json_array_size(l) == 0 || json_array_size(l) > CONFIG_MAX_PARTITIONS) {
+            snprintf(err, errlen,
+                     "partner_partitions.%.64s must be a non-empty array of partitions", partner);
+            return -EINVAL;
+        }
+        snprintf(pp->partner, sizeof pp->partner, "%s", partner);
+        json_array_foreach(l, i, t)
+        {
+            int k = json_is_string(t) ? partition_index(c, json_string_value(t)) : -1;
+            if (k < 0) {
+                snprintf(err, errlen, "partner_partitions.%.64s[%zu] must be one of \"partitions\"",
+                         partner, i);
+                return -EINVAL;
+            }
+            pp->list[i] = c->partition_list[k];
+        }
+        pp->list[json_array_size(l)] = NULL;
+        c->n_partner_partitions++;
+    }
+    return 0;
+}
+
+const char *const *config_partitions_for(const config *c, const char *partner)
+{
+    for (int i = 0; partner != NULL && i < c->n_partner_partitions; i++)
+        if (strcmp(c->partner_partitions[i].partner, partner) == 0)
+            return c->partner_partitions[i].list;
+    return c->partition_list;
+}
+
+const char *config_default_partition_for(const config *c, const char *partner)
+{
+    const char *const *l = config_partitions_for(c, partner);
+    for (size_t i = 0; l[i] != NULL; i++)
+        if (strcmp(l[i], c->partition) == 0) return c->partition;
+    return l[0] != NULL ? l[0] : c->partition;
+}
 
 /* "unix_deny": ["name", ...], Unix accounts never mapped to a user. */
 static int load_unix_deny(config *c, json_t *v, char *err, size_t errlen)
@@ -348,6 +441,11 @@ int config_load(const char *path, config *c, char *err, size_t errlen)
             rc = load_gpu_types(c, v, msg, sizeof msg);
         } else if (strcmp(key, "gpu_weights") == 0) {
             continue; /* after gpu_types, below */
+        } else if (strcmp(key, "partner_partitions") == 0 || strcmp(key, "partitions") == 0) {
+            continue; /* after partition, below */
+        } else if (strcmp(key, "export_deny") == 0) {
+            rc = load_names(key, v, c->export_deny, c->export_deny_list, CONFIG_MAX_EXPORT_DENY,
+                            msg, sizeof msg);
         } else if (strcmp(key, "unix_deny") == 0) {
             rc = load_unix_deny(c, v, msg, sizeof msg);
         } else if (strcmp(key, "category_factors") == 0) {
@@ -374,6 +472,29 @@ int config_load(const char *path, config *c, char *err, size_t errlen)
     if ((v = json_object_get(root, "gpu_weights")) != NULL) {
         char msg[256] = "";
         if ((rc = load_gpu_weights(c, v, msg, sizeof msg)) < 0) {
+            snprintf(err, errlen, "%s: %s", path, msg);
+            goto out;
+        }
+    }
+    {
+        char msg[256] = "";
+        if ((v = json_object_get(root, "partitions")) != NULL) {
+            rc = load_names("partitions", v, c->partitions, c->partition_list,
+                            CONFIG_MAX_PARTITIONS, msg, sizeof msg);
+            if (rc == 0 && (c->partition_list[0] == NULL || partition_index(c, c->partition) < 0)) {
+                snprintf(msg, sizeof msg,
+                         "partitions must list at least the default partition \"%s\"",
+                         c->partition);
+                rc = -EINVAL;
+            }
+        } else {
+            snprintf(c->partitions[0], sizeof c->partitions[0], "%s", c->partition);
+            c->partition_list[0] = c->partitions[0];
+            c->partition_list[1] = NULL;
+        }
+        if (rc == 0 && (v = json_object_get(root, "partner_partitions")) != NULL)
+            rc = load_partner_partitions(c, v, msg, sizeof msg);
+        if (rc < 0) {
             snprintf(err, errlen, "%s: %s", path, msg);
             goto out;
         }

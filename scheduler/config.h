@@ -12,8 +12,17 @@
 
 #include "policy.h"
 
-#define CONFIG_MAX_GPU_TYPES 8
-#define CONFIG_MAX_UNIX_DENY 32
+#define CONFIG_MAX_GPU_TYPES          8
+#define CONFIG_MAX_UNIX_DENY          32
+#define CONFIG_MAX_PARTITIONS         16
+#define CONFIG_MAX_PARTNER_PARTITIONS 64
+#define CONFIG_MAX_EXPORT_DENY        32
+
+/* The partitions one partner may use ("partner_partitions": {"ulb": ["gpu", "debug"]}). */
+typedef struct config_partner_partitions {
+    char partner[64];
+    const char *list[CONFIG_MAX_PARTITIONS + 1]; /* NULL-terminated, into config.partitions */
+} config_partner_partitions;
 
 typedef struct config {
     char listen_host[64];
@@ -38,6 +47,17 @@ typedef struct config {
     int max_array_tasks; /* tasks per job array (sbatch --array); default 1000 */
     char gpu_types[CONFIG_MAX_GPU_TYPES][32];
     const char *gpu_type_list[CONFIG_MAX_GPU_TYPES + 1]; /* NULL-terminated view of gpu_types */
+    int max_nodes;                                       /* nodes per job */
+    /* partitions: "partitions" lists those jobs may ask (default: [partition]); "partition" is
+     * the default and must be one of them; "partner_partitions" narrows the list per partner */
+    char partitions[CONFIG_MAX_PARTITIONS][64];
+    const char *partition_list[CONFIG_MAX_PARTITIONS + 1]; /* NULL-terminated view */
+    config_partner_partitions partner_partitions[CONFIG_MAX_PARTNER_PARTITIONS];
+    int n_partner_partitions;
+    /* "export_deny": more --export names refused (an entry ending in '*' is a prefix), beyond
+     * LD_*, SLURM_* and ANTENNA_* */
+    char export_deny[CONFIG_MAX_EXPORT_DENY][64];
+    const char *export_deny_list[CONFIG_MAX_EXPORT_DENY + 1];
     /* HTTP */
     size_t max_body_bytes;
     size_t max_header_bytes;
@@ -78,5 +98,13 @@ void config_defaults(config *c);
  * the file's directory. Returns 0, or -EINVAL/-ENOENT with a message in err naming the key and
  * what it must be. */
 int config_load(const char *path, config *c, char *err, size_t errlen);
+
+/* The partitions a job of `partner` may ask (NULL-terminated, owned by c): the partner's
+ * "partner_partitions" entry, else every one of "partitions". */
+const char *const *config_partitions_for(const config *c, const char *partner);
+
+/* The partition a job of `partner` runs in when it asks none: "partition" when the partner may
+ * use it, else the first of its list. Owned by c. */
+const char *config_default_partition_for(const config *c, const char *partner);
 
 #endif

@@ -161,7 +161,7 @@ static void job_of(registry *reg, const store_job *s, const store_ledger_job_sum
     const store_ledger_job_sum *e = bsearch(&key, sums, nsums, sizeof *sums, cmp_sum);
     j->has_ledger = sums != NULL; /* a job of the period without a charge row was charged 0 */
     j->ledger_gpu_seconds = e ? e->charge_gpu_seconds - e->refund_gpu_seconds : 0;
-    j->cpus = s->cpus_per_task;
+    j->cpus = registry_job_cpus(s);
     j->time_minutes = s->time_minutes;
     int w = registry_gpu_weight(reg, s->gpu_type);
     j->weight_milli = w < 0 ? 1000 : w;

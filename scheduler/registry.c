@@ -252,6 +252,11 @@ fail_alloc:
 /* --- loading the engine from the store ---------------------------------------------------------
  */
 
+int registry_job_cpus(const store_job *j)
+{
+    return j->cpus > 0 ? j->cpus : j->cpus_per_task;
+}
+
 void registry_job_to_policy(const store_job *j, policy_job *out)
 {
     memset(out, 0, sizeof *out);
@@ -259,7 +264,7 @@ void registry_job_to_policy(const store_job *j, policy_job *out)
     snprintf(out->user, sizeof out->user, "%s", j->user);
     out->gpus = j->gpus;
     snprintf(out->gpu_type, sizeof out->gpu_type, "%s", j->gpu_type);
-    out->cpus = j->cpus_per_task;
+    out->cpus = registry_job_cpus(j);
     out->time_minutes = j->time_minutes;
     out->submitted_at = j->submitted_at;
     out->array_id = j->array_job_id;
@@ -553,6 +558,10 @@ static int apply_submit(registry *r, struct change *c)
     if (s->array != NULL) return submit_array(r, c, &pj, asked, now);
     if ((rc = store_job_insert(r->st, j, s->script)) < 0) return rc;
     if (strcmp(j->user, asked) != 0) return -ENOENT; /* the id is another user's: undone */
+    bool has_options = s->options != NULL && s->options[0] != '\0';
+    if ((has_options || (j->cpus > 0 && j->cpus != j->cpus_per_task)) &&
+        (rc = store_job_extra_set(r->st, j->id, j->cpus, has_options ? s->options : "")) < 0)
+        return rc;
     rc = audit_add(r, who_actor(c), j->partner, "job.submitted",
                    json_pack("{s:I,s:s,s:i,s:s,s:i,s:i,s:I}", "job", (json_int_t)j->id, "name",
                              j->name, "gpus", j->gpus, "gpu_type", j->gpu_type, "cpus_per_task",
@@ -778,7 +787,7 @@ static int slurm_one(registry *r, registry_slurm_change *sc, int64_t now)
          * never 0, until staff correct it */
         if (sc->lost) elapsed = (int64_t)j.time_minutes * 60;
         int w = policy_gpu_weight(r->pol, j.gpu_type);
-        policy_charge(j.gpus, j.cpus_per_task, j.time_minutes, w < 0 ? 1000 : w, elapsed,
+        policy_charge(j.gpus, registry_job_cpus(&j), j.time_minutes, w < 0 ? 1000 : w, elapsed,
                       &u.charge_gpu_seconds, &u.charge_cpu_seconds);
     }
     if ((rc = store_job_update(r->st, &u)) < 0) return rc;

@@ -69,6 +69,10 @@ typedef struct registry_actor {
  * into *out. Pure: the one conversion the registry and the API's dry run share. */
 void registry_job_to_policy(const store_job *j, policy_job *out);
 
+/* The total CPUs store job `j` holds and is charged for: j->cpus (set at submission from
+ * jobreq_totals_get), or cpus_per_task for rows older than that column. Pure. */
+int registry_job_cpus(const store_job *j);
+
 /* --- live reads (the engine) ------------------------------------------------------------------ */
 
 /* A queued job's live state in the engine. */
@@ -131,9 +135,10 @@ int registry_health(registry *r, char *why, size_t len);
  * replays the first answer (replayed = true; nothing written); with another body hash the call
  * returns -EEXIST (answer 422). */
 typedef struct registry_submit {
-    store_job job;         /* in/out: on success, id, state, partner, unix_user and times */
-    const char *script;    /* borrowed */
-    const char *idem_key;  /* NULL = no key */
+    store_job job;        /* in/out: on success, id, state, partner, unix_user and times */
+    const char *script;   /* borrowed */
+    const char *options;  /* borrowed: the job's sbatch options (job_options.c JSON), NULL = none */
+    const char *idem_key; /* NULL = no key */
     const char *body_hash; /* with idem_key: hex SHA-256 of the request body */
     char *(*render)(const store_job *j, const registry_live *live, void *arg);
     void *render_arg;

@@ -396,6 +396,131 @@ static int job_env_build(struct job_env *env, const slurm_adapter_submit_req *re
     return 0;
 }
 
+/* "gres:gpu[:TYPE]:N" into buf. */
+static void gpu_tres(char *buf, size_t len, const char *type, long long n)
+{
+    if (type != NULL && type[0] != '\0')
+        snprintf(buf, len, "gres:gpu:%s:%lld", type, n);
+    else
+        snprintf(buf, len, "gres:gpu:%lld", n);
+}
+
+/* The environment: Antenna's own variables (those the request does not name) and then the
+ * request's NAME=value items, into a malloc'd NULL-terminated array *out (caller frees). */
+static int env_merge(const struct job_env *env, const char *const *extra, char ***out)
+{
+    size_t n = 0;
+    while (extra != NULL && extra[n] != NULL)
+        n++;
+    char **v = calloc(env->n + n + 1, sizeof *v);
+    if (v == NULL) return -ENOMEM;
+    size_t k = 0;
+    for (uint32_t i = 0; i < env->n; i++) {
+        const char *eq = strchr(env->vars[i], '=');
+        size_t nl = eq ? (size_t)(eq - env->vars[i]) : strlen(env->vars[i]);
+        bool replaced = false;
+        for (size_t e = 0; e < n && !replaced; e++)
+            replaced = strncmp(extra[e], env->vars[i], nl) == 0 && extra[e][nl] == '=';
+        if (!replaced) v[k++] = env->vars[i];
+    }
+    for (size_t e = 0; e < n; e++)
+        v[k++] = (char *)extra[e];
+    v[k] = NULL;
+    *out = v;
+    return 0;
+}
+
+/* Fills desc with the sbatch options of req (issue 9); the buffers hold the TRES strings desc
+ * points to. *envv (malloc'd) is the job's environment. Returns 0 or -EINVAL / -ENOMEM. */
+static int submit_options_apply(job_desc_msg_t *desc, const slurm_adapter_submit_req *req,
+                                const struct job_env *env, char ***envv, char *tres_node,
+                                size_t tn_len, char *tres_task, size_t tt_len, char *cpus_tres,
+                                size_t ct_len, char *mem_tres, size_t mt_len, char *err,
+                                size_t errlen)
+{
+    if (req->nodes_min < 0 || req->nodes_max < req->nodes_min || req->ntasks < 0 ||
+        req->ntasks_per_node < 0 || req->ntasks_per_node > 65000 || req->gpus_per_node < 0 ||
+        req->gpus_per_task < 0 || req->cpus_per_gpu < 0 || req->mem_per_gpu_mb < 0 ||
+        req->mem_per_cpu_mb < 0 || req->signal < 0 || req->signal > 64 || req->signal_seconds < 0 ||
+        req->signal_seconds > 65535) {
+        set_err(err, errlen,
+                "nodes, tasks, per-node/per-task GPUs and memory must not be negative");
+        return -EINVAL;
+    }
+    if (req->nodes_max > 0) {
+        desc->min_nodes = (uint32_t)req->nodes_min;
+        desc->max_nodes = (uint32_t)req->nodes_max;
+    }
+    bool multi = req->nodes_max > 1;
+    /* As sbatch does: the task count (ntasks, else ntasks_per_node on each of the least nodes,
+     * else one per node) and min_cpus = tasks x CPUs per task. Without min_cpus, 22.05 gives a
+     * job of 3 tasks 1 CPU, and with --gpus-per-task=1 1 GPU (measured). */
+    if (req->ntasks > 0 || req->ntasks_per_node > 0 || req->nodes_max > 0) {
+        int nodes = req->nodes_min > 0 ? req->nodes_min : 1;
+        int64_t tasks = req->ntasks > 0            ? req->ntasks
+                        : req->ntasks_per_node > 0 ? (int64_t)req->ntasks_per_node * nodes
+                                                   : nodes;
+        int64_t cpt = req->cpus_per_gpu > 0 ? 1 : req->cpus_per_task > 0 ? req->cpus_per_task : 1;
+        if (tasks > 1000000 || tasks * cpt > 100000000) {
+            set_err(err, errlen, "too many tasks or CPUs for one job");
+            return -EINVAL;
+        }
+        desc->num_tasks = (uint32_t)tasks;
+        desc->min_cpus = (uint32_t)(tasks * cpt);
+    }
+    if (req->ntasks_per_node > 0) desc->ntasks_per_node = (uint16_t)req->ntasks_per_node;
+    if (req->gpus > 0 && multi) { /* the job's total, wherever Slurm puts them */
+        gpu_tres(tres_node, tn_len, req->gpu_type, req->gpus);
+        desc->tres_per_node = NULL;
+        desc->tres_per_job = tres_node;
+    }
+    if (req->gpus_per_node > 0) {
+        gpu_tres(tres_node, tn_len, req->gpu_type, req->gpus_per_node);
+        desc->tres_per_node = tres_node;
+    }
+    if (req->gpus_per_task > 0) {
+        gpu_tres(tres_task, tt_len, req->gpu_type, req->gpus_per_task);
+        desc->tres_per_task = tres_task;
+    }
+    if (req->cpus_per_gpu > 0) {
+        snprintf(cpus_tres, ct_len, "gres:gpu:%d", req->cpus_per_gpu);
+        desc->cpus_per_tres = cpus_tres;
+        desc->cpus_per_task = NO_VAL16;
+    }
+    if (req->mem_per_gpu_mb > 0) {
+        snprintf(mem_tres, mt_len, "gres:gpu:%lld", (long long)req->mem_per_gpu_mb);
+        desc->mem_per_tres = mem_tres;
+    }
+    if (req->mem_per_cpu_mb > 0) desc->pn_min_memory = (uint64_t)req->mem_per_cpu_mb | MEM_PER_CPU;
+    if (req->stderr_path != NULL && req->stderr_path[0] != '\0') {
+        if (!is_abs(req->stderr_path)) {
+            set_err(err, errlen, "stderr_path must be an absolute path");
+            return -EINVAL;
+        }
+        desc->std_err = (char *)req->stderr_path;
+    }
+    if (req->signal > 0) {
+        desc->warn_signal = (uint16_t)req->signal;
+        desc->warn_time = (uint16_t)req->signal_seconds;
+        desc->warn_flags = req->signal_batch_only ? KILL_JOB_BATCH : 0;
+    }
+    if (req->exclusive) desc->shared = JOB_SHARED_NONE;
+    if (req->constraint != NULL && req->constraint[0] != '\0')
+        desc->features = (char *)req->constraint;
+    if (req->requeue == 0 || req->requeue == 1) desc->requeue = (uint16_t)req->requeue;
+    if (req->comment != NULL && req->comment[0] != '\0') desc->comment = (char *)req->comment;
+    if (env_merge(env, req->env, envv) < 0) {
+        set_err(err, errlen, "out of memory");
+        return -ENOMEM;
+    }
+    uint32_t n = 0;
+    while ((*envv)[n] != NULL)
+        n++;
+    desc->environment = *envv;
+    desc->env_size = n;
+    return 0;
+}
+
 int slurm_adapter_submit(slurm_adapter *a, const slurm_adapter_submit_req *req, uint32_t *job_id,
                          char *err, size_t errlen)
 {
@@ -450,7 +575,17 @@ int slurm_adapter_submit(slurm_adapter *a, const slurm_adapter_submit_req *req, 
         desc.tres_per_node = tres;
     }
 
-    if (slurm_submit_batch_job(&desc, &resp) != SLURM_SUCCESS) {
+    char tres_task[128] = "", cpus_tres[64] = "", mem_tres[64] = "";
+    char **envv = NULL;
+    if ((rc = submit_options_apply(&desc, req, &env, &envv, tres, sizeof tres, tres_task,
+                                   sizeof tres_task, cpus_tres, sizeof cpus_tres, mem_tres,
+                                   sizeof mem_tres, err, errlen)) < 0)
+        return rc;
+    rc = slurm_submit_batch_job(&desc, &resp);
+    int keep = errno; /* slurm_get_errno reads errno */
+    free(envv);
+    errno = keep;
+    if (rc != SLURM_SUCCESS) {
         int e = slurm_get_errno();
         if (submit_outcome_unknown(e)) {
             const char *msg = slurm_strerror(e);

@@ -40,6 +40,25 @@ typedef struct slurm_adapter_submit_req {
      * SLURM_ARRAY_TASK_COUNT, _MIN, _MAX and _STEP. SLURM_JOB_ID stays Slurm's own. */
     int64_t array_job_id;
     int array_task_id, array_task_count, array_task_min, array_task_max, array_task_step;
+    /* sbatch's options (issue 9); 0, NULL or "" = not asked. With nodes_max > 1, `gpus` is the
+     * job's total (tres_per_job); on one node it is the node's (tres_per_node), as before. */
+    const char *stderr_path;  /* absolute; NULL = with stdout */
+    int nodes_min, nodes_max; /* 0 = one node */
+    int ntasks;               /* 0 = one per node */
+    int ntasks_per_node;
+    int gpus_per_node;          /* tres_per_node gres:gpu[:TYPE]:N */
+    int gpus_per_task;          /* tres_per_task */
+    int cpus_per_gpu;           /* cpus_per_tres (then cpus_per_task is not sent) */
+    int64_t mem_per_gpu_mb;     /* mem_per_tres */
+    int64_t mem_per_cpu_mb;     /* pn_min_memory | MEM_PER_CPU */
+    const char *const *env;     /* NULL-terminated "NAME=value" items added to the job's
+                                   environment (a name given here replaces Antenna's own) */
+    int signal, signal_seconds; /* --signal: 0 = none */
+    bool signal_batch_only;
+    bool exclusive;
+    const char *constraint; /* node features */
+    int requeue;            /* -1 = Antenna's default (no requeue), 0 or 1 */
+    const char *comment;    /* the user's own comment (never the tag) */
 } slurm_adapter_submit_req;
 
 /* What Slurm says of one job. */

@@ -274,6 +274,14 @@ static const char *const migrations[] = {
     "  array_job_id INTEGER NOT NULL REFERENCES job_arrays(array_job_id),"
     "  task_id INTEGER NOT NULL);"
     "CREATE UNIQUE INDEX job_array_tasks_array ON job_array_tasks (array_job_id, task_id);",
+    /* v8 -> v9 (issue 9, sbatch options): a job's total CPUs, and its sbatch options (nodes,
+     * tasks, partition, output/error, export, ...) as the JSON object job_options.c writes, in a
+     * table of their own (so that script stays the last column of jobs); a job without a row asks
+     * none, its CPUs being its cpus_per_task. `jobs.gpus` holds the job's total GPUs. */
+    "CREATE TABLE job_extra ("
+    "  job_id INTEGER PRIMARY KEY REFERENCES jobs(id),"
+    "  cpus INTEGER NOT NULL,"
+    "  options TEXT NOT NULL);",
 };
 
 #define STORE_SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
@@ -282,7 +290,8 @@ static const char *const migrations[] = {
     "id, user_id, user_name, partner, unix_user, name, gpus, gpu_type, cpus_per_task, mem_mb, "    \
     "time_minutes, state, reason, slurm_job_id, exit_code, cancel_requested, submitted_at, "       \
     "dispatched_at, started_at, ended_at, period, hold_gpu_seconds, hold_cpu_seconds, "            \
-    "charge_gpu_seconds, charge_cpu_seconds, " JOB_ARRAY_COLS
+    "charge_gpu_seconds, charge_cpu_seconds, " JOB_ARRAY_COLS ", "                                 \
+    "coalesce((SELECT x.cpus FROM job_extra x WHERE x.job_id = jobs.id), 0)"
 
 /* A job's array, its index in it and the array's %max (0, -1, 0 for a plain job): one primary-key
  * lookup each, so that every statement reading JOB_COLS from jobs keeps its plan. */
@@ -413,6 +422,8 @@ enum stmt_id {
     ST_ARRAY_TASKS,
     ST_ARRAY_TASK_GET,
     ST_ARRAY_COUNTS,
+    ST_JOB_OPTIONS,
+    ST_JOB_OPTIONS_SET,
     ST_COUNT
 };
 
@@ -513,6 +524,10 @@ static const char *const stmt_sql[ST_COUNT] = {
                       "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 'queued', ?11, ?12)",
     [ST_JOB_GET] = "SELECT " JOB_COLS " FROM jobs WHERE id = ?1",
     [ST_JOB_SCRIPT] = "SELECT script FROM jobs WHERE id = ?1",
+    [ST_JOB_OPTIONS] = "SELECT coalesce((SELECT x.options FROM job_extra x WHERE x.job_id = j.id), "
+                       "'') FROM jobs j WHERE j.id = ?1",
+    [ST_JOB_OPTIONS_SET] = "INSERT INTO job_extra (job_id, cpus, options) SELECT id, ?2, ?3 FROM "
+                           "jobs WHERE id = ?1 AND state = 'queued'",
     [ST_JOB_LIST] = JOB_LIST("WHERE 1"),
     [ST_JOB_LIST_USER] = JOB_LIST("WHERE user_id = ?1"),
     [ST_JOB_LIST_PARTNER] = JOB_LIST("WHERE partner = ?2"),
@@ -1023,6 +1038,7 @@ static void read_job(sqlite3_stmt *st, void *item)
     j->array_job_id = sqlite3_column_int64(st, 25);
     j->array_task_id = sqlite3_column_int(st, 26);
     j->array_max = sqlite3_column_int(st, 27);
+    j->cpus = sqlite3_column_int(st, 28);
 }
 
 static int64_t now(void)
@@ -2045,12 +2061,13 @@ int store_job_get(store *s, int64_t id, store_job *out)
     return ret;
 }
 
-int store_job_script_get(store *s, int64_t id, char **out)
+/* Reads one text column of job `id` (statement `which`) into a malloc'd string. */
+static int job_text_get(store *s, int64_t id, enum stmt_id which, const char *what, char **out)
 {
     if (!s || !out) return -EINVAL;
     *out = NULL;
     conn *c = read_begin(s);
-    sqlite3_stmt *st = stmt_get(c, ST_JOB_SCRIPT);
+    sqlite3_stmt *st = stmt_get(c, which);
     int ret = -EIO;
     if (!st) goto out;
     sqlite3_bind_int64(st, 1, id);
@@ -2070,12 +2087,40 @@ int store_job_script_get(store *s, int64_t id, char **out)
     } else if (rc == SQLITE_DONE) {
         ret = -ENOENT;
     } else {
-        ret = db_error(c, sqlite3_extended_errcode(c->db), "job script");
+        ret = db_error(c, sqlite3_extended_errcode(c->db), what);
     }
     stmt_done(st);
 out:
     read_end(s, c);
     return ret;
+}
+
+int store_job_script_get(store *s, int64_t id, char **out)
+{
+    return job_text_get(s, id, ST_JOB_SCRIPT, "job script", out);
+}
+
+int store_job_options_get(store *s, int64_t id, char **out)
+{
+    return job_text_get(s, id, ST_JOB_OPTIONS, "job options", out);
+}
+
+int store_job_extra_set(store *s, int64_t id, int cpus, const char *options)
+{
+    if (!s || !options || cpus < 0) return -EINVAL;
+    int ret = write_begin(s, false);
+    if (ret < 0) return ret;
+    conn *c = &s->w;
+    sqlite3_stmt *st = stmt_get(c, ST_JOB_OPTIONS_SET);
+    ret = -EIO;
+    if (st) {
+        sqlite3_bind_int64(st, 1, id);
+        sqlite3_bind_int(st, 2, cpus);
+        sqlite3_bind_text(st, 3, options, -1, SQLITE_STATIC);
+        ret = stmt_run(c, st, "job options");
+        if (ret == 0 && sqlite3_changes(c->db) == 0) ret = -ENOENT;
+    }
+    return write_end(s, ret);
 }
 
 int store_job_list(store *s, int64_t user_id, const char *partner, size_t limit, store_job **out,

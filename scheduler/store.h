@@ -128,6 +128,7 @@ typedef struct store_job {
     int64_t array_job_id; /* the array it is a task of (its first task's id), 0 = none */
     int array_task_id;    /* its index in that array, -1 = none */
     int array_max;        /* the array's %max, 0 = none */
+    int cpus; /* the job's total CPUs (jobreq_totals_get); 0 = as cpus_per_task (no extra row) */
 } store_job;
 
 /* Opens (creating if needed) the database at `path`, in WAL mode, and migrates its schema.
@@ -311,6 +312,16 @@ int store_job_get(store *s, int64_t id, store_job *out);
 
 /* Reads the script of job `id` into a malloc'd string *out (caller frees). Returns 0, -ENOENT. */
 int store_job_script_get(store *s, int64_t id, char **out);
+
+/* Reads the sbatch options of job `id` (job_options.c's JSON text, "" when it asks none) into a
+ * malloc'd string *out (caller frees). Returns 0, -ENOENT. */
+int store_job_options_get(store *s, int64_t id, char **out);
+
+/* Records the total CPUs and the options text (copied) of queued job `id`, once, inside the
+ * caller's change (the registry calls it right after store_job_insert, in the same change, for a
+ * job whose CPUs differ from its cpus_per_task or that asks sbatch options). Returns 0, -ENOENT
+ * (no such queued job), -EINVAL or -errno (-EIO when it was already recorded). */
+int store_job_extra_set(store *s, int64_t id, int cpus, const char *options);
 
 /* Lists jobs newest first, of `user_id` only when > 0, of `partner` only when not NULL, at most
  * `limit` (0 = no limit); an array's tasks appear once, as its first task (store_job_array_*

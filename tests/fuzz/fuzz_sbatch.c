@@ -50,17 +50,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         abort();
     sbatch_opts_init(&o);
     err[0] = '\0';
-    int rc = sbatch_script_parse(text, size, "fuzz.sh", &o, on_warn, &warnings, err, sizeof err);
+    int rc = sbatch_script_parse(text, size, "fuzz.sh", size % 2 ? SBATCH_IGNORE_UNSUPPORTED : 0u,
+                                 &o, on_warn, &warnings, err, sizeof err);
     if (rc < 0 && err[0] == '\0') abort();
     if (rc == 0) {
-        if ((o.set & SBATCH_SET_TIME) && o.time_minutes < 1) abort();
-        if ((o.set & SBATCH_SET_MEM) && o.mem_mb < 0) abort();
-        if ((o.set & SBATCH_SET_GPUS) && o.gpus < 0) abort();
-        if ((o.set & SBATCH_SET_CPUS) && o.cpus_per_task < 1) abort();
-        for (const char *p = o.name; (o.set & SBATCH_SET_NAME) && *p; p++)
+        if ((o.set & SBATCH_SET_TIME) && o.r.time_minutes < 1) abort();
+        if ((o.set & SBATCH_SET_MEM) && o.r.mem_mb < 0) abort();
+        if ((o.set & SBATCH_SET_GPUS) && o.r.gpus < 0) abort();
+        if ((o.set & SBATCH_SET_CPUS) && o.r.cpus_per_task < 1) abort();
+        for (const char *p = o.r.name; (o.set & SBATCH_SET_NAME) && *p; p++)
             if ((unsigned char)*p < 0x20 || *p == 0x7f) abort();
-        if (memchr(o.name, '\0', sizeof o.name) == NULL) abort();
-        if (memchr(o.gpu_type, '\0', sizeof o.gpu_type) == NULL) abort();
+        if (memchr(o.r.name, '\0', sizeof o.r.name) == NULL) abort();
+        if (memchr(o.r.gpu_type, '\0', sizeof o.r.gpu_type) == NULL) abort();
         jobreq r;
         jobreq_init(&r);
         sbatch_opts_to_request(&o, &r);

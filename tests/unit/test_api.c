@@ -88,6 +88,9 @@ static const struct {
 
 static const char *const gpu_types[] = {"h100", NULL};
 static const char *const world_deny[] = {"sync", NULL};
+static const char *const world_export_deny[] = {"AWS_*", NULL};
+/* The site's partitions: gpu (the default) and debug; partner ulb may use gpu only. */
+static config world_cfg;
 
 /* Seeds the world as its admin would: through the registry. */
 static const registry_actor seeder = {.actor = "admin", .partner = "ulb"};
@@ -217,12 +220,24 @@ static int world_start(void **state)
     if (store_user_get(w.st, "alice", &u) < 0 || add_job(&u, "alice-two") < 0) return -1;
 
     if (uv_loop_init(&w.loop) < 0) return -1;
+    config_defaults(&world_cfg);
+    snprintf(world_cfg.partitions[1], sizeof world_cfg.partitions[1], "debug");
+    world_cfg.partition_list[1] = world_cfg.partitions[1];
+    world_cfg.partition_list[2] = NULL;
+    snprintf(world_cfg.partner_partitions[0].partner,
+             sizeof world_cfg.partner_partitions[0].partner, "ulb");
+    world_cfg.partner_partitions[0].list[0] = world_cfg.partition_list[0];
+    world_cfg.partner_partitions[0].list[1] = NULL;
+    world_cfg.n_partner_partitions = 1;
     api_options ao = {.limits = {.max_gpus = 8,
                                  .max_cpus = 32,
                                  .max_time_minutes = 1440,
                                  .max_mem_mb = 65536,
                                  .max_script_bytes = 65536,
-                                 .gpu_types = gpu_types},
+                                 .gpu_types = gpu_types,
+                                 .max_nodes = 4,
+                                 .export_deny = world_export_deny},
+                      .site = &world_cfg,
                       .spool_dir = w.dir,
                       .audit = w.audit,
                       .starved_after_ms = 1500,

@@ -1145,10 +1145,57 @@ static void test_requeued_job_is_charged_from_its_first_start(void **state)
 
 #define T(f) cmocka_unit_test_setup_teardown(f, world_setup, world_teardown)
 
+/* --- the names of a job's output files (no world needed) --- */
+
+static void test_stream_path_defaults_to_output_log(void **state)
+{
+    (void)state;
+    broker_options bo = {.spool_dir = "/sp"};
+    store_job j = {.id = 7};
+    char p[256];
+    assert_int_equal(broker_job_stream_path(&bo, &j, NULL, BROKER_STDOUT, p, sizeof p), 0);
+    assert_string_equal(p, "/sp/jobs/7/output.log");
+    assert_int_equal(broker_job_stream_path(&bo, &j, NULL, BROKER_STDERR, p, sizeof p), -ENOENT);
+}
+
+static void test_stream_path_expands_the_jobs_patterns(void **state)
+{
+    (void)state;
+    broker_options bo = {.spool_dir = "/sp"};
+    store_job j = {.id = 12};
+    snprintf(j.name, sizeof j.name, "train");
+    snprintf(j.unix_user, sizeof j.unix_user, "acme1");
+    jobreq r;
+    jobreq_init(&r);
+    snprintf(r.output, sizeof r.output, "o-%%j.log");
+    snprintf(r.error, sizeof r.error, "e-%%x-%%u.log");
+    char p[256];
+    assert_int_equal(broker_job_stream_path(&bo, &j, &r, BROKER_STDOUT, p, sizeof p), 0);
+    assert_string_equal(p, "/sp/jobs/12/o-12.log");
+    assert_int_equal(broker_job_stream_path(&bo, &j, &r, BROKER_STDERR, p, sizeof p), 0);
+    assert_string_equal(p, "/sp/jobs/12/e-train-acme1.log");
+}
+
+static void test_stream_path_of_an_error_file_equal_to_the_output_is_not_apart(void **state)
+{
+    (void)state;
+    broker_options bo = {.spool_dir = "/sp"};
+    store_job j = {.id = 3};
+    jobreq r;
+    jobreq_init(&r);
+    snprintf(r.output, sizeof r.output, "all-%%j");
+    snprintf(r.error, sizeof r.error, "all-%%j");
+    char p[256];
+    assert_int_equal(broker_job_stream_path(&bo, &j, &r, BROKER_STDERR, p, sizeof p), -ENOENT);
+}
+
 int main(void)
 {
     log_level_set(getenv("ANTENNA_TEST_LOG") ? getenv("ANTENNA_TEST_LOG") : "error");
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_stream_path_defaults_to_output_log),
+        cmocka_unit_test(test_stream_path_expands_the_jobs_patterns),
+        cmocka_unit_test(test_stream_path_of_an_error_file_equal_to_the_output_is_not_apart),
         T(test_queued_job_is_dispatched_once_with_its_tag_and_account),
         T(test_slurm_states_flow_into_the_store),
         T(test_failed_job_keeps_its_exit_code),

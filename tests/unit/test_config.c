@@ -148,6 +148,68 @@ static void test_gpu_types_list(void **state)
     assert_null(c.gpu_type_list[2]);
 }
 
+static void test_partitions_default_to_the_default_partition(void **state)
+{
+    (void)state;
+    config c;
+    char err[256] = "";
+    assert_int_equal(load("{\"partition\": \"batch\"}", &c, err, sizeof err), 0);
+    const char *const *l = config_partitions_for(&c, "ulb");
+    assert_string_equal(l[0], "batch");
+    assert_null(l[1]);
+    assert_string_equal(config_default_partition_for(&c, "ulb"), "batch");
+}
+
+static void test_partner_partitions_narrow_the_list(void **state)
+{
+    (void)state;
+    config c;
+    char err[256] = "";
+    assert_int_equal(load("{\"partitions\": [\"gpu\", \"debug\"], \"partner_partitions\": "
+                          "{\"ulb\": [\"debug\"]}}",
+                          &c, err, sizeof err),
+                     0);
+    const char *const *l = config_partitions_for(&c, "ulb");
+    assert_string_equal(l[0], "debug");
+    assert_null(l[1]);
+    assert_string_equal(config_default_partition_for(&c, "ulb"), "debug");
+    l = config_partitions_for(&c, "vub");
+    assert_string_equal(l[0], "gpu");
+    assert_string_equal(l[1], "debug");
+    assert_string_equal(config_default_partition_for(&c, "vub"), "gpu");
+}
+
+static void test_partitions_must_hold_the_default(void **state)
+{
+    (void)state;
+    config c;
+    char err[256] = "";
+    assert_int_equal(load("{\"partitions\": [\"debug\"]}", &c, err, sizeof err), -EINVAL);
+    assert_non_null(strstr(err, "default partition \"gpu\""));
+}
+
+static void test_partner_partitions_must_be_site_partitions(void **state)
+{
+    (void)state;
+    config c;
+    char err[256] = "";
+    assert_int_equal(load("{\"partner_partitions\": {\"ulb\": [\"bigmem\"]}}", &c, err, sizeof err),
+                     -EINVAL);
+    assert_non_null(strstr(err, "partner_partitions.ulb[0]"));
+}
+
+static void test_export_deny_and_max_nodes_load(void **state)
+{
+    (void)state;
+    config c;
+    char err[256] = "";
+    assert_int_equal(load("{\"export_deny\": [\"AWS_*\"], \"max_nodes\": 2}", &c, err, sizeof err),
+                     0);
+    assert_string_equal(c.export_deny_list[0], "AWS_*");
+    assert_null(c.export_deny_list[1]);
+    assert_int_equal(c.max_nodes, 2);
+}
+
 static void test_unknown_key_is_an_error_naming_it(void **state)
 {
     (void)state;
@@ -309,6 +371,13 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_priority_keys_and_category_factors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_priority_values_are_errors, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_partitions_default_to_the_default_partition, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_partner_partitions_narrow_the_list, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_partitions_must_hold_the_default, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_partner_partitions_must_be_site_partitions, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_export_deny_and_max_nodes_load, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unknown_key_is_an_error_naming_it, setup, teardown),
         cmocka_unit_test_setup_teardown(test_wrong_type_is_an_error_naming_the_key, setup,
                                         teardown),

@@ -478,7 +478,8 @@ static void validate_refuses_too_many_gpus_with_a_helpful_message(void **state)
     jobreq r = valid_request();
     r.gpus = 12;
     const char *msg = expect_refusal(&r, &lim, "gpus", "invalid_gpus");
-    assert_string_equal(msg, "gpus must be between 0 and 8 (got 12); ask for fewer GPUs");
+    assert_string_equal(msg, "the job asks 12 GPUs in all (gpus) but this site allows at most 8 "
+                             "GPUs per job; ask for fewer nodes or GPUs");
 }
 
 static void validate_refuses_negative_gpus(void **state)
@@ -627,6 +628,328 @@ static void validate_reports_the_first_bad_field(void **state)
     expect_refusal(&r, &lim, "gpus", "invalid_gpus");
 }
 
+/* ---- totals, output patterns, export, signal, chdir, partitions, layout (issue 9) ---- */
+
+static void totals_of_a_plain_job_are_its_gpus_and_cpus(void **state)
+{
+    (void)state;
+    jobreq r = valid_request();
+    r.gpus = 2;
+    r.cpus_per_task = 4;
+    jobreq_totals t;
+    assert_int_equal(jobreq_totals_get(&r, &t), 0);
+    assert_int_equal(t.nodes, 1);
+    assert_int_equal(t.tasks, 1);
+    assert_int_equal(t.gpus, 2);
+    assert_int_equal(t.cpus, 4);
+}
+
+static void totals_count_gpus_per_node_on_every_node(void **state)
+{
+    (void)state;
+    jobreq r = valid_request();
+    r.nodes_min = r.nodes_max = 2;
+    r.gpus_per_node = 4;
+    r.ntasks_per_node = 4;
+    jobreq_totals t;
+    assert_int_equal(jobreq_totals_get(&r, &t), 0);
+    assert_int_equal(t.gpus, 8);
+    assert_int_equal(t.tasks, 8);
+    assert_int_equal(t.cpus, 8);
+}
+
+static void totals_count_gpus_per_task_on_every_task(void **state)
+{
+    (void)state;
+    jobreq r = valid_request();
+    r.ntasks = 6;
+    r.gpus_per_task = 1;
+    r.cpus_per_task = 3;
+    jobreq_totals t;
+    assert_int_equal(jobreq_totals_get(&r, &t), 0);
+    assert_int_equal(t.gpus, 6);
+    assert_int_equal(t.cpus, 18);
+}
+
+static void totals_of_a_node_range_count_its_maximum(void **state)
+{
+    (void)state;
+    jobreq r = valid_request();
+    r.nodes_min = 2;
+    r.nodes_max = 4;
+    r.gpus_per_node = 2;
+    jobreq_totals t;
+    assert_int_equal(jobreq_totals_get(&r, &t), 0);
+    assert_int_equal(t.nodes, 4);
+    assert_int_equal(t.gpus, 8);
+}
+
+static void totals_with_cpus_per_gpu_count_cpus_from_gpus(void **state)
+{
+    (void)state;
+    jobreq r = valid_request();
+    r.nodes_min = r.nodes_max = 2;
+    r.gpus_per_node = 2;
+    r.cpus_per_gpu = 8;
+    jobreq_totals t;
+    assert_int_equal(jobreq_totals_get(&r, &t), 0);
+    assert_int_equal(t.cpus, 32);
+}
+
+static void totals_refuse_an_overflowing_product(void **state)
+{
+    (void)state;
+    jobreq r = valid_request();
+    r.nodes_min = r.nodes_max = 100000;
+    r.gpus_per_node = 100000;
+    jobreq_totals t;
+    assert_int_equal(jobreq_totals_get(&r, &t), -EOVERFLOW);
+}
+
+static void validate_refuses_a_multi_node_job_over_the_gpu_limit(void **state)
+{
+    (void)state;
+    jobreq_limits lim = site_limits();
+    jobreq r = valid_request();
+    r.nodes_min = r.nodes_max = 3;
+    r.gpus_per_node = 4; /* 12 > 8, though 4 per node is fine */
+    const char *msg = expect_refusal(&r, &lim, "gpus", "invalid_gpus");
+    assert_string_equal(msg, "the job asks 12 GPUs in all (nodes x gpus_per_node) but this site "
+                             "allows at most 8 GPUs per job; ask for fewer nodes or GPUs");
+}
+
+static void validate_refuses_more_nodes_than_the_site_allows(void **state)
+{
+    (void)state;
+    jobreq_limits lim = site_limits();
+    lim.max_nodes = 2;
+    jobreq r = valid_request();
+    r.nodes_min = r.nodes_max = 3;
+    const char *msg = expect_refusal(&r, &lim, "nodes", "invalid_nodes");
+    assert_non_null(strstr(msg, "at most 2 nodes per job"));
+}
+
+static void validate_refuses_two_ways_of_asking_gpus(void **state)
+{
+    (void)state;
+    jobreq r = valid_request();
+    r.gpus = 2;
+    r.gpus_per_node = 2;
+    expect_refusal(&r, NULL, "gpus", "invalid_gpus");
+}
+
+static void validate_refuses_fewer_tasks_than_nodes(void **state)
+{
+    (void)state;
+    jobreq r = valid_request();
+    r.nodes_min = r.nodes_max = 2;
+    r.ntasks = 1;
+    expect_refusal(&r, NULL, "ntasks", "invalid_value");
+}
+
+static void validate_refuses_requeue(void **state)
+{
+    (void)state;
+    jobreq r = valid_request();
+    r.requeue = 1;
+    expect_refusal(&r, NULL, "requeue", "invalid_requeue");
+    r.requeue = 0;
+    assert_int_equal(jobreq_validate(&r, NULL, NULL), 0);
+}
+
+static void validate_refuses_exclusive(void **state)
+{
+    (void)state;
+    jobreq r = valid_request();
+    r.exclusive = 1;
+    expect_refusal(&r, NULL, "exclusive", "invalid_exclusive");
+}
+
+static void validate_refuses_an_output_path_outside_the_folder(void **state)
+{
+    (void)state;
+    jobreq r = valid_request();
+    snprintf(r.output, sizeof r.output, "../../etc/x");
+    expect_refusal(&r, NULL, "output", "invalid_output");
+}
+
+static void validate_refuses_an_output_whose_name_pattern_makes_a_path(void **state)
+{
+    (void)state;
+    jobreq r = valid_request();
+    snprintf(r.name, sizeof r.name, "../x");
+    snprintf(r.output, sizeof r.output, "%%x.out");
+    expect_refusal(&r, NULL, "output", "invalid_output");
+}
+
+static void output_expand_gives_antenna_ids_name_and_user(void **state)
+{
+    (void)state;
+    jobreq_output_ctx ctx = {
+        .job_id = 42, .array_job_id = 0, .array_task_id = -1, .name = "train", .user = "acme1"};
+    char out[128];
+    assert_int_equal(
+        jobreq_output_expand("%x-%u-%j-%A_%a.%%.out", &ctx, "output", out, sizeof out, NULL), 0);
+    assert_string_equal(out, "train-acme1-42-42_0.%.out");
+}
+
+static void output_expand_gives_array_ids_and_zero_padding(void **state)
+{
+    (void)state;
+    jobreq_output_ctx ctx = {
+        .job_id = 50, .array_job_id = 47, .array_task_id = 3, .name = "s", .user = "u"};
+    char out[128];
+    assert_int_equal(jobreq_output_expand("run-%A_%3a-%5j", &ctx, "output", out, sizeof out, NULL),
+                     0);
+    assert_string_equal(out, "run-47_003-00050");
+}
+
+static void output_expand_refuses_the_node_name_pattern(void **state)
+{
+    (void)state;
+    jobreq_error e;
+    char out[64];
+    assert_int_equal(jobreq_output_expand("o-%N.log", NULL, "error", out, sizeof out, &e), -EINVAL);
+    assert_string_equal(e.field, "error");
+    assert_non_null(strstr(e.message, "%N (the first node's name) is not known"));
+}
+
+static void output_expand_refuses_paths_and_unknown_patterns(void **state)
+{
+    (void)state;
+    static const char *const bad[] = {"/tmp/x", "a/b", "..", ".", "", "x%", "x%q", "x%t"};
+    char out[64];
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        if (jobreq_output_expand(bad[i], NULL, "output", out, sizeof out, NULL) != -EINVAL)
+            fail_msg("\"%s\" should be refused", bad[i]);
+}
+
+static void output_expand_refuses_a_name_that_becomes_a_path(void **state)
+{
+    (void)state;
+    jobreq_output_ctx ctx = {.job_id = 1, .array_task_id = -1, .name = "a/../b", .user = "u"};
+    char out[64];
+    assert_int_equal(jobreq_output_expand("%x.out", &ctx, "output", out, sizeof out, NULL),
+                     -EINVAL);
+}
+
+static void export_check_accepts_all_none_and_name_values(void **state)
+{
+    (void)state;
+    static const char *const ok[] = {"ALL",    "NONE",  "ALL,EPOCHS=3", "NONE,A=1,B_2=x y",
+                                     "LR=0.1", "EMPTY="};
+    for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++)
+        if (jobreq_export_check(ok[i], NULL, NULL) != 0) fail_msg("\"%s\" should pass", ok[i]);
+}
+
+static void export_check_refuses_loader_slurm_and_antenna_names(void **state)
+{
+    (void)state;
+    static const char *const bad[] = {"LD_PRELOAD=/x.so", "ALL,LD_LIBRARY_PATH=/x",
+                                      "LD_AUDIT=/a.so", "SLURM_JOB_ID=1", "ANTENNA_JOB_TAG=x"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        jobreq_error e;
+        if (jobreq_export_check(bad[i], NULL, &e) != -EINVAL)
+            fail_msg("\"%s\" should be refused", bad[i]);
+        assert_non_null(strstr(e.message, "is refused"));
+    }
+}
+
+static void export_check_refuses_the_sites_listed_names(void **state)
+{
+    (void)state;
+    static const char *const deny[] = {"AWS_*", "PYTHONPATH", NULL};
+    assert_int_equal(jobreq_export_check("AWS_SECRET=x", deny, NULL), -EINVAL);
+    assert_int_equal(jobreq_export_check("PYTHONPATH=/x", deny, NULL), -EINVAL);
+    assert_int_equal(jobreq_export_check("PYTHONPATHX=/x", deny, NULL), 0);
+}
+
+static void export_check_refuses_a_bare_name(void **state)
+{
+    (void)state;
+    jobreq_error e;
+    assert_int_equal(jobreq_export_check("ALL,HF_TOKEN", NULL, &e), -EINVAL);
+    assert_non_null(strstr(e.message, "never copies the submitter's own environment"));
+}
+
+static void export_check_refuses_bad_names_and_empty_items(void **state)
+{
+    (void)state;
+    static const char *const bad[] = {"", "1A=x", "A-B=x", "A=1,,B=2", "=x", "ALL,NONE"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        if (jobreq_export_check(bad[i], NULL, NULL) != -EINVAL)
+            fail_msg("\"%s\" should be refused", bad[i]);
+}
+
+static int collect_item(void *arg, const char *item)
+{
+    char *buf = arg;
+    strcat(buf, item);
+    strcat(buf, ";");
+    return 0;
+}
+
+static void export_each_gives_only_the_name_value_items(void **state)
+{
+    (void)state;
+    char buf[128] = "";
+    assert_int_equal(jobreq_export_each("NONE,A=1,B=two", collect_item, buf), 0);
+    assert_string_equal(buf, "A=1;B=two;");
+}
+
+static void signal_parse_reads_names_numbers_and_times(void **state)
+{
+    (void)state;
+    int sig, secs, batch;
+    assert_int_equal(jobreq_signal_parse("B:USR1@120", &sig, &secs, &batch), 0);
+    assert_int_equal(sig, 10);
+    assert_int_equal(secs, 120);
+    assert_int_equal(batch, 1);
+    assert_int_equal(jobreq_signal_parse("SIGTERM", &sig, &secs, &batch), 0);
+    assert_int_equal(sig, 15);
+    assert_int_equal(secs, 60);
+    assert_int_equal(batch, 0);
+    assert_int_equal(jobreq_signal_parse("R:2@5", &sig, &secs, &batch), 0);
+    assert_int_equal(sig, 2);
+    assert_int_equal(secs, 5);
+}
+
+static void signal_parse_refuses_bad_values(void **state)
+{
+    (void)state;
+    static const char *const bad[] = {"", "FOO", "0", "65", "USR1@", "USR1@70000", "X:USR1"};
+    int sig, secs, batch;
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        if (jobreq_signal_parse(bad[i], &sig, &secs, &batch) != -EINVAL)
+            fail_msg("\"%s\" should be refused", bad[i]);
+}
+
+static void chdir_check_accepts_relative_folders_only(void **state)
+{
+    (void)state;
+    assert_int_equal(jobreq_chdir_check(".", NULL), 0);
+    assert_int_equal(jobreq_chdir_check("run1/logs", NULL), 0);
+    static const char *const bad[] = {"/home", "..", "a/../b", "a//b", "a/", ""};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        if (jobreq_chdir_check(bad[i], NULL) != -EINVAL)
+            fail_msg("\"%s\" should be refused", bad[i]);
+}
+
+static void partition_check_tells_forbidden_from_unknown(void **state)
+{
+    (void)state;
+    static const char *const allowed[] = {"gpu", NULL};
+    static const char *const known[] = {"gpu", "debug", NULL};
+    jobreq_error e;
+    assert_int_equal(jobreq_partition_check("gpu", allowed, known, NULL), 0);
+    assert_int_equal(jobreq_partition_check("", allowed, known, NULL), 0);
+    assert_int_equal(jobreq_partition_check("debug", allowed, known, &e), -EACCES);
+    assert_string_equal(e.code, "partition_forbidden");
+    assert_non_null(strstr(e.message, "use one of: gpu"));
+    assert_int_equal(jobreq_partition_check("nope", allowed, known, &e), -ENOENT);
+    assert_string_equal(e.code, "unknown_partition");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -668,6 +991,35 @@ int main(void)
         cmocka_unit_test(validate_refuses_memory_over_the_maximum),
         cmocka_unit_test(validate_without_limits_checks_only_lower_bounds),
         cmocka_unit_test(validate_reports_the_first_bad_field),
+        cmocka_unit_test(totals_of_a_plain_job_are_its_gpus_and_cpus),
+        cmocka_unit_test(totals_count_gpus_per_node_on_every_node),
+        cmocka_unit_test(totals_count_gpus_per_task_on_every_task),
+        cmocka_unit_test(totals_of_a_node_range_count_its_maximum),
+        cmocka_unit_test(totals_with_cpus_per_gpu_count_cpus_from_gpus),
+        cmocka_unit_test(totals_refuse_an_overflowing_product),
+        cmocka_unit_test(validate_refuses_a_multi_node_job_over_the_gpu_limit),
+        cmocka_unit_test(validate_refuses_more_nodes_than_the_site_allows),
+        cmocka_unit_test(validate_refuses_two_ways_of_asking_gpus),
+        cmocka_unit_test(validate_refuses_fewer_tasks_than_nodes),
+        cmocka_unit_test(validate_refuses_requeue),
+        cmocka_unit_test(validate_refuses_exclusive),
+        cmocka_unit_test(validate_refuses_an_output_path_outside_the_folder),
+        cmocka_unit_test(validate_refuses_an_output_whose_name_pattern_makes_a_path),
+        cmocka_unit_test(output_expand_gives_antenna_ids_name_and_user),
+        cmocka_unit_test(output_expand_gives_array_ids_and_zero_padding),
+        cmocka_unit_test(output_expand_refuses_the_node_name_pattern),
+        cmocka_unit_test(output_expand_refuses_paths_and_unknown_patterns),
+        cmocka_unit_test(output_expand_refuses_a_name_that_becomes_a_path),
+        cmocka_unit_test(export_check_accepts_all_none_and_name_values),
+        cmocka_unit_test(export_check_refuses_loader_slurm_and_antenna_names),
+        cmocka_unit_test(export_check_refuses_the_sites_listed_names),
+        cmocka_unit_test(export_check_refuses_a_bare_name),
+        cmocka_unit_test(export_check_refuses_bad_names_and_empty_items),
+        cmocka_unit_test(export_each_gives_only_the_name_value_items),
+        cmocka_unit_test(signal_parse_reads_names_numbers_and_times),
+        cmocka_unit_test(signal_parse_refuses_bad_values),
+        cmocka_unit_test(chdir_check_accepts_relative_folders_only),
+        cmocka_unit_test(partition_check_tells_forbidden_from_unknown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

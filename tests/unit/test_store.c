@@ -509,6 +509,37 @@ static void job_script_round_trips(void **state)
     free(got);
 }
 
+static void job_extra_gives_total_cpus_and_options(void **state)
+{
+    fixture *f = *state;
+    store_job j = {.user_id = f->user_id, .cpus_per_task = 2};
+    assert_int_equal(store_job_insert(f->s, &j, "#!/bin/sh\n"), 0);
+    assert_int_equal(store_job_extra_set(f->s, j.id, 16, "{\"nodes\":2}"), 0);
+    store_job got;
+    assert_int_equal(store_job_get(f->s, j.id, &got), 0);
+    assert_int_equal(got.cpus, 16);
+    char *opts = NULL;
+    assert_int_equal(store_job_options_get(f->s, j.id, &opts), 0);
+    assert_string_equal(opts, "{\"nodes\":2}");
+    free(opts);
+}
+
+static void job_without_extra_has_no_options_and_cpus_zero(void **state)
+{
+    fixture *f = *state;
+    store_job j = {.user_id = f->user_id, .cpus_per_task = 2};
+    assert_int_equal(store_job_insert(f->s, &j, "#!/bin/sh\n"), 0);
+    store_job got;
+    assert_int_equal(store_job_get(f->s, j.id, &got), 0);
+    assert_int_equal(got.cpus, 0);
+    char *opts = NULL;
+    assert_int_equal(store_job_options_get(f->s, j.id, &opts), 0);
+    assert_string_equal(opts, "");
+    free(opts);
+    assert_int_equal(store_job_options_get(f->s, 99999, &opts), -ENOENT);
+    assert_int_equal(store_job_extra_set(f->s, 99999, 1, ""), -ENOENT);
+}
+
 static void job_script_of_200kb_round_trips(void **state)
 {
     fixture *f = *state;
@@ -2059,7 +2090,7 @@ static void migration_from_v1_fills_new_fields_with_defaults(void **state)
 
     char out[64];
     assert_int_equal(sqlite_cli(f, "PRAGMA user_version;", out, sizeof out), 0);
-    assert_string_equal(out, "8\n"); /* and on to the current version */
+    assert_string_equal(out, "9\n"); /* and on to the current version */
     /* script stays the last column of jobs (listing jobs never reads its overflow pages) */
     assert_int_equal(
         sqlite_cli(f, "SELECT name FROM pragma_table_info('jobs') ORDER BY cid DESC LIMIT 1;", out,
@@ -2211,7 +2242,7 @@ static void migration_from_v2_keeps_data(void **state)
     assert_int_equal(open_store(f), 0);
     char out[64];
     assert_int_equal(sqlite_cli(f, "PRAGMA user_version;", out, sizeof out), 0);
-    assert_string_equal(out, "8\n");
+    assert_string_equal(out, "9\n");
     assert_string_equal(store_instance_id(f->s), "fedcba9876543210");
 
     store_partner p;
@@ -3738,6 +3769,8 @@ static void job_list_in_slurm_of_no_job_is_empty(void **state)
 /* What the v7 -> v8 step adds (job arrays). */
 #define V8_DROP                                                                                    \
     "DROP INDEX job_array_tasks_array; DROP TABLE job_array_tasks; DROP TABLE job_arrays; "
+/* What the v8 -> v9 step adds (sbatch options). */
+#define V9_DROP "DROP TABLE job_extra; "
 
 /* A v3 database is a v6 one without the v3 -> v4, v4 -> v5, v5 -> v6 and v6 -> v7 steps' tables,
  * columns, indexes and trigger. */
@@ -3756,14 +3789,14 @@ static void migration_from_v3_keeps_data_and_gives_the_schema_of_a_new_database(
                    "DROP TRIGGER ledger_sums_add; DROP TABLE ledger_sums; "
                    "DROP TABLE idempotency; DROP INDEX jobs_in_slurm; "
                    "DROP INDEX users_unix_user; ALTER TABLE users DROP COLUMN "
-                   "disabled; ALTER TABLE tokens DROP COLUMN expires_at; " V7_DROP V8_DROP
+                   "disabled; ALTER TABLE tokens DROP COLUMN expires_at; " V7_DROP V8_DROP V9_DROP
                    "PRAGMA user_version = 3;",
                    NULL, 0),
         0);
     assert_int_equal(open_store(f), 0);
     char out[16];
     assert_int_equal(sqlite_cli(f, "PRAGMA user_version;", out, sizeof out), 0);
-    assert_string_equal(out, "8\n");
+    assert_string_equal(out, "9\n");
     assert_int_equal(sqlite_cli(f, SCHEMA_SQL, migrated, sizeof migrated), 0);
     assert_string_equal(migrated, fresh);
     assert_non_null(strstr(fresh, "table|idempotency|idempotency|"));
@@ -4121,6 +4154,8 @@ int main(void)
         TU(job_get_unknown_is_enoent),
         TU(job_list_filters_by_user_newest_first_with_limit),
         TU(job_script_round_trips),
+        TU(job_extra_gives_total_cpus_and_options),
+        TU(job_without_extra_has_no_options_and_cpus_zero),
         TU(job_script_of_200kb_round_trips),
         TU(job_transition_moves_when_state_matches),
         TU(job_transition_from_other_state_is_eagain),

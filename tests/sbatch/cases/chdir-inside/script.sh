@@ -1,0 +1,2 @@
+#!/bin/bash
+#SBATCH -D run1/logs

@@ -1,0 +1,2 @@
+#!/bin/bash
+#SBATCH --export=ALL,LD_PRELOAD=/tmp/x.so

@@ -1,0 +1,2 @@
+#!/bin/bash
+#SBATCH -G 8 -N 2

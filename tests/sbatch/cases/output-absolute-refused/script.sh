@@ -1,0 +1,2 @@
+#!/bin/bash
+#SBATCH --output=/tmp/x.out

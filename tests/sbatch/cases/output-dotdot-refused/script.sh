@@ -1,0 +1,2 @@
+#!/bin/bash
+#SBATCH -o ../x.out

@@ -1,0 +1,2 @@
+#!/bin/bash
+#SBATCH -o out-%j.log -e err-%j.log

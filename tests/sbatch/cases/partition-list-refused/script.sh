@@ -1,0 +1,2 @@
+#!/bin/bash
+#SBATCH -p gpu,debug
