@@ -90,6 +90,7 @@ enum opt_id {
     OPT_REASON,
     OPT_GPU_HOURS,
     OPT_CPU_HOURS,
+    OPT_DEPENDENCY, /* submit: sbatch's --dependency, sent unchanged (antennad parses it) */
     OPT_COUNT
 };
 
@@ -764,6 +765,11 @@ static int run_submit(cli *c, args *a)
         goto fail_script;
     }
     json_t *body = request_json(&req, opts.set);
+    if (body != NULL && a->given[OPT_DEPENDENCY] &&
+        json_object_set_new(body, "dependency", json_string(a->value[OPT_DEPENDENCY])) != 0) {
+        json_decref(body);
+        body = NULL;
+    }
     if (body != NULL && dry_run && json_object_set_new(body, "dry_run", json_true()) != 0) {
         json_decref(body);
         body = NULL;
@@ -2076,6 +2082,7 @@ static const optdef submit_opts[] = {
     {"--gpus", 'G', true, OPT_JOB},
     {"--gres", 0, true, OPT_JOB},
     {"--mem", 0, true, OPT_JOB},
+    {"--dependency", 'd', true, OPT_DEPENDENCY},
     {"--wait", 'W', false, OPT_WAIT},
     {"--dry-run", 0, false, OPT_DRY_RUN},
     {"--json", 0, false, OPT_JSON},
@@ -2232,6 +2239,9 @@ static const command cmd_submit = {
     "  -G, --gpus [TYPE:]N       GPUs, e.g. 2 or h100:2\n"
     "      --gres gpu[:TYPE][:N] GPUs as a GRES, e.g. gpu:h100:2\n"
     "      --mem SIZE            memory per node, e.g. 8G (suffix K, M, G or T; default M)\n"
+    "  -d, --dependency LIST     wait on other Antenna jobs: after:ID, afterok:ID,\n"
+    "                            afternotok:ID, afterany:ID (IDs joined by ':'), singleton;\n"
+    "                            conditions joined by ',' must all hold\n"
     "\n"
     "Other options:\n"
     "  -W, --wait                follow the job until it ends; exit with 0 if it completed,\n"

@@ -75,6 +75,8 @@ struct pjob {
     size_t slot;
     rank_node rk; /* in partner->ranked[user->cat] while queued */
     bool in_slurm, running;
+    bool dep_held;       /* queued, but held by its dependencies: out of its user's heap and its
+                            rank set, still counted as queued */
     char period[8];      /* in Slurm: the period of its hold */
     struct pperiod *per; /* in Slurm: its hold's entry, NULL when it holds nothing there */
     int64_t hold_gpu, hold_cpu;
@@ -1022,8 +1024,11 @@ static void queue_push(policy *p, struct pjob *j)
 /* Takes queued job `j` out of its user's queue. */
 static void queue_take(policy *p, struct pjob *j)
 {
-    heap_remove(&j->user->queue, j->slot);
-    rank_remove(&j->partner->ranked[j->user->cat], &j->rk);
+    if (!j->dep_held) {
+        heap_remove(&j->user->queue, j->slot);
+        rank_remove(&j->partner->ranked[j->user->cat], &j->rk);
+    }
+    j->dep_held = false;
     j->partner->queued--;
     p->n_queued--;
     user_rekey(p, j->user);
@@ -1159,7 +1164,7 @@ int policy_job_dispatched(policy *p, int64_t id, int64_t now)
 {
     if (p == NULL) return -ENOENT;
     struct pjob *j = job_find(p, id);
-    if (j == NULL || j->in_slurm) return -ENOENT;
+    if (j == NULL || j->in_slurm || j->dep_held) return -ENOENT;
     char cur[8];
     policy_period_of(now, cur);
     struct pperiod *e = period_find(j->partner, cur);
@@ -1253,6 +1258,7 @@ const char *policy_job_reason(const policy *p, int64_t id, int64_t now)
     if (p == NULL) return NULL;
     const struct pjob *j = job_find(p, id);
     if (j == NULL || j->in_slurm) return NULL;
+    if (j->dep_held) return POLICY_REASON_DEPENDENCY;
     if (window_full(p)) return POLICY_REASON_CLUSTER_FULL;
     char cur[8];
     policy_period_of(now, cur);
@@ -1271,4 +1277,41 @@ double policy_job_priority(const policy *p, int64_t id, int64_t now)
 size_t policy_queue_length(const policy *p)
 {
     return p ? p->n_queued : 0;
+}
+
+int policy_job_dependency_hold(policy *p, int64_t id)
+{
+    if (p == NULL) return -ENOENT;
+    struct pjob *j = job_find(p, id);
+    if (j == NULL || j->in_slurm) return -ENOENT;
+    if (j->dep_held) return 0;
+    heap_remove(&j->user->queue, j->slot);
+    rank_remove(&j->partner->ranked[j->user->cat], &j->rk);
+    j->dep_held = true;
+    user_rekey(p, j->user);
+    return 0;
+}
+
+int policy_job_dependency_release(policy *p, int64_t id)
+{
+    if (p == NULL) return -ENOENT;
+    struct pjob *j = job_find(p, id);
+    if (j == NULL || j->in_slurm) return -ENOENT;
+    if (!j->dep_held) return 0;
+    j->dep_held = false;
+    if (j->partner != j->user->partner) { /* its user moved while it was held (user_move) */
+        j->partner->queued--;
+        j->user->partner->queued++;
+        j->partner = j->user->partner;
+    }
+    heap_push(&j->user->queue, j); /* room reserved at enqueue */
+    rank_insert(&j->partner->ranked[j->user->cat], &j->rk, j->key, j->id);
+    user_rekey(p, j->user);
+    return 0;
+}
+
+bool policy_job_dependency_held(const policy *p, int64_t id)
+{
+    const struct pjob *j = p ? job_find(p, id) : NULL;
+    return j != NULL && j->dep_held;
 }

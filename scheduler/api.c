@@ -253,13 +253,24 @@ static json_t *job_json(const store_job *j, const registry_live *live)
     return o;
 }
 
+/* Adds "dependency" (its canonical text, or null) to job object `o` of job `id`. */
+static json_t *job_json_dependency(api *a, json_t *o, int64_t id)
+{
+    char text[JOB_DEPENDENCY_TEXT_MAX];
+    if (o == NULL) return NULL;
+    if (registry_job_dependency_text(a->reg, id, text, sizeof text) < 0) text[0] = '\0';
+    json_object_set_new(o, "dependency", text[0] ? json_string(text) : json_null());
+    return o;
+}
+
 /* The job as JSON with its live state in the engine at `now` (worker threads only). */
 static json_t *job_json_now(api *a, const store_job *j, int64_t now)
 {
     registry_live live;
-    if (strcmp(j->state, STORE_STATE_QUEUED) != 0) return job_json(j, NULL);
+    if (strcmp(j->state, STORE_STATE_QUEUED) != 0)
+        return job_json_dependency(a, job_json(j, NULL), j->id);
     registry_job_live(a->reg, j->id, now, &live);
-    return job_json(j, &live);
+    return job_json_dependency(a, job_json(j, &live), j->id);
 }
 
 static bool has_role(const api_call *c, int roles)
@@ -473,8 +484,7 @@ static bool idem_key_valid(const char *k)
  * Runs inside the registry's change (its committer thread). */
 static char *render_job(const store_job *j, const registry_live *live, void *arg)
 {
-    (void)arg;
-    json_t *o = job_json(j, live);
+    json_t *o = arg ? job_json_dependency(arg, job_json(j, live), j->id) : job_json(j, live);
     char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
     json_decref(o);
     return s;
@@ -487,9 +497,11 @@ static json_t *job_body_read(api_call *c, const char *ct, const char *body, size
                              const jobreq_limits *lim, jobreq *r, bool *dry_run)
 {
     static const struct field fields[] = {
-        {"script", F_STR, true},        {"name", F_STR, false},          {"gpus", F_INT, false},
-        {"gpu_type", F_STR, false},     {"cpus_per_task", F_INT, false}, {"mem_mb", F_INT, false},
-        {"time_minutes", F_INT, false}, {"dry_run", F_BOOL, false},
+        {"script", F_STR, true},         {"name", F_STR, false},
+        {"gpus", F_INT, false},          {"gpu_type", F_STR, false},
+        {"cpus_per_task", F_INT, false}, {"mem_mb", F_INT, false},
+        {"time_minutes", F_INT, false},  {"dry_run", F_BOOL, false},
+        {"dependency", F_STR, false},
     };
     jobreq_error jerr;
     json_t *o = parse_json_body(c, ct, body, len, fields, sizeof fields / sizeof fields[0]);
@@ -534,6 +546,35 @@ int api_job_body_check(const char *content_type, const char *body, size_t len,
     return -EINVAL;
 }
 
+/* Reads the optional "dependency" of a POST /v1/jobs body into *d (empty when absent or "") and
+ * checks that every prerequisite is a job the caller may see (the rule of GET /v1/jobs/{id}).
+ * Returns false with the error answer set (400 bad syntax, 404 naming the id). */
+static bool job_dependency_read(api_call *c, json_t *o, job_dependency *d)
+{
+    char err[256];
+    const char *text = str_field(o, "dependency", "");
+    d->n = 0;
+    if (text[0] == '\0') return true;
+    if (job_dependency_parse(text, d, err, sizeof err) < 0) {
+        set_error(c, 400, "invalid_dependency", "dependency: %s", err);
+        return false;
+    }
+    for (size_t i = 0; i < d->n; i++) {
+        store_job p;
+        if (d->items[i].id == 0) continue; /* singleton */
+        int rc = store_job_get(c->a->st, d->items[i].id, &p);
+        if (rc == -ENOENT || (rc == 0 && !may_see_job(c, &p))) {
+            set_error(c, 404, "dependency_not_found",
+                      "dependency: no job %" PRId64 " among your jobs; name a job id that "
+                      "antenna jobs lists",
+                      d->items[i].id);
+            return false;
+        }
+        if (store_failed(c, rc, "read a prerequisite job")) return false;
+    }
+    return true;
+}
+
 static void h_jobs_post(api_call *c)
 {
     const char *idem = http_request_header(c->req, "Idempotency-Key");
@@ -555,6 +596,8 @@ static void h_jobs_post(api_call *c)
     if (r.gpus > 0 && r.gpu_type[0] == '\0' && c->a->opt.limits.gpu_types != NULL &&
         c->a->opt.limits.gpu_types[0] != NULL)
         snprintf(r.gpu_type, sizeof r.gpu_type, "%s", c->a->opt.limits.gpu_types[0]);
+    job_dependency dep;
+    if (!job_dependency_read(c, o, &dep)) goto out;
 
     registry_submit s;
     memset(&s, 0, sizeof s);
@@ -588,6 +631,8 @@ static void h_jobs_post(api_call *c)
     const char *body = http_request_body(c->req, &body_len);
     s.script = r.script;
     s.render = render_job;
+    s.render_arg = c->a;
+    s.dependency = &dep;
     if (idem != NULL) {
         /* auth_token_hash hashes up to the first NUL; a body that parsed as JSON has none. */
         if (strlen(body) != body_len || auth_token_hash(body, hash, sizeof hash) < 0) {

@@ -608,6 +608,16 @@ static int submit_one(broker *b, const store_job *j, registry_outcome *o)
         LOG(LOG_WARN, "job %" PRId64 ": requeued: %s", j->id, why);
         return -EAGAIN;
     }
+    char dep[JOB_DEPENDENCY_TEXT_MAX];
+    int drc = registry_job_slurm_dependency(b->reg, j->id, dep, sizeof dep, why, sizeof why);
+    if (drc < 0) {
+        /* a prerequisite ended (or left Slurm's hands) between the release and this dispatch */
+        free(script);
+        if (drc != -ECANCELED && drc != -ENOSPC)
+            snprintf(why, sizeof why, "its dependency could not be read from the store");
+        outcome_set(o, j->id, REGISTRY_REFUSED, 0, why);
+        return 0;
+    }
     job_path(b->spool_dir, (long long)j->id, "output.log", out, sizeof out);
     snprintf(tag, sizeof tag, "%s%" PRId64, b->tag_prefix, j->id);
     slurm_adapter_submit_req req = {
@@ -625,6 +635,7 @@ static int submit_one(broker *b, const store_job *j, registry_outcome *o)
         .cpus_per_task = j->cpus_per_task,
         .mem_mb = j->mem_mb,
         .time_minutes = j->time_minutes,
+        .dependency = dep,
     };
     rpc_begin(b);
     int rc = slurm_adapter_submit(b->sa, &req, &slurm_id, err, sizeof err);

@@ -31,6 +31,7 @@
 #include <stdint.h>
 
 #include "audit.h"
+#include "job_dependency.h"
 #include "policy.h"
 #include "store.h"
 
@@ -136,6 +137,9 @@ typedef struct registry_submit {
     const char *body_hash; /* with idem_key: hex SHA-256 of the request body */
     char *(*render)(const store_job *j, const registry_live *live, void *arg);
     void *render_arg;
+    const job_dependency *dependency; /* borrowed; NULL or n == 0 = none. The caller checked
+                                         that its prerequisites exist and that the submitter may
+                                         see them */
     /* out */
     policy_verdict verdict; /* the admission; !verdict.admitted = refused (answer 403) */
     bool replayed;          /* the key's first answer is replayed */
@@ -304,5 +308,27 @@ int registry_job_correct(registry *r, const registry_actor *who, int64_t id, int
 int registry_housekeep(registry *r, int64_t now);
 
 /* The engine side of a policy config change is not supported at run time: restart antennad. */
+
+/* --- dependencies (issue 9) ---------------------------------------------------------------
+ * A submission with a dependency (registry_submit.dependency) stores its conditions with the job
+ * (a singleton expanded to the user's earlier jobs of that name not yet ended). While one
+ * prerequisite is not in Slurm yet (or a singleton's earlier job has not ended) the job waits in
+ * the engine with reason "Dependency"; when a prerequisite reaches Slurm or ends, only the jobs
+ * waiting on it are judged again (an index in memory, rebuilt from the store at start-up and
+ * after a failed batch). A condition that can never be met ends the job "cancelled" with a reason
+ * naming it, charged nothing, audited "job.finished" (a job already in Slurm is ended by Slurm
+ * itself with DependencyParameters=kill_invalid_depend; its reason is then named the same way). */
+
+/* The dependency of job `id` in its canonical text ("afterok:4,singleton"), into buf ("" when it
+ * has none). Reads committed rows. Returns 0 or a negative errno. */
+int registry_job_dependency_text(registry *r, int64_t id, char *buf, size_t len);
+
+/* The dependency of job `id` as Slurm must get it at dispatch, with Slurm's job ids
+ * ("afterok:101,afternotok:102"): conditions already met are dropped, a singleton never goes
+ * (Antenna enforced it). buf is "" when none is left. Reads committed rows (worker thread).
+ * Returns 0, -ECANCELED (a condition can never be met: why says which), -EAGAIN (a prerequisite
+ * is not in Slurm yet: why says which), -ENOSPC (too long), or a store error. */
+int registry_job_slurm_dependency(registry *r, int64_t id, char *buf, size_t len, char *why,
+                                  size_t wlen);
 
 #endif

@@ -34,6 +34,7 @@ typedef struct slurm_adapter_submit_req {
     int cpus_per_task;
     int64_t mem_mb; /* 0 = Slurm default */
     int time_minutes;
+    const char *dependency; /* Slurm's --dependency with Slurm job ids; NULL or "" = none */
 } slurm_adapter_submit_req;
 
 /* What Slurm says of one job. */

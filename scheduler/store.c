@@ -256,6 +256,18 @@ static const char *const migrations[] = {
     "CREATE INDEX jobs_period ON jobs (period, id) WHERE slurm_job_id > 0;"
     "CREATE INDEX jobs_slurm_id ON jobs (slurm_job_id) WHERE slurm_job_id > 0;"
     "CREATE INDEX ledger_period_job ON ledger (period, job_id) WHERE kind = 'charge';",
+
+    /* v7 -> v8 (issue 9, dependencies): the conditions of a job on its prerequisites, in the
+     * order given; a singleton is one row of prereq 0 plus one row per earlier job of the same
+     * user and name that had not ended at submission. Written once, with the job. */
+    "CREATE TABLE job_dependencies ("
+    "  job_id INTEGER NOT NULL REFERENCES jobs(id),"
+    "  pos INTEGER NOT NULL,"
+    "  kind TEXT NOT NULL"
+    "    CHECK (kind IN ('after', 'afterok', 'afternotok', 'afterany', 'singleton')),"
+    "  prereq_id INTEGER NOT NULL,"
+    "  PRIMARY KEY (job_id, pos));"
+    "CREATE INDEX jobs_user_name ON jobs (user_id, name) WHERE state NOT IN " TERMINAL_SQL ";",
 };
 
 #define STORE_SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
@@ -375,6 +387,10 @@ enum stmt_id {
     ST_JOB_LIST_PERIOD,
     ST_JOB_GET_SLURM,
     ST_LEDGER_JOB_SUMS,
+    ST_DEP_INSERT,
+    ST_DEP_LIST,
+    ST_DEP_LIST_QUEUED,
+    ST_JOB_ACTIVE_NAMED,
     ST_COUNT
 };
 
@@ -555,6 +571,15 @@ static const char *const stmt_sql[ST_COUNT] = {
         "WHERE l.kind = 'charge' AND l.period = ?1 GROUP BY l.job_id ORDER BY l.job_id",
     [ST_JOB_GET_SLURM] = "SELECT " JOB_COLS " FROM jobs WHERE slurm_job_id = ?1 AND "
                          "slurm_job_id > 0 ORDER BY id DESC LIMIT 1",
+    [ST_DEP_INSERT] = "INSERT INTO job_dependencies (job_id, pos, kind, prereq_id) "
+                      "VALUES (?1, ?2, ?3, ?4)",
+    [ST_DEP_LIST] = "SELECT job_id, kind, prereq_id FROM job_dependencies WHERE job_id = ?1 "
+                    "ORDER BY pos",
+    [ST_DEP_LIST_QUEUED] = "SELECT d.job_id, d.kind, d.prereq_id FROM jobs j "
+                           "JOIN job_dependencies d ON d.job_id = j.id "
+                           "WHERE j.state = 'queued' ORDER BY d.job_id, d.pos",
+    [ST_JOB_ACTIVE_NAMED] = "SELECT id FROM jobs WHERE user_id = ?1 AND name = ?2 AND id < ?3 "
+                            "AND state NOT IN " TERMINAL_SQL " ORDER BY id",
 };
 
 /* The filters of store_audit_list that its statement is built for: one cached statement per
@@ -2812,4 +2837,83 @@ bool store_state_terminal(const char *state)
     for (size_t i = 0; i < sizeof terminal_states / sizeof terminal_states[0]; i++)
         if (strcmp(state, terminal_states[i]) == 0) return true;
     return false;
+}
+
+/* --- dependencies --- */
+
+static void read_dependency(sqlite3_stmt *st, void *item)
+{
+    store_dependency *d = item;
+    memset(d, 0, sizeof *d);
+    d->job_id = sqlite3_column_int64(st, 0);
+    col_text(st, 1, d->kind, sizeof d->kind);
+    d->prereq_id = sqlite3_column_int64(st, 2);
+}
+
+int store_dependency_insert(store *s, int64_t job_id, const store_dependency *d, size_t n)
+{
+    if (!s || (n > 0 && !d) || n > STORE_DEPENDENCY_MAX) return -EINVAL;
+    for (size_t i = 0; i < n; i++)
+        if (!name_ok(d[i].kind) || d[i].prereq_id < 0) return -EINVAL;
+    int ret = write_begin(s, true);
+    if (ret < 0) return ret;
+    conn *c = &s->w;
+    for (size_t i = 0; i < n && ret == 0; i++) {
+        sqlite3_stmt *st = stmt_get(c, ST_DEP_INSERT);
+        if (!st) {
+            ret = -EIO;
+            break;
+        }
+        sqlite3_bind_int64(st, 1, job_id);
+        sqlite3_bind_int64(st, 2, (sqlite3_int64)i);
+        bind_text(st, 3, d[i].kind);
+        sqlite3_bind_int64(st, 4, d[i].prereq_id);
+        ret = stmt_run(c, st, "dependency insert");
+    }
+    return write_end(s, ret);
+}
+
+int store_dependency_list(store *s, int64_t job_id, store_dependency **out, size_t *n)
+{
+    if (!s || !out || !n) return -EINVAL;
+    *out = NULL;
+    *n = 0;
+    conn *c = read_begin(s);
+    sqlite3_stmt *st = stmt_get(c, ST_DEP_LIST);
+    int ret = -EIO;
+    if (st) {
+        sqlite3_bind_int64(st, 1, job_id);
+        ret = read_rows(c, st, sizeof **out, read_dependency, (void **)out, n);
+    }
+    read_end(s, c);
+    return ret;
+}
+
+int store_dependency_list_queued(store *s, store_dependency **out, size_t *n)
+{
+    return list_all(s, ST_DEP_LIST_QUEUED, sizeof **out, read_dependency, (void **)out, n);
+}
+
+static void read_id(sqlite3_stmt *st, void *item)
+{
+    *(int64_t *)item = sqlite3_column_int64(st, 0);
+}
+
+int store_job_list_active_named(store *s, int64_t user_id, const char *name, int64_t before_id,
+                                int64_t **ids, size_t *n)
+{
+    if (!s || !name || !ids || !n) return -EINVAL;
+    *ids = NULL;
+    *n = 0;
+    conn *c = read_begin(s);
+    sqlite3_stmt *st = stmt_get(c, ST_JOB_ACTIVE_NAMED);
+    int ret = -EIO;
+    if (st) {
+        sqlite3_bind_int64(st, 1, user_id);
+        bind_text(st, 2, name);
+        sqlite3_bind_int64(st, 3, before_id);
+        ret = read_rows(c, st, sizeof **ids, read_id, (void **)ids, n);
+    }
+    read_end(s, c);
+    return ret;
 }
