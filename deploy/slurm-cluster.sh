@@ -289,6 +289,7 @@ InactiveLimit=0
 SlurmdParameters=config_overrides
 SchedulerType=sched/backfill
 SchedulerParameters=batch_sched_delay=0,sched_interval=2,bf_interval=2,sched_min_interval=0
+DependencyParameters=kill_invalid_depend
 ${MAX_JOB_COUNT:+MaxJobCount=$MAX_JOB_COUNT
 }NodeName=$node NodeAddr=127.0.0.1 CPUs=$CPUS RealMemory=$MEM_MB$gres_line State=UNKNOWN
 ${ROOT_ONLY:+JobSubmitPlugins=lua

@@ -1919,6 +1919,7 @@ int registry_job_slurm_dependency(registry *r, int64_t id, char *buf, size_t len
         job_dependency_kind k;
         store_job p;
         if (rows[i].prereq_id <= 0 || job_dependency_kind_parse(rows[i].kind, &k) < 0) continue;
+        if (k == JOB_DEP_SINGLETON) continue; /* Antenna enforced it before the release */
         if ((rc = store_job_get(r->st, rows[i].prereq_id, &p)) < 0) break;
         switch (
             job_dependency_check(k, p.state, store_state_terminal(p.state), p.slurm_job_id > 0)) {
