@@ -634,17 +634,13 @@ static int depend_submit(registry *r, store_job *j, const job_dependency *dep)
     int rc = store_dependency_insert(r->st, j->id, rows, (size_t)n);
     int overall = DEP_READY;
     char why[STORE_REASON_MAX];
-    if (rc == 0) rc = depend_eval(r, NULL, j->id, rows, (size_t)n, &overall, why, sizeof why);
+    if (rc == 0) rc = depend_eval(r, r->dep_ix, j->id, rows, (size_t)n, &overall, why, sizeof why);
     if (rc < 0) return rc;
     if (overall == DEP_NEVER) {
         if ((rc = depend_cancel(r, j, why)) < 0) return rc;
         return store_job_get(r->st, j->id, j);
     }
-    if (overall == DEP_WAIT) {
-        if ((rc = depend_eval(r, r->dep_ix, j->id, rows, (size_t)n, &overall, NULL, 0)) < 0)
-            return rc;
-        policy_job_dependency_hold(r->pol, j->id);
-    }
+    if (overall == DEP_WAIT) policy_job_dependency_hold(r->pol, j->id);
     return 0;
 }
 
