@@ -1047,6 +1047,15 @@ static int apply_listing(broker *b, const slurm_adapter_job *sj, size_t n)
         if (strcmp(t->state, chg[i].state) != 0)
             LOG(LOG_INFO, "job %" PRId64 " (Slurm %" PRId64 "): %s -> %s", t->id, t->slurm_id,
                 t->state, chg[i].state);
+        /* Without kill_invalid_depend Slurm leaves a job whose dependency can never be met
+         * pending for ever: antennad cancels it (its end names the condition, see registry.h) */
+        if (strcmp(chg[i].reason, "DependencyNeverSatisfied") == 0 &&
+            strcmp(t->reason, chg[i].reason) != 0 && !idvec_has(&b->cancels_open, t->id) &&
+            idvec_push(&b->cancels_open, t->id) == 0)
+            LOG(LOG_INFO,
+                "job %" PRId64 " (Slurm %" PRId64 "): its dependency can never be met: "
+                "cancelling it",
+                t->id, t->slurm_id);
         tracked_apply(t, &chg[i]);
     }
     b->dirty = true;

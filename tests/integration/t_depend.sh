@@ -81,10 +81,37 @@ fdep=$(dep_job dep-fail-dep 'echo never' --dependency "afterok:$fpre")
 check "its dependent reaches Slurm" wait_slurm_id "$fdep"
 check "the prerequisite fails" wait_state "$dede" "$fpre" failed 60
 check "Slurm cancels the dependent, which ends cancelled" wait_state "$dede" "$fdep" cancelled 60
+check "Slurm cancelled it itself (kill_invalid_depend), not antennad" \
+    bash -c "! grep -q 'job $fdep (Slurm [0-9]*): its dependency can never be met' '$work/antennad.log'"
 check "its reason names the never-met condition" \
     says "dependency afterok:$fpre can never be met: job $fpre ended failed" as "$dede" show "$fdep"
 check "it never started and is charged nothing" \
     test "$(col "$fdep" started_at):$(col "$fdep" charge_gpu_seconds)" = "0:0"
+
+# 4b. the same on a cluster without kill_invalid_depend: Slurm leaves the dependent pending
+# (DependencyNeverSatisfied) and antennad cancels it there
+sed -i '/^DependencyParameters=/d' "$SLURM_CONF"
+scontrol reconfigure > /dev/null 2>&1
+sleep 2
+check "the cluster runs without kill_invalid_depend now" \
+    bash -c "! scontrol show config | grep -i '^DependencyParameters' | grep -q kill_invalid_depend"
+gpre=$(dep_job dep-fail-pre2 'sleep 5; exit 4')
+check "a second failing prerequisite runs" wait_state "$dede" "$gpre" running 60
+gdep=$(dep_job dep-fail-dep2 'echo never' --dependency "afterok:$gpre")
+check "its dependent reaches Slurm" wait_slurm_id "$gdep"
+check "the prerequisite fails" wait_state "$dede" "$gpre" failed 60
+check "antennad cancels the dependent Slurm left pending" wait_state "$dede" "$gdep" cancelled 60
+check "its reason names the never-met condition" \
+    says "dependency afterok:$gpre can never be met: job $gpre ended failed" as "$dede" show "$gdep"
+check "it never started and is charged nothing" \
+    test "$(col "$gdep" started_at):$(col "$gdep" charge_gpu_seconds)" = "0:0"
+check "antennad, not Slurm, cancelled it (its log says so)" \
+    grep -q "job $gdep (Slurm [0-9]*): its dependency can never be met: cancelling it" "$work/antennad.log"
+check "Slurm has it cancelled too" \
+    bash -c "scontrol show job $(col "$gdep" slurm_job_id) | grep -q 'JobState=CANCELLED'"
+printf 'DependencyParameters=kill_invalid_depend\n' >> "$SLURM_CONF"
+scontrol reconfigure > /dev/null 2>&1
+sleep 2
 
 # 5. refusals: nothing queued
 before=$(ledger "SELECT count(*) FROM jobs")
