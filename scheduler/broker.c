@@ -375,6 +375,8 @@ static int outcomes_recorded(broker *b, registry_outcome *o, size_t n, int rc)
                 o[i].slurm_job_id);
         } else if (o[i].rc == 0 && o[i].kind == REGISTRY_REFUSED) {
             LOG(LOG_WARN, "job %" PRId64 ": not dispatched: %s", o[i].id, o[i].reason);
+        } else if (o[i].rc == 0 && o[i].kind == REGISTRY_CANCELLED) {
+            LOG(LOG_INFO, "job %" PRId64 ": cancelled before dispatch: %s", o[i].id, o[i].reason);
         }
     }
     b->dirty = true;
@@ -611,11 +613,18 @@ static int submit_one(broker *b, const store_job *j, registry_outcome *o)
     char dep[JOB_DEPENDENCY_TEXT_MAX];
     int drc = registry_job_slurm_dependency(b->reg, j->id, dep, sizeof dep, why, sizeof why);
     if (drc < 0) {
-        /* a prerequisite ended (or left Slurm's hands) between the release and this dispatch */
+        /* -ECANCELED: a prerequisite ended, never to meet its condition, between the release and
+         * this dispatch; -EAGAIN: one is not in Slurm (the requeue holds the job again) */
         free(script);
-        if (drc != -ECANCELED && drc != -ENOSPC)
-            snprintf(why, sizeof why, "its dependency could not be read from the store");
-        outcome_set(o, j->id, REGISTRY_REFUSED, 0, why);
+        if (drc == -ECANCELED)
+            outcome_set(o, j->id, REGISTRY_CANCELLED, 0, why);
+        else if (drc == -EAGAIN)
+            outcome_set(o, j->id, REGISTRY_REQUEUE, 0, why);
+        else if (drc == -ENOSPC)
+            outcome_set(o, j->id, REGISTRY_REFUSED, 0, why);
+        else
+            outcome_set(o, j->id, REGISTRY_REQUEUE, 0,
+                        "waiting for the store: its dependency could not be read");
         return 0;
     }
     job_path(b->spool_dir, (long long)j->id, "output.log", out, sizeof out);

@@ -644,6 +644,26 @@ static int depend_submit(registry *r, store_job *j, const job_dependency *dep)
     return 0;
 }
 
+/* A job back in the queue (its dispatch never reached Slurm): held again when it waits on a
+ * prerequisite not in Slurm, cancelled when a condition can never be met. Returns 0 or a negative
+ * errno. */
+static int depend_requeued(registry *r, const store_job *j)
+{
+    store_dependency *rows = NULL;
+    size_t nr = 0;
+    int overall = DEP_READY;
+    char why[STORE_REASON_MAX];
+    int rc = store_dependency_list(r->st, j->id, &rows, &nr);
+    if (rc == 0 && nr > 0)
+        rc = depend_eval(r, r->dep_ix, j->id, rows, nr, &overall, why, sizeof why);
+    free(rows);
+    if (rc < 0) return rc;
+    if (overall == DEP_WAIT) policy_job_dependency_hold(r->pol, j->id);
+    if (overall != DEP_NEVER) return 0;
+    if ((rc = depend_cancel(r, j, why)) < 0) return rc;
+    return depend_wake(r, j->id);
+}
+
 /* The reason a dependent that never started ended: its never-met condition, if it has one (a
  * job Slurm cancelled for DependencyNeverSatisfied, with kill_invalid_depend). Leaves `reason`
  * as it is otherwise. */
@@ -868,6 +888,19 @@ static int outcome_one(registry *r, registry_outcome *o, int64_t now)
                            json_pack("{s:I,s:s,s:s}", "job", (json_int_t)o->id, "user", j.user,
                                      "reason", o->reason));
         if (rc == 0 && policy_job_requeue(r->pol, o->id) < 0) r->engine_suspect = true;
+        if (rc == 0) rc = depend_requeued(r, &j);
+        return rc;
+    case REGISTRY_CANCELLED:
+        rc = store_job_transition(r->st, o->id, STORE_STATE_DISPATCHING, "cancelled", o->reason);
+        if (rc == 0) rc = store_job_get(r->st, o->id, &j);
+        if (rc == 0)
+            rc = audit_add(r, "antennad", j.partner, "job.finished",
+                           json_pack("{s:I,s:s,s:s,s:b,s:i,s:s}", "job", (json_int_t)o->id, "user",
+                                     j.user, "state", "cancelled", "dispatched", 0,
+                                     "charge_gpu_seconds", 0, "reason", o->reason));
+        if (rc == 0 && policy_job_finished(r->pol, o->id, 0, now, NULL, NULL, NULL) < 0)
+            r->engine_suspect = true;
+        if (rc == 0) rc = depend_wake(r, o->id);
         return rc;
     }
     return -EINVAL;

@@ -173,7 +173,11 @@ typedef enum registry_outcome_kind {
     REGISTRY_REFUSED,       /* it cannot run (Slurm refused it, no account...): -> failed, hold
                                released, charged nothing */
     REGISTRY_REQUEUE,       /* it was never submitted (Slurm unreachable): -> queued, hold
-                               released, back in the engine's queue */
+                               released, back in the engine's queue (held again when one of its
+                               prerequisites is not in Slurm) */
+    REGISTRY_CANCELLED,     /* it was never submitted: a dependency can never be met (its
+                               prerequisite ended meanwhile, see registry_job_slurm_dependency):
+                               -> cancelled with `reason`, hold released, charged nothing */
 } registry_outcome_kind;
 
 typedef struct registry_outcome {

@@ -1890,6 +1890,57 @@ static void dependency_singleton_waits_for_the_users_earlier_job_of_that_name(vo
     assert_string_equal(buf, "singleton");
 }
 
+/* A dependent released and being dispatched when its prerequisite fails (both jobs in flight). */
+static int64_t dependent_dispatching_when_its_prerequisite_failed(struct world *w, int64_t *pre)
+{
+    *pre = submit_ok(w, w->alice, "alice", 0, 5);
+    char text[64];
+    snprintf(text, sizeof text, "afterok:%lld", (long long)*pre);
+    int64_t dep = submit_dep(w, w->alice, "alice", "d", text);
+    int64_t ids[4];
+    assert_int_equal(begin_all(w, ids, 4), 1);
+    assert_int_equal(outcome(w, *pre, REGISTRY_SUBMITTED, 801), 0);
+    assert_int_equal(begin_all(w, ids, 4), 1);
+    assert_int_equal(ids[0], dep);
+    registry_slurm_change c = slurm_change(*pre, 801, "failed", 1000, 1010);
+    slurm_apply(w, &c);
+    assert_string_equal(job_get(w, dep).state, STORE_STATE_DISPATCHING);
+    return dep;
+}
+
+static void dependency_never_met_at_dispatch_is_ecanceled_and_the_outcome_cancels_it(void **state)
+{
+    struct world *w = *state;
+    int64_t pre, dep = dependent_dispatching_when_its_prerequisite_failed(w, &pre);
+    char buf[64], why[STORE_REASON_MAX] = "", want[160];
+    assert_int_equal(registry_job_slurm_dependency(w->reg, dep, buf, sizeof buf, why, sizeof why),
+                     -ECANCELED);
+    snprintf(want, sizeof want, "dependency afterok:%lld can never be met: job %lld ended failed",
+             (long long)pre, (long long)pre);
+    assert_string_equal(why, want);
+    registry_outcome o = {.id = dep, .kind = REGISTRY_CANCELLED};
+    snprintf(o.reason, sizeof o.reason, "%s", why);
+    assert_int_equal(registry_dispatch_outcomes(w->reg, &o, 1), 0);
+    assert_int_equal(o.rc, 0);
+    store_job j = job_get(w, dep);
+    assert_string_equal(j.state, "cancelled");
+    assert_string_equal(j.reason, want);
+    assert_int_equal(j.hold_gpu_seconds, 0);
+    assert_int_equal(j.charge_gpu_seconds, 0);
+    assert_int_equal(audit_count(w, "job.finished", dep), 1);
+}
+
+static void dependency_never_met_when_a_dispatch_is_requeued_cancels_the_job(void **state)
+{
+    struct world *w = *state;
+    int64_t pre, dep = dependent_dispatching_when_its_prerequisite_failed(w, &pre);
+    assert_int_equal(outcome(w, dep, REGISTRY_REQUEUE, 0), 0);
+    store_job j = job_get(w, dep);
+    assert_string_equal(j.state, "cancelled");
+    assert_non_null(strstr(j.reason, "can never be met"));
+    assert_int_equal(registry_queue_length(w->reg), 0);
+}
+
 static void dependency_of_a_job_in_slurm_cancelled_by_slurm_names_the_condition(void **state)
 {
     struct world *w = *state;
@@ -1977,6 +2028,8 @@ int main(void)
         T(dependency_holds_are_rebuilt_from_the_store_at_start_up),
         T(dependency_singleton_waits_for_the_users_earlier_job_of_that_name),
         T(dependency_of_a_job_in_slurm_cancelled_by_slurm_names_the_condition),
+        T(dependency_never_met_at_dispatch_is_ecanceled_and_the_outcome_cancels_it),
+        T(dependency_never_met_when_a_dispatch_is_requeued_cancels_the_job),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
