@@ -3,7 +3,9 @@
 # 5: job dependencies. afterok runs after its prerequisite completed; afternotok on a completed job
 # ends cancelled with the reason and charge 0; a dependent of a job still queued in Antenna shows
 # reason Dependency, then runs after it; afterok on a job that fails in Slurm while its dependent
-# waits there ends the dependent cancelled (kill_invalid_depend). Never leaves a job running.
+# waits there ends the dependent cancelled (by Slurm with kill_invalid_depend, by antennad without
+# it); singleton waits for the user's earlier job of that name, across a restart of antennad.
+# Never leaves a job running.
 echo "== dependencies: after, afterok, afternotok, held in Antenna, passed on to Slurm"
 "$root/deploy/ensure-unix-user.sh" antenna-itdep > /dev/null
 check "partner add dep" antenna partner add dep
@@ -113,7 +115,23 @@ printf 'DependencyParameters=kill_invalid_depend\n' >> "$SLURM_CONF"
 scontrol reconfigure > /dev/null 2>&1
 sleep 2
 
-# 5. refusals: nothing queued
+# 5. singleton: after the user's earlier job of the same name ended (Antenna's own hold, kept
+# across a restart of antennad)
+sa=$(dep_job dep-single 'sleep 20' --dependency singleton)
+check "the first singleton job runs" wait_state "$dede" "$sa" running 60
+sb=$(dep_job dep-single 'echo second' --dependency singleton)
+sleep 2
+check "the second one waits in Antenna with reason Dependency while the first runs in Slurm" \
+    test "$(col "$sb" state):$(job_field "$dede" "$sb" reason)" = "queued:Dependency"
+antennad_stop "$work"
+antennad_start "$build/antennad" "$work" || ko "antennad restarts"
+check "after a restart of antennad it still waits with reason Dependency" \
+    test "$(col "$sb" state):$(job_field "$dede" "$sb" reason)" = "queued:Dependency"
+check "the first singleton job completes" wait_state "$dede" "$sa" completed 60
+check "then the second runs and completes" wait_state "$dede" "$sb" completed 60
+check "it started at or after the first one's end" test "$(col "$sb" started_at)" -ge "$(col "$sa" ended_at)"
+
+# 6. refusals: nothing queued
 before=$(ledger "SELECT count(*) FROM jobs")
 expect_api "a dependency on someone else's job is 404" 404 dependency_not_found "$dede" POST /v1/jobs \
     -H 'Content-Type: application/json' -d '{"script":"#!/bin/bash\ntrue\n","dependency":"afterok:1"}'
