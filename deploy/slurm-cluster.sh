@@ -324,6 +324,7 @@ InactiveLimit=0
 SlurmdParameters=config_overrides
 SchedulerType=sched/backfill
 SchedulerParameters=batch_sched_delay=0,sched_interval=2,bf_interval=2,sched_min_interval=0
+DependencyParameters=kill_invalid_depend
 ${MAX_JOB_COUNT:+MaxJobCount=$MAX_JOB_COUNT
 }${node_lines}${ROOT_ONLY:+JobSubmitPlugins=lua
 }PartitionName=gpu Nodes=$(node_list) Default=YES MaxTime=INFINITE State=UP

@@ -78,6 +78,8 @@ struct pjob {
     size_t slot;
     rank_node rk; /* in partner->ranked[user->cat] while queued */
     bool in_slurm, running;
+    bool dep_held;       /* queued, but held by its dependencies: out of its user's heap and its
+                            rank set, still counted as queued */
     char period[8];      /* in Slurm: the period of its hold */
     struct pperiod *per; /* in Slurm: its hold's entry, NULL when it holds nothing there */
     int64_t hold_gpu, hold_cpu;
@@ -1193,8 +1195,9 @@ static void queue_push(policy *p, struct pjob *j)
     if (j->arr == NULL) user_rekey(p, u);
 }
 
-/* Takes queued job `j` out of its user's queue. */
-static void queue_take(policy *p, struct pjob *j)
+/* Takes queued job `j` out of the heap it waits in (its array's, and its user's when it is the
+ * array's first; else its user's) and out of its partner's ranking. The caller gates its array. */
+static void queue_out(struct pjob *j)
 {
     if (j->arr != NULL) {
         heap_remove(&j->arr->queued, j->aslot);
@@ -1206,6 +1209,13 @@ static void queue_take(policy *p, struct pjob *j)
         heap_remove(&j->user->queue, j->slot);
     }
     rank_remove(&j->partner->ranked[j->user->cat], &j->rk);
+}
+
+/* Takes queued job `j` out of its user's queue. */
+static void queue_take(policy *p, struct pjob *j)
+{
+    if (!j->dep_held) queue_out(j);
+    j->dep_held = false;
     j->partner->queued--;
     p->n_queued--;
     user_rekey(p, j->user);
@@ -1364,7 +1374,7 @@ int policy_job_dispatched(policy *p, int64_t id, int64_t now)
 {
     if (p == NULL) return -ENOENT;
     struct pjob *j = job_find(p, id);
-    if (j == NULL || j->in_slurm) return -ENOENT;
+    if (j == NULL || j->in_slurm || j->dep_held) return -ENOENT;
     char cur[8];
     policy_period_of(now, cur);
     struct pperiod *e = period_find(j->partner, cur);
@@ -1461,6 +1471,7 @@ const char *policy_job_reason(const policy *p, int64_t id, int64_t now)
     if (p == NULL) return NULL;
     const struct pjob *j = job_find(p, id);
     if (j == NULL || j->in_slurm) return NULL;
+    if (j->dep_held) return POLICY_REASON_DEPENDENCY;
     if (j->arr != NULL && j->arr->rep != j)
         return j->arr->active >= j->arr->max ? POLICY_REASON_ARRAY_LIMIT : POLICY_REASON_PRIORITY;
     if (window_full(p)) return POLICY_REASON_CLUSTER_FULL;
@@ -1481,4 +1492,46 @@ double policy_job_priority(const policy *p, int64_t id, int64_t now)
 size_t policy_queue_length(const policy *p)
 {
     return p ? p->n_queued : 0;
+}
+
+int policy_job_dependency_hold(policy *p, int64_t id)
+{
+    if (p == NULL) return -ENOENT;
+    struct pjob *j = job_find(p, id);
+    if (j == NULL || j->in_slurm) return -ENOENT;
+    if (j->dep_held) return 0;
+    queue_out(j);
+    j->dep_held = true;
+    if (j->arr != NULL) array_gate(p, j->arr); /* a sibling may take its turn */
+    user_rekey(p, j->user);
+    return 0;
+}
+
+int policy_job_dependency_release(policy *p, int64_t id)
+{
+    if (p == NULL) return -ENOENT;
+    struct pjob *j = job_find(p, id);
+    if (j == NULL || j->in_slurm) return -ENOENT;
+    if (!j->dep_held) return 0;
+    j->dep_held = false;
+    if (j->partner != j->user->partner) { /* its user moved while it was held (user_move) */
+        j->partner->queued--;
+        j->user->partner->queued++;
+        j->partner = j->user->partner;
+    }
+    if (j->arr != NULL) { /* back in its array's heap: the gate lets it in when its turn comes */
+        heap_push(&j->arr->queued, j);
+        array_gate(p, j->arr);
+    } else {
+        heap_push(&j->user->queue, j); /* room reserved at enqueue */
+    }
+    rank_insert(&j->partner->ranked[j->user->cat], &j->rk, j->key, j->id);
+    user_rekey(p, j->user);
+    return 0;
+}
+
+bool policy_job_dependency_held(const policy *p, int64_t id)
+{
+    const struct pjob *j = p ? job_find(p, id) : NULL;
+    return j != NULL && j->dep_held;
 }

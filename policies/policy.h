@@ -136,6 +136,7 @@ typedef struct policy_verdict {
 #define POLICY_REASON_BUDGET_EXHAUSTED "BudgetExhausted"   /* budget - used < cost: never */
 #define POLICY_REASON_PRIORITY         "Priority"          /* behind higher-priority jobs */
 #define POLICY_REASON_ARRAY_LIMIT      "JobArrayTaskLimit" /* its array's %max is reached */
+#define POLICY_REASON_DEPENDENCY       "Dependency"        /* held by its dependencies */
 
 /* Creates an engine with a copy of `cfg`. Returns NULL on bad config or no memory (err, when not
  * NULL, says which field). Free with policy_free. */
@@ -248,6 +249,19 @@ int policy_window(const policy *p);
 
 /* The number of queued jobs. */
 size_t policy_queue_length(const policy *p);
+
+/* Holds queued job `id` for its dependencies: it stays queued (it counts against its partner's
+ * queued cap) but policy_pick never returns it and its reason is POLICY_REASON_DEPENDENCY, until
+ * policy_job_dependency_release. Idempotent. O(log n). Returns 0 or -ENOENT (not queued). */
+int policy_job_dependency_hold(policy *p, int64_t id);
+
+/* Ends the hold of policy_job_dependency_hold: the job competes for dispatch again with its
+ * priority of before. Idempotent (a job not held is left alone). Never allocates. O(log n).
+ * Returns 0 or -ENOENT (not queued). */
+int policy_job_dependency_release(policy *p, int64_t id);
+
+/* Whether queued job `id` is held for its dependencies. */
+bool policy_job_dependency_held(const policy *p, int64_t id);
 
 /* --- helpers shared with antennad and the CLI --- */
 

@@ -262,13 +262,24 @@ static json_t *job_json(const store_job *j, const registry_live *live)
     return o;
 }
 
+/* Adds "dependency" (its canonical text, or null) to job object `o` of job `id`. */
+static json_t *job_json_dependency(api *a, json_t *o, int64_t id)
+{
+    char text[JOB_DEPENDENCY_TEXT_MAX];
+    if (o == NULL) return NULL;
+    if (registry_job_dependency_text(a->reg, id, text, sizeof text) < 0) text[0] = '\0';
+    json_object_set_new(o, "dependency", text[0] ? json_string(text) : json_null());
+    return o;
+}
+
 /* The job as JSON with its live state in the engine at `now` (worker threads only). */
 static json_t *job_json_now(api *a, const store_job *j, int64_t now)
 {
     registry_live live;
-    if (strcmp(j->state, STORE_STATE_QUEUED) != 0) return job_json(j, NULL);
+    if (strcmp(j->state, STORE_STATE_QUEUED) != 0)
+        return job_json_dependency(a, job_json(j, NULL), j->id);
     registry_job_live(a->reg, j->id, now, &live);
-    return job_json(j, &live);
+    return job_json_dependency(a, job_json(j, &live), j->id);
 }
 
 static bool has_role(const api_call *c, int roles)
@@ -548,6 +559,7 @@ static bool idem_key_valid(const char *k)
 /* What render_job adds to the job object: the array it opens (NULL for a plain job) and the
  * job's sbatch options as stored (NULL for none). */
 struct render_ctx {
+    api *a; /* for the job's dependency, echoed */
     const job_array *arr;
     const char *options;
 };
@@ -558,6 +570,7 @@ static char *render_job(const store_job *j, const registry_live *live, void *arg
 {
     const struct render_ctx *ctx = arg;
     json_t *o = job_json(j, live);
+    if (o != NULL && ctx != NULL) o = job_json_dependency(ctx->a, o, j->id);
     if (o != NULL && job_options_merge(o, ctx ? ctx->options : NULL) < 0) {
         json_decref(o);
         return NULL;
@@ -585,6 +598,7 @@ static json_t *job_body_read(api_call *c, const char *ct, const char *body, size
         {"script", F_STR, true},        {"name", F_STR, false},          {"gpus", F_INT, false},
         {"gpu_type", F_STR, false},     {"cpus_per_task", F_INT, false}, {"mem_mb", F_INT, false},
         {"time_minutes", F_INT, false}, {"dry_run", F_BOOL, false},      {"array", F_STR, false},
+        {"dependency", F_STR, false},
     };
     /* the base fields, then the sbatch options job_options.c names */
     struct field fields[sizeof base / sizeof base[0] + 32];
@@ -683,6 +697,43 @@ static bool job_partition_pick(api_call *c, jobreq *r)
     return true;
 }
 
+/* Reads the optional "dependency" of a POST /v1/jobs body into *d (empty when absent or "") and
+ * checks that every prerequisite is a job the caller may see (the rule of GET /v1/jobs/{id}).
+ * Returns false with the error answer set (400 bad syntax, 404 naming the id). */
+static bool job_dependency_read(api_call *c, json_t *o, job_dependency *d)
+{
+    char err[256];
+    const char *text = str_field(o, "dependency", "");
+    d->n = 0;
+    if (text[0] == '\0') return true;
+    if (job_dependency_parse(text, d, err, sizeof err) < 0) {
+        set_error(c, 400, "invalid_dependency", "dependency: %s", err);
+        return false;
+    }
+    for (size_t i = 0; i < d->n; i++) {
+        store_job p;
+        if (d->items[i].id == 0) continue; /* singleton */
+        int rc = store_job_get(c->a->st, d->items[i].id, &p);
+        if (rc == -ENOENT || (rc == 0 && !may_see_job(c, &p))) {
+            set_error(c, 404, "dependency_not_found",
+                      "dependency: no job %" PRId64 " among your jobs; name a job id that "
+                      "antenna jobs lists",
+                      d->items[i].id);
+            return false;
+        }
+        if (store_failed(c, rc, "read a prerequisite job")) return false;
+        if (p.array_job_id > 0) {
+            set_error(c, 400, "invalid_dependency",
+                      "dependency: job %" PRId64 " is a task of array %" PRId64
+                      "; a dependency on an array or its tasks is not supported yet: submit "
+                      "this job once the array has ended",
+                      d->items[i].id, p.array_job_id);
+            return false;
+        }
+    }
+    return true;
+}
+
 static void h_jobs_post(api_call *c)
 {
     const char *idem = http_request_header(c->req, "Idempotency-Key");
@@ -720,6 +771,8 @@ static void h_jobs_post(api_call *c)
     if (tot.gpus > 0 && r.gpu_type[0] == '\0' && c->a->opt.limits.gpu_types != NULL &&
         c->a->opt.limits.gpu_types[0] != NULL)
         snprintf(r.gpu_type, sizeof r.gpu_type, "%s", c->a->opt.limits.gpu_types[0]);
+    job_dependency dep;
+    if (!job_dependency_read(c, o, &dep)) goto out;
 
     registry_submit s;
     struct render_ctx rctx;
@@ -762,8 +815,10 @@ static void h_jobs_post(api_call *c)
     s.render = render_job;
     rctx.arr = arr.n_tasks > 0 ? &arr : NULL;
     rctx.options = s.options;
+    rctx.a = c->a;
     if (arr.n_tasks > 0) s.array = &arr;
     s.render_arg = &rctx;
+    s.dependency = &dep;
     if (idem != NULL) {
         /* auth_token_hash hashes up to the first NUL; a body that parsed as JSON has none. */
         if (strlen(body) != body_len || auth_token_hash(body, hash, sizeof hash) < 0) {

@@ -470,6 +470,8 @@ static int outcomes_recorded(broker *b, registry_outcome *o, size_t n, int rc)
                 o[i].slurm_job_id);
         } else if (o[i].rc == 0 && o[i].kind == REGISTRY_REFUSED) {
             LOG(LOG_WARN, "job %" PRId64 ": not dispatched: %s", o[i].id, o[i].reason);
+        } else if (o[i].rc == 0 && o[i].kind == REGISTRY_CANCELLED) {
+            LOG(LOG_INFO, "job %" PRId64 ": cancelled before dispatch: %s", o[i].id, o[i].reason);
         }
     }
     b->dirty = true;
@@ -717,6 +719,23 @@ static int submit_one(broker *b, const store_job *j, registry_outcome *o)
         LOG(LOG_WARN, "job %" PRId64 ": requeued: %s", j->id, why);
         return -EAGAIN;
     }
+    char dep[JOB_DEPENDENCY_TEXT_MAX];
+    int drc = registry_job_slurm_dependency(b->reg, j->id, dep, sizeof dep, why, sizeof why);
+    if (drc < 0) {
+        /* -ECANCELED: a prerequisite ended, never to meet its condition, between the release and
+         * this dispatch; -EAGAIN: one is not in Slurm (the requeue holds the job again) */
+        free(script);
+        if (drc == -ECANCELED)
+            outcome_set(o, j->id, REGISTRY_CANCELLED, 0, why);
+        else if (drc == -EAGAIN)
+            outcome_set(o, j->id, REGISTRY_REQUEUE, 0, why);
+        else if (drc == -ENOSPC)
+            outcome_set(o, j->id, REGISTRY_REFUSED, 0, why);
+        else
+            outcome_set(o, j->id, REGISTRY_REQUEUE, 0,
+                        "waiting for the store: its dependency could not be read");
+        return 0;
+    }
     jobreq_init(&r);
     if (store_job_options_get(registry_store(b->reg), j->id, &opts_text) < 0 ||
         job_options_parse(opts_text, &r) < 0) {
@@ -785,6 +804,7 @@ static int submit_one(broker *b, const store_job *j, registry_outcome *o)
         .constraint = r.constraint,
         .requeue = r.requeue,
         .comment = r.comment,
+        .dependency = dep,
     };
     rpc_begin(b);
     int rc = slurm_adapter_submit(b->sa, &req, &slurm_id, err, sizeof err);
@@ -1196,6 +1216,15 @@ static int apply_listing(broker *b, const slurm_adapter_job *sj, size_t n)
         if (strcmp(t->state, chg[i].state) != 0)
             LOG(LOG_INFO, "job %" PRId64 " (Slurm %" PRId64 "): %s -> %s", t->id, t->slurm_id,
                 t->state, chg[i].state);
+        /* Without kill_invalid_depend Slurm leaves a job whose dependency can never be met
+         * pending for ever: antennad cancels it (its end names the condition, see registry.h) */
+        if (strcmp(chg[i].reason, "DependencyNeverSatisfied") == 0 &&
+            strcmp(t->reason, chg[i].reason) != 0 && !idvec_has(&b->cancels_open, t->id) &&
+            idvec_push(&b->cancels_open, t->id) == 0)
+            LOG(LOG_INFO,
+                "job %" PRId64 " (Slurm %" PRId64 "): its dependency can never be met: "
+                "cancelling it",
+                t->id, t->slurm_id);
         tracked_apply(t, &chg[i]);
     }
     b->dirty = true;

@@ -19,6 +19,7 @@
 
 #include "auth.h"
 #include "fault.h"
+#include "job_dependency.h"
 #include "log.h"
 
 enum change_kind {
@@ -112,7 +113,12 @@ struct registry {
     size_t max_batch;
     int64_t idem_keep;
 
-    pthread_mutex_t eng_mu; /* the engine; held by the committer for a whole batch */
+    pthread_mutex_t eng_mu;       /* the engine; held by the committer for a whole batch */
+    job_dependency_index *dep_ix; /* queued job held for its dependencies <- the prerequisites
+                                     it waits on (engine lock) */
+    int64_t *dep_never;           /* held at a load with a condition that can never be met:
+                                     cancelled by the next housekeeping (engine lock) */
+    size_t n_dep_never;
 
     pthread_mutex_t q_mu;   /* the queue of changes and their completion */
     pthread_cond_t q_cv;    /* changes arrived, or stopping */
@@ -410,6 +416,282 @@ static void live_of(registry *r, int64_t id, int64_t now, registry_live *out)
     out->priority = policy_job_priority(r->pol, id, now);
 }
 
+/* --- dependencies (issue 9): the hold, the wake, the never-met end ---------------------------
+ * A queued job waits in the engine (policy_job_dependency_hold) while one of its prerequisites is
+ * not yet in Slurm (or, for a singleton, has not ended); the index maps each such prerequisite to
+ * its waiting dependents, so that a prerequisite reaching Slurm or ending wakes only those. */
+
+enum dep_overall { DEP_READY, DEP_WAIT, DEP_NEVER };
+
+/* Where the n conditions `d` of job `id` stand now (the store's rows, as this thread sees them):
+ * DEP_NEVER (with the first never-met condition's reason), else DEP_WAIT when one waits, else
+ * DEP_READY. With `ix` and DEP_WAIT, records the prerequisites it waits on. Returns 0 or a
+ * negative errno. */
+static int depend_eval(registry *r, job_dependency_index *ix, int64_t id, const store_dependency *d,
+                       size_t n, int *overall, char *reason, size_t rlen)
+{
+    job_dependency_status st[STORE_DEPENDENCY_MAX];
+    *overall = DEP_READY;
+    if (reason && rlen) reason[0] = '\0';
+    for (size_t i = 0; i < n && i < STORE_DEPENDENCY_MAX; i++) {
+        job_dependency_kind k;
+        st[i] = JOB_DEP_MET;
+        if (d[i].prereq_id <= 0 || job_dependency_kind_parse(d[i].kind, &k) < 0) continue;
+        store_job p;
+        int rc = store_job_get(r->st, d[i].prereq_id, &p);
+        if (rc < 0 && rc != -ENOENT) return rc;
+        if (rc == -ENOENT) snprintf(p.state, sizeof p.state, "lost");
+        st[i] = job_dependency_check(k, p.state, rc == -ENOENT || store_state_terminal(p.state),
+                                     rc == 0 && p.slurm_job_id > 0);
+        if (st[i] == JOB_DEP_NEVER && *overall != DEP_NEVER) {
+            *overall = DEP_NEVER;
+            if (reason) job_dependency_never_reason(k, d[i].prereq_id, p.state, reason, rlen);
+        } else if (st[i] == JOB_DEP_WAIT && *overall == DEP_READY) {
+            *overall = DEP_WAIT;
+        }
+    }
+    if (*overall != DEP_WAIT || ix == NULL) return 0;
+    for (size_t i = 0; i < n && i < STORE_DEPENDENCY_MAX; i++)
+        if (st[i] == JOB_DEP_WAIT && job_dependency_index_add(ix, d[i].prereq_id, id) < 0)
+            return -ENOMEM;
+    return 0;
+}
+
+/* Ends queued job `j` cancelled because a condition can never be met: no hold was taken, so it
+ * is charged nothing; audited "job.finished". Returns 0 or a negative errno. */
+static int depend_cancel(registry *r, const store_job *j, const char *reason)
+{
+    int rc = store_job_transition(r->st, j->id, STORE_STATE_QUEUED, "cancelled", reason);
+    if (rc < 0) return rc;
+    rc = audit_add(r, "antennad", j->partner, "job.finished",
+                   json_pack("{s:I,s:s,s:s,s:b,s:i,s:s}", "job", (json_int_t)j->id, "user", j->user,
+                             "state", "cancelled", "dispatched", 0, "charge_gpu_seconds", 0,
+                             "reason", reason));
+    if (rc < 0) return rc;
+    policy_job_dequeue(r->pol, j->id); /* -ENOENT: not in the engine (a refused submission) */
+    return 0;
+}
+
+/* A prerequisite reached Slurm or ended: re-judges the queued jobs that waited on it (and, when
+ * one of them ends cancelled, those that waited on that one), releasing, keeping or cancelling
+ * each. O(1) when nobody waits on `prereq`. In the caller's savepoint. Returns 0 or a negative
+ * errno (the engine is then marked for a rebuild). */
+static int depend_wake(registry *r, int64_t prereq)
+{
+    int64_t *work = NULL, *ids = NULL;
+    size_t nw = 0, capw = 0;
+    int rc = 0;
+    int64_t cur = prereq;
+    for (;;) {
+        long nd = job_dependency_index_take(r->dep_ix, cur, &ids);
+        if (nd < 0) {
+            rc = (int)nd;
+            break;
+        }
+        for (long i = 0; i < nd && rc == 0; i++) {
+            store_job d;
+            store_dependency *rows = NULL;
+            size_t nr = 0;
+            int overall;
+            char why[STORE_REASON_MAX];
+            if ((rc = store_job_get(r->st, ids[i], &d)) < 0) break;
+            if (strcmp(d.state, STORE_STATE_QUEUED) != 0) continue;
+            if ((rc = store_dependency_list(r->st, d.id, &rows, &nr)) < 0) break;
+            rc = depend_eval(r, r->dep_ix, d.id, rows, nr, &overall, why, sizeof why);
+            if (rc == 0 && overall != DEP_WAIT)
+                for (size_t k = 0; k < nr; k++)
+                    job_dependency_index_remove(r->dep_ix, rows[k].prereq_id, d.id);
+            free(rows);
+            if (rc < 0) break;
+            if (overall == DEP_READY && policy_job_dependency_release(r->pol, d.id) < 0)
+                r->engine_suspect = true;
+            if (overall != DEP_NEVER) continue;
+            if ((rc = depend_cancel(r, &d, why)) < 0) break;
+            if (nw == capw) {
+                size_t nc = capw ? 2 * capw : 16;
+                int64_t *p = realloc(work, nc * sizeof *p);
+                if (p == NULL) {
+                    rc = -ENOMEM;
+                    break;
+                }
+                work = p;
+                capw = nc;
+            }
+            work[nw++] = d.id;
+        }
+        free(ids);
+        ids = NULL;
+        if (rc < 0 || nw == 0) break;
+        cur = work[--nw];
+    }
+    free(work);
+    if (rc < 0) r->engine_suspect = true;
+    return rc;
+}
+
+/* The rows of a new job's dependency: its conditions, a singleton expanded to the user's earlier
+ * jobs of the same name that have not ended (the newest ones when they are too many). Returns
+ * the number of rows, or a negative errno. */
+static long depend_rows(registry *r, const store_job *j, const job_dependency *dep,
+                        store_dependency *rows)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < dep->n && n < STORE_DEPENDENCY_MAX; i++) {
+        rows[n].job_id = j->id;
+        snprintf(rows[n].kind, sizeof rows[n].kind, "%s",
+                 job_dependency_kind_name(dep->items[i].kind));
+        rows[n].prereq_id = dep->items[i].id;
+        n++;
+        if (dep->items[i].kind != JOB_DEP_SINGLETON) continue;
+        int64_t *ids = NULL;
+        size_t nids = 0;
+        int rc = store_job_list_active_named(r->st, j->user_id, j->name, j->id, &ids, &nids);
+        if (rc < 0) return rc;
+        size_t room = STORE_DEPENDENCY_MAX - n, from = nids > room ? nids - room : 0;
+        for (size_t k = from; k < nids; k++, n++) {
+            rows[n].job_id = j->id;
+            snprintf(rows[n].kind, sizeof rows[n].kind, "singleton");
+            rows[n].prereq_id = ids[k];
+        }
+        free(ids);
+    }
+    return (long)n;
+}
+
+/* Builds the dependency index and the holds of engine `pol` from the store's queued jobs.
+ * Returns the index, or NULL with a message in err. A job whose condition can never be met is
+ * held and listed in *never (malloc'd) for the next housekeeping to cancel. */
+static job_dependency_index *depend_load(registry *r, policy *pol, int64_t **never, size_t *n_never,
+                                         char *err, size_t errlen)
+{
+    store_dependency *rows = NULL;
+    size_t n = 0, cap = 0;
+    *never = NULL;
+    *n_never = 0;
+    job_dependency_index *ix = job_dependency_index_new();
+    int rc = ix ? store_dependency_list_queued(r->st, &rows, &n) : -ENOMEM;
+    for (size_t i = 0; rc == 0 && i < n;) {
+        size_t k = i;
+        while (k < n && rows[k].job_id == rows[i].job_id)
+            k++;
+        int overall;
+        rc = depend_eval(r, ix, rows[i].job_id, rows + i, k - i, &overall, NULL, 0);
+        if (rc == 0 && overall != DEP_READY) policy_job_dependency_hold(pol, rows[i].job_id);
+        if (rc == 0 && overall == DEP_NEVER) {
+            if (*n_never == cap) {
+                size_t nc = cap ? 2 * cap : 16;
+                int64_t *p = realloc(*never, nc * sizeof *p);
+                if (p == NULL) {
+                    rc = -ENOMEM;
+                    break;
+                }
+                *never = p;
+                cap = nc;
+            }
+            (*never)[(*n_never)++] = rows[i].job_id;
+        }
+        i = k;
+    }
+    free(rows);
+    if (rc == 0) return ix;
+    snprintf(err, errlen, "cannot load the job dependencies (%s)", strerror(-rc));
+    job_dependency_index_free(ix);
+    free(*never);
+    *never = NULL;
+    *n_never = 0;
+    return NULL;
+}
+
+/* Swaps in the index and never-met list of a fresh load. */
+static void depend_swap(registry *r, job_dependency_index *ix, int64_t *never, size_t n_never)
+{
+    job_dependency_index_free(r->dep_ix);
+    free(r->dep_never);
+    r->dep_ix = ix;
+    r->dep_never = never;
+    r->n_dep_never = n_never;
+}
+
+/* Housekeeping: cancels the jobs a load found held by a condition never to be met. */
+static int depend_sweep(registry *r)
+{
+    for (size_t i = 0; i < r->n_dep_never; i++) {
+        store_job d;
+        store_dependency *rows = NULL;
+        size_t nr = 0;
+        int overall = DEP_READY;
+        char why[STORE_REASON_MAX];
+        int rc = store_job_get(r->st, r->dep_never[i], &d);
+        if (rc == 0 && strcmp(d.state, STORE_STATE_QUEUED) != 0) continue;
+        if (rc == 0) rc = store_dependency_list(r->st, d.id, &rows, &nr);
+        if (rc == 0) rc = depend_eval(r, r->dep_ix, d.id, rows, nr, &overall, why, sizeof why);
+        free(rows);
+        if (rc == 0 && overall == DEP_NEVER && (rc = depend_cancel(r, &d, why)) == 0)
+            rc = depend_wake(r, d.id);
+        if (rc == 0 && overall == DEP_READY) policy_job_dependency_release(r->pol, d.id);
+        if (rc < 0) return rc;
+    }
+    free(r->dep_never);
+    r->dep_never = NULL;
+    r->n_dep_never = 0;
+    return 0;
+}
+
+/* A new queued job's dependency: its rows, then the hold, or the never-met end (*j is then the
+ * job as it ended). The job is already queued in the engine. Returns 0 or a negative errno. */
+static int depend_submit(registry *r, store_job *j, const job_dependency *dep)
+{
+    store_dependency rows[STORE_DEPENDENCY_MAX];
+    long n = depend_rows(r, j, dep, rows);
+    if (n < 0) return (int)n;
+    int rc = store_dependency_insert(r->st, j->id, rows, (size_t)n);
+    int overall = DEP_READY;
+    char why[STORE_REASON_MAX];
+    if (rc == 0) rc = depend_eval(r, r->dep_ix, j->id, rows, (size_t)n, &overall, why, sizeof why);
+    if (rc < 0) return rc;
+    if (overall == DEP_NEVER) {
+        if ((rc = depend_cancel(r, j, why)) < 0) return rc;
+        return store_job_get(r->st, j->id, j);
+    }
+    if (overall == DEP_WAIT) policy_job_dependency_hold(r->pol, j->id);
+    return 0;
+}
+
+/* A job back in the queue (its dispatch never reached Slurm): held again when it waits on a
+ * prerequisite not in Slurm, cancelled when a condition can never be met. Returns 0 or a negative
+ * errno. */
+static int depend_requeued(registry *r, const store_job *j)
+{
+    store_dependency *rows = NULL;
+    size_t nr = 0;
+    int overall = DEP_READY;
+    char why[STORE_REASON_MAX];
+    int rc = store_dependency_list(r->st, j->id, &rows, &nr);
+    if (rc == 0 && nr > 0)
+        rc = depend_eval(r, r->dep_ix, j->id, rows, nr, &overall, why, sizeof why);
+    free(rows);
+    if (rc < 0) return rc;
+    if (overall == DEP_WAIT) policy_job_dependency_hold(r->pol, j->id);
+    if (overall != DEP_NEVER) return 0;
+    if ((rc = depend_cancel(r, j, why)) < 0) return rc;
+    return depend_wake(r, j->id);
+}
+
+/* The reason a dependent that never started ended: its never-met condition, if it has one (a
+ * job Slurm cancelled for DependencyNeverSatisfied, with kill_invalid_depend). Leaves `reason`
+ * as it is otherwise. */
+static void depend_reason(registry *r, int64_t id, char *reason, size_t len)
+{
+    store_dependency *rows = NULL;
+    size_t nr = 0;
+    int overall = DEP_READY;
+    char why[STORE_REASON_MAX];
+    if (store_dependency_list(r->st, id, &rows, &nr) == 0 && nr > 0 &&
+        depend_eval(r, NULL, id, rows, nr, &overall, why, sizeof why) == 0 && overall == DEP_NEVER)
+        snprintf(reason, len, "%s", why);
+    free(rows);
+}
+
 /* The answer of a new submission (render) and its Idempotency-Key record, the job queued.
  * Returns 0 or a negative errno (the caller dequeues what it queued). */
 static int submit_answer(registry *r, registry_submit *s, int64_t now)
@@ -465,6 +747,12 @@ static int submit_array(registry *r, struct change *c, policy_job *pj, const cha
         }
         ids[i] = t.id;
         if (i == 0) first = t;
+        /* each task asks what the array asks: its options and CPU total (issue 9's sbatch
+         * options, one job_extra row per task) */
+        bool has_options = s->options != NULL && s->options[0] != '\0';
+        if ((has_options || (j->cpus > 0 && j->cpus != j->cpus_per_task)) &&
+            (rc = store_job_extra_set(r->st, t.id, j->cpus, has_options ? s->options : "")) < 0)
+            goto fail;
     }
     store_job_array sa;
     memset(&sa, 0, sizeof sa);
@@ -499,6 +787,19 @@ static int submit_array(registry *r, struct change *c, policy_job *pj, const cha
     j->array_job_id = ids[0];
     j->array_task_id = a->tasks[0];
     j->array_max = a->max_running;
+    if (s->dependency != NULL && s->dependency->n > 0) {
+        /* every task waits on the array's dependency: held, released or ended on its own */
+        for (size_t i = n; i-- > 0;) {
+            store_job t = *j;
+            t.id = ids[i];
+            if ((rc = depend_submit(r, i == 0 ? j : &t, s->dependency)) < 0) goto fail;
+        }
+        if (j->array_job_id == 0) { /* depend_submit re-read the first task from the store */
+            j->array_job_id = ids[0];
+            j->array_task_id = a->tasks[0];
+            j->array_max = a->max_running;
+        }
+    }
     if ((rc = submit_answer(r, s, now)) < 0) goto fail;
     free(ids);
     return 0;
@@ -562,15 +863,22 @@ static int apply_submit(registry *r, struct change *c)
     if ((has_options || (j->cpus > 0 && j->cpus != j->cpus_per_task)) &&
         (rc = store_job_extra_set(r->st, j->id, j->cpus, has_options ? s->options : "")) < 0)
         return rc;
-    rc = audit_add(r, who_actor(c), j->partner, "job.submitted",
-                   json_pack("{s:I,s:s,s:i,s:s,s:i,s:i,s:I}", "job", (json_int_t)j->id, "name",
-                             j->name, "gpus", j->gpus, "gpu_type", j->gpu_type, "cpus_per_task",
-                             j->cpus_per_task, "time_minutes", j->time_minutes,
-                             "max_cost_gpu_seconds", (json_int_t)s->verdict.max_cost_gpu_seconds));
+    json_t *det = json_pack("{s:I,s:s,s:i,s:s,s:i,s:i,s:I}", "job", (json_int_t)j->id, "name",
+                            j->name, "gpus", j->gpus, "gpu_type", j->gpu_type, "cpus_per_task",
+                            j->cpus_per_task, "time_minutes", j->time_minutes,
+                            "max_cost_gpu_seconds", (json_int_t)s->verdict.max_cost_gpu_seconds);
+    bool with_dep = s->dependency != NULL && s->dependency->n > 0;
+    if (det != NULL && with_dep) {
+        char text[JOB_DEPENDENCY_TEXT_MAX];
+        job_dependency_format(s->dependency, text, sizeof text);
+        json_object_set_new(det, "dependency", json_string(text));
+    }
+    rc = audit_add(r, who_actor(c), j->partner, "job.submitted", det);
     if (rc < 0) return rc;
     pj.id = j->id;
     pj.submitted_at = j->submitted_at;
     if ((rc = policy_job_enqueue(r->pol, &pj)) < 0) return rc;
+    if (with_dep && (rc = depend_submit(r, j, s->dependency)) < 0) goto fail_queued;
     if ((rc = submit_answer(r, s, now)) < 0) goto fail_queued;
     return 0;
 fail_queued:
@@ -590,6 +898,7 @@ static int apply_cancel(registry *r, struct change *c)
                              "cancelled_before_dispatch", now));
     if (rc < 0) return rc;
     if (now && policy_job_dequeue(r->pol, j.id) < 0) r->engine_suspect = true;
+    if (now && (rc = depend_wake(r, j.id)) < 0) return rc;
     if (c->u.cancel.now_cancelled) *c->u.cancel.now_cancelled = now;
     if (c->u.cancel.out) *c->u.cancel.out = j;
     return 0;
@@ -621,6 +930,7 @@ static int apply_array_cancel(registry *r, struct change *c)
         if (now) {
             if (policy_job_dequeue(r->pol, ts[i].id) < 0) r->engine_suspect = true;
             c->u.acancel.n_now++;
+            if ((rc = depend_wake(r, ts[i].id)) < 0) break; /* its dependents may never run */
         } else {
             slurm[c->u.acancel.n_slurm++] = ts[i].id;
         }
@@ -711,6 +1021,7 @@ static int outcome_one(registry *r, registry_outcome *o, int64_t now)
                                      "slurm_job_id", (json_int_t)o->slurm_job_id, "user", j.user,
                                      "unix_user", j.unix_user, "period", j.period,
                                      "hold_gpu_seconds", (json_int_t)j.hold_gpu_seconds));
+        if (rc == 0) rc = depend_wake(r, o->id);
         return rc;
     case REGISTRY_REFUSED:
         rc = store_job_transition(r->st, o->id, STORE_STATE_DISPATCHING, "failed", o->reason);
@@ -722,6 +1033,7 @@ static int outcome_one(registry *r, registry_outcome *o, int64_t now)
                                      "charge_gpu_seconds", 0, "reason", o->reason));
         if (rc == 0 && policy_job_finished(r->pol, o->id, 0, now, NULL, NULL, NULL) < 0)
             r->engine_suspect = true;
+        if (rc == 0) rc = depend_wake(r, o->id);
         return rc;
     case REGISTRY_REQUEUE:
         rc = store_job_transition(r->st, o->id, STORE_STATE_DISPATCHING, STORE_STATE_QUEUED,
@@ -732,6 +1044,19 @@ static int outcome_one(registry *r, registry_outcome *o, int64_t now)
                            json_pack("{s:I,s:s,s:s}", "job", (json_int_t)o->id, "user", j.user,
                                      "reason", o->reason));
         if (rc == 0 && policy_job_requeue(r->pol, o->id) < 0) r->engine_suspect = true;
+        if (rc == 0) rc = depend_requeued(r, &j);
+        return rc;
+    case REGISTRY_CANCELLED:
+        rc = store_job_transition(r->st, o->id, STORE_STATE_DISPATCHING, "cancelled", o->reason);
+        if (rc == 0) rc = store_job_get(r->st, o->id, &j);
+        if (rc == 0)
+            rc = audit_add(r, "antennad", j.partner, "job.finished",
+                           json_pack("{s:I,s:s,s:s,s:b,s:i,s:s}", "job", (json_int_t)o->id, "user",
+                                     j.user, "state", "cancelled", "dispatched", 0,
+                                     "charge_gpu_seconds", 0, "reason", o->reason));
+        if (rc == 0 && policy_job_finished(r->pol, o->id, 0, now, NULL, NULL, NULL) < 0)
+            r->engine_suspect = true;
+        if (rc == 0) rc = depend_wake(r, o->id);
         return rc;
     }
     return -EINVAL;
@@ -790,6 +1115,8 @@ static int slurm_one(registry *r, registry_slurm_change *sc, int64_t now)
         policy_charge(j.gpus, registry_job_cpus(&j), j.time_minutes, w < 0 ? 1000 : w, elapsed,
                       &u.charge_gpu_seconds, &u.charge_cpu_seconds);
     }
+    if (terminal && strcmp(u.state, "cancelled") == 0 && u.started_at == 0)
+        depend_reason(r, j.id, u.reason, sizeof u.reason);
     if ((rc = store_job_update(r->st, &u)) < 0) return rc;
     if (terminal) {
         fault_point("charge.before");
@@ -810,6 +1137,7 @@ static int slurm_one(registry *r, registry_slurm_change *sc, int64_t now)
         sc->finished = true;
         sc->charge_gpu_seconds = u.charge_gpu_seconds;
         sc->charge_cpu_seconds = u.charge_cpu_seconds;
+        if ((rc = depend_wake(r, j.id)) < 0) return rc;
     } else if (strcmp(u.state, j.state) != 0) {
         rc = audit_add(r, "antennad", j.partner,
                        !was_running && u.started_at > 0 ? "job.started" : "job.state",
@@ -957,6 +1285,10 @@ static int apply_audit(registry *r, struct change *c)
 static int apply_housekeep(registry *r, struct change *c)
 {
     size_t removed = 0;
+    if (r->n_dep_never > 0) {
+        int rc = depend_sweep(r);
+        if (rc < 0) return rc;
+    }
     return store_idem_prune(r->st, c->u.housekeep_now - r->idem_keep, 1000, &removed);
 }
 
@@ -1082,6 +1414,15 @@ static void engine_rebuild(registry *r)
         LOG(LOG_ERROR, "registry: cannot rebuild the policy engine from the store: %s", err);
         return;
     }
+    int64_t *never = NULL;
+    size_t n_never = 0;
+    job_dependency_index *ix = depend_load(r, fresh, &never, &n_never, err, sizeof err);
+    if (ix == NULL) {
+        LOG(LOG_ERROR, "registry: cannot rebuild the policy engine from the store: %s", err);
+        policy_free(fresh);
+        return;
+    }
+    depend_swap(r, ix, never, n_never);
     policy_window_set(fresh, policy_window(r->pol));
     policy_free(r->pol);
     r->pol = fresh;
@@ -1340,6 +1681,11 @@ int registry_new(store *st, const registry_options *opt, registry **out, char *e
         rc = -EINVAL;
         goto fail_engine;
     }
+    r->dep_ix = depend_load(r, r->pol, &r->dep_never, &r->n_dep_never, err, errlen);
+    if (r->dep_ix == NULL) {
+        rc = -ENOMEM;
+        goto fail_depend;
+    }
     pthread_mutex_init(&r->eng_mu, NULL);
     pthread_mutex_init(&r->q_mu, NULL);
     pthread_mutex_init(&r->health_mu, NULL);
@@ -1359,6 +1705,8 @@ fail_thread:
     pthread_mutex_destroy(&r->health_mu);
     pthread_mutex_destroy(&r->q_mu);
     pthread_mutex_destroy(&r->eng_mu);
+    depend_swap(r, NULL, NULL, 0);
+fail_depend:
     policy_free(r->pol);
 fail_engine:
     tok_clear(r);
@@ -1384,6 +1732,7 @@ void registry_free(registry *r)
     pthread_mutex_destroy(&r->health_mu);
     pthread_mutex_destroy(&r->q_mu);
     pthread_mutex_destroy(&r->eng_mu);
+    depend_swap(r, NULL, NULL, 0);
     policy_free(r->pol);
     tok_clear(r);
     free(r);
@@ -1735,4 +2084,73 @@ int registry_job_correct(registry *r, const registry_actor *who, int64_t id, int
                          int64_t cpu_seconds, const char *reason, store_job *out)
 {
     return job_adjust(r, who, id, true, gpu_seconds, cpu_seconds, reason, out);
+}
+
+/* --- dependencies: reads --- */
+
+int registry_job_dependency_text(registry *r, int64_t id, char *buf, size_t len)
+{
+    if (len > 0) buf[0] = '\0';
+    store_dependency *rows = NULL;
+    size_t n = 0;
+    int rc = store_dependency_list(r->st, id, &rows, &n);
+    if (rc < 0 || n == 0) {
+        free(rows);
+        return rc;
+    }
+    job_dependency d = {.n = 0};
+    for (size_t i = 0; i < n && d.n < JOB_DEPENDENCY_MAX; i++) {
+        job_dependency_kind k;
+        if (job_dependency_kind_parse(rows[i].kind, &k) < 0) continue;
+        if (k == JOB_DEP_SINGLETON && rows[i].prereq_id != 0) continue; /* its expansion */
+        d.items[d.n].kind = k;
+        d.items[d.n].id = rows[i].prereq_id;
+        d.n++;
+    }
+    free(rows);
+    rc = job_dependency_format(&d, buf, len);
+    return rc < 0 ? rc : 0;
+}
+
+int registry_job_slurm_dependency(registry *r, int64_t id, char *buf, size_t len, char *why,
+                                  size_t wlen)
+{
+    store_dependency *rows = NULL;
+    size_t n = 0, at = 0;
+    if (len > 0) buf[0] = '\0';
+    int rc = store_dependency_list(r->st, id, &rows, &n);
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        job_dependency_kind k;
+        store_job p;
+        if (rows[i].prereq_id <= 0 || job_dependency_kind_parse(rows[i].kind, &k) < 0) continue;
+        if (k == JOB_DEP_SINGLETON) continue; /* Antenna enforced it before the release */
+        if ((rc = store_job_get(r->st, rows[i].prereq_id, &p)) < 0) break;
+        switch (
+            job_dependency_check(k, p.state, store_state_terminal(p.state), p.slurm_job_id > 0)) {
+        case JOB_DEP_MET:
+            break;
+        case JOB_DEP_NEVER:
+            job_dependency_never_reason(k, p.id, p.state, why, wlen);
+            rc = -ECANCELED;
+            break;
+        case JOB_DEP_WAIT:
+            snprintf(why, wlen, "waiting for job %" PRId64 " (dependency %s)", p.id, rows[i].kind);
+            rc = -EAGAIN;
+            break;
+        case JOB_DEP_PASS: {
+            int w = snprintf(buf + at, len > at ? len - at : 0, "%s%s:%" PRId64, at ? "," : "",
+                             rows[i].kind, p.slurm_job_id);
+            if (w < 0 || (size_t)w >= (len > at ? len - at : 0)) {
+                snprintf(why, wlen, "the dependency is too long for Slurm");
+                rc = -ENOSPC;
+            } else {
+                at += (size_t)w;
+            }
+            break;
+        }
+        }
+    }
+    free(rows);
+    if (rc < 0 && len > 0) buf[0] = '\0';
+    return rc;
 }

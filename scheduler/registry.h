@@ -32,6 +32,7 @@
 
 #include "audit.h"
 #include "job_array.h"
+#include "job_dependency.h"
 #include "policy.h"
 #include "store.h"
 
@@ -149,6 +150,9 @@ typedef struct registry_submit {
                                "job.submitted" entry (with array_job_id and array_task_id) and
                                queued in the engine, all in this one change; job is the first
                                task; the script is stored once, with the first task */
+    const job_dependency *dependency; /* borrowed; NULL or n == 0 = none. The caller checked
+                                         that its prerequisites exist and that the submitter may
+                                         see them */
     /* out */
     policy_verdict verdict; /* the admission; !verdict.admitted = refused (answer 403) */
     bool replayed;          /* the key's first answer is replayed */
@@ -190,7 +194,11 @@ typedef enum registry_outcome_kind {
     REGISTRY_REFUSED,       /* it cannot run (Slurm refused it, no account...): -> failed, hold
                                released, charged nothing */
     REGISTRY_REQUEUE,       /* it was never submitted (Slurm unreachable): -> queued, hold
-                               released, back in the engine's queue */
+                               released, back in the engine's queue (held again when one of its
+                               prerequisites is not in Slurm) */
+    REGISTRY_CANCELLED,     /* it was never submitted: a dependency can never be met (its
+                               prerequisite ended meanwhile, see registry_job_slurm_dependency):
+                               -> cancelled with `reason`, hold released, charged nothing */
 } registry_outcome_kind;
 
 typedef struct registry_outcome {
@@ -325,5 +333,27 @@ int registry_job_correct(registry *r, const registry_actor *who, int64_t id, int
 int registry_housekeep(registry *r, int64_t now);
 
 /* The engine side of a policy config change is not supported at run time: restart antennad. */
+
+/* --- dependencies (issue 9) ---------------------------------------------------------------
+ * A submission with a dependency (registry_submit.dependency) stores its conditions with the job
+ * (a singleton expanded to the user's earlier jobs of that name not yet ended). While one
+ * prerequisite is not in Slurm yet (or a singleton's earlier job has not ended) the job waits in
+ * the engine with reason "Dependency"; when a prerequisite reaches Slurm or ends, only the jobs
+ * waiting on it are judged again (an index in memory, rebuilt from the store at start-up and
+ * after a failed batch). A condition that can never be met ends the job "cancelled" with a reason
+ * naming it, charged nothing, audited "job.finished" (a job already in Slurm is ended by Slurm
+ * itself with DependencyParameters=kill_invalid_depend; its reason is then named the same way). */
+
+/* The dependency of job `id` in its canonical text ("afterok:4,singleton"), into buf ("" when it
+ * has none). Reads committed rows. Returns 0 or a negative errno. */
+int registry_job_dependency_text(registry *r, int64_t id, char *buf, size_t len);
+
+/* The dependency of job `id` as Slurm must get it at dispatch, with Slurm's job ids
+ * ("afterok:101,afternotok:102"): conditions already met are dropped, a singleton never goes
+ * (Antenna enforced it). buf is "" when none is left. Reads committed rows (worker thread).
+ * Returns 0, -ECANCELED (a condition can never be met: why says which), -EAGAIN (a prerequisite
+ * is not in Slurm yet: why says which), -ENOSPC (too long), or a store error. */
+int registry_job_slurm_dependency(registry *r, int64_t id, char *buf, size_t len, char *why,
+                                  size_t wlen);
 
 #endif

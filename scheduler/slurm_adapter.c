@@ -567,6 +567,8 @@ int slurm_adapter_submit(slurm_adapter *a, const slurm_adapter_submit_req *req, 
     if (req->cpus_per_task > 0) desc.cpus_per_task = (uint16_t)req->cpus_per_task;
     if (req->mem_mb > 0) desc.pn_min_memory = (uint64_t)req->mem_mb;
     if (req->time_minutes > 0) desc.time_limit = (uint32_t)req->time_minutes;
+    /* Slurm's own ids ("afterok:101,afternotok:102"), made by registry_job_slurm_dependency */
+    if (req->dependency && req->dependency[0]) desc.dependency = (char *)req->dependency;
     if (req->gpus > 0) {
         if (req->gpu_type != NULL && req->gpu_type[0] != '\0')
             snprintf(tres, sizeof tres, "gres:gpu:%s:%d", req->gpu_type, req->gpus);

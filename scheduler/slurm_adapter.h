@@ -59,6 +59,7 @@ typedef struct slurm_adapter_submit_req {
     const char *constraint; /* node features */
     int requeue;            /* -1 = Antenna's default (no requeue), 0 or 1 */
     const char *comment;    /* the user's own comment (never the tag) */
+    const char *dependency; /* Slurm's --dependency with Slurm job ids; NULL or "" = none */
 } slurm_adapter_submit_req;
 
 /* What Slurm says of one job. */

@@ -282,6 +282,17 @@ static const char *const migrations[] = {
     "  job_id INTEGER PRIMARY KEY REFERENCES jobs(id),"
     "  cpus INTEGER NOT NULL,"
     "  options TEXT NOT NULL);",
+    /* v9 -> v10 (issue 9, dependencies): the conditions of a job on its prerequisites, in the
+     * order given; a singleton is one row of prereq 0 plus one row per earlier job of the same
+     * user and name that had not ended at submission. Written once, with the job. */
+    "CREATE TABLE job_dependencies ("
+    "  job_id INTEGER NOT NULL REFERENCES jobs(id),"
+    "  pos INTEGER NOT NULL,"
+    "  kind TEXT NOT NULL"
+    "    CHECK (kind IN ('after', 'afterok', 'afternotok', 'afterany', 'singleton')),"
+    "  prereq_id INTEGER NOT NULL,"
+    "  PRIMARY KEY (job_id, pos));"
+    "CREATE INDEX jobs_user_name ON jobs (user_id, name) WHERE state NOT IN " TERMINAL_SQL ";",
 };
 
 #define STORE_SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
@@ -424,6 +435,10 @@ enum stmt_id {
     ST_ARRAY_COUNTS,
     ST_JOB_OPTIONS,
     ST_JOB_OPTIONS_SET,
+    ST_DEP_INSERT,
+    ST_DEP_LIST,
+    ST_DEP_LIST_QUEUED,
+    ST_JOB_ACTIVE_NAMED,
     ST_COUNT
 };
 
@@ -621,6 +636,15 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_ARRAY_COUNTS] = "SELECT j.state, count(*) FROM job_array_tasks t JOIN jobs j ON "
                         "j.id = t.job_id WHERE t.array_job_id = ?1 GROUP BY j.state ORDER BY "
                         "j.state",
+    [ST_DEP_INSERT] = "INSERT INTO job_dependencies (job_id, pos, kind, prereq_id) "
+                      "VALUES (?1, ?2, ?3, ?4)",
+    [ST_DEP_LIST] = "SELECT job_id, kind, prereq_id FROM job_dependencies WHERE job_id = ?1 "
+                    "ORDER BY pos",
+    [ST_DEP_LIST_QUEUED] = "SELECT d.job_id, d.kind, d.prereq_id FROM jobs j "
+                           "JOIN job_dependencies d ON d.job_id = j.id "
+                           "WHERE j.state = 'queued' ORDER BY d.job_id, d.pos",
+    [ST_JOB_ACTIVE_NAMED] = "SELECT id FROM jobs WHERE user_id = ?1 AND name = ?2 AND id < ?3 "
+                            "AND state NOT IN " TERMINAL_SQL " ORDER BY id",
 };
 
 /* The filters of store_audit_list that its statement is built for: one cached statement per
@@ -3027,6 +3051,85 @@ int store_job_array_counts(store *s, int64_t array_job_id, store_state_count **o
     if (st) {
         sqlite3_bind_int64(st, 1, array_job_id);
         ret = read_rows(c, st, sizeof **out, read_state_count, (void **)out, n);
+    }
+    read_end(s, c);
+    return ret;
+}
+
+/* --- dependencies --- */
+
+static void read_dependency(sqlite3_stmt *st, void *item)
+{
+    store_dependency *d = item;
+    memset(d, 0, sizeof *d);
+    d->job_id = sqlite3_column_int64(st, 0);
+    col_text(st, 1, d->kind, sizeof d->kind);
+    d->prereq_id = sqlite3_column_int64(st, 2);
+}
+
+int store_dependency_insert(store *s, int64_t job_id, const store_dependency *d, size_t n)
+{
+    if (!s || (n > 0 && !d) || n > STORE_DEPENDENCY_MAX) return -EINVAL;
+    for (size_t i = 0; i < n; i++)
+        if (!name_ok(d[i].kind) || d[i].prereq_id < 0) return -EINVAL;
+    int ret = write_begin(s, true);
+    if (ret < 0) return ret;
+    conn *c = &s->w;
+    for (size_t i = 0; i < n && ret == 0; i++) {
+        sqlite3_stmt *st = stmt_get(c, ST_DEP_INSERT);
+        if (!st) {
+            ret = -EIO;
+            break;
+        }
+        sqlite3_bind_int64(st, 1, job_id);
+        sqlite3_bind_int64(st, 2, (sqlite3_int64)i);
+        bind_text(st, 3, d[i].kind);
+        sqlite3_bind_int64(st, 4, d[i].prereq_id);
+        ret = stmt_run(c, st, "dependency insert");
+    }
+    return write_end(s, ret);
+}
+
+int store_dependency_list(store *s, int64_t job_id, store_dependency **out, size_t *n)
+{
+    if (!s || !out || !n) return -EINVAL;
+    *out = NULL;
+    *n = 0;
+    conn *c = read_begin(s);
+    sqlite3_stmt *st = stmt_get(c, ST_DEP_LIST);
+    int ret = -EIO;
+    if (st) {
+        sqlite3_bind_int64(st, 1, job_id);
+        ret = read_rows(c, st, sizeof **out, read_dependency, (void **)out, n);
+    }
+    read_end(s, c);
+    return ret;
+}
+
+int store_dependency_list_queued(store *s, store_dependency **out, size_t *n)
+{
+    return list_all(s, ST_DEP_LIST_QUEUED, sizeof **out, read_dependency, (void **)out, n);
+}
+
+static void read_id(sqlite3_stmt *st, void *item)
+{
+    *(int64_t *)item = sqlite3_column_int64(st, 0);
+}
+
+int store_job_list_active_named(store *s, int64_t user_id, const char *name, int64_t before_id,
+                                int64_t **ids, size_t *n)
+{
+    if (!s || !name || !ids || !n) return -EINVAL;
+    *ids = NULL;
+    *n = 0;
+    conn *c = read_begin(s);
+    sqlite3_stmt *st = stmt_get(c, ST_JOB_ACTIVE_NAMED);
+    int ret = -EIO;
+    if (st) {
+        sqlite3_bind_int64(st, 1, user_id);
+        bind_text(st, 2, name);
+        sqlite3_bind_int64(st, 3, before_id);
+        ret = read_rows(c, st, sizeof **ids, read_id, (void **)ids, n);
     }
     read_end(s, c);
     return ret;

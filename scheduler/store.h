@@ -562,4 +562,33 @@ int store_job_array_counts(store *s, int64_t array_job_id, store_state_count **o
 /* Returns true when `state` is terminal (completed, failed, cancelled, timeout, ...). */
 bool store_state_terminal(const char *state);
 
+/* --- dependencies (issue 9) --- */
+
+#define STORE_DEPENDENCY_MAX 64 /* rows of one job: its conditions, a singleton's expansion */
+
+/* One condition of job `job_id` on job `prereq_id` (0: a singleton's own row). */
+typedef struct store_dependency {
+    int64_t job_id;
+    char kind[16]; /* after, afterok, afternotok, afterany, singleton */
+    int64_t prereq_id;
+} store_dependency;
+
+/* Writes the n conditions of job `job_id` (in this order) in one savepoint. Registry only.
+ * Returns 0, -EINVAL (bad kind, n > STORE_DEPENDENCY_MAX), -EEXIST (already written), or a
+ * store error. */
+int store_dependency_insert(store *s, int64_t job_id, const store_dependency *d, size_t n);
+
+/* The conditions of job `job_id` in their order, into a malloc'd array (caller frees; NULL and
+ * *n = 0 when it has none). Returns 0 or a negative errno. */
+int store_dependency_list(store *s, int64_t job_id, store_dependency **out, size_t *n);
+
+/* The conditions of every queued job, by job id then order (the registry's start-up rebuild of
+ * its dependency index). Returns 0 (malloc'd *out, caller frees) or a negative errno. */
+int store_dependency_list_queued(store *s, store_dependency **out, size_t *n);
+
+/* The ids of user `user_id`'s jobs named `name` with an id below `before_id` that have not ended,
+ * ascending, into a malloc'd array (caller frees). Returns 0 or a negative errno. */
+int store_job_list_active_named(store *s, int64_t user_id, const char *name, int64_t before_id,
+                                int64_t **ids, size_t *n);
+
 #endif

@@ -1629,6 +1629,80 @@ static void array_over_the_queued_cap_is_refused_as_a_whole(void **state)
     policy_free(p);
 }
 
+/* ---- holds for dependencies ---- */
+
+static void dependency_hold_keeps_the_job_out_of_the_pick_with_reason_dependency(void **state)
+{
+    (void)state;
+    policy_config c = weights(0, 0, 1000, 0);
+    policy *p = world(&c);
+    enq(p, 1, "alice", 1, 60, NOV15 - 3 * HOUR); /* the oldest: would go first */
+    enq(p, 2, "alice", 1, 60, NOV15 - HOUR);
+    assert_int_equal(policy_job_dependency_hold(p, 1), 0);
+    assert_true(policy_job_dependency_held(p, 1));
+    assert_string_equal(policy_job_reason(p, 1, NOV15), POLICY_REASON_DEPENDENCY);
+    assert_int_equal(policy_queue_length(p), 2); /* still queued */
+    assert_int_equal(dispatch_next(p, NOV15), 2);
+    int64_t id;
+    assert_int_equal(policy_pick(p, NOV15, &id, NULL, NULL, NULL), -ENOENT);
+    assert_int_equal(policy_job_dispatched(p, 1, NOV15), -ENOENT);
+    policy_free(p);
+}
+
+static void dependency_release_lets_the_job_compete_again(void **state)
+{
+    (void)state;
+    policy_config c = weights(0, 0, 1000, 0);
+    policy *p = world(&c);
+    enq(p, 1, "alice", 1, 60, NOV15 - 3 * HOUR);
+    enq(p, 2, "bob", 1, 60, NOV15 - HOUR);
+    assert_int_equal(policy_job_dependency_hold(p, 1), 0);
+    assert_int_equal(policy_job_dependency_hold(p, 1), 0); /* idempotent */
+    assert_int_equal(policy_job_dependency_release(p, 1), 0);
+    assert_false(policy_job_dependency_held(p, 1));
+    assert_int_equal(policy_job_dependency_release(p, 1), 0); /* idempotent */
+    assert_int_equal(dispatch_next(p, NOV15), 1); /* its old priority: the oldest first */
+    assert_int_equal(dispatch_next(p, NOV15), 2);
+    policy_free(p);
+}
+
+static void dependency_held_job_counts_against_the_queued_cap(void **state)
+{
+    (void)state;
+    policy_config c;
+    policy_config_defaults(&c);
+    policy *p = world(&c);
+    policy_quota q = unlimited();
+    q.max_queued_jobs = 1;
+    set_quota(p, "ulb", "2026-11", q);
+    enq(p, 1, "alice", 1, 60, NOV15);
+    assert_int_equal(policy_job_dependency_hold(p, 1), 0);
+    policy_job j = mkjob(2, "alice", 1, 60, NOV15);
+    policy_verdict v;
+    assert_int_equal(policy_job_check(p, &j, NOV15, &v), 0);
+    assert_false(v.admitted);
+    assert_string_equal(v.code, "queued_limit");
+    policy_free(p);
+}
+
+static void dependency_held_job_can_be_dequeued(void **state)
+{
+    (void)state;
+    policy_config c;
+    policy_config_defaults(&c);
+    policy *p = world(&c);
+    enq(p, 1, "alice", 1, 60, NOV15);
+    enq(p, 2, "alice", 1, 60, NOV15 + 1);
+    assert_int_equal(policy_job_dependency_hold(p, 1), 0);
+    assert_int_equal(policy_job_dequeue(p, 1), 0);
+    assert_int_equal(policy_queue_length(p), 1);
+    assert_null(policy_job_reason(p, 1, NOV15));
+    assert_int_equal(dispatch_next(p, NOV15), 2);
+    assert_int_equal(policy_job_dependency_hold(p, 2), -ENOENT); /* in Slurm now */
+    assert_int_equal(policy_job_dependency_hold(p, 99), -ENOENT);
+    policy_free(p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1702,6 +1776,10 @@ int main(void)
         cmocka_unit_test(array_quote_covers_every_task),
         cmocka_unit_test(array_over_the_budget_is_refused_as_a_whole),
         cmocka_unit_test(array_over_the_queued_cap_is_refused_as_a_whole),
+        cmocka_unit_test(dependency_hold_keeps_the_job_out_of_the_pick_with_reason_dependency),
+        cmocka_unit_test(dependency_release_lets_the_job_compete_again),
+        cmocka_unit_test(dependency_held_job_counts_against_the_queued_cap),
+        cmocka_unit_test(dependency_held_job_can_be_dequeued),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

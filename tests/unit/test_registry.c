@@ -1867,6 +1867,251 @@ static void array_of_1000_tasks_is_one_change(void **state)
     job_array_close(&a);
 }
 
+/* --- dependencies ------------------------------------------------------------------------------
+ */
+
+/* Submits a job of `user` named `name` with dependency `text` (admitted); returns its id. */
+static int64_t submit_dep(struct world *w, int64_t user_id, const char *user, const char *name,
+                          const char *text)
+{
+    registry_submit s;
+    job_dependency d;
+    char err[256];
+    assert_int_equal(job_dependency_parse(text, &d, err, sizeof err), 0);
+    submit_init(&s, user_id, user, 0, 5);
+    snprintf(s.job.name, sizeof s.job.name, "%s", name);
+    s.dependency = &d;
+    assert_int_equal(registry_job_submit(w->reg, &WHO, &s), 0);
+    assert_true(s.verdict.admitted);
+    free(s.body);
+    return s.job.id;
+}
+
+static const char *live_reason(struct world *w, int64_t id, registry_live *l)
+{
+    registry_job_live(w->reg, id, time(NULL), l);
+    return l->reason;
+}
+
+static void dependency_on_a_queued_job_holds_it_with_reason_dependency(void **state)
+{
+    struct world *w = *state;
+    int64_t pre = submit_ok(w, w->alice, "alice", 0, 5);
+    char text[64];
+    snprintf(text, sizeof text, "afterok:%lld", (long long)pre);
+    int64_t dep = submit_dep(w, w->alice, "alice", "d", text);
+    registry_live l;
+    assert_string_equal(live_reason(w, dep, &l), "Dependency");
+    int64_t ids[4];
+    assert_int_equal(begin_all(w, ids, 4), 1); /* only the prerequisite goes */
+    assert_int_equal(ids[0], pre);
+    assert_string_equal(job_get(w, dep).state, STORE_STATE_QUEUED);
+    char echo[64];
+    assert_int_equal(registry_job_dependency_text(w->reg, dep, echo, sizeof echo), 0);
+    assert_string_equal(echo, text);
+}
+
+static void dependency_released_once_its_prerequisite_has_a_slurm_id_passes_slurms_id(void **state)
+{
+    struct world *w = *state;
+    int64_t pre = submit_ok(w, w->alice, "alice", 0, 5);
+    char text[64], buf[128], why[256];
+    snprintf(text, sizeof text, "afterok:%lld", (long long)pre);
+    int64_t dep = submit_dep(w, w->alice, "alice", "d", text);
+    int64_t ids[4];
+    assert_int_equal(begin_all(w, ids, 4), 1);
+    assert_int_equal(outcome(w, pre, REGISTRY_SUBMITTED, 777), 0);
+    registry_live l;
+    assert_string_not_equal(live_reason(w, dep, &l), "Dependency");
+    assert_int_equal(begin_all(w, ids, 4), 1);
+    assert_int_equal(ids[0], dep);
+    assert_int_equal(registry_job_slurm_dependency(w->reg, dep, buf, sizeof buf, why, sizeof why),
+                     0);
+    assert_string_equal(buf, "afterok:777");
+}
+
+static void dependency_on_a_completed_job_is_met_and_not_passed_to_slurm(void **state)
+{
+    struct world *w = *state;
+    int64_t pre = dispatched_job(w, 501);
+    registry_slurm_change c = slurm_change(pre, 501, "completed", 1000, 1060);
+    slurm_apply(w, &c);
+    char text[64], buf[128] = "x", why[256];
+    snprintf(text, sizeof text, "afterok:%lld,afterany:%lld", (long long)pre, (long long)pre);
+    int64_t dep = submit_dep(w, w->alice, "alice", "d", text);
+    registry_live l;
+    assert_string_not_equal(live_reason(w, dep, &l), "Dependency");
+    assert_int_equal(registry_job_slurm_dependency(w->reg, dep, buf, sizeof buf, why, sizeof why),
+                     0);
+    assert_string_equal(buf, "");
+}
+
+static void dependency_never_met_at_submission_ends_cancelled_charged_nothing(void **state)
+{
+    struct world *w = *state;
+    int64_t pre = dispatched_job(w, 502);
+    registry_slurm_change c = slurm_change(pre, 502, "completed", 1000, 1060);
+    slurm_apply(w, &c);
+    char text[64], want[160];
+    snprintf(text, sizeof text, "afternotok:%lld", (long long)pre);
+    int64_t dep = submit_dep(w, w->alice, "alice", "d", text);
+    store_job j = job_get(w, dep);
+    assert_string_equal(j.state, "cancelled");
+    snprintf(want, sizeof want,
+             "dependency afternotok:%lld can never be met: job %lld ended completed",
+             (long long)pre, (long long)pre);
+    assert_string_equal(j.reason, want);
+    assert_int_equal(j.charge_gpu_seconds, 0);
+    assert_int_equal(ledger_sum(w, dep, "hold", NULL), 0);
+    assert_int_equal(audit_count(w, "job.finished", dep), 1);
+    assert_int_equal(registry_queue_length(w->reg), 0);
+}
+
+static void
+dependency_prerequisite_cancelled_before_slurm_cancels_its_dependents_in_chain(void **state)
+{
+    struct world *w = *state;
+    int64_t pre = submit_ok(w, w->alice, "alice", 0, 5);
+    char text[64];
+    snprintf(text, sizeof text, "afterok:%lld", (long long)pre);
+    int64_t mid = submit_dep(w, w->alice, "alice", "mid", text);
+    snprintf(text, sizeof text, "afterok:%lld", (long long)mid);
+    int64_t last = submit_dep(w, w->alice, "alice", "last", text);
+    snprintf(text, sizeof text, "afternotok:%lld", (long long)pre);
+    int64_t other = submit_dep(w, w->alice, "alice", "other", text);
+    bool now = false;
+    assert_int_equal(registry_job_cancel(w->reg, &WHO, pre, &now, NULL), 0);
+    assert_true(now);
+    assert_string_equal(job_get(w, mid).state, "cancelled");
+    assert_non_null(strstr(job_get(w, mid).reason, "afterok:"));
+    assert_string_equal(job_get(w, last).state, "cancelled");
+    assert_string_equal(job_get(w, other).state, STORE_STATE_QUEUED); /* afternotok: met */
+    registry_live l;
+    assert_string_not_equal(live_reason(w, other, &l), "Dependency");
+    assert_int_equal(registry_queue_length(w->reg), 1);
+}
+
+static void dependency_holds_are_rebuilt_from_the_store_at_start_up(void **state)
+{
+    struct world *w = *state;
+    int64_t pre = submit_ok(w, w->alice, "alice", 0, 5);
+    char text[64], err[256];
+    snprintf(text, sizeof text, "afterok:%lld", (long long)pre);
+    int64_t dep = submit_dep(w, w->alice, "alice", "d", text);
+    registry_free(w->reg);
+    policy_config pc;
+    policy_config_defaults(&pc);
+    registry_options ro = {.policy = &pc, .audit = w->au};
+    assert_int_equal(registry_new(w->st, &ro, &w->reg, err, sizeof err), 0);
+    registry_live l;
+    assert_string_equal(live_reason(w, dep, &l), "Dependency");
+    int64_t ids[4];
+    assert_int_equal(begin_all(w, ids, 4), 1);
+    assert_int_equal(ids[0], pre);
+    assert_int_equal(outcome(w, pre, REGISTRY_SUBMITTED, 900), 0); /* the rebuilt index wakes */
+    assert_string_not_equal(live_reason(w, dep, &l), "Dependency");
+}
+
+static void dependency_singleton_waits_for_the_users_earlier_job_of_that_name(void **state)
+{
+    struct world *w = *state;
+    int64_t first = submit_dep(w, w->alice, "alice", "sweep", "singleton");
+    int64_t bobs = submit_dep(w, w->bob, "bob", "sweep", "singleton"); /* another user */
+    int64_t second = submit_dep(w, w->alice, "alice", "sweep", "singleton");
+    registry_live l;
+    assert_string_not_equal(live_reason(w, first, &l), "Dependency");
+    assert_string_not_equal(live_reason(w, bobs, &l), "Dependency");
+    assert_string_equal(live_reason(w, second, &l), "Dependency");
+    int64_t ids[4];
+    assert_int_equal(begin_all(w, ids, 4), 2);
+    assert_int_equal(outcome(w, first, REGISTRY_SUBMITTED, 601), 0);
+    assert_string_equal(live_reason(w, second, &l), "Dependency"); /* in Slurm is not enough */
+    registry_slurm_change c = slurm_change(first, 601, "failed", 1000, 1010);
+    slurm_apply(w, &c);
+    assert_string_not_equal(live_reason(w, second, &l), "Dependency");
+    char buf[64] = "x", why[128];
+    assert_int_equal(
+        registry_job_slurm_dependency(w->reg, second, buf, sizeof buf, why, sizeof why), 0);
+    assert_string_equal(buf, ""); /* Slurm never sees a singleton */
+    assert_int_equal(registry_job_dependency_text(w->reg, second, buf, sizeof buf), 0);
+    assert_string_equal(buf, "singleton");
+}
+
+/* A dependent released and being dispatched when its prerequisite fails (both jobs in flight). */
+static int64_t dependent_dispatching_when_its_prerequisite_failed(struct world *w, int64_t *pre)
+{
+    *pre = submit_ok(w, w->alice, "alice", 0, 5);
+    char text[64];
+    snprintf(text, sizeof text, "afterok:%lld", (long long)*pre);
+    int64_t dep = submit_dep(w, w->alice, "alice", "d", text);
+    int64_t ids[4];
+    assert_int_equal(begin_all(w, ids, 4), 1);
+    assert_int_equal(outcome(w, *pre, REGISTRY_SUBMITTED, 801), 0);
+    assert_int_equal(begin_all(w, ids, 4), 1);
+    assert_int_equal(ids[0], dep);
+    registry_slurm_change c = slurm_change(*pre, 801, "failed", 1000, 1010);
+    slurm_apply(w, &c);
+    assert_string_equal(job_get(w, dep).state, STORE_STATE_DISPATCHING);
+    return dep;
+}
+
+static void dependency_never_met_at_dispatch_is_ecanceled_and_the_outcome_cancels_it(void **state)
+{
+    struct world *w = *state;
+    int64_t pre, dep = dependent_dispatching_when_its_prerequisite_failed(w, &pre);
+    char buf[64], why[STORE_REASON_MAX] = "", want[160];
+    assert_int_equal(registry_job_slurm_dependency(w->reg, dep, buf, sizeof buf, why, sizeof why),
+                     -ECANCELED);
+    snprintf(want, sizeof want, "dependency afterok:%lld can never be met: job %lld ended failed",
+             (long long)pre, (long long)pre);
+    assert_string_equal(why, want);
+    registry_outcome o = {.id = dep, .kind = REGISTRY_CANCELLED};
+    snprintf(o.reason, sizeof o.reason, "%s", why);
+    assert_int_equal(registry_dispatch_outcomes(w->reg, &o, 1), 0);
+    assert_int_equal(o.rc, 0);
+    store_job j = job_get(w, dep);
+    assert_string_equal(j.state, "cancelled");
+    assert_string_equal(j.reason, want);
+    assert_int_equal(j.hold_gpu_seconds, 0);
+    assert_int_equal(j.charge_gpu_seconds, 0);
+    assert_int_equal(audit_count(w, "job.finished", dep), 1);
+}
+
+static void dependency_never_met_when_a_dispatch_is_requeued_cancels_the_job(void **state)
+{
+    struct world *w = *state;
+    int64_t pre, dep = dependent_dispatching_when_its_prerequisite_failed(w, &pre);
+    assert_int_equal(outcome(w, dep, REGISTRY_REQUEUE, 0), 0);
+    store_job j = job_get(w, dep);
+    assert_string_equal(j.state, "cancelled");
+    assert_non_null(strstr(j.reason, "can never be met"));
+    assert_int_equal(registry_queue_length(w->reg), 0);
+}
+
+static void dependency_of_a_job_in_slurm_cancelled_by_slurm_names_the_condition(void **state)
+{
+    struct world *w = *state;
+    int64_t pre = submit_ok(w, w->alice, "alice", 0, 5);
+    char text[64];
+    snprintf(text, sizeof text, "afterok:%lld", (long long)pre);
+    int64_t dep = submit_dep(w, w->alice, "alice", "d", text);
+    int64_t ids[4];
+    assert_int_equal(begin_all(w, ids, 4), 1);
+    assert_int_equal(outcome(w, pre, REGISTRY_SUBMITTED, 701), 0);
+    assert_int_equal(begin_all(w, ids, 4), 1);
+    assert_int_equal(outcome(w, dep, REGISTRY_SUBMITTED, 702), 0);
+    registry_slurm_change c = slurm_change(pre, 701, "failed", 1000, 1010);
+    slurm_apply(w, &c);
+    /* kill_invalid_depend: Slurm cancels the dependent, which never started */
+    registry_slurm_change d = slurm_change(dep, 702, "cancelled", 0, 1011);
+    snprintf(d.reason, sizeof d.reason, "DependencyNeverSatisfied");
+    slurm_apply(w, &d);
+    store_job j = job_get(w, dep);
+    assert_string_equal(j.state, "cancelled");
+    assert_non_null(strstr(j.reason, "can never be met"));
+    assert_int_equal(j.charge_gpu_seconds, 0);
+}
+
 int main(void)
 {
     log_level_set(getenv("ANTENNA_TEST_LOG") ? getenv("ANTENNA_TEST_LOG") : "error");
@@ -1928,6 +2173,17 @@ int main(void)
         T(refund_of_a_running_job_is_eagain),
         T(correct_writes_an_entry_of_the_difference_audited_job_corrected),
         T(correct_of_a_lost_job_to_what_really_ran_lowers_its_charge),
+        T(dependency_on_a_queued_job_holds_it_with_reason_dependency),
+        T(dependency_released_once_its_prerequisite_has_a_slurm_id_passes_slurms_id),
+        T(dependency_on_a_completed_job_is_met_and_not_passed_to_slurm),
+        T(dependency_never_met_at_submission_ends_cancelled_charged_nothing),
+        T(dependency_prerequisite_cancelled_before_slurm_cancels_its_dependents_in_chain),
+        T(dependency_holds_are_rebuilt_from_the_store_at_start_up),
+        T(dependency_singleton_waits_for_the_users_earlier_job_of_that_name),
+        T(dependency_of_a_job_in_slurm_cancelled_by_slurm_names_the_condition),
+        T(dependency_never_met_at_dispatch_is_ecanceled_and_the_outcome_cancels_it),
+        T(dependency_never_met_when_a_dispatch_is_requeued_cancels_the_job),
+
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -2090,7 +2090,7 @@ static void migration_from_v1_fills_new_fields_with_defaults(void **state)
 
     char out[64];
     assert_int_equal(sqlite_cli(f, "PRAGMA user_version;", out, sizeof out), 0);
-    assert_string_equal(out, "9\n"); /* and on to the current version */
+    assert_string_equal(out, "10\n"); /* and on to the current version */
     /* script stays the last column of jobs (listing jobs never reads its overflow pages) */
     assert_int_equal(
         sqlite_cli(f, "SELECT name FROM pragma_table_info('jobs') ORDER BY cid DESC LIMIT 1;", out,
@@ -2242,7 +2242,7 @@ static void migration_from_v2_keeps_data(void **state)
     assert_int_equal(open_store(f), 0);
     char out[64];
     assert_int_equal(sqlite_cli(f, "PRAGMA user_version;", out, sizeof out), 0);
-    assert_string_equal(out, "9\n");
+    assert_string_equal(out, "10\n");
     assert_string_equal(store_instance_id(f->s), "fedcba9876543210");
 
     store_partner p;
@@ -3771,6 +3771,8 @@ static void job_list_in_slurm_of_no_job_is_empty(void **state)
     "DROP INDEX job_array_tasks_array; DROP TABLE job_array_tasks; DROP TABLE job_arrays; "
 /* What the v8 -> v9 step adds (sbatch options). */
 #define V9_DROP "DROP TABLE job_extra; "
+/* What the v9 -> v10 step adds (job dependencies). */
+#define V10_DROP "DROP TABLE job_dependencies; DROP INDEX jobs_user_name; "
 
 /* A v3 database is a v6 one without the v3 -> v4, v4 -> v5, v5 -> v6 and v6 -> v7 steps' tables,
  * columns, indexes and trigger. */
@@ -3785,18 +3787,19 @@ static void migration_from_v3_keeps_data_and_gives_the_schema_of_a_new_database(
     store_free(f->s);
     f->s = NULL;
     assert_int_equal(
-        sqlite_cli(f,
-                   "DROP TRIGGER ledger_sums_add; DROP TABLE ledger_sums; "
-                   "DROP TABLE idempotency; DROP INDEX jobs_in_slurm; "
-                   "DROP INDEX users_unix_user; ALTER TABLE users DROP COLUMN "
-                   "disabled; ALTER TABLE tokens DROP COLUMN expires_at; " V7_DROP V8_DROP V9_DROP
-                   "PRAGMA user_version = 3;",
-                   NULL, 0),
+        sqlite_cli(
+            f,
+            "DROP TRIGGER ledger_sums_add; DROP TABLE ledger_sums; "
+            "DROP TABLE idempotency; DROP INDEX jobs_in_slurm; "
+            "DROP INDEX users_unix_user; ALTER TABLE users DROP COLUMN "
+            "disabled; ALTER TABLE tokens DROP COLUMN expires_at; " V7_DROP V8_DROP V9_DROP V10_DROP
+            "PRAGMA user_version = 3;",
+            NULL, 0),
         0);
     assert_int_equal(open_store(f), 0);
     char out[16];
     assert_int_equal(sqlite_cli(f, "PRAGMA user_version;", out, sizeof out), 0);
-    assert_string_equal(out, "9\n");
+    assert_string_equal(out, "10\n");
     assert_int_equal(sqlite_cli(f, SCHEMA_SQL, migrated, sizeof migrated), 0);
     assert_string_equal(migrated, fresh);
     assert_non_null(strstr(fresh, "table|idempotency|idempotency|"));
@@ -3814,6 +3817,74 @@ static void migration_from_v3_keeps_data_and_gives_the_schema_of_a_new_database(
     assert_int_equal(audit_count(f), 1);
     store_idem e = idem_of(f->user_id, "k", queued, "{}", 0);
     assert_int_equal(store_idem_put(f->s, &e), 0);
+}
+
+/* --- v8: job dependencies --- */
+
+static void dependency_rows_read_back_in_their_order(void **state)
+{
+    fixture *f = *state;
+    int64_t a = insert_job(f, f->user_id, "a"), b = insert_job(f, f->user_id, "b");
+    int64_t d = insert_job(f, f->user_id, "d");
+    store_dependency in[2] = {{.prereq_id = b, .kind = "afternotok"},
+                              {.prereq_id = a, .kind = "afterok"}};
+    assert_int_equal(store_dependency_insert(f->s, d, in, 2), 0);
+    store_dependency *out = NULL;
+    size_t n = 0;
+    assert_int_equal(store_dependency_list(f->s, d, &out, &n), 0);
+    assert_int_equal(n, 2);
+    assert_string_equal(out[0].kind, "afternotok");
+    assert_int_equal(out[0].prereq_id, b);
+    assert_int_equal(out[1].job_id, d);
+    assert_int_equal(out[1].prereq_id, a);
+    free(out);
+    assert_int_equal(store_dependency_list(f->s, a, &out, &n), 0);
+    assert_int_equal(n, 0);
+}
+
+static void dependency_of_an_unknown_kind_is_refused(void **state)
+{
+    fixture *f = *state;
+    int64_t a = insert_job(f, f->user_id, "a");
+    store_dependency in = {.prereq_id = a, .kind = "aftercorr"};
+    assert_int_not_equal(store_dependency_insert(f->s, a, &in, 1), 0);
+    store_dependency *out = NULL;
+    size_t n = 0;
+    assert_int_equal(store_dependency_list(f->s, a, &out, &n), 0);
+    assert_int_equal(n, 0);
+}
+
+static void dependency_list_queued_skips_jobs_no_longer_queued(void **state)
+{
+    fixture *f = *state;
+    int64_t a = insert_job(f, f->user_id, "a"), q = insert_job(f, f->user_id, "q");
+    int64_t gone = insert_job(f, f->user_id, "gone");
+    store_dependency in = {.prereq_id = a, .kind = "afterok"};
+    assert_int_equal(store_dependency_insert(f->s, q, &in, 1), 0);
+    assert_int_equal(store_dependency_insert(f->s, gone, &in, 1), 0);
+    assert_int_equal(store_job_transition(f->s, gone, "queued", "cancelled", "x"), 0);
+    store_dependency *out = NULL;
+    size_t n = 0;
+    assert_int_equal(store_dependency_list_queued(f->s, &out, &n), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(out[0].job_id, q);
+    free(out);
+}
+
+static void job_list_active_named_gives_earlier_unended_jobs_of_that_name(void **state)
+{
+    fixture *f = *state;
+    int64_t a = insert_job(f, f->user_id, "sweep"), ended = insert_job(f, f->user_id, "sweep");
+    insert_job(f, f->user_id, "other");
+    int64_t me = insert_job(f, f->user_id, "sweep");
+    insert_job(f, f->user_id, "sweep"); /* later: not a predecessor */
+    assert_int_equal(store_job_transition(f->s, ended, "queued", "cancelled", "x"), 0);
+    int64_t *ids = NULL;
+    size_t n = 0;
+    assert_int_equal(store_job_list_active_named(f->s, f->user_id, "sweep", me, &ids, &n), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(ids[0], a);
+    free(ids);
 }
 
 /* --- a full disk --- */
@@ -4261,6 +4332,10 @@ int main(void)
         TU(idem_put_in_a_batch_is_seen_by_a_get_in_it_and_kept_by_its_commit),
         TU(job_list_in_slurm_excludes_queued_and_terminal_jobs_oldest_first),
         TU(job_list_in_slurm_of_no_job_is_empty),
+        TU(dependency_rows_read_back_in_their_order),
+        TU(dependency_of_an_unknown_kind_is_refused),
+        TU(dependency_list_queued_skips_jobs_no_longer_queued),
+        TU(job_list_active_named_gives_earlier_unended_jobs_of_that_name),
         TU(migration_from_v3_keeps_data_and_gives_the_schema_of_a_new_database),
         cmocka_unit_test_setup_teardown(full_disk_write_is_enospc_and_a_batch_commit_leaves_nothing,
                                         setup_tiny_disk, teardown),
