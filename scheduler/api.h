@@ -45,7 +45,10 @@ typedef struct api_options {
     unsigned token_burst;              /* the bucket's size (0 = twice the rate) */
     int64_t token_default_lifetime_s;  /* a new token's lifetime when none is asked; 0 = never */
     int64_t token_max_lifetime_s;      /* the longest lifetime that may be asked; 0 = none */
-    reconciler *reconciler; /* GET /v1/reconcile (borrowed); NULL = no accounting (503) */
+    reconciler *reconciler;     /* GET /v1/reconcile (borrowed); NULL = no accounting (503) */
+    const char *metrics_access; /* GET /metrics: "loopback" (NULL or "": the default; peers on
+                                   127.0.0.0/8 or ::1, no token) or "role:<role>" (a token of that
+                                   role); borrowed, checked by config_load */
 } api_options;
 
 /* Creates the API over `reg` (borrowed: every change goes through it; reads go to

@@ -228,6 +228,7 @@ static int serve(const char *config_path, bool accept_head)
     ao.token_burst = d.cfg.token_burst;
     ao.token_default_lifetime_s = (int64_t)d.cfg.token_default_lifetime_days * 86400;
     ao.token_max_lifetime_s = (int64_t)d.cfg.token_max_lifetime_days * 86400;
+    ao.metrics_access = d.cfg.metrics_access;
     LOG(LOG_INFO, "accounts: uid >= %u, SlurmUser %s and munge refused", ao.accounts.uid_min,
         slurm_user[0] ? slurm_user : "(unknown)");
     if ((rc = api_new(&d.loop, d.reg, d.br, &ao, &d.api)) < 0) goto fail_api;

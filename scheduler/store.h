@@ -124,6 +124,7 @@ typedef struct store_job {
     int64_t hold_cpu_seconds;
     int64_t charge_gpu_seconds; /* what it was charged at its end */
     int64_t charge_cpu_seconds;
+    char request_id[65]; /* the X-Request-Id of its submission (request_id.h); "" before v8 */
 } store_job;
 
 /* Opens (creating if needed) the database at `path`, in WAL mode, and migrates its schema.
@@ -293,9 +294,10 @@ int store_token_list(store *s, int64_t user_id, store_token **out, size_t *n);
 
 /* --- jobs --- */
 
-/* Inserts job `j` (user_id and the request fields are read; user/partner/unix_user are filled
- * from the user row) with its script, in state queued, submitted_at = now. Returns 0 and fills
- * j->id, j->state and the times; -ENOENT (no such user), -EIO. */
+/* Inserts job `j` (user_id, the request fields and request_id, "" or well-formed by
+ * request_id_valid, are read; user/partner/unix_user are filled from the user row) with its script,
+ * in state queued, submitted_at = now. Returns 0 and fills j->id, j->state and the times; -ENOENT
+ * (no such user), -EINVAL (a field too long, a malformed request_id), -EIO. */
 int store_job_insert(store *s, store_job *j, const char *script);
 
 /* Sets the wait reason of a queued job (no-op if the job is not queued or the reason is the same).

@@ -108,6 +108,31 @@ static int64_t insert_job(fixture *f, int64_t user_id, const char *name)
     return j.id;
 }
 
+static void job_request_id_is_kept_and_read_back(void **state)
+{
+    fixture *f = *state;
+    store_job j = {0}, got;
+    j.user_id = f->user_id;
+    j.time_minutes = 5;
+    snprintf(j.request_id, sizeof j.request_id, "it-abc123");
+    assert_int_equal(store_job_insert(f->s, &j, "#!/bin/sh\n"), 0);
+    assert_int_equal(store_job_get(f->s, j.id, &got), 0);
+    assert_string_equal(got.request_id, "it-abc123");
+    int64_t plain = insert_job(f, f->user_id, "no-rid");
+    assert_int_equal(store_job_get(f->s, plain, &got), 0);
+    assert_string_equal(got.request_id, "");
+}
+
+static void job_with_a_malformed_request_id_is_refused(void **state)
+{
+    fixture *f = *state;
+    store_job j = {0};
+    j.user_id = f->user_id;
+    j.time_minutes = 5;
+    snprintf(j.request_id, sizeof j.request_id, "a b:c");
+    assert_int_equal(store_job_insert(f->s, &j, "#!/bin/sh\n"), -EINVAL);
+}
+
 /* A job moved into Slurm's running state (dispatching -> dispatched -> running). */
 static int64_t insert_running_job(fixture *f)
 {
@@ -2059,7 +2084,7 @@ static void migration_from_v1_fills_new_fields_with_defaults(void **state)
 
     char out[64];
     assert_int_equal(sqlite_cli(f, "PRAGMA user_version;", out, sizeof out), 0);
-    assert_string_equal(out, "7\n"); /* and on to the current version */
+    assert_string_equal(out, "8\n"); /* and on to the current version */
     /* script stays the last column of jobs (listing jobs never reads its overflow pages) */
     assert_int_equal(
         sqlite_cli(f, "SELECT name FROM pragma_table_info('jobs') ORDER BY cid DESC LIMIT 1;", out,
@@ -2211,7 +2236,7 @@ static void migration_from_v2_keeps_data(void **state)
     assert_int_equal(open_store(f), 0);
     char out[64];
     assert_int_equal(sqlite_cli(f, "PRAGMA user_version;", out, sizeof out), 0);
-    assert_string_equal(out, "7\n");
+    assert_string_equal(out, "8\n");
     assert_string_equal(store_instance_id(f->s), "fedcba9876543210");
 
     store_partner p;
@@ -3752,13 +3777,13 @@ static void migration_from_v3_keeps_data_and_gives_the_schema_of_a_new_database(
                                 "DROP TABLE idempotency; DROP INDEX jobs_in_slurm; "
                                 "DROP INDEX users_unix_user; ALTER TABLE users DROP COLUMN "
                                 "disabled; ALTER TABLE tokens DROP COLUMN expires_at; " V7_DROP
-                                "PRAGMA user_version = 3;",
+                                "DROP TABLE job_requests; PRAGMA user_version = 3;",
                                 NULL, 0),
                      0);
     assert_int_equal(open_store(f), 0);
     char out[16];
     assert_int_equal(sqlite_cli(f, "PRAGMA user_version;", out, sizeof out), 0);
-    assert_string_equal(out, "7\n");
+    assert_string_equal(out, "8\n");
     assert_int_equal(sqlite_cli(f, SCHEMA_SQL, migrated, sizeof migrated), 0);
     assert_string_equal(migrated, fresh);
     assert_non_null(strstr(fresh, "table|idempotency|idempotency|"));
@@ -4129,6 +4154,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(job_adjust_of_a_job_not_ended_is_eagain, setup_user,
                                         teardown),
         cmocka_unit_test_setup_teardown(ledger_adjustments_are_append_only, setup_user, teardown),
+        cmocka_unit_test_setup_teardown(job_request_id_is_kept_and_read_back, setup_user, teardown),
+        cmocka_unit_test_setup_teardown(job_with_a_malformed_request_id_is_refused, setup_user,
+                                        teardown),
         cmocka_unit_test_setup_teardown(job_list_period_and_get_by_slurm_id_find_jobs_in_slurm,
                                         setup_user, teardown),
     };
