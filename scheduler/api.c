@@ -2324,12 +2324,9 @@ static void h_metrics(api_call *c)
     policy_partner_stats *v = malloc(METRICS_PARTNERS_MAX * sizeof *v);
     if (v != NULL) {
         size_t n = registry_partner_stats(c->a->reg, time(NULL), v, METRICS_PARTNERS_MAX);
-        metrics_partners_write(&t, v, n);
+        metrics_partners_write(&t, v, n, registry_queue_length(c->a->reg));
         free(v);
     }
-    metrics_text_family(&t, "antenna_queue_length", "gauge", "Jobs in antennad's queue");
-    metrics_text_sample(&t, "antenna_queue_length", NULL, 0,
-                        (double)registry_queue_length(c->a->reg));
     size_t len = 0;
     char *text = v != NULL ? metrics_text_take(&t, &len) : NULL;
     metrics_text_close(&t);

@@ -477,8 +477,11 @@ static double gpu_hours(int64_t gpu_s)
     return (double)gpu_s / 3600.0;
 }
 
-void metrics_partners_write(metrics_text *t, const policy_partner_stats *v, size_t n)
+void metrics_partners_write(metrics_text *t, const policy_partner_stats *v, size_t n,
+                            size_t queue_length)
 {
+    metrics_text_family(t, "antenna_queue_length", "gauge", "Jobs in antennad's queue");
+    metrics_text_sample(t, "antenna_queue_length", NULL, 0, (double)queue_length);
     metrics_text_family(t, "antenna_queued_jobs", "gauge",
                         "Jobs waiting in antennad's queue, by partner and wait reason (each user's "
                         "jobs under the reason its first queued job waits for)");

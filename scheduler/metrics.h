@@ -166,9 +166,11 @@ int64_t metrics_now_us(void);
 /* Writes every process-wide family above into `t`. Any thread; reads atomics only. */
 void metrics_daemon_write(metrics_text *t);
 
-/* Writes the per-partner gauges of v[0..n) (policy_partner_stats_get: queued jobs by wait reason,
- * GPUs in Slurm and running, this period's GPU budget, used, held and left, in GPU-hours). */
-void metrics_partners_write(metrics_text *t, const policy_partner_stats *v, size_t n);
+/* Writes the queue's length and the per-partner gauges of v[0..n) (policy_partner_stats_get:
+ * queued jobs by wait reason, GPUs in Slurm and running, this period's GPU budget, used, held and
+ * left, in GPU-hours). */
+void metrics_partners_write(metrics_text *t, const policy_partner_stats *v, size_t n,
+                            size_t queue_length);
 
 /* For tests: sets every process-wide number back to zero (the route table stays). Not safe while
  * other threads update them. */

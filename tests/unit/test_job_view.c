@@ -259,6 +259,18 @@ static void detail_shows_null_quota_fields_as_dash_and_omits_missing_ones(void *
     free(out);
 }
 
+static void detail_shows_the_request_id_after_the_slurm_id(void **state)
+{
+    (void)state;
+    char *out = capture_detail("{\"exit_code\":0,\"request_id\":\"it-abc123\",\"slurm_job_id\":42,"
+                               "\"id\":7}");
+    assert_string_equal(out, "id:               7\n"
+                             "slurm_job_id:     42\n"
+                             "request_id:       it-abc123\n"
+                             "exit_code:        0\n");
+    free(out);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -272,6 +284,7 @@ int main(void)
         cmocka_unit_test_setup(detail_prints_known_fields_in_order_then_the_rest, setup_utc),
         cmocka_unit_test(detail_shows_period_priority_and_gpu_hours_before_the_times),
         cmocka_unit_test(detail_shows_null_quota_fields_as_dash_and_omits_missing_ones),
+        cmocka_unit_test(detail_shows_the_request_id_after_the_slurm_id),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,6 +1,7 @@
 /* test_metrics.c - unit tests of the metrics module: counters, histogram buckets, the Prometheus
  * text format (families, samples, label escaping, histograms), antennad's process-wide metrics
- * (bounded label sets), the per-partner gauges, and a thread-safety smoke test. */
+ * (bounded label sets), the per-partner gauges, a thread-safety smoke test, and the Grafana
+ * dashboard (deploy/grafana-antenna.json) naming only metrics that antennad writes. */
 #include <errno.h>
 #include <pthread.h>
 #include <setjmp.h>
@@ -12,6 +13,7 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <jansson.h>
 
 #include "metrics.h"
 
@@ -279,7 +281,7 @@ static void test_partner_gauges_in_gpu_hours_and_left_omitted_when_unlimited(voi
     v[1].budget_gpu_s = POLICY_UNLIMITED;
     metrics_text t;
     metrics_text_init(&t);
-    metrics_partners_write(&t, v, 2);
+    metrics_partners_write(&t, v, 2, 4);
     const char *s = text_of(&t);
     assert_non_null(strstr(s, "antenna_budget_gpu_hours{partner=\"ulb\",kind=\"budget\"} 10\n"));
     assert_non_null(strstr(s, "antenna_budget_gpu_hours{partner=\"ulb\",kind=\"used\"} 1\n"));
@@ -289,6 +291,80 @@ static void test_partner_gauges_in_gpu_hours_and_left_omitted_when_unlimited(voi
     assert_non_null(strstr(s, "antenna_partner_gpus_running{partner=\"ulb\"} 2\n"));
     assert_non_null(strstr(s, "antenna_queued_jobs{partner=\"ulb\",reason=\"ClusterFull\"} 4\n"));
     assert_non_null(strstr(s, "antenna_queued_jobs{partner=\"vub\",reason=\"Priority\"} 0\n"));
+    assert_non_null(strstr(s, "antenna_queue_length 4\n"));
+    metrics_text_close(&t);
+}
+
+/* Adds to `names` every antenna_* metric name that the strings of `v` (recursively) mention. */
+static void expr_names(json_t *v, json_t *names)
+{
+    if (json_is_object(v) || json_is_array(v)) {
+        const char *k;
+        size_t i;
+        json_t *x;
+        if (json_is_object(v)) {
+            json_object_foreach(v, k, x)
+            {
+                if (strcmp(k, "expr") == 0 || strcmp(k, "definition") == 0 ||
+                    strcmp(k, "query") == 0)
+                    expr_names(x, names);
+                else if (json_is_object(x) || json_is_array(x))
+                    expr_names(x, names);
+            }
+        } else {
+            json_array_foreach(v, i, x) expr_names(x, names);
+        }
+        return;
+    }
+    if (!json_is_string(v)) return;
+    const char *s = json_string_value(v);
+    for (const char *p = strstr(s, "antenna_"); p; p = strstr(p + 1, "antenna_")) {
+        size_t n = strspn(p, "abcdefghijklmnopqrstuvwxyz_");
+        char name[128];
+        snprintf(name, sizeof name, "%.*s", (int)n, p);
+        json_object_set_new(names, name, json_true());
+        p += n - 1;
+    }
+}
+
+static void test_grafana_dashboard_is_json_and_uses_only_metrics_written(void **state)
+{
+    (void)state;
+    json_error_t jerr;
+    json_t *dash = json_load_file("deploy/grafana-antenna.json", 0, &jerr);
+    if (dash == NULL) fail_msg("deploy/grafana-antenna.json: line %d: %s", jerr.line, jerr.text);
+    assert_non_null(json_object_get(dash, "panels"));
+    metrics_text t;
+    metrics_text_init(&t);
+    metrics_daemon_write(&t);
+    policy_partner_stats v[1];
+    memset(v, 0, sizeof v);
+    snprintf(v[0].name, sizeof v[0].name, "ulb");
+    metrics_partners_write(&t, v, 1, 0);
+    json_t *names = json_object();
+    expr_names(dash, names);
+    assert_true(json_object_size(names) >= 10);
+    const char *name;
+    json_t *x;
+    json_object_foreach(names, name, x)
+    {
+        char family[160], base[128];
+        snprintf(base, sizeof base, "%s", name);
+        size_t n = strlen(base);
+        static const char *const suffixes[] = {"_bucket", "_sum", "_count"};
+        for (size_t i = 0; i < 3; i++) {
+            size_t k = strlen(suffixes[i]);
+            if (n > k && strcmp(base + n - k, suffixes[i]) == 0) {
+                snprintf(family, sizeof family, "# TYPE %.*s histogram\n", (int)(n - k), base);
+                if (strstr(text_of(&t), family) != NULL) base[n - k] = '\0';
+            }
+        }
+        snprintf(family, sizeof family, "# TYPE %s ", base);
+        if (strstr(text_of(&t), family) == NULL)
+            fail_msg("the dashboard uses %s, which antennad does not write", name);
+    }
+    json_decref(names);
+    json_decref(dash);
     metrics_text_close(&t);
 }
 
@@ -354,6 +430,7 @@ int main(void)
         cmocka_unit_test(test_connections_gauge_goes_up_and_down),
         cmocka_unit_test(test_partner_gauges_in_gpu_hours_and_left_omitted_when_unlimited),
         cmocka_unit_test(test_concurrent_observations_are_all_counted),
+        cmocka_unit_test(test_grafana_dashboard_is_json_and_uses_only_metrics_written),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
