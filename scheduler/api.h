@@ -11,6 +11,10 @@
  * from antennad's own state, and changes for Slurm go through the broker. Never writes the store,
  * never takes the policy engine's lock and never appends to the audit trail itself: every change
  * is one registry call, which audits it.
+ * GET /metrics (metrics.h) is decided on the loop thread (metrics_access: a loopback peer, or a
+ * token of the role) and built on the pool: atomics plus registry_partner_stats, no queue scan.
+ * Every request's id (http_request_id) ends the log lines of its work, on the loop thread and
+ * the thread that serves it (log_request_id_set), and a submission stores it with its job.
  */
 #ifndef ANTENNA_API_H
 #define ANTENNA_API_H

@@ -41,7 +41,6 @@ int metrics_histogram_init(metrics_histogram *h, const int64_t *bounds, size_t n
     for (size_t i = 0; i <= METRICS_BUCKETS_MAX; i++)
         atomic_init(&h->buckets[i], 0);
     atomic_init(&h->sum, 0);
-    atomic_init(&h->count, 0);
     return 0;
 }
 
@@ -53,7 +52,6 @@ void metrics_histogram_observe(metrics_histogram *h, int64_t v)
         i++;
     atomic_fetch_add_explicit(&h->buckets[i], 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&h->sum, (uint64_t)v, memory_order_relaxed);
-    atomic_fetch_add_explicit(&h->count, 1, memory_order_relaxed);
 }
 
 uint64_t metrics_histogram_cumulative(const metrics_histogram *h, size_t i)
@@ -224,16 +222,14 @@ void metrics_text_histogram(metrics_text *t, const char *name, const metrics_lab
         text_labels(t, labels, nlabels, le);
         text_value(t, (double)cum);
     }
-    /* the count is read after the buckets: it is never below what they add up to, so a
-     * scrape never shows count < +Inf bucket by more than the updates under way */
+    /* the count is the +Inf bucket: the two always agree */
     uint64_t sum = atomic_load_explicit(&m->sum, memory_order_relaxed);
-    uint64_t count = atomic_load_explicit(&m->count, memory_order_relaxed);
     text_printf(t, "%s_sum", name);
     text_labels(t, labels, nlabels, NULL);
     text_value(t, (double)sum / h->scale);
     text_printf(t, "%s_count", name);
     text_labels(t, labels, nlabels, NULL);
-    text_value(t, (double)(count > cum ? count : cum));
+    text_value(t, (double)cum);
 }
 
 /* ---- antennad's own metrics ----------------------------------------------------------------- */
@@ -416,7 +412,7 @@ void metrics_daemon_write(metrics_text *t)
     metrics_text_family(t, "antenna_http_request_duration_seconds", "histogram",
                         "Time from a request's first byte to its answer, by route pattern");
     for (int r = 0; r < M.nroutes; r++) {
-        if (atomic_load_explicit(&M.http_lat[r].count, memory_order_relaxed) == 0) continue;
+        if (metrics_histogram_cumulative(&M.http_lat[r], METRICS_BUCKETS_MAX) == 0) continue;
         metrics_label l[] = {{"route", M.routes[r]}};
         metrics_text_histogram(t, "antenna_http_request_duration_seconds", l, 1, &M.http_lat[r]);
     }

@@ -1,7 +1,7 @@
 /* metrics.h - antennad's counters, gauges and histograms, and their Prometheus text exposition.
  *
  * Never allocates, locks or does I/O when a number is updated (C11 relaxed atomics: one atomic add
- * per counter, two or three per histogram observation), and never scans the queue: what it writes
+ * per counter, two per histogram observation), and never scans the queue: what it writes
  * comes from its own atomics and from the numbers the caller hands it. Never logs.
  *
  * Two layers: the generic pieces (metrics_counter, metrics_histogram, metrics_text: a growing
@@ -35,15 +35,14 @@ uint64_t metrics_counter_get(const metrics_counter *c);
 
 /* A histogram of integer observations over fixed upper bounds (ascending, at most
  * METRICS_BUCKETS_MAX), plus the +Inf bucket. Each observation lands in one bucket (cumulated when
- * written), its value is added to the sum and the count goes up: readers may see the three a
- * moment apart, never a torn number. */
+ * written; the count is the +Inf bucket) and its value is added to the sum: two relaxed atomic
+ * adds. A reader may see a bucket a moment before the sum, never a torn number. */
 typedef struct metrics_histogram {
     const int64_t *bounds; /* borrowed: static storage */
     size_t n;
     double scale; /* written values are value / scale (1e6: microseconds written as seconds) */
     _Atomic uint64_t buckets[METRICS_BUCKETS_MAX + 1];
     _Atomic uint64_t sum;
-    _Atomic uint64_t count;
 } metrics_histogram;
 
 /* Sets up `h` (caller-allocated) at zero over `bounds[0..n)` (borrowed, ascending, static) with
