@@ -35,6 +35,7 @@ void config_defaults(config *c)
     c->max_buffered_body_bytes = 64 * 1024 * 1024;
     c->healthz_starved_ms = 5000;
     snprintf(c->metrics_access, sizeof c->metrics_access, "loopback");
+    c->access_log = 1;
     c->auth_failures_per_minute = 20;
     c->token_rate_per_second = 100;
     c->token_burst = 200;
@@ -221,6 +222,7 @@ static const struct key keys[] = {
     NUM(token_max_lifetime_days, K_UINT, 0, 36500),
     NUM(slurm_gpu_limits, K_INT, 0, 1),
     STR(metrics_access, K_STR),
+    NUM(access_log, K_INT, 0, 1),
 };
 
 /* "metrics_access": "loopback" or "role:<role>". Returns 0 or -EINVAL with a message. */

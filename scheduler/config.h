@@ -50,6 +50,7 @@ typedef struct config {
     /* GET /metrics: "loopback" (peers on 127.0.0.0/8 or ::1, no token; the default) or
      * "role:<role>" (a bearer token of that role: user, manager, staff, admin or auditor) */
     char metrics_access[32];
+    int access_log; /* 1 (default): one INFO "access ..." line per answered request; 0: none */
     /* accounts and authentication */
     unsigned unix_uid_min;                                /* 0 = UID_MIN of /etc/login.defs */
     char unix_deny[CONFIG_MAX_UNIX_DENY][64];             /* Unix accounts never mapped to a user */

@@ -113,6 +113,7 @@ struct http_request {
     int route;                    /* metrics route id (http_request_route_set), 0 = "-" */
     char rid[REQUEST_ID_MAX + 1]; /* its request id, from its headers on ("" before) */
     char user[64];                /* who asked, for the access log (http_request_user_set) */
+    bool no_access_log;           /* its server's no_access_log */
 };
 
 struct http_conn {
@@ -174,6 +175,7 @@ struct http_server {
     size_t max_buffered;
     size_t body_bytes; /* bodies being received, over all connections (see body_reserved) */
     http_headers_fn on_headers;
+    bool no_access_log;
     char host[64];                   /* the listen host, for absolute-form targets */
     peer_count *peers[PEER_BUCKETS]; /* connections per peer address */
     unsigned nconns;                 /* counted connections */
@@ -662,6 +664,7 @@ static int on_message_begin(http_parser *p)
     }
     memcpy(c->cur->peer, c->peer, sizeof c->peer);
     c->cur->start_us = metrics_now_us();
+    c->cur->no_access_log = c->srv->no_access_log;
     c->pause = PAUSE_BEGIN;
     http_parser_pause(p, 1);
     return 0;
@@ -1352,6 +1355,7 @@ static void server_set_limits(http_server *srv, const http_server_options *opt)
     srv->max_buffered =
         opt->max_buffered_body_bytes ? opt->max_buffered_body_bytes : DEFAULT_MAX_BUFFERED;
     srv->on_headers = opt->on_headers;
+    srv->no_access_log = opt->no_access_log;
     snprintf(srv->host, sizeof srv->host, "%s",
              opt->host && strcmp(opt->host, "localhost") != 0 ? opt->host : "127.0.0.1");
 }
@@ -1674,7 +1678,7 @@ static void request_answered(const http_request *req, int status, size_t len)
 {
     int64_t us = metrics_now_us() - req->start_us;
     metrics_http_observe(req->route, status, us);
-    if (LOG_INFO < log_min_level) return;
+    if (LOG_INFO < log_min_level || req->no_access_log) return;
     const char *old = log_request_id_set(req->rid);
     /* a route's label names its method ("GET /v1/jobs/{id}"); one not routed gets "<method> -" */
     LOG(LOG_INFO, "access %s%s%s %d %zuB %" PRId64 "us peer=%s user=%s",

@@ -15,6 +15,7 @@
 #ifndef ANTENNA_HTTP_SERVER_H
 #define ANTENNA_HTTP_SERVER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <uv.h>
 
@@ -53,6 +54,7 @@ typedef struct http_server_options {
                                           full at once); a request that would exceed it gets 503
                                           and a close; 0 = 64 MiB */
     http_headers_fn on_headers;        /* may be NULL; see http_headers_fn */
+    bool no_access_log; /* true: no "access ..." line per answer (the metrics stay) */
 } http_server_options;
 
 /* Creates a server on `loop`, loads the certificate and key, binds and listens. Returns 0 and
@@ -129,8 +131,8 @@ int http_request_header_add(http_request *req, const char *name, const char *val
  * meanwhile (the client went away, http_server_close, the shutdown grace ran out) the response is
  * dropped and `req` freed: `req` stays valid until this call, even after the server's done callback
  * ran. Counts the answer in the HTTP metrics (its route, status and latency from its first byte)
- * and writes one access-log line at INFO: "access METHOD ROUTE STATUS <n>B <us>us peer=.. user=.."
- * ending in its request id. */
+ * and writes one access-log line at INFO (unless no_access_log): "access ROUTE STATUS <n>B <us>us
+ * peer=.. user=.." ending in its request id (ROUTE: "GET /v1/jobs/{id}", or "<METHOD> -"). */
 void http_request_respond(http_request *req, int status, const char *content_type, const char *body,
                           size_t len);
 

@@ -239,6 +239,7 @@ static int serve(const char *config_path, bool accept_head)
                               .max_header_bytes = d.cfg.max_header_bytes,
                               .max_body_bytes = d.cfg.max_body_bytes,
                               .idle_timeout_ms = d.cfg.idle_timeout_ms,
+                              .no_access_log = d.cfg.access_log == 0,
                               .max_connections_per_peer = d.cfg.max_connections_per_peer,
                               .handshake_timeout_ms = d.cfg.handshake_timeout_ms,
                               .request_timeout_ms = d.cfg.request_timeout_ms,

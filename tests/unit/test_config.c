@@ -317,6 +317,18 @@ static void test_metrics_access_refuses_an_unknown_role_and_says_what_to_write(v
     assert_int_equal(load("{\"metrics_access\": \"anyone\"}", &c, err, sizeof err), -EINVAL);
 }
 
+static void test_access_log_is_on_by_default_and_takes_0_or_1(void **state)
+{
+    (void)state;
+    config c;
+    char err[512] = "";
+    config_defaults(&c);
+    assert_int_equal(c.access_log, 1);
+    assert_int_equal(load("{\"access_log\": 0}", &c, err, sizeof err), 0);
+    assert_int_equal(c.access_log, 0);
+    assert_int_equal(load("{\"access_log\": 2}", &c, err, sizeof err), -EINVAL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -347,6 +359,8 @@ int main(void)
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(
             test_metrics_access_refuses_an_unknown_role_and_says_what_to_write, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_access_log_is_on_by_default_and_takes_0_or_1, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_slurm_gpu_limits_is_off_by_default_and_takes_0_or_1,
                                         setup, teardown),
     };
