@@ -2398,9 +2398,12 @@ static void route_label(const struct route *r, char *out, size_t len)
     out[o < len ? o : len - 1] = '\0';
 }
 
-/* Registers the route labels once (api_new, before any request). */
+/* Registers the route labels once per process (the first api_new, before any request). */
 static void routes_register(void)
 {
+    static bool done;
+    if (done) return;
+    done = true;
     for (size_t i = 0; i < ROUTES_N; i++) {
         route_label(&routes[i], route_labels[i], sizeof route_labels[i]);
         route_ids[i] = metrics_route_register(route_labels[i]);

@@ -1634,7 +1634,10 @@ void http_request_route_set(http_request *req, int route)
 
 void http_request_user_set(http_request *req, const char *user)
 {
-    if (req) snprintf(req->user, sizeof req->user, "%s", user ? user : "");
+    if (!req) return;
+    size_t n = user ? strnlen(user, sizeof req->user - 1) : 0; /* no formatting per request */
+    if (n) memcpy(req->user, user, n);
+    req->user[n] = '\0';
 }
 
 /* Header names the server writes itself (framing and fixed fields): refused here. */
