@@ -124,7 +124,8 @@ typedef struct store_job {
     int64_t hold_cpu_seconds;
     int64_t charge_gpu_seconds; /* what it was charged at its end */
     int64_t charge_cpu_seconds;
-    char request_id[65]; /* the X-Request-Id of its submission (request_id.h); "" before v8 */
+    char request_id[65]; /* its submission's request id (request_id.h; table job_requests), "" if
+                            none (jobs from before schema v8) */
 } store_job;
 
 /* Opens (creating if needed) the database at `path`, in WAL mode, and migrates its schema.
