@@ -121,6 +121,7 @@ struct api_call {
     int64_t id;      /* the "*" segment */
     char seg[2][64]; /* the "%" segments, in order */
     store_user user; /* who asks (authenticated on the loop thread before the call is queued) */
+    char token_hash[AUTH_HASH_HEX_LEN + 1]; /* its token's, for the per-token rate */
     /* the answer */
     int status;
     char *body;
@@ -1974,10 +1975,16 @@ static void respond_limited(http_request *req, int wait, const char *msg)
  * returns true with *user filled, or false with the request answered (401 or 429). A peer past
  * its failed attempts per minute gets 429 without its token being looked up. With take_rate, a
  * request of the token's bucket is used up (the call made once per request, when it is served;
- * the check at the headers, before its body, leaves the bucket alone). */
-static bool authenticate(api *a, http_request *req, store_user *user, bool take_rate)
+ * the check at the headers, before its body, leaves the bucket alone). The token's hash is left
+ * in `hash` (for rate_take). */
+static bool rate_take(api *a, http_request *req, const char *hash);
+static bool token_lookup(api *a, http_request *req, const char *ip, const char *hash, int64_t now,
+                         store_user *user);
+
+static bool authenticate(api *a, http_request *req, store_user *user, bool take_rate,
+                         char hash[AUTH_HASH_HEX_LEN + 1])
 {
-    char ip[AUTH_PEER_MAX], token[256], hash[AUTH_HASH_HEX_LEN + 1], msg[256];
+    char ip[AUTH_PEER_MAX], token[256], msg[256];
     int64_t now = time(NULL);
     auth_peer_ip(http_request_peer(req), ip, sizeof ip);
     int wait = auth_peers_check(a->peers, ip, now);
@@ -1993,13 +2000,22 @@ static bool authenticate(api *a, http_request *req, store_user *user, bool take_
         http_request_respond_error(req, 401, "unauthorized", no_token_message);
         return false;
     }
-    int rc = auth_token_hash(token, hash, sizeof hash);
+    int rc = auth_token_hash(token, hash, AUTH_HASH_HEX_LEN + 1);
     OPENSSL_cleanse(token, sizeof token);
     if (rc < 0) {
         http_request_respond_error(req, 503, "unavailable", "cannot hash the token; try again");
         return false;
     }
-    rc = registry_token_check(a->reg, hash, now, user);
+    return token_lookup(a, req, ip, hash, now, user) && (!take_rate || rate_take(a, req, hash));
+}
+
+/* Looks the token's hash up (memory only): true with *user filled, or false with the request
+ * answered 401 and the failure counted for the peer `ip`. */
+static bool token_lookup(api *a, http_request *req, const char *ip, const char *hash, int64_t now,
+                         store_user *user)
+{
+    char msg[256];
+    int rc = registry_token_check(a->reg, hash, now, user);
     if (rc < 0) {
         auth_peers_fail(a->peers, ip, now);
         if (rc == -EKEYEXPIRED)
@@ -2018,8 +2034,14 @@ static bool authenticate(api *a, http_request *req, store_user *user, bool take_
         http_request_respond_error(req, 401, "unauthorized", msg);
         return false;
     }
-    if (!take_rate) return true;
-    wait = auth_rate_take(a->rate, hash, mono_ms());
+    return true;
+}
+
+/* Uses up one request of the token's bucket: true, or false with the request answered 429. */
+static bool rate_take(api *a, http_request *req, const char *hash)
+{
+    char msg[128];
+    int wait = auth_rate_take(a->rate, hash, mono_ms());
     if (wait > 0) {
         snprintf(msg, sizeof msg,
                  "too many requests with this token; slow down and try again in %d s", wait);
@@ -2213,18 +2235,18 @@ static void *lane_main(void *arg)
             l->idle--;
         }
         if (l->head == NULL) break;
-        api_call *c = l->head;
-        l->head = c->lane_next;
-        if (l->head == NULL) l->tail = NULL;
+        /* the whole queue at once: one lock to take it and one to hand it back, per burst */
+        api_call *first = l->head, *last = l->tail;
+        l->head = l->tail = NULL;
         pthread_mutex_unlock(&l->mu);
-        call_work(&c->work);
+        for (api_call *c = first; c != NULL; c = c->lane_next)
+            call_work(&c->work);
         pthread_mutex_lock(&l->mu);
-        c->lane_next = NULL;
         if (l->done_tail)
-            l->done_tail->lane_next = c;
+            l->done_tail->lane_next = first;
         else
-            l->done_head = c;
-        l->done_tail = c;
+            l->done_head = first;
+        l->done_tail = last;
         /* the loop is told once per burst: the last one served before the queue ran dry */
         if (l->head == NULL) uv_async_send(&l->async);
     }
@@ -2352,26 +2374,55 @@ static bool peer_is_loopback(const char *peer)
            strncmp(peer, "[::ffff:127.", 12) == 0;
 }
 
-/* Loop thread: whether `req` may scrape /metrics; answers it (403, or 401/429 from
- * authenticate) when not. Fills *user (empty for a loopback scrape). */
-static bool metrics_allowed(api *a, http_request *req, store_user *user)
+/* Loop thread: whether `req` may scrape /metrics. *c is the call api_headers opened with the
+ * caller's identity (NULL: none); on true *c is the call to serve (allocated here when needed,
+ * with an empty user for a loopback scrape), on false the request is answered (403, or 401/429
+ * from the token checks) and *c freed. */
+static bool metrics_allowed(api *a, http_request *req, api_call **c)
 {
-    memset(user, 0, sizeof *user);
     if (a->metrics_roles == 0) {
-        if (peer_is_loopback(http_request_peer(req))) return true;
-        http_request_respond_error(req, 403, "forbidden",
-                                   "/metrics answers loopback peers only (metrics_access "
-                                   "\"loopback\"); scrape it from this host, or set "
-                                   "metrics_access to \"role:<role>\" and send a token");
+        free(*c); /* (never opened: api_headers lets /metrics through without a token) */
+        *c = NULL;
+        if (!peer_is_loopback(http_request_peer(req))) {
+            http_request_respond_error(req, 403, "forbidden",
+                                       "/metrics answers loopback peers only (metrics_access "
+                                       "\"loopback\"); scrape it from this host, or set "
+                                       "metrics_access to \"role:<role>\" and send a token");
+            return false;
+        }
+    } else if (*c != NULL) {
+        /* authenticated at the headers: looked up again and the token's rate taken */
+        char ip[AUTH_PEER_MAX];
+        auth_peer_ip(http_request_peer(req), ip, sizeof ip);
+        if (!token_lookup(a, req, ip, (*c)->token_hash, time(NULL), &(*c)->user) ||
+            !rate_take(a, req, (*c)->token_hash))
+            goto fail;
+    } else {
+        store_user user;
+        char hash[AUTH_HASH_HEX_LEN + 1];
+        if (!authenticate(a, req, &user, true, hash)) return false;
+        *c = calloc(1, sizeof **c);
+        if (*c == NULL) {
+            http_request_respond_error(req, 503, "unavailable", "out of memory; try again");
+            return false;
+        }
+        (*c)->user = user;
+    }
+    if (*c == NULL) *c = calloc(1, sizeof **c);
+    if (*c == NULL) {
+        http_request_respond_error(req, 503, "unavailable", "out of memory; try again");
         return false;
     }
-    if (!authenticate(a, req, user, true)) return false;
-    http_request_user_set(req, user->name);
-    if ((role_bit(user->role) & a->metrics_roles) != 0) return true;
+    if (a->metrics_roles == 0) return true;
+    http_request_user_set(req, (*c)->user.name);
+    if ((role_bit((*c)->user.role) & a->metrics_roles) != 0) return true;
     char msg[160];
     snprintf(msg, sizeof msg, "your role (%s) may not GET /metrics (metrics_access allows %s)",
-             user->role, a->opt.metrics_access);
+             (*c)->user.role, a->opt.metrics_access);
     http_request_respond_error(req, 403, "forbidden", msg);
+fail:
+    free(*c);
+    *c = NULL;
     return false;
 }
 
@@ -2448,14 +2499,17 @@ static void api_handle_one(http_request *req, void *arg)
         ui_assets_respond(req);
         return;
     }
-    store_user user;
+    api_call *c = NULL;
     if (strcmp(path, "/metrics") == 0) {
         http_request_route_set(req, route_id_metrics);
+        /* with metrics_access "role:...", api_headers opened a call with the caller's identity */
+        c = http_request_data_take(req);
         if (strcmp(as_method, "GET") != 0) {
+            free(c);
             http_request_respond_error(req, 405, "method_not_allowed", "use GET /metrics");
             return;
         }
-        if (!metrics_allowed(a, req, &user)) return;
+        if (!metrics_allowed(a, req, &c)) return;
         route = &metrics_route;
         goto queue;
     }
@@ -2472,7 +2526,10 @@ static void api_handle_one(http_request *req, void *arg)
             break;
         }
     }
+    /* the call api_headers opened with the caller's identity (NULL when no hook ran) */
+    c = http_request_data_take(req);
     if (route == NULL) {
+        free(c);
         if (path_known)
             http_request_respond_error(req, 405, "method_not_allowed",
                                        "this method is not allowed on this path; see docs/API.md");
@@ -2482,21 +2539,35 @@ static void api_handle_one(http_request *req, void *arg)
                                        "docs/API.md)");
         return;
     }
-    if (!authenticate(a, req, &user, true)) return;
-    http_request_user_set(req, user.name);
-queue:;
-    api_call *c = calloc(1, sizeof *c);
-    if (c == NULL) {
-        http_request_respond_error(req, 503, "unavailable", "out of memory; try again");
-        return;
+    if (c != NULL) {
+        /* authenticated at the headers: the hash is looked up again (a token revoked or a user
+         * disabled while the body arrived is refused) and the token's rate taken */
+        char ip[AUTH_PEER_MAX];
+        auth_peer_ip(http_request_peer(req), ip, sizeof ip);
+        if (!token_lookup(a, req, ip, c->token_hash, time(NULL), &c->user) ||
+            !rate_take(a, req, c->token_hash)) {
+            free(c);
+            return;
+        }
+    } else {
+        store_user user;
+        char hash[AUTH_HASH_HEX_LEN + 1];
+        if (!authenticate(a, req, &user, true, hash)) return;
+        c = calloc(1, sizeof *c);
+        if (c == NULL) {
+            http_request_respond_error(req, 503, "unavailable", "out of memory; try again");
+            return;
+        }
+        c->user = user;
     }
+    http_request_user_set(req, c->user.name);
+queue:
     c->a = a;
     c->req = req;
     c->route = route;
     c->id = id;
     memcpy(c->seg, seg, sizeof c->seg);
     c->work.data = c;
-    c->user = user;
     if (route->fn == h_job_output) {
         output_push(a, c);
         return;
@@ -2517,14 +2588,21 @@ void api_headers(http_request *req, void *arg)
 {
     api *a = arg;
     store_user user;
+    char hash[AUTH_HASH_HEX_LEN + 1];
     /* /healthz needs no token; every other path does (an unknown one too: 401 before 404). The
-     * same check as when the request is served (memory only, counted per peer), before its body
-     * arrives: a client without a valid token never gets a body buffered. */
+     * check is made here once (memory only, counted per peer), before the body arrives: a client
+     * without a valid token never gets a body buffered. The identity travels with the request to
+     * api_handle in the call it will serve, so the token is hashed and looked up once. */
     if (strcmp(http_request_path(req), "/healthz") == 0) return;
     if (ui_assets_path_is_ui(http_request_path(req))) return; /* the console's files: no token */
     /* /metrics from loopback peers needs no token (metrics_allowed decides when it is served) */
     if (a->metrics_roles == 0 && strcmp(http_request_path(req), "/metrics") == 0) return;
-    (void)authenticate(a, req, &user, false);
+    if (!authenticate(a, req, &user, false, hash)) return;
+    api_call *c = calloc(1, sizeof *c);
+    if (c == NULL) return; /* api_handle authenticates again */
+    c->user = user;
+    memcpy(c->token_hash, hash, sizeof c->token_hash);
+    http_request_data_set(req, c, free);
 }
 
 int api_new(uv_loop_t *loop, registry *reg, broker *br, const api_options *opt, api **out)

@@ -58,6 +58,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#define JOIN_MAX                 16384 /* answers up to this size leave in one TLS record */
 #define DEFAULT_MAX_HEADER_BYTES (16u * 1024u)
 #define DEFAULT_MAX_BODY_BYTES   (1024u * 1024u)
 #define DEFAULT_IDLE_MS          30000u
@@ -114,6 +115,8 @@ struct http_request {
     char rid[REQUEST_ID_MAX + 1]; /* its request id, from its headers on ("" before) */
     char user[64];                /* who asked, for the access log (http_request_user_set) */
     bool no_access_log;           /* its server's no_access_log */
+    void *data; /* http_request_data_set: the handler's, dropped with `drop` if never taken */
+    void (*drop)(void *data);
 };
 
 struct http_conn {
@@ -213,6 +216,7 @@ static int str_append(char **s, size_t *len, const char *at, size_t n)
 static void request_free(http_request *req)
 {
     if (!req) return;
+    if (req->data && req->drop) req->drop(req->data);
     for (size_t i = 0; i < req->nheaders; i++) {
         free(req->headers[i].name);
         free(req->headers[i].value);
@@ -226,16 +230,23 @@ static void request_free(http_request *req)
     free(req);
 }
 
-static void format_date(char *out, size_t len)
+/* The Date header's value, formatted once per second (the loop thread is the only caller). */
+static const char *format_date(void)
 {
     static const char *const days[] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
     static const char *const months[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
                                          "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+    static char cached[64];
+    static time_t cached_at = -1;
     time_t now = time(NULL);
+    if (now == cached_at) return cached;
     struct tm tm;
     gmtime_r(&now, &tm);
-    snprintf(out, len, "%s, %02d %s %04d %02d:%02d:%02d GMT", days[tm.tm_wday % 7], tm.tm_mday,
-             months[tm.tm_mon % 12], tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
+    snprintf(cached, sizeof cached, "%s, %02d %s %04d %02d:%02d:%02d GMT", days[tm.tm_wday % 7],
+             tm.tm_mday, months[tm.tm_mon % 12], tm.tm_year + 1900, tm.tm_hour, tm.tm_min,
+             tm.tm_sec);
+    cached_at = now;
+    return cached;
 }
 
 static const char *reason_phrase(int status)
@@ -375,10 +386,9 @@ static int conn_send_response(http_conn *c, int status, const char *content_type
                               size_t len, bool keep_alive, bool head, const char *extra,
                               const char *rid)
 {
-    char date[64];
+    const char *date = format_date();
     char hdr[512];
     char length[48] = "";
-    format_date(date, sizeof date);
     if (status == 204 || status == 304) {
         len = 0; /* these never carry a body (RFC 9110), nor a Content-Length here */
     } else {
@@ -400,14 +410,18 @@ static int conn_send_response(http_conn *c, int status, const char *content_type
                      rid && rid[0] ? rid : "", rid && rid[0] ? "\r\n" : "");
     if (n < 0 || (size_t)n >= sizeof hdr) return -EINVAL;
     size_t extra_len = extra ? strlen(extra) : 0;
-    char *head_buf = malloc((size_t)n + extra_len + 2);
-    if (!head_buf) return -ENOMEM;
-    memcpy(head_buf, hdr, (size_t)n);
-    if (extra_len) memcpy(head_buf + n, extra, extra_len);
-    memcpy(head_buf + (size_t)n + extra_len, "\r\n", 2);
-    int r = conn_encrypt(c, head_buf, (size_t)n + extra_len + 2);
-    free(head_buf);
-    if (r == 0 && !head && len > 0) r = conn_encrypt(c, body, len);
+    size_t head_len = (size_t)n + extra_len + 2;
+    /* A small body goes in the same buffer: one SSL_write, one TLS record for the answer. */
+    bool joined = !head && len > 0 && len <= JOIN_MAX;
+    char *buf = malloc(head_len + (joined ? len : 0));
+    if (!buf) return -ENOMEM;
+    memcpy(buf, hdr, (size_t)n);
+    if (extra_len) memcpy(buf + n, extra, extra_len);
+    memcpy(buf + (size_t)n + extra_len, "\r\n", 2);
+    if (joined) memcpy(buf + head_len, body, len);
+    int r = conn_encrypt(c, buf, head_len + (joined ? len : 0));
+    free(buf);
+    if (r == 0 && !head && !joined && len > 0) r = conn_encrypt(c, body, len);
     if (r == 0) r = conn_flush_tls(c);
     return r;
 }
@@ -1638,6 +1652,23 @@ void http_request_user_set(http_request *req, const char *user)
     size_t n = user ? strnlen(user, sizeof req->user - 1) : 0; /* no formatting per request */
     if (n) memcpy(req->user, user, n);
     req->user[n] = '\0';
+}
+
+void http_request_data_set(http_request *req, void *data, void (*drop)(void *data))
+{
+    if (!req) return;
+    if (req->data && req->drop) req->drop(req->data);
+    req->data = data;
+    req->drop = drop;
+}
+
+void *http_request_data_take(http_request *req)
+{
+    if (!req) return NULL;
+    void *d = req->data;
+    req->data = NULL;
+    req->drop = NULL;
+    return d;
 }
 
 /* Header names the server writes itself (framing and fixed fields): refused here. */

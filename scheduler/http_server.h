@@ -119,6 +119,15 @@ const char *http_request_id(const http_request *req);
 void http_request_route_set(http_request *req, int route);
 void http_request_user_set(http_request *req, const char *user);
 
+/* The handler's own data for one request: the on_headers hook may attach `data` (e.g. what it
+ * learnt from the headers) for the handler to take with http_request_data_take. Data still
+ * attached when the request is freed (its connection failed before the handler ran) is passed
+ * to `drop` (may be NULL for data that needs no freeing). Setting again drops the previous data.
+ * Loop thread only. */
+void http_request_data_set(http_request *req, void *data, void (*drop)(void *data));
+/* Returns the attached data (or NULL) and detaches it: the caller owns it now. */
+void *http_request_data_take(http_request *req);
+
 /* Adds a response header to the answer of `req` (name and value are copied; CR/LF refused), with
  * any status: e.g. Retry-After on a 503. The headers the server writes itself (Content-Length,
  * Transfer-Encoding, Connection, Content-Type, Date, Server, Keep-Alive, Upgrade, Trailer) are

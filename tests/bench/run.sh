@@ -241,6 +241,24 @@ wait_quiet() {
     done
     return 1
 }
+# wait_machine_quiet [MAX_S]: until the whole machine is < 20 % busy in each of 3 seconds in a row,
+# or MAX_S (60) passes: the HTTP rounds then measure the servers, not the leftovers of an earlier
+# round (slurmctld scheduling thousands of pending jobs, slurmdbd and MariaDB recording them). The
+# seconds waited go to cpu.txt.
+wait_machine_quiet() {
+    local max=${1:-60} m0 t0 m1 t1 quiet=0 waited=0
+    for _ in $(seq 1 "$max"); do
+        read -r m0 t0 < <(machine_jiffies)
+        sleep 1
+        waited=$((waited + 1))
+        read -r m1 t1 < <(machine_jiffies)
+        if [ $(((m1 - m0) * 100)) -lt $(((t1 - t0) * 20)) ]; then quiet=$((quiet + 1)); else quiet=0; fi
+        [ $quiet -lt 3 ] || break
+    done
+    printf '  %-28s waited %d s for the machine to be < 20 %% busy%s\n' "before the next round" \
+        "$waited" "$([ $quiet -ge 3 ] || echo ' (it never was: the round ran on a busy machine)')" \
+        >> "$work/cpu.txt"
+}
 # active_jobs TOKEN: how many of that user's newest 1000 jobs antennad does not show as ended.
 active_jobs() {
     curl -fsS --cacert "$ca" -H "Authorization: Bearer $1" "$url/v1/jobs?limit=1000" |
@@ -325,6 +343,7 @@ ids=$(curl -fsS --cacert "$ca" -H "Authorization: Bearer $tok_disp" "$url/v1/job
     "$J" idrange -)
 step "status: GET /v1/jobs/{id} over ids $ids, ${DURATION}s, $CONNS connections"
 if [ -n "$ids" ]; then
+    wait_machine_quiet 90
     a0=$(cpu_ticks "$apid")
     read -r m0 t0 < <(machine_jiffies)
     perf_pid=""
@@ -373,6 +392,7 @@ wait_quiet "$apid" 30 || true
 rss_empty=$(for _ in 1 2 3 4 5; do rss_kib "$apid"; sleep 1; done | median)
 held=0 # jobs of partner hold queued in antennad (202 answers)
 step "submit: POST /v1/jobs (durable, held in antennad), ${DURATION}s"
+wait_machine_quiet 60
 a0=$(cpu_ticks "$apid")
 read -r m0 t0 < <(machine_jiffies)
 lg_submit "$tok_hold" submit0_antennad -d "$DURATION" | put submit0_antennad
@@ -448,6 +468,7 @@ echo '{}' | put memory rss0_kib:="$rss0" rss1_kib:="$rss1" rss1_min_kib:="$rss1_
     idle_cpu_pct:="$(calc "($c1 - $c0) / $hz / $idle_s * 100")"
 
 step "submit at $held queued, ${DURATION}s"
+wait_machine_quiet 60
 a0=$(cpu_ticks "$apid")
 read -r m0 t0 < <(machine_jiffies)
 perf_pid=""
@@ -468,6 +489,7 @@ step "status at $held queued, ${DURATION}s"
 hold_ids=$(curl -fsS --cacert "$ca" -H "Authorization: Bearer $tok_hold" "$url/v1/jobs?limit=1000" |
     "$J" idrange -)
 if [ -n "$hold_ids" ]; then
+    wait_machine_quiet 60
     lg_antennad "$tok_hold" --label status100k_antennad -d "$DURATION" -p '/v1/jobs/{id}' \
         --ids "$hold_ids" | put status100k_antennad
 fi

@@ -100,6 +100,7 @@ typedef struct world {
     int later_pending;
     int headers_calls;   /* on_headers ran (guard_headers) */
     size_t headers_body; /* the body length it saw (must be 0) */
+    int data_dropped;    /* http_request_data_set's drop ran (data_drop) */
     http_request *held;
     seen rec; /* what the handler saw last */
 } world;
@@ -192,6 +193,14 @@ static void handler(http_request *req, void *arg)
         char text[128];
         snprintf(text, sizeof text, "%d %d %d %d %d", ok, ok2, crlf, framing, badname);
         http_request_respond(req, 200, "text/plain", text, strlen(text));
+    } else if (strcmp(path, "/data") == 0) {
+        /* answers what guard_headers attached, and frees it (taken: never dropped) */
+        char *d = http_request_data_take(req);
+        char *again = http_request_data_take(req);
+        char text[64];
+        snprintf(text, sizeof text, "%s %s", d ? d : "(none)", again ? "again" : "once");
+        free(d);
+        http_request_respond(req, 200, "text/plain", text, strlen(text));
     } else if (strcmp(path, "/nocontent") == 0) {
         http_request_respond(req, 204, "text/plain", "dropped", 7);
     } else if (strcmp(path, "/unavailable") == 0) {
@@ -223,6 +232,17 @@ static void handler(http_request *req, void *arg)
     }
 }
 
+static world *drop_world; /* the world of the test running (data_drop has no other argument) */
+
+/* The drop of the data guard_headers attaches: counts, then frees. */
+static void data_drop(void *data)
+{
+    pthread_mutex_lock(&drop_world->mu);
+    drop_world->data_dropped++;
+    pthread_mutex_unlock(&drop_world->mu);
+    free(data);
+}
+
 /* The on_headers hook of setup_guarded: "/guarded..." without X-Key is refused (401) before its
  * body; everything else goes on. */
 static void guard_headers(http_request *req, void *arg)
@@ -237,6 +257,11 @@ static void guard_headers(http_request *req, void *arg)
     if (strncmp(http_request_path(req), "/guarded", 8) == 0 &&
         http_request_header(req, "X-Key") == NULL)
         http_request_respond_error(req, 401, "unauthorized", "send X-Key");
+    if (strcmp(http_request_path(req), "/data") == 0) {
+        char *d = strdup("from-hook");
+        if (!d) abort(); /* no cmocka assertions off the test thread */
+        http_request_data_set(req, d, data_drop);
+    }
 }
 
 static void on_server_done(void *arg)
@@ -489,6 +514,7 @@ static int setup_guarded(void **state)
 {
     http_server_options o = {.on_headers = guard_headers};
     *state = world_start(&o);
+    drop_world = *state;
     return 0;
 }
 
@@ -1885,6 +1911,40 @@ static void on_headers_not_answering_lets_the_request_through(void **state)
     client_free(c);
 }
 
+static void on_headers_data_reaches_the_handler_once(void **state)
+{
+    world *w = *state; /* guard_headers attaches "from-hook" to /data */
+    response r = {0};
+    client *c = roundtrip(w, "GET /data HTTP/1.1\r\nHost: localhost\r\n\r\n", &r);
+    assert_int_equal(r.status, 200);
+    assert_int_equal(r.body_len, strlen("from-hook once"));
+    assert_memory_equal(r.body, "from-hook once", r.body_len);
+    pthread_mutex_lock(&w->mu);
+    int dropped = w->data_dropped;
+    pthread_mutex_unlock(&w->mu);
+    assert_int_equal(dropped, 0); /* taken by the handler, freed by it */
+    response_clear(&r);
+    client_free(c);
+}
+
+static void on_headers_data_is_dropped_when_the_client_leaves_before_the_body(void **state)
+{
+    world *w = *state;
+    client *c = client_connect(w->port);
+    client_send_str(c, "POST /data HTTP/1.1\r\nHost: localhost\r\nContent-Length: 100\r\n\r\n");
+    sleep_ms(100);
+    client_free(c); /* gone before the body: the handler never runs */
+    int dropped = 0;
+    for (int i = 0; i < 100 && dropped == 0; i++) {
+        sleep_ms(20);
+        pthread_mutex_lock(&w->mu);
+        dropped = w->data_dropped;
+        pthread_mutex_unlock(&w->mu);
+    }
+    assert_int_equal(dropped, 1);
+    assert_int_equal(world_calls(w), 0);
+}
+
 static void bodies_over_the_global_budget_get_503_with_retry_after(void **state)
 {
     world *w = *state; /* max_buffered_body_bytes = 100000 */
@@ -2421,6 +2481,11 @@ int main(void)
                                         setup_short_request, world_teardown),
         cmocka_unit_test_setup_teardown(on_headers_answer_closes_before_the_body, setup_guarded,
                                         world_teardown),
+        cmocka_unit_test_setup_teardown(on_headers_data_reaches_the_handler_once, setup_guarded,
+                                        world_teardown),
+        cmocka_unit_test_setup_teardown(
+            on_headers_data_is_dropped_when_the_client_leaves_before_the_body, setup_guarded,
+            world_teardown),
         cmocka_unit_test_setup_teardown(on_headers_not_answering_lets_the_request_through,
                                         setup_guarded, world_teardown),
         cmocka_unit_test_setup_teardown(bodies_over_the_global_budget_get_503_with_retry_after,
