@@ -255,8 +255,10 @@ static void guard_headers(http_request *req, void *arg)
     w->headers_body = len;
     pthread_mutex_unlock(&w->mu);
     if (strncmp(http_request_path(req), "/guarded", 8) == 0 &&
-        http_request_header(req, "X-Key") == NULL)
+        http_request_header(req, "X-Key") == NULL) {
         http_request_respond_error(req, 401, "unauthorized", "send X-Key");
+        return; /* answered: req is freed */
+    }
     if (strcmp(http_request_path(req), "/data") == 0) {
         char *d = strdup("from-hook");
         if (!d) abort(); /* no cmocka assertions off the test thread */
