@@ -1,11 +1,13 @@
 /* metrics.c - counters and histograms on C11 atomics, and their Prometheus text exposition.
  *
  * Must never lock, allocate or do I/O on an update (a relaxed atomic add or two), never scan the
- * queue, and never log. Why atomics rather than a mutex per histogram: an observation is three
- * relaxed adds on separate words (bucket, sum, count), 3-4 ns uncontended on this machine's
- * x86-64 against ~20 ns for a mutex lock/unlock pair, and it can never block the loop thread
- * behind a pool thread; the price is that a scrape may see a bucket a moment before its count,
- * which Prometheus tolerates (the next scrape sees both).
+ * queue, and never log. Why atomics rather than a mutex per histogram (measured on this 2-core
+ * machine, a loop of observations, -O2): one thread 16-18 ns per observation with two relaxed
+ * atomic adds (bucket, sum; the count is the +Inf bucket) against 11-23 ns with a mutex; two
+ * threads on one histogram 17-53 ns against 28-69 ns; four 30-34 ns against 30-46 ns. Never
+ * worse under contention, and an atomic add never sleeps, so the loop thread can never wait
+ * behind a pool thread preempted inside a lock. The price: a scrape may see a bucket a moment
+ * before the sum, which Prometheus tolerates (the next scrape sees both).
  */
 #include "metrics.h"
 
