@@ -35,6 +35,7 @@
 /* A job of ours in Slurm, as last recorded. */
 struct tracked {
     int64_t id, slurm_id;
+    char request_id[65]; /* its submission's, ending the log lines about it */
     char state[STORE_STATE_MAX];
     char reason[STORE_REASON_MAX];
     int64_t start, end;
@@ -250,6 +251,7 @@ static int tracked_add(broker *b, int64_t id, int64_t slurm_id, const store_job 
     t->slurm_id = slurm_id;
     t->seen = b->gen;
     if (j != NULL) {
+        memcpy(t->request_id, j->request_id, sizeof t->request_id);
         snprintf(t->state, sizeof t->state, "%s", j->state);
         snprintf(t->reason, sizeof t->reason, "%s", j->reason);
         t->start = j->started_at;
@@ -366,17 +368,22 @@ static int outcomes_recorded(broker *b, registry_outcome *o, size_t n, int rc)
         return rc;
     }
     for (size_t i = 0; i < n; i++) {
+        const char *old = log_request_id_set(o[i].request_id);
         if (o[i].rc < 0 && o[i].rc != -EAGAIN)
             LOG(LOG_ERROR, "job %" PRId64 ": outcome not recorded (%s)", o[i].id,
                 strerror(-o[i].rc));
         if (o[i].rc == 0 && o[i].kind == REGISTRY_SUBMITTED) {
             if (tracked_add(b, o[i].id, o[i].slurm_job_id, NULL) < 0)
                 LOG(LOG_ERROR, "job %" PRId64 ": out of memory following it", o[i].id);
+            struct tracked *t = tracked_find(b, o[i].slurm_job_id);
+            if (t != NULL && t->id == o[i].id)
+                memcpy(t->request_id, o[i].request_id, sizeof t->request_id);
             LOG(LOG_INFO, "job %" PRId64 " dispatched as Slurm job %" PRId64, o[i].id,
                 o[i].slurm_job_id);
         } else if (o[i].rc == 0 && o[i].kind == REGISTRY_REFUSED) {
             LOG(LOG_WARN, "job %" PRId64 ": not dispatched: %s", o[i].id, o[i].reason);
         }
+        log_request_id_set(old);
     }
     b->dirty = true;
     return 0;
@@ -608,6 +615,7 @@ static int submit_one(broker *b, const store_job *j, registry_outcome *o)
     o->kind = 0;
     int rc = submit_one_job(b, j, o);
     log_request_id_set(old);
+    memcpy(o->request_id, j->request_id, sizeof o->request_id);
     if (rc == -ETIMEDOUT) {
         metrics_dispatch(METRICS_DISPATCH_LOST, -1);
     } else if (o->kind == REGISTRY_SUBMITTED) {
@@ -1060,9 +1068,14 @@ static int apply_listing(broker *b, const slurm_adapter_job *sj, size_t n)
             strerror(-rc));
         goto out;
     }
+    /* a line logged about a job ends with its request's id (copied: t may be removed) */
+    char rid[sizeof b->tr->request_id];
+    const char *old_rid = log_request_id_set(NULL);
     for (size_t i = 0; i < nchg; i++) {
         struct tracked *t = tracked_find(b, chg[i].slurm_job_id);
         if (t == NULL) continue;
+        memcpy(rid, t->request_id, sizeof rid);
+        log_request_id_set(rid);
         if (chg[i].rc == -ENOENT || chg[i].finished || chg[i].lost) {
             if (chg[i].rc == 0 && chg[i].finished)
                 LOG(LOG_INFO,
@@ -1082,6 +1095,7 @@ static int apply_listing(broker *b, const slurm_adapter_job *sj, size_t n)
                 t->state, chg[i].state);
         tracked_apply(t, &chg[i]);
     }
+    log_request_id_set(old_rid);
     b->dirty = true;
 out:
     free(chg);

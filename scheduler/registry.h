@@ -184,6 +184,7 @@ typedef struct registry_outcome {
     int64_t slurm_job_id; /* REGISTRY_SUBMITTED */
     char reason[STORE_REASON_MAX];
     int rc; /* out: 0, -EAGAIN (the job is no longer dispatching: nothing done), or an error */
+    char request_id[65]; /* the job's request id, for the caller's log lines (never recorded) */
 } registry_outcome;
 
 /* Records n outcomes in one batch (each audited: job.dispatched, job.finished, job.requeued).

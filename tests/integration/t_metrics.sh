@@ -109,6 +109,10 @@ check "antennad logged its work with the id (job $mt_id queued ... rid=it-abc123
     grep -qE "job $mt_id queued for user alice .* rid=it-abc123\$" "$work/antennad.log"
 mt_inst=$(sqlite3 "$work/antenna.db" "SELECT value FROM meta WHERE key='instance_id'")
 mt_sid=$(job_field "$alice" "$mt_id" slurm_job_id)
+check "the broker's lines about it end with the id too (dispatched as Slurm job $mt_sid)" \
+    grep -qE "job $mt_id dispatched as Slurm job $mt_sid rid=it-abc123\$" "$work/antennad.log"
+check "  (its state changes, up to completed)" \
+    grep -qE "job $mt_id \(Slurm $mt_sid\): running -> completed, charged [0-9]+ GPU-s rid=it-abc123\$" "$work/antennad.log"
 mt_scontrol() {
     local out; out=$(scontrol show job "$mt_sid" 2>&1)
     grep -qE "AdminComment=antenna:$mt_inst:$mt_id rid=it-abc123( |\$)" <<< "$out" && return 0
