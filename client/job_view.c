@@ -191,29 +191,12 @@ fail_rows:
 }
 
 static const char *const detail_order[] = {
-    "id",
-    "name",
-    "state",
-    "reason",
-    "user",
-    "partner",
-    "unix_user",
-    "gpus",
-    "gpu_type",
-    "cpus_per_task",
-    "mem_mb",
-    "time_minutes",
-    "slurm_job_id",
-    "exit_code",
-    "cancel_requested",
-    "period",
-    "priority",
-    "hold_gpu_hours",
-    "charge_gpu_hours",
-    "submitted_at",
-    "dispatched_at",
-    "started_at",
-    "ended_at",
+    "id",           "name",          "state",          "reason",
+    "user",         "partner",       "unix_user",      "gpus",
+    "gpu_type",     "cpus_per_task", "mem_mb",         "time_minutes",
+    "slurm_job_id", "request_id",    "exit_code",      "cancel_requested",
+    "period",       "priority",      "hold_gpu_hours", "charge_gpu_hours",
+    "submitted_at", "dispatched_at", "started_at",     "ended_at",
 };
 
 #define DETAIL_KEY_WIDTH 18

@@ -32,9 +32,9 @@ int job_view_exit_status(const json_t *job);
 int job_view_print_table(FILE *out, const json_t *jobs);
 
 /* Prints a job object as aligned "key: value" lines, known fields first in a fixed order (id ...
- * cancel_requested, then period, priority, hold_gpu_hours, charge_gpu_hours, then the times), then
- * any other fields; times in local time, *_gpu_hours as "2.00 GPU-hours", other fractional numbers
- * with one decimal, null as "-". Returns 0 or -EIO. */
+ * slurm_job_id, request_id, ... cancel_requested, then period, priority, hold_gpu_hours,
+ * charge_gpu_hours, then the times), then any other fields; times in local time, *_gpu_hours as
+ * "2.00 GPU-hours", other fractional numbers with one decimal, null as "-". Returns 0 or -EIO. */
 int job_view_print_detail(FILE *out, const json_t *job);
 
 /* Formats an array object's counts by state ({"counts": {"running": 2, ...}}) as

@@ -48,6 +48,7 @@ struct ppartner {
     double usage;   /* fair-share usage (weighted GPU-seconds) normalised to usage_ref */
     double fs_term; /* W_fairshare x F */
     int64_t gpus_in_slurm, jobs_in_slurm;
+    int64_t gpus_running; /* of its jobs in Slurm, those that started (policy_partner_stats) */
     size_t queued;
     rank_set ranked[POLICY_CAT_COUNT]; /* its queued jobs by job key, per user category: every
                                           job of one set has the same priority base */
@@ -1232,6 +1233,7 @@ static void slurm_add(policy *p, struct pjob *j, struct pperiod *e, const char *
     j->partner->gpus_in_slurm += j->gpus;
     j->user->gpus_in_slurm += j->gpus;
     if (j->arr != NULL) j->arr->active++;
+    if (running) j->partner->gpus_running += j->gpus;
     if (!running) p->pending++;
     memcpy(j->period, period, PERIOD_LEN + 1);
     j->per = e;
@@ -1250,6 +1252,7 @@ static void slurm_remove(policy *p, struct pjob *j)
     j->partner->gpus_in_slurm -= j->gpus;
     j->user->gpus_in_slurm -= j->gpus;
     if (j->arr != NULL) j->arr->active--;
+    if (j->running) j->partner->gpus_running -= j->gpus;
     if (!j->running) p->pending--;
     if (j->per != NULL) {
         j->per->held_gpu = sat_sub(j->per->held_gpu, j->hold_gpu);
@@ -1434,6 +1437,7 @@ int policy_job_started(policy *p, int64_t id)
     if (j == NULL || !j->in_slurm) return -ENOENT;
     if (!j->running) {
         j->running = true;
+        j->partner->gpus_running += j->gpus;
         p->pending--;
     }
     return 0;
@@ -1534,4 +1538,55 @@ bool policy_job_dependency_held(const policy *p, int64_t id)
 {
     const struct pjob *j = p ? job_find(p, id) : NULL;
     return j != NULL && j->dep_held;
+}
+
+/* ---- statistics (GET /metrics) ---- */
+
+const char *const policy_wait_reasons[POLICY_WAIT_REASONS] = {
+    POLICY_REASON_CLUSTER_FULL, POLICY_REASON_PARTNER_GPU, POLICY_REASON_PARTNER_JOBS,
+    POLICY_REASON_USER_GPU,     POLICY_REASON_BUDGET_HELD, POLICY_REASON_BUDGET_EXHAUSTED,
+    POLICY_REASON_PRIORITY,     POLICY_REASON_ARRAY_LIMIT, POLICY_REASON_DEPENDENCY,
+};
+
+static size_t wait_reason_index(const char *r)
+{
+    for (size_t i = 0; i < POLICY_WAIT_REASONS; i++)
+        if (strcmp(policy_wait_reasons[i], r) == 0) return i;
+    return POLICY_WAIT_REASONS - 1;
+}
+
+size_t policy_partner_stats_get(const policy *p, int64_t now, policy_partner_stats *out, size_t max)
+{
+    if (p == NULL || out == NULL) return 0;
+    size_t n = p->n_partners < max ? p->n_partners : max;
+    char cur[8];
+    policy_period_of(now, cur);
+    for (size_t i = 0; i < n; i++) {
+        const struct ppartner *pa = p->partners[i];
+        policy_partner_stats *s = &out[i];
+        memset(s, 0, sizeof *s);
+        memcpy(s->name, pa->name, sizeof s->name);
+        s->queued = pa->queued;
+        s->gpus_in_slurm = pa->gpus_in_slurm;
+        s->gpus_running = pa->gpus_running;
+        s->jobs_in_slurm = pa->jobs_in_slurm;
+        const struct pperiod *e = period_find(pa, cur);
+        s->budget_gpu_s = quota_of(e).gpu_seconds;
+        s->used_gpu_s = e ? e->used_gpu : 0;
+        s->held_gpu_s = e ? e->held_gpu : 0;
+    }
+    /* each user's queued jobs under the reason its first job waits for: O(users) */
+    bool full = window_full(p);
+    for (size_t k = 0; k < p->n_users; k++) {
+        const struct puser *u = p->users[k];
+        const struct pjob *top = heap_top(&u->queue);
+        if (top == NULL) continue;
+        const char *r = full ? POLICY_REASON_CLUSTER_FULL : job_blocked(top, cur);
+        size_t ri = wait_reason_index(r != NULL ? r : POLICY_REASON_PRIORITY);
+        bool found; /* its partner's index (the array is sorted by name) */
+        size_t lo =
+            name_search((void *const *)p->partners, p->n_partners, u->partner->name, &found);
+        if (found && lo < n) out[lo].queued_by_reason[ri] += u->queue.len;
+    }
+    return n;
 }

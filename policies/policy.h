@@ -262,6 +262,31 @@ int policy_job_dependency_release(policy *p, int64_t id);
 
 /* Whether queued job `id` is held for its dependencies. */
 bool policy_job_dependency_held(const policy *p, int64_t id);
+/* --- statistics, for antennad's metrics --- */
+
+/* The wait reasons in the order of policy_partner_stats.queued_by_reason. */
+#define POLICY_WAIT_REASONS 9
+extern const char *const policy_wait_reasons[POLICY_WAIT_REASONS];
+
+/* One partner's numbers now, as the engine keeps them (no scan of the queue). */
+typedef struct policy_partner_stats {
+    char name[POLICY_NAME_MAX];
+    size_t queued;         /* its jobs in antennad's queue */
+    int64_t gpus_in_slurm; /* GPUs of its jobs in Slurm (dispatched, pending there or running) */
+    int64_t gpus_running;  /* of those, the GPUs of jobs that started */
+    int64_t jobs_in_slurm;
+    int64_t budget_gpu_s; /* this period's GPU budget (weighted GPU-seconds), POLICY_UNLIMITED */
+    int64_t used_gpu_s, held_gpu_s; /* this period's */
+    /* its queued jobs by wait reason (policy_wait_reasons), each user's jobs under the reason
+     * its first job waits for (the jobs behind it wait for it) */
+    size_t queued_by_reason[POLICY_WAIT_REASONS];
+} policy_partner_stats;
+
+/* Fills out[0..max) with the first `max` partners (by name) at `now` (for the period's budget and
+ * the reasons) and returns how many it filled. O(partners + users x log partners), never O(queued
+ * jobs): each user contributes its first queued job's reason. */
+size_t policy_partner_stats_get(const policy *p, int64_t now, policy_partner_stats *out,
+                                size_t max);
 
 /* --- helpers shared with antennad and the CLI --- */
 

@@ -34,6 +34,7 @@
 #include "job_options.h"
 #include "job_output.h"
 #include "log.h"
+#include "metrics.h"
 #include "policy.h"
 #include "ui_assets.h"
 
@@ -79,7 +80,8 @@ struct api {
     uv_timer_t flush_timer;
     uv_work_t flush_work;
     bool flushing;
-    int closing; /* handles still closing in api_free */
+    int closing;       /* handles still closing in api_free */
+    int metrics_roles; /* GET /metrics: the role bits allowed, 0 = loopback peers, no token */
 };
 typedef void (*handler_fn)(api_call *c);
 
@@ -259,6 +261,8 @@ static json_t *job_json(const store_job *j, const registry_live *live)
     json_object_set_new(o, "array_task_id",
                         j->array_job_id > 0 ? json_integer(j->array_task_id) : json_null());
     json_object_set_new(o, "cpus", json_integer(registry_job_cpus(j)));
+    json_object_set_new(o, "request_id",
+                        j->request_id[0] ? json_string(j->request_id) : json_null());
     return o;
 }
 
@@ -788,6 +792,8 @@ static void h_jobs_post(api_call *c)
     j->mem_mb = r.mem_mb;
     j->time_minutes = r.time_minutes;
     j->submitted_at = time(NULL);
+    /* the request's id goes with the job: its row, GET /v1/jobs/{id}, Slurm's AdminComment */
+    snprintf(j->request_id, sizeof j->request_id, "%s", http_request_id(c->req));
 
     if (dry_run) { /* a quote changes nothing: an Idempotency-Key is not recorded */
         policy_job pj;
@@ -843,12 +849,14 @@ static void h_jobs_post(api_call *c)
     } else if (!s.verdict.admitted) {
         LOG(LOG_INFO, "job refused for user %s (partner %s): %s", c->user.name, c->user.partner,
             s.verdict.code);
+        metrics_refusal(s.verdict.code);
         set_error(c, 403, s.verdict.code, "%s", s.verdict.message);
         goto out_s;
     } else {
         LOG(LOG_INFO, "job %" PRId64 " queued for user %s (partner %s): %d GPU(s) %s, %d min%s%s",
             j->id, c->user.name, c->user.partner, j->gpus, j->gpu_type[0] ? j->gpu_type : "-",
             j->time_minutes, arr.n_tasks ? ", array " : "", arr.n_tasks ? arr.spec : "");
+        metrics_submission();
         c->kick = true;
     }
     if (s.body == NULL) { /* the registry made no answer (only with a key must it) */
@@ -2437,16 +2445,21 @@ static void pool_wait_remove(api *a, api_call *c)
     pthread_mutex_unlock(&a->wait_mu);
 }
 
+static const struct route metrics_route;
+
 static void call_work(uv_work_t *w)
 {
     api_call *c = w->data;
     pool_wait_remove(c->a, c);
-    if (!has_role(c, c->route->roles)) {
+    /* the lines this work logs end with its request's id */
+    const char *old = log_request_id_set(http_request_id(c->req));
+    if (c->route != &metrics_route && !has_role(c, c->route->roles)) {
         set_error(c, 403, "forbidden", "your role (%s) may not %s %s", c->user.role,
                   c->route->method, http_request_path(c->req));
-        return;
+    } else {
+        c->route->fn(c);
     }
-    c->route->fn(c);
+    log_request_id_set(old);
 }
 
 static void call_done(uv_work_t *w, int status)
@@ -2681,7 +2694,148 @@ static void output_push(api *a, api_call *c)
     a->pending++;
 }
 
+/* --- GET /metrics ---------------------------------------------------------------------------- */
+
+/* The partners written per scrape (their gauges); more are left out (bounded work and answer). */
+#define METRICS_PARTNERS_MAX 1024
+
+static void h_metrics(api_call *c)
+{
+    metrics_text t;
+    metrics_text_init(&t);
+    metrics_daemon_write(&t);
+    policy_partner_stats *v = malloc(METRICS_PARTNERS_MAX * sizeof *v);
+    if (v != NULL) {
+        size_t n = registry_partner_stats(c->a->reg, time(NULL), v, METRICS_PARTNERS_MAX);
+        metrics_partners_write(&t, v, n, registry_queue_length(c->a->reg));
+        free(v);
+    }
+    size_t len = 0;
+    char *text = v != NULL ? metrics_text_take(&t, &len) : NULL;
+    metrics_text_close(&t);
+    if (text == NULL) {
+        set_error(c, 503, "unavailable", "out of memory writing the metrics; try again");
+        return;
+    }
+    free(c->body);
+    c->body = text;
+    c->body_len = len;
+    c->ctype = "text/plain; version=0.0.4; charset=utf-8";
+    c->status = 200;
+}
+
+/* Who may scrape was decided before the call was queued (metrics_allowed): call_work checks no
+ * role for it (a loopback scrape has no user). */
+static const struct route metrics_route = {"GET", "metrics", h_metrics, R_ALL, false};
+
+/* True when the peer ("1.2.3.4:port" or "[::1]:port") is on 127.0.0.0/8 or is ::1. */
+static bool peer_is_loopback(const char *peer)
+{
+    return strncmp(peer, "127.", 4) == 0 || strncmp(peer, "[::1]:", 6) == 0 ||
+           strncmp(peer, "[::ffff:127.", 12) == 0;
+}
+
+/* Loop thread: whether `req` may scrape /metrics. *c is the call api_headers opened with the
+ * caller's identity (NULL: none); on true *c is the call to serve (allocated here when needed,
+ * with an empty user for a loopback scrape), on false the request is answered (403, or 401/429
+ * from the token checks) and *c freed. */
+static bool metrics_allowed(api *a, http_request *req, api_call **c)
+{
+    if (a->metrics_roles == 0) {
+        free(*c); /* (never opened: api_headers lets /metrics through without a token) */
+        *c = NULL;
+        if (!peer_is_loopback(http_request_peer(req))) {
+            http_request_respond_error(req, 403, "forbidden",
+                                       "/metrics answers loopback peers only (metrics_access "
+                                       "\"loopback\"); scrape it from this host, or set "
+                                       "metrics_access to \"role:<role>\" and send a token");
+            return false;
+        }
+    } else if (*c != NULL) {
+        /* authenticated at the headers: looked up again and the token's rate taken */
+        char ip[AUTH_PEER_MAX];
+        auth_peer_ip(http_request_peer(req), ip, sizeof ip);
+        if (!token_lookup(a, req, ip, (*c)->token_hash, time(NULL), &(*c)->user) ||
+            !rate_take(a, req, (*c)->token_hash))
+            goto fail;
+    } else {
+        store_user user;
+        char hash[AUTH_HASH_HEX_LEN + 1];
+        if (!authenticate(a, req, &user, true, hash)) return false;
+        *c = calloc(1, sizeof **c);
+        if (*c == NULL) {
+            http_request_respond_error(req, 503, "unavailable", "out of memory; try again");
+            return false;
+        }
+        (*c)->user = user;
+    }
+    if (*c == NULL) *c = calloc(1, sizeof **c);
+    if (*c == NULL) {
+        http_request_respond_error(req, 503, "unavailable", "out of memory; try again");
+        return false;
+    }
+    if (a->metrics_roles == 0) return true;
+    http_request_user_set(req, (*c)->user.name);
+    if ((role_bit((*c)->user.role) & a->metrics_roles) != 0) return true;
+    char msg[160];
+    snprintf(msg, sizeof msg, "your role (%s) may not GET /metrics (metrics_access allows %s)",
+             (*c)->user.role, a->opt.metrics_access);
+    http_request_respond_error(req, 403, "forbidden", msg);
+fail:
+    free(*c);
+    *c = NULL;
+    return false;
+}
+
+/* The metrics route ids of the routes table (routes[i] -> route_ids[i]) and of the paths served
+ * before it; their labels ("GET /v1/jobs/{id}") live here, in static storage. */
+#define ROUTES_N (sizeof routes / sizeof routes[0])
+static int route_ids[ROUTES_N];
+static char route_labels[ROUTES_N][96];
+static int route_id_healthz, route_id_ui, route_id_metrics;
+
+/* "GET /v1/jobs/{id}/output" from method "GET" and pattern "v1/jobs/ * /output". */
+static void route_label(const struct route *r, char *out, size_t len)
+{
+    size_t o = (size_t)snprintf(out, len, "%s /", r->method);
+    for (const char *p = r->pattern; *p && o + 8 < len; p++) {
+        const char *rep = *p == '*' ? "{id}" : *p == '%' ? "{name}" : NULL;
+        if (rep) {
+            memcpy(out + o, rep, strlen(rep));
+            o += strlen(rep);
+        } else {
+            out[o++] = *p;
+        }
+    }
+    out[o < len ? o : len - 1] = '\0';
+}
+
+/* Registers the route labels once per process (the first api_new, before any request). */
+static void routes_register(void)
+{
+    static bool done;
+    if (done) return;
+    done = true;
+    for (size_t i = 0; i < ROUTES_N; i++) {
+        route_label(&routes[i], route_labels[i], sizeof route_labels[i]);
+        route_ids[i] = metrics_route_register(route_labels[i]);
+    }
+    route_id_healthz = metrics_route_register("GET /healthz");
+    route_id_ui = metrics_route_register("GET /ui");
+    route_id_metrics = metrics_route_register("GET /metrics");
+}
+
+static void api_handle_one(http_request *req, void *arg);
+
 void api_handle(http_request *req, void *arg)
+{
+    /* the lines logged while routing it end with its request's id */
+    const char *old = log_request_id_set(http_request_id(req));
+    api_handle_one(req, arg);
+    log_request_id_set(old);
+}
+
+static void api_handle_one(http_request *req, void *arg)
 {
     api *a = arg;
     const char *method = http_request_method(req), *path = http_request_path(req);
@@ -2693,6 +2847,7 @@ void api_handle(http_request *req, void *arg)
     /* HEAD is served wherever GET is: same answer, the server sends no body */
     const char *as_method = strcmp(method, "HEAD") == 0 ? "GET" : method;
     if (strcmp(path, "/healthz") == 0) {
+        http_request_route_set(req, route_id_healthz);
         if (strcmp(as_method, "GET") == 0)
             respond_health(a, req);
         else
@@ -2701,8 +2856,23 @@ void api_handle(http_request *req, void *arg)
     }
     /* the web console's static files: from memory, no token (its data calls go to /v1) */
     if (ui_assets_path_is_ui(path)) {
+        http_request_route_set(req, route_id_ui);
         ui_assets_respond(req);
         return;
+    }
+    api_call *c = NULL;
+    if (strcmp(path, "/metrics") == 0) {
+        http_request_route_set(req, route_id_metrics);
+        /* with metrics_access "role:...", api_headers opened a call with the caller's identity */
+        c = http_request_data_take(req);
+        if (strcmp(as_method, "GET") != 0) {
+            free(c);
+            http_request_respond_error(req, 405, "method_not_allowed", "use GET /metrics");
+            return;
+        }
+        if (!metrics_allowed(a, req, &c)) return;
+        route = &metrics_route;
+        goto queue;
     }
     for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
         int64_t rid = 0;
@@ -2711,13 +2881,14 @@ void api_handle(http_request *req, void *arg)
         path_known = true;
         if (strcmp(routes[i].method, as_method) == 0) {
             route = &routes[i];
+            http_request_route_set(req, route_ids[i]);
             id = rid;
             memcpy(seg, rseg, sizeof seg);
             break;
         }
     }
     /* the call api_headers opened with the caller's identity (NULL when no hook ran) */
-    api_call *c = http_request_data_take(req);
+    c = http_request_data_take(req);
     if (route == NULL) {
         free(c);
         if (path_known)
@@ -2750,6 +2921,8 @@ void api_handle(http_request *req, void *arg)
         }
         c->user = user;
     }
+    http_request_user_set(req, c->user.name);
+queue:
     c->a = a;
     c->req = req;
     c->route = route;
@@ -2783,6 +2956,8 @@ void api_headers(http_request *req, void *arg)
      * api_handle in the call it will serve, so the token is hashed and looked up once. */
     if (strcmp(http_request_path(req), "/healthz") == 0) return;
     if (ui_assets_path_is_ui(http_request_path(req))) return; /* the console's files: no token */
+    /* /metrics from loopback peers needs no token (metrics_allowed decides when it is served) */
+    if (a->metrics_roles == 0 && strcmp(http_request_path(req), "/metrics") == 0) return;
     if (!authenticate(a, req, &user, false, hash)) return;
     api_call *c = calloc(1, sizeof *c);
     if (c == NULL) return; /* api_handle authenticates again */
@@ -2802,6 +2977,11 @@ int api_new(uv_loop_t *loop, registry *reg, broker *br, const api_options *opt, 
     a->opt = *opt;
     snprintf(a->spool_dir, sizeof a->spool_dir, "%s", opt->spool_dir ? opt->spool_dir : "");
     a->opt.spool_dir = a->spool_dir;
+    if (opt->metrics_access != NULL && strncmp(opt->metrics_access, "role:", 5) == 0)
+        a->metrics_roles = role_bit(opt->metrics_access + 5) | R_ADMIN;
+    if (a->opt.metrics_access == NULL || a->opt.metrics_access[0] == '\0')
+        a->opt.metrics_access = "loopback";
+    routes_register();
     struct lane *l = &a->lane;
     unsigned burst = opt->token_burst ? opt->token_burst : 2 * opt->token_rate_per_second;
     if (auth_peers_new(0, opt->auth_failures_per_minute, &a->peers) < 0) goto fail_peers;

@@ -11,6 +11,10 @@
  * from antennad's own state, and changes for Slurm go through the broker. Never writes the store,
  * never takes the policy engine's lock and never appends to the audit trail itself: every change
  * is one registry call, which audits it.
+ * GET /metrics (metrics.h) is decided on the loop thread (metrics_access: a loopback peer, or a
+ * token of the role) and built on the pool: atomics plus registry_partner_stats, no queue scan.
+ * Every request's id (http_request_id) ends the log lines of its work, on the loop thread and
+ * the thread that serves it (log_request_id_set), and a submission stores it with its job.
  */
 #ifndef ANTENNA_API_H
 #define ANTENNA_API_H
@@ -46,10 +50,13 @@ typedef struct api_options {
     unsigned token_burst;              /* the bucket's size (0 = twice the rate) */
     int64_t token_default_lifetime_s;  /* a new token's lifetime when none is asked; 0 = never */
     int64_t token_max_lifetime_s;      /* the longest lifetime that may be asked; 0 = none */
-    reconciler *reconciler; /* GET /v1/reconcile (borrowed); NULL = no accounting (503) */
-    int max_array_tasks;    /* tasks per job array ("array" of POST /v1/jobs); 0 = 1000 */
-    const config *site;     /* the partitions each partner may use (config_partitions_for;
-                               borrowed); NULL = any valid partition name, default "" */
+    reconciler *reconciler;     /* GET /v1/reconcile (borrowed); NULL = no accounting (503) */
+    int max_array_tasks;        /* tasks per job array ("array" of POST /v1/jobs); 0 = 1000 */
+    const config *site;         /* the partitions each partner may use (config_partitions_for;
+                                   borrowed); NULL = any valid partition name, default "" */
+    const char *metrics_access; /* GET /metrics: "loopback" (NULL or "": the default; peers on
+                                   127.0.0.0/8 or ::1, no token) or "role:<role>" (a token of that
+                                   role); borrowed, checked by config_load */
 } api_options;
 
 /* Creates the API over `reg` (borrowed: every change goes through it; reads go to

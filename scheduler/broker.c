@@ -23,6 +23,7 @@
 #include "fault.h"
 #include "job_options.h"
 #include "log.h"
+#include "metrics.h"
 
 #define DISPATCH_BATCH   128 /* jobs begun per registry call */
 #define TICK_BUDGET_S    2   /* a tick stops dispatching after this long */
@@ -36,6 +37,7 @@
 /* A job of ours in Slurm, as last recorded. */
 struct tracked {
     int64_t id, slurm_id;
+    char request_id[65]; /* its submission's, ending the log lines about it */
     char state[STORE_STATE_MAX];
     char reason[STORE_REASON_MAX];
     int64_t start, end;
@@ -344,6 +346,7 @@ static int tracked_add(broker *b, int64_t id, int64_t slurm_id, const store_job 
     t->slurm_id = slurm_id;
     t->seen = b->gen;
     if (j != NULL) {
+        memcpy(t->request_id, j->request_id, sizeof t->request_id);
         snprintf(t->state, sizeof t->state, "%s", j->state);
         snprintf(t->reason, sizeof t->reason, "%s", j->reason);
         t->start = j->started_at;
@@ -460,12 +463,16 @@ static int outcomes_recorded(broker *b, registry_outcome *o, size_t n, int rc)
         return rc;
     }
     for (size_t i = 0; i < n; i++) {
+        const char *old = log_request_id_set(o[i].request_id);
         if (o[i].rc < 0 && o[i].rc != -EAGAIN)
             LOG(LOG_ERROR, "job %" PRId64 ": outcome not recorded (%s)", o[i].id,
                 strerror(-o[i].rc));
         if (o[i].rc == 0 && o[i].kind == REGISTRY_SUBMITTED) {
             if (tracked_add(b, o[i].id, o[i].slurm_job_id, NULL) < 0)
                 LOG(LOG_ERROR, "job %" PRId64 ": out of memory following it", o[i].id);
+            struct tracked *t = tracked_find(b, o[i].slurm_job_id);
+            if (t != NULL && t->id == o[i].id)
+                memcpy(t->request_id, o[i].request_id, sizeof t->request_id);
             LOG(LOG_INFO, "job %" PRId64 " dispatched as Slurm job %" PRId64, o[i].id,
                 o[i].slurm_job_id);
         } else if (o[i].rc == 0 && o[i].kind == REGISTRY_REFUSED) {
@@ -473,6 +480,7 @@ static int outcomes_recorded(broker *b, registry_outcome *o, size_t n, int rc)
         } else if (o[i].rc == 0 && o[i].kind == REGISTRY_CANCELLED) {
             LOG(LOG_INFO, "job %" PRId64 ": cancelled before dispatch: %s", o[i].id, o[i].reason);
         }
+        log_request_id_set(old);
     }
     b->dirty = true;
     return 0;
@@ -503,9 +511,11 @@ static int assoc_ready(broker *b, const char *partner, const char *unix_user, ch
     bool have = strset_has(&b->ensured, key);
     pthread_mutex_unlock(&b->assoc_mu);
     if (have) return 0;
+    int64_t t0 = metrics_now_us();
     int rc = slurm_adapter_account_ensure(b->sa, partner, partner, err, errlen);
     if (rc == 0 && unix_user != NULL)
         rc = slurm_adapter_user_ensure(b->sa, unix_user, partner, err, errlen);
+    metrics_slurm_rpc(METRICS_RPC_ASSOC, metrics_now_us() - t0, rc < 0 && rc != -ENOTSUP);
     if (rc == -ENOTSUP) {
         if (!atomic_exchange(&b->no_dbd, true))
             LOG(LOG_INFO, "Slurm has no slurmdbd: no associations kept, no records read (%s)", err);
@@ -679,9 +689,48 @@ out:
 
 /* Submits one job that the registry moved to dispatching; fills its outcome. Returns 0, or
  * -EAGAIN (Slurm unreachable: not sent), or -ETIMEDOUT (sent, answer lost). */
+/* The tag of job `j`, set as its AdminComment and ANTENNA_JOB_TAG: "<tag_prefix><id>", then
+ * " rid=<request id>" when its submission had one (well-formed: request_id.h, no space, no
+ * colon), so that an operator follows a request to `scontrol show job` and `sacct -o
+ * AdminComment`. tag_job_id reads it back. */
+static void tag_format(const broker *b, const store_job *j, char *out, size_t len)
+{
+    snprintf(out, len, "%s%" PRId64 "%s%s", b->tag_prefix, j->id, j->request_id[0] ? " rid=" : "",
+             j->request_id);
+}
+
+/* The id in a tag of tag_format ("antenna:<instance>:<id>", maybe " rid=..." after), or -1. */
+static int64_t tag_job_id(const broker *b, const char *tag);
+
+static int submit_one_job(broker *b, const store_job *j, registry_outcome *o);
+
+/* Submits one job with its request's id ending the lines logged meanwhile, and counts what became
+ * of it in the metrics. Returns what submit_one_job returns. */
 static int submit_one(broker *b, const store_job *j, registry_outcome *o)
 {
-    char why[STORE_REASON_MAX], dir[PATH_MAX], out[PATH_MAX + 32], tag[128], err[192] = "";
+    const char *old = log_request_id_set(j->request_id);
+    o->kind = 0;
+    int rc = submit_one_job(b, j, o);
+    log_request_id_set(old);
+    memcpy(o->request_id, j->request_id, sizeof o->request_id);
+    if (rc == -ETIMEDOUT) {
+        metrics_dispatch(METRICS_DISPATCH_LOST, -1);
+    } else if (o->kind == REGISTRY_SUBMITTED) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        int64_t us = ((int64_t)ts.tv_sec - j->submitted_at) * 1000000 + ts.tv_nsec / 1000;
+        metrics_dispatch(METRICS_DISPATCH_SUBMITTED, us);
+    } else if (o->kind == REGISTRY_REFUSED) {
+        metrics_dispatch(METRICS_DISPATCH_REFUSED, -1);
+    } else if (o->kind == REGISTRY_REQUEUE) {
+        metrics_dispatch(METRICS_DISPATCH_REQUEUED, -1);
+    }
+    return rc;
+}
+
+static int submit_one_job(broker *b, const store_job *j, registry_outcome *o)
+{
+    char why[STORE_REASON_MAX], dir[PATH_MAX], out[PATH_MAX + 32], tag[256], err[192] = "";
     char errpath[PATH_MAX + 32], work[PATH_MAX + JOBREQ_FILE_MAX];
     char *script = NULL, *opts_text = NULL;
     jobreq r;
@@ -763,7 +812,7 @@ static int submit_one(broker *b, const store_job *j, registry_outcome *o)
         outcome_set(o, j->id, REGISTRY_REFUSED, 0, why);
         return 0;
     }
-    snprintf(tag, sizeof tag, "%s%" PRId64, b->tag_prefix, j->id);
+    tag_format(b, j, tag, sizeof tag);
     slurm_adapter_submit_req req = {
         .account = j->partner,
         .name = j->name,
@@ -807,7 +856,9 @@ static int submit_one(broker *b, const store_job *j, registry_outcome *o)
         .dependency = dep,
     };
     rpc_begin(b);
+    int64_t t0 = metrics_now_us();
     int rc = slurm_adapter_submit(b->sa, &req, &slurm_id, err, sizeof err);
+    metrics_slurm_rpc(METRICS_RPC_SUBMIT, metrics_now_us() - t0, rc == -EAGAIN || rc == -ETIMEDOUT);
     rpc_end(b);
     free(script);
     if (rc == -EAGAIN) {
@@ -1063,11 +1114,10 @@ static registry_slurm_change *chg_slot(registry_slurm_change **chg, size_t n, si
 static const slurm_adapter_record *record_of(const broker *b, const struct tracked *t,
                                              const slurm_adapter_record *v, size_t n)
 {
-    char tag[128];
     const slurm_adapter_record *best = NULL;
-    snprintf(tag, sizeof tag, "%s%" PRId64, b->tag_prefix, t->id);
     for (size_t k = 0; k < n; k++) {
-        if ((int64_t)v[k].job_id != t->slurm_id || strcmp(v[k].admin_comment, tag) != 0) continue;
+        if ((int64_t)v[k].job_id != t->slurm_id || tag_job_id(b, v[k].admin_comment) != t->id)
+            continue;
         if (best == NULL || v[k].submit_time > best->submit_time) best = &v[k];
     }
     return best;
@@ -1094,7 +1144,9 @@ static int ends_from_record(broker *b, registry_slurm_change **chg, size_t *nchg
     int rrc = -ENOTSUP;
     if (!atomic_load(&b->no_dbd)) {
         rpc_begin(b);
+        int64_t t0 = metrics_now_us();
         rrc = slurm_adapter_records_by_id(b->sa, ids, nmiss, &rec, &nrec, err, sizeof err);
+        metrics_slurm_rpc(METRICS_RPC_RECORDS, metrics_now_us() - t0, rrc < 0 && rrc != -ENOTSUP);
         rpc_end(b);
         if (rrc == -ENOTSUP) atomic_store(&b->no_dbd, true);
     }
@@ -1196,9 +1248,14 @@ static int apply_listing(broker *b, const slurm_adapter_job *sj, size_t n)
             strerror(-rc));
         goto out;
     }
+    /* a line logged about a job ends with its request's id (copied: t may be removed) */
+    char rid[sizeof b->tr->request_id];
+    const char *old_rid = log_request_id_set(NULL);
     for (size_t i = 0; i < nchg; i++) {
         struct tracked *t = tracked_find(b, chg[i].slurm_job_id);
         if (t == NULL) continue;
+        memcpy(rid, t->request_id, sizeof rid);
+        log_request_id_set(rid);
         if (chg[i].rc == -ENOENT || chg[i].finished || chg[i].lost) {
             if (chg[i].rc == 0 && chg[i].finished)
                 LOG(LOG_INFO,
@@ -1227,13 +1284,13 @@ static int apply_listing(broker *b, const slurm_adapter_job *sj, size_t n)
                 t->id, t->slurm_id);
         tracked_apply(t, &chg[i]);
     }
+    log_request_id_set(old_rid);
     b->dirty = true;
 out:
     free(chg);
     return rc;
 }
 
-/* The id in a tag "antenna:<instance>:<id>", or -1. */
 static int64_t tag_job_id(const broker *b, const char *tag)
 {
     size_t plen = strlen(b->tag_prefix);
@@ -1241,7 +1298,9 @@ static int64_t tag_job_id(const broker *b, const char *tag)
     char *end;
     errno = 0;
     long long v = strtoll(tag + plen, &end, 10);
-    if (errno != 0 || *end != '\0' || end == tag + plen || v <= 0) return -1;
+    if (errno != 0 || (*end != '\0' && strncmp(end, " rid=", 5) != 0) || end == tag + plen ||
+        v <= 0)
+        return -1;
     return v;
 }
 
@@ -1289,8 +1348,10 @@ static int poll_slurm(broker *b, bool full, bool resolve_now)
     char err[256] = "";
     if (full) slurm_adapter_poll_reset(b->sa);
     rpc_begin(b);
+    int64_t t0 = metrics_now_us();
     int rc = slurm_adapter_poll(b->sa, b->tag_prefix, follows_slurm_id, b, &sj, &n, &changed, err,
                                 sizeof err);
+    metrics_slurm_rpc(METRICS_RPC_POLL, metrics_now_us() - t0, rc < 0);
     rpc_end(b);
     if (rc < 0) {
         if (atomic_exchange(&b->slurm_ok, false))
@@ -1331,7 +1392,10 @@ static void send_cancels(broker *b)
             continue;
         }
         rpc_begin(b);
+        int64_t t0 = metrics_now_us();
         int rc = slurm_adapter_cancel(b->sa, (uint32_t)t->slurm_id, err, sizeof err);
+        metrics_slurm_rpc(METRICS_RPC_CANCEL, metrics_now_us() - t0,
+                          rc < 0 && rc != -EALREADY && rc != -ENOENT);
         rpc_end(b);
         if (rc == -EAGAIN) {
             atomic_store(&b->slurm_ok, false);
@@ -1387,7 +1451,9 @@ static void refresh_window(broker *b, int64_t now)
     char err[256];
     b->last_window = now;
     rpc_begin(b);
+    int64_t t0 = metrics_now_us();
     int rc = slurm_adapter_partition_size(b->sa, b->partition, &cpus, &nodes, err, sizeof err);
+    metrics_slurm_rpc(METRICS_RPC_PARTITION, metrics_now_us() - t0, rc < 0);
     rpc_end(b);
     if (rc < 0) return;
     int w = b->opt.cluster_window > 0 ? b->opt.cluster_window : 4;

@@ -38,6 +38,8 @@ void config_defaults(config *c)
     c->max_unsent_bytes = 1024 * 1024;
     c->max_buffered_body_bytes = 64 * 1024 * 1024;
     c->healthz_starved_ms = 5000;
+    snprintf(c->metrics_access, sizeof c->metrics_access, "loopback");
+    c->access_log = 1;
     c->auth_failures_per_minute = 20;
     c->token_rate_per_second = 100;
     c->token_burst = 200;
@@ -225,6 +227,8 @@ static const struct key keys[] = {
     NUM(token_default_lifetime_days, K_UINT, 0, 36500),
     NUM(token_max_lifetime_days, K_UINT, 0, 36500),
     NUM(slurm_gpu_limits, K_INT, 0, 1),
+    STR(metrics_access, K_STR),
+    NUM(access_log, K_INT, 0, 1),
 };
 
 /* Reads an array of at most `max` non-empty strings under 64 chars into dst, with its
@@ -314,6 +318,20 @@ const char *config_default_partition_for(const config *c, const char *partner)
     for (size_t i = 0; l[i] != NULL; i++)
         if (strcmp(l[i], c->partition) == 0) return c->partition;
     return l[0] != NULL ? l[0] : c->partition;
+}
+
+/* "metrics_access": "loopback" or "role:<role>". Returns 0 or -EINVAL with a message. */
+static int metrics_access_check(const char *s, char *err, size_t errlen)
+{
+    static const char *const ok[] = {"loopback",   "role:user",  "role:manager",
+                                     "role:staff", "role:admin", "role:auditor"};
+    for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++)
+        if (strcmp(s, ok[i]) == 0) return 0;
+    snprintf(err, errlen,
+             "metrics_access must be \"loopback\" or \"role:<role>\" with a role of user, "
+             "manager, staff, admin or auditor (e.g. \"role:auditor\"), not \"%s\"",
+             s);
+    return -EINVAL;
 }
 
 /* "unix_deny": ["name", ...], Unix accounts never mapped to a user. */
@@ -500,6 +518,13 @@ int config_load(const char *path, config *c, char *err, size_t errlen)
         }
     }
     c->policy.max_gpus_per_job = c->max_gpus > 0 ? c->max_gpus : 1;
+    {
+        char msg[256] = "";
+        if ((rc = metrics_access_check(c->metrics_access, msg, sizeof msg)) < 0) {
+            snprintf(err, errlen, "%s: %s", path, msg);
+            goto out;
+        }
+    }
     if (c->token_max_lifetime_days > 0 &&
         (c->token_default_lifetime_days == 0 ||
          c->token_default_lifetime_days > c->token_max_lifetime_days)) {

@@ -68,6 +68,10 @@ typedef struct config {
     size_t max_unsent_bytes;           /* per connection: unsent answers above it pause reading */
     size_t max_buffered_body_bytes;    /* request bodies being received, all connections */
     unsigned healthz_starved_ms;       /* /healthz: degraded when a request waits this to start */
+    /* GET /metrics: "loopback" (peers on 127.0.0.0/8 or ::1, no token; the default) or
+     * "role:<role>" (a bearer token of that role: user, manager, staff, admin or auditor) */
+    char metrics_access[32];
+    int access_log; /* 1 (default): one INFO "access ..." line per answered request; 0: none */
     /* accounts and authentication */
     unsigned unix_uid_min;                                /* 0 = UID_MIN of /etc/login.defs */
     char unix_deny[CONFIG_MAX_UNIX_DENY][64];             /* Unix accounts never mapped to a user */
@@ -91,7 +95,7 @@ typedef struct config {
  * received, /healthz starved after 5 s, gpu types: h100 at weight 1.0, the policy defaults of
  * policy_config_defaults; UID_MIN from /etc/login.defs, no deny list, 20 failed authentications
  * per peer and minute, 100 requests per second per token with bursts of 200, tokens valid 90
- * days by default and 365 at most). */
+ * days by default and 365 at most, /metrics from loopback peers only). */
 void config_defaults(config *c);
 
 /* Reads the JSON file at `path` over the defaults. Relative paths inside it are resolved against

@@ -34,10 +34,13 @@
 #include "http_server.h"
 
 #include "log.h"
+#include "metrics.h"
+#include "request_id.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
 #include <http_parser.h>
+#include <inttypes.h>
 #include <jansson.h>
 #include <limits.h>
 #include <netinet/in.h>
@@ -107,6 +110,11 @@ struct http_request {
     char *extra; /* response headers from http_request_header_add: "Name: value\r\n"... */
     size_t extra_len;
     char peer[PEER_MAX];
+    int64_t start_us;             /* its first byte (metrics_now_us), for its latency */
+    int route;                    /* metrics route id (http_request_route_set), 0 = "-" */
+    char rid[REQUEST_ID_MAX + 1]; /* its request id, from its headers on ("" before) */
+    char user[64];                /* who asked, for the access log (http_request_user_set) */
+    bool no_access_log;           /* its server's no_access_log */
     void *data; /* http_request_data_set: the handler's, dropped with `drop` if never taken */
     void (*drop)(void *data);
 };
@@ -170,6 +178,7 @@ struct http_server {
     size_t max_buffered;
     size_t body_bytes; /* bodies being received, over all connections (see body_reserved) */
     http_headers_fn on_headers;
+    bool no_access_log;
     char host[64];                   /* the listen host, for absolute-form targets */
     peer_count *peers[PEER_BUCKETS]; /* connections per peer address */
     unsigned nconns;                 /* counted connections */
@@ -374,7 +383,8 @@ static int conn_encrypt(http_conn *c, const char *data, size_t len)
 /* Queues one full response; `extra` is "Name: value\r\n" lines (or NULL). Returns 0 or a
  * negative errno (the caller aborts). */
 static int conn_send_response(http_conn *c, int status, const char *content_type, const char *body,
-                              size_t len, bool keep_alive, bool head, const char *extra)
+                              size_t len, bool keep_alive, bool head, const char *extra,
+                              const char *rid)
 {
     const char *date = format_date();
     char hdr[512];
@@ -393,9 +403,11 @@ static int conn_send_response(http_conn *c, int status, const char *content_type
                      "Date: %s\r\n"
                      "Content-Type: %s\r\n"
                      "%s"
-                     "Connection: %s\r\n",
+                     "Connection: %s\r\n"
+                     "%s%s%s",
                      status, reason_phrase(status), date, content_type, length,
-                     keep_alive ? "keep-alive" : "close");
+                     keep_alive ? "keep-alive" : "close", rid && rid[0] ? "X-Request-Id: " : "",
+                     rid && rid[0] ? rid : "", rid && rid[0] ? "\r\n" : "");
     if (n < 0 || (size_t)n >= sizeof hdr) return -EINVAL;
     size_t extra_len = extra ? strlen(extra) : 0;
     size_t head_len = (size_t)n + extra_len + 2;
@@ -559,6 +571,7 @@ static void conn_abort(http_conn *c)
     if (c->counted) {
         c->counted = false;
         c->srv->nconns--;
+        metrics_connections_add(-1);
     }
     if (c->detached) return; /* http_server_parse_buffer frees it */
     uv_timer_stop(&c->timer);
@@ -591,6 +604,7 @@ static void conn_finish(http_conn *c, bool tls_notify)
     if (c->counted) {
         c->counted = false;
         c->srv->nconns--;
+        metrics_connections_add(-1);
     }
     if (c->detached) return; /* input after this is ignored, as on a socket */
     if (tls_notify) {
@@ -620,12 +634,15 @@ static void conn_fail_with(http_conn *c, int status, const char *code, const cha
                            const char *extra)
 {
     LOG(LOG_DEBUG, "http: %s: %d %s: %s", c->peer, status, code, message);
+    char rid[REQUEST_ID_MAX + 1] = "";
+    if (c->cur) memcpy(rid, c->cur->rid, sizeof rid);
+    metrics_http_observe(0, status, c->cur ? metrics_now_us() - c->cur->start_us : -1);
     request_free(c->cur);
     c->cur = NULL;
     conn_body_release(c);
     char *body = error_json(code, message);
     int r = body ? conn_send_response(c, status, "application/json", body, strlen(body), false,
-                                      false, extra)
+                                      false, extra, rid)
                  : -ENOMEM;
     free(body);
     if (r < 0)
@@ -660,6 +677,8 @@ static int on_message_begin(http_parser *p)
         return -1;
     }
     memcpy(c->cur->peer, c->peer, sizeof c->peer);
+    c->cur->start_us = metrics_now_us();
+    c->cur->no_access_log = c->srv->no_access_log;
     c->pause = PAUSE_BEGIN;
     http_parser_pause(p, 1);
     return 0;
@@ -719,6 +738,17 @@ static int on_header_value(http_parser *p, const char *at, size_t len)
     return 0;
 }
 
+/* The request keeps a well-formed X-Request-Id it brings (request_id_valid); any other gets a
+ * fresh id, never an echo of what it sent. */
+static void request_id_take(http_request *req)
+{
+    const char *x = http_request_header(req, "X-Request-Id");
+    if (request_id_valid(x))
+        memcpy(req->rid, x, strlen(x) + 1);
+    else
+        request_id_make(req->rid, sizeof req->rid);
+}
+
 static int on_headers_complete(http_parser *p)
 {
     http_conn *c = p->data;
@@ -733,6 +763,7 @@ static int on_headers_complete(http_parser *p)
                (h->value[h->value_len - 1] == ' ' || h->value[h->value_len - 1] == '\t'))
             h->value[--h->value_len] = '\0';
     }
+    request_id_take(req);
     c->pause = PAUSE_HEADERS;
     http_parser_pause(p, 1);
     return 0;
@@ -1288,6 +1319,7 @@ static void on_connection(uv_stream_t *listener, int status)
     srv->limit_logged = false;
     c->counted = true;
     srv->nconns++;
+    metrics_connections_add(1);
     uv_tcp_nodelay(&c->tcp, 1);
 
     c->ssl = SSL_new(srv->ctx);
@@ -1337,6 +1369,7 @@ static void server_set_limits(http_server *srv, const http_server_options *opt)
     srv->max_buffered =
         opt->max_buffered_body_bytes ? opt->max_buffered_body_bytes : DEFAULT_MAX_BUFFERED;
     srv->on_headers = opt->on_headers;
+    srv->no_access_log = opt->no_access_log;
     snprintf(srv->host, sizeof srv->host, "%s",
              opt->host && strcmp(opt->host, "localhost") != 0 ? opt->host : "127.0.0.1");
 }
@@ -1603,6 +1636,24 @@ const char *http_request_peer(const http_request *req)
     return req->peer;
 }
 
+const char *http_request_id(const http_request *req)
+{
+    return req->rid;
+}
+
+void http_request_route_set(http_request *req, int route)
+{
+    if (req) req->route = route;
+}
+
+void http_request_user_set(http_request *req, const char *user)
+{
+    if (!req) return;
+    size_t n = user ? strnlen(user, sizeof req->user - 1) : 0; /* no formatting per request */
+    if (n) memcpy(req->user, user, n);
+    req->user[n] = '\0';
+}
+
 void http_request_data_set(http_request *req, void *data, void (*drop)(void *data))
 {
     if (!req) return;
@@ -1655,10 +1706,29 @@ int http_request_header_add(http_request *req, const char *name, const char *val
     return 0;
 }
 
+/* Counts an answered request in the metrics and writes its access-log line (at INFO: nothing is
+ * formatted when the level is above), with its request id ending the line. */
+static void request_answered(const http_request *req, int status, size_t len)
+{
+    int64_t us = metrics_now_us() - req->start_us;
+    metrics_http_observe(req->route, status, us);
+    if (LOG_INFO < log_min_level || req->no_access_log) return;
+    const char *old = log_request_id_set(req->rid);
+    /* a route's label names its method ("GET /v1/jobs/{id}"); one not routed gets "<method> -" */
+    LOG(LOG_INFO, "access %s%s%s %d %zuB %" PRId64 "us peer=%s user=%s",
+        req->route ? "" : (req->method ? req->method : "-"), req->route ? "" : " ",
+        metrics_route_label(req->route), status, len, us, req->peer,
+        req->user[0] ? req->user : "-");
+    log_request_id_set(old);
+}
+
 void http_request_respond(http_request *req, int status, const char *content_type, const char *body,
                           size_t len)
 {
     if (!req) return;
+    if (status < 200 || status > 599) status = 500;
+    request_answered(req, status, body ? len : 0);
+    /* (the access line is written for an answer dropped because its client went away too) */
     http_conn *c = req->conn;
     if (!c) {
         request_free(req); /* the client went away: drop the answer */
@@ -1670,7 +1740,7 @@ void http_request_respond(http_request *req, int status, const char *content_typ
         conn_body_release(c);
         if (status < 200 || status > 599) status = 500;
         int r = conn_send_response(c, status, content_type, body, body ? len : 0, false, req->head,
-                                   req->extra);
+                                   req->extra, req->rid);
         request_free(req);
         if (r < 0)
             conn_abort(c);
@@ -1687,8 +1757,8 @@ void http_request_respond(http_request *req, int status, const char *content_typ
     if (status < 200 || status > 599) status = 500;
     if (!body) len = 0;
     /* `body` may point into the request (an echo): send before freeing it. */
-    int r =
-        conn_send_response(c, status, content_type, body, len, keep_alive, req->head, req->extra);
+    int r = conn_send_response(c, status, content_type, body, len, keep_alive, req->head,
+                               req->extra, req->rid);
     request_free(req);
     if (r < 0) {
         conn_abort(c);

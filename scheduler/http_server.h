@@ -15,6 +15,7 @@
 #ifndef ANTENNA_HTTP_SERVER_H
 #define ANTENNA_HTTP_SERVER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <uv.h>
 
@@ -53,6 +54,7 @@ typedef struct http_server_options {
                                           full at once); a request that would exceed it gets 503
                                           and a close; 0 = 64 MiB */
     http_headers_fn on_headers;        /* may be NULL; see http_headers_fn */
+    bool no_access_log; /* true: no "access ..." line per answer (the metrics stay) */
 } http_server_options;
 
 /* Creates a server on `loop`, loads the certificate and key, binds and listens. Returns 0 and
@@ -107,6 +109,16 @@ const char *http_request_body(const http_request *req, size_t *len);
 /* The peer's address as text, e.g. "127.0.0.1:53412". */
 const char *http_request_peer(const http_request *req);
 
+/* The request's id: the X-Request-Id it brought when well-formed (request_id_valid), else a fresh
+ * one (request_id_make); set once its headers are in, sent back in its answer's X-Request-Id
+ * header (protocol-error answers after the headers too) and written on its access-log line. */
+const char *http_request_id(const http_request *req);
+
+/* Names the request's route (a metrics_route_register id; 0 = "-", the default) and its user
+ * (copied; "" = none), for its answer's metrics and access-log line. Call before answering. */
+void http_request_route_set(http_request *req, int route);
+void http_request_user_set(http_request *req, const char *user);
+
 /* The handler's own data for one request: the on_headers hook may attach `data` (e.g. what it
  * learnt from the headers) for the handler to take with http_request_data_take. Data still
  * attached when the request is freed (its connection failed before the handler ran) is passed
@@ -122,11 +134,14 @@ void *http_request_data_take(http_request *req);
  * refused. Call before http_request_respond. Returns 0, -EINVAL or -ENOMEM. */
 int http_request_header_add(http_request *req, const char *name, const char *value);
 
-/* Answers `req` with `status`, a Content-Type and a body (copied). Adds Content-Length, Date and
- * Connection headers (Connection: close once http_server_shutdown ran). Call exactly once per
- * request, on the loop thread; `req` is invalid after. If the connection is gone meanwhile (the
- * client went away, http_server_close, the shutdown grace ran out) the response is dropped and
- * `req` freed: `req` stays valid until this call, even after the server's done callback ran. */
+/* Answers `req` with `status`, a Content-Type and a body (copied). Adds Content-Length, Date,
+ * X-Request-Id and Connection headers (Connection: close once http_server_shutdown ran). Call
+ * exactly once per request, on the loop thread; `req` is invalid after. If the connection is gone
+ * meanwhile (the client went away, http_server_close, the shutdown grace ran out) the response is
+ * dropped and `req` freed: `req` stays valid until this call, even after the server's done callback
+ * ran. Counts the answer in the HTTP metrics (its route, status and latency from its first byte)
+ * and writes one access-log line at INFO (unless no_access_log): "access ROUTE STATUS <n>B <us>us
+ * peer=.. user=.." ending in its request id (ROUTE: "GET /v1/jobs/{id}", or "<METHOD> -"). */
 void http_request_respond(http_request *req, int status, const char *content_type, const char *body,
                           size_t len);
 

@@ -13,6 +13,14 @@
 
 int log_min_level = LOG_INFO;
 static int log_fd = 2;
+static _Thread_local const char *log_rid; /* the request this thread works for, or NULL */
+
+const char *log_request_id_set(const char *rid)
+{
+    const char *old = log_rid;
+    log_rid = rid && rid[0] ? rid : NULL;
+    return old;
+}
 
 static const char *const level_names[] = {"DEBUG", "INFO", "WARN", "ERROR"};
 
@@ -33,6 +41,11 @@ void log_write(int level, const char *fmt, ...)
     va_end(ap);
     size_t len = (size_t)n + (m < 0 ? 0 : (size_t)m);
     if (len > sizeof line - 2) len = sizeof line - 2;
+    if (log_rid != NULL) {
+        int k = snprintf(line + len, sizeof line - len - 1, " rid=%s", log_rid);
+        len += k < 0 ? 0 : (size_t)k;
+        if (len > sizeof line - 2) len = sizeof line - 2;
+    }
     line[len++] = '\n';
     ssize_t w = write(log_fd, line, len);
     (void)w;

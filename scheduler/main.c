@@ -232,6 +232,7 @@ static int serve(const char *config_path, bool accept_head)
     ao.token_burst = d.cfg.token_burst;
     ao.token_default_lifetime_s = (int64_t)d.cfg.token_default_lifetime_days * 86400;
     ao.token_max_lifetime_s = (int64_t)d.cfg.token_max_lifetime_days * 86400;
+    ao.metrics_access = d.cfg.metrics_access;
     LOG(LOG_INFO, "accounts: uid >= %u, SlurmUser %s and munge refused", ao.accounts.uid_min,
         slurm_user[0] ? slurm_user : "(unknown)");
     if ((rc = api_new(&d.loop, d.reg, d.br, &ao, &d.api)) < 0) goto fail_api;
@@ -242,6 +243,7 @@ static int serve(const char *config_path, bool accept_head)
                               .max_header_bytes = d.cfg.max_header_bytes,
                               .max_body_bytes = d.cfg.max_body_bytes,
                               .idle_timeout_ms = d.cfg.idle_timeout_ms,
+                              .no_access_log = d.cfg.access_log == 0,
                               .max_connections_per_peer = d.cfg.max_connections_per_peer,
                               .handshake_timeout_ms = d.cfg.handshake_timeout_ms,
                               .request_timeout_ms = d.cfg.request_timeout_ms,

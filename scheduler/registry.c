@@ -21,6 +21,7 @@
 #include "fault.h"
 #include "job_dependency.h"
 #include "log.h"
+#include "metrics.h"
 
 enum change_kind {
     CH_SUBMIT,
@@ -1469,7 +1470,12 @@ static void run_batch(registry *r, struct change *list)
     int64_t seq = r->batch_seq;
     char hash[STORE_HASH_HEX];
     memcpy(hash, r->batch_hash, sizeof hash);
+    size_t nchanges = 0;
+    for (struct change *c = list; c; c = c->next)
+        nchanges++;
+    int64_t t0 = metrics_now_us();
     rc = store_batch_commit(r->st);
+    metrics_store_commit(metrics_now_us() - t0, nchanges, rc < 0);
     if (rc < 0) {
         for (struct change *c = list; c; c = c->next) {
             if (c->rc == 0) change_undo(c);
@@ -1803,6 +1809,14 @@ size_t registry_queue_length(registry *r)
 {
     pthread_mutex_lock(&r->eng_mu);
     size_t n = policy_queue_length(r->pol);
+    pthread_mutex_unlock(&r->eng_mu);
+    return n;
+}
+
+size_t registry_partner_stats(registry *r, int64_t now, policy_partner_stats *out, size_t max)
+{
+    pthread_mutex_lock(&r->eng_mu);
+    size_t n = policy_partner_stats_get(r->pol, now, out, max);
     pthread_mutex_unlock(&r->eng_mu);
     return n;
 }

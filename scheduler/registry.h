@@ -101,6 +101,12 @@ int registry_gpu_weight(registry *r, const char *gpu_type);
 /* The number of jobs queued in the engine. */
 size_t registry_queue_length(registry *r);
 
+/* Each partner's numbers now (queued jobs by wait reason, GPUs in Slurm and running, this period's
+ * GPU budget used and held) into out[0..max), for GET /metrics: returns how many it filled. Holds
+ * the engine's lock for O(partners + users x log partners), never O(queued jobs), and waits for
+ * a batch being committed like every live read. Blocking: never on the loop thread. */
+size_t registry_partner_stats(registry *r, int64_t now, policy_partner_stats *out, size_t max);
+
 /* Sets the cluster window (how many of our jobs may wait in Slurm, dispatched but not yet
  * running): the broker sizes it from the cluster. Returns 0 or -EINVAL (window <= 0). */
 int registry_window_set(registry *r, int window);
@@ -207,6 +213,7 @@ typedef struct registry_outcome {
     int64_t slurm_job_id; /* REGISTRY_SUBMITTED */
     char reason[STORE_REASON_MAX];
     int rc; /* out: 0, -EAGAIN (the job is no longer dispatching: nothing done), or an error */
+    char request_id[65]; /* the job's request id, for the caller's log lines (never recorded) */
 } registry_outcome;
 
 /* Records n outcomes in one batch (each audited: job.dispatched, job.finished, job.requeued).

@@ -4,6 +4,7 @@
 #include "store.h"
 
 #include "log.h"
+#include "request_id.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -293,6 +294,13 @@ static const char *const migrations[] = {
     "  prereq_id INTEGER NOT NULL,"
     "  PRIMARY KEY (job_id, pos));"
     "CREATE INDEX jobs_user_name ON jobs (user_id, name) WHERE state NOT IN " TERMINAL_SQL ";",
+    /* v10 -> v11 (issue 11): the request id of a job's submission, to follow it from the HTTP
+     * answer through antennad's log to Slurm's AdminComment (none for older jobs). A table of
+     * its own: a column added to jobs would come after script, and reading it would read the
+     * script's overflow pages on every job listed. */
+    "CREATE TABLE job_requests ("
+    "  job_id INTEGER PRIMARY KEY REFERENCES jobs(id),"
+    "  request_id TEXT NOT NULL);",
 };
 
 #define STORE_SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
@@ -302,7 +310,8 @@ static const char *const migrations[] = {
     "time_minutes, state, reason, slurm_job_id, exit_code, cancel_requested, submitted_at, "       \
     "dispatched_at, started_at, ended_at, period, hold_gpu_seconds, hold_cpu_seconds, "            \
     "charge_gpu_seconds, charge_cpu_seconds, " JOB_ARRAY_COLS ", "                                 \
-    "coalesce((SELECT x.cpus FROM job_extra x WHERE x.job_id = jobs.id), 0)"
+    "coalesce((SELECT x.cpus FROM job_extra x WHERE x.job_id = jobs.id), 0), "                     \
+    "(SELECT r.request_id FROM job_requests r WHERE r.job_id = jobs.id)"
 
 /* A job's array, its index in it and the array's %max (0, -1, 0 for a plain job): one primary-key
  * lookup each, so that every statement reading JOB_COLS from jobs keeps its plan. */
@@ -388,6 +397,7 @@ enum stmt_id {
     ST_TOKEN_ACTIVE,
     ST_TOKEN_GET,
     ST_JOB_INSERT,
+    ST_JOB_REQUEST_INSERT,
     ST_JOB_GET,
     ST_JOB_SCRIPT,
     ST_JOB_LIST,
@@ -537,6 +547,7 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_JOB_INSERT] = "INSERT INTO jobs (user_id, user_name, partner, unix_user, name, gpus, "
                       "gpu_type, cpus_per_task, mem_mb, time_minutes, state, submitted_at, script) "
                       "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 'queued', ?11, ?12)",
+    [ST_JOB_REQUEST_INSERT] = "INSERT INTO job_requests (job_id, request_id) VALUES (?1, ?2)",
     [ST_JOB_GET] = "SELECT " JOB_COLS " FROM jobs WHERE id = ?1",
     [ST_JOB_SCRIPT] = "SELECT script FROM jobs WHERE id = ?1",
     [ST_JOB_OPTIONS] = "SELECT coalesce((SELECT x.options FROM job_extra x WHERE x.job_id = j.id), "
@@ -1063,6 +1074,7 @@ static void read_job(sqlite3_stmt *st, void *item)
     j->array_task_id = sqlite3_column_int(st, 26);
     j->array_max = sqlite3_column_int(st, 27);
     j->cpus = sqlite3_column_int(st, 28);
+    col_text(st, 29, j->request_id, sizeof j->request_id);
 }
 
 static int64_t now(void)
@@ -1975,7 +1987,9 @@ static int charge_write(conn *c, int64_t id, int64_t gpu_seconds, int64_t cpu_se
 int store_job_insert(store *s, store_job *j, const char *script)
 {
     if (!s || !j || !script || !text_fits(j->name, sizeof j->name) ||
-        !text_fits(j->gpu_type, sizeof j->gpu_type))
+        !text_fits(j->gpu_type, sizeof j->gpu_type) ||
+        !text_fits(j->request_id, sizeof j->request_id) ||
+        (j->request_id[0] != '\0' && !request_id_valid(j->request_id)))
         return -EINVAL;
     int ret = write_begin(s, true);
     if (ret < 0) return ret;
@@ -2011,6 +2025,16 @@ int store_job_insert(store *s, store_job *j, const char *script)
     sqlite3_bind_text(st, 12, script, -1, SQLITE_STATIC);
     ret = stmt_run(c, st, "job insert");
     if (ret == 0) new_id = sqlite3_last_insert_rowid(c->db);
+    if (ret == 0 && j->request_id[0] != '\0') {
+        st = stmt_get(c, ST_JOB_REQUEST_INSERT);
+        if (!st) {
+            ret = -EIO;
+            goto out;
+        }
+        sqlite3_bind_int64(st, 1, new_id);
+        bind_text(st, 2, j->request_id);
+        ret = stmt_run(c, st, "job request id insert");
+    }
 out:
     ret = write_end(s, ret);
     if (ret < 0) return ret;

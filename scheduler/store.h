@@ -129,6 +129,8 @@ typedef struct store_job {
     int array_task_id;    /* its index in that array, -1 = none */
     int array_max;        /* the array's %max, 0 = none */
     int cpus; /* the job's total CPUs (jobreq_totals_get); 0 = as cpus_per_task (no extra row) */
+    char request_id[65]; /* its submission's request id (request_id.h; table job_requests), "" if
+                            none (jobs from before schema v8) */
 } store_job;
 
 /* Opens (creating if needed) the database at `path`, in WAL mode, and migrates its schema.
@@ -298,9 +300,10 @@ int store_token_list(store *s, int64_t user_id, store_token **out, size_t *n);
 
 /* --- jobs --- */
 
-/* Inserts job `j` (user_id and the request fields are read; user/partner/unix_user are filled
- * from the user row) with its script, in state queued, submitted_at = now. Returns 0 and fills
- * j->id, j->state and the times; -ENOENT (no such user), -EIO. */
+/* Inserts job `j` (user_id, the request fields and request_id, "" or well-formed by
+ * request_id_valid, are read; user/partner/unix_user are filled from the user row) with its script,
+ * in state queued, submitted_at = now. Returns 0 and fills j->id, j->state and the times; -ENOENT
+ * (no such user), -EINVAL (a field too long, a malformed request_id), -EIO. */
 int store_job_insert(store *s, store_job *j, const char *script);
 
 /* Sets the wait reason of a queued job (no-op if the job is not queued or the reason is the same).

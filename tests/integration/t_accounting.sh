@@ -60,8 +60,8 @@ acc_gone() { ! scontrol show job "$1" > /dev/null 2>&1; }
 check "job A ended and slurmctld forgot it while antennad was down (MinJobAge)" acc_until 150 acc_gone "$acc_sa"
 check "slurmdbd has job A's record: COMPLETED under account acc" \
     test "$(acc_sacct "$acc_sa" state),$(acc_sacct "$acc_sa" account)" = "COMPLETED,acc"
-check "job A's record carries antennad's tag in AdminComment" \
-    test "$(acc_sacct "$acc_sa" admincomment)" = "antenna:$(ledger "SELECT value FROM meta WHERE key='instance_id'"):$acc_a"
+check "job A's record carries antennad's tag in AdminComment (and its request id)" \
+    test "$(acc_sacct "$acc_sa" admincomment)" = "antenna:$(ledger "SELECT value FROM meta WHERE key='instance_id'"):$acc_a rid=$(ledger "SELECT request_id FROM job_requests WHERE job_id = $acc_a")"
 acc_elapsed=$(acc_sacct "$acc_sa" elapsedraw)
 antennad_start "$build/antennad" "$work" || ko "antennad restarts"
 check "job A is completed from slurmdbd's record, not lost" wait_state "$dora" "$acc_a" completed 30

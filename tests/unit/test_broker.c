@@ -696,6 +696,45 @@ static void test_record_of_the_same_slurm_id_with_another_tag_is_not_taken(void 
     assert_int_equal(ledger_sum(w, id, "charge"), 10 * 60);
 }
 
+/* A job submitted with a request id: queued in the store with it (as POST /v1/jobs does). */
+static int64_t queue_job_with_request_id(struct world *w, const char *rid)
+{
+    store_job j;
+    memset(&j, 0, sizeof j);
+    j.user_id = w->user_id;
+    snprintf(j.name, sizeof j.name, "t");
+    j.gpus = 1;
+    snprintf(j.gpu_type, sizeof j.gpu_type, "h100");
+    j.cpus_per_task = 1;
+    j.time_minutes = 5;
+    snprintf(j.request_id, sizeof j.request_id, "%s", rid);
+    assert_int_equal(store_job_insert(w->st, &j, "#!/bin/bash\ntrue\n"), 0);
+    return j.id;
+}
+
+static void test_request_id_of_a_job_ends_its_slurm_tag(void **state)
+{
+    struct world *w = *state;
+    int64_t id = queue_job_with_request_id(w, "it-abc123");
+    start_broker(w);
+    assert_true(run_until_state(w, id, "pending"));
+    char want[160];
+    snprintf(want, sizeof want, "antenna:%s:%lld rid=it-abc123", store_instance_id(w->st),
+             (long long)id);
+    assert_string_equal(fake.last_tag, want);
+}
+
+static void test_record_whose_tag_ends_in_a_request_id_is_taken(void **state)
+{
+    struct world *w = *state;
+    int64_t id = queue_job_with_request_id(w, "it-rec1");
+    start_broker(w);
+    assert_true(run_until_state(w, id, "pending"));
+    fake_record(id, "completed", 40, 10, NULL); /* its own tag, with " rid=it-rec1" */
+    fake_purge();
+    assert_true(run_until_state(w, id, "completed"));
+}
+
 static void test_slurmdbd_away_leaves_a_forgotten_job_followed_until_it_answers(void **state)
 {
     struct world *w = *state;
@@ -1210,6 +1249,8 @@ int main(void)
         T(test_job_forgotten_by_slurmctld_is_charged_from_its_slurmdbd_record),
         T(test_job_neither_knows_is_lost_and_charged_its_full_hold),
         T(test_record_of_the_same_slurm_id_with_another_tag_is_not_taken),
+        T(test_request_id_of_a_job_ends_its_slurm_tag),
+        T(test_record_whose_tag_ends_in_a_request_id_is_taken),
         T(test_slurmdbd_away_leaves_a_forgotten_job_followed_until_it_answers),
         T(test_without_slurmdbd_a_forgotten_job_is_lost_with_its_full_hold),
         T(test_submission_names_the_partners_account_once_its_association_exists),

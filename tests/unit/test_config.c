@@ -358,6 +358,39 @@ static void test_unix_deny_must_be_names(void **state)
     assert_non_null(strstr(err, "unix_deny"));
 }
 
+static void test_metrics_access_is_loopback_by_default_and_takes_a_role(void **state)
+{
+    (void)state;
+    config c;
+    char err[512] = "";
+    config_defaults(&c);
+    assert_string_equal(c.metrics_access, "loopback");
+    assert_int_equal(load("{\"metrics_access\": \"role:auditor\"}", &c, err, sizeof err), 0);
+    assert_string_equal(c.metrics_access, "role:auditor");
+}
+
+static void test_metrics_access_refuses_an_unknown_role_and_says_what_to_write(void **state)
+{
+    (void)state;
+    config c;
+    char err[512] = "";
+    assert_int_equal(load("{\"metrics_access\": \"role:root\"}", &c, err, sizeof err), -EINVAL);
+    assert_non_null(strstr(err, "metrics_access must be \"loopback\" or \"role:<role>\""));
+    assert_int_equal(load("{\"metrics_access\": \"anyone\"}", &c, err, sizeof err), -EINVAL);
+}
+
+static void test_access_log_is_on_by_default_and_takes_0_or_1(void **state)
+{
+    (void)state;
+    config c;
+    char err[512] = "";
+    config_defaults(&c);
+    assert_int_equal(c.access_log, 1);
+    assert_int_equal(load("{\"access_log\": 0}", &c, err, sizeof err), 0);
+    assert_int_equal(c.access_log, 0);
+    assert_int_equal(load("{\"access_log\": 2}", &c, err, sizeof err), -EINVAL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -391,6 +424,12 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_default_token_lifetime_over_the_maximum_is_an_error,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_unix_deny_must_be_names, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_metrics_access_is_loopback_by_default_and_takes_a_role,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_metrics_access_refuses_an_unknown_role_and_says_what_to_write, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_access_log_is_on_by_default_and_takes_0_or_1, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_slurm_gpu_limits_is_off_by_default_and_takes_0_or_1,
                                         setup, teardown),
     };

@@ -255,8 +255,10 @@ static void guard_headers(http_request *req, void *arg)
     w->headers_body = len;
     pthread_mutex_unlock(&w->mu);
     if (strncmp(http_request_path(req), "/guarded", 8) == 0 &&
-        http_request_header(req, "X-Key") == NULL)
+        http_request_header(req, "X-Key") == NULL) {
         http_request_respond_error(req, 401, "unauthorized", "send X-Key");
+        return; /* answered: req is freed */
+    }
     if (strcmp(http_request_path(req), "/data") == 0) {
         char *d = strdup("from-hook");
         if (!d) abort(); /* no cmocka assertions off the test thread */
@@ -2176,6 +2178,101 @@ static void parse_buffer_answers_protocol_errors_and_stops(void **state)
     free(out);
 }
 
+/* ---- request ids and the access log (the detached parser) -------------------------------- */
+
+/* Runs one GET through the detached parser with `extra` header lines; returns what was sent. */
+static char *parse_one(const http_server_options *o, const char *extra)
+{
+    char in[512];
+    snprintf(in, sizeof in, "GET /a HTTP/1.1\r\nHost: x\r\n%s\r\n", extra);
+    char *out = NULL;
+    size_t out_len = 0;
+    assert_int_equal(
+        http_server_parse_buffer(o, in, strlen(in), 0, buffer_handler, NULL, &out, &out_len), 1);
+    assert_non_null(out);
+    return out;
+}
+
+static void request_id_brought_well_formed_is_sent_back(void **state)
+{
+    (void)state;
+    http_server_options o = {0};
+    char *out = parse_one(&o, "X-Request-Id: it-abc123\r\n");
+    assert_non_null(strstr(out, "\r\nX-Request-Id: it-abc123\r\n"));
+    free(out);
+}
+
+static void request_id_malformed_is_replaced_not_echoed(void **state)
+{
+    (void)state;
+    http_server_options o = {0};
+    char *out = parse_one(&o, "X-Request-Id: bad id:x\r\n");
+    assert_null(strstr(out, "bad id"));
+    const char *h = strstr(out, "\r\nX-Request-Id: ");
+    assert_non_null(h);
+    assert_int_equal(h[2 + 14 + 12], '-'); /* a fresh "<12 hex>-<counter>" */
+    free(out);
+}
+
+static void request_without_an_id_gets_a_fresh_one(void **state)
+{
+    (void)state;
+    http_server_options o = {0};
+    char *a = parse_one(&o, ""), *b = parse_one(&o, "");
+    const char *ha = strstr(a, "X-Request-Id: "), *hb = strstr(b, "X-Request-Id: ");
+    assert_non_null(ha);
+    assert_non_null(hb);
+    char ida[80], idb[80];
+    snprintf(ida, sizeof ida, "%.*s", (int)strcspn(ha, "\r"), ha);
+    snprintf(idb, sizeof idb, "%.*s", (int)strcspn(hb, "\r"), hb);
+    assert_string_not_equal(ida, idb);
+    free(a);
+    free(b);
+}
+
+/* Runs one request with the log in a temporary file and returns what was logged (malloc'd). */
+static char *logged_by_one(bool no_access_log)
+{
+    char path[] = "/tmp/test_http_access.XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    close(fd);
+    int level = log_min_level;
+    log_min_level = LOG_INFO;
+    assert_int_equal(log_file_set(path), 0);
+    http_server_options o = {.no_access_log = no_access_log};
+    free(parse_one(&o, "X-Request-Id: it-log1\r\n"));
+    log_file_set(NULL);
+    log_min_level = level;
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    char *text = calloc(1, 8192);
+    assert_non_null(text);
+    size_t n = fread(text, 1, 8191, f);
+    text[n] = '\0';
+    fclose(f);
+    unlink(path);
+    return text;
+}
+
+static void access_line_written_per_answer_with_its_request_id(void **state)
+{
+    (void)state;
+    char *text = logged_by_one(false);
+    assert_non_null(strstr(text, "INFO  "));
+    assert_non_null(strstr(text, " access GET - 200 "));
+    assert_non_null(strstr(text, "peer=buffer user=- rid=it-log1\n"));
+    free(text);
+}
+
+static void access_line_off_with_no_access_log(void **state)
+{
+    (void)state;
+    char *text = logged_by_one(true);
+    assert_null(strstr(text, " access "));
+    free(text);
+}
+
 /* ---- tests without a running world ------------------------------------------------------ */
 
 static void noop_handler(http_request *req, void *arg)
@@ -2410,6 +2507,11 @@ int main(void)
         cmocka_unit_test(port_in_use_refused),
         cmocka_unit_test(shutdown_without_connections_calls_done_soon),
         cmocka_unit_test(make_cert_is_idempotent),
+        cmocka_unit_test(request_id_brought_well_formed_is_sent_back),
+        cmocka_unit_test(request_id_malformed_is_replaced_not_echoed),
+        cmocka_unit_test(request_without_an_id_gets_a_fresh_one),
+        cmocka_unit_test(access_line_written_per_answer_with_its_request_id),
+        cmocka_unit_test(access_line_off_with_no_access_log),
     };
     int failed = cmocka_run_group_tests(tests, make_certificate, remove_certificate);
     curl_global_cleanup();

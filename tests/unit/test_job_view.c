@@ -302,6 +302,18 @@ static void array_detail_lists_every_task_with_its_index_state_and_charge(void *
     json_decref(a);
 }
 
+static void detail_shows_the_request_id_after_the_slurm_id(void **state)
+{
+    (void)state;
+    char *out = capture_detail("{\"exit_code\":0,\"request_id\":\"it-abc123\",\"slurm_job_id\":42,"
+                               "\"id\":7}");
+    assert_string_equal(out, "id:               7\n"
+                             "slurm_job_id:     42\n"
+                             "request_id:       it-abc123\n"
+                             "exit_code:        0\n");
+    free(out);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -317,6 +329,7 @@ int main(void)
         cmocka_unit_test(detail_shows_null_quota_fields_as_dash_and_omits_missing_ones),
         cmocka_unit_test_setup(table_shows_an_array_as_one_line_with_counts_by_state, setup_utc),
         cmocka_unit_test(array_detail_lists_every_task_with_its_index_state_and_charge),
+        cmocka_unit_test(detail_shows_the_request_id_after_the_slurm_id),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1703,6 +1703,71 @@ static void dependency_held_job_can_be_dequeued(void **state)
     policy_free(p);
 }
 
+static const policy_partner_stats *stats_of(const policy_partner_stats *v, size_t n,
+                                            const char *name)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(v[i].name, name) == 0) return &v[i];
+    fail_msg("no stats for partner %s", name);
+    return NULL;
+}
+
+static void partner_stats_count_queued_in_slurm_and_running_gpus(void **state)
+{
+    (void)state;
+    policy_config c;
+    policy_config_defaults(&c);
+    policy *p = world(&c);
+    enq(p, 1, "alice", 2, 60, NOV15);
+    enq(p, 2, "bob", 1, 60, NOV15);
+    enq(p, 3, "carol", 4, 60, NOV15);
+    int64_t first = dispatch_next(p, NOV15);
+    int64_t second = dispatch_next(p, NOV15);
+    assert_int_equal(policy_job_started(p, first), 0);
+    policy_partner_stats v[4];
+    size_t n = policy_partner_stats_get(p, NOV15, v, 4);
+    assert_int_equal(n, 2);
+    int64_t gpus[4] = {0, 2, 1, 4};
+    const policy_partner_stats *ulb = stats_of(v, n, "ulb"), *vub = stats_of(v, n, "vub");
+    size_t ulb_in_slurm = (first != 3) + (second != 3);
+    assert_int_equal(ulb->queued + vub->queued, 1);
+    assert_int_equal(ulb->gpus_running + vub->gpus_running, gpus[first]);
+    assert_int_equal(ulb->gpus_in_slurm + vub->gpus_in_slurm, gpus[first] + gpus[second]);
+    assert_int_equal(ulb->jobs_in_slurm, ulb_in_slurm);
+    assert_int_equal(ulb->budget_gpu_s, POLICY_UNLIMITED);
+    policy_free(p);
+}
+
+static void partner_stats_count_each_users_jobs_under_its_first_jobs_reason(void **state)
+{
+    (void)state;
+    policy_config c;
+    policy_config_defaults(&c);
+    policy *p = world(&c);
+    policy_quota q = unlimited();
+    q.max_gpus = 1; /* ulb: one GPU in Slurm at once */
+    set_quota(p, "ulb", "2026-11", q);
+    enq(p, 1, "alice", 1, 60, NOV15);
+    enq(p, 2, "alice", 1, 60, NOV15 + 1);
+    enq(p, 3, "alice", 1, 60, NOV15 + 2);
+    assert_int_equal(dispatch_next(p, NOV15), 1);
+    policy_partner_stats v[2];
+    size_t n = policy_partner_stats_get(p, NOV15, v, 2);
+    const policy_partner_stats *ulb = stats_of(v, n, "ulb");
+    assert_int_equal(ulb->queued, 2);
+    size_t k = 0;
+    while (strcmp(policy_wait_reasons[k], POLICY_REASON_PARTNER_GPU) != 0)
+        k++;
+    assert_int_equal(ulb->queued_by_reason[k], 2);
+    assert_int_equal(policy_job_finished(p, 1, 60, NOV15 + 60, NULL, NULL, NULL), 0);
+    n = policy_partner_stats_get(p, NOV15 + 60, v, 2);
+    ulb = stats_of(v, n, "ulb");
+    assert_int_equal(ulb->queued_by_reason[k], 0);
+    assert_int_equal(ulb->gpus_running, 0);
+    assert_int_equal(ulb->used_gpu_s, 60);
+    policy_free(p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1780,6 +1845,8 @@ int main(void)
         cmocka_unit_test(dependency_release_lets_the_job_compete_again),
         cmocka_unit_test(dependency_held_job_counts_against_the_queued_cap),
         cmocka_unit_test(dependency_held_job_can_be_dequeued),
+        cmocka_unit_test(partner_stats_count_queued_in_slurm_and_running_gpus),
+        cmocka_unit_test(partner_stats_count_each_users_jobs_under_its_first_jobs_reason),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

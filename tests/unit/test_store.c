@@ -108,6 +108,31 @@ static int64_t insert_job(fixture *f, int64_t user_id, const char *name)
     return j.id;
 }
 
+static void job_request_id_is_kept_and_read_back(void **state)
+{
+    fixture *f = *state;
+    store_job j = {0}, got;
+    j.user_id = f->user_id;
+    j.time_minutes = 5;
+    snprintf(j.request_id, sizeof j.request_id, "it-abc123");
+    assert_int_equal(store_job_insert(f->s, &j, "#!/bin/sh\n"), 0);
+    assert_int_equal(store_job_get(f->s, j.id, &got), 0);
+    assert_string_equal(got.request_id, "it-abc123");
+    int64_t plain = insert_job(f, f->user_id, "no-rid");
+    assert_int_equal(store_job_get(f->s, plain, &got), 0);
+    assert_string_equal(got.request_id, "");
+}
+
+static void job_with_a_malformed_request_id_is_refused(void **state)
+{
+    fixture *f = *state;
+    store_job j = {0};
+    j.user_id = f->user_id;
+    j.time_minutes = 5;
+    snprintf(j.request_id, sizeof j.request_id, "a b:c");
+    assert_int_equal(store_job_insert(f->s, &j, "#!/bin/sh\n"), -EINVAL);
+}
+
 /* A job moved into Slurm's running state (dispatching -> dispatched -> running). */
 static int64_t insert_running_job(fixture *f)
 {
@@ -2090,7 +2115,7 @@ static void migration_from_v1_fills_new_fields_with_defaults(void **state)
 
     char out[64];
     assert_int_equal(sqlite_cli(f, "PRAGMA user_version;", out, sizeof out), 0);
-    assert_string_equal(out, "10\n"); /* and on to the current version */
+    assert_string_equal(out, "11\n"); /* and on to the current version */
     /* script stays the last column of jobs (listing jobs never reads its overflow pages) */
     assert_int_equal(
         sqlite_cli(f, "SELECT name FROM pragma_table_info('jobs') ORDER BY cid DESC LIMIT 1;", out,
@@ -2242,7 +2267,7 @@ static void migration_from_v2_keeps_data(void **state)
     assert_int_equal(open_store(f), 0);
     char out[64];
     assert_int_equal(sqlite_cli(f, "PRAGMA user_version;", out, sizeof out), 0);
-    assert_string_equal(out, "10\n");
+    assert_string_equal(out, "11\n");
     assert_string_equal(store_instance_id(f->s), "fedcba9876543210");
 
     store_partner p;
@@ -3773,6 +3798,8 @@ static void job_list_in_slurm_of_no_job_is_empty(void **state)
 #define V9_DROP "DROP TABLE job_extra; "
 /* What the v9 -> v10 step adds (job dependencies). */
 #define V10_DROP "DROP TABLE job_dependencies; DROP INDEX jobs_user_name; "
+/* What the v10 -> v11 step adds (request ids). */
+#define V11_DROP "DROP TABLE job_requests; "
 
 /* A v3 database is a v6 one without the v3 -> v4, v4 -> v5, v5 -> v6 and v6 -> v7 steps' tables,
  * columns, indexes and trigger. */
@@ -3787,19 +3814,18 @@ static void migration_from_v3_keeps_data_and_gives_the_schema_of_a_new_database(
     store_free(f->s);
     f->s = NULL;
     assert_int_equal(
-        sqlite_cli(
-            f,
-            "DROP TRIGGER ledger_sums_add; DROP TABLE ledger_sums; "
-            "DROP TABLE idempotency; DROP INDEX jobs_in_slurm; "
-            "DROP INDEX users_unix_user; ALTER TABLE users DROP COLUMN "
-            "disabled; ALTER TABLE tokens DROP COLUMN expires_at; " V7_DROP V8_DROP V9_DROP V10_DROP
-            "PRAGMA user_version = 3;",
-            NULL, 0),
+        sqlite_cli(f,
+                   "DROP TRIGGER ledger_sums_add; DROP TABLE ledger_sums; "
+                   "DROP TABLE idempotency; DROP INDEX jobs_in_slurm; "
+                   "DROP INDEX users_unix_user; ALTER TABLE users DROP COLUMN "
+                   "disabled; ALTER TABLE tokens DROP COLUMN expires_at; " V7_DROP V8_DROP V9_DROP
+                       V10_DROP V11_DROP "PRAGMA user_version = 3;",
+                   NULL, 0),
         0);
     assert_int_equal(open_store(f), 0);
     char out[16];
     assert_int_equal(sqlite_cli(f, "PRAGMA user_version;", out, sizeof out), 0);
-    assert_string_equal(out, "10\n");
+    assert_string_equal(out, "11\n");
     assert_int_equal(sqlite_cli(f, SCHEMA_SQL, migrated, sizeof migrated), 0);
     assert_string_equal(migrated, fresh);
     assert_non_null(strstr(fresh, "table|idempotency|idempotency|"));
@@ -4358,6 +4384,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(array_counts_group_tasks_by_state, setup_user, teardown),
         cmocka_unit_test_setup_teardown(array_insert_refuses_an_index_twice_and_writes_nothing,
                                         setup_user, teardown),
+        cmocka_unit_test_setup_teardown(job_request_id_is_kept_and_read_back, setup_user, teardown),
+        cmocka_unit_test_setup_teardown(job_with_a_malformed_request_id_is_refused, setup_user,
+                                        teardown),
         cmocka_unit_test_setup_teardown(job_list_period_and_get_by_slurm_id_find_jobs_in_slurm,
                                         setup_user, teardown),
     };
