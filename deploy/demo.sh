@@ -118,6 +118,15 @@ ENV
     step "the same job seen by Slurm (scontrol show job $slurm_id)"
     scontrol show job "$slurm_id" | grep -E 'JobId|UserId|JobState|TRES|Comment' || true
     if [ "$rc" -ne 0 ]; then echo "the demo job did not complete (exit $rc)" >&2; exit "$rc"; fi
+    step "antenna submit --wait deploy/examples/train-2node.sh (2 nodes x 2 GPUs, as user demo)"
+    set +e
+    out=$("$bin/antenna" submit --wait "$root/deploy/examples/train-2node.sh" | tee /dev/stderr)
+    rc=$?
+    set -e
+    id2=$(printf '%s\n' "$out" | sed -n 's/^Submitted job \([0-9]*\).*/\1/p' | head -1)
+    step "antenna logs $id2 (each task names the node it ran on)"
+    "$bin/antenna" logs "$id2"
+    if [ "$rc" -ne 0 ]; then echo "the 2-node demo job did not complete (exit $rc)" >&2; exit "$rc"; fi
     step "the web console"
     echo "Open $ANTENNA_URL/ui/ and sign in with the demo token $ANTENNA_TOKEN"
     echo "(the certificate is the demo's own: trust $ANTENNA_CA in the browser, or accept it once)"
