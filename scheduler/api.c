@@ -31,6 +31,7 @@
 
 #include "auth.h"
 #include "job_array.h"
+#include "job_cache.h"
 #include "job_options.h"
 #include "job_output.h"
 #include "log.h"
@@ -63,6 +64,7 @@ struct lane {
 
 struct api {
     uv_loop_t *loop;
+    job_cache *cache; /* GET /v1/jobs/{id} answers of the current store generation (loop only) */
     registry *reg;
     store *st; /* registry_store(reg): reads only */
     broker *br;
@@ -125,6 +127,11 @@ struct api_call {
     bool by_task;    /* the path named the job as ID_TASK (load_own_job resolved it into id) */
     store_user user; /* who asks (authenticated on the loop thread before the call is queued) */
     char token_hash[AUTH_HASH_HEX_LEN + 1]; /* its token's, for the per-token rate */
+    /* GET /v1/jobs/{id}: the answer may be kept (job_cache) for the store generation it was read
+     * at, with who may see it */
+    bool cacheable;
+    uint64_t cache_gen;
+    job_cache_owner owner;
     /* the answer */
     int status;
     char *body;
@@ -293,11 +300,18 @@ static bool has_role(const api_call *c, int roles)
 
 /* Whether the caller may see job `j`: their own, their partner's (managers), any (staff, admin,
  * auditor). */
-static bool may_see_job(const api_call *c, const store_job *j)
+/* The visibility rule of a job of user `user_id` in `partner`: readers see every job, a manager
+ * its partner's, anyone else their own. */
+static bool may_see(const api_call *c, int64_t user_id, const char *partner)
 {
     if (has_role(c, R_READERS)) return true;
-    if (has_role(c, R_MANAGER)) return strcmp(j->partner, c->user.partner) == 0;
-    return j->user_id == c->user.id;
+    if (has_role(c, R_MANAGER)) return strcmp(partner, c->user.partner) == 0;
+    return user_id == c->user.id;
+}
+
+static bool may_see_job(const api_call *c, const store_job *j)
+{
+    return may_see(c, j->user_id, j->partner);
 }
 
 /* --- body parsing ------------------------------------------------------------------------------
@@ -972,7 +986,14 @@ static void h_job_get(api_call *c)
 {
     store_job j;
     char *opts = NULL;
+    c->cache_gen = registry_generation(c->a->reg); /* before the read: see job_cache.h */
     if (!load_own_job(c, &j)) return;
+    /* a queued job's answer has live parts (its wait reason, its priority, which move with
+     * time), an array's its tasks' live reasons: those are never kept */
+    c->cacheable =
+        !c->by_task && strcmp(j.state, STORE_STATE_QUEUED) != 0 && j.array_job_id != j.id;
+    c->owner.user_id = j.user_id;
+    snprintf(c->owner.partner, sizeof c->owner.partner, "%s", j.partner);
     if (store_failed(c, store_job_options_get(c->a->st, j.id, &opts), "read the job")) return;
     int64_t now = time(NULL);
     json_t *o = job_json_now(c->a, &j, now);
@@ -2480,6 +2501,8 @@ static void call_done(uv_work_t *w, int status)
         http_request_header_add(c->req, "X-Antenna-Output-Next-Offset", next);
         http_request_header_add(c->req, "X-Antenna-Output-End", c->out_end ? "true" : "false");
     }
+    if (c->cacheable && c->status == 200 && c->body != NULL)
+        (void)job_cache_put(a->cache, c->id, c->cache_gen, &c->owner, c->body, c->body_len);
     http_request_respond(c->req, c->status, c->ctype, c->body, c->body_len);
     if (c->kick) broker_kick(a->br);
     a->pending--;
@@ -2835,6 +2858,21 @@ void api_handle(http_request *req, void *arg)
     log_request_id_set(old);
 }
 
+/* Loop thread: answers GET /v1/jobs/{id} from the job cache when it holds the job's answer of
+ * the store's current generation and the caller may see the job; takes `c` then. Else false
+ * (the read lane serves it, and the 404 of a job the caller may not see). */
+static bool cached_answer(api *a, api_call *c)
+{
+    job_cache_owner owner;
+    size_t len = 0;
+    const char *body = job_cache_get(a->cache, c->id, registry_generation(a->reg), &owner, &len);
+    if (body == NULL || !has_role(c, c->route->roles) || !may_see(c, owner.user_id, owner.partner))
+        return false;
+    http_request_respond(c->req, 200, "application/json", body, len);
+    free(c);
+    return true;
+}
+
 static void api_handle_one(http_request *req, void *arg)
 {
     api *a = arg;
@@ -2929,6 +2967,7 @@ queue:
     c->id = id;
     memcpy(c->seg, seg, sizeof c->seg);
     c->work.data = c;
+    if (route->fn == h_job_get && id > 0 && cached_answer(a, c)) return;
     if (route->fn == h_job_output) {
         output_push(a, c);
         return;
@@ -2970,6 +3009,7 @@ int api_new(uv_loop_t *loop, registry *reg, broker *br, const api_options *opt, 
 {
     api *a = calloc(1, sizeof *a);
     if (a == NULL) return -ENOMEM;
+    a->cache = job_cache_new(0); /* NULL (out of memory): every answer is read, none kept */
     a->loop = loop;
     a->reg = reg;
     a->st = registry_store(reg);
@@ -3018,6 +3058,7 @@ fail_timer:
 fail_rate:
     auth_peers_free(a->peers);
 fail_peers:
+    job_cache_free(a->cache);
     free(a);
     return -ENOMEM;
 }
@@ -3033,6 +3074,7 @@ static void lane_closed(uv_handle_t *h)
     pthread_mutex_destroy(&a->wait_mu);
     auth_rate_free(a->rate);
     auth_peers_free(a->peers);
+    job_cache_free(a->cache);
     free(a);
 }
 
@@ -3052,4 +3094,9 @@ void api_free(api *a)
 unsigned api_pending(const api *a)
 {
     return a->pending;
+}
+
+uint64_t api_job_cache_hits(const api *a)
+{
+    return a ? job_cache_hits(a->cache) : 0;
 }

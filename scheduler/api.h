@@ -104,4 +104,8 @@ void api_headers(http_request *req, void *api);
 /* The number of requests whose work is still in flight. */
 unsigned api_pending(const api *a);
 
+/* How many GET /v1/jobs/{id} were answered from memory (job_cache.h) since api_new. Loop
+ * thread. */
+uint64_t api_job_cache_hits(const api *a);
+
 #endif

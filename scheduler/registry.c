@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -107,6 +108,7 @@ struct change {
 };
 
 struct registry {
+    _Atomic uint64_t generation; /* committed batches so far (registry_generation) */
     store *st;
     audit *au;
     policy *pol;
@@ -1475,6 +1477,9 @@ static void run_batch(registry *r, struct change *list)
         nchanges++;
     int64_t t0 = metrics_now_us();
     rc = store_batch_commit(r->st);
+    /* after the commit returned: a read that sees the old generation may see the new rows (its
+     * cached answer is then stale at once), never the reverse */
+    atomic_fetch_add(&r->generation, 1);
     metrics_store_commit(metrics_now_us() - t0, nchanges, rc < 0);
     if (rc < 0) {
         for (struct change *c = list; c; c = c->next) {
@@ -1762,6 +1767,11 @@ int registry_token_check(registry *r, const char *hash_hex, int64_t now, store_u
     }
     pthread_mutex_unlock(&r->tok_mu);
     return rc;
+}
+
+uint64_t registry_generation(registry *r)
+{
+    return r ? atomic_load(&r->generation) : 0;
 }
 
 store *registry_store(registry *r)

@@ -53,6 +53,12 @@ int registry_new(store *st, const registry_options *opt, registry **out, char *e
  * engine. Changes handed over after this started fail with -ESHUTDOWN. Accepts NULL. */
 void registry_free(registry *r);
 
+/* How many batches were committed so far: it grows after each commit returns (whether the batch
+ * took or not), so an answer read from the store after seeing generation G shows every change
+ * committed up to G. Lock-free (one atomic load): safe on any thread, e.g. to keep answers in
+ * memory for one generation (job_cache.h). */
+uint64_t registry_generation(registry *r);
+
 /* The store, for reads only (store_*_get, store_*_list, usage, audit lists). Never write through
  * it: every write is a registry change. */
 store *registry_store(registry *r);

@@ -1363,6 +1363,45 @@ static int64_t charged_job(void)
     return id;
 }
 
+/* GET /v1/jobs/{id} of `id` as `who`: its status, and its charge_gpu_hours in *charge. */
+static int job_charge(const char *who, int64_t id, double *charge)
+{
+    char path[64];
+    struct answer a;
+    snprintf(path, sizeof path, "/v1/jobs/%" PRId64, id);
+    call(token_for(who), "GET", path, NULL, NULL, &a);
+    int status = a.status;
+    if (status == 200) {
+        json_t *o = answer_json(&a);
+        *charge = json_real_value(json_object_get(o, "charge_gpu_hours"));
+        json_decref(o);
+    }
+    answer_free(&a);
+    return status;
+}
+
+static void test_job_answer_kept_in_memory_never_outlives_a_change(void **state)
+{
+    (void)state;
+    int64_t id = charged_job(); /* completed: its answer may be kept */
+    double charge = 0;
+    uint64_t hits = api_job_cache_hits(w.api);
+    assert_int_equal(job_charge("alice", id, &charge), 200);
+    assert_true(charge == 0.5);
+    assert_int_equal(job_charge("alice", id, &charge), 200); /* from memory now */
+    assert_true(charge == 0.5);
+    assert_true(api_job_cache_hits(w.api) > hits);
+    assert_int_equal(job_charge("bob", id, &charge), 404); /* kept, still not bob's to see */
+    char path[64];
+    struct answer a;
+    snprintf(path, sizeof path, "/v1/jobs/%" PRId64 "/refund", id);
+    call(token_for("stan"), "POST", path, NULL, "{\"reason\": \"cache\", \"gpu_hours\": 0.25}", &a);
+    expect_status(&a, 200);
+    answer_free(&a);
+    assert_int_equal(job_charge("alice", id, &charge), 200); /* the change is seen at once */
+    assert_true(charge == 0.25);
+}
+
 /* The total GPU-seconds of /v1/usage for ulb, as stan sees it. */
 static int64_t usage_ulb(void)
 {
@@ -1513,6 +1552,7 @@ static void test_array_get_list_and_cancel_by_task_and_whole(void **state)
 
 static const struct CMUnitTest dedicated[] = {
     cmocka_unit_test(test_refund_shows_in_usage_statement_and_refuses_more_than_charged),
+    cmocka_unit_test(test_job_answer_kept_in_memory_never_outlives_a_change),
     cmocka_unit_test(test_job_body_check_accepts_a_valid_body),
     cmocka_unit_test(test_job_body_check_refuses_with_the_api_error),
     cmocka_unit_test(test_job_body_check_refuses_a_bad_array_spec),
