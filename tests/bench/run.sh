@@ -433,6 +433,8 @@ if [ "$need" -gt 0 ]; then
     step "queue $need more jobs in antennad (to $QUEUED queued)"
     lg_submit "$tok_hold" fill_hold -n "$need" --max-time "$FILL_MAX" | put fill_hold
     held=$((held + $(ok_count fill_hold)))
+else
+    put_error fill_hold "not needed: the submission rounds queued $held jobs, above BENCH_QUEUED ($QUEUED)"
 fi
 sleep 3
 held=$(queued_now)
