@@ -1010,6 +1010,25 @@ static int apply_dispatch_begin(registry *r, struct change *c)
     return 0;
 }
 
+/* A dispatch that ends its job before Slurm ran it (refused by Slurm, or cancelled because a
+ * dependency can never be met): `state` with the outcome's reason, charged nothing (no hold was
+ * taken), audited "job.finished", its dependents woken. Returns 0 or a negative errno. */
+static int dispatch_ended(registry *r, const registry_outcome *o, const char *state, int64_t now)
+{
+    store_job j;
+    int rc = store_job_transition(r->st, o->id, STORE_STATE_DISPATCHING, state, o->reason);
+    if (rc == 0) rc = store_job_get(r->st, o->id, &j);
+    if (rc == 0)
+        rc = audit_add(r, "antennad", j.partner, "job.finished",
+                       json_pack("{s:I,s:s,s:s,s:b,s:i,s:s}", "job", (json_int_t)o->id, "user",
+                                 j.user, "state", state, "dispatched", 0, "charge_gpu_seconds", 0,
+                                 "reason", o->reason));
+    if (rc == 0 && policy_job_finished(r->pol, o->id, 0, now, NULL, NULL, NULL) < 0)
+        r->engine_suspect = true;
+    if (rc == 0) rc = depend_wake(r, o->id);
+    return rc;
+}
+
 static int outcome_one(registry *r, registry_outcome *o, int64_t now)
 {
     store_job j;
@@ -1027,17 +1046,7 @@ static int outcome_one(registry *r, registry_outcome *o, int64_t now)
         if (rc == 0) rc = depend_wake(r, o->id);
         return rc;
     case REGISTRY_REFUSED:
-        rc = store_job_transition(r->st, o->id, STORE_STATE_DISPATCHING, "failed", o->reason);
-        if (rc == 0) rc = store_job_get(r->st, o->id, &j);
-        if (rc == 0)
-            rc = audit_add(r, "antennad", j.partner, "job.finished",
-                           json_pack("{s:I,s:s,s:s,s:b,s:i,s:s}", "job", (json_int_t)o->id, "user",
-                                     j.user, "state", "failed", "dispatched", 0,
-                                     "charge_gpu_seconds", 0, "reason", o->reason));
-        if (rc == 0 && policy_job_finished(r->pol, o->id, 0, now, NULL, NULL, NULL) < 0)
-            r->engine_suspect = true;
-        if (rc == 0) rc = depend_wake(r, o->id);
-        return rc;
+        return dispatch_ended(r, o, "failed", now);
     case REGISTRY_REQUEUE:
         rc = store_job_transition(r->st, o->id, STORE_STATE_DISPATCHING, STORE_STATE_QUEUED,
                                   o->reason);
@@ -1050,17 +1059,7 @@ static int outcome_one(registry *r, registry_outcome *o, int64_t now)
         if (rc == 0) rc = depend_requeued(r, &j);
         return rc;
     case REGISTRY_CANCELLED:
-        rc = store_job_transition(r->st, o->id, STORE_STATE_DISPATCHING, "cancelled", o->reason);
-        if (rc == 0) rc = store_job_get(r->st, o->id, &j);
-        if (rc == 0)
-            rc = audit_add(r, "antennad", j.partner, "job.finished",
-                           json_pack("{s:I,s:s,s:s,s:b,s:i,s:s}", "job", (json_int_t)o->id, "user",
-                                     j.user, "state", "cancelled", "dispatched", 0,
-                                     "charge_gpu_seconds", 0, "reason", o->reason));
-        if (rc == 0 && policy_job_finished(r->pol, o->id, 0, now, NULL, NULL, NULL) < 0)
-            r->engine_suspect = true;
-        if (rc == 0) rc = depend_wake(r, o->id);
-        return rc;
+        return dispatch_ended(r, o, "cancelled", now);
     }
     return -EINVAL;
 }
