@@ -38,6 +38,8 @@ antennad_write_config() {
   "gpu_types": ["h100"],
   "max_gpus": 8,
   "max_cpus": 32,
+  "node_gpus": 8,
+  "node_cpus": 32,
   "max_time_minutes": 1440,
   "token_rate_per_second": ${ANTENNA_TOKEN_RATE:-0},
   "auth_failures_per_minute": ${ANTENNA_AUTH_FAILURES:-1000}

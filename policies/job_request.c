@@ -509,11 +509,12 @@ static int check_texts(const jobreq *r, const jobreq_limits *lim, jobreq_error *
                     "SECONDS 0 to 65535 (e.g. B:USR1@120)");
     if (r->exclusive != 0 && r->exclusive != 1)
         return fail(err, "exclusive", "invalid_value", "exclusive must be true or false");
-    if (r->exclusive == 1)
+    /* the server knows its nodes (r->node_gpus from lim); the CLI, without limits, leaves it */
+    if (r->exclusive == 1 && lim != &no_limits && r->node_gpus <= 0)
         return fail(err, "exclusive", "invalid_exclusive",
-                    "exclusive is refused: Slurm gives an exclusive job every GPU of its nodes, "
-                    "more than it asks and is charged for; ask for the GPUs you need (e.g. "
-                    "--gpus-per-node=8 for whole nodes)");
+                    "exclusive is refused here: Slurm gives an exclusive job every GPU of its "
+                    "nodes and this site does not say how many a node has (node_gpus in "
+                    "antennad's config); ask for the GPUs you need (e.g. --gpus-per-node=8)");
     if (r->requeue < -1 || r->requeue > 1)
         return fail(err, "requeue", "invalid_value", "requeue must be true or false");
     if (r->requeue == 1)
@@ -576,6 +577,10 @@ int jobreq_totals_get(const jobreq *r, jobreq_totals *t)
         if (!mul_ok(r->cpus_per_gpu, gpus, &cpus)) return -EOVERFLOW;
     } else if (!mul_ok(r->cpus_per_task > 0 ? r->cpus_per_task : 1, tasks, &cpus)) {
         return -EOVERFLOW;
+    }
+    if (r->exclusive == 1 && r->node_gpus > 0) { /* Slurm gives it whole nodes: all of them */
+        if (!mul_ok(r->node_gpus, nodes, &gpus)) return -EOVERFLOW;
+        if (r->node_cpus > 0 && !mul_ok(r->node_cpus, nodes, &cpus)) return -EOVERFLOW;
     }
     t->nodes = nodes;
     t->tasks = tasks;
@@ -905,9 +910,10 @@ int jobreq_validate(const jobreq *r, const jobreq_limits *lim, jobreq_error *err
                     "the job asks %d GPUs in all (%s) but this site allows at most %d GPUs per "
                     "job; ask for fewer nodes or GPUs",
                     t.gpus,
-                    r->gpus_per_node > 0   ? "nodes x gpus_per_node"
-                    : r->gpus_per_task > 0 ? "tasks x gpus_per_task"
-                                           : "gpus",
+                    r->exclusive == 1 && r->node_gpus > 0 ? "exclusive: nodes x the node's GPUs"
+                    : r->gpus_per_node > 0                ? "nodes x gpus_per_node"
+                    : r->gpus_per_task > 0                ? "tasks x gpus_per_task"
+                                                          : "gpus",
                     lim->max_gpus);
     if ((rc = check_gpu_type(r, t.gpus, lim, err)) != 0) return rc;
     if ((rc = check_range(err, "cpus_per_task", "invalid_cpus", r->cpus_per_task, 1, lim->max_cpus,

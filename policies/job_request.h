@@ -41,12 +41,16 @@ typedef struct jobreq {
     char env_export[JOBREQ_EXPORT_MAX]; /* --export: ALL, NONE, [ALL|NONE,]NAME=value,... */
     char chdir[JOBREQ_FILE_MAX];        /* --chdir: a folder inside the job's folder */
     char signal[JOBREQ_SIGNAL_MAX];     /* --signal [{R|B}:]SIG[@SECONDS] */
-    int exclusive;                      /* --exclusive: 1 */
+    int exclusive;                      /* --exclusive: 1 (whole nodes: see node_gpus) */
     char constraint[JOBREQ_TEXT_MAX];   /* --constraint: node features */
     int requeue; /* -1 = not asked, 0 = --no-requeue, 1 = --requeue (refused by jobreq_validate) */
     char comment[JOBREQ_TEXT_MAX];    /* --comment: the user's own (Antenna's tag is apart) */
     char array[JOBREQ_ARRAY_MAX];     /* --array, as written (validated by the server) */
     char dependency[JOBREQ_TEXT_MAX]; /* --dependency, as written (validated by the server) */
+    /* the size of one of the site's nodes (jobreq_limits), set by the server before
+     * jobreq_validate: an --exclusive job gets every GPU and CPU of its nodes, and is counted so
+     * (jobreq_totals_get); 0 = unknown */
+    int node_gpus, node_cpus;
 } jobreq;
 
 /* The site's limits, from antennad's config. */
@@ -56,6 +60,8 @@ typedef struct jobreq_limits {
     int max_time_minutes;           /* wall time */
     int64_t max_mem_mb;             /* memory per node */
     int max_nodes;                  /* nodes per job; 0 = no limit */
+    int node_gpus, node_cpus;       /* GPUs and CPUs of one node; node_gpus 0 = unknown, so
+                                       --exclusive is refused */
     size_t max_script_bytes;        /* script size */
     const char *const *gpu_types;   /* NULL-terminated list of known types, or NULL = any */
     const char *const *export_deny; /* more --export names refused (see jobreq_export_check) */

@@ -651,6 +651,8 @@ static json_t *job_body_read(api_call *c, const char *ct, const char *body, size
                   "field \"%s\" is out of range or too long; see docs/API.md for its form", bad);
         goto fail;
     }
+    r->node_gpus = lim->node_gpus; /* an --exclusive job is counted with whole nodes */
+    r->node_cpus = lim->node_cpus;
     if (jobreq_validate(r, lim, &jerr) < 0) {
         set_error(c, 400, jerr.code, "%s", jerr.message);
         goto fail;

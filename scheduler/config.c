@@ -206,6 +206,8 @@ static const struct key keys[] = {
     STR(audit_head_file, K_PATH),
     NUM(max_gpus, K_INT, 0, 1024),
     NUM(max_nodes, K_INT, 1, 100000),
+    NUM(node_gpus, K_INT, 0, 1024),
+    NUM(node_cpus, K_INT, 0, 100000),
     NUM(max_cpus, K_INT, 1, 100000),
     NUM(max_time_minutes, K_INT, 1, 525600),
     NUM(max_mem_mb, K_I64, 0, 1LL << 40),

@@ -48,6 +48,7 @@ typedef struct config {
     char gpu_types[CONFIG_MAX_GPU_TYPES][32];
     const char *gpu_type_list[CONFIG_MAX_GPU_TYPES + 1]; /* NULL-terminated view of gpu_types */
     int max_nodes;                                       /* nodes per job */
+    int node_gpus, node_cpus; /* one node's GPUs and CPUs (for --exclusive); 0 = unknown */
     /* partitions: "partitions" lists those jobs may ask (default: [partition]); "partition" is
      * the default and must be one of them; "partner_partitions" narrows the list per partner */
     char partitions[CONFIG_MAX_PARTITIONS][64];

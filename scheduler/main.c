@@ -214,6 +214,8 @@ static int serve(const char *config_path, bool accept_head)
                                  .max_script_bytes = d.cfg.max_script_bytes,
                                  .gpu_types = d.cfg.gpu_type_list[0] ? d.cfg.gpu_type_list : NULL,
                                  .max_nodes = d.cfg.max_nodes,
+                                 .node_gpus = d.cfg.node_gpus,
+                                 .node_cpus = d.cfg.node_cpus,
                                  .export_deny = d.cfg.export_deny_list},
                       .site = &d.cfg,
                       .spool_dir = d.cfg.spool_dir,

@@ -55,12 +55,21 @@ check "nothing was queued for it" test "$(jobs_now)" = "$before"
 as "$sa" submit --dry-run --ignore-unsupported "$work/sb-qos.sh" > "$work/sb-qos2.out" 2>&1
 check "--ignore-unsupported warns and goes on" grep -q -- '--qos is not supported by Antenna, ignored' "$work/sb-qos2.out"
 
-# --exclusive: refused (Slurm would give the job every GPU of the node), nothing queued
-printf '#!/bin/bash\n#SBATCH --exclusive\n#SBATCH --gres=gpu:1\ntrue\n' > "$work/sb-excl.sh"
-before=$(jobs_now)
-as "$sa" submit "$work/sb-excl.sh" > "$work/sb-excl.out" 2>&1
-check "--exclusive is refused with the reason" grep -q 'exclusive is refused: Slurm gives an exclusive job every GPU' "$work/sb-excl.out"
-check "nothing was queued for it" test "$(jobs_now)" = "$before"
+# --exclusive: Slurm gives the job every GPU and CPU of its node; Antenna holds and charges them all
+# (node_gpus 8, node_cpus 32 in the test config), not the one GPU it names
+printf '#!/bin/bash\n#SBATCH --exclusive\n#SBATCH --gres=gpu:1\n#SBATCH -t 2\nsleep 3\n' > "$work/sb-excl.sh"
+as "$sb" submit --wait "$work/sb-excl.sh" > "$work/sb-excl.out" 2>&1
+excl=$(sb_id "$work/sb-excl.out")
+check "the --exclusive job completed" test "$(job_field "$sb" "${excl:-0}" state)" = completed
+check "it counts 8 GPUs (the whole node), not 1" test "$(ledger "SELECT gpus FROM jobs WHERE id=${excl:-0}")" = 8
+c=$(ledger "SELECT gpu_seconds FROM ledger WHERE job_id=${excl:-0} AND kind='charge'")
+e=$(ledger "SELECT 8 * (ended_at - started_at) FROM jobs WHERE id=${excl:-0}")
+check "--exclusive is charged 8 GPUs x elapsed ($c = $e GPU-seconds)" test -n "$c" -a "$c" = "$e" -a "${e:-0}" -ge 24
+c=$(ledger "SELECT cpu_seconds FROM ledger WHERE job_id=${excl:-0} AND kind='charge'")
+e=$(ledger "SELECT 32 * (ended_at - started_at) FROM jobs WHERE id=${excl:-0}")
+check "and 32 CPUs x elapsed ($c = $e CPU-seconds)" test -n "$c" -a "$c" = "$e"
+scontrol -o show job "$(job_field "$sb" "${excl:-0}" slurm_job_id)" > "$work/sb-excl.sctl" 2>&1
+check "Slurm allocated it the node's 8 GPUs and 32 CPUs, as charged" grep -qE 'TRES=cpu=32,[^ ]*gres/gpu=8' "$work/sb-excl.sctl"
 
 # --export: a refused name; a NAME=value reaching the job; the submitter's own variables not
 printf '#!/bin/bash\n#SBATCH --export=ALL,LD_PRELOAD=/tmp/x.so\ntrue\n' > "$work/sb-ld.sh"

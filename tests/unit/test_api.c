@@ -236,6 +236,8 @@ static int world_start(void **state)
                                  .max_script_bytes = 65536,
                                  .gpu_types = gpu_types,
                                  .max_nodes = 4,
+                                 .node_gpus = 8,
+                                 .node_cpus = 32,
                                  .export_deny = world_export_deny},
                       .site = &world_cfg,
                       .spool_dir = w.dir,

@@ -757,12 +757,43 @@ static void validate_refuses_requeue(void **state)
     assert_int_equal(jobreq_validate(&r, NULL, NULL), 0);
 }
 
-static void validate_refuses_exclusive(void **state)
+static void validate_refuses_exclusive_where_the_site_does_not_say_its_node_size(void **state)
+{
+    (void)state;
+    jobreq r = valid_request();
+    jobreq_limits lim = site_limits();
+    r.exclusive = 1;
+    expect_refusal(&r, &lim, "exclusive", "invalid_exclusive");
+    r.node_gpus = 8; /* the server's, from lim.node_gpus */
+    assert_int_equal(jobreq_validate(&r, &lim, NULL), 0);
+}
+
+static void validate_lets_the_cli_carry_exclusive_to_the_server(void **state)
 {
     (void)state;
     jobreq r = valid_request();
     r.exclusive = 1;
-    expect_refusal(&r, NULL, "exclusive", "invalid_exclusive");
+    assert_int_equal(jobreq_validate(&r, NULL, NULL), 0); /* no limits: the CLI */
+}
+
+static void totals_of_an_exclusive_job_are_every_gpu_and_cpu_of_its_nodes(void **state)
+{
+    (void)state;
+    jobreq r = valid_request();
+    r.exclusive = 1;
+    r.nodes_min = r.nodes_max = 2;
+    r.gpus_per_node = 1;
+    r.cpus_per_task = 2;
+    r.node_gpus = 8;
+    r.node_cpus = 32;
+    jobreq_totals t;
+    assert_int_equal(jobreq_totals_get(&r, &t), 0);
+    assert_int_equal(t.gpus, 16); /* Slurm gives it every GPU of both nodes */
+    assert_int_equal(t.cpus, 64);
+    r.exclusive = 0; /* the same request shared: what it asks */
+    assert_int_equal(jobreq_totals_get(&r, &t), 0);
+    assert_int_equal(t.gpus, 2);
+    assert_int_equal(t.cpus, 4);
 }
 
 static void validate_refuses_an_output_path_outside_the_folder(void **state)
@@ -1002,7 +1033,9 @@ int main(void)
         cmocka_unit_test(validate_refuses_two_ways_of_asking_gpus),
         cmocka_unit_test(validate_refuses_fewer_tasks_than_nodes),
         cmocka_unit_test(validate_refuses_requeue),
-        cmocka_unit_test(validate_refuses_exclusive),
+        cmocka_unit_test(validate_refuses_exclusive_where_the_site_does_not_say_its_node_size),
+        cmocka_unit_test(validate_lets_the_cli_carry_exclusive_to_the_server),
+        cmocka_unit_test(totals_of_an_exclusive_job_are_every_gpu_and_cpu_of_its_nodes),
         cmocka_unit_test(validate_refuses_an_output_path_outside_the_folder),
         cmocka_unit_test(validate_refuses_an_output_whose_name_pattern_makes_a_path),
         cmocka_unit_test(output_expand_gives_antenna_ids_name_and_user),
