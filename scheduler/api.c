@@ -742,14 +742,31 @@ static bool job_dependency_read(api_call *c, json_t *o, job_dependency *d)
             return false;
         }
         if (store_failed(c, rc, "read a prerequisite job")) return false;
-        if (p.array_job_id > 0) {
+        if (p.array_job_id != p.id) continue; /* a plain job, or a task named by its own id */
+        /* the array's id: every one of its tasks, as in Slurm (the first task's id is the
+         * array's, so item i stays and the others follow with the same condition) */
+        store_job *ts = NULL;
+        size_t nt = 0;
+        rc = store_job_array_tasks(c->a->st, p.id, &ts, &nt);
+        if (store_failed(c, rc, "read the prerequisite array's tasks")) return false;
+        if (d->n - 1 + nt > JOB_DEPENDENCY_MAX) {
             set_error(c, 400, "invalid_dependency",
-                      "dependency: job %" PRId64 " is a task of array %" PRId64
-                      "; a dependency on an array or its tasks is not supported yet: submit "
-                      "this job once the array has ended",
-                      d->items[i].id, p.array_job_id);
+                      "dependency: array %" PRId64 " has %zu tasks and a job waits on at most %d "
+                      "jobs in all; name fewer, or wait on a job that runs after the array",
+                      p.id, nt, JOB_DEPENDENCY_MAX);
+            free(ts);
             return false;
         }
+        for (size_t k = 0; k < nt; k++) {
+            bool named = false; /* items stay unique (job_dependency.h) */
+            for (size_t m = 0; m < d->n && !named; m++)
+                named = d->items[m].id == ts[k].id && d->items[m].kind == d->items[i].kind;
+            if (named) continue;
+            d->items[d->n] = d->items[i];
+            d->items[d->n].id = ts[k].id;
+            d->n++;
+        }
+        free(ts);
     }
     return true;
 }

@@ -79,3 +79,16 @@ check "antenna jobs shows the sweep as one line with its counts (${sw}_[0-3%2] .
     grep -q "${sw}_\[0-3%2\].*4 completed" "$work/sweep.jobs"
 as "$sam" logs "${sw}_1" > "$work/sweep.log1" 2>&1
 check "antenna logs ${sw}_1 serves task 1's run-${sw}_1.out" grep -q "^sweep task 1 end" "$work/sweep.log1"
+
+# A dependency on the array's id waits on every task, as in Slurm: afterok on the finished sweep runs,
+# afternotok can never be met (every task completed) and ends cancelled, charged nothing.
+printf '#!/bin/bash\n#SBATCH --job-name=evaluate\n#SBATCH --time=2\necho evaluated\n' > "$work/sw-eval.sh"
+as "$sam" submit --dependency "afterok:$sw" "$work/sw-eval.sh" > "$work/sw-eval.out" 2>&1
+sw_ev=$(sed -n 's/^Submitted job \([0-9]*\).*/\1/p' "$work/sw-eval.out")
+check "afterok:$sw names every task of the array ($(job_field "$sam" "${sw_ev:-0}" dependency))" \
+    test "$(job_field "$sam" "${sw_ev:-0}" dependency)" = "afterok:$(sw_tasks | paste -sd:)"
+check "a job after the whole sweep (afterok:$sw) completes" wait_state "$sam" "${sw_ev:-0}" completed 120
+as "$sam" submit --dependency "afternotok:$sw" "$work/sw-eval.sh" > "$work/sw-never.out" 2>&1
+sw_nv=$(sed -n 's/^Submitted job \([0-9]*\).*/\1/p' "$work/sw-never.out")
+check "afternotok:$sw on a sweep that completed ends cancelled" wait_state "$sam" "${sw_nv:-0}" cancelled 60
+check "and is charged nothing" test "$(ledger "SELECT count(*) FROM ledger WHERE job_id = ${sw_nv:-0} AND kind = 'charge' AND gpu_seconds > 0")" -eq 0

@@ -1469,6 +1469,46 @@ static void test_refund_shows_in_usage_statement_and_refuses_more_than_charged(v
  * tasks, GET of ID_TASK is one task, GET /v1/jobs shows it once with counts, DELETE ID_TASK
  * cancels one task and DELETE of its id the others (so that it leaves nothing queued for the
  * tests after it). */
+static void test_dependency_on_an_array_waits_on_every_task(void **state)
+{
+    (void)state;
+    struct answer a;
+    char body[256], path[64];
+    const char *tok = token_for("alice");
+    size_t queued = registry_queue_length(w.reg);
+    call(tok, "POST", "/v1/jobs", NULL,
+         "{\"script\":\"#!/bin/bash\\necho hi\\n\",\"time_minutes\":5,\"array\":\"0-2\"}", &a);
+    expect_status(&a, 202);
+    json_t *o = answer_json(&a);
+    json_int_t aid = json_integer_value(json_object_get(o, "id"));
+    json_decref(o);
+    answer_free(&a);
+    snprintf(body, sizeof body,
+             "{\"script\":\"#!/bin/bash\\necho after\\n\",\"time_minutes\":5,"
+             "\"dependency\":\"afterok:%lld\"}",
+             (long long)aid);
+    call(tok, "POST", "/v1/jobs", NULL, body, &a);
+    expect_status(&a, 202);
+    o = answer_json(&a);
+    json_int_t dep = json_integer_value(json_object_get(o, "id"));
+    char want[96];
+    snprintf(want, sizeof want, "afterok:%lld:%lld:%lld", (long long)aid, (long long)aid + 1,
+             (long long)aid + 2); /* the array's id is its first task's; the others follow */
+    assert_string_equal(json_string_value(json_object_get(o, "dependency")), want);
+    assert_string_equal(json_string_value(json_object_get(o, "reason")), "Dependency");
+    json_decref(o);
+    answer_free(&a);
+    snprintf(path, sizeof path, "/v1/jobs/%lld", (long long)dep);
+    call(tok, "DELETE", path, NULL, NULL, &a);
+    expect_status(&a, 202);
+    answer_free(&a);
+    snprintf(path, sizeof path, "/v1/jobs/%lld", (long long)aid);
+    call(tok, "DELETE", path, NULL, NULL, &a); /* the whole array: the world's queue as before */
+    expect_status(&a, 202);
+    answer_free(&a);
+    assert_int_equal(registry_queue_length(w.reg), queued);
+}
+
 static void test_array_get_list_and_cancel_by_task_and_whole(void **state)
 {
     (void)state;
@@ -1574,6 +1614,8 @@ static const struct CMUnitTest dedicated[] = {
     cmocka_unit_test(test_disk_freed_recovers),
     cmocka_unit_test(test_healthz_degraded_when_the_worker_pool_is_starved),
     cmocka_unit_test(test_array_get_list_and_cancel_by_task_and_whole),
+    /* last: its rows change how the disk-full cases fill the disk */
+    cmocka_unit_test(test_dependency_on_an_array_waits_on_every_task),
 };
 #define N_DEDICATED (sizeof dedicated / sizeof dedicated[0])
 
