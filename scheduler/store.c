@@ -1434,10 +1434,10 @@ int store_checkpoint(store *s)
 }
 
 /* Reads every row of statement `id` into a malloc'd array of `item`-sized records made by
- * `read`, on the read connection; `text` (NULL = none) is bound to its one parameter. Returns 0
- * (sets *out, NULL when *n is 0), or a negative errno. */
-static int list_rows(store *s, enum stmt_id id, const char *text, size_t item, row_reader read,
-                     void **out, size_t *n)
+ * `read`, on the read connection; its one parameter ?1 is `text` or *key (each NULL = none).
+ * Returns 0 (sets *out, NULL when *n is 0), or a negative errno. */
+static int list_bound(store *s, enum stmt_id id, const char *text, const int64_t *key, size_t item,
+                      row_reader read, void **out, size_t *n)
 {
     if (!s || !out || !n) return -EINVAL;
     *out = NULL;
@@ -1445,9 +1445,24 @@ static int list_rows(store *s, enum stmt_id id, const char *text, size_t item, r
     conn *c = read_begin(s);
     sqlite3_stmt *st = stmt_get(c, id);
     if (st && text) bind_text(st, 1, text);
+    if (st && key) sqlite3_bind_int64(st, 1, *key);
     int ret = st ? read_rows(c, st, item, read, out, n) : -EIO;
     read_end(s, c);
     return ret;
+}
+
+/* list_bound of a statement whose parameter, if any, is a text. */
+static int list_rows(store *s, enum stmt_id id, const char *text, size_t item, row_reader read,
+                     void **out, size_t *n)
+{
+    return list_bound(s, id, text, NULL, item, read, out, n);
+}
+
+/* list_bound of a statement whose one parameter is an id (?1). */
+static int list_of(store *s, enum stmt_id id, int64_t key, size_t item, row_reader read, void **out,
+                   size_t *n)
+{
+    return list_bound(s, id, NULL, &key, item, read, out, n);
 }
 
 /* list_rows of a statement without parameters. */
@@ -3027,18 +3042,7 @@ int store_job_array_get(store *s, int64_t array_job_id, store_job_array *out)
 
 int store_job_array_tasks(store *s, int64_t array_job_id, store_job **out, size_t *n)
 {
-    if (!s || !out || !n) return -EINVAL;
-    *out = NULL;
-    *n = 0;
-    conn *c = read_begin(s);
-    sqlite3_stmt *st = stmt_get(c, ST_ARRAY_TASKS);
-    int ret = -EIO;
-    if (st) {
-        sqlite3_bind_int64(st, 1, array_job_id);
-        ret = read_rows(c, st, sizeof **out, read_job, (void **)out, n);
-    }
-    read_end(s, c);
-    return ret;
+    return list_of(s, ST_ARRAY_TASKS, array_job_id, sizeof **out, read_job, (void **)out, n);
 }
 
 int store_job_array_task_get(store *s, int64_t array_job_id, int task_id, store_job *out)
@@ -3066,18 +3070,8 @@ static void read_state_count(sqlite3_stmt *st, void *item)
 
 int store_job_array_counts(store *s, int64_t array_job_id, store_state_count **out, size_t *n)
 {
-    if (!s || !out || !n) return -EINVAL;
-    *out = NULL;
-    *n = 0;
-    conn *c = read_begin(s);
-    sqlite3_stmt *st = stmt_get(c, ST_ARRAY_COUNTS);
-    int ret = -EIO;
-    if (st) {
-        sqlite3_bind_int64(st, 1, array_job_id);
-        ret = read_rows(c, st, sizeof **out, read_state_count, (void **)out, n);
-    }
-    read_end(s, c);
-    return ret;
+    return list_of(s, ST_ARRAY_COUNTS, array_job_id, sizeof **out, read_state_count, (void **)out,
+                   n);
 }
 
 /* --- dependencies --- */
@@ -3116,18 +3110,7 @@ int store_dependency_insert(store *s, int64_t job_id, const store_dependency *d,
 
 int store_dependency_list(store *s, int64_t job_id, store_dependency **out, size_t *n)
 {
-    if (!s || !out || !n) return -EINVAL;
-    *out = NULL;
-    *n = 0;
-    conn *c = read_begin(s);
-    sqlite3_stmt *st = stmt_get(c, ST_DEP_LIST);
-    int ret = -EIO;
-    if (st) {
-        sqlite3_bind_int64(st, 1, job_id);
-        ret = read_rows(c, st, sizeof **out, read_dependency, (void **)out, n);
-    }
-    read_end(s, c);
-    return ret;
+    return list_of(s, ST_DEP_LIST, job_id, sizeof **out, read_dependency, (void **)out, n);
 }
 
 int store_dependency_list_queued(store *s, store_dependency **out, size_t *n)
