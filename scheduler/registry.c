@@ -695,6 +695,16 @@ static void depend_reason(registry *r, int64_t id, char *reason, size_t len)
     free(rows);
 }
 
+/* Job `id`'s row of sbatch options and CPU total (job_extra), when submission `s` asks options or
+ * more CPUs than its cpus_per_task; none otherwise. Returns 0 or a negative errno. */
+static int extra_write(registry *r, const registry_submit *s, int64_t id)
+{
+    const store_job *j = &s->job;
+    bool has_options = s->options != NULL && s->options[0] != '\0';
+    if (!has_options && (j->cpus <= 0 || j->cpus == j->cpus_per_task)) return 0;
+    return store_job_extra_set(r->st, id, j->cpus, has_options ? s->options : "");
+}
+
 /* The answer of a new submission (render) and its Idempotency-Key record, the job queued.
  * Returns 0 or a negative errno (the caller dequeues what it queued). */
 static int submit_answer(registry *r, registry_submit *s, int64_t now)
@@ -750,12 +760,8 @@ static int submit_array(registry *r, struct change *c, policy_job *pj, const cha
         }
         ids[i] = t.id;
         if (i == 0) first = t;
-        /* each task asks what the array asks: its options and CPU total (issue 9's sbatch
-         * options, one job_extra row per task) */
-        bool has_options = s->options != NULL && s->options[0] != '\0';
-        if ((has_options || (j->cpus > 0 && j->cpus != j->cpus_per_task)) &&
-            (rc = store_job_extra_set(r->st, t.id, j->cpus, has_options ? s->options : "")) < 0)
-            goto fail;
+        /* each task asks what the array asks: its options and CPU total */
+        if ((rc = extra_write(r, s, t.id)) < 0) goto fail;
     }
     store_job_array sa;
     memset(&sa, 0, sizeof sa);
@@ -862,10 +868,7 @@ static int apply_submit(registry *r, struct change *c)
     if (s->array != NULL) return submit_array(r, c, &pj, asked, now);
     if ((rc = store_job_insert(r->st, j, s->script)) < 0) return rc;
     if (strcmp(j->user, asked) != 0) return -ENOENT; /* the id is another user's: undone */
-    bool has_options = s->options != NULL && s->options[0] != '\0';
-    if ((has_options || (j->cpus > 0 && j->cpus != j->cpus_per_task)) &&
-        (rc = store_job_extra_set(r->st, j->id, j->cpus, has_options ? s->options : "")) < 0)
-        return rc;
+    if ((rc = extra_write(r, s, j->id)) < 0) return rc;
     json_t *det = json_pack("{s:I,s:s,s:i,s:s,s:i,s:i,s:I}", "job", (json_int_t)j->id, "name",
                             j->name, "gpus", j->gpus, "gpu_type", j->gpu_type, "cpus_per_task",
                             j->cpus_per_task, "time_minutes", j->time_minutes,
