@@ -273,12 +273,14 @@ static json_t *job_json(const store_job *j, const registry_live *live)
     return o;
 }
 
-/* Adds "dependency" (its canonical text, or null) to job object `o` of job `id`. */
-static json_t *job_json_dependency(api *a, json_t *o, int64_t id)
+/* Adds "dependency" (its canonical text, or null) to job object `o` of job `id`; its rows are
+ * read only when `has` (a job read from the store says whether it has any: no query for the many
+ * jobs without). */
+static json_t *job_json_dependency(api *a, json_t *o, int64_t id, bool has)
 {
-    char text[JOB_DEPENDENCY_TEXT_MAX];
+    char text[JOB_DEPENDENCY_TEXT_MAX] = "";
     if (o == NULL) return NULL;
-    if (registry_job_dependency_text(a->reg, id, text, sizeof text) < 0) text[0] = '\0';
+    if (has && registry_job_dependency_text(a->reg, id, text, sizeof text) < 0) text[0] = '\0';
     json_object_set_new(o, "dependency", text[0] ? json_string(text) : json_null());
     return o;
 }
@@ -288,9 +290,9 @@ static json_t *job_json_now(api *a, const store_job *j, int64_t now)
 {
     registry_live live;
     if (strcmp(j->state, STORE_STATE_QUEUED) != 0)
-        return job_json_dependency(a, job_json(j, NULL), j->id);
+        return job_json_dependency(a, job_json(j, NULL), j->id, j->has_dependency);
     registry_job_live(a->reg, j->id, now, &live);
-    return job_json_dependency(a, job_json(j, &live), j->id);
+    return job_json_dependency(a, job_json(j, &live), j->id, j->has_dependency);
 }
 
 static bool has_role(const api_call *c, int roles)
@@ -577,7 +579,8 @@ static bool idem_key_valid(const char *k)
 /* What render_job adds to the job object: the array it opens (NULL for a plain job) and the
  * job's sbatch options as stored (NULL for none). */
 struct render_ctx {
-    api *a; /* for the job's dependency, echoed */
+    api *a;          /* for the job's dependency, echoed */
+    bool dependency; /* the submission asks one */
     const job_array *arr;
     const char *options;
 };
@@ -588,7 +591,8 @@ static char *render_job(const store_job *j, const registry_live *live, void *arg
 {
     const struct render_ctx *ctx = arg;
     json_t *o = job_json(j, live);
-    if (o != NULL && ctx != NULL) o = job_json_dependency(ctx->a, o, j->id);
+    /* the job of a new submission, as the registry holds it: its rows are just written */
+    if (o != NULL && ctx != NULL) o = job_json_dependency(ctx->a, o, j->id, ctx->dependency);
     if (o != NULL && job_options_merge(o, ctx ? ctx->options : NULL) < 0) {
         json_decref(o);
         return NULL;
@@ -855,6 +859,7 @@ static void h_jobs_post(api_call *c)
     rctx.arr = arr.n_tasks > 0 ? &arr : NULL;
     rctx.options = s.options;
     rctx.a = c->a;
+    rctx.dependency = dep.n > 0;
     if (arr.n_tasks > 0) s.array = &arr;
     s.render_arg = &rctx;
     s.dependency = &dep;
@@ -893,6 +898,7 @@ static void h_jobs_post(api_call *c)
         c->kick = true;
     }
     if (s.body == NULL) { /* the registry made no answer (only with a key must it) */
+        j->has_dependency = j->has_dependency || dep.n > 0; /* its rows are written now */
         json_t *answer = job_json_now(c->a, j, time(NULL));
         if (answer != NULL) job_options_merge(answer, s.options);
         set_json(c, 202, answer);

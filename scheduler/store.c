@@ -311,7 +311,8 @@ static const char *const migrations[] = {
     "dispatched_at, started_at, ended_at, period, hold_gpu_seconds, hold_cpu_seconds, "            \
     "charge_gpu_seconds, charge_cpu_seconds, " JOB_ARRAY_COLS ", "                                 \
     "coalesce((SELECT x.cpus FROM job_extra x WHERE x.job_id = jobs.id), 0), "                     \
-    "(SELECT r.request_id FROM job_requests r WHERE r.job_id = jobs.id)"
+    "(SELECT r.request_id FROM job_requests r WHERE r.job_id = jobs.id), "                         \
+    "EXISTS (SELECT 1 FROM job_dependencies d WHERE d.job_id = jobs.id)"
 
 /* A job's array, its index in it and the array's %max (0, -1, 0 for a plain job): one primary-key
  * lookup each, so that every statement reading JOB_COLS from jobs keeps its plan. */
@@ -1075,6 +1076,7 @@ static void read_job(sqlite3_stmt *st, void *item)
     j->array_max = sqlite3_column_int(st, 27);
     j->cpus = sqlite3_column_int(st, 28);
     col_text(st, 29, j->request_id, sizeof j->request_id);
+    j->has_dependency = sqlite3_column_int(st, 30) != 0;
 }
 
 static int64_t now(void)

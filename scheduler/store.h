@@ -131,6 +131,7 @@ typedef struct store_job {
     int cpus; /* the job's total CPUs (jobreq_totals_get); 0 = as cpus_per_task (no extra row) */
     char request_id[65]; /* its submission's request id (request_id.h; table job_requests), "" if
                             none (jobs from before schema v8) */
+    bool has_dependency; /* read-only here: it has rows in job_dependencies (its conditions) */
 } store_job;
 
 /* Opens (creating if needed) the database at `path`, in WAL mode, and migrates its schema.
