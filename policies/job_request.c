@@ -517,11 +517,6 @@ static int check_texts(const jobreq *r, const jobreq_limits *lim, jobreq_error *
                     "antennad's config); ask for the GPUs you need (e.g. --gpus-per-node=8)");
     if (r->requeue < -1 || r->requeue > 1)
         return fail(err, "requeue", "invalid_value", "requeue must be true or false");
-    if (r->requeue == 1)
-        return fail(err, "requeue", "invalid_requeue",
-                    "requeue is refused: Slurm would restart the job under the same id and its "
-                    "first run would go uncharged; a job whose node fails ends node_fail, charged "
-                    "what ran: submit it again (--no-requeue, the default, is fine)");
     static const struct {
         const char *field;
         size_t off, len;

@@ -1470,6 +1470,48 @@ int policy_job_finished(policy *p, int64_t id, int64_t elapsed_s, int64_t now,
     return 0;
 }
 
+int policy_job_run_ended(policy *p, int64_t id, int64_t elapsed_s, int runs, int64_t now,
+                         int64_t *charge_gpu_s, int64_t *charge_cpu_s, bool *over_budget)
+{
+    if (p == NULL) return -ENOENT;
+    if (runs < 1) return -EINVAL;
+    struct pjob *j = job_find(p, id);
+    if (j == NULL || !j->in_slurm) return -ENOENT;
+    int64_t limit_min = (int64_t)j->time_minutes * runs;
+    int64_t cg, cc;
+    policy_charge(j->gpus, j->cpus, limit_min > INT32_MAX ? INT32_MAX : (int)limit_min,
+                  j->weight_milli, elapsed_s, &cg, &cc);
+    struct pperiod *e = j->per;
+    if (e == NULL && (cg > 0 || cc > 0)) {
+        e = period_get(j->partner, j->period);
+        if (e == NULL) return -ENOMEM;
+        j->per = e;
+    }
+    bool over = false;
+    if (e != NULL) {
+        e->used_gpu = sat_add(e->used_gpu, cg);
+        e->used_cpu = sat_add(e->used_cpu, cc);
+        policy_quota q = quota_of(e);
+        over = (q.gpu_seconds != POLICY_UNLIMITED &&
+                left_of(q.gpu_seconds, e->used_gpu, e->held_gpu) < 0) ||
+               (q.cpu_seconds != POLICY_UNLIMITED &&
+                left_of(q.cpu_seconds, e->used_cpu, e->held_cpu) < 0);
+    }
+    if (cg > 0) {
+        usage_add(p, j->partner, cg, now);
+        fairshare_update(p);
+    }
+    if (j->running) { /* waiting in Slurm again, until it starts over */
+        j->running = false;
+        j->partner->gpus_running -= j->gpus;
+        p->pending++;
+    }
+    if (charge_gpu_s != NULL) *charge_gpu_s = cg;
+    if (charge_cpu_s != NULL) *charge_cpu_s = cc;
+    if (over_budget != NULL) *over_budget = over;
+    return 0;
+}
+
 const char *policy_job_reason(const policy *p, int64_t id, int64_t now)
 {
     if (p == NULL) return NULL;

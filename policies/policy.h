@@ -233,6 +233,18 @@ int policy_job_started(policy *p, int64_t id);
 int policy_job_finished(policy *p, int64_t id, int64_t elapsed_s, int64_t now,
                         int64_t *charge_gpu_s, int64_t *charge_cpu_s, char period[8]);
 
+/* Records that one run of job `id` (in Slurm) ended and Slurm requeued the job (sbatch
+ * --requeue: a node failure, a preemption, an administrator's requeue): the run's charge, from
+ * `elapsed_s` capped at `runs` x the time limit (`runs` > 1 when several runs ended unseen), is
+ * added to its partner's used amount and fair-share usage at `now`, and the job counts as waiting
+ * in Slurm again (until policy_job_started). Its hold is kept, whole: the next run may use its
+ * full time limit. Sets the charges. *over_budget (may be NULL) is set when the partner's budget
+ * of the job's period no longer covers what is used and held: the caller must then end the job,
+ * or the next run could be charged past the budget. Returns 0, -ENOENT (not in Slurm), -EINVAL
+ * (runs < 1). */
+int policy_job_run_ended(policy *p, int64_t id, int64_t elapsed_s, int runs, int64_t now,
+                         int64_t *charge_gpu_s, int64_t *charge_cpu_s, bool *over_budget);
+
 /* Why queued job `id` waits now: one of the POLICY_REASON_* strings. Returns NULL when `id` is
  * not queued. The string is static. */
 const char *policy_job_reason(const policy *p, int64_t id, int64_t now);

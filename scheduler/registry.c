@@ -1080,12 +1080,57 @@ static int apply_outcomes(registry *r, struct change *c)
     return 0;
 }
 
+/* Records the runs of job `j` that ended when Slurm requeued it (sc->runs_ended of them, over
+ * [sc->run_start, sc->run_end]): their job_runs row, their charge in the ledger, an audit entry,
+ * then the engine (which says whether the budget still covers the job's hold). */
+static int run_requeued(registry *r, registry_slurm_change *sc, const store_job *j, int64_t now)
+{
+    int64_t start = sc->run_start > 0 ? sc->run_start : 0;
+    int64_t end = sc->run_end > start ? sc->run_end : start;
+    int64_t elapsed = end - start;
+    int64_t limit = (int64_t)j->time_minutes * sc->runs_ended;
+    int w = policy_gpu_weight(r->pol, j->gpu_type);
+    store_run run = {.job_id = j->id,
+                     .runs = sc->runs_ended,
+                     .slurm_job_id = j->slurm_job_id,
+                     .started_at = start,
+                     .ended_at = end,
+                     .elapsed_seconds = elapsed};
+    policy_charge(j->gpus, registry_job_cpus(j), limit > INT32_MAX ? INT32_MAX : (int)limit,
+                  w < 0 ? 1000 : w, elapsed, &run.charge_gpu_seconds, &run.charge_cpu_seconds);
+    fault_point("charge.before");
+    int rc = store_job_run_end(r->st, &run);
+    if (rc < 0) return rc;
+    rc = audit_add(r, "antennad", j->partner, "job.run_requeued",
+                   json_pack("{s:I,s:I,s:s,s:i,s:i,s:I,s:I,s:I,s:I,s:I}", "job", (json_int_t)j->id,
+                             "slurm_job_id", (json_int_t)j->slurm_job_id, "user", j->user,
+                             "restarts", j->restarts + sc->runs_ended, "runs", sc->runs_ended,
+                             "started_at", (json_int_t)start, "ended_at", (json_int_t)end,
+                             "elapsed_seconds", (json_int_t)elapsed, "charge_gpu_seconds",
+                             (json_int_t)run.charge_gpu_seconds, "charge_cpu_seconds",
+                             (json_int_t)run.charge_cpu_seconds));
+    if (rc < 0) return rc;
+    int64_t g = 0, cc = 0;
+    bool over = false;
+    if (policy_job_run_ended(r->pol, j->id, elapsed, sc->runs_ended, now, &g, &cc, &over) < 0 ||
+        g != run.charge_gpu_seconds || cc != run.charge_cpu_seconds)
+        r->engine_suspect = true;
+    sc->over_budget = over;
+    return 0;
+}
+
 static int slurm_one(registry *r, registry_slurm_change *sc, int64_t now)
 {
     store_job j;
     int rc = store_job_get(r->st, sc->id, &j);
     if (rc < 0) return rc;
     if (store_state_terminal(j.state)) return 0; /* never changed again */
+    if (sc->runs_ended > 0 && !sc->lost) {
+        if ((rc = run_requeued(r, sc, &j, now)) < 0) return rc;
+        /* the job waits in Slurm again: what follows is its next run */
+        snprintf(j.state, sizeof j.state, "pending");
+        j.started_at = 0;
+    }
     store_job u = j;
     bool was_running = state_running(j.state);
     if (sc->lost) {
@@ -1161,6 +1206,7 @@ static int apply_slurm(registry *r, struct change *c)
     for (size_t i = 0; i < c->u.slurm.n; i++) {
         registry_slurm_change *sc = &c->u.slurm.c[i];
         sc->finished = false;
+        sc->over_budget = false;
         int rc = store_change_begin(r->st);
         if (rc == 0) rc = store_change_end(r->st, slurm_one(r, sc, now));
         sc->rc = rc;

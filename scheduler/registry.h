@@ -256,7 +256,15 @@ typedef struct registry_slurm_change {
     int exit_code;
     bool lost; /* neither slurmctld nor slurmdbd knows its end: state "lost", charged its full
                   hold (its time limit), with `reason` (or a default) in its audit entry */
+    /* Runs that ended because Slurm requeued the job (sbatch --requeue), since the change
+     * recorded before: 0 = none. Then [run_start, run_end] is their span (one run, or several
+     * that ended between two looks), recorded and charged before the state above (which is the
+     * job's next run's: pending, or running from start_time). */
+    int runs_ended;
+    int64_t run_start, run_end;
     /* out */
+    bool over_budget; /* after the runs' charge, the partner's budget no longer covers the job's
+                         hold: the caller must end the job in Slurm */
     int rc;                     /* 0, -ENOENT (no such job), or an error */
     bool finished;              /* this change ended it */
     int64_t charge_gpu_seconds; /* its charge when finished */
@@ -265,7 +273,9 @@ typedef struct registry_slurm_change {
 
 /* Records n Slurm changes in one batch: the job's row, and on its end its hold released and its
  * charge (policy_job_charge, from Slurm's start and end) in the ledger, with an audit entry for
- * every state change ("job.started", "job.finished"), then the engine (started, finished). A
+ * every state change ("job.started", "job.finished"), then the engine (started, finished). Runs
+ * ended by a Slurm requeue come first: each a job_runs row and its charge ("job.run_requeued",
+ * policy_job_run_ended), the hold kept for the next run. A
  * terminal job is never changed again. Returns 0 when the batch committed (see each rc), or a
  * common error (nothing recorded: call again with the same changes). */
 int registry_slurm_changes(registry *r, registry_slurm_change *c, size_t n);

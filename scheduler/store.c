@@ -301,6 +301,25 @@ static const char *const migrations[] = {
     "CREATE TABLE job_requests ("
     "  job_id INTEGER PRIMARY KEY REFERENCES jobs(id),"
     "  request_id TEXT NOT NULL);",
+    /* v11 -> v12 (issue 9, --requeue): the runs of a job that Slurm requeued, each ended and
+     * charged on its own (its ledger row is written with it); the job's own started_at/ended_at
+     * are its last run's. `runs` > 1 when several runs ended between two looks at Slurm. A table
+     * of its own (see v11), append-only like the ledger. */
+    "CREATE TABLE job_runs ("
+    "  job_id INTEGER NOT NULL REFERENCES jobs(id),"
+    "  run INTEGER NOT NULL,"
+    "  runs INTEGER NOT NULL CHECK (runs >= 1),"
+    "  slurm_job_id INTEGER NOT NULL,"
+    "  started_at INTEGER NOT NULL,"
+    "  ended_at INTEGER NOT NULL,"
+    "  elapsed_seconds INTEGER NOT NULL,"
+    "  charge_gpu_seconds INTEGER NOT NULL,"
+    "  charge_cpu_seconds INTEGER NOT NULL,"
+    "  PRIMARY KEY (job_id, run)) WITHOUT ROWID;"
+    "CREATE TRIGGER job_runs_no_update BEFORE UPDATE ON job_runs"
+    " BEGIN SELECT RAISE(ABORT, 'the runs of a job are append-only'); END;"
+    "CREATE TRIGGER job_runs_no_delete BEFORE DELETE ON job_runs"
+    " BEGIN SELECT RAISE(ABORT, 'the runs of a job are append-only'); END;",
 };
 
 #define STORE_SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
@@ -312,7 +331,9 @@ static const char *const migrations[] = {
     "charge_gpu_seconds, charge_cpu_seconds, " JOB_ARRAY_COLS ", "                                 \
     "coalesce((SELECT x.cpus FROM job_extra x WHERE x.job_id = jobs.id), 0), "                     \
     "(SELECT r.request_id FROM job_requests r WHERE r.job_id = jobs.id), "                         \
-    "EXISTS (SELECT 1 FROM job_dependencies d WHERE d.job_id = jobs.id)"
+    "EXISTS (SELECT 1 FROM job_dependencies d WHERE d.job_id = jobs.id), "                      \
+    "(SELECT coalesce(sum(u.runs), 0) FROM job_runs u WHERE u.job_id = jobs.id), "                \
+    "(SELECT coalesce(sum(u.elapsed_seconds), 0) FROM job_runs u WHERE u.job_id = jobs.id)"
 
 /* A job's array, its index in it and the array's %max (0, -1, 0 for a plain job): one primary-key
  * lookup each, so that every statement reading JOB_COLS from jobs keeps its plan. */
@@ -450,6 +471,9 @@ enum stmt_id {
     ST_DEP_LIST,
     ST_DEP_LIST_QUEUED,
     ST_JOB_ACTIVE_NAMED,
+    ST_RUN_INSERT,
+    ST_RUN_LIST,
+    ST_JOB_RUN_RESET,
     ST_COUNT
 };
 
@@ -575,8 +599,9 @@ static const char *const stmt_sql[ST_COUNT] = {
                         "WHERE id = ?1 AND state = 'queued'",
     [ST_JOB_HOLD_CLEAR] = "UPDATE jobs SET hold_gpu_seconds = 0, hold_cpu_seconds = 0 "
                           "WHERE id = ?1",
-    [ST_JOB_CHARGE] = "UPDATE jobs SET period = ?2, charge_gpu_seconds = ?3, "
-                      "charge_cpu_seconds = ?4 WHERE id = ?1",
+    /* added: a job Slurm requeued is charged once per run */
+    [ST_JOB_CHARGE] = "UPDATE jobs SET period = ?2, charge_gpu_seconds = charge_gpu_seconds + ?3, "
+                      "charge_cpu_seconds = charge_cpu_seconds + ?4 WHERE id = ?1",
     [ST_JOB_TRANSITION] = "UPDATE jobs SET state = ?3, reason = ?4, "
                           "ended_at = CASE WHEN ?5 AND ended_at = 0 THEN ?6 ELSE ended_at END "
                           "WHERE id = ?1 AND state = ?2",
@@ -657,6 +682,14 @@ static const char *const stmt_sql[ST_COUNT] = {
                            "WHERE j.state = 'queued' ORDER BY d.job_id, d.pos",
     [ST_JOB_ACTIVE_NAMED] = "SELECT id FROM jobs WHERE user_id = ?1 AND name = ?2 AND id < ?3 "
                             "AND state NOT IN " TERMINAL_SQL " ORDER BY id",
+    [ST_RUN_INSERT] = "INSERT INTO job_runs (job_id, run, runs, slurm_job_id, started_at, ended_at, "
+                      "elapsed_seconds, charge_gpu_seconds, charge_cpu_seconds) VALUES (?1, "
+                      "(SELECT coalesce(max(run), 0) + 1 FROM job_runs WHERE job_id = ?1), ?2, ?3, "
+                      "?4, ?5, ?6, ?7, ?8)",
+    [ST_RUN_LIST] = "SELECT job_id, run, runs, slurm_job_id, started_at, ended_at, elapsed_seconds, "
+                    "charge_gpu_seconds, charge_cpu_seconds FROM job_runs WHERE job_id = ?1 "
+                    "ORDER BY run",
+    [ST_JOB_RUN_RESET] = "UPDATE jobs SET started_at = 0 WHERE id = ?1",
 };
 
 /* The filters of store_audit_list that its statement is built for: one cached statement per
@@ -1077,6 +1110,8 @@ static void read_job(sqlite3_stmt *st, void *item)
     j->cpus = sqlite3_column_int(st, 28);
     col_text(st, 29, j->request_id, sizeof j->request_id);
     j->has_dependency = sqlite3_column_int(st, 30) != 0;
+    j->restarts = sqlite3_column_int(st, 31);
+    j->prior_run_seconds = sqlite3_column_int64(st, 32);
 }
 
 static int64_t now(void)
@@ -1981,7 +2016,7 @@ static int hold_release(conn *c, int64_t id, int64_t at)
     return stmt_run(c, st, "job hold release");
 }
 
-/* Inside a transaction: charges job `id` (a "charge" row, and its charge fields). The charge
+/* Inside a transaction: charges job `id` (a "charge" row, added to its charge fields). The charge
  * belongs to the job's period; a job dispatched before periods were recorded (a database
  * migrated from v1) gets the period of its dispatch, or of `at`. Returns 0 or -errno. */
 static int charge_write(conn *c, int64_t id, int64_t gpu_seconds, int64_t cpu_seconds, int64_t at)
@@ -3142,4 +3177,63 @@ int store_job_list_active_named(store *s, int64_t user_id, const char *name, int
     }
     read_end(s, c);
     return ret;
+}
+
+static void read_run(sqlite3_stmt *st, void *item)
+{
+    store_run *r = item;
+    memset(r, 0, sizeof *r);
+    r->job_id = sqlite3_column_int64(st, 0);
+    r->run = sqlite3_column_int(st, 1);
+    r->runs = sqlite3_column_int(st, 2);
+    r->slurm_job_id = sqlite3_column_int64(st, 3);
+    r->started_at = sqlite3_column_int64(st, 4);
+    r->ended_at = sqlite3_column_int64(st, 5);
+    r->elapsed_seconds = sqlite3_column_int64(st, 6);
+    r->charge_gpu_seconds = sqlite3_column_int64(st, 7);
+    r->charge_cpu_seconds = sqlite3_column_int64(st, 8);
+}
+
+int store_job_run_end(store *s, const store_run *r)
+{
+    if (!s || !r || r->runs < 1 || r->started_at < 0 || r->ended_at < r->started_at ||
+        r->elapsed_seconds < 0 || r->charge_gpu_seconds < 0 || r->charge_cpu_seconds < 0)
+        return -EINVAL;
+    int ret = write_begin(s, true);
+    if (ret < 0) return ret;
+    conn *c = &s->w;
+    char cur[STORE_STATE_MAX];
+    ret = job_state(c, r->job_id, cur, sizeof cur);
+    if (ret == 0 && (store_state_terminal(cur) || strcmp(cur, STORE_STATE_QUEUED) == 0))
+        ret = -EALREADY; /* only a job in Slurm has runs */
+    sqlite3_stmt *st = ret == 0 ? stmt_get(c, ST_RUN_INSERT) : NULL;
+    if (ret == 0 && !st) ret = -EIO;
+    if (ret == 0) {
+        sqlite3_bind_int64(st, 1, r->job_id);
+        sqlite3_bind_int(st, 2, r->runs);
+        sqlite3_bind_int64(st, 3, r->slurm_job_id);
+        sqlite3_bind_int64(st, 4, r->started_at);
+        sqlite3_bind_int64(st, 5, r->ended_at);
+        sqlite3_bind_int64(st, 6, r->elapsed_seconds);
+        sqlite3_bind_int64(st, 7, r->charge_gpu_seconds);
+        sqlite3_bind_int64(st, 8, r->charge_cpu_seconds);
+        ret = stmt_run(c, st, "run insert");
+    }
+    if (ret == 0 && (r->charge_gpu_seconds > 0 || r->charge_cpu_seconds > 0))
+        ret = charge_write(c, r->job_id, r->charge_gpu_seconds, r->charge_cpu_seconds, now());
+    if (ret == 0) {
+        st = stmt_get(c, ST_JOB_RUN_RESET);
+        if (!st) {
+            ret = -EIO;
+        } else {
+            sqlite3_bind_int64(st, 1, r->job_id);
+            ret = stmt_run(c, st, "run reset");
+        }
+    }
+    return write_end(s, ret);
+}
+
+int store_job_runs_list(store *s, int64_t job_id, store_run **out, size_t *n)
+{
+    return list_of(s, ST_RUN_LIST, job_id, sizeof **out, read_run, (void **)out, n);
 }

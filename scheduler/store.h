@@ -132,6 +132,10 @@ typedef struct store_job {
     char request_id[65]; /* its submission's request id (request_id.h; table job_requests), "" if
                             none (jobs from before schema v8) */
     bool has_dependency; /* read-only here: it has rows in job_dependencies (its conditions) */
+    /* read-only here: its runs that Slurm requeued (store_job_run_end), ended and charged; its
+     * started_at/ended_at are its current run's, its charge is every run's */
+    int restarts;              /* how many (0 = never requeued) */
+    int64_t prior_run_seconds; /* their elapsed seconds, summed */
 } store_job;
 
 /* Opens (creating if needed) the database at `path`, in WAL mode, and migrates its schema.
@@ -589,6 +593,31 @@ int store_dependency_list(store *s, int64_t job_id, store_dependency **out, size
 /* The conditions of every queued job, by job id then order (the registry's start-up rebuild of
  * its dependency index). Returns 0 (malloc'd *out, caller frees) or a negative errno. */
 int store_dependency_list_queued(store *s, store_dependency **out, size_t *n);
+
+/* --- runs of a requeued job (issue 9, --requeue) --- */
+
+/* One run of a job that ended when Slurm requeued the job (a node failure, a preemption, an
+ * administrator's requeue of a --requeue job). */
+typedef struct store_run {
+    int64_t job_id;
+    int run;  /* 1, 2, ... in order (set by store_job_run_end) */
+    int runs; /* >= 1: the Slurm runs this row covers (several ended between two looks) */
+    int64_t slurm_job_id;
+    int64_t started_at, ended_at; /* unix seconds */
+    int64_t elapsed_seconds;
+    int64_t charge_gpu_seconds, charge_cpu_seconds; /* its charge (policy_job_run_ended) */
+} store_run;
+
+/* Records the end of one run of job `r->job_id` (in Slurm, not ended) in one savepoint: its row
+ * in job_runs (r->run is ignored: the next number), its charge in the ledger (a "charge" row,
+ * added to the job's charge fields, in the job's period; none when 0), and the job's started_at
+ * back to 0 (its next run sets it). The job's hold is left as it is. Registry only. Returns 0,
+ * -EINVAL, -ENOENT, -EALREADY (the job is queued or ended), or a store error. */
+int store_job_run_end(store *s, const store_run *r);
+
+/* The ended runs of job `job_id`, in order, into a malloc'd array (caller frees; NULL and *n = 0
+ * when it has none). Returns 0 or a negative errno. */
+int store_job_runs_list(store *s, int64_t job_id, store_run **out, size_t *n);
 
 /* The ids of user `user_id`'s jobs named `name` with an id below `before_id` that have not ended,
  * ascending, into a malloc'd array (caller frees). Returns 0 or a negative errno. */

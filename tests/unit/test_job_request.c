@@ -747,14 +747,16 @@ static void validate_refuses_fewer_tasks_than_nodes(void **state)
     expect_refusal(&r, NULL, "ntasks", "invalid_value");
 }
 
-static void validate_refuses_requeue(void **state)
+static void validate_takes_requeue_true_or_false_only(void **state)
 {
     (void)state;
     jobreq r = valid_request();
     r.requeue = 1;
-    expect_refusal(&r, NULL, "requeue", "invalid_requeue");
+    assert_int_equal(jobreq_validate(&r, NULL, NULL), 0);
     r.requeue = 0;
     assert_int_equal(jobreq_validate(&r, NULL, NULL), 0);
+    r.requeue = 2;
+    expect_refusal(&r, NULL, "requeue", "invalid_value");
 }
 
 static void validate_refuses_exclusive_where_the_site_does_not_say_its_node_size(void **state)
@@ -1032,7 +1034,7 @@ int main(void)
         cmocka_unit_test(validate_refuses_more_nodes_than_the_site_allows),
         cmocka_unit_test(validate_refuses_two_ways_of_asking_gpus),
         cmocka_unit_test(validate_refuses_fewer_tasks_than_nodes),
-        cmocka_unit_test(validate_refuses_requeue),
+        cmocka_unit_test(validate_takes_requeue_true_or_false_only),
         cmocka_unit_test(validate_refuses_exclusive_where_the_site_does_not_say_its_node_size),
         cmocka_unit_test(validate_lets_the_cli_carry_exclusive_to_the_server),
         cmocka_unit_test(totals_of_an_exclusive_job_are_every_gpu_and_cpu_of_its_nodes),

@@ -1198,6 +1198,80 @@ static void requeue_releases_the_hold_and_queues_the_job_again(void **state)
     policy_free(p);
 }
 
+static void run_ended_by_a_slurm_requeue_is_charged_and_keeps_the_hold(void **state)
+{
+    (void)state;
+    policy_config c;
+    policy_config_defaults(&c);
+    policy *p = world(&c);
+    policy_quota q = unlimited();
+    q.gpu_seconds = 10 * HOUR;
+    set_quota(p, "ulb", "2026-11", q);
+    enq(p, 1, "alice", 2, 60, NOV15);
+    assert_int_equal(dispatch_next(p, NOV15), 1);
+    assert_int_equal(policy_job_started(p, 1), 0);
+    int64_t cg = -1, cc = -1, used, held;
+    bool over = true;
+    assert_int_equal(policy_job_run_ended(p, 1, 600, 1, NOV15 + 600, &cg, &cc, &over), 0);
+    assert_int_equal(cg, 2 * 600);
+    assert_false(over);
+    get_amounts(p, "ulb", "2026-11", &used, &held);
+    assert_int_equal(used, 1200);
+    assert_int_equal(held, 2 * HOUR); /* the next run may use its whole time limit */
+    /* the second run, then the end: charged once more, the hold given back */
+    assert_int_equal(policy_job_started(p, 1), 0);
+    char period[8];
+    assert_int_equal(policy_job_finished(p, 1, 300, NOV15 + 2000, &cg, &cc, period), 0);
+    assert_int_equal(cg, 600);
+    get_amounts(p, "ulb", "2026-11", &used, &held);
+    assert_int_equal(used, 1800);
+    assert_int_equal(held, 0);
+    assert_int_equal(policy_job_run_ended(p, 1, 10, 1, NOV15, &cg, &cc, NULL), -ENOENT);
+    policy_free(p);
+}
+
+static void run_ended_charges_at_most_the_time_limit_of_each_run(void **state)
+{
+    (void)state;
+    policy_config c;
+    policy_config_defaults(&c);
+    policy *p = world(&c);
+    set_quota(p, "ulb", "2026-11", unlimited());
+    enq(p, 1, "alice", 1, 10, NOV15);
+    assert_int_equal(dispatch_next(p, NOV15), 1);
+    int64_t cg, cc;
+    assert_int_equal(policy_job_run_ended(p, 1, 5000, 1, NOV15, &cg, &cc, NULL), 0);
+    assert_int_equal(cg, 600);
+    /* three runs ended unseen, as one span: capped at three time limits */
+    assert_int_equal(policy_job_run_ended(p, 1, 5000, 3, NOV15, &cg, &cc, NULL), 0);
+    assert_int_equal(cg, 1800);
+    assert_int_equal(policy_job_run_ended(p, 1, 10, 0, NOV15, &cg, &cc, NULL), -EINVAL);
+    policy_free(p);
+}
+
+static void run_ended_past_the_budget_says_the_job_must_end(void **state)
+{
+    (void)state;
+    policy_config c;
+    policy_config_defaults(&c);
+    policy *p = world(&c);
+    policy_quota q = unlimited();
+    q.gpu_seconds = HOUR + 1800; /* room for one hold of an hour, and half an hour more */
+    set_quota(p, "ulb", "2026-11", q);
+    enq(p, 1, "alice", 1, 60, NOV15);
+    assert_int_equal(dispatch_next(p, NOV15), 1);
+    int64_t cg, cc, used, held;
+    bool over = true;
+    assert_int_equal(policy_job_run_ended(p, 1, 1800, 1, NOV15, &cg, &cc, &over), 0);
+    assert_false(over); /* used 1800 + held 3600 = the budget */
+    assert_int_equal(policy_job_run_ended(p, 1, 1, 1, NOV15, &cg, &cc, &over), 0);
+    assert_true(over);
+    get_amounts(p, "ulb", "2026-11", &used, &held);
+    assert_int_equal(used, 1801);
+    assert_int_equal(held, HOUR);
+    policy_free(p);
+}
+
 static void dequeue_removes_only_a_queued_job(void **state)
 {
     (void)state;
@@ -1822,6 +1896,9 @@ int main(void)
         cmocka_unit_test(a_job_dispatched_in_one_month_is_charged_to_that_month),
         cmocka_unit_test(pick_uses_the_quota_of_the_current_period),
         cmocka_unit_test(requeue_releases_the_hold_and_queues_the_job_again),
+        cmocka_unit_test(run_ended_by_a_slurm_requeue_is_charged_and_keeps_the_hold),
+        cmocka_unit_test(run_ended_charges_at_most_the_time_limit_of_each_run),
+        cmocka_unit_test(run_ended_past_the_budget_says_the_job_must_end),
         cmocka_unit_test(dequeue_removes_only_a_queued_job),
         cmocka_unit_test(a_hold_is_never_released_twice),
         cmocka_unit_test(restore_counts_holds_caps_and_the_window),

@@ -939,6 +939,116 @@ static void slurm_completed_charges_its_elapsed_time_and_releases_its_hold(void 
     assert_int_equal(hcpu, 0);
 }
 
+static void slurm_requeue_charges_each_run_once_and_keeps_the_hold_between(void **state)
+{
+    struct world *w = *state;
+    int64_t id = dispatched_job(w, 4242);
+    int64_t t = time(NULL) - 1000;
+    registry_slurm_change c = slurm_change(id, 4242, "running", t, 0);
+    slurm_apply(w, &c);
+    /* Slurm requeued it after 100 s: it waits in Slurm again */
+    c = slurm_change(id, 4242, "pending", 0, 0);
+    c.runs_ended = 1;
+    c.run_start = t;
+    c.run_end = t + 100;
+    slurm_apply(w, &c);
+    assert_false(c.finished);
+    assert_false(c.over_budget);
+    int weight = registry_gpu_weight(w->reg, "h100");
+    int64_t run1 = 0, run1_cpu = 0, run2 = 0, run2_cpu = 0;
+    policy_charge(1, 2, 5, weight, 100, &run1, &run1_cpu);
+    store_job j = job_get(w, id);
+    assert_string_equal(j.state, "pending");
+    assert_int_equal(j.restarts, 1);
+    assert_int_equal(j.started_at, 0);
+    assert_int_equal(j.charge_gpu_seconds, run1);
+    assert_true(j.hold_gpu_seconds > 0);
+    assert_int_equal(audit_count(w, "job.run_requeued", id), 1);
+    policy_quota q;
+    int64_t used = -1, held = -1, ucpu, hcpu;
+    assert_int_equal(registry_quota_usage(w->reg, "ulb", w->period, &q, &used, &held, &ucpu, &hcpu),
+                     0);
+    assert_int_equal(used, run1);
+    assert_int_equal(held, j.hold_gpu_seconds);
+
+    /* its second run, 50 s, and its end */
+    c = slurm_change(id, 4242, "running", t + 300, 0);
+    slurm_apply(w, &c);
+    assert_int_equal(audit_count(w, "job.started", id), 2);
+    c = slurm_change(id, 4242, "completed", t + 300, t + 350);
+    slurm_apply(w, &c);
+    assert_true(c.finished);
+    policy_charge(1, 2, 5, weight, 50, &run2, &run2_cpu);
+    j = job_get(w, id);
+    assert_string_equal(j.state, "completed");
+    assert_int_equal(j.started_at, t + 300);
+    assert_int_equal(j.prior_run_seconds, 100);
+    assert_int_equal(j.charge_gpu_seconds, run1 + run2);
+    assert_int_equal(j.charge_cpu_seconds, run1_cpu + run2_cpu);
+    size_t charges = 0;
+    assert_int_equal(ledger_sum(w, id, "charge", &charges), run1 + run2);
+    assert_int_equal(charges, 2);
+    assert_int_equal(ledger_sum(w, id, "hold", NULL) + ledger_sum(w, id, "release", NULL), 0);
+    assert_int_equal(registry_quota_usage(w->reg, "ulb", w->period, &q, &used, &held, &ucpu, &hcpu),
+                     0);
+    assert_int_equal(used, run1 + run2);
+    assert_int_equal(held, 0);
+    assert_int_equal(ucpu, run1_cpu + run2_cpu);
+}
+
+static void slurm_requeue_seen_already_running_again_starts_the_next_run(void **state)
+{
+    struct world *w = *state;
+    int64_t id = dispatched_job(w, 4242);
+    int64_t t = time(NULL) - 1000;
+    registry_slurm_change c = slurm_change(id, 4242, "running", t, 0);
+    slurm_apply(w, &c);
+    /* requeued and started over between two looks */
+    c = slurm_change(id, 4242, "running", t + 200, 0);
+    c.runs_ended = 1;
+    c.run_start = t;
+    c.run_end = t + 60;
+    slurm_apply(w, &c);
+    store_job j = job_get(w, id);
+    assert_string_equal(j.state, "running");
+    assert_int_equal(j.started_at, t + 200);
+    assert_int_equal(j.restarts, 1);
+    assert_int_equal(audit_count(w, "job.started", id), 2);
+    c = slurm_change(id, 4242, "completed", t + 200, t + 210);
+    slurm_apply(w, &c);
+    int64_t want1 = 0, want2 = 0;
+    int weight = registry_gpu_weight(w->reg, "h100");
+    policy_charge(1, 2, 5, weight, 60, &want1, NULL);
+    policy_charge(1, 2, 5, weight, 10, &want2, NULL);
+    assert_int_equal(job_get(w, id).charge_gpu_seconds, want1 + want2);
+}
+
+static void slurm_requeue_past_the_budget_asks_for_the_job_to_end(void **state)
+{
+    struct world *w = *state;
+    int64_t id = dispatched_job(w, 4242); /* 1 GPU, 5 min: a hold of 300 GPU-s */
+    store_quota q = {.gpu_seconds = 400,
+                     .cpu_seconds = STORE_UNLIMITED,
+                     .max_gpus = STORE_UNLIMITED,
+                     .max_running_jobs = STORE_UNLIMITED,
+                     .max_queued_jobs = STORE_UNLIMITED,
+                     .max_walltime_minutes = STORE_UNLIMITED,
+                     .user_max_gpus = STORE_UNLIMITED};
+    snprintf(q.partner, sizeof q.partner, "ulb");
+    snprintf(q.period, sizeof q.period, "%s", w->period);
+    assert_int_equal(registry_quota_set(w->reg, &WHO, &q), 0);
+    int64_t t = time(NULL) - 1000;
+    registry_slurm_change c = slurm_change(id, 4242, "running", t, 0);
+    slurm_apply(w, &c);
+    c = slurm_change(id, 4242, "pending", 0, 0);
+    c.runs_ended = 1;
+    c.run_start = t;
+    c.run_end = t + 150; /* used 150 + held 300 > 400 */
+    slurm_apply(w, &c);
+    assert_true(c.over_budget);
+    assert_int_equal(job_get(w, id).restarts, 1);
+}
+
 static void slurm_second_terminal_change_changes_nothing(void **state)
 {
     struct world *w = *state;
@@ -2144,7 +2254,10 @@ int main(void)
         T(outcome_for_a_job_not_dispatching_is_eagain_and_changes_nothing),
         T(slurm_pending_then_running_is_audited_job_started),
         T(slurm_completed_charges_its_elapsed_time_and_releases_its_hold),
-        T(slurm_second_terminal_change_changes_nothing),
+        T(slurm_requeue_charges_each_run_once_and_keeps_the_hold_between),
+    T(slurm_requeue_seen_already_running_again_starts_the_next_run),
+    T(slurm_requeue_past_the_budget_asks_for_the_job_to_end),
+    T(slurm_second_terminal_change_changes_nothing),
         T(slurm_lost_job_is_lost_charged_its_full_hold_and_audited_with_why),
         T(cancel_of_a_queued_job_cancels_it_at_once_and_leaves_the_queue),
         T(cancel_of_a_terminal_job_is_ealready),

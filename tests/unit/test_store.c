@@ -1250,6 +1250,82 @@ static void dispatch_begin_within_budget_holds_and_moves_to_dispatching(void **s
     free(es);
 }
 
+static void run_end_charges_the_run_keeps_the_hold_and_adds_up_the_runs(void **state)
+{
+    fixture *f = *state;
+    set_budget(f, PERIOD, 10000, STORE_UNLIMITED);
+    int64_t id = insert_job(f, f->user_id, "rq");
+    assert_int_equal(store_job_dispatch_begin(f->s, id, PERIOD, 3600, 0), 0);
+    assert_int_equal(store_job_set_dispatched(f->s, id, 77), 0);
+    store_job u = {.id = id, .state = "running", .started_at = 1000};
+    assert_int_equal(store_job_update(f->s, &u), 0);
+    store_run r = {.job_id = id, .runs = 1, .slurm_job_id = 77, .started_at = 1000,
+                   .ended_at = 1100, .elapsed_seconds = 100, .charge_gpu_seconds = 200,
+                   .charge_cpu_seconds = 100};
+    assert_int_equal(store_job_run_end(f->s, &r), 0);
+    store_job j;
+    assert_int_equal(store_job_get(f->s, id, &j), 0);
+    assert_int_equal(j.restarts, 1);
+    assert_int_equal(j.prior_run_seconds, 100);
+    assert_int_equal(j.started_at, 0); /* its next run sets it */
+    assert_int_equal(j.charge_gpu_seconds, 200);
+    assert_int_equal(j.hold_gpu_seconds, 3600); /* kept for the next run */
+    assert_int_equal(ledger_rows(f, id, "charge"), 1);
+    assert_int_equal(ledger_rows(f, id, "release"), 0);
+    /* two more runs ended unseen, then the last run and the end */
+    r.runs = 2;
+    r.started_at = 1200;
+    r.ended_at = 1500;
+    r.elapsed_seconds = 300;
+    r.charge_gpu_seconds = 600;
+    assert_int_equal(store_job_run_end(f->s, &r), 0);
+    u = (store_job){.id = id, .state = "running", .started_at = 1600};
+    assert_int_equal(store_job_update(f->s, &u), 0);
+    u = (store_job){.id = id, .state = "completed", .ended_at = 1650, .charge_gpu_seconds = 100};
+    assert_int_equal(store_job_update(f->s, &u), 0);
+    assert_int_equal(store_job_get(f->s, id, &j), 0);
+    assert_int_equal(j.restarts, 3);
+    assert_int_equal(j.prior_run_seconds, 400);
+    assert_int_equal(j.started_at, 1600);
+    assert_int_equal(j.charge_gpu_seconds, 900);
+    assert_int_equal(j.charge_cpu_seconds, 200);
+    assert_int_equal(ledger_rows(f, id, "charge"), 3);
+    assert_int_equal(ledger_rows(f, id, "release"), 1);
+    store_run *rs = NULL;
+    size_t n = 0;
+    assert_int_equal(store_job_runs_list(f->s, id, &rs, &n), 0);
+    assert_int_equal(n, 2);
+    assert_int_equal(rs[0].run, 1);
+    assert_int_equal(rs[0].runs, 1);
+    assert_int_equal(rs[0].ended_at, 1100);
+    assert_int_equal(rs[1].run, 2);
+    assert_int_equal(rs[1].runs, 2);
+    assert_int_equal(rs[1].charge_gpu_seconds, 600);
+    free(rs);
+    /* an ended job has no more runs */
+    assert_int_equal(store_job_run_end(f->s, &r), -EALREADY);
+}
+
+static void run_end_refuses_a_queued_job_and_bad_runs(void **state)
+{
+    fixture *f = *state;
+    int64_t id = insert_job(f, f->user_id, "q");
+    store_run r = {.job_id = id, .runs = 1, .started_at = 10, .ended_at = 20};
+    assert_int_equal(store_job_run_end(f->s, &r), -EALREADY);
+    r.runs = 0;
+    assert_int_equal(store_job_run_end(f->s, &r), -EINVAL);
+    r.runs = 1;
+    r.ended_at = 5;
+    assert_int_equal(store_job_run_end(f->s, &r), -EINVAL);
+    r = (store_run){.job_id = 999999, .runs = 1};
+    assert_int_equal(store_job_run_end(f->s, &r), -ENOENT);
+    store_run *rs = NULL;
+    size_t n = 7;
+    assert_int_equal(store_job_runs_list(f->s, id, &rs, &n), 0);
+    assert_int_equal(n, 0);
+    assert_null(rs);
+}
+
 static void dispatch_begin_over_budget_is_edquot_and_writes_nothing(void **state)
 {
     fixture *f = *state;
@@ -2115,7 +2191,7 @@ static void migration_from_v1_fills_new_fields_with_defaults(void **state)
 
     char out[64];
     assert_int_equal(sqlite_cli(f, "PRAGMA user_version;", out, sizeof out), 0);
-    assert_string_equal(out, "11\n"); /* and on to the current version */
+    assert_string_equal(out, "12\n"); /* and on to the current version */
     /* script stays the last column of jobs (listing jobs never reads its overflow pages) */
     assert_int_equal(
         sqlite_cli(f, "SELECT name FROM pragma_table_info('jobs') ORDER BY cid DESC LIMIT 1;", out,
@@ -2267,7 +2343,7 @@ static void migration_from_v2_keeps_data(void **state)
     assert_int_equal(open_store(f), 0);
     char out[64];
     assert_int_equal(sqlite_cli(f, "PRAGMA user_version;", out, sizeof out), 0);
-    assert_string_equal(out, "11\n");
+    assert_string_equal(out, "12\n");
     assert_string_equal(store_instance_id(f->s), "fedcba9876543210");
 
     store_partner p;
@@ -3800,6 +3876,8 @@ static void job_list_in_slurm_of_no_job_is_empty(void **state)
 #define V10_DROP "DROP TABLE job_dependencies; DROP INDEX jobs_user_name; "
 /* What the v10 -> v11 step adds (request ids). */
 #define V11_DROP "DROP TABLE job_requests; "
+/* What the v11 -> v12 step adds (the runs of a requeued job). */
+#define V12_DROP "DROP TABLE job_runs; "
 
 /* A v3 database is a v6 one without the v3 -> v4, v4 -> v5, v5 -> v6 and v6 -> v7 steps' tables,
  * columns, indexes and trigger. */
@@ -3819,13 +3897,13 @@ static void migration_from_v3_keeps_data_and_gives_the_schema_of_a_new_database(
                    "DROP TABLE idempotency; DROP INDEX jobs_in_slurm; "
                    "DROP INDEX users_unix_user; ALTER TABLE users DROP COLUMN "
                    "disabled; ALTER TABLE tokens DROP COLUMN expires_at; " V7_DROP V8_DROP V9_DROP
-                       V10_DROP V11_DROP "PRAGMA user_version = 3;",
+                       V10_DROP V11_DROP V12_DROP "PRAGMA user_version = 3;",
                    NULL, 0),
         0);
     assert_int_equal(open_store(f), 0);
     char out[16];
     assert_int_equal(sqlite_cli(f, "PRAGMA user_version;", out, sizeof out), 0);
-    assert_string_equal(out, "11\n");
+    assert_string_equal(out, "12\n");
     assert_int_equal(sqlite_cli(f, SCHEMA_SQL, migrated, sizeof migrated), 0);
     assert_string_equal(migrated, fresh);
     assert_non_null(strstr(fresh, "table|idempotency|idempotency|"));
@@ -4289,6 +4367,8 @@ int main(void)
         TU(quota_get_never_set_is_enoent),
         TU(quota_set_bad_values_is_einval),
         TU(dispatch_begin_within_budget_holds_and_moves_to_dispatching),
+        TU(run_end_charges_the_run_keeps_the_hold_and_adds_up_the_runs),
+        TU(run_end_refuses_a_queued_job_and_bad_runs),
         TU(dispatch_begin_over_budget_is_edquot_and_writes_nothing),
         TU(dispatch_begin_counts_used_and_held_against_budget),
         TU(dispatch_begin_unlimited_budget_always_fits),
