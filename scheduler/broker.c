@@ -35,6 +35,12 @@
 #define ASSOC_INBOX_MAX  10000 /* partners/users waiting for their Slurm associations */
 
 /* A job of ours in Slurm, as last recorded. */
+/* The end of a job antennad cancelled because, after Slurm requeued it, its partner's budget no
+ * longer covered another run (registry_slurm_change.over_budget). */
+#define BUDGET_END_REASON                                                                          \
+    "cancelled by antennad: Slurm requeued the job and its partner's budget no longer covers "    \
+    "another run (each run is charged)"
+
 struct tracked {
     int64_t id, slurm_id;
     char request_id[65]; /* its submission's, ending the log lines about it */
@@ -45,6 +51,10 @@ struct tracked {
     int exit_code;
     unsigned seen;         /* the listing generation that last saw it */
     int64_t missing_since; /* when slurmctld was first seen not to know it; 0 = it knows it */
+    int restarts;          /* Slurm's requeues of it recorded so far (runs charged) */
+    int64_t known_since;   /* it was in Slurm, not running, no earlier than this (its dispatch):
+                              a run that started and ended unseen began after it */
+    bool budget_end;       /* antennad ends it: after a requeue its budget no longer covers it */
 };
 
 /* A partner's GPU budget to mirror as GrpTRESMins (weighted GPU-seconds; < 0 = none). */
@@ -77,6 +87,7 @@ struct broker {
     uv_work_t work;
     bool started, busy, kicked, closing;
     atomic_bool slurm_ok;
+    int64_t listed_at; /* when the last Slurm listing that was recorded whole began (worker) */
     atomic_bool dirty;              /* something may let a queued job go: try to dispatch */
     atomic_uint_fast64_t rpc_since; /* uv_hrtime when the Slurm call under way began; 0 = none */
 
@@ -345,7 +356,9 @@ static int tracked_add(broker *b, int64_t id, int64_t slurm_id, const store_job 
     t->id = id;
     t->slurm_id = slurm_id;
     t->seen = b->gen;
+    t->known_since = j != NULL && j->dispatched_at > 0 ? j->dispatched_at : time(NULL);
     if (j != NULL) {
+        t->restarts = j->restarts;
         memcpy(t->request_id, j->request_id, sizeof t->request_id);
         snprintf(t->state, sizeof t->state, "%s", j->state);
         snprintf(t->reason, sizeof t->reason, "%s", j->reason);
@@ -1055,29 +1068,52 @@ static void dispatch(broker *b, int64_t start)
     free(jobs);
 }
 
+/* The start of a run of `t` that Slurm ended (requeued) unseen, as early as it may have been:
+ * its recorded start, else the last moment it was known not running (the start of the last
+ * listing recorded, when `t` was already followed then, or its dispatch). Never later than the
+ * real start, so a run is never charged less than it ran. */
+static int64_t run_start_bound(const broker *b, const struct tracked *t)
+{
+    if (t->start > 0) return t->start;
+    return b->listed_at > t->known_since ? b->listed_at : t->known_since;
+}
+
 /* Compares Slurm's view of a followed job with what was recorded; when it changed, fills `c`
  * with Slurm's view as antennad records it: a start only once the job left pending, an end and
- * an exit code only once it is terminal. */
-static bool job_changed(const struct tracked *t, const slurm_adapter_job *s,
+ * an exit code only once it is terminal, and the runs Slurm ended by requeueing it (its restart
+ * count grew) with their span: from run_start_bound to the last requeue (Slurm's submit time is
+ * reset to it). */
+static bool job_changed(const broker *b, const struct tracked *t, const slurm_adapter_job *s,
                         registry_slurm_change *c)
 {
     bool terminal = store_state_terminal(s->state);
     bool started = strcmp(s->state, "pending") != 0 && s->start_time > 0;
     int64_t start = started ? s->start_time : 0;
-    /* A job that ran is charged from its first start: a requeue (which a job's user can ask for
-     * where the site lets users change their jobs) moves Slurm's start later or clears it. */
-    if (t->start > 0 && (start == 0 || start > t->start)) start = t->start;
+    int runs = s->restarts > t->restarts ? s->restarts - t->restarts : 0;
+    /* Without a requeue a start never moves: keep the first one seen. */
+    if (runs == 0 && t->start > 0 && (start == 0 || start > t->start)) start = t->start;
     int64_t end = terminal ? s->end_time : 0;
     bool has_exit = s->has_exit_code && terminal;
     int exit_code = has_exit ? s->exit_code : 0;
-    if (strcmp(t->state, s->state) == 0 && strcmp(t->reason, s->reason) == 0 && t->start == start &&
-        t->end == end && t->has_exit == has_exit && t->exit_code == exit_code)
+    if (runs == 0 && strcmp(t->state, s->state) == 0 && strcmp(t->reason, s->reason) == 0 &&
+        t->start == start && t->end == end && t->has_exit == has_exit &&
+        t->exit_code == exit_code)
         return false;
     memset(c, 0, sizeof *c);
+    if (runs > 0) {
+        c->runs_ended = runs;
+        c->run_start = run_start_bound(b, t);
+        int64_t last = s->submit_time;
+        if (last <= c->run_start) last = start > c->run_start ? start : (int64_t)time(NULL);
+        c->run_end = last;
+    }
+    /* antennad ended it (see budget_end): its end says why */
+    if (terminal && t->budget_end)
+        snprintf(c->reason, sizeof c->reason, "%s", BUDGET_END_REASON);
     c->id = t->id;
     c->slurm_job_id = t->slurm_id;
     snprintf(c->state, sizeof c->state, "%s", s->state);
-    snprintf(c->reason, sizeof c->reason, "%s", s->reason);
+    if (!(terminal && t->budget_end)) snprintf(c->reason, sizeof c->reason, "%s", s->reason);
     c->start_time = start;
     c->end_time = end;
     c->has_exit_code = has_exit;
@@ -1092,6 +1128,7 @@ static void tracked_apply(struct tracked *t, const registry_slurm_change *c)
     snprintf(t->reason, sizeof t->reason, "%s", c->reason);
     t->start = c->start_time;
     t->end = c->end_time;
+    t->restarts += c->runs_ended;
     t->has_exit = c->has_exit_code;
     t->exit_code = c->exit_code;
 }
@@ -1116,11 +1153,45 @@ static const slurm_adapter_record *record_of(const broker *b, const struct track
 {
     const slurm_adapter_record *best = NULL;
     for (size_t k = 0; k < n; k++) {
-        if ((int64_t)v[k].job_id != t->slurm_id || tag_job_id(b, v[k].admin_comment) != t->id)
+        if ((int64_t)v[k].job_id != t->slurm_id || tag_job_id(b, v[k].admin_comment) != t->id ||
+            v[k].requeued) /* a run that Slurm requeued is never its last */
             continue;
         if (best == NULL || v[k].submit_time > best->submit_time) best = &v[k];
     }
     return best;
+}
+
+/* The runs of followed job `t` that slurmdbd recorded as ended by a requeue (records of its Slurm
+ * id and tag other than its last, `last`; each requeue gives the next record a later submit
+ * time): sets s->restarts to their count and, when some are not
+ * charged yet (beyond t->restarts), *from / *to to the span of those, the latest ones by submit
+ * time. Bounded by Slurm's MaxBatchRequeue and the records of one id. */
+static void requeued_runs(const broker *b, const struct tracked *t, const slurm_adapter_record *v,
+                          size_t n, const slurm_adapter_record *last, slurm_adapter_job *s,
+                          int64_t *from, int64_t *to)
+{
+    int count = 0;
+    for (size_t k = 0; k < n; k++)
+        if (&v[k] != last && v[k].requeued && (int64_t)v[k].job_id == t->slurm_id &&
+            tag_job_id(b, v[k].admin_comment) == t->id)
+            count++;
+    s->restarts = count;
+    *from = *to = 0;
+    int fresh = count - t->restarts; /* the newest `fresh` of them */
+    for (size_t k = 0; k < n && fresh > 0; k++) {
+        const slurm_adapter_record *r = &v[k];
+        if (r == last || !r->requeued || (int64_t)r->job_id != t->slurm_id ||
+            tag_job_id(b, r->admin_comment) != t->id)
+            continue;
+        int newer = 0;
+        for (size_t m = 0; m < n; m++)
+            if (&v[m] != last && v[m].requeued && (int64_t)v[m].job_id == t->slurm_id &&
+                tag_job_id(b, v[m].admin_comment) == t->id && v[m].submit_time > r->submit_time)
+                newer++;
+        if (newer >= fresh) continue;
+        if (*from == 0 || r->start_time < *from) *from = r->start_time;
+        if (r->end_time > *to) *to = r->end_time;
+    }
 }
 
 /* Adds to *chg the changes of the followed jobs that the last listing did not hold: the end
@@ -1175,7 +1246,14 @@ static int ends_from_record(broker *b, registry_slurm_change **chg, size_t *nchg
             sj.end_time = r->end_time;
             sj.has_exit_code = r->start_time > 0;
             sj.exit_code = r->exit_code;
-            if (job_changed(t, &sj, c)) {
+            int64_t from = 0, to = 0;
+            requeued_runs(b, t, rec, nrec, r, &sj, &from, &to);
+            if (job_changed(b, t, &sj, c)) {
+                /* slurmdbd knows when the runs ran: no bound needed */
+                if (c->runs_ended > 0 && from > 0 && to >= from) {
+                    c->run_start = t->start > 0 && t->start < from ? t->start : from;
+                    c->run_end = to;
+                }
                 LOG(LOG_INFO,
                     "job %" PRId64 " (Slurm %" PRId64 "): slurmctld forgot it; slurmdbd "
                     "recorded its end (%s, %" PRId64 " s)",
@@ -1236,7 +1314,7 @@ static int apply_listing(broker *b, const slurm_adapter_job *sj, size_t n)
             rc = -ENOMEM;
             goto out;
         }
-        if (job_changed(t, &sj[i], &chg[nchg])) nchg++;
+        if (job_changed(b, t, &sj[i], &chg[nchg])) nchg++;
     }
     /* A followed job missing from a full listing is no longer known to slurmctld: its end is
      * read from slurmdbd. */
@@ -1273,6 +1351,16 @@ static int apply_listing(broker *b, const slurm_adapter_job *sj, size_t n)
         if (strcmp(t->state, chg[i].state) != 0)
             LOG(LOG_INFO, "job %" PRId64 " (Slurm %" PRId64 "): %s -> %s", t->id, t->slurm_id,
                 t->state, chg[i].state);
+        if (chg[i].runs_ended > 0)
+            LOG(LOG_INFO,
+                "job %" PRId64 " (Slurm %" PRId64 "): Slurm requeued it: %d run(s) ended and "
+                "charged (%" PRId64 " s)%s",
+                t->id, t->slurm_id, chg[i].runs_ended, chg[i].run_end - chg[i].run_start,
+                chg[i].over_budget ? "; its budget no longer covers another run: cancelling it"
+                                   : "; it runs again");
+        if (chg[i].over_budget && !t->budget_end && !idvec_has(&b->cancels_open, t->id) &&
+            idvec_push(&b->cancels_open, t->id) == 0)
+            t->budget_end = true;
         /* Without kill_invalid_depend Slurm leaves a job whose dependency can never be met
          * pending for ever: antennad cancels it (its end names the condition, see registry.h) */
         if (strcmp(chg[i].reason, "DependencyNeverSatisfied") == 0 &&
@@ -1347,6 +1435,7 @@ static int poll_slurm(broker *b, bool full, bool resolve_now)
     bool changed = false;
     char err[256] = "";
     if (full) slurm_adapter_poll_reset(b->sa);
+    int64_t listing_at = time(NULL);
     rpc_begin(b);
     int64_t t0 = metrics_now_us();
     int rc = slurm_adapter_poll(b->sa, b->tag_prefix, follows_slurm_id, b, &sj, &n, &changed, err,
@@ -1359,11 +1448,16 @@ static int poll_slurm(broker *b, bool full, bool resolve_now)
         return rc;
     }
     if (!atomic_exchange(&b->slurm_ok, true)) LOG(LOG_INFO, "Slurm reachable");
+    bool whole = true;
     if (changed) {
         if (resolve_now) resolve(b, sj, n);
         /* a change not recorded is found again: the next poll returns the full table */
-        if (apply_listing(b, sj, n) < 0) slurm_adapter_poll_reset(b->sa);
+        if (apply_listing(b, sj, n) < 0) {
+            slurm_adapter_poll_reset(b->sa);
+            whole = false;
+        }
     }
+    if (whole) b->listed_at = listing_at; /* every followed job was as recorded then */
     free(sj);
     return 0;
 }

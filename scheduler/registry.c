@@ -1115,6 +1115,9 @@ static int run_requeued(registry *r, registry_slurm_change *sc, const store_job 
     if (policy_job_run_ended(r->pol, j->id, elapsed, sc->runs_ended, now, &g, &cc, &over) < 0 ||
         g != run.charge_gpu_seconds || cc != run.charge_cpu_seconds)
         r->engine_suspect = true;
+    /* the job must end before its next run: its cancel is recorded with the charge, so that a
+     * restart sends it again */
+    if (over && (rc = store_job_cancel_request(r->st, j->id, NULL)) < 0) return rc;
     sc->over_budget = over;
     return 0;
 }

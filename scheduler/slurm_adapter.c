@@ -627,6 +627,7 @@ static void job_convert(const slurm_job_info_t *src, slurm_adapter_job *dst)
     dst->submit_time = src->submit_time > 0 ? (int64_t)src->submit_time : 0;
     dst->start_time = ran && src->start_time > 0 ? (int64_t)src->start_time : 0;
     dst->end_time = finished && src->end_time > 0 ? (int64_t)src->end_time : 0;
+    dst->restarts = (int)src->restart_cnt;
     if (finished && ran) {
         int status = (int)src->exit_code;
         dst->has_exit_code = true;
@@ -877,7 +878,8 @@ static void record_convert(const slurmdb_job_rec_t *r, uint32_t gpu_id, slurm_ad
     copy_str(o->state, sizeof o->state, state_name(r->state));
     o->submit_time = r->submit > 0 ? (int64_t)r->submit : 0;
     o->start_time = r->start > 0 ? (int64_t)r->start : 0;
-    o->end_time = r->end > 0 && state_finished(r->state) ? (int64_t)r->end : 0;
+    o->requeued = (r->state & JOB_REQUEUE) != 0 && r->start > 0;
+    o->end_time = r->end > 0 && (state_finished(r->state) || o->requeued) ? (int64_t)r->end : 0;
     o->elapsed_s = (int64_t)r->elapsed;
     const char *tres = r->tres_alloc_str && r->tres_alloc_str[0] ? r->tres_alloc_str : NULL;
     o->gpus = (int)tres_count(tres ? tres : r->tres_req_str, gpu_id);

@@ -74,6 +74,9 @@ typedef struct slurm_adapter_job {
     int64_t submit_time, start_time, end_time; /* unix seconds, 0 = none */
     bool has_exit_code;
     int exit_code; /* the batch script's exit status (or 128+signal) when finished */
+    int restarts;  /* how many times Slurm requeued it (a --requeue job: a node failure, a
+                      preemption, an administrator's requeue); after a requeue, submit_time is
+                      that requeue's time, which ended the run before */
 } slurm_adapter_job;
 
 /* Initialises libslurm with `conf_path` (NULL: the SLURM_CONF environment variable or the default
@@ -148,6 +151,8 @@ typedef struct slurm_adapter_record {
     int gpus; /* GPUs allocated (gres/gpu in the allocated TRES; requested when never allocated) */
     int cpus; /* CPUs allocated */
     int exit_code;
+    bool requeued; /* a run that Slurm ended by requeueing the job (state "pending", with its
+                      start and end): the job's next run is another record of the same id */
 } slurm_adapter_record;
 
 /* The records of the given Slurm job ids (ids slurmdbd does not know are simply absent). Fills

@@ -1182,6 +1182,149 @@ static void test_requeued_job_is_charged_from_its_first_start(void **state)
     assert_true(j.ended_at - first >= 5);
 }
 
+/* Slurm requeues the fake job of our job `id`, as slurmctld shows it: pending (no start), its
+ * restart count one more, its submit time the requeue's (`ago` seconds ago). */
+static void fake_requeue(int64_t id, int ago)
+{
+    pthread_mutex_lock(&fake.mu);
+    for (size_t i = 0; i < fake.n; i++)
+        if (fake.ours[i] == id) {
+            snprintf(fake.jobs[i].state, sizeof fake.jobs[i].state, "pending");
+            snprintf(fake.jobs[i].reason, sizeof fake.jobs[i].reason, "BeginTime");
+            fake.jobs[i].start_time = 0;
+            fake.jobs[i].restarts++;
+            fake.jobs[i].submit_time = time(NULL) - ago;
+        }
+    fake.changed = true;
+    pthread_mutex_unlock(&fake.mu);
+}
+
+static bool run_until_restarts(struct world *w, int64_t id, int restarts)
+{
+    store_job j;
+    for (int i = 0; i < 500; i++) {
+        uv_run(&w->loop, UV_RUN_NOWAIT);
+        usleep(10000);
+        if (store_job_get(w->st, id, &j) == 0 && j.restarts == restarts) return true;
+    }
+    print_error("job %lld has %d restarts, wanted %d\n", (long long)id, j.restarts, restarts);
+    return false;
+}
+
+static void test_job_requeued_by_slurm_is_charged_each_run_it_ran(void **state)
+{
+    struct world *w = *state;
+    set_quota(w, "ulb", 10, -1);
+    int64_t id = queue_gpus(w, w->user_id, 2, 60);
+    start_broker(w);
+    assert_true(run_until_state(w, id, "pending"));
+    fake_set(id, "running", 0); /* started 5 s ago */
+    assert_true(run_until_state(w, id, "running"));
+    store_job j;
+    store_job_get(w->st, id, &j);
+    int64_t first = j.started_at;
+    fake_requeue(id, 2); /* the first run ended 2 s ago */
+    assert_true(run_until_restarts(w, id, 1));
+    store_job_get(w->st, id, &j);
+    assert_string_equal(j.state, "pending");
+    assert_int_equal(j.started_at, 0);
+    store_run *runs = NULL;
+    size_t n = 0;
+    assert_int_equal(store_job_runs_list(w->st, id, &runs, &n), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(runs[0].started_at, first);
+    int64_t run1 = runs[0].ended_at - runs[0].started_at;
+    assert_true(run1 >= 2 && run1 <= 4);
+    free(runs);
+    assert_int_equal(ledger_sum(w, id, "charge"), 2 * run1);
+    assert_int_equal(ledger_sum(w, id, "release"), 0); /* the hold stays for the next run */
+
+    fake_set(id, "running", 0); /* its second run */
+    assert_true(run_until_state(w, id, "running"));
+    fake_set(id, "completed", 0);
+    assert_true(run_until_state(w, id, "completed"));
+    store_job_get(w->st, id, &j);
+    int64_t run2 = j.ended_at - j.started_at;
+    assert_true(run2 >= 5);
+    assert_int_equal(j.restarts, 1);
+    assert_int_equal(j.prior_run_seconds, run1);
+    assert_int_equal(j.charge_gpu_seconds, 2 * (run1 + run2));
+    assert_int_equal(ledger_sum(w, id, "charge"), 2 * (run1 + run2));
+    assert_int_equal(ledger_sum(w, id, "release"), -2 * 3600);
+    assert_int_equal(fake.cancels, 0);
+}
+
+static void test_run_never_seen_running_is_charged_from_when_it_was_last_seen_waiting(void **state)
+{
+    struct world *w = *state;
+    set_quota(w, "ulb", 10, -1);
+    int64_t id = queue_gpus(w, w->user_id, 1, 60);
+    start_broker(w);
+    assert_true(run_until_state(w, id, "pending"));
+    run_for(w, 1500); /* listings see it waiting */
+    int64_t before = time(NULL);
+    fake_requeue(id, 0); /* it ran and was requeued between two listings */
+    assert_true(run_until_restarts(w, id, 1));
+    store_run *runs = NULL;
+    size_t n = 0;
+    assert_int_equal(store_job_runs_list(w->st, id, &runs, &n), 0);
+    assert_int_equal(n, 1);
+    /* from the last listing that saw it waiting: at most a poll interval (0.2 s) and a second of
+     * rounding before the requeue, never before its dispatch */
+    store_job j;
+    store_job_get(w->st, id, &j);
+    assert_true(runs[0].started_at >= j.dispatched_at);
+    assert_true(runs[0].started_at >= before - 2);
+    assert_true(runs[0].ended_at >= runs[0].started_at);
+    assert_true(runs[0].ended_at <= time(NULL));
+    free(runs);
+}
+
+static void test_requeued_job_past_its_budget_is_cancelled_with_the_reason(void **state)
+{
+    struct world *w = *state;
+    set_quota(w, "ulb", 1, -1); /* one GPU-hour: room for the hold of this job, nothing more */
+    int64_t id = queue_gpus(w, w->user_id, 1, 60);
+    start_broker(w);
+    assert_true(run_until_state(w, id, "pending"));
+    fake_set(id, "running", 0);
+    assert_true(run_until_state(w, id, "running"));
+    fake_requeue(id, 1); /* ran about 4 s: 4 used + 3600 held > 3600 */
+    assert_true(run_until_state(w, id, "cancelled"));
+    store_job j;
+    store_job_get(w->st, id, &j);
+    assert_int_equal(j.restarts, 1);
+    assert_non_null(strstr(j.reason, "budget no longer covers another run"));
+    assert_int_equal(fake.cancels, 1);
+    assert_true(j.charge_gpu_seconds > 0);
+    assert_int_equal(ledger_sum(w, id, "charge"), j.charge_gpu_seconds);
+    assert_int_equal(ledger_sum(w, id, "release"), -3600);
+}
+
+static void test_runs_requeued_while_slurmctld_forgot_the_job_are_charged_from_slurmdbd(void **state)
+{
+    struct world *w = *state;
+    set_quota(w, "ulb", 10, -1);
+    int64_t id = queue_gpus(w, w->user_id, 2, 60);
+    start_broker(w);
+    assert_true(run_until_state(w, id, "pending"));
+    fake_set(id, "running", 0);
+    assert_true(run_until_state(w, id, "running"));
+    /* while nobody looked: requeued after 10 s, ran again 10 s, and slurmctld forgot it */
+    fake_record(id, "pending", 100, 90, NULL);
+    fake.recs[fake.nrecs - 1].requeued = true;
+    fake_record(id, "completed", 50, 40, NULL);
+    fake.recs[fake.nrecs - 1].submit_time = time(NULL) - 90; /* Slurm's: the requeue's time */
+    fake_purge();
+    assert_true(run_until_state(w, id, "completed"));
+    store_job j;
+    store_job_get(w->st, id, &j);
+    assert_int_equal(j.restarts, 1);
+    assert_int_equal(j.prior_run_seconds, 10);
+    assert_int_equal(j.ended_at - j.started_at, 10);
+    assert_int_equal(ledger_sum(w, id, "charge"), 2 * (10 + 10));
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, world_setup, world_teardown)
 
 /* --- the names of a job's output files (no world needed) --- */
@@ -1271,6 +1414,10 @@ int main(void)
         T(test_job_whose_tag_changes_still_counts_against_its_partners_gpu_cap),
         T(test_job_whose_tag_changes_can_still_be_cancelled),
         T(test_requeued_job_is_charged_from_its_first_start),
+    T(test_job_requeued_by_slurm_is_charged_each_run_it_ran),
+    T(test_run_never_seen_running_is_charged_from_when_it_was_last_seen_waiting),
+    T(test_requeued_job_past_its_budget_is_cancelled_with_the_reason),
+    T(test_runs_requeued_while_slurmctld_forgot_the_job_are_charged_from_slurmdbd),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

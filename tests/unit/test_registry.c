@@ -1046,7 +1046,9 @@ static void slurm_requeue_past_the_budget_asks_for_the_job_to_end(void **state)
     c.run_end = t + 150; /* used 150 + held 300 > 400 */
     slurm_apply(w, &c);
     assert_true(c.over_budget);
-    assert_int_equal(job_get(w, id).restarts, 1);
+    store_job j = job_get(w, id);
+    assert_int_equal(j.restarts, 1);
+    assert_true(j.cancel_requested); /* a restart sends the cancel again */
 }
 
 static void slurm_second_terminal_change_changes_nothing(void **state)
