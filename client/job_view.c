@@ -197,6 +197,7 @@ static const char *const detail_order[] = {
     "slurm_job_id", "request_id",    "exit_code",      "cancel_requested",
     "period",       "priority",      "hold_gpu_hours", "charge_gpu_hours",
     "submitted_at", "dispatched_at", "started_at",     "ended_at",
+    "restarts",
 };
 
 #define DETAIL_KEY_WIDTH 18
@@ -259,7 +260,8 @@ int job_view_print_detail(FILE *out, const json_t *job)
     json_t *v;
     json_object_foreach((json_t *)job, key, v)
     {
-        bool known = strcmp(key, "array") == 0 && json_is_object(v); /* job_view_print_array */
+        bool known = (strcmp(key, "array") == 0 && json_is_object(v)) || /* job_view_print_array */
+                     (strcmp(key, "runs") == 0 && json_is_array(v));      /* job_view_print_runs */
         for (size_t i = 0; i < sizeof detail_order / sizeof detail_order[0] && !known; i++)
             known = strcmp(key, detail_order[i]) == 0;
         if (!known) {
@@ -307,6 +309,41 @@ int job_view_print_array(FILE *out, const json_t *array)
         const char *row[] = {
             ref,   id,    get_str(task, "state"), get_str(task, "reason"), slurm, started,
             ended, charge};
+        if ((rc = table_add_row(t, row)) != 0) break;
+    }
+    if (rc == 0) rc = table_print(t, out);
+    table_free(t);
+    return rc;
+}
+
+int job_view_print_runs(FILE *out, const json_t *runs)
+{
+    if (!json_is_array(runs) || json_array_size(runs) == 0) return 0;
+    static const char *const headers[] = {"RUN",     "SLURM_ID", "STARTED",
+                                          "ENDED",   "ELAPSED",  "CHARGE"};
+    table *t = table_new(6, headers);
+    if (t == NULL) return -ENOMEM;
+    int rc = 0;
+    size_t i;
+    json_t *run;
+    fprintf(out, "\nruns requeued by Slurm (each charged; the last run is the job's own times):\n");
+    json_array_foreach(runs, i, run)
+    {
+        char no[48] = "", slurm[24] = "", started[64], ended[64], elapsed[32] = "", charge[32] = "";
+        long long n, k;
+        if (get_int(run, "run", &n)) {
+            if (get_int(run, "runs", &k) && k > 1)
+                snprintf(no, sizeof no, "%lld (%lld runs)", n, k);
+            else
+                snprintf(no, sizeof no, "%lld", n);
+        }
+        if (get_int(run, "slurm_job_id", &n)) snprintf(slurm, sizeof slurm, "%lld", n);
+        table_time_local(get_str(run, "started_at"), false, started, sizeof started);
+        table_time_local(get_str(run, "ended_at"), false, ended, sizeof ended);
+        if (get_int(run, "elapsed_seconds", &n)) snprintf(elapsed, sizeof elapsed, "%lld s", n);
+        json_t *c = json_object_get(run, "charge_gpu_hours");
+        if (json_is_number(c)) snprintf(charge, sizeof charge, "%.2f GPU-h", json_number_value(c));
+        const char *row[] = {no, slurm, started, ended, elapsed, charge};
         if ((rc = table_add_row(t, row)) != 0) break;
     }
     if (rc == 0) rc = table_print(t, out);

@@ -47,4 +47,9 @@ void job_view_array_counts(const json_t *array, char *buf, size_t len);
  * -EIO. The `jobs` table shows an array as one line: ID_[SPEC] and its counts as its state. */
 int job_view_print_array(FILE *out, const json_t *array);
 
+/* Prints the runs of a job that Slurm requeued (the "runs" array of a job object, borrowed): a
+ * table of RUN, SLURM_ID, STARTED, ENDED, ELAPSED, CHARGE. Prints nothing when `runs` is not a
+ * non-empty array. Returns 0, -ENOMEM or -EIO. */
+int job_view_print_runs(FILE *out, const json_t *runs);
+
 #endif

@@ -903,6 +903,7 @@ static int run_show(cli *c, args *a)
     if (rc == 0 && !a->given[OPT_JSON]) {
         job_view_print_detail(stdout, j);
         job_view_print_array(stdout, json_object_get(j, "array"));
+        job_view_print_runs(stdout, json_object_get(j, "runs"));
     } else if (rc == 0) {
         rc = print_json(j);
     }

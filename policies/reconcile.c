@@ -41,7 +41,11 @@ static int cmp_rec(const void *a, const void *b)
 {
     const reconcile_record *x = *(const reconcile_record *const *)a,
                            *y = *(const reconcile_record *const *)b;
-    return (x->job_id > y->job_id) - (x->job_id < y->job_id);
+    if (x->job_id != y->job_id) return (x->job_id > y->job_id) ? 1 : -1;
+    /* then by run: one run read twice (by id and by time) sorts next to itself */
+    if (x->start_time != y->start_time) return (x->start_time > y->start_time) ? 1 : -1;
+    if (x->end_time != y->end_time) return (x->end_time > y->end_time) ? 1 : -1;
+    return (int)x->requeued - (int)y->requeued;
 }
 
 static int cmp_diff(const void *a, const void *b)
@@ -67,7 +71,8 @@ static bool in_scope(const reconcile_record *r, const reconcile_scope *sc)
            in_list(r->account, sc->accounts, sc->n_accounts, true);
 }
 
-static const reconcile_record *rec_find(const reconcile_record *const *rs, size_t n, int64_t id)
+/* The index of the first record of Slurm job `id` in rs (sorted), or n. */
+static size_t rec_lower(const reconcile_record *const *rs, size_t n, int64_t id)
 {
     size_t lo = 0, hi = n;
     while (lo < hi) {
@@ -77,6 +82,12 @@ static const reconcile_record *rec_find(const reconcile_record *const *rs, size_
         else
             hi = mid;
     }
+    return lo;
+}
+
+static const reconcile_record *rec_find(const reconcile_record *const *rs, size_t n, int64_t id)
+{
+    size_t lo = rec_lower(rs, n, id);
     return lo < n && rs[lo]->job_id == id ? rs[lo] : NULL;
 }
 
@@ -127,41 +138,72 @@ int reconcile_compare(const reconcile_job *jobs, size_t n_jobs, const reconcile_
     qsort(js, n_jobs, sizeof *js, cmp_job);
     qsort(rs, n_recs, sizeof *rs, cmp_rec);
 
-    /* Antenna's side, each job once (a job listed twice is compared once) */
+    /* Antenna's side, each job once (a job listed twice is compared once); a job Slurm requeued
+     * has one record per run, summed (records sorted by id, then run, so a run read twice is
+     * next to itself) */
     for (size_t i = 0; i < n_jobs; i++) {
         const reconcile_job *j = js[i];
         if (i > 0 && js[i - 1]->slurm_job_id == j->slurm_job_id) continue;
         out->jobs_compared++;
-        const reconcile_record *r = rec_find(rs, n_recs, j->slurm_job_id);
-        if (r == NULL) {
+        const reconcile_record *first = rec_find(rs, n_recs, j->slurm_job_id);
+        if (first == NULL) {
             if (j->charge_gpu_seconds != 0 || j->charge_cpu_seconds != 0)
                 add(out, RECONCILE_NO_RECORD, j, NULL, j->charge_gpu_seconds, 0);
             continue;
         }
-        bool rec_ended = r->end_time > 0;
+        /* its runs: the requeued ones summed, `r` its last (the record not requeued) */
+        const reconcile_record *r = NULL;
+        int64_t elapsed = 0, want = 0, lo = 0, hi = 0, sl = RECONCILE_ELAPSED_SLACK_S;
+        int64_t slack = 0;
+        for (size_t k = rec_lower(rs, n_recs, j->slurm_job_id);
+             k < n_recs && rs[k]->job_id == j->slurm_job_id; k++) {
+            const reconcile_record *x = rs[k];
+            if (k > 0 && rs[k - 1]->job_id == x->job_id && cmp_rec(&rs[k - 1], &rs[k]) == 0)
+                continue; /* the same run read twice */
+            if (!x->requeued) {
+                if (r == NULL || x->start_time > r->start_time) r = x;
+                continue;
+            }
+            int64_t c = 0, l = 0, h = 0;
+            elapsed += x->elapsed_s;
+            slack += sl;
+            policy_charge(j->gpus, j->cpus, j->time_minutes, j->weight_milli, x->elapsed_s, &c,
+                          NULL);
+            policy_charge(j->gpus, j->cpus, j->time_minutes, j->weight_milli, x->elapsed_s - sl,
+                          &l, NULL);
+            policy_charge(j->gpus, j->cpus, j->time_minutes, j->weight_milli, x->elapsed_s + sl,
+                          &h, NULL);
+            want += c, lo += l, hi += h;
+        }
+        if (r == NULL) r = first; /* only requeued runs yet: it waits in Slurm again */
+        bool rec_ended = !r->requeued && r->end_time > 0;
+        if (!r->requeued) {
+            int64_t c = 0, l = 0, h = 0;
+            elapsed += r->elapsed_s;
+            slack += sl;
+            policy_charge(j->gpus, j->cpus, j->time_minutes, j->weight_milli, r->elapsed_s, &c,
+                          NULL);
+            policy_charge(j->gpus, j->cpus, j->time_minutes, j->weight_milli, r->elapsed_s - sl,
+                          &l, NULL);
+            policy_charge(j->gpus, j->cpus, j->time_minutes, j->weight_milli, r->elapsed_s + sl,
+                          &h, NULL);
+            want += c, lo += l, hi += h;
+        }
         if (rec_ended && (!j->ended || j->held))
             add(out, RECONCILE_HELD_AFTER_END, j, r, j->ended_at, r->end_time);
         if (j->ended && rec_ended) {
             int64_t el =
                 j->started_at > 0 && j->ended_at > j->started_at ? j->ended_at - j->started_at : 0;
-            int64_t d = el - r->elapsed_s;
-            if (d > RECONCILE_ELAPSED_SLACK_S || d < -RECONCILE_ELAPSED_SLACK_S)
-                add(out, RECONCILE_ELAPSED, j, r, el, r->elapsed_s);
+            el += j->prior_run_seconds;
+            int64_t d = el - elapsed;
+            if (d > slack || d < -slack) add(out, RECONCILE_ELAPSED, j, r, el, elapsed);
         }
         if (r->start_time > 0 && j->gpus != r->gpus)
             add(out, RECONCILE_GPUS, j, r, j->gpus, r->gpus);
-        if (j->ended && rec_ended && j->has_ledger) {
-            /* what the record's elapsed time costs, give or take the elapsed slack */
-            int64_t want = 0, lo = 0, hi = 0, sl = RECONCILE_ELAPSED_SLACK_S;
-            policy_charge(j->gpus, j->cpus, j->time_minutes, j->weight_milli, r->elapsed_s, &want,
-                          NULL);
-            policy_charge(j->gpus, j->cpus, j->time_minutes, j->weight_milli, r->elapsed_s - sl,
-                          &lo, NULL);
-            policy_charge(j->gpus, j->cpus, j->time_minutes, j->weight_milli, r->elapsed_s + sl,
-                          &hi, NULL);
-            if (j->ledger_gpu_seconds < lo || j->ledger_gpu_seconds > hi)
-                add(out, RECONCILE_CHARGE, j, r, j->ledger_gpu_seconds, want);
-        }
+        /* what the records' elapsed times cost, give or take the elapsed slack of each run */
+        if (j->ended && rec_ended && j->has_ledger &&
+            (j->ledger_gpu_seconds < lo || j->ledger_gpu_seconds > hi))
+            add(out, RECONCILE_CHARGE, j, r, j->ledger_gpu_seconds, want);
     }
     /* the cluster's side: records of ours that no Antenna job explains */
     for (size_t i = 0; i < n_recs; i++) {

@@ -29,6 +29,10 @@ typedef struct reconcile_job {
     bool has_ledger;
     int64_t ledger_gpu_seconds;
     int cpus, time_minutes, weight_milli;
+    /* its runs that Slurm requeued (--requeue), each charged: their elapsed seconds summed (its
+     * started_at/ended_at are its last run's) */
+    int restarts;
+    int64_t prior_run_seconds;
 } reconcile_job;
 
 /* The cluster's side: one record of slurmdbd. */
@@ -39,7 +43,10 @@ typedef struct reconcile_record {
     char user[RECONCILE_NAME_MAX];
     int64_t start_time, end_time; /* 0 = not (yet) */
     int64_t elapsed_s;
-    int gpus; /* allocated */
+    int gpus;      /* allocated */
+    bool requeued; /* a run that Slurm ended by requeueing the job: the job's next run is another
+                      record of the same id, and the job's elapsed time and charge are the sums
+                      over its runs (a record listed twice counts once) */
 } reconcile_record;
 
 /* The kinds of difference. */

@@ -270,6 +270,29 @@ static json_t *job_json(const store_job *j, const registry_live *live)
     json_object_set_new(o, "cpus", json_integer(registry_job_cpus(j)));
     json_object_set_new(o, "request_id",
                         j->request_id[0] ? json_string(j->request_id) : json_null());
+    json_object_set_new(o, "restarts", json_integer(j->restarts));
+    return o;
+}
+
+/* Adds "runs" to job object `o` of job `j` when Slurm requeued it: each ended run (its start,
+ * end, elapsed time and charge; the current run is the job's own started_at/ended_at). Read only
+ * for a job that has some (j->restarts). On a read error the list is left out. */
+static json_t *job_json_runs(api *a, json_t *o, const store_job *j)
+{
+    if (o == NULL || j->restarts <= 0) return o;
+    store_run *rs = NULL;
+    size_t n = 0;
+    if (store_job_runs_list(a->st, j->id, &rs, &n) < 0) return o;
+    json_t *arr = json_array();
+    for (size_t i = 0; arr != NULL && i < n; i++)
+        json_array_append_new(
+            arr, json_pack("{s:i,s:i,s:I,s:o,s:o,s:I,s:f}", "run", rs[i].run, "runs", rs[i].runs,
+                           "slurm_job_id", (json_int_t)rs[i].slurm_job_id, "started_at",
+                           json_time(rs[i].started_at), "ended_at", json_time(rs[i].ended_at),
+                           "elapsed_seconds", (json_int_t)rs[i].elapsed_seconds,
+                           "charge_gpu_hours", (double)rs[i].charge_gpu_seconds / 3600.0));
+    free(rs);
+    if (arr != NULL) json_object_set_new(o, "runs", arr);
     return o;
 }
 
@@ -290,7 +313,8 @@ static json_t *job_json_now(api *a, const store_job *j, int64_t now)
 {
     registry_live live;
     if (strcmp(j->state, STORE_STATE_QUEUED) != 0)
-        return job_json_dependency(a, job_json(j, NULL), j->id, j->has_dependency);
+        return job_json_runs(a, job_json_dependency(a, job_json(j, NULL), j->id, j->has_dependency),
+                             j);
     registry_job_live(a->reg, j->id, now, &live);
     return job_json_dependency(a, job_json(j, &live), j->id, j->has_dependency);
 }

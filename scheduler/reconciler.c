@@ -72,6 +72,7 @@ static void record_of(const slurm_adapter_record *s, reconcile_record *r)
     r->end_time = s->end_time;
     r->elapsed_s = s->elapsed_s;
     r->gpus = s->gpus;
+    r->requeued = s->requeued;
 }
 
 static int acct_read_locked(slurm_adapter *sa, void *arg)
@@ -153,6 +154,8 @@ static void job_of(registry *reg, const store_job *s, const store_ledger_job_sum
     j->gpus = s->gpus;
     j->started_at = s->started_at;
     j->ended_at = s->ended_at;
+    j->restarts = s->restarts;
+    j->prior_run_seconds = s->prior_run_seconds;
     j->ended = store_state_terminal(s->state);
     j->held = s->hold_gpu_seconds > 0 || s->hold_cpu_seconds > 0;
     j->charge_gpu_seconds = s->charge_gpu_seconds;

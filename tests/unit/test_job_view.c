@@ -314,6 +314,45 @@ static void detail_shows_the_request_id_after_the_slurm_id(void **state)
     free(out);
 }
 
+static void runs_of_a_requeued_job_list_each_run_with_its_charge(void **state)
+{
+    (void)state;
+    json_t *runs = parse("[{\"run\":1,\"runs\":1,\"slurm_job_id\":42,\"started_at\":null,"
+                         "\"ended_at\":null,\"elapsed_seconds\":95,\"charge_gpu_hours\":0.21},"
+                         "{\"run\":2,\"runs\":3,\"slurm_job_id\":42,\"started_at\":null,"
+                         "\"ended_at\":null,\"elapsed_seconds\":600,\"charge_gpu_hours\":1.5}]");
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    assert_int_equal(job_view_print_runs(f, runs), 0);
+    fclose(f);
+    assert_non_null(strstr(buf, "runs requeued by Slurm"));
+    assert_non_null(strstr(buf, "95 s"));
+    assert_non_null(strstr(buf, "0.21 GPU-h"));
+    assert_non_null(strstr(buf, "2 (3 runs)"));
+    assert_non_null(strstr(buf, "1.50 GPU-h"));
+    free(buf);
+    json_decref(runs);
+    /* a job never requeued prints nothing */
+    runs = parse("[]");
+    buf = NULL;
+    f = open_memstream(&buf, &len);
+    assert_int_equal(job_view_print_runs(f, runs), 0);
+    fclose(f);
+    assert_string_equal(buf, "");
+    free(buf);
+    json_decref(runs);
+}
+
+static void detail_leaves_the_runs_to_their_table(void **state)
+{
+    (void)state;
+    char *out = capture_detail("{\"id\":7,\"restarts\":1,\"runs\":[{\"run\":1}]}");
+    assert_string_equal(out, "id:               7\n"
+                             "restarts:         1\n");
+    free(out);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -330,6 +369,8 @@ int main(void)
         cmocka_unit_test_setup(table_shows_an_array_as_one_line_with_counts_by_state, setup_utc),
         cmocka_unit_test(array_detail_lists_every_task_with_its_index_state_and_charge),
         cmocka_unit_test(detail_shows_the_request_id_after_the_slurm_id),
+        cmocka_unit_test(runs_of_a_requeued_job_list_each_run_with_its_charge),
+        cmocka_unit_test(detail_leaves_the_runs_to_their_table),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -193,6 +193,37 @@ static const struct rcase cases[] = {
               {RECONCILE_GPUS, 102, 1, 4}},
      .n_want = 4,
      .jobs_compared = 3},
+    /* Slurm requeued job 101 after 100 s of its 2 GPUs; its second run took 50 s. Antenna
+     * charged each run: 300 GPU-s. slurmdbd has one record per run (and by_id and between may
+     * both list a run: counted once). */
+    {.name = "a_requeued_job_charged_for_each_run_is_clean",
+     .jobs = {{.id = 1, .slurm_job_id = 101, .partner = "ulb", .gpus = 2, .started_at = T0 + 200,
+               .ended_at = T0 + 250, .ended = true, .charge_gpu_seconds = 300, .has_ledger = true,
+               .ledger_gpu_seconds = 300, .cpus = 1, .time_minutes = 60, .weight_milli = 1000,
+               .restarts = 1, .prior_run_seconds = 100}},
+     .n_jobs = 1,
+     .recs = {{.job_id = 101, .account = "ulb", .partition = "gpu", .start_time = T0 + 200,
+               .end_time = T0 + 250, .elapsed_s = 50, .gpus = 2},
+              {.job_id = 101, .account = "ulb", .partition = "gpu", .start_time = T0,
+               .end_time = T0 + 100, .elapsed_s = 100, .gpus = 2, .requeued = true},
+              {.job_id = 101, .account = "ulb", .partition = "gpu", .start_time = T0,
+               .end_time = T0 + 100, .elapsed_s = 100, .gpus = 2, .requeued = true}},
+     .n_recs = 3,
+     .jobs_compared = 1},
+    /* the same job charged its last run only: the first run went uncharged */
+    {.name = "a_requeued_job_charged_for_its_last_run_only_is_a_charge_difference",
+     .jobs = {{.id = 1, .slurm_job_id = 101, .partner = "ulb", .gpus = 2, .started_at = T0 + 200,
+               .ended_at = T0 + 250, .ended = true, .charge_gpu_seconds = 100, .has_ledger = true,
+               .ledger_gpu_seconds = 100, .cpus = 1, .time_minutes = 60, .weight_milli = 1000}},
+     .n_jobs = 1,
+     .recs = {{.job_id = 101, .account = "ulb", .partition = "gpu", .start_time = T0 + 200,
+               .end_time = T0 + 250, .elapsed_s = 50, .gpus = 2},
+              {.job_id = 101, .account = "ulb", .partition = "gpu", .start_time = T0,
+               .end_time = T0 + 100, .elapsed_s = 100, .gpus = 2, .requeued = true}},
+     .n_recs = 2,
+     .want = {{RECONCILE_ELAPSED, 101, 50, 150}, {RECONCILE_CHARGE, 101, 100, 300}},
+     .n_want = 2,
+     .jobs_compared = 1},
 };
 
 #define N_CASES (sizeof cases / sizeof cases[0])
