@@ -261,7 +261,7 @@ int job_view_print_detail(FILE *out, const json_t *job)
     json_object_foreach((json_t *)job, key, v)
     {
         bool known = (strcmp(key, "array") == 0 && json_is_object(v)) || /* job_view_print_array */
-                     (strcmp(key, "runs") == 0 && json_is_array(v));      /* job_view_print_runs */
+                     (strcmp(key, "runs") == 0 && json_is_array(v));     /* job_view_print_runs */
         for (size_t i = 0; i < sizeof detail_order / sizeof detail_order[0] && !known; i++)
             known = strcmp(key, detail_order[i]) == 0;
         if (!known) {
@@ -319,8 +319,8 @@ int job_view_print_array(FILE *out, const json_t *array)
 int job_view_print_runs(FILE *out, const json_t *runs)
 {
     if (!json_is_array(runs) || json_array_size(runs) == 0) return 0;
-    static const char *const headers[] = {"RUN",     "SLURM_ID", "STARTED",
-                                          "ENDED",   "ELAPSED",  "CHARGE"};
+    static const char *const headers[] = {"RUN",   "SLURM_ID", "STARTED",
+                                          "ENDED", "ELAPSED",  "CHARGE"};
     table *t = table_new(6, headers);
     if (t == NULL) return -ENOMEM;
     int rc = 0;

@@ -43,8 +43,8 @@ typedef struct jobreq {
     char signal[JOBREQ_SIGNAL_MAX];     /* --signal [{R|B}:]SIG[@SECONDS] */
     int exclusive;                      /* --exclusive: 1 (whole nodes: see node_gpus) */
     char constraint[JOBREQ_TEXT_MAX];   /* --constraint: node features */
-    int requeue; /* -1 = not asked (no requeue), 0 = --no-requeue, 1 = --requeue (Slurm may rerun it:
-                     each run is charged, see policy_job_run_ended) */
+    int requeue; /* -1 = not asked (no requeue), 0 = --no-requeue, 1 = --requeue (Slurm may rerun
+                    it: each run is charged, see policy_job_run_ended) */
     char comment[JOBREQ_TEXT_MAX];    /* --comment: the user's own (Antenna's tag is apart) */
     char array[JOBREQ_ARRAY_MAX];     /* --array, as written (validated by the server) */
     char dependency[JOBREQ_TEXT_MAX]; /* --dependency, as written (validated by the server) */

@@ -169,10 +169,10 @@ int reconcile_compare(const reconcile_job *jobs, size_t n_jobs, const reconcile_
             slack += sl;
             policy_charge(j->gpus, j->cpus, j->time_minutes, j->weight_milli, x->elapsed_s, &c,
                           NULL);
-            policy_charge(j->gpus, j->cpus, j->time_minutes, j->weight_milli, x->elapsed_s - sl,
-                          &l, NULL);
-            policy_charge(j->gpus, j->cpus, j->time_minutes, j->weight_milli, x->elapsed_s + sl,
-                          &h, NULL);
+            policy_charge(j->gpus, j->cpus, j->time_minutes, j->weight_milli, x->elapsed_s - sl, &l,
+                          NULL);
+            policy_charge(j->gpus, j->cpus, j->time_minutes, j->weight_milli, x->elapsed_s + sl, &h,
+                          NULL);
             want += c, lo += l, hi += h;
         }
         if (r == NULL) r = first; /* only requeued runs yet: it waits in Slurm again */
@@ -183,10 +183,10 @@ int reconcile_compare(const reconcile_job *jobs, size_t n_jobs, const reconcile_
             slack += sl;
             policy_charge(j->gpus, j->cpus, j->time_minutes, j->weight_milli, r->elapsed_s, &c,
                           NULL);
-            policy_charge(j->gpus, j->cpus, j->time_minutes, j->weight_milli, r->elapsed_s - sl,
-                          &l, NULL);
-            policy_charge(j->gpus, j->cpus, j->time_minutes, j->weight_milli, r->elapsed_s + sl,
-                          &h, NULL);
+            policy_charge(j->gpus, j->cpus, j->time_minutes, j->weight_milli, r->elapsed_s - sl, &l,
+                          NULL);
+            policy_charge(j->gpus, j->cpus, j->time_minutes, j->weight_milli, r->elapsed_s + sl, &h,
+                          NULL);
             want += c, lo += l, hi += h;
         }
         if (rec_ended && (!j->ended || j->held))

@@ -289,8 +289,8 @@ static json_t *job_json_runs(api *a, json_t *o, const store_job *j)
             arr, json_pack("{s:i,s:i,s:I,s:o,s:o,s:I,s:f}", "run", rs[i].run, "runs", rs[i].runs,
                            "slurm_job_id", (json_int_t)rs[i].slurm_job_id, "started_at",
                            json_time(rs[i].started_at), "ended_at", json_time(rs[i].ended_at),
-                           "elapsed_seconds", (json_int_t)rs[i].elapsed_seconds,
-                           "charge_gpu_hours", (double)rs[i].charge_gpu_seconds / 3600.0));
+                           "elapsed_seconds", (json_int_t)rs[i].elapsed_seconds, "charge_gpu_hours",
+                           (double)rs[i].charge_gpu_seconds / 3600.0));
     free(rs);
     if (arr != NULL) json_object_set_new(o, "runs", arr);
     return o;

@@ -38,7 +38,7 @@
 /* The end of a job antennad cancelled because, after Slurm requeued it, its partner's budget no
  * longer covered another run (registry_slurm_change.over_budget). */
 #define BUDGET_END_REASON                                                                          \
-    "cancelled by antennad: Slurm requeued the job and its partner's budget no longer covers "    \
+    "cancelled by antennad: Slurm requeued the job and its partner's budget no longer covers "     \
     "another run (each run is charged)"
 
 struct tracked {
@@ -88,7 +88,7 @@ struct broker {
     bool started, busy, kicked, closing;
     atomic_bool slurm_ok;
     int64_t listed_at; /* when the last Slurm listing that was recorded whole began (worker) */
-    atomic_bool dirty;              /* something may let a queued job go: try to dispatch */
+    atomic_bool dirty; /* something may let a queued job go: try to dispatch */
     atomic_uint_fast64_t rpc_since; /* uv_hrtime when the Slurm call under way began; 0 = none */
 
     /* worker-thread state (one tick at a time) */
@@ -1096,8 +1096,7 @@ static bool job_changed(const broker *b, const struct tracked *t, const slurm_ad
     bool has_exit = s->has_exit_code && terminal;
     int exit_code = has_exit ? s->exit_code : 0;
     if (runs == 0 && strcmp(t->state, s->state) == 0 && strcmp(t->reason, s->reason) == 0 &&
-        t->start == start && t->end == end && t->has_exit == has_exit &&
-        t->exit_code == exit_code)
+        t->start == start && t->end == end && t->has_exit == has_exit && t->exit_code == exit_code)
         return false;
     memset(c, 0, sizeof *c);
     if (runs > 0) {
@@ -1108,8 +1107,7 @@ static bool job_changed(const broker *b, const struct tracked *t, const slurm_ad
         c->run_end = last;
     }
     /* antennad ended it (see budget_end): its end says why */
-    if (terminal && t->budget_end)
-        snprintf(c->reason, sizeof c->reason, "%s", BUDGET_END_REASON);
+    if (terminal && t->budget_end) snprintf(c->reason, sizeof c->reason, "%s", BUDGET_END_REASON);
     c->id = t->id;
     c->slurm_job_id = t->slurm_id;
     snprintf(c->state, sizeof c->state, "%s", s->state);

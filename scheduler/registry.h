@@ -265,8 +265,8 @@ typedef struct registry_slurm_change {
     /* out */
     bool over_budget; /* after the runs' charge, the partner's budget no longer covers the job's
                          hold: the caller must end the job in Slurm */
-    int rc;                     /* 0, -ENOENT (no such job), or an error */
-    bool finished;              /* this change ended it */
+    int rc;           /* 0, -ENOENT (no such job), or an error */
+    bool finished;    /* this change ended it */
     int64_t charge_gpu_seconds; /* its charge when finished */
     int64_t charge_cpu_seconds;
 } registry_slurm_change;

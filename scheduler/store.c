@@ -331,8 +331,8 @@ static const char *const migrations[] = {
     "charge_gpu_seconds, charge_cpu_seconds, " JOB_ARRAY_COLS ", "                                 \
     "coalesce((SELECT x.cpus FROM job_extra x WHERE x.job_id = jobs.id), 0), "                     \
     "(SELECT r.request_id FROM job_requests r WHERE r.job_id = jobs.id), "                         \
-    "EXISTS (SELECT 1 FROM job_dependencies d WHERE d.job_id = jobs.id), "                      \
-    "(SELECT coalesce(sum(u.runs), 0) FROM job_runs u WHERE u.job_id = jobs.id), "                \
+    "EXISTS (SELECT 1 FROM job_dependencies d WHERE d.job_id = jobs.id), "                         \
+    "(SELECT coalesce(sum(u.runs), 0) FROM job_runs u WHERE u.job_id = jobs.id), "                 \
     "(SELECT coalesce(sum(u.elapsed_seconds), 0) FROM job_runs u WHERE u.job_id = jobs.id)"
 
 /* A job's array, its index in it and the array's %max (0, -1, 0 for a plain job): one primary-key
@@ -682,13 +682,15 @@ static const char *const stmt_sql[ST_COUNT] = {
                            "WHERE j.state = 'queued' ORDER BY d.job_id, d.pos",
     [ST_JOB_ACTIVE_NAMED] = "SELECT id FROM jobs WHERE user_id = ?1 AND name = ?2 AND id < ?3 "
                             "AND state NOT IN " TERMINAL_SQL " ORDER BY id",
-    [ST_RUN_INSERT] = "INSERT INTO job_runs (job_id, run, runs, slurm_job_id, started_at, ended_at, "
-                      "elapsed_seconds, charge_gpu_seconds, charge_cpu_seconds) VALUES (?1, "
-                      "(SELECT coalesce(max(run), 0) + 1 FROM job_runs WHERE job_id = ?1), ?2, ?3, "
-                      "?4, ?5, ?6, ?7, ?8)",
-    [ST_RUN_LIST] = "SELECT job_id, run, runs, slurm_job_id, started_at, ended_at, elapsed_seconds, "
-                    "charge_gpu_seconds, charge_cpu_seconds FROM job_runs WHERE job_id = ?1 "
-                    "ORDER BY run",
+    [ST_RUN_INSERT] =
+        "INSERT INTO job_runs (job_id, run, runs, slurm_job_id, started_at, ended_at, "
+        "elapsed_seconds, charge_gpu_seconds, charge_cpu_seconds) VALUES (?1, "
+        "(SELECT coalesce(max(run), 0) + 1 FROM job_runs WHERE job_id = ?1), ?2, ?3, "
+        "?4, ?5, ?6, ?7, ?8)",
+    [ST_RUN_LIST] =
+        "SELECT job_id, run, runs, slurm_job_id, started_at, ended_at, elapsed_seconds, "
+        "charge_gpu_seconds, charge_cpu_seconds FROM job_runs WHERE job_id = ?1 "
+        "ORDER BY run",
     [ST_JOB_RUN_RESET] = "UPDATE jobs SET started_at = 0 WHERE id = ?1",
 };
 

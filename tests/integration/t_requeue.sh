@@ -147,7 +147,8 @@ node_back() {
         case "$st" in down* | drain*) scontrol update nodename="$n" state=resume || return 1 ;; esac
     done
     for _ in $(seq 1 50); do
-        sinfo -h -n "${1// /,}" -o %T 2> /dev/null | grep -qE 'down|drain' || return 0
+        # shellcheck disable=SC2086 # (echo's word splitting drops the spaces around the names)
+        sinfo -h -n "$(echo $1 | tr ' ' ,)" -o %T 2> /dev/null | grep -qE 'down|drain' || return 0
         sleep 0.2
     done
     return 1

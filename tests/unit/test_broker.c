@@ -1301,7 +1301,8 @@ static void test_requeued_job_past_its_budget_is_cancelled_with_the_reason(void 
     assert_int_equal(ledger_sum(w, id, "release"), -3600);
 }
 
-static void test_runs_requeued_while_slurmctld_forgot_the_job_are_charged_from_slurmdbd(void **state)
+static void
+test_runs_requeued_while_slurmctld_forgot_the_job_are_charged_from_slurmdbd(void **state)
 {
     struct world *w = *state;
     set_quota(w, "ulb", 10, -1);
@@ -1414,10 +1415,10 @@ int main(void)
         T(test_job_whose_tag_changes_still_counts_against_its_partners_gpu_cap),
         T(test_job_whose_tag_changes_can_still_be_cancelled),
         T(test_requeued_job_is_charged_from_its_first_start),
-    T(test_job_requeued_by_slurm_is_charged_each_run_it_ran),
-    T(test_run_never_seen_running_is_charged_from_when_it_was_last_seen_waiting),
-    T(test_requeued_job_past_its_budget_is_cancelled_with_the_reason),
-    T(test_runs_requeued_while_slurmctld_forgot_the_job_are_charged_from_slurmdbd),
+        T(test_job_requeued_by_slurm_is_charged_each_run_it_ran),
+        T(test_run_never_seen_running_is_charged_from_when_it_was_last_seen_waiting),
+        T(test_requeued_job_past_its_budget_is_cancelled_with_the_reason),
+        T(test_runs_requeued_while_slurmctld_forgot_the_job_are_charged_from_slurmdbd),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

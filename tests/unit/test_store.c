@@ -1259,8 +1259,13 @@ static void run_end_charges_the_run_keeps_the_hold_and_adds_up_the_runs(void **s
     assert_int_equal(store_job_set_dispatched(f->s, id, 77), 0);
     store_job u = {.id = id, .state = "running", .started_at = 1000};
     assert_int_equal(store_job_update(f->s, &u), 0);
-    store_run r = {.job_id = id, .runs = 1, .slurm_job_id = 77, .started_at = 1000,
-                   .ended_at = 1100, .elapsed_seconds = 100, .charge_gpu_seconds = 200,
+    store_run r = {.job_id = id,
+                   .runs = 1,
+                   .slurm_job_id = 77,
+                   .started_at = 1000,
+                   .ended_at = 1100,
+                   .elapsed_seconds = 100,
+                   .charge_gpu_seconds = 200,
                    .charge_cpu_seconds = 100};
     assert_int_equal(store_job_run_end(f->s, &r), 0);
     store_job j;
