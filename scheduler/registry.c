@@ -1082,8 +1082,9 @@ static int apply_outcomes(registry *r, struct change *c)
 
 /* Records the runs of job `j` that ended when Slurm requeued it (sc->runs_ended of them, over
  * [sc->run_start, sc->run_end]): their job_runs row, their charge in the ledger, an audit entry,
- * then the engine (which says whether the budget still covers the job's hold). */
-static int run_requeued(registry *r, registry_slurm_change *sc, const store_job *j, int64_t now)
+ * then the engine (which says whether the budget still covers the job's hold). Updates j's
+ * restarts and charges as written. */
+static int run_requeued(registry *r, registry_slurm_change *sc, store_job *j, int64_t now)
 {
     int64_t start = sc->run_start > 0 ? sc->run_start : 0;
     int64_t end = sc->run_end > start ? sc->run_end : start;
@@ -1119,6 +1120,10 @@ static int run_requeued(registry *r, registry_slurm_change *sc, const store_job 
      * restart sends it again */
     if (over && (rc = store_job_cancel_request(r->st, j->id, NULL)) < 0) return rc;
     sc->over_budget = over;
+    j->restarts += sc->runs_ended;
+    j->prior_run_seconds += elapsed;
+    j->charge_gpu_seconds += run.charge_gpu_seconds;
+    j->charge_cpu_seconds += run.charge_cpu_seconds;
     return 0;
 }
 
@@ -1181,6 +1186,13 @@ static int slurm_one(registry *r, registry_slurm_change *sc, int64_t now)
                                 "charge_cpu_seconds", (json_int_t)u.charge_cpu_seconds);
         /* a lost job's entry says why it was charged its full hold */
         if (sc->lost && det != NULL) json_object_set_new(det, "reason", json_string(u.reason));
+        /* a job Slurm requeued: this entry charges its last run; its earlier runs were charged
+         * by their job.run_requeued entries */
+        if (j.restarts > 0 && det != NULL) {
+            json_object_set_new(det, "restarts", json_integer(j.restarts));
+            json_object_set_new(det, "total_charge_gpu_seconds",
+                                json_integer(j.charge_gpu_seconds + u.charge_gpu_seconds));
+        }
         rc = audit_add(r, "antennad", j.partner, "job.finished", det);
         if (rc < 0) return rc;
         int64_t g = 0, cc = 0;

@@ -93,6 +93,10 @@ check "each run charged once: 2 charge rows ($rows)" test "$rows" = 2
 check "charged 2 GPUs x (run 1 + run 2) = 2 x (${e1:-?} + ${e2:-?}) = ${sum:-?} GPU-seconds" \
     test -n "$e1" -a -n "$e2" -a "${sum:-0}" = "$((2 * ${e1:-0} + 2 * ${e2:-0}))" -a "${e1:-0}" -ge 3
 check "the job's charge is the sum of its runs" test "$(ledger "SELECT charge_gpu_seconds FROM jobs WHERE id=${rq:-0}")" = "$sum"
+fin=$(ledger "SELECT details FROM audit WHERE action='job.finished' AND details LIKE '%\"job\":${rq:-0},%'")
+check "its job.finished entry charges the last run and gives the total of all runs ($fin)" \
+    bash -c 'printf "%s" "$1" | grep -q "\"restarts\":1" && printf "%s" "$1" | grep -q "\"total_charge_gpu_seconds\":$2" && printf "%s" "$1" | grep -q "\"charge_gpu_seconds\":$3[,}]"' \
+    _ "$fin" "${sum:-x}" "$((2 * ${e2:-0}))"
 if [ "$acct_type" = accounting_storage/slurmdbd ]; then
     # slurmdbd records each run (REQUEUED, then COMPLETED); it may lag a few seconds
     for _ in $(seq 1 60); do

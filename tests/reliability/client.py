@@ -86,6 +86,7 @@ class Submitter:
             "script": SCRIPT.format(key=key, runlog=self.a.runlog, sleep=self.a.sleep),
             "name": key, "gpus": self.a.gpus, "gpu_type": "h100", "cpus_per_task": 1,
             "time_minutes": self.a.time_minutes,
+            **({"requeue": True} if self.a.requeue else {}),
         })
         headers = {"Authorization": "Bearer " + self.token, "Content-Type": "application/json",
                    "Idempotency-Key": key}
@@ -164,6 +165,7 @@ def main():
     p.add_argument("--sleep", type=float, default=1.0, help="seconds each job sleeps")
     p.add_argument("--gpus", type=int, default=1)
     p.add_argument("--time-minutes", type=int, default=2)
+    p.add_argument("--requeue", action="store_true", help="sbatch --requeue: Slurm may rerun them")
     p.add_argument("--timeout", type=float, default=20.0, help="seconds for one answer")
     p.add_argument("--max-retry-after", type=float, default=5.0)
     p.add_argument("--drop-rate", type=float, default=0.0,

@@ -427,7 +427,7 @@ class Harness:
         os.chmod(sc.tokens_file, 0o600)
 
     def start_client(self, sc, count, rate, threads=6, sleep=1.0, deadline=None, drop_rate=0.0,
-                     stop_file=True):
+                     stop_file=True, requeue=False):
         """Starts one load client for the scenario (a scenario may run several: each has its own
         key prefix and log; the checks merge them). Returns its index."""
         k = len(sc.clients)
@@ -442,6 +442,8 @@ class Harness:
                "--count", str(count), "--rate", str(rate), "--threads", str(threads),
                "--stop-file", stop, "--log", client_log, "--runlog", self.runlog,
                "--sleep", str(sleep), "--deadline", str(deadline), "--drop-rate", str(drop_rate)]
+        if requeue:
+            cmd.append("--requeue")
         p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                              stderr=open(os.path.join(self.work, "client-%s.err" % name), "w"))
         pidfile = os.path.join(self.work, "pids", "client-%s.pid" % name)
@@ -666,7 +668,10 @@ class Harness:
                 unattributed += 1
                 continue
             runs.setdefault(jid, []).append(m.group(3))
-        ran_twice = {i: v for i, v in runs.items() if len(v) > 1}
+        # (a job Slurm requeued runs once more per restart antennad recorded: more is a run nobody
+        # knows of, never charged)
+        ran_twice = {i: v for i, v in runs.items()
+                     if len(v) > 1 + int(jobs.get(i, {}).get("restarts") or 0)}
         row["ran twice"] = len(ran_twice)
         if ran_twice:
             ex = list(ran_twice.items())[:3]
@@ -676,25 +681,42 @@ class Harness:
         if unattributed:
             sc.note("%d run-log line(s) could not be matched to an antennad job" % unattributed)
 
-        # Charges: every finished job charged exactly once, for what ran.
-        charge_err, elapsed_of = {}, {}
+        # Charges: every finished job charged exactly once per run, for what ran. A run that Slurm
+        # requeued (a --requeue job) is charged when it ends: the job object lists those runs.
+        charge_err, rows_of = {}, {}
         for i, j in jobs.items():
+            limit = int(j.get("time_minutes") or 0) * 60
+            gpus = int(j.get("gpus") or 0)
+            want, rows = 0, 0
+            for r in j.get("runs") or []:
+                st, en = rfc3339(r.get("started_at")), rfc3339(r.get("ended_at"))
+                el = int(r.get("elapsed_seconds") or 0)
+                if st is None or en is None or el != max(0, en - st):
+                    charge_err[i] = "run %s: elapsed %s s, from %s to %s" % (
+                        r.get("run"), el, r.get("started_at"), r.get("ended_at"))
+                w = round(gpus * min(el, limit * int(r.get("runs") or 1)) * self.weight)
+                if abs(round(float(r.get("charge_gpu_hours") or 0) * 3600) - w) > 1:
+                    charge_err.setdefault(i, "run %s charged %d GPU-s, ran %d" % (
+                        r.get("run"), round(float(r.get("charge_gpu_hours") or 0) * 3600), w))
+                want += w
+                rows += 1 if el > 0 else 0  # (its CPU-seconds make a row even at 0 GPUs)
             if j["state"] not in TERMINAL:
+                rows_of[i] = rows
                 continue
             st, en = rfc3339(j.get("started_at")), rfc3339(j.get("ended_at"))
             elapsed = 0
             if j["state"] != "lost" and st and en and en > st:
-                elapsed = min(en - st, int(j.get("time_minutes") or 0) * 60)
+                elapsed = min(en - st, limit)
             elif j["state"] == "lost":
                 # neither slurmctld nor slurmdbd knew its end: charged its full hold
-                elapsed = int(j.get("time_minutes") or 0) * 60
-            elapsed_of[i] = elapsed
-            want = round(int(j.get("gpus") or 0) * elapsed * self.weight)
+                elapsed = limit
+            want += round(gpus * elapsed * self.weight)
+            rows_of[i] = rows + (1 if elapsed > 0 else 0)
             got = j.get("charge_gpu_hours")
             if got is None:
-                if elapsed > 0:
+                if want > 0:
                     charge_err[i] = "no charge (want %d GPU-s)" % want
-            elif abs(round(got * 3600) - want) > 1:
+            elif abs(round(got * 3600) - want) > 1 + len(j.get("runs") or []):
                 charge_err[i] = "charged %d GPU-s, ran %d" % (round(got * 3600), want)
         ledger, why = self.ledger_rows(jobs.keys())
         if ledger is None:
@@ -702,12 +724,12 @@ class Harness:
         else:
             for i, j in jobs.items():
                 n = ledger.get(i, {}).get("charge", [0, 0])[0]
-                # One charge row for a job that ran a second or more (antennad writes none for a
-                # zero charge), never two.
-                if j["state"] in TERMINAL and ((elapsed_of.get(i, 0) > 0 and n != 1) or n > 1):
-                    charge_err.setdefault(i, "%d charge rows in the ledger" % n)
-                elif j["state"] not in TERMINAL and n:
-                    charge_err.setdefault(i, "charged while %s" % j["state"])
+                # One charge row per run that ran a second or more (antennad writes none for a
+                # zero charge), never two; none for a job still running but for its requeued runs.
+                if n != rows_of.get(i, 0):
+                    charge_err.setdefault(i, "%d charge rows in the ledger for %d charged run(s)%s"
+                                          % (n, rows_of.get(i, 0), "" if j["state"] in TERMINAL
+                                             else " while %s" % j["state"]))
         row["charge errors"] = len(charge_err)
         if charge_err:
             sc.note("charge errors: %s" % "; ".join(
@@ -1047,6 +1069,108 @@ class Harness:
             sc.fail("%d of %d SIGTERMs: %s" % (len(slow), n, slow[0]))
         return self.end(sc)
 
+    def scenario_slurm_jobs(self, sc, state, reason=None):
+        """Slurm ids of the scenario's jobs (named by its key prefix) in `state`, and with `reason`
+        when given."""
+        r = subprocess.run(["squeue", "-h", "-o", "%i %j %T %r"], env=self.slurm_env,
+                           capture_output=True, text=True, timeout=60)
+        out = []
+        for line in r.stdout.splitlines():
+            f = line.split()
+            if len(f) >= 3 and f[1].startswith(sc.prefix) and f[2] == state and \
+                    (reason is None or (len(f) > 3 and f[3] == reason)):
+                out.append(int(f[0]))
+        return out
+
+    def release_requeued(self, sc):
+        """A job Slurm requeued waits BeginTime (cred_expire, 120 s): lets the scenario's go now,
+        as an administrator may. Returns how many it released."""
+        ids = self.scenario_slurm_jobs(sc, "PENDING", "BeginTime")
+        for sid in ids:
+            subprocess.run(["scontrol", "update", "jobid=%d" % sid, "starttime=now"],
+                           env=self.slurm_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        return len(ids)
+
+    def s7_requeue(self):
+        q = self.quick
+        sc = self.begin(7, "Slurm requeues --requeue jobs; antennad killed around their charges")
+        count = 16 if q else 80
+        # 8 s jobs, so that some run when one is requeued
+        self.start_client(sc, count, 1.0 if q else 2.0, threads=2, sleep=8.0, requeue=True)
+        plan = ["requeue", "requeue+kill", "requeue+point", "requeue+kill"] * (1 if q else 4)
+        kills = points = requeued = 0
+        not_reached = []
+        for step in plan:
+            sids = []
+            deadline = time.time() + 30
+            while not sids and time.time() < deadline:
+                self.d.ensure(sc)
+                self.release_requeued(sc)
+                sids = self.scenario_slurm_jobs(sc, "RUNNING")
+                if not sids:
+                    time.sleep(0.5)
+            if not sids:
+                sc.note("no job of the scenario running within 30 s: one requeue left out")
+                continue
+            self.sleep_load(sc, self.rng.uniform(0.5, 2.0))  # let the run use some time
+            if step == "requeue+point":
+                # antennad armed to die at the next charge it writes: this run's, or a job's end
+                self.d.kill()
+                kills += 1
+                self.d.start(fault="charge.before:1")
+            r = subprocess.run(["scontrol", "requeue", str(self.rng.choice(sids))],
+                               env=self.slurm_env, capture_output=True, text=True)
+            if r.returncode == 0:
+                requeued += 1
+            else:
+                sc.note("scontrol requeue: %s" % (r.stderr or r.stdout).strip()[:160])
+            if step == "requeue+kill":
+                time.sleep(self.rng.uniform(0.0, 1.5))
+                self.d.kill()
+                kills += 1
+                time.sleep(self.rng.uniform(0.5, 2.0))
+                self.d.start()
+            elif step == "requeue+point":
+                rc = self.d.wait(20)
+                if rc is None:
+                    not_reached.append("charge.before:1")
+                    self.d.kill()
+                    kills += 1
+                else:
+                    points += 1
+                self.d.start()
+        # Every requeued job runs again (no BeginTime wait) until the scenario is quiet.
+        events_done = False
+        while not events_done:
+            self.release_requeued(sc)
+            self.sleep_load(sc, 1.0)
+            events_done = self.client_acked(sc) >= count or sc.clients[0]["proc"].poll() is not None
+        sc.kills = "%d requeues, %d KILL, %d/%d charge points hit" % (
+            requeued, kills, points, plan.count("requeue+point"))
+        if not_reached:
+            sc.fail("crash point not reached within 20 s: %s" % ", ".join(not_reached))
+        stop = threading.Event()
+
+        def releaser():
+            while not stop.is_set():
+                try:
+                    self.release_requeued(sc)
+                except Exception:
+                    pass
+                stop.wait(1.0)
+        t = threading.Thread(target=releaser, daemon=True)
+        t.start()
+        try:
+            row = self.end(sc)
+        finally:
+            stop.set()
+            t.join()
+        restarted = sum(1 for j in sc.jobs.values() if int(j.get("restarts") or 0) > 0)
+        sc.note("%d job(s) requeued by Slurm and charged per run" % restarted)
+        if not restarted:
+            sc.fail("no job was requeued by Slurm: the scenario tested nothing")
+        return row
+
     def s6_disk_full(self):
         q = self.quick
         sc = self.begin(6, "disk full, then freed (tmpfs)")
@@ -1200,7 +1324,8 @@ class Harness:
               ("quick" if self.quick else "full", self.seed, self.seed), flush=True)
         self.d.start()
         steps = [(1, self.s1_kills), (2, self.s2_ctld_hung), (3, self.s3_ctld_down),
-                 (4, self.s4_end_while_down), (5, self.s5_term), (6, self.s6_disk_full)]
+                 (4, self.s4_end_while_down), (5, self.s5_term), (6, self.s6_disk_full),
+                 (7, self.s7_requeue)]
         # The self-test breaks the audit chain on purpose: it runs last.
         st = os.environ.get("RELIABILITY_SELFTEST", "0" if self.quick else "1")
         if st not in ("", "0"):
@@ -1299,6 +1424,10 @@ scenario                                 what is done to it
 6 disk full, then freed                  the database folder on a 32 MB tmpfs, filled to ENOSPC under load
                                          for 20 s (quick: 8 s), then freed; clients must see 503 +
                                          Retry-After, and everything must resume
+7 Slurm requeues --requeue jobs          16 (quick: 4) scontrol requeue of a running job of 8 s, each alone,
+                                         followed by a SIGKILL of antennad, or with antennad armed at
+                                         ANTENNA_FAULT=charge.before:1; every job must be charged
+                                         once per run (its runs listed), none may run unrecorded
 0 self-test                              one fault of each kind planted (a fake ack, a duplicate, a job in
                                          Slurm twice, a run twice, a second charge, a dangling hold, a
                                          deleted audit entry): each must be counted (last; full mode)
