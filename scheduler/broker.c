@@ -55,6 +55,7 @@ struct tracked {
     int64_t known_since;   /* it was in Slurm, not running, no earlier than this (its dispatch):
                               a run that started and ended unseen began after it */
     bool budget_end;       /* antennad ends it: after a requeue its budget no longer covers it */
+    int64_t unsure_since;  /* when runs requeued unseen waited first for slurmdbd's record */
 };
 
 /* A partner's GPU budget to mirror as GrpTRESMins (weighted GPU-seconds; < 0 = none). */
@@ -1296,12 +1297,93 @@ static int ends_from_record(broker *b, registry_slurm_change **chg, size_t *nchg
     return rc;
 }
 
-/* Applies a full listing of our Slurm jobs to the followed jobs: O(listing log followed). */
+/* Whether change `c` of `t` spans its requeued runs by a bound only: the run's start was not seen,
+ * or several runs ended between two looks. */
+static bool span_unsure(const struct tracked *t, const registry_slurm_change *c)
+{
+    return c->runs_ended > 0 && (t->start == 0 || c->runs_ended > 1);
+}
+
+/* Runs that Slurm requeued between two looks have a bound for a span (run_start_bound, which may
+ * reach back to the job's dispatch after a restart of antennad): with slurmdbd, their records give
+ * it exactly. Reads the records of such jobs among chg[0..*n) in one RPC and sets each span that
+ * slurmdbd has whole. A change whose runs slurmdbd does not have yet (it lags, or is away) is
+ * taken out of chg, to be seen again on the next listing (the caller makes it a full one), for up
+ * to the record grace time; then the bound stands. Returns how many changes it took out, or
+ * -ENOMEM. */
+static int runs_from_record(broker *b, registry_slurm_change *chg, size_t *n)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < *n; i++) {
+        struct tracked *t = tracked_find(b, chg[i].slurm_job_id);
+        if (t != NULL && span_unsure(t, &chg[i])) k++;
+    }
+    if (k == 0 || atomic_load(&b->no_dbd)) return 0;
+    uint32_t *ids = calloc(k, sizeof *ids);
+    if (ids == NULL) return -ENOMEM;
+    k = 0;
+    for (size_t i = 0; i < *n; i++) {
+        struct tracked *t = tracked_find(b, chg[i].slurm_job_id);
+        if (t != NULL && span_unsure(t, &chg[i])) ids[k++] = (uint32_t)t->slurm_id;
+    }
+    slurm_adapter_record *rec = NULL;
+    size_t nrec = 0;
+    char err[256] = "";
+    rpc_begin(b);
+    int64_t t0 = metrics_now_us();
+    int rrc = slurm_adapter_records_by_id(b->sa, ids, k, &rec, &nrec, err, sizeof err);
+    metrics_slurm_rpc(METRICS_RPC_RECORDS, metrics_now_us() - t0, rrc < 0 && rrc != -ENOTSUP);
+    rpc_end(b);
+    free(ids);
+    if (rrc == -ENOTSUP) atomic_store(&b->no_dbd, true);
+    int64_t now = time(NULL);
+    int64_t grace = b->opt.record_grace_ms ? (int64_t)b->opt.record_grace_ms : 30000;
+    size_t keep = 0;
+    int out = 0;
+    for (size_t i = 0; i < *n; i++) {
+        registry_slurm_change *c = &chg[i];
+        struct tracked *t = tracked_find(b, c->slurm_job_id);
+        if (t == NULL || !span_unsure(t, c)) {
+            chg[keep++] = *c;
+            continue;
+        }
+        slurm_adapter_job sj;
+        memset(&sj, 0, sizeof sj);
+        int64_t from = 0, to = 0;
+        if (rrc == 0) requeued_runs(b, t, rec, nrec, NULL, &sj, &from, &to);
+        if (rrc == 0 && sj.restarts - t->restarts >= c->runs_ended && from > 0 && to >= from) {
+            c->run_start = t->start > 0 && t->start < from ? t->start : from;
+            c->run_end = to;
+            t->unsure_since = 0;
+            chg[keep++] = *c;
+            continue;
+        }
+        if (t->unsure_since == 0) t->unsure_since = now;
+        if (rrc != -ENOTSUP && (now - t->unsure_since) * 1000 < grace) {
+            out++; /* seen again on the next listing */
+            continue;
+        }
+        LOG(LOG_WARN,
+            "job %" PRId64 " (Slurm %" PRId64 "): slurmdbd has no record of the run(s) Slurm "
+            "requeued unseen%s%s: charged from the last look that saw it waiting",
+            t->id, t->slurm_id, rrc < 0 && rrc != -ENOTSUP ? ": " : "",
+            rrc < 0 && rrc != -ENOTSUP ? err : "");
+        t->unsure_since = 0;
+        chg[keep++] = *c;
+    }
+    *n = keep;
+    slurm_adapter_records_free(rec);
+    return out;
+}
+
+/* Applies a full listing of our Slurm jobs to the followed jobs: O(listing log followed). Returns
+ * 0, 1 when some changes wait for slurmdbd (runs_from_record: the next listing must be a full
+ * one), or a negative errno. */
 static int apply_listing(broker *b, const slurm_adapter_job *sj, size_t n)
 {
     registry_slurm_change *chg = NULL;
     size_t nchg = 0, cap = 0;
-    int rc = 0;
+    int rc = 0, waiting = 0;
     b->gen++;
     for (size_t i = 0; i < n; i++) {
         struct tracked *t = tracked_find(b, sj[i].job_id);
@@ -1313,6 +1395,11 @@ static int apply_listing(broker *b, const slurm_adapter_job *sj, size_t n)
             goto out;
         }
         if (job_changed(b, t, &sj[i], &chg[nchg])) nchg++;
+    }
+    waiting = runs_from_record(b, chg, &nchg);
+    if (waiting < 0) {
+        rc = waiting;
+        goto out;
     }
     /* A followed job missing from a full listing is no longer known to slurmctld: its end is
      * read from slurmdbd. */
@@ -1349,6 +1436,7 @@ static int apply_listing(broker *b, const slurm_adapter_job *sj, size_t n)
         if (strcmp(t->state, chg[i].state) != 0)
             LOG(LOG_INFO, "job %" PRId64 " (Slurm %" PRId64 "): %s -> %s", t->id, t->slurm_id,
                 t->state, chg[i].state);
+        if (chg[i].runs_ended > 0) metrics_requeued_runs((unsigned)chg[i].runs_ended, 0);
         if (chg[i].runs_ended > 0)
             LOG(LOG_INFO,
                 "job %" PRId64 " (Slurm %" PRId64 "): Slurm requeued it: %d run(s) ended and "
@@ -1357,8 +1445,10 @@ static int apply_listing(broker *b, const slurm_adapter_job *sj, size_t n)
                 chg[i].over_budget ? "; its budget no longer covers another run: cancelling it"
                                    : "; it runs again");
         if (chg[i].over_budget && !t->budget_end && !idvec_has(&b->cancels_open, t->id) &&
-            idvec_push(&b->cancels_open, t->id) == 0)
+            idvec_push(&b->cancels_open, t->id) == 0) {
             t->budget_end = true;
+            metrics_requeued_runs(0, 1);
+        }
         /* Without kill_invalid_depend Slurm leaves a job whose dependency can never be met
          * pending for ever: antennad cancels it (its end names the condition, see registry.h) */
         if (strcmp(chg[i].reason, "DependencyNeverSatisfied") == 0 &&
@@ -1374,7 +1464,7 @@ static int apply_listing(broker *b, const slurm_adapter_job *sj, size_t n)
     b->dirty = true;
 out:
     free(chg);
-    return rc;
+    return rc < 0 ? rc : waiting > 0 ? 1 : 0;
 }
 
 static int64_t tag_job_id(const broker *b, const char *tag)
@@ -1450,7 +1540,7 @@ static int poll_slurm(broker *b, bool full, bool resolve_now)
     if (changed) {
         if (resolve_now) resolve(b, sj, n);
         /* a change not recorded is found again: the next poll returns the full table */
-        if (apply_listing(b, sj, n) < 0) {
+        if (apply_listing(b, sj, n) != 0) {
             slurm_adapter_poll_reset(b->sa);
             whole = false;
         }

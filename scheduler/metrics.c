@@ -275,6 +275,7 @@ static struct {
     metrics_histogram http_lat[METRICS_ROUTES_MAX];
     _Atomic int64_t connections;
     metrics_counter submissions;
+    metrics_counter requeued_runs, requeue_budget_ends;
     metrics_counter refusals[N_REFUSAL];
     metrics_counter dispatches[METRICS_DISPATCH_KINDS];
     metrics_histogram dispatch_lat;
@@ -352,6 +353,12 @@ void metrics_submission(void)
     metrics_counter_add(&M.submissions, 1);
 }
 
+void metrics_requeued_runs(unsigned runs, unsigned budget_ends)
+{
+    metrics_counter_add(&M.requeued_runs, runs);
+    metrics_counter_add(&M.requeue_budget_ends, budget_ends);
+}
+
 void metrics_refusal(const char *code)
 {
     size_t i = 0;
@@ -426,6 +433,14 @@ void metrics_daemon_write(metrics_text *t)
                         "Job submissions admitted and queued (replays not counted)");
     metrics_text_sample(t, "antenna_submissions_total", NULL, 0,
                         (double)metrics_counter_get(&M.submissions));
+    metrics_text_family(t, "antenna_job_runs_requeued_total", "counter",
+                        "Runs of --requeue jobs that Slurm ended by requeueing them, each charged");
+    metrics_text_sample(t, "antenna_job_runs_requeued_total", NULL, 0,
+                        (double)metrics_counter_get(&M.requeued_runs));
+    metrics_text_family(t, "antenna_requeue_budget_ends_total", "counter",
+                        "Requeued jobs antennad ended: their budget no longer covered another run");
+    metrics_text_sample(t, "antenna_requeue_budget_ends_total", NULL, 0,
+                        (double)metrics_counter_get(&M.requeue_budget_ends));
     metrics_text_family(t, "antenna_refusals_total", "counter",
                         "Job submissions refused by admission, by verdict code");
     for (size_t i = 0; i < N_REFUSAL; i++) {

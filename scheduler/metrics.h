@@ -127,6 +127,11 @@ void metrics_submission(void);
  * code is counted as "other", so the label set stays bounded). */
 void metrics_refusal(const char *code);
 
+/* `runs` runs of --requeue jobs that Slurm ended by requeueing them were recorded and charged;
+ * `budget_ends` of those jobs are ended by antennad (their budget no longer covers another run).
+ * Any thread. */
+void metrics_requeued_runs(unsigned runs, unsigned budget_ends);
+
 /* What became of one dispatch to Slurm. */
 typedef enum metrics_dispatch_kind {
     METRICS_DISPATCH_SUBMITTED = 0, /* Slurm accepted it */

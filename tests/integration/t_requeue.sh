@@ -184,3 +184,10 @@ cb=$(ledger "SELECT sum(gpu_seconds) FROM ledger WHERE job_id=${rb:-0} AND kind=
 eb=$(ledger "SELECT elapsed_seconds FROM job_runs WHERE job_id=${rb:-0}")
 check "it is charged its one run (${eb:-?} s = ${cb:-?} GPU-seconds), its hold given back" \
     bash -c "[ -n '$eb' ] && [ '${cb:-x}' = '$eb' ] && [ \"\$(sqlite3 '$work/antenna.db' \"SELECT hold_gpu_seconds FROM jobs WHERE id=${rb:-0}\")\" = 0 ]"
+
+# The operator's view: the requeued runs charged (3 above) and the job ended for its budget.
+curl -sS --cacert "$ANTENNA_CA" "$ANTENNA_URL/metrics" > "$work/rq.metrics" 2>&1
+nrq=$(sed -n 's/^antenna_job_runs_requeued_total \([0-9]*\)$/\1/p' "$work/rq.metrics")
+nbe=$(sed -n 's/^antenna_requeue_budget_ends_total \([0-9]*\)$/\1/p' "$work/rq.metrics")
+check "/metrics counts the requeued runs (${nrq:-none} >= 3) and the budget end (${nbe:-none} >= 1)" \
+    test "${nrq:-0}" -ge 3 -a "${nbe:-0}" -ge 1

@@ -655,7 +655,8 @@ class Harness:
         runs = {}
         unattributed = 0
         for line in open(self.runlog, errors="replace"):
-            m = re.match(r"key=(\S+) tag=(\S*) slurm=(\S*)", line)
+            # (the tag antennad gives a job ends in " rid=<request id>" since request ids)
+            m = re.match(r"key=(\S+) tag=(\S*)(?: rid=\S*)? slurm=(\S*)", line)
             if not m or not (m.group(1) in sent or m.group(1) in by_name):
                 continue
             jid = None
@@ -1099,6 +1100,8 @@ class Harness:
         self.start_client(sc, count, 1.0 if q else 2.0, threads=2, sleep=8.0, requeue=True)
         plan = ["requeue", "requeue+kill", "requeue+point", "requeue+kill"] * (1 if q else 4)
         kills = points = requeued = 0
+        # each job at most twice: past Slurm's MaxBatchRequeue (5) a job is held or fails
+        times = {}
         not_reached = []
         for step in plan:
             sids = []
@@ -1106,7 +1109,7 @@ class Harness:
             while not sids and time.time() < deadline:
                 self.d.ensure(sc)
                 self.release_requeued(sc)
-                sids = self.scenario_slurm_jobs(sc, "RUNNING")
+                sids = [i for i in self.scenario_slurm_jobs(sc, "RUNNING") if times.get(i, 0) < 2]
                 if not sids:
                     time.sleep(0.5)
             if not sids:
@@ -1118,10 +1121,12 @@ class Harness:
                 self.d.kill()
                 kills += 1
                 self.d.start(fault="charge.before:1")
-            r = subprocess.run(["scontrol", "requeue", str(self.rng.choice(sids))],
+            sid = self.rng.choice(sids)
+            r = subprocess.run(["scontrol", "requeue", str(sid)],
                                env=self.slurm_env, capture_output=True, text=True)
             if r.returncode == 0:
                 requeued += 1
+                times[sid] = times.get(sid, 0) + 1
             else:
                 sc.note("scontrol requeue: %s" % (r.stderr or r.stdout).strip()[:160])
             if step == "requeue+kill":

@@ -1280,6 +1280,28 @@ static void test_run_never_seen_running_is_charged_from_when_it_was_last_seen_wa
     free(runs);
 }
 
+static void test_run_requeued_unseen_is_charged_from_slurmdbds_record_of_it(void **state)
+{
+    struct world *w = *state;
+    set_quota(w, "ulb", 10, -1);
+    int64_t id = queue_gpus(w, w->user_id, 2, 60);
+    start_broker(w);
+    assert_true(run_until_state(w, id, "pending"));
+    /* it ran 7 s and was requeued 3 s ago, between two looks: slurmdbd recorded that run */
+    fake_record(id, "pending", 10, 3, NULL);
+    fake.recs[fake.nrecs - 1].requeued = true;
+    fake_requeue(id, 3);
+    assert_true(run_until_restarts(w, id, 1));
+    store_run *runs = NULL;
+    size_t n = 0;
+    assert_int_equal(store_job_runs_list(w->st, id, &runs, &n), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(runs[0].ended_at - runs[0].started_at, 7);
+    free(runs);
+    assert_int_equal(ledger_sum(w, id, "charge"), 2 * 7);
+    assert_true(fake.record_reads >= 1);
+}
+
 static void test_requeued_job_past_its_budget_is_cancelled_with_the_reason(void **state)
 {
     struct world *w = *state;
@@ -1417,6 +1439,7 @@ int main(void)
         T(test_requeued_job_is_charged_from_its_first_start),
         T(test_job_requeued_by_slurm_is_charged_each_run_it_ran),
         T(test_run_never_seen_running_is_charged_from_when_it_was_last_seen_waiting),
+        T(test_run_requeued_unseen_is_charged_from_slurmdbds_record_of_it),
         T(test_requeued_job_past_its_budget_is_cancelled_with_the_reason),
         T(test_runs_requeued_while_slurmctld_forgot_the_job_are_charged_from_slurmdbd),
     };

@@ -201,6 +201,21 @@ static void test_unknown_refusal_code_counted_as_other(void **state)
     metrics_text_close(&t);
 }
 
+static void test_requeued_runs_and_budget_ends_are_counted(void **state)
+{
+    (void)state;
+    metrics_daemon_reset();
+    metrics_requeued_runs(1, 0);
+    metrics_requeued_runs(2, 1);
+    metrics_text t;
+    metrics_text_init(&t);
+    metrics_daemon_write(&t);
+    const char *s = text_of(&t);
+    assert_non_null(strstr(s, "antenna_job_runs_requeued_total 3\n"));
+    assert_non_null(strstr(s, "antenna_requeue_budget_ends_total 1\n"));
+    metrics_text_close(&t);
+}
+
 static void test_dispatch_latency_observed_for_submitted_only(void **state)
 {
     (void)state;
@@ -424,6 +439,7 @@ int main(void)
         cmocka_unit_test(test_http_requests_counted_by_route_and_status),
         cmocka_unit_test(test_unusual_status_counted_as_other),
         cmocka_unit_test(test_unknown_refusal_code_counted_as_other),
+        cmocka_unit_test(test_requeued_runs_and_budget_ends_are_counted),
         cmocka_unit_test(test_dispatch_latency_observed_for_submitted_only),
         cmocka_unit_test(test_slurm_rpc_errors_counted_by_rpc),
         cmocka_unit_test(test_store_commit_counts_latency_and_batch_size),
