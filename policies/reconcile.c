@@ -120,6 +120,23 @@ static void add(reconcile_result *out, reconcile_kind kind, const reconcile_job 
     out->by_kind[kind]++;
 }
 
+/* Adds one run of job `j` that slurmdbd recorded as `el` seconds: to the elapsed time, the slack
+ * (RECONCILE_ELAPSED_SLACK_S per run), and what it costs by policy_charge, give or take the slack
+ * (want, lo, hi). */
+static void run_cost(const reconcile_job *j, int64_t el, int64_t *elapsed, int64_t *slack,
+                     int64_t *want, int64_t *lo, int64_t *hi)
+{
+    int64_t c = 0, l = 0, h = 0, sl = RECONCILE_ELAPSED_SLACK_S;
+    policy_charge(j->gpus, j->cpus, j->time_minutes, j->weight_milli, el, &c, NULL);
+    policy_charge(j->gpus, j->cpus, j->time_minutes, j->weight_milli, el - sl, &l, NULL);
+    policy_charge(j->gpus, j->cpus, j->time_minutes, j->weight_milli, el + sl, &h, NULL);
+    *elapsed += el;
+    *slack += sl;
+    *want += c;
+    *lo += l;
+    *hi += h;
+}
+
 int reconcile_compare(const reconcile_job *jobs, size_t n_jobs, const reconcile_record *recs,
                       size_t n_recs, const reconcile_scope *scope, reconcile_result *out)
 {
@@ -153,8 +170,7 @@ int reconcile_compare(const reconcile_job *jobs, size_t n_jobs, const reconcile_
         }
         /* its runs: the requeued ones summed, `r` its last (the record not requeued) */
         const reconcile_record *r = NULL;
-        int64_t elapsed = 0, want = 0, lo = 0, hi = 0, sl = RECONCILE_ELAPSED_SLACK_S;
-        int64_t slack = 0;
+        int64_t elapsed = 0, want = 0, lo = 0, hi = 0, slack = 0;
         for (size_t k = rec_lower(rs, n_recs, j->slurm_job_id);
              k < n_recs && rs[k]->job_id == j->slurm_job_id; k++) {
             const reconcile_record *x = rs[k];
@@ -164,31 +180,11 @@ int reconcile_compare(const reconcile_job *jobs, size_t n_jobs, const reconcile_
                 if (r == NULL || x->start_time > r->start_time) r = x;
                 continue;
             }
-            int64_t c = 0, l = 0, h = 0;
-            elapsed += x->elapsed_s;
-            slack += sl;
-            policy_charge(j->gpus, j->cpus, j->time_minutes, j->weight_milli, x->elapsed_s, &c,
-                          NULL);
-            policy_charge(j->gpus, j->cpus, j->time_minutes, j->weight_milli, x->elapsed_s - sl, &l,
-                          NULL);
-            policy_charge(j->gpus, j->cpus, j->time_minutes, j->weight_milli, x->elapsed_s + sl, &h,
-                          NULL);
-            want += c, lo += l, hi += h;
+            run_cost(j, x->elapsed_s, &elapsed, &slack, &want, &lo, &hi);
         }
         if (r == NULL) r = first; /* only requeued runs yet: it waits in Slurm again */
         bool rec_ended = !r->requeued && r->end_time > 0;
-        if (!r->requeued) {
-            int64_t c = 0, l = 0, h = 0;
-            elapsed += r->elapsed_s;
-            slack += sl;
-            policy_charge(j->gpus, j->cpus, j->time_minutes, j->weight_milli, r->elapsed_s, &c,
-                          NULL);
-            policy_charge(j->gpus, j->cpus, j->time_minutes, j->weight_milli, r->elapsed_s - sl, &l,
-                          NULL);
-            policy_charge(j->gpus, j->cpus, j->time_minutes, j->weight_milli, r->elapsed_s + sl, &h,
-                          NULL);
-            want += c, lo += l, hi += h;
-        }
+        if (!r->requeued) run_cost(j, r->elapsed_s, &elapsed, &slack, &want, &lo, &hi);
         if (rec_ended && (!j->ended || j->held))
             add(out, RECONCILE_HELD_AFTER_END, j, r, j->ended_at, r->end_time);
         if (j->ended && rec_ended) {
