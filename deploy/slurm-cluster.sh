@@ -20,6 +20,11 @@
 # Opt-in settings for start, from the environment (unset: none of this happens), for the bench:
 #   SLURM_CLUSTER_MAX_JOB_COUNT=N  MaxJobCount=N in slurm.conf (Slurm's default is 10000)
 #   SLURM_CLUSTER_MIN_JOB_AGE=S    MinJobAge=S instead of 3600
+#   SLURM_CLUSTER_CRED_EXPIRE=S    AuthInfo cred_expire=S (10 to 3600) instead of Slurm's 120: the
+#       lifetime of a job's credentials, which is also how long a requeued job waits (BeginTime,
+#       S + 1 s) before it may run again. Starting it sooner (scontrol update starttime=now) can
+#       land on a node that still holds its revoked credential: slurmctld then kills it
+#       ("Killing non-startable batch JobId=N: Job credential revoked") and it ends failed.
 #   SLURM_CLUSTER_SLURMRESTD_USER=ACCOUNT  also starts slurmrestd (-s openapi/v0.0.38
 #       -a rest_auth/local) as that unprivileged account on the unix socket
 #       DIR/run/restd/slurmrestd.sock, log DIR/log/slurmrestd.log. Best effort: if it does not come
@@ -296,7 +301,7 @@ SlurmUser=root
 SlurmdUser=root
 AuthType=auth/munge
 CredType=cred/munge
-AuthInfo=socket=$MUNGE/munged.sock
+AuthInfo=socket=$MUNGE/munged.sock${CRED_EXPIRE:+,cred_expire=$CRED_EXPIRE}
 StateSaveLocation=$DIR/state
 SlurmdSpoolDir=$DIR/spool/slurmd-%n
 SlurmctldPidFile=$RUN/slurmctld.pid
@@ -650,6 +655,11 @@ done
 
 MAX_JOB_COUNT=${SLURM_CLUSTER_MAX_JOB_COUNT:-}
 MIN_JOB_AGE=${SLURM_CLUSTER_MIN_JOB_AGE:-}
+CRED_EXPIRE=${SLURM_CLUSTER_CRED_EXPIRE:-}
+if [ -n "$CRED_EXPIRE" ] && ! { [[ "$CRED_EXPIRE" =~ ^[0-9]+$ ]] && [ "$CRED_EXPIRE" -ge 10 ] &&
+    [ "$CRED_EXPIRE" -le 3600 ]; }; then
+    die "SLURM_CLUSTER_CRED_EXPIRE must be a number of seconds from 10 to 3600, not '$CRED_EXPIRE'"
+fi
 RESTD_USER=${SLURM_CLUSTER_SLURMRESTD_USER:-}
 case "${SLURM_CLUSTER_ROOT_ONLY:-1}" in
 1) ROOT_ONLY=1 ;;

@@ -64,7 +64,9 @@ slurm_jobs_tagged() {
 echo "== setup in $work"
 ctld=$(free_port); slurmd=$(free_port); port=$(free_port)
 while [ "$slurmd" = "$ctld" ]; do slurmd=$(free_port); done
-slurm_conf=$("$root/deploy/slurm-cluster.sh" start "$work/slurm" --ctld-port "$ctld" \
+# A requeued job (t_requeue.sh) waits the credential lifetime before it runs again: 20 s, not 120.
+slurm_conf=$(SLURM_CLUSTER_CRED_EXPIRE=${SLURM_CLUSTER_CRED_EXPIRE:-20} \
+    "$root/deploy/slurm-cluster.sh" start "$work/slurm" --ctld-port "$ctld" \
     --slurmd-port "$slurmd" --gpus 8 --gpu-type h100 --cpus 32) || { echo "cluster failed"; exit 1; }
 export SLURM_CONF=${slurm_conf#SLURM_CONF=}
 "$root/deploy/make-cert.sh" "$work/tls" > /dev/null

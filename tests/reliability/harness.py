@@ -1083,15 +1083,6 @@ class Harness:
                 out.append(int(f[0]))
         return out
 
-    def release_requeued(self, sc):
-        """A job Slurm requeued waits BeginTime (cred_expire, 120 s): lets the scenario's go now,
-        as an administrator may. Returns how many it released."""
-        ids = self.scenario_slurm_jobs(sc, "PENDING", "BeginTime")
-        for sid in ids:
-            subprocess.run(["scontrol", "update", "jobid=%d" % sid, "starttime=now"],
-                           env=self.slurm_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        return len(ids)
-
     def s7_requeue(self):
         q = self.quick
         sc = self.begin(7, "Slurm requeues --requeue jobs; antennad killed around their charges")
@@ -1108,7 +1099,6 @@ class Harness:
             deadline = time.time() + 30
             while not sids and time.time() < deadline:
                 self.d.ensure(sc)
-                self.release_requeued(sc)
                 sids = [i for i in self.scenario_slurm_jobs(sc, "RUNNING") if times.get(i, 0) < 2]
                 if not sids:
                     time.sleep(0.5)
@@ -1144,32 +1134,15 @@ class Harness:
                 else:
                     points += 1
                 self.d.start()
-        # Every requeued job runs again (no BeginTime wait) until the scenario is quiet.
-        events_done = False
-        while not events_done:
-            self.release_requeued(sc)
+        # (a requeued job runs again by itself after the credential lifetime, run.sh's 20 s:
+        # forcing it sooner can land on a node that still holds its revoked credential)
+        while self.client_acked(sc) < count and sc.clients[0]["proc"].poll() is None:
             self.sleep_load(sc, 1.0)
-            events_done = self.client_acked(sc) >= count or sc.clients[0]["proc"].poll() is not None
         sc.kills = "%d requeues, %d KILL, %d/%d charge points hit" % (
             requeued, kills, points, plan.count("requeue+point"))
         if not_reached:
             sc.fail("crash point not reached within 20 s: %s" % ", ".join(not_reached))
-        stop = threading.Event()
-
-        def releaser():
-            while not stop.is_set():
-                try:
-                    self.release_requeued(sc)
-                except Exception:
-                    pass
-                stop.wait(1.0)
-        t = threading.Thread(target=releaser, daemon=True)
-        t.start()
-        try:
-            row = self.end(sc)
-        finally:
-            stop.set()
-            t.join()
+        row = self.end(sc)
         restarted = sum(1 for j in sc.jobs.values() if int(j.get("restarts") or 0) > 0)
         sc.note("%d job(s) requeued by Slurm and charged per run" % restarted)
         if not restarted:

@@ -93,7 +93,9 @@ echo "== reliability: setup in $work"
 out=""
 for attempt in 1 2 3; do
     ctld=$(rel_port) && slurmd=$(rel_port) || exit 1
-    if out=$("$root/deploy/slurm-cluster.sh" start "$work/slurm" --ctld-port "$ctld" --slurmd-port "$slurmd" \
+    # (scenario 7: a requeued job waits the credential lifetime, 20 s, before it runs again)
+    if out=$(SLURM_CLUSTER_CRED_EXPIRE=${SLURM_CLUSTER_CRED_EXPIRE:-20} \
+        "$root/deploy/slurm-cluster.sh" start "$work/slurm" --ctld-port "$ctld" --slurmd-port "$slurmd" \
         --gpus 32 --gpu-type h100 --cpus 32 --mem-mb 65536); then break; fi
     out=""
     echo "reliability: cluster start $attempt failed (ports $ctld, $slurmd)" >&2
