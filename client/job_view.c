@@ -165,7 +165,11 @@ int job_view_print_table(FILE *out, const json_t *jobs)
         table_time_local(get_str(job, "submitted_at"), false, submitted, sizeof submitted);
         if (get_int(job, "slurm_job_id", &n)) snprintf(slurm, sizeof slurm, "%lld", n);
         const char *state = get_str(job, "state"), *reason = get_str(job, "reason");
-        char counts[256];
+        char counts[256], requeued[64];
+        if (get_int(job, "restarts", &n) && n > 0) { /* Slurm reran it: each run is charged */
+            snprintf(requeued, sizeof requeued, "%.24s (requeued %lldx)", state ? state : "-", n);
+            state = requeued;
+        }
         json_t *array = json_object_get(job, "array");
         if (json_is_object(array)) { /* one line for the whole array, with its counts by state */
             char spec[64];

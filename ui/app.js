@@ -262,7 +262,9 @@ function jobRow(j, { mine, onOutput, onCancel, showPartner }) {
     mine && !TERMINAL.has(j.state) && !j.cancel_requested && can(['user', 'manager', 'staff', 'admin'])
       ? h('button', { type: 'button', class: 'danger', 'data-key': `cancel-${j.id}`, onclick: () => onCancel(j),
         'aria-label': `Cancel job ${j.id}` }, 'Cancel') : null);
-  return [j.id, j.name, showPartner ? j.partner : j.user, stateBadge(j.state),
+  const state = j.restarts > 0 // Slurm reran it (--requeue): each run is charged
+    ? h('span', {}, stateBadge(j.state), ` requeued ${j.restarts}×`) : stateBadge(j.state);
+  return [j.id, j.name, showPartner ? j.partner : j.user, state,
     j.reason || (j.cancel_requested && !TERMINAL.has(j.state) ? 'cancel requested' : ''), j.gpus ? `${j.gpus}${j.gpu_type ? ' ' + j.gpu_type : ''}` : '0',
     fmtTime(j.submitted_at), j.slurm_job_id ?? '', actions];
 }

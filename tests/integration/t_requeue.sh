@@ -71,6 +71,8 @@ check "its second run completes (Slurm runs it again after ${cred} s)" wait_stat
 as "$rita" show "${rq:-0}" > "$work/rq.show" 2>&1
 check "antenna show says 1 restart and lists the first run" \
     bash -c 'grep -qE "^restarts: +1$" "$1" && grep -q "runs requeued by Slurm" "$1"' _ "$work/rq.show"
+as "$rita" jobs > "$work/rq.jobs" 2>&1
+check "antenna jobs says the job was requeued once" grep -qE "^${rq:-0} .* completed \(requeued 1x\)" "$work/rq.jobs"
 as "$rita" logs "${rq:-0}" > "$work/rq.log" 2>&1
 check "the job's output has its second run, to its end" \
     bash -c 'grep -q "restart=1 node=" "$1" && grep -q "restart=1 end" "$1"' _ "$work/rq.log"

@@ -166,6 +166,24 @@ static void table_shows_what_queued_jobs_wait_on(void **state)
     json_decref(job);
 }
 
+static void table_says_how_often_slurm_requeued_a_job(void **state)
+{
+    (void)state;
+    json_t *jobs = parse("[{\"id\":4,\"name\":\"rq\",\"state\":\"running\",\"gpus\":1,"
+                         "\"gpu_type\":\"\",\"time_minutes\":5,\"submitted_at\":null,"
+                         "\"slurm_job_id\":40,\"reason\":\"\",\"restarts\":2},"
+                         "{\"id\":3,\"name\":\"x\",\"state\":\"completed\",\"gpus\":1,"
+                         "\"gpu_type\":\"\",\"time_minutes\":5,\"submitted_at\":null,"
+                         "\"slurm_job_id\":30,\"reason\":\"\",\"restarts\":0}]");
+    int rc;
+    char *out = capture_table(jobs, &rc);
+    assert_int_equal(rc, 2);
+    assert_non_null(strstr(out, "4   rq    running (requeued 2x)  1     00:05:00"));
+    assert_non_null(strstr(out, "3   x     completed              1"));
+    free(out);
+    json_decref(jobs);
+}
+
 static void table_survives_missing_and_mistyped_fields(void **state)
 {
     (void)state;
@@ -367,6 +385,7 @@ int main(void)
         cmocka_unit_test(detail_shows_period_priority_and_gpu_hours_before_the_times),
         cmocka_unit_test(detail_shows_null_quota_fields_as_dash_and_omits_missing_ones),
         cmocka_unit_test_setup(table_shows_an_array_as_one_line_with_counts_by_state, setup_utc),
+        cmocka_unit_test(table_says_how_often_slurm_requeued_a_job),
         cmocka_unit_test(array_detail_lists_every_task_with_its_index_state_and_charge),
         cmocka_unit_test(detail_shows_the_request_id_after_the_slurm_id),
         cmocka_unit_test(runs_of_a_requeued_job_list_each_run_with_its_charge),
