@@ -85,12 +85,6 @@ static size_t rec_lower(const reconcile_record *const *rs, size_t n, int64_t id)
     return lo;
 }
 
-static const reconcile_record *rec_find(const reconcile_record *const *rs, size_t n, int64_t id)
-{
-    size_t lo = rec_lower(rs, n, id);
-    return lo < n && rs[lo]->job_id == id ? rs[lo] : NULL;
-}
-
 static const reconcile_job *job_find(const reconcile_job *const *js, size_t n, int64_t slurm_id)
 {
     size_t lo = 0, hi = n;
@@ -162,8 +156,8 @@ int reconcile_compare(const reconcile_job *jobs, size_t n_jobs, const reconcile_
         const reconcile_job *j = js[i];
         if (i > 0 && js[i - 1]->slurm_job_id == j->slurm_job_id) continue;
         out->jobs_compared++;
-        const reconcile_record *first = rec_find(rs, n_recs, j->slurm_job_id);
-        if (first == NULL) {
+        size_t lo_rec = rec_lower(rs, n_recs, j->slurm_job_id);
+        if (lo_rec == n_recs || rs[lo_rec]->job_id != j->slurm_job_id) {
             if (j->charge_gpu_seconds != 0 || j->charge_cpu_seconds != 0)
                 add(out, RECONCILE_NO_RECORD, j, NULL, j->charge_gpu_seconds, 0);
             continue;
@@ -171,8 +165,7 @@ int reconcile_compare(const reconcile_job *jobs, size_t n_jobs, const reconcile_
         /* its runs: the requeued ones summed, `r` its last (the record not requeued) */
         const reconcile_record *r = NULL;
         int64_t elapsed = 0, want = 0, lo = 0, hi = 0, slack = 0;
-        for (size_t k = rec_lower(rs, n_recs, j->slurm_job_id);
-             k < n_recs && rs[k]->job_id == j->slurm_job_id; k++) {
+        for (size_t k = lo_rec; k < n_recs && rs[k]->job_id == j->slurm_job_id; k++) {
             const reconcile_record *x = rs[k];
             if (k > 0 && rs[k - 1]->job_id == x->job_id && cmp_rec(&rs[k - 1], &rs[k]) == 0)
                 continue; /* the same run read twice */
@@ -182,7 +175,7 @@ int reconcile_compare(const reconcile_job *jobs, size_t n_jobs, const reconcile_
             }
             run_cost(j, x->elapsed_s, &elapsed, &slack, &want, &lo, &hi);
         }
-        if (r == NULL) r = first; /* only requeued runs yet: it waits in Slurm again */
+        if (r == NULL) r = rs[lo_rec]; /* only requeued runs yet: it waits in Slurm again */
         bool rec_ended = !r->requeued && r->end_time > 0;
         if (!r->requeued) run_cost(j, r->elapsed_s, &elapsed, &slack, &want, &lo, &hi);
         if (rec_ended && (!j->ended || j->held))

@@ -31,7 +31,6 @@ typedef struct reconcile_job {
     int cpus, time_minutes, weight_milli;
     /* its runs that Slurm requeued (--requeue), each charged: their elapsed seconds summed (its
      * started_at/ended_at are its last run's) */
-    int restarts;
     int64_t prior_run_seconds;
 } reconcile_job;
 

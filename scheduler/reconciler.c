@@ -143,9 +143,11 @@ static int cmp_sum(const void *a, const void *b)
 }
 
 /* Antenna's side of job `s`; `sums` (by job id) are the ledger sums per job of the period it is
- * charged to (NULL: a job of another period, whose charge is not checked). */
-static void job_of(registry *reg, const store_job *s, const store_ledger_job_sum *sums,
-                   size_t nsums, reconcile_job *j)
+ * charged to (NULL: a job of another period, whose charge is not checked). The runs of a job Slurm
+ * requeued are read for their elapsed time (a query for those jobs only). Returns 0 or a
+ * negative errno. */
+static int job_of(registry *reg, const store_job *s, const store_ledger_job_sum *sums, size_t nsums,
+                  reconcile_job *j)
 {
     memset(j, 0, sizeof *j);
     j->id = s->id;
@@ -154,8 +156,6 @@ static void job_of(registry *reg, const store_job *s, const store_ledger_job_sum
     j->gpus = s->gpus;
     j->started_at = s->started_at;
     j->ended_at = s->ended_at;
-    j->restarts = s->restarts;
-    j->prior_run_seconds = s->prior_run_seconds;
     j->ended = store_state_terminal(s->state);
     j->held = s->hold_gpu_seconds > 0 || s->hold_cpu_seconds > 0;
     j->charge_gpu_seconds = s->charge_gpu_seconds;
@@ -168,6 +168,14 @@ static void job_of(registry *reg, const store_job *s, const store_ledger_job_sum
     j->time_minutes = s->time_minutes;
     int w = registry_gpu_weight(reg, s->gpu_type);
     j->weight_milli = w < 0 ? 1000 : w;
+    if (s->restarts <= 0) return 0;
+    store_run *runs = NULL;
+    size_t n = 0;
+    int rc = store_job_runs_list(registry_store(reg), s->id, &runs, &n);
+    for (size_t k = 0; k < n; k++)
+        j->prior_run_seconds += runs[k].elapsed_seconds;
+    free(runs);
+    return rc;
 }
 
 static int cmp_i64(const void *a, const void *b)
@@ -235,14 +243,18 @@ int reconciler_run(reconciler *rc, const registry_actor *who, const char *month,
     qsort(ids, nsj, sizeof *ids, cmp_i64);
     jobs = calloc(nsj + nrec + 1, sizeof *jobs);
     if (jobs == NULL) goto fail_nomem;
-    for (size_t i = 0; i < nsj; i++)
-        job_of(rc->reg, &sj[i], sums, nsums, &jobs[nj++]);
+    for (size_t i = 0; i < nsj && r >= 0; i++)
+        r = job_of(rc->reg, &sj[i], sums, nsums, &jobs[nj++]);
     /* a record of an Antenna job of another month (it ran across the month's start) */
     for (size_t i = 0; i < nrec; i++) {
         store_job x;
         if (bsearch(&recs[i].job_id, ids, nsj, sizeof *ids, cmp_i64) != NULL) continue;
-        if (store_job_get_by_slurm_id(st, recs[i].job_id, &x) == 0)
-            job_of(rc->reg, &x, NULL, 0, &jobs[nj++]); /* its ledger is another month's */
+        if (r >= 0 && store_job_get_by_slurm_id(st, recs[i].job_id, &x) == 0)
+            r = job_of(rc->reg, &x, NULL, 0, &jobs[nj++]); /* its ledger is another month's */
+    }
+    if (r < 0) {
+        snprintf(err, errlen, "cannot read the runs of a requeued job (%s)", strerror(-r));
+        goto fail_records;
     }
     if ((r = store_partner_list(st, &ps, &nps)) < 0) {
         snprintf(err, errlen, "cannot read the partners (%s)", strerror(-r));

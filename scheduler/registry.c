@@ -1121,7 +1121,6 @@ static int run_requeued(registry *r, registry_slurm_change *sc, store_job *j, in
     if (over && (rc = store_job_cancel_request(r->st, j->id, NULL)) < 0) return rc;
     sc->over_budget = over;
     j->restarts += sc->runs_ended;
-    j->prior_run_seconds += elapsed;
     j->charge_gpu_seconds += run.charge_gpu_seconds;
     j->charge_cpu_seconds += run.charge_cpu_seconds;
     return 0;

@@ -332,8 +332,7 @@ static const char *const migrations[] = {
     "coalesce((SELECT x.cpus FROM job_extra x WHERE x.job_id = jobs.id), 0), "                     \
     "(SELECT r.request_id FROM job_requests r WHERE r.job_id = jobs.id), "                         \
     "EXISTS (SELECT 1 FROM job_dependencies d WHERE d.job_id = jobs.id), "                         \
-    "(SELECT coalesce(sum(u.runs), 0) FROM job_runs u WHERE u.job_id = jobs.id), "                 \
-    "(SELECT coalesce(sum(u.elapsed_seconds), 0) FROM job_runs u WHERE u.job_id = jobs.id)"
+    "(SELECT coalesce(sum(u.runs), 0) FROM job_runs u WHERE u.job_id = jobs.id)"
 
 /* A job's array, its index in it and the array's %max (0, -1, 0 for a plain job): one primary-key
  * lookup each, so that every statement reading JOB_COLS from jobs keeps its plan. */
@@ -1113,7 +1112,6 @@ static void read_job(sqlite3_stmt *st, void *item)
     col_text(st, 29, j->request_id, sizeof j->request_id);
     j->has_dependency = sqlite3_column_int(st, 30) != 0;
     j->restarts = sqlite3_column_int(st, 31);
-    j->prior_run_seconds = sqlite3_column_int64(st, 32);
 }
 
 static int64_t now(void)

@@ -132,10 +132,10 @@ typedef struct store_job {
     char request_id[65]; /* its submission's request id (request_id.h; table job_requests), "" if
                             none (jobs from before schema v8) */
     bool has_dependency; /* read-only here: it has rows in job_dependencies (its conditions) */
-    /* read-only here: its runs that Slurm requeued (store_job_run_end), ended and charged; its
-     * started_at/ended_at are its current run's, its charge is every run's */
-    int restarts;              /* how many (0 = never requeued) */
-    int64_t prior_run_seconds; /* their elapsed seconds, summed */
+    /* read-only here: how many runs of it Slurm ended by requeueing it (store_job_run_end), each
+     * charged; 0 = never requeued (store_job_runs_list has them). Its started_at/ended_at are its
+     * current run's, its charge is every run's. */
+    int restarts;
 } store_job;
 
 /* Opens (creating if needed) the database at `path`, in WAL mode, and migrates its schema.

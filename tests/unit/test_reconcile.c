@@ -210,7 +210,6 @@ static const struct rcase cases[] = {
                .cpus = 1,
                .time_minutes = 60,
                .weight_milli = 1000,
-               .restarts = 1,
                .prior_run_seconds = 100}},
      .n_jobs = 1,
      .recs = {{.job_id = 101,
