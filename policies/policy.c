@@ -285,8 +285,15 @@ int policy_period_valid(const char *s)
 void policy_charge(int gpus, int cpus, int time_minutes, int weight_milli, int64_t elapsed_s,
                    int64_t *gpu_s, int64_t *cpu_s)
 {
-    /* never charge beyond the hold: Slurm may let a job overrun its limit (OverTimeLimit) */
-    int64_t limit = (int64_t)time_minutes * 60;
+    policy_charge_runs(gpus, cpus, time_minutes, 1, weight_milli, elapsed_s, gpu_s, cpu_s);
+}
+
+void policy_charge_runs(int gpus, int cpus, int time_minutes, int runs, int weight_milli,
+                        int64_t elapsed_s, int64_t *gpu_s, int64_t *cpu_s)
+{
+    /* never charge beyond the hold of each run: Slurm may let a job overrun its limit
+     * (OverTimeLimit) */
+    int64_t limit = (int64_t)time_minutes * 60 * (runs < 1 ? 1 : runs);
     int64_t elapsed = elapsed_s < 0 ? 0 : elapsed_s > limit ? limit : elapsed_s;
     if (gpu_s) *gpu_s = policy_cost(gpus, elapsed, weight_milli);
     if (cpu_s) *cpu_s = cpu_cost(cpus, elapsed);
@@ -1477,10 +1484,9 @@ int policy_job_run_ended(policy *p, int64_t id, int64_t elapsed_s, int runs, int
     if (runs < 1) return -EINVAL;
     struct pjob *j = job_find(p, id);
     if (j == NULL || !j->in_slurm) return -ENOENT;
-    int64_t limit_min = (int64_t)j->time_minutes * runs;
     int64_t cg, cc;
-    policy_charge(j->gpus, j->cpus, limit_min > INT32_MAX ? INT32_MAX : (int)limit_min,
-                  j->weight_milli, elapsed_s, &cg, &cc);
+    policy_charge_runs(j->gpus, j->cpus, j->time_minutes, runs, j->weight_milli, elapsed_s, &cg,
+                       &cc);
     struct pperiod *e = j->per;
     if (e == NULL && (cg > 0 || cc > 0)) {
         e = period_get(j->partner, j->period);

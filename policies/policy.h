@@ -318,6 +318,12 @@ int64_t policy_cost(int gpus, int64_t seconds, int weight_milli);
 void policy_charge(int gpus, int cpus, int time_minutes, int weight_milli, int64_t elapsed_s,
                    int64_t *gpu_s, int64_t *cpu_s);
 
+/* The same for `runs` runs (>= 1; less counts as 1) of a job that Slurm requeued, charged as one
+ * span of `elapsed_s` seconds: the time is capped at runs x the job's limit. policy_charge is
+ * runs = 1. */
+void policy_charge_runs(int gpus, int cpus, int time_minutes, int runs, int weight_milli,
+                        int64_t elapsed_s, int64_t *gpu_s, int64_t *cpu_s);
+
 /* The billing weight of `gpu_type` ("" = the default type), or -1 if unknown. */
 int policy_gpu_weight(const policy *p, const char *gpu_type);
 

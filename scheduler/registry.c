@@ -1080,6 +1080,16 @@ static int apply_outcomes(registry *r, struct change *c)
     return 0;
 }
 
+/* What job `j` is charged for `runs` runs (1: one run) of `elapsed` seconds in all, at its GPU
+ * type's weight (policy_charge_runs). */
+static void job_charge(registry *r, const store_job *j, int runs, int64_t elapsed, int64_t *gpu_s,
+                       int64_t *cpu_s)
+{
+    int w = policy_gpu_weight(r->pol, j->gpu_type);
+    policy_charge_runs(j->gpus, registry_job_cpus(j), j->time_minutes, runs, w < 0 ? 1000 : w,
+                       elapsed, gpu_s, cpu_s);
+}
+
 /* Records the runs of job `j` that ended when Slurm requeued it (sc->runs_ended of them, over
  * [sc->run_start, sc->run_end]): their job_runs row, their charge in the ledger, an audit entry,
  * then the engine (which says whether the budget still covers the job's hold). Updates j's
@@ -1089,16 +1099,13 @@ static int run_requeued(registry *r, registry_slurm_change *sc, store_job *j, in
     int64_t start = sc->run_start > 0 ? sc->run_start : 0;
     int64_t end = sc->run_end > start ? sc->run_end : start;
     int64_t elapsed = end - start;
-    int64_t limit = (int64_t)j->time_minutes * sc->runs_ended;
-    int w = policy_gpu_weight(r->pol, j->gpu_type);
     store_run run = {.job_id = j->id,
                      .runs = sc->runs_ended,
                      .slurm_job_id = j->slurm_job_id,
                      .started_at = start,
                      .ended_at = end,
                      .elapsed_seconds = elapsed};
-    policy_charge(j->gpus, registry_job_cpus(j), limit > INT32_MAX ? INT32_MAX : (int)limit,
-                  w < 0 ? 1000 : w, elapsed, &run.charge_gpu_seconds, &run.charge_cpu_seconds);
+    job_charge(r, j, sc->runs_ended, elapsed, &run.charge_gpu_seconds, &run.charge_cpu_seconds);
     fault_point("charge.before");
     int rc = store_job_run_end(r->st, &run);
     if (rc < 0) return rc;
@@ -1168,9 +1175,7 @@ static int slurm_one(registry *r, registry_slurm_change *sc, int64_t now)
         /* nobody knows what a lost job used: it is charged its full hold (its time limit),
          * never 0, until staff correct it */
         if (sc->lost) elapsed = (int64_t)j.time_minutes * 60;
-        int w = policy_gpu_weight(r->pol, j.gpu_type);
-        policy_charge(j.gpus, registry_job_cpus(&j), j.time_minutes, w < 0 ? 1000 : w, elapsed,
-                      &u.charge_gpu_seconds, &u.charge_cpu_seconds);
+        job_charge(r, &j, 1, elapsed, &u.charge_gpu_seconds, &u.charge_cpu_seconds);
     }
     if (terminal && strcmp(u.state, "cancelled") == 0 && u.started_at == 0)
         depend_reason(r, j.id, u.reason, sizeof u.reason);

@@ -1230,6 +1230,22 @@ static void run_ended_by_a_slurm_requeue_is_charged_and_keeps_the_hold(void **st
     policy_free(p);
 }
 
+static void charge_of_runs_is_capped_at_runs_times_the_limit(void **state)
+{
+    (void)state;
+    int64_t g = -1, c = -1;
+    policy_charge_runs(2, 4, 10, 3, 1000, 5000, &g, &c); /* 3 runs of 10 min: 1800 s at most */
+    assert_int_equal(g, 2 * 1800);
+    assert_int_equal(c, 4 * 1800);
+    policy_charge_runs(2, 4, 10, 0, 1000, 5000, &g, &c); /* fewer than 1 run counts as 1 */
+    assert_int_equal(g, 2 * 600);
+    int64_t g1 = -1;
+    policy_charge(2, 4, 10, 1500, 300, &g1, NULL); /* policy_charge is one run */
+    policy_charge_runs(2, 4, 10, 1, 1500, 300, &g, NULL);
+    assert_int_equal(g1, g);
+    assert_int_equal(g, 900);
+}
+
 static void run_ended_charges_at_most_the_time_limit_of_each_run(void **state)
 {
     (void)state;
@@ -1897,6 +1913,7 @@ int main(void)
         cmocka_unit_test(pick_uses_the_quota_of_the_current_period),
         cmocka_unit_test(requeue_releases_the_hold_and_queues_the_job_again),
         cmocka_unit_test(run_ended_by_a_slurm_requeue_is_charged_and_keeps_the_hold),
+        cmocka_unit_test(charge_of_runs_is_capped_at_runs_times_the_limit),
         cmocka_unit_test(run_ended_charges_at_most_the_time_limit_of_each_run),
         cmocka_unit_test(run_ended_past_the_budget_says_the_job_must_end),
         cmocka_unit_test(dequeue_removes_only_a_queued_job),
