@@ -34,13 +34,13 @@
 #define RECHECK_S        10    /* a forgotten job is read from slurmdbd again this often */
 #define ASSOC_INBOX_MAX  10000 /* partners/users waiting for their Slurm associations */
 
-/* A job of ours in Slurm, as last recorded. */
 /* The end of a job antennad cancelled because, after Slurm requeued it, its partner's budget no
  * longer covered another run (registry_slurm_change.over_budget). */
 #define BUDGET_END_REASON                                                                          \
     "cancelled by antennad: Slurm requeued the job and its partner's budget no longer covers "     \
     "another run (each run is charged)"
 
+/* A job of ours in Slurm, as last recorded. */
 struct tracked {
     int64_t id, slurm_id;
     char request_id[65]; /* its submission's, ending the log lines about it */
@@ -1107,12 +1107,12 @@ static bool job_changed(const broker *b, const struct tracked *t, const slurm_ad
         if (last <= c->run_start) last = start > c->run_start ? start : (int64_t)time(NULL);
         c->run_end = last;
     }
-    /* antennad ended it (see budget_end): its end says why */
-    if (terminal && t->budget_end) snprintf(c->reason, sizeof c->reason, "%s", BUDGET_END_REASON);
     c->id = t->id;
     c->slurm_job_id = t->slurm_id;
     snprintf(c->state, sizeof c->state, "%s", s->state);
-    if (!(terminal && t->budget_end)) snprintf(c->reason, sizeof c->reason, "%s", s->reason);
+    /* antennad ended it (see budget_end): its end says why */
+    snprintf(c->reason, sizeof c->reason, "%s",
+             terminal && t->budget_end ? BUDGET_END_REASON : s->reason);
     c->start_time = start;
     c->end_time = end;
     c->has_exit_code = has_exit;
@@ -1145,52 +1145,90 @@ static registry_slurm_change *chg_slot(registry_slurm_change **chg, size_t n, si
     return &(*chg)[n];
 }
 
-/* The record of followed job `t` among v[n]: its Slurm id and its tag (AdminComment, which only
- * root can set: never its comment or name), the latest such job when an id was reused. */
+static int cmp_record(const void *a, const void *b)
+{
+    const slurm_adapter_record *x = a, *y = b;
+    if (x->job_id != y->job_id) return x->job_id > y->job_id ? 1 : -1;
+    return (x->submit_time > y->submit_time) - (x->submit_time < y->submit_time);
+}
+
+/* slurmdbd's records of the Slurm jobs ids[0..n) (slurm_adapter_records_by_id), sorted by Slurm
+ * id then submit time, so that each job's records are found by one search (records_of_id). Marks
+ * the cluster as without slurmdbd on -ENOTSUP. Worker thread. Same returns. */
+static int records_read(broker *b, const uint32_t *ids, size_t n, slurm_adapter_record **rec,
+                        size_t *nrec, char *err, size_t errlen)
+{
+    rpc_begin(b);
+    int64_t t0 = metrics_now_us();
+    int rc = slurm_adapter_records_by_id(b->sa, ids, n, rec, nrec, err, errlen);
+    metrics_slurm_rpc(METRICS_RPC_RECORDS, metrics_now_us() - t0, rc < 0 && rc != -ENOTSUP);
+    rpc_end(b);
+    if (rc == -ENOTSUP) atomic_store(&b->no_dbd, true);
+    if (rc == 0 && *nrec > 1) qsort(*rec, *nrec, sizeof **rec, cmp_record);
+    return rc;
+}
+
+/* The records of Slurm job `slurm_id` in v[0..n) (sorted by records_read): v[*lo..*lo + count),
+ * oldest first. O(log n). */
+static size_t records_of_id(const slurm_adapter_record *v, size_t n, int64_t slurm_id, size_t *lo)
+{
+    size_t a = 0, z = n;
+    while (a < z) {
+        size_t mid = a + (z - a) / 2;
+        if ((int64_t)v[mid].job_id < slurm_id)
+            a = mid + 1;
+        else
+            z = mid;
+    }
+    *lo = a;
+    size_t k = a;
+    while (k < n && (int64_t)v[k].job_id == slurm_id)
+        k++;
+    return k - a;
+}
+
+/* The record of followed job `t`'s current run among v[n] (sorted): its Slurm id and its tag
+ * (AdminComment, which only root can set: never its comment or name), the latest such job when an
+ * id was reused; never a run that Slurm requeued. */
 static const slurm_adapter_record *record_of(const broker *b, const struct tracked *t,
                                              const slurm_adapter_record *v, size_t n)
 {
-    const slurm_adapter_record *best = NULL;
-    for (size_t k = 0; k < n; k++) {
-        if ((int64_t)v[k].job_id != t->slurm_id || tag_job_id(b, v[k].admin_comment) != t->id ||
-            v[k].requeued) /* a run that Slurm requeued is never its last */
-            continue;
-        if (best == NULL || v[k].submit_time > best->submit_time) best = &v[k];
-    }
-    return best;
+    size_t lo, k = records_of_id(v, n, t->slurm_id, &lo);
+    while (k-- > 0)
+        if (!v[lo + k].requeued && tag_job_id(b, v[lo + k].admin_comment) == t->id)
+            return &v[lo + k];
+    return NULL;
 }
 
-/* The runs of followed job `t` that slurmdbd recorded as ended by a requeue (records of its Slurm
- * id and tag other than its last, `last`; each requeue gives the next record a later submit
- * time): sets s->restarts to their count and, when some are not
- * charged yet (beyond t->restarts), *from / *to to the span of those, the latest ones by submit
- * time. Bounded by Slurm's MaxBatchRequeue and the records of one id. */
-static void requeued_runs(const broker *b, const struct tracked *t, const slurm_adapter_record *v,
-                          size_t n, const slurm_adapter_record *last, slurm_adapter_job *s,
-                          int64_t *from, int64_t *to)
+/* The runs of followed job `t` that slurmdbd recorded as ended by a requeue (its records with its
+ * tag marked requeued; each requeue gives the next record a later submit time) among v[n]
+ * (sorted). Returns their count; *from / *to is the span of those not charged yet (beyond
+ * t->restarts), 0 when none. */
+static int requeued_runs(const broker *b, const struct tracked *t, const slurm_adapter_record *v,
+                         size_t n, int64_t *from, int64_t *to)
 {
+    size_t lo, k = records_of_id(v, n, t->slurm_id, &lo);
     int count = 0;
-    for (size_t k = 0; k < n; k++)
-        if (&v[k] != last && v[k].requeued && (int64_t)v[k].job_id == t->slurm_id &&
-            tag_job_id(b, v[k].admin_comment) == t->id)
-            count++;
-    s->restarts = count;
     *from = *to = 0;
-    int fresh = count - t->restarts; /* the newest `fresh` of them */
-    for (size_t k = 0; k < n && fresh > 0; k++) {
-        const slurm_adapter_record *r = &v[k];
-        if (r == last || !r->requeued || (int64_t)r->job_id != t->slurm_id ||
-            tag_job_id(b, r->admin_comment) != t->id)
-            continue;
-        int newer = 0;
-        for (size_t m = 0; m < n; m++)
-            if (&v[m] != last && v[m].requeued && (int64_t)v[m].job_id == t->slurm_id &&
-                tag_job_id(b, v[m].admin_comment) == t->id && v[m].submit_time > r->submit_time)
-                newer++;
-        if (newer >= fresh) continue;
-        if (*from == 0 || r->start_time < *from) *from = r->start_time;
-        if (r->end_time > *to) *to = r->end_time;
+    for (size_t i = lo; i < lo + k; i++) {
+        if (!v[i].requeued || tag_job_id(b, v[i].admin_comment) != t->id) continue;
+        if (count++ < t->restarts) continue; /* charged already */
+        if (*from == 0 || v[i].start_time < *from) *from = v[i].start_time;
+        if (v[i].end_time > *to) *to = v[i].end_time;
     }
+    return count;
+}
+
+/* Sets the span of change `c` of `t` from slurmdbd's records (requeued_runs: `count` requeued
+ * runs, the uncharged ones over [from, to]) when they hold every run `c` ends. Returns whether. */
+static bool span_from_records(const struct tracked *t, registry_slurm_change *c, int count,
+                              int64_t from, int64_t to)
+{
+    if (c->runs_ended <= 0 || count - t->restarts < c->runs_ended || from <= 0 || to < from)
+        return false;
+    c->run_start = t->start > 0 && t->start < from ? t->start : from;
+    c->run_end = to;
+    return true;
 }
 
 /* Adds to *chg the changes of the followed jobs that the last listing did not hold: the end
@@ -1212,14 +1250,7 @@ static int ends_from_record(broker *b, registry_slurm_change **chg, size_t *nchg
     size_t nrec = 0;
     char err[256] = "";
     int rrc = -ENOTSUP;
-    if (!atomic_load(&b->no_dbd)) {
-        rpc_begin(b);
-        int64_t t0 = metrics_now_us();
-        rrc = slurm_adapter_records_by_id(b->sa, ids, nmiss, &rec, &nrec, err, sizeof err);
-        metrics_slurm_rpc(METRICS_RPC_RECORDS, metrics_now_us() - t0, rrc < 0 && rrc != -ENOTSUP);
-        rpc_end(b);
-        if (rrc == -ENOTSUP) atomic_store(&b->no_dbd, true);
-    }
+    if (!atomic_load(&b->no_dbd)) rrc = records_read(b, ids, nmiss, &rec, &nrec, err, sizeof err);
     free(ids);
     int64_t now = time(NULL);
     int64_t grace = b->opt.record_grace_ms ? (int64_t)b->opt.record_grace_ms : 30000;
@@ -1245,14 +1276,11 @@ static int ends_from_record(broker *b, registry_slurm_change **chg, size_t *nchg
             sj.end_time = r->end_time;
             sj.has_exit_code = r->start_time > 0;
             sj.exit_code = r->exit_code;
-            int64_t from = 0, to = 0;
-            requeued_runs(b, t, rec, nrec, r, &sj, &from, &to);
+            int64_t from, to;
+            sj.restarts = requeued_runs(b, t, rec, nrec, &from, &to);
             if (job_changed(b, t, &sj, c)) {
                 /* slurmdbd knows when the runs ran: no bound needed */
-                if (c->runs_ended > 0 && from > 0 && to >= from) {
-                    c->run_start = t->start > 0 && t->start < from ? t->start : from;
-                    c->run_end = to;
-                }
+                span_from_records(t, c, sj.restarts, from, to);
                 LOG(LOG_INFO,
                     "job %" PRId64 " (Slurm %" PRId64 "): slurmctld forgot it; slurmdbd "
                     "recorded its end (%s, %" PRId64 " s)",
@@ -1329,13 +1357,8 @@ static int runs_from_record(broker *b, registry_slurm_change *chg, size_t *n)
     slurm_adapter_record *rec = NULL;
     size_t nrec = 0;
     char err[256] = "";
-    rpc_begin(b);
-    int64_t t0 = metrics_now_us();
-    int rrc = slurm_adapter_records_by_id(b->sa, ids, k, &rec, &nrec, err, sizeof err);
-    metrics_slurm_rpc(METRICS_RPC_RECORDS, metrics_now_us() - t0, rrc < 0 && rrc != -ENOTSUP);
-    rpc_end(b);
+    int rrc = records_read(b, ids, k, &rec, &nrec, err, sizeof err);
     free(ids);
-    if (rrc == -ENOTSUP) atomic_store(&b->no_dbd, true);
     int64_t now = time(NULL);
     int64_t grace = b->opt.record_grace_ms ? (int64_t)b->opt.record_grace_ms : 30000;
     size_t keep = 0;
@@ -1347,13 +1370,9 @@ static int runs_from_record(broker *b, registry_slurm_change *chg, size_t *n)
             chg[keep++] = *c;
             continue;
         }
-        slurm_adapter_job sj;
-        memset(&sj, 0, sizeof sj);
         int64_t from = 0, to = 0;
-        if (rrc == 0) requeued_runs(b, t, rec, nrec, NULL, &sj, &from, &to);
-        if (rrc == 0 && sj.restarts - t->restarts >= c->runs_ended && from > 0 && to >= from) {
-            c->run_start = t->start > 0 && t->start < from ? t->start : from;
-            c->run_end = to;
+        int count = rrc == 0 ? requeued_runs(b, t, rec, nrec, &from, &to) : 0;
+        if (rrc == 0 && span_from_records(t, c, count, from, to)) {
             t->unsure_since = 0;
             chg[keep++] = *c;
             continue;
@@ -1436,14 +1455,15 @@ static int apply_listing(broker *b, const slurm_adapter_job *sj, size_t n)
         if (strcmp(t->state, chg[i].state) != 0)
             LOG(LOG_INFO, "job %" PRId64 " (Slurm %" PRId64 "): %s -> %s", t->id, t->slurm_id,
                 t->state, chg[i].state);
-        if (chg[i].runs_ended > 0) metrics_requeued_runs((unsigned)chg[i].runs_ended, 0);
-        if (chg[i].runs_ended > 0)
+        if (chg[i].runs_ended > 0) {
+            metrics_requeued_runs((unsigned)chg[i].runs_ended, 0);
             LOG(LOG_INFO,
                 "job %" PRId64 " (Slurm %" PRId64 "): Slurm requeued it: %d run(s) ended and "
                 "charged (%" PRId64 " s)%s",
                 t->id, t->slurm_id, chg[i].runs_ended, chg[i].run_end - chg[i].run_start,
                 chg[i].over_budget ? "; its budget no longer covers another run: cancelling it"
                                    : "; it runs again");
+        }
         if (chg[i].over_budget && !t->budget_end && !idvec_has(&b->cancels_open, t->id) &&
             idvec_push(&b->cancels_open, t->id) == 0) {
             t->budget_end = true;
