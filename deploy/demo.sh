@@ -104,12 +104,18 @@ ENV
     echo "wrote $root/demo.env"
     check_modes
 
+    # submit_wait SCRIPT: submits it as user demo and follows it to its end; sets id (its job id)
+    # and rc (antenna's exit status: 0 when it completed)
+    submit_wait() {
+        local out
+        set +e
+        out=$("$bin/antenna" submit --wait "$1" | tee /dev/stderr)
+        rc=$?
+        set -e
+        id=$(printf '%s\n' "$out" | sed -n 's/^Submitted job \([0-9]*\).*/\1/p' | head -1)
+    }
     step "antenna submit --wait deploy/examples/train.sh (as user demo)"
-    set +e
-    out=$("$bin/antenna" submit --wait "$root/deploy/examples/train.sh" | tee /dev/stderr)
-    rc=$?
-    set -e
-    id=$(printf '%s\n' "$out" | sed -n 's/^Submitted job \([0-9]*\).*/\1/p' | head -1)
+    submit_wait "$root/deploy/examples/train.sh"
     step "antenna show $id"
     "$bin/antenna" show "$id"
     step "antenna logs $id"
@@ -119,13 +125,9 @@ ENV
     scontrol show job "$slurm_id" | grep -E 'JobId|UserId|JobState|TRES|Comment' || true
     if [ "$rc" -ne 0 ]; then echo "the demo job did not complete (exit $rc)" >&2; exit "$rc"; fi
     step "antenna submit --wait deploy/examples/train-2node.sh (2 nodes x 2 GPUs, as user demo)"
-    set +e
-    out=$("$bin/antenna" submit --wait "$root/deploy/examples/train-2node.sh" | tee /dev/stderr)
-    rc=$?
-    set -e
-    id2=$(printf '%s\n' "$out" | sed -n 's/^Submitted job \([0-9]*\).*/\1/p' | head -1)
-    step "antenna logs $id2 (each task names the node it ran on)"
-    "$bin/antenna" logs "$id2"
+    submit_wait "$root/deploy/examples/train-2node.sh"
+    step "antenna logs $id (each task names the node it ran on)"
+    "$bin/antenna" logs "$id"
     if [ "$rc" -ne 0 ]; then echo "the 2-node demo job did not complete (exit $rc)" >&2; exit "$rc"; fi
     step "the web console"
     echo "Open $ANTENNA_URL/ui/ and sign in with the demo token $ANTENNA_TOKEN"
