@@ -276,7 +276,8 @@ static json_t *job_json(const store_job *j, const registry_live *live)
 
 /* Adds "runs" to job object `o` of job `j` when Slurm requeued it: each ended run (its start,
  * end, elapsed time and charge; the current run is the job's own started_at/ended_at). Read only
- * for a job that has some (j->restarts). On a read error the list is left out. */
+ * for a job that has some (j->restarts), and only for GET /v1/jobs/{id}: lists give `restarts`.
+ * On a read error the list is left out. */
 static json_t *job_json_runs(api *a, json_t *o, const store_job *j)
 {
     if (o == NULL || j->restarts <= 0) return o;
@@ -313,8 +314,7 @@ static json_t *job_json_now(api *a, const store_job *j, int64_t now)
 {
     registry_live live;
     if (strcmp(j->state, STORE_STATE_QUEUED) != 0)
-        return job_json_runs(a, job_json_dependency(a, job_json(j, NULL), j->id, j->has_dependency),
-                             j);
+        return job_json_dependency(a, job_json(j, NULL), j->id, j->has_dependency);
     registry_job_live(a->reg, j->id, now, &live);
     return job_json_dependency(a, job_json(j, &live), j->id, j->has_dependency);
 }
@@ -1045,7 +1045,8 @@ static void h_job_get(api_call *c)
     snprintf(c->owner.partner, sizeof c->owner.partner, "%s", j.partner);
     if (store_failed(c, store_job_options_get(c->a->st, j.id, &opts), "read the job")) return;
     int64_t now = time(NULL);
-    json_t *o = job_json_now(c->a, &j, now);
+    /* one job: with its requeued runs (lists give their count only) */
+    json_t *o = job_json_runs(c->a, job_json_now(c->a, &j, now), &j);
     if (o != NULL && job_options_merge(o, opts) < 0)
         LOG(LOG_WARN, "job %" PRId64 ": its stored options are not a JSON object", j.id);
     free(opts);
